@@ -1,0 +1,175 @@
+"""Command line: `pthscope inspect [--json] FILE...` and `pthscope lsp`.
+
+Exit codes: 0 inspected (dangerous globals are reported, not an error), 1 a file could not be
+read (one line on stderr: which file, what is wrong, where), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from typing import Any, TextIO
+
+from . import __version__
+from .reader import inspect
+from .reader.limits import Limits
+from .reader.model import Checkpoint, Node
+
+# The CLI reads one file per process: cap the address space the unpickler may grow by.
+_CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    if args.command == "lsp":
+        from .lsp import main as lsp_main
+
+        return lsp_main() or 0
+    if args.command == "inspect":
+        return _inspect(args)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pthscope", description="See inside PyTorch checkpoints without executing them.")
+    parser.add_argument("--version", action="version", version=f"pthscope {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    inspect_cmd = commands.add_parser("inspect", help="show a checkpoint's tree, tensors and the globals it names")
+    inspect_cmd.add_argument("files", nargs="+", metavar="FILE")
+    inspect_cmd.add_argument("--json", action="store_true", help="print one JSON object per file (docs/json-contract.md)")
+    inspect_cmd.add_argument("--filter", metavar="PATTERN", default="",
+                             help="only tensors/modules whose key contains PATTERN (shell wildcards allowed)")
+    inspect_cmd.add_argument("--depth", type=int, default=None, metavar="N", help="show the tree N levels deep")
+    inspect_cmd.add_argument("--no-tree", action="store_true", help="JSON without the nested tree")
+    commands.add_parser("lsp", help="start the language server on stdio")
+    return parser
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    status = 0
+    for file in args.files:
+        checkpoint = inspect(file, _CLI_LIMITS)
+        if args.json:
+            payload = checkpoint.to_json(tree=not args.no_tree)
+            if args.filter:
+                payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
+                payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
+            json.dump(payload, sys.stdout, separators=(",", ":"))
+            sys.stdout.write("\n")
+        elif checkpoint.ok:
+            print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
+        for error in checkpoint.errors:
+            where = f" (at {error.where})" if error.where else ""
+            print(f"pthscope: {file}: {error.message}{where}", file=sys.stderr)
+        if checkpoint.errors:
+            status = 1
+    return status
+
+
+def _matches(key: str, pattern: str) -> bool:
+    pattern = pattern.lower()
+    key = key.lower()
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(key, pattern if pattern.startswith("*") else f"*{pattern}*")
+    return pattern in key
+
+
+def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", depth: int | None = None) -> None:
+    summary = checkpoint.summary()
+    params = summary["parameters"]
+    out.write(f"{checkpoint.file}\n")
+    out.write(f"  format      {checkpoint.format}  ({checkpoint.size:,} bytes)\n")
+    for key, value in checkpoint.metadata.items():
+        out.write(f"  {key:<11} {value}\n")
+    out.write(f"  tensors     {summary['tensors']:,} in {summary['modules']:,} modules\n")
+    grad = ("requires_grad stored" if summary["requires_grad_stored"]
+            else "requires_grad not stored (a state_dict keeps tensors only)")
+    out.write(f"  parameters  {params['total']:,} total, {params['trainable']:,} trainable, "
+              f"{params['frozen']:,} frozen" + (f", {params['unknown']:,} unknown" if params["unknown"] else "")
+              + f"  [{grad}]\n")
+    if summary["bytes_by_dtype"]:
+        out.write("  bytes       " + ", ".join(f"{d} {_human(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
+    if summary["locations"]:
+        out.write("  locations   " + ", ".join(f"{loc} ×{n}" for loc, n in summary["locations"].items()) + "\n")
+    risky = [g for g in checkpoint.globals if g.risk != "safe"]
+    if risky:
+        dangerous = [g.name for g in risky if g.risk == "dangerous"]
+        unknown = [g.name for g in risky if g.risk == "unknown"]
+        if dangerous:
+            out.write(f"\n  !! DANGEROUS: torch.load(weights_only=False) would run: {', '.join(dangerous)}\n")
+        if unknown:
+            out.write(f"  !  unknown classes (a weights_only=False load imports them): {', '.join(unknown)}\n")
+    for warning in checkpoint.warnings:
+        if warning.kind != "dangerous-globals":
+            out.write(f"  warning: {warning.message}" + (f" (at {warning.where})" if warning.where else "") + "\n")
+    if checkpoint.root is not None:
+        out.write("\n")
+        _print_node(checkpoint, checkpoint.root, out, 0, pattern, depth)
+
+
+def _print_node(checkpoint: Checkpoint, node: Node, out: TextIO, level: int, pattern: str, depth: int | None) -> bool:
+    """Print `node` (and its subtree) if it or a descendant matches; returns whether it printed."""
+    if depth is not None and level > depth:
+        return False
+    lines: list[str] = []
+    line = _node_line(checkpoint, node)
+    own_match = not pattern or _matches(node.key, pattern)
+    if level > 0 or node.kind != "value":
+        lines.append("  " * level + line)
+    printed_children = []
+    for child in node.children:
+        buffer = _Buffer()
+        if _print_node(checkpoint, child, buffer, level + 1, pattern, depth):
+            printed_children.append(buffer.text)
+    if own_match and node.kind in ("tensor", "value") or printed_children or (own_match and not pattern):
+        out.write("\n".join(lines) + ("\n" if lines else ""))
+        for text in printed_children:
+            out.write(text)
+        return True
+    return False
+
+
+def _node_line(checkpoint: Checkpoint, node: Node) -> str:
+    name = node.name if node.name != "" else "(root)"
+    if node.kind == "tensor" and node.tensor is not None:
+        t = checkpoint.tensors[node.tensor]
+        shape = "×".join(map(str, t.shape)) if t.shape else "scalar"
+        grad = {"trainable": "trainable", "frozen": "FROZEN", "not stored": ""}[t.grad_state]
+        extra = f"  {t.kind}" if t.kind != "tensor" else ""
+        tied = f"  shares storage with {', '.join(t.shared_with[:3])}" if t.shared_with else ""
+        return f"{name}  [{shape}] {t.dtype}  {grad}{extra}{tied}".rstrip()
+    if node.kind == "module" and node.module is not None:
+        m = checkpoint.modules[node.module]
+        p = m.parameters
+        return f"{name}  ({m.class_name})  {p.total:,} params, {p.trainable:,} trainable, {p.frozen:,} frozen"
+    if node.kind == "value":
+        return f"{name} = {node.value}"
+    return f"{name}  <{node.type}, {len(node.children)} items>"
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> Any:
+        self.text += s
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""torch's legacy format (before 1.6, or `_use_new_zipfile_serialization=False`), and plain pickles.
+
+A legacy file is five pickles in a row — magic number, protocol version, sys info, the object,
+the sorted storage keys — followed by each storage as an 8-byte element count and raw bytes.
+Only the pickles and the 8-byte counts are read; storage bytes are skipped with seek().
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from typing import Any
+
+from .dtypes import itemsize
+from .limits import Limits
+from .model import Checkpoint, Problem
+from .pickled import PickleError, fill_checkpoint, unpickle
+from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_MAGIC_PICKLE_PREFIX = b"\x80\x02\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
+
+
+def probe_legacy(head: bytes) -> bool:
+    return head.startswith(_MAGIC_PICKLE_PREFIX)
+
+
+def probe_pickle(head: bytes) -> bool:
+    # Protocol 2+ pickles start with PROTO; protocol 0/1 pickles of dicts/lists with MARK/EMPTY_*.
+    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") or head[:1] in (b"}", b"]", b"(")
+
+
+def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
+    checkpoint = Checkpoint(file=path, format="torch-legacy")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        stream = io.BufferedReader(f, buffer_size=1 << 20)  # type: ignore[arg-type]
+        log = UnpickleLog()
+        storages: dict[str, StorageRef] = {}
+        try:
+            unpickle(stream, "magic number", _no_persistent_ids, log, limits)
+            protocol = unpickle(stream, "protocol version", _no_persistent_ids, log, limits)
+            sys_info = unpickle(stream, "sys info", _no_persistent_ids, log, limits)
+            checkpoint.metadata["protocol version"] = str(protocol)
+            if isinstance(sys_info, dict):
+                checkpoint.metadata["byteorder"] = "little" if sys_info.get("little_endian", True) else "big"
+            root = unpickle(stream, "main pickle", lambda pid: _legacy_storage(pid, storages), log, limits)
+            keys = unpickle(stream, "storage keys", _no_persistent_ids, log, limits)
+        except PickleError as exc:
+            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.globals = list(log.globals.values())
+            return checkpoint
+        _locate_storages(stream, keys, storages, size, checkpoint)
+    return fill_checkpoint(checkpoint, root, log, limits)
+
+
+def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
+    """A file that is one plain pickle (no torch framing): read it the same restricted way."""
+    checkpoint = Checkpoint(file=path, format="pickle")
+    if os.path.getsize(path) > limits.max_pickle_bytes:
+        checkpoint.errors.append(Problem("limit", f"pickle over the {limits.max_pickle_bytes:,}-byte limit"))
+        return checkpoint
+    log = UnpickleLog()
+    with open(path, "rb") as f:
+        try:
+            root = unpickle(io.BufferedReader(f), "pickle", _no_persistent_ids, log, limits)  # type: ignore[arg-type]
+        except PickleError as exc:
+            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.globals = list(log.globals.values())
+            return checkpoint
+    return fill_checkpoint(checkpoint, root, log, limits)
+
+
+def _no_persistent_ids(pid: Any) -> Any:
+    raise ValueError(f"unexpected persistent id {str(pid)[:80]}")
+
+
+def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
+    if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module":
+        return pid[1]  # a whole-model save names its classes (and their source) this way
+    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+        raise ValueError(f"unsupported persistent id {str(pid)[:80]}")
+    storage_type, root_key, location, numel = pid[1:5]
+    view = pid[5] if len(pid) > 5 else None
+    key = str(root_key)
+    ref = storages.get(key)
+    if ref is None:
+        dtype, _cuda = storage_type_dtype(storage_type)
+        ref = StorageRef(key=key, dtype=dtype, location=str(location), numel=numel if type(numel) is int else 0)
+        storages[key] = ref
+    if isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int:
+        # A view of the root storage: tensors built on it start `offset` elements in.
+        return _StorageView(ref, view[1])
+    return ref
+
+
+class _StorageView(StorageRef):
+    def __init__(self, root: StorageRef, offset: int):
+        super().__init__(root.key, root.dtype, root.location, root.numel, root.nbytes)
+        self.view_offset = offset
+
+
+def _locate_storages(stream: io.BufferedReader, keys: Any, storages: dict[str, StorageRef],
+                     size: int, checkpoint: Checkpoint) -> None:
+    """Walk the raw storage records (8-byte count + bytes each) without reading the bytes."""
+    if not isinstance(keys, list):
+        checkpoint.warnings.append(Problem("corrupt", "the storage key list is not a list", where="storage keys"))
+        return
+    position = stream.tell()
+    for key in keys:
+        ref = storages.get(str(key))
+        header = _pread(stream, position, 8)
+        if len(header) < 8:
+            checkpoint.errors.append(Problem(
+                "truncated", f"the file ends before storage {key} (byte {position:,} of {size:,})",
+                where=f"storage {key}",
+            ))
+            return
+        (numel,) = struct.unpack("<q", header)
+        element = itemsize(ref.dtype) if ref else 1
+        end = position + 8 + numel * element
+        if ref is not None:
+            ref.nbytes = numel * element
+        if numel < 0 or end > size:
+            checkpoint.errors.append(Problem(
+                "truncated", f"storage {key} claims {numel:,} elements ({numel * element:,} bytes) but the file "
+                f"ends at byte {size:,}", where=f"storage {key}",
+            ))
+            return
+        position = end
+
+
+def _pread(stream: io.BufferedReader, position: int, n: int) -> bytes:
+    stream.seek(position)
+    return stream.read(n)

@@ -1,0 +1,52 @@
+"""Bounds on the work one file may cause, so hostile files end in an error, not a hang."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pickle_bytes: int = 1 << 30  # one pickle (data.pkl / legacy main pickle)
+    max_nodes: int = 5_000_000  # objects visited when building the tree
+    max_depth: int = 256  # nesting of containers/modules
+    max_value_chars: int = 200  # shown repr of plain values
+    max_shared_listed: int = 32  # other tensors listed as sharing one storage
+    max_header_bytes: int = 100 << 20  # safetensors JSON header
+    # Address-space budget while unpickling (None: no limit). The CLI and the language server's
+    # worker set it; a pickle memo bomb then fails fast with MemoryError instead of eating RAM.
+    memory_budget_bytes: int | None = None
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@contextlib.contextmanager
+def memory_budget(budget: int | None) -> Iterator[None]:
+    """Cap this process's address space at its current size plus `budget` bytes."""
+    if budget is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    new_soft = _current_address_space() + budget
+    if hard != resource.RLIM_INFINITY:
+        new_soft = min(new_soft, hard)
+    if soft != resource.RLIM_INFINITY:
+        new_soft = min(new_soft, soft)
+    resource.setrlimit(resource.RLIMIT_AS, (new_soft, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _current_address_space() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[0])
+        return pages * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0

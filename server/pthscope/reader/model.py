@@ -1,0 +1,270 @@
+"""The one data model every reader returns, and its JSON form.
+
+A `Checkpoint` is a tree of `Node`s (containers, modules, tensors, plain values) plus flat,
+file-ordered lists of `TensorInfo` and `ModuleInfo` that the nodes point into. The JSON form
+(`Checkpoint.to_json`) is the contract that `pthscope inspect --json`, the language server and
+the tests share; docs/json-contract.md describes it field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PathElement = str | int
+NodeKind = Literal["dict", "list", "tuple", "set", "object", "module", "tensor", "value"]
+TensorKind = Literal["parameter", "buffer", "tensor", "ndarray"]
+Risk = Literal["safe", "unknown", "dangerous"]
+GradState = Literal["trainable", "frozen", "not stored"]
+
+
+def key_of(path: list[PathElement]) -> str:
+    return ".".join(map(str, path))
+
+
+@dataclass
+class Problem:
+    """Something wrong in a file: what kind, what, and where (member, offset, key)."""
+
+    kind: str
+    message: str
+    where: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "where": self.where}
+
+
+@dataclass
+class GlobalRef:
+    """A global (module.qualname) that the file's pickle names."""
+
+    name: str
+    risk: Risk
+    count: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "risk": self.risk, "count": self.count}
+
+
+@dataclass
+class ParamCounts:
+    """Element counts. `unknown` counts tensors whose flag the file does not store (state_dicts)."""
+
+    total: int = 0
+    trainable: int = 0
+    frozen: int = 0
+    unknown: int = 0
+
+    def add(self, other: ParamCounts) -> None:
+        self.total += other.total
+        self.trainable += other.trainable
+        self.frozen += other.frozen
+        self.unknown += other.unknown
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "trainable": self.trainable,
+            "frozen": self.frozen,
+            "unknown": self.unknown,
+        }
+
+
+@dataclass
+class TensorInfo:
+    path: list[PathElement]
+    shape: list[int]
+    dtype: str
+    requires_grad: bool
+    kind: TensorKind
+    location: str = "cpu"
+    stride: list[int] = field(default_factory=list)
+    storage_offset: int = 0
+    storage: str = ""
+    # Bytes of the storage the tensor views (may be larger than the tensor itself).
+    storage_nbytes: int | None = None
+    # Keys of other tensors that view the same storage (tied weights).
+    shared_with: list[str] = field(default_factory=list)
+    persistent: bool = True
+
+    @property
+    def key(self) -> str:
+        return key_of(self.path)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        from .dtypes import itemsize
+
+        return self.numel * itemsize(self.dtype)
+
+    @property
+    def grad_state(self) -> GradState:
+        if self.requires_grad:
+            return "trainable"
+        if self.kind == "parameter":
+            return "frozen"
+        return "not stored"
+
+    def counts(self) -> ParamCounts:
+        """Parameter counts this tensor contributes (buffers and arrays contribute none)."""
+        if self.kind in ("buffer", "ndarray"):
+            return ParamCounts()
+        n = self.numel
+        state = self.grad_state
+        return ParamCounts(
+            total=n,
+            trainable=n if state == "trainable" else 0,
+            frozen=n if state == "frozen" else 0,
+            unknown=n if state == "not stored" else 0,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "key": self.key,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "requires_grad": self.requires_grad,
+            "grad_state": self.grad_state,
+            "kind": self.kind,
+            "location": self.location,
+            "stride": self.stride,
+            "storage_offset": self.storage_offset,
+            "numel": self.numel,
+            "nbytes": self.nbytes,
+            "storage": self.storage,
+            "storage_nbytes": self.storage_nbytes,
+            "shared_with": self.shared_with,
+        }
+
+
+@dataclass
+class ModuleInfo:
+    path: list[PathElement]
+    class_name: str
+    training: bool | None
+    parameters: ParamCounts = field(default_factory=ParamCounts)
+
+    @property
+    def key(self) -> str:
+        return key_of(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "key": self.key,
+            "class": self.class_name,
+            "training": self.training,
+            "parameters": self.parameters.to_json(),
+        }
+
+
+@dataclass
+class Node:
+    """One place in the saved object tree.
+
+    `type` is the saved type's qualified name (`collections.OrderedDict`, `__main__.Net`, `int`).
+    Tensor and module nodes point into `Checkpoint.tensors` / `Checkpoint.modules` by index.
+    """
+
+    name: str
+    path: list[PathElement]
+    kind: NodeKind
+    type: str
+    value: str | None = None
+    tensor: int | None = None
+    module: int | None = None
+    children: list[Node] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return key_of(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "path": self.path,
+            "key": self.key,
+            "kind": self.kind,
+            "type": self.type,
+        }
+        if self.value is not None:
+            out["value"] = self.value
+        if self.tensor is not None:
+            out["tensor"] = self.tensor
+        if self.module is not None:
+            out["module"] = self.module
+        out["children"] = [c.to_json() for c in self.children]
+        return out
+
+
+@dataclass
+class Checkpoint:
+    file: str
+    format: str
+    size: int = 0
+    tensors: list[TensorInfo] = field(default_factory=list)
+    modules: list[ModuleInfo] = field(default_factory=list)
+    globals: list[GlobalRef] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    root: Node | None = None
+    # Format-specific facts worth showing (zip prefix, byteorder, format version, ...).
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict[str, Any]:
+        params = ParamCounts()
+        bytes_by_dtype: dict[str, int] = {}
+        locations: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        storages: dict[str, int] = {}
+        for t in self.tensors:
+            params.add(t.counts())
+            bytes_by_dtype[t.dtype] = bytes_by_dtype.get(t.dtype, 0) + t.nbytes
+            locations[t.location] = locations.get(t.location, 0) + 1
+            kinds[t.kind] = kinds.get(t.kind, 0) + 1
+            if t.storage:
+                storages[t.storage] = max(storages.get(t.storage, 0), t.storage_nbytes or t.nbytes)
+        risks = {"safe": 0, "unknown": 0, "dangerous": 0}
+        for g in self.globals:
+            risks[g.risk] += 1
+        return {
+            "tensors": len(self.tensors),
+            "modules": len(self.modules),
+            "parameters": params.to_json(),
+            "requires_grad_stored": kinds.get("parameter", 0) > 0,
+            "bytes_by_dtype": bytes_by_dtype,
+            "tensor_bytes": sum(bytes_by_dtype.values()),
+            "storage_bytes": sum(storages.values()),
+            "locations": locations,
+            "kinds": kinds,
+            "globals_by_risk": risks,
+        }
+
+    def to_json(self, tree: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "format": self.format,
+            "size": self.size,
+            "metadata": self.metadata,
+            "summary": self.summary(),
+            "tensors": [t.to_json() for t in self.tensors],
+            "modules": [m.to_json() for m in self.modules],
+            "globals": [g.to_json() for g in self.globals],
+            "warnings": [w.to_json() for w in self.warnings],
+            "errors": [e.to_json() for e in self.errors],
+        }
+        if tree:
+            out["tree"] = self.root.to_json() if self.root else None
+        return out

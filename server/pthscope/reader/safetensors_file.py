@@ -1,0 +1,95 @@
+"""safetensors: an 8-byte little-endian header length, a JSON header, then raw tensor bytes.
+
+Only the header is read. Offsets are checked against the file size so a truncated or lying file
+gets a precise message per tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+from .limits import Limits
+from .model import Checkpoint, Node, Problem, TensorInfo
+
+_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
+    "F4": "float4_e2m1fn_x2", "F6_E2M3": "float6_e2m3", "F6_E3M2": "float6_e3m2",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+    "C64": "complex64", "C128": "complex128",
+}
+
+
+def probe_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n < (1 << 40) and head[8:9] == b"{"
+
+
+def read_safetensors(path: str, limits: Limits) -> Checkpoint:
+    checkpoint = Checkpoint(file=path, format="safetensors")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if header_len > limits.max_header_bytes or 8 + header_len > size:
+            checkpoint.errors.append(Problem(
+                "corrupt", f"the header claims {header_len:,} bytes but the file has {size:,}"
+                if 8 + header_len > size else f"the header is over the {limits.max_header_bytes:,}-byte limit",
+                where="header",
+            ))
+            return checkpoint
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        checkpoint.errors.append(Problem("corrupt", f"the JSON header is malformed: {exc}", where="header"))
+        return checkpoint
+    if not isinstance(header, dict):
+        checkpoint.errors.append(Problem("corrupt", "the JSON header is not an object", where="header"))
+        return checkpoint
+    meta = header.pop("__metadata__", None)
+    if isinstance(meta, dict):
+        checkpoint.metadata.update({str(k): str(v)[: limits.max_value_chars] for k, v in meta.items()})
+    data_size = size - 8 - header_len
+    root = Node("", [], "dict", "dict")
+    for name, entry in header.items():
+        problem = _check_entry(name, entry, data_size)
+        if problem:
+            checkpoint.errors.append(problem)
+            continue
+        begin, end = entry["data_offsets"]
+        dtype = _DTYPES.get(entry["dtype"], entry["dtype"].lower())
+        shape = list(entry["shape"])
+        info = TensorInfo(path=[name], shape=shape, dtype=dtype, requires_grad=False, kind="tensor",
+                          stride=_contiguous(shape), storage=name, storage_nbytes=end - begin)
+        checkpoint.tensors.append(info)
+        root.children.append(Node(name, [name], "tensor", "torch.Tensor", tensor=len(checkpoint.tensors) - 1))
+    checkpoint.root = root
+    return checkpoint
+
+
+def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
+    if not isinstance(entry, dict):
+        return Problem("corrupt", f"entry {name!r} is not an object", where=name)
+    offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
+    if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        return Problem("corrupt", f"tensor {name!r} has no valid dtype/shape", where=name)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]):
+        return Problem("corrupt", f"tensor {name!r} has invalid data_offsets {offsets!r}", where=name)
+    if offsets[1] > data_size:
+        return Problem("truncated", f"tensor {name!r} ends at byte {offsets[1]:,} of a {data_size:,}-byte data "
+                       "section (the file is truncated)", where=name)
+    return None
+
+
+def _contiguous(shape: list[int]) -> list[int]:
+    stride, acc = [], 1
+    for d in reversed(shape):
+        stride.append(acc)
+        acc *= max(d, 1)
+    return list(reversed(stride))

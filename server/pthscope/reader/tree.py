@@ -1,0 +1,288 @@
+"""Turn the inert object graph from the unpickler into the data model's tree.
+
+Walks the graph once, depth- and count-bounded, and produces `Node`s plus the flat lists of
+`TensorInfo` and `ModuleInfo`. An `nn.Module` is recognised by its pickled state (`_modules`,
+`_parameters`, `_buffers`), never by importing its class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .dtypes import itemsize
+from .limits import Limits
+from .model import ModuleInfo, Node, ParamCounts, PathElement, Problem, TensorInfo
+from .unpickler import (
+    DtypeRef,
+    NdarrayRecord,
+    NumpyDtype,
+    StorageRef,
+    Stub,
+    TensorRecord,
+    saved_type_name,
+)
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray)
+
+
+class _TooMany(Exception):
+    pass
+
+
+class TreeBuilder:
+    def __init__(self, limits: Limits, problems: list[Problem]):
+        self.limits = limits
+        self.problems = problems
+        self.tensors: list[TensorInfo] = []
+        self.modules: list[ModuleInfo] = []
+        self._visited = 0
+        self._on_path: set[int] = set()
+        self._depth_reported = False
+
+    def build(self, root: Any) -> Node:
+        try:
+            node, _ = self._visit(root, "", [], 0)
+        except _TooMany:
+            self.problems.append(Problem(
+                "limit",
+                f"the file holds more than {self.limits.max_nodes:,} objects; the rest was not read",
+            ))
+            node = Node(name="", path=[], kind="value", type=saved_type_name(root), value="<too large>")
+        _link_shared_storages(self.tensors, self.limits.max_shared_listed)
+        _check_tensor_extents(self.tensors, self.problems)
+        return node
+
+    # One frame per level: nesting is bounded by limits.max_depth.
+    def _visit(self, obj: Any, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+        self._visited += 1
+        if self._visited > self.limits.max_nodes:
+            raise _TooMany
+        if isinstance(obj, TensorRecord):
+            return self._tensor(obj, name, path, "tensor")
+        if isinstance(obj, NdarrayRecord):
+            return self._ndarray(obj, name, path)
+        if isinstance(obj, _PLAIN) or not _is_container(obj):
+            return Node(name, path, "value", _type_label(obj), value=self._short_repr(obj)), ParamCounts()
+        if depth >= self.limits.max_depth:
+            if not self._depth_reported:
+                self._depth_reported = True
+                self.problems.append(Problem(
+                    "limit", f"objects nested deeper than {self.limits.max_depth} levels were not read",
+                    where=".".join(map(str, path)),
+                ))
+            return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>"), ParamCounts()
+        if id(obj) in self._on_path:
+            return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>"), ParamCounts()
+        self._on_path.add(id(obj))
+        try:
+            if isinstance(obj, Stub) and _module_state(obj) is not None:
+                return self._module(obj, name, path, depth)
+            return self._container(obj, name, path, depth)
+        finally:
+            self._on_path.discard(id(obj))
+
+    def _container(self, obj: Any, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+        kind, entries = _entries(obj)
+        node = Node(name, path, kind, saved_type_name(obj))
+        counts = ParamCounts()
+        for child_key, child in entries:
+            element = _path_element(child_key, self.limits.max_value_chars)
+            child_node, child_counts = self._visit(child, str(element), [*path, element], depth + 1)
+            node.children.append(child_node)
+            counts.add(child_counts)
+        return node, counts
+
+    def _module(self, obj: Stub, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+        state = _module_state(obj) or {}
+        info = ModuleInfo(path=path, class_name=type(obj).qualname,
+                          training=state.get("training") if isinstance(state.get("training"), bool) else None)
+        self.modules.append(info)
+        node = Node(name, path, "module", info.class_name, module=len(self.modules) - 1)
+        non_persistent = state.get("_non_persistent_buffers_set")
+        non_persistent = non_persistent if isinstance(non_persistent, (set, frozenset)) else set()
+
+        def add(child_node: Node, child_counts: ParamCounts) -> None:
+            node.children.append(child_node)
+            info.parameters.add(child_counts)
+
+        for child_name, value in _dict_items(state.get("_parameters")):
+            if isinstance(value, TensorRecord):
+                add(*self._tensor(value, child_name, [*path, child_name], "parameter"))
+        for child_name, value in _dict_items(state.get("_buffers")):
+            if isinstance(value, TensorRecord):
+                node_, counts = self._tensor(value, child_name, [*path, child_name], "buffer")
+                self.tensors[-1].persistent = child_name not in non_persistent
+                add(node_, counts)
+        for child_name, value in _dict_items(state.get("_modules")):
+            if value is not None:
+                add(*self._visit(value, child_name, [*path, child_name], depth + 1))
+        # Tensors kept as plain attributes (self.mask = torch.ones(...)) still belong to the module.
+        for attr, value in state.items():
+            if isinstance(attr, str) and not attr.startswith("_") and _holds_tensors(value):
+                add(*self._visit(value, attr, [*path, attr], depth + 1))
+        return node, info.parameters
+
+    def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> tuple[Node, ParamCounts]:
+        if kind == "tensor" and record.kind == "parameter":
+            kind = "parameter"
+        storage = record.storage
+        info = TensorInfo(
+            path=path,
+            shape=record.shape,
+            dtype=record.dtype,
+            requires_grad=record.requires_grad,
+            kind=kind,  # type: ignore[arg-type]
+            location=record.location,
+            stride=record.stride,
+            storage_offset=record.storage_offset,
+            storage=storage.key if storage else "",
+            storage_nbytes=_storage_nbytes(storage),
+        )
+        self.tensors.append(info)
+        return Node(name, path, "tensor", _tensor_type(record, kind), tensor=len(self.tensors) - 1), info.counts()
+
+    def _ndarray(self, record: NdarrayRecord, name: str, path: list[PathElement]) -> tuple[Node, ParamCounts]:
+        info = TensorInfo(path=path, shape=record.shape, dtype=record.dtype, requires_grad=False,
+                          kind="ndarray", stride=[], storage_nbytes=record.nbytes)
+        self.tensors.append(info)
+        return Node(name, path, "tensor", "numpy.ndarray", tensor=len(self.tensors) - 1), ParamCounts()
+
+    def _short_repr(self, obj: Any) -> str:
+        limit = self.limits.max_value_chars
+        if isinstance(obj, (bytes, bytearray)):
+            return f"<{len(obj):,} bytes>" if len(obj) > limit // 4 else repr(bytes(obj[: limit // 4]))
+        if isinstance(obj, str) and len(obj) > limit:
+            return repr(obj[:limit]) + f"… ({len(obj):,} chars)"
+        if isinstance(obj, DtypeRef):
+            return f"torch.{obj.name}"
+        if isinstance(obj, NumpyDtype):
+            return f"numpy.dtype({obj.name})"
+        if isinstance(obj, StorageRef):
+            return f"storage {obj.key} ({obj.dtype}, {obj.numel:,} elements, {obj.location})"
+        if isinstance(obj, type) and issubclass(obj, Stub):
+            return f"<class {obj.qualname}>"
+        if isinstance(obj, int) and obj.bit_length() > 256:
+            return f"<int with {obj.bit_length():,} bits>"
+        text = repr(obj) if isinstance(obj, _PLAIN) else f"<{saved_type_name(obj)}>"
+        return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _is_container(obj: Any) -> bool:
+    return isinstance(obj, (dict, list, tuple, set, frozenset, Stub))
+
+
+def _module_state(obj: Stub) -> dict[str, Any] | None:
+    state = obj.state
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
+        state = {**(state[0] or {}), **state[1]} if isinstance(state[0], dict) else state[1]
+    if isinstance(state, dict) and ("_modules" in state or "_parameters" in state):
+        return state
+    return None
+
+
+def _dict_items(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [(str(k), v) for k, v in value.items()]
+    return []
+
+
+def _holds_tensors(value: Any) -> bool:
+    if isinstance(value, (TensorRecord, NdarrayRecord)):
+        return True
+    if isinstance(value, Stub):
+        return _module_state(value) is not None
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, (TensorRecord, NdarrayRecord)) for v in value[:64])
+    return False
+
+
+def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+    if isinstance(obj, dict):
+        return "dict", list(obj.items())
+    if isinstance(obj, list):
+        return "list", list(enumerate(obj))
+    if isinstance(obj, tuple):
+        return "tuple", list(enumerate(obj))
+    if isinstance(obj, (set, frozenset)):
+        return "set", list(enumerate(obj))
+    # A stub object: its state (attributes), then what its constructor got, then appended items.
+    entries: list[tuple[Any, Any]] = []
+    state = obj.state
+    if isinstance(state, tuple) and len(state) == 2 and all(isinstance(s, (dict, type(None))) for s in state):
+        state = {**(state[0] or {}), **(state[1] or {})}
+    if isinstance(state, dict):
+        entries.extend(state.items())
+    elif state is not None:
+        entries.append(("__state__", state))
+    if obj.args:
+        entries.append(("__args__", obj.args))
+    if obj.kwargs:
+        entries.append(("__kwargs__", obj.kwargs))
+    if obj.items:
+        entries.append(("__items__", obj.items))
+    if obj.setitems:
+        entries.append(("__setitems__", obj.setitems))
+    return "object", entries
+
+
+def _path_element(key: Any, limit: int) -> PathElement:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    text = repr(key) if isinstance(key, _PLAIN + (tuple,)) else f"<{saved_type_name(key)}>"
+    return text[:limit]
+
+
+def _type_label(obj: Any) -> str:
+    if isinstance(obj, DtypeRef):
+        return "torch.dtype"
+    if isinstance(obj, type):
+        return "type"
+    return saved_type_name(obj)
+
+
+def _tensor_type(record: TensorRecord, kind: str) -> str:
+    if kind == "parameter":
+        return "torch.nn.Parameter"
+    return "torch.Tensor" if record.layout == "strided" else f"torch.Tensor ({record.layout})"
+
+
+def _storage_nbytes(storage: StorageRef | None) -> int | None:
+    if storage is None:
+        return None
+    if storage.nbytes is not None:
+        return storage.nbytes
+    return storage.numel * itemsize(storage.dtype)
+
+
+def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
+    by_storage: dict[str, list[TensorInfo]] = {}
+    for t in tensors:
+        if t.storage:
+            by_storage.setdefault(t.storage, []).append(t)
+    for group in by_storage.values():
+        if len(group) < 2:
+            continue
+        keys = [t.key for t in group[: max_listed + 1]]
+        for t in group:
+            t.shared_with = [k for k in keys if k != t.key][:max_listed]
+
+
+def _check_tensor_extents(tensors: list[TensorInfo], problems: list[Problem]) -> None:
+    """A tensor whose view reaches past its storage is corrupt; say which, keep the rest."""
+    for t in tensors:
+        if t.storage_nbytes is None or not t.stride or t.numel == 0:
+            continue
+        if any(d < 0 for d in t.shape) or t.storage_offset < 0:
+            problems.append(Problem("corrupt", f"tensor {t.key} has a negative size or offset", where=t.key))
+            continue
+        last = t.storage_offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=False))
+        end = (last + 1) * itemsize(t.dtype)
+        if end > t.storage_nbytes:
+            problems.append(Problem(
+                "corrupt",
+                f"tensor {t.key} ({t.numel:,} elements of {t.dtype}) needs {end:,} bytes but its "
+                f"storage {t.storage} holds {t.storage_nbytes:,}",
+                where=t.key,
+            ))

@@ -1,0 +1,442 @@
+"""A restricted unpickler that builds inert records and never imports or calls what a file names.
+
+`find_class` is the only door through which a pickle reaches code. Here it returns, for every
+global, either one of our own record builders (tensor rebuild functions, dtypes, collections) or
+an inert `Stub` class that remembers its qualified name, arguments and state. Nothing the file
+names is imported. Persistent ids (torch storages) go to a callback supplied by the format reader.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
+from .global_risk import canonical_global_name, classify_global
+from .model import GlobalRef
+
+
+@dataclass
+class StorageRef:
+    """A storage named by a persistent id: key, dtype, location and element count as saved."""
+
+    key: str
+    dtype: str
+    location: str
+    numel: int
+    nbytes: int | None = None
+
+
+@dataclass
+class TensorRecord:
+    storage: StorageRef | None
+    storage_offset: int
+    shape: list[int]
+    stride: list[int]
+    requires_grad: bool
+    dtype: str
+    kind: str = "tensor"  # becomes "parameter" through _rebuild_parameter
+    layout: str = "strided"
+    location: str = "cpu"
+
+
+@dataclass
+class NdarrayRecord:
+    shape: list[int] = field(default_factory=list)
+    dtype: str = "unknown"
+    nbytes: int = 0
+
+    def __setstate__(self, state: Any) -> None:
+        # numpy's ndarray.__reduce__ state: (version, shape, dtype, is_fortran, rawdata)
+        if isinstance(state, tuple) and len(state) >= 5:
+            self.shape = _int_list(state[1])
+            if isinstance(state[2], NumpyDtype):
+                self.dtype = state[2].name
+            raw = state[4]
+            self.nbytes = len(raw) if isinstance(raw, (bytes, bytearray, str)) else 0
+
+
+class NumpyDtype:
+    saved_type = "numpy.dtype"
+
+    def __init__(self, code: Any = "", *_: Any) -> None:
+        self.code = code if isinstance(code, str) else str(code)
+        self.name = dtype_from_numpy_code(self.code)
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+@dataclass
+class DtypeRef:
+    name: str
+
+
+class Stub:
+    """An instance of a class the file names but we never import."""
+
+    qualname: ClassVar[str] = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
+        self = object.__new__(cls)
+        self.args = args
+        self.kwargs = kwargs
+        self.state: Any = None
+        self.items: list[Any] = []
+        self.setitems: dict[Any, Any] | None = None
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def append(self, item: Any) -> None:
+        self.items.append(item)
+
+    def extend(self, items: Any) -> None:
+        self.items.extend(items)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self.setitems is None:
+            self.setitems = {}
+        self.setitems[key] = value
+
+
+class _SavedDict(dict):
+    saved_type: ClassVar[str] = "dict"
+
+
+class _OrderedDict(_SavedDict):
+    saved_type = "collections.OrderedDict"
+
+
+class _Counter(_SavedDict):
+    saved_type = "collections.Counter"
+
+
+class _DefaultDict(_SavedDict):
+    saved_type = "collections.defaultdict"
+
+    def __init__(self, *args: Any) -> None:
+        # defaultdict(factory, items): the factory is a global we never call.
+        super().__init__(*(a for a in args[1:2] if isinstance(a, (dict, list))))
+
+
+class UnpickleLog:
+    """What the unpickler saw: globals (with counts) and non-fatal problems."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, GlobalRef] = {}
+        self.problems: list[str] = []
+
+    def saw_global(self, name: str) -> None:
+        ref = self.globals.get(name)
+        if ref:
+            ref.count += 1
+        else:
+            self.globals[name] = GlobalRef(name=name, risk=classify_global(name))
+
+
+PersistentLoad = Callable[[Any], Any]
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BufferedIOBase, persistent_load: PersistentLoad, log: UnpickleLog):
+        super().__init__(file, encoding="latin1")
+        self._persistent = persistent_load
+        self.log = log
+        self._stub_classes: dict[str, type[Stub]] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._persistent(pid)
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = canonical_global_name(str(module), str(name))
+        self.log.saw_global(full)
+        builder = _BUILDERS.get(full)
+        if builder is not None:
+            return builder(self.log) if isinstance(builder, _LogBound) else builder
+        if full.startswith(("torch.", "torch.cuda.")):
+            attribute = full.rsplit(".", 1)[1]
+            if attribute in STORAGE_DTYPES:
+                return _StorageType(STORAGE_DTYPES[attribute], cuda=full.startswith("torch.cuda."))
+            if full.count(".") == 1 and classify_global(full) == "safe" and attribute[:1].islower():
+                return DtypeRef(attribute)
+        return self._stub_class(full)
+
+    def _stub_class(self, full: str) -> type[Stub]:
+        cls = self._stub_classes.get(full)
+        if cls is None:
+            cls = type(full.rsplit(".", 1)[-1], (Stub,), {"qualname": full})
+            self._stub_classes[full] = cls
+        return cls
+
+
+@dataclass
+class _StorageType:
+    dtype: str
+    cuda: bool = False
+
+
+class _LogBound:
+    """A builder that needs the log to report problems (constructed per unpickler)."""
+
+    def __init__(self, make: Callable[[UnpickleLog], Any]):
+        self.make = make
+
+    def __call__(self, log: UnpickleLog) -> Any:
+        return self.make(log)
+
+
+def _int_list(value: Any) -> list[int]:
+    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
+        return list(value)
+    raise ValueError(f"expected a tuple of ints, got {type(value).__name__}")
+
+
+def _contiguous_stride(shape: list[int]) -> list[int]:
+    stride, acc = [], 1
+    for d in reversed(shape):
+        stride.append(acc)
+        acc *= max(d, 1)
+    return list(reversed(stride))
+
+
+def _tolerant(name: str) -> _LogBound:
+    """Wrap a rebuild function so malformed arguments become a problem and a stub, not a crash."""
+
+    def bind(log: UnpickleLog) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            try:
+                return _REBUILDERS[name](*args)
+            except Exception as exc:  # malformed pickle: report and keep reading
+                log.problems.append(f"{name}: cannot rebuild tensor ({exc})")
+                return type(name.rsplit(".", 1)[-1], (Stub,), {"qualname": name})(*args)
+
+        return call
+
+    return _LogBound(bind)
+
+
+def _storage_dtype(storage: Any, fallback: str = "uint8 (untyped)") -> str:
+    return storage.dtype if isinstance(storage, StorageRef) else fallback
+
+
+def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> TensorRecord:
+    if not isinstance(storage, StorageRef):
+        raise ValueError("storage is not a storage reference")
+    if type(storage_offset) is not int:
+        raise ValueError("storage offset is not an int")
+    return TensorRecord(
+        storage=storage,
+        storage_offset=storage_offset + getattr(storage, "view_offset", 0),
+        shape=_int_list(size),
+        stride=_int_list(stride),
+        requires_grad=False,
+        dtype=storage.dtype,
+        location=storage.location,
+    )
+
+
+def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any,
+                       requires_grad: Any = False, *_: Any) -> TensorRecord:
+    record = _rebuild_tensor(storage, storage_offset, size, stride)
+    record.requires_grad = bool(requires_grad is True)
+    return record
+
+
+def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any,
+                       requires_grad: Any, backward_hooks: Any, dtype: Any, *_: Any) -> TensorRecord:
+    record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
+    if isinstance(dtype, DtypeRef):
+        record.dtype = dtype.name
+    return record
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
+    if not isinstance(data, TensorRecord):
+        raise ValueError("parameter data is not a tensor")
+    return TensorRecord(**{**data.__dict__, "kind": "parameter", "requires_grad": requires_grad is True})
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
+    # Tensor subclasses: func is one of our builders (or a stub class); both are inert.
+    result = func(*args) if isinstance(args, tuple) else func()
+    if isinstance(result, TensorRecord) and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
+        result.kind = "parameter"
+    return result
+
+
+def _rebuild_qtensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
+                     quantizer_params: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
+    record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
+    record.layout = "quantized"
+    return record
+
+
+def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
+                                    *_: Any) -> TensorRecord:
+    shape = _int_list(size)
+    return TensorRecord(None, 0, shape, _int_list(stride), requires_grad is True,
+                        dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
+
+
+def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, storage_offset: Any,
+                              layout: Any, device: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
+    record = _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
+    record.location = device if isinstance(device, str) else "unknown"
+    record.layout = getattr(cls, "qualname", "subclass")
+    return record
+
+
+def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any = False,
+                        *_: Any) -> TensorRecord:
+    if isinstance(data, TensorRecord):
+        record = TensorRecord(**data.__dict__)
+    elif isinstance(data, NdarrayRecord):
+        record = TensorRecord(None, 0, data.shape, _contiguous_stride(data.shape), False, data.dtype)
+    else:
+        raise ValueError("device tensor data is neither a tensor nor an array")
+    if isinstance(dtype, DtypeRef):
+        record.dtype = dtype.name
+    record.location = device if isinstance(device, str) else record.location
+    record.requires_grad = requires_grad is True
+    return record
+
+
+def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
+    # COO: (indices, values, size); compressed: (compressed, plain, values, size)
+    if not isinstance(data, tuple) or not data:
+        raise ValueError("sparse tensor data is not a tuple")
+    values = next((d for d in data if isinstance(d, TensorRecord)), None)
+    size = data[-1] if len(data) in (3, 4) else data[2]
+    shape = _int_list(size)
+    dtype = values.dtype if values else "unknown"
+    return TensorRecord(values.storage if values else None, 0, shape, _contiguous_stride(shape),
+                        False, dtype, layout="sparse", location=values.location if values else "cpu")
+
+
+def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:
+    if not isinstance(buffer, TensorRecord):
+        raise ValueError("nested tensor buffer is not a tensor")
+    return TensorRecord(**{**buffer.__dict__, "layout": "nested"})
+
+
+_REBUILDERS: dict[str, Callable[..., Any]] = {
+    "torch._utils._rebuild_tensor": _rebuild_tensor,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch._tensor._rebuild_from_type": _rebuild_from_type_v2,
+    "torch._utils._rebuild_qtensor": _rebuild_qtensor,
+    "torch._utils._rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,
+    "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
+    "torch._utils._rebuild_device_tensor_from_numpy": _rebuild_from_numpy,
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _rebuild_from_numpy,
+    "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
+    "torch._utils._rebuild_nested_tensor": _rebuild_nested_tensor,
+}
+
+
+def _torch_size(items: Any = ()) -> tuple[Any, ...]:
+    return tuple(items) if isinstance(items, (list, tuple)) else ()
+
+
+def _torch_device(kind: Any = "cpu", index: Any = None) -> str:
+    return f"{kind}:{index}" if index is not None else str(kind)
+
+
+def _codecs_encode(text: Any, encoding: Any = "utf-8", *_: Any) -> bytes:
+    if isinstance(text, str) and encoding in ("latin1", "latin-1", "utf-8", "utf8"):
+        return text.encode(encoding)
+    raise ValueError("_codecs.encode called with something other than text")
+
+
+def _safe_bytearray(data: Any = b"", *_: Any) -> bytearray:
+    if isinstance(data, (bytes, bytearray)):
+        return bytearray(data)
+    raise ValueError("bytearray built from something other than bytes")
+
+
+def _safe_complex(real: Any = 0.0, imag: Any = 0.0) -> complex:
+    if isinstance(real, (int, float)) and isinstance(imag, (int, float)):
+        return complex(real, imag)
+    raise ValueError("complex built from something other than numbers")
+
+
+def _safe_set(items: Any = ()) -> set[Any]:
+    return set(items) if isinstance(items, (list, tuple, set, frozenset)) else set()
+
+
+def _safe_frozenset(items: Any = ()) -> frozenset[Any]:
+    return frozenset(_safe_set(items))
+
+
+def _numpy_reconstruct(subtype: Any = None, shape: Any = None, dtype: Any = None, *_: Any) -> NdarrayRecord:
+    return NdarrayRecord()
+
+
+_SCALAR_FORMATS = {"f2": "<e", "f4": "<f", "f8": "<d", "i1": "<b", "i2": "<h", "i4": "<i",
+                   "i8": "<q", "u1": "<B", "u2": "<H", "u4": "<I", "u8": "<Q", "b1": "<?"}
+
+
+def _numpy_scalar(dtype: Any = None, raw: Any = b"", *_: Any) -> Any:
+    """numpy scalars (e.g. a saved best accuracy) decoded with struct, never with numpy."""
+    if isinstance(dtype, NumpyDtype) and isinstance(raw, bytes):
+        code = dtype.code.lstrip("<>=|")
+        fmt = _SCALAR_FORMATS.get(code)
+        if fmt and len(raw) == struct.calcsize(fmt):
+            return struct.unpack(fmt, raw)[0]
+        return f"<numpy {dtype.name} scalar, {len(raw)} bytes>"
+    raise ValueError("numpy scalar without a dtype")
+
+
+_BUILDERS: dict[str, Any] = {
+    **{name: _tolerant(name) for name in _REBUILDERS},
+    "collections.OrderedDict": _OrderedDict,
+    "collections.Counter": _Counter,
+    "collections.defaultdict": _DefaultDict,
+    "builtins.set": _safe_set,
+    "builtins.frozenset": _safe_frozenset,
+    "builtins.complex": _safe_complex,
+    "builtins.bytearray": _safe_bytearray,
+    "_codecs.encode": _codecs_encode,
+    "torch.Size": _torch_size,
+    "torch.device": _torch_device,
+    "numpy.core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy._core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
+    "numpy.dtype": NumpyDtype,
+}
+
+# Exported for readers that compute storage sizes.
+__all__ = [
+    "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "Stub",
+    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code",
+]
+
+
+def saved_type_name(obj: Any) -> str:
+    """The type name a file saved for an object we built."""
+    if isinstance(obj, Stub):
+        return type(obj).qualname
+    if isinstance(obj, _SavedDict):
+        return obj.saved_type
+    return type(obj).__name__
+
+
+def storage_type_dtype(storage_type: Any) -> tuple[str, bool]:
+    """(dtype, is_cuda) for the storage class in a persistent id."""
+    if isinstance(storage_type, _StorageType):
+        return storage_type.dtype, storage_type.cuda
+    # torch.storage.UntypedStorage (a stub): bytes; v3 rebuild passes the real dtype.
+    return "uint8 (untyped)", False

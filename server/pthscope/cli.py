@@ -10,7 +10,7 @@ import argparse
 import fnmatch
 import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from . import __version__
 from .reader import inspect
@@ -111,29 +111,18 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
             out.write(f"  warning: {warning.message}" + (f" (at {warning.where})" if warning.where else "") + "\n")
     if checkpoint.root is not None:
         out.write("\n")
-        _print_node(checkpoint, checkpoint.root, out, 0, pattern, depth)
+        out.writelines(line + "\n" for line in _tree_lines(checkpoint, checkpoint.root, 0, pattern, depth))
 
 
-def _print_node(checkpoint: Checkpoint, node: Node, out: TextIO, level: int, pattern: str, depth: int | None) -> bool:
-    """Print `node` (and its subtree) if it or a descendant matches; returns whether it printed."""
+def _tree_lines(checkpoint: Checkpoint, node: Node, level: int, pattern: str, depth: int | None) -> list[str]:
+    """Lines for `node` and its subtree, keeping only branches that lead to a match of `pattern`."""
     if depth is not None and level > depth:
-        return False
-    lines: list[str] = []
-    line = _node_line(checkpoint, node)
-    own_match = not pattern or _matches(node.key, pattern)
-    if level > 0 or node.kind != "value":
-        lines.append("  " * level + line)
-    printed_children = []
-    for child in node.children:
-        buffer = _Buffer()
-        if _print_node(checkpoint, child, buffer, level + 1, pattern, depth):
-            printed_children.append(buffer.text)
-    if own_match and node.kind in ("tensor", "value") or printed_children or (own_match and not pattern):
-        out.write("\n".join(lines) + ("\n" if lines else ""))
-        for text in printed_children:
-            out.write(text)
-        return True
-    return False
+        return []
+    below = [line for child in node.children for line in _tree_lines(checkpoint, child, level + 1, pattern, depth)]
+    matched = not pattern or (node.kind in ("tensor", "module") and _matches(node.key, pattern))
+    if not (matched or below):
+        return []
+    return ["  " * level + _node_line(checkpoint, node), *below]
 
 
 def _node_line(checkpoint: Checkpoint, node: Node) -> str:
@@ -152,14 +141,6 @@ def _node_line(checkpoint: Checkpoint, node: Node) -> str:
     if node.kind == "value":
         return f"{name} = {node.value}"
     return f"{name}  <{node.type}, {len(node.children)} items>"
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, s: str) -> Any:
-        self.text += s
 
 
 def _human(n: int) -> str:

@@ -7,10 +7,9 @@ Only the pickles and the 8-byte counts are read; storage bytes are skipped with 
 
 from __future__ import annotations
 
-import io
 import os
 import struct
-from typing import Any
+from typing import Any, BinaryIO
 
 from .dtypes import itemsize
 from .limits import Limits
@@ -34,8 +33,7 @@ def probe_pickle(head: bytes) -> bool:
 def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
     checkpoint = Checkpoint(file=path, format="torch-legacy")
     size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        stream = io.BufferedReader(f, buffer_size=1 << 20)  # type: ignore[arg-type]
+    with open(path, "rb", buffering=1 << 20) as stream:
         log = UnpickleLog()
         storages: dict[str, StorageRef] = {}
         try:
@@ -64,7 +62,7 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
     log = UnpickleLog()
     with open(path, "rb") as f:
         try:
-            root = unpickle(io.BufferedReader(f), "pickle", _no_persistent_ids, log, limits)  # type: ignore[arg-type]
+            root = unpickle(f, "pickle", _no_persistent_ids, log, limits)
         except PickleError as exc:
             checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
             checkpoint.globals = list(log.globals.values())
@@ -101,7 +99,7 @@ class _StorageView(StorageRef):
         self.view_offset = offset
 
 
-def _locate_storages(stream: io.BufferedReader, keys: Any, storages: dict[str, StorageRef],
+def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef],
                      size: int, checkpoint: Checkpoint) -> None:
     """Walk the raw storage records (8-byte count + bytes each) without reading the bytes."""
     if not isinstance(keys, list):
@@ -131,6 +129,6 @@ def _locate_storages(stream: io.BufferedReader, keys: Any, storages: dict[str, S
         position = end
 
 
-def _pread(stream: io.BufferedReader, position: int, n: int) -> bytes:
+def _pread(stream: BinaryIO, position: int, n: int) -> bytes:
     stream.seek(position)
     return stream.read(n)

@@ -6,9 +6,9 @@ only in where the pickle lives and how persistent ids name storages.
 
 from __future__ import annotations
 
-import io
 import pickle
-from typing import Any
+import struct
+from typing import IO, Any
 
 from .limits import Limits, memory_budget
 from .model import Checkpoint, Problem
@@ -24,7 +24,7 @@ class PickleError(Exception):
         self.where = where
 
 
-def unpickle(stream: io.BufferedIOBase, where: str, persistent_load: PersistentLoad,
+def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
              log: UnpickleLog, limits: Limits) -> Any:
     start = stream.tell()
     unpickler = RestrictedUnpickler(stream, persistent_load, log)
@@ -42,15 +42,9 @@ def unpickle(stream: io.BufferedIOBase, where: str, persistent_load: PersistentL
         raise PickleError("the pickle ends early (the file is truncated)",
                           f"{where} byte {stream.tell() - start}") from None
     except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            UnicodeDecodeError, OverflowError, struct_error()) as exc:
+            UnicodeDecodeError, OverflowError, struct.error) as exc:
         raise PickleError(f"the pickle is malformed: {_one_line(exc)}",
                           f"{where} byte {stream.tell() - start}") from None
-
-
-def struct_error() -> type[Exception]:
-    import struct
-
-    return struct.error
 
 
 def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits: Limits) -> Checkpoint:

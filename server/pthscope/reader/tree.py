@@ -116,10 +116,11 @@ class TreeBuilder:
         for child_name, value in _dict_items(state.get("_modules")):
             if value is not None:
                 add(*self._visit(value, child_name, [*path, child_name], depth + 1))
-        # Tensors kept as plain attributes (self.mask = torch.ones(...)) still belong to the module.
+        # Tensors kept as plain attributes (self.mask = torch.ones(...)) are shown under the module
+        # but, like in module.parameters(), are not counted as its parameters.
         for attr, value in state.items():
             if isinstance(attr, str) and not attr.startswith("_") and _holds_tensors(value):
-                add(*self._visit(value, attr, [*path, attr], depth + 1))
+                node.children.append(self._visit(value, attr, [*path, attr], depth + 1)[0])
         return node, info.parameters
 
     def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> tuple[Node, ParamCounts]:

@@ -8,12 +8,11 @@ names is imported. Persistent ids (torch storages) go to a callback supplied by 
 
 from __future__ import annotations
 
-import io
 import pickle
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
 from .global_risk import canonical_global_name, classify_global
@@ -80,14 +79,19 @@ class Stub:
     """An instance of a class the file names but we never import."""
 
     qualname: ClassVar[str] = "?"
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    state: Any
+    items: list[Any]
+    setitems: dict[Any, Any] | None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
         self = object.__new__(cls)
         self.args = args
         self.kwargs = kwargs
-        self.state: Any = None
-        self.items: list[Any] = []
-        self.setitems: dict[Any, Any] | None = None
+        self.state = None
+        self.items = []
+        self.setitems = None
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -147,7 +151,7 @@ PersistentLoad = Callable[[Any], Any]
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, persistent_load: PersistentLoad, log: UnpickleLog):
+    def __init__(self, file: IO[bytes], persistent_load: PersistentLoad, log: UnpickleLog):
         super().__init__(file, encoding="latin1")
         self._persistent = persistent_load
         self.log = log

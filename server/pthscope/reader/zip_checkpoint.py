@@ -6,7 +6,6 @@ TorchScript archives (code/, constants.pkl) are recognised and reported as not s
 
 from __future__ import annotations
 
-import io
 import zipfile
 from typing import Any
 
@@ -90,8 +89,7 @@ def read_zip_checkpoint(path: str, limits: Limits) -> Checkpoint:
 
         log = UnpickleLog()
         try:
-            with archive.open(info) as raw:
-                stream = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+            with archive.open(info) as stream:
                 root = unpickle(stream, pickle_name, persistent_load, log, limits)
         except PickleError as exc:
             checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))

@@ -1,0 +1,446 @@
+// @ts-check
+// The checkpoint page (webview). Renders what the extension forwards from the server:
+// `init` (a pthscope/open result) and `tensors` pages for a virtualised, filterable, sortable
+// table. It knows no file formats. Messages are {type, body}; it says `ready` first.
+(function () {
+  'use strict';
+
+  const vscode = acquireVsCodeApi();
+  const ROW_HEIGHT = 24;
+  const PAGE_SIZE = 500;
+  const OVERSCAN = 10;
+  const FILTER_DEBOUNCE_MS = 200;
+
+  /** Columns of the tensor table; `sort` names the server's sort key when sortable. */
+  const COLUMNS = [
+    { id: 'key', title: 'Key', sort: 'key', cell: (t) => t.key },
+    { id: 'shape', title: 'Shape', cell: (t) => `[${t.shape.join(', ')}]` },
+    { id: 'dtype', title: 'DType', sort: 'dtype', cell: (t) => t.dtype },
+    { id: 'grad', title: 'requires_grad', sort: 'grad_state', cell: gradCell },
+    { id: 'kind', title: 'Kind', cell: (t) => t.kind },
+    { id: 'numel', title: 'Numel', sort: 'numel', numeric: true, cell: (t) => formatExact(t.numel) },
+    { id: 'bytes', title: 'Size', sort: 'nbytes', numeric: true, cell: (t) => formatBytes(t.nbytes) },
+    { id: 'location', title: 'Location', cell: (t) => t.location },
+  ];
+
+  const state = {
+    result: null,
+    total: 0,
+    filter: '',
+    sort: 'index',
+    descending: false,
+    generation: 0,
+    /** page index → tensors of that page, for the current generation */
+    pages: new Map(),
+    /** requestId → {generation, page} */
+    inFlight: new Map(),
+    nextRequestId: 1,
+    selected: -1,
+    selectKeyWhenLoaded: null,
+    filterTimer: undefined,
+  };
+
+  // ---------- formatting (mirrors client/src/format.ts) ----------
+  function formatExact(n) {
+    return Number(n).toLocaleString('en-US');
+  }
+  function formatBytes(bytes) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = bytes;
+    let unit = 0;
+    while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${value.toFixed(unit === 0 || value >= 100 ? 0 : 1)} ${units[unit]}`;
+  }
+  function gradCell(t) {
+    if (t.kind === 'buffer') {
+      return { icon: 'database', cls: 'grad-buffer', text: 'buffer' };
+    }
+    if (t.grad_state === 'trainable') {
+      return { icon: 'flame', cls: 'grad-trainable', text: 'trainable' };
+    }
+    if (t.grad_state === 'frozen') {
+      return { icon: 'lock', cls: 'grad-frozen', text: 'frozen' };
+    }
+    return { icon: 'circle-outline', cls: 'grad-unknown', text: 'not stored' };
+  }
+
+  // ---------- tiny DOM helper ----------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) {
+        continue;
+      }
+      if (name === 'className') {
+        node.className = value;
+      } else if (name === 'style') {
+        Object.assign(node.style, value); // CSSOM, which the CSP allows (inline style attributes it does not)
+      } else if (name === 'text') {
+        node.textContent = value;
+      } else if (name.startsWith('on')) {
+        node.addEventListener(name.slice(2), value);
+      } else {
+        node.setAttribute(name, value === true ? '' : String(value));
+      }
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) {
+        node.append(child);
+      }
+    }
+    return node;
+  }
+  function codicon(name, extra) {
+    return el('span', { className: `codicon codicon-${name}${extra ? ` ${extra}` : ''}`, 'aria-hidden': 'true' });
+  }
+
+  // ---------- header, banners, summary ----------
+  function renderProblems(result) {
+    const items = [
+      ...result.errors.map((p) => ({ p, severity: 'error' })),
+      ...result.warnings.map((p) => ({ p, severity: 'warning' })),
+    ];
+    if (items.length === 0) {
+      return null;
+    }
+    return el('section', { id: 'problems', 'aria-label': 'Problems' },
+      items.map(({ p, severity }) => el('div', { className: `problem ${severity}`, role: severity === 'error' ? 'alert' : 'note' },
+        codicon(severity),
+        el('span', { className: 'problem-kind', text: p.kind }),
+        el('span', { className: 'problem-message', text: p.message }),
+        p.where ? el('span', { className: 'problem-where', text: p.where }) : null)));
+  }
+
+  function renderSafety(result) {
+    const risky = result.globals.filter((g) => g.risk !== 'safe');
+    const safe = result.globals.filter((g) => g.risk === 'safe');
+    if (risky.length === 0) {
+      return safe.length === 0 ? null : el('section', { id: 'safety', className: 'banner safe' },
+        codicon('shield'),
+        el('span', { text: `${safe.length} global${safe.length === 1 ? '' : 's'} named by the pickle, all known to be safe: ${safe.map((g) => g.name).join(', ')}` }));
+    }
+    const dangerous = risky.some((g) => g.risk === 'dangerous');
+    const title = dangerous
+      ? 'This file would run dangerous code if loaded with torch.load(weights_only=False).'
+      : 'Loading this file with torch.load(weights_only=False) needs classes that are not part of torch.';
+    return el('section', { id: 'safety', className: `banner ${dangerous ? 'dangerous' : 'unknown'}`, role: 'alert' },
+      el('div', { className: 'banner-title' }, codicon(dangerous ? 'warning' : 'info'), el('strong', { text: title })),
+      el('p', { text: 'pthscope did not import or call any of them. The pickle names these globals:' }),
+      el('ul', { className: 'globals' },
+        risky.map((g) => el('li', { className: `global ${g.risk}` },
+          el('span', { className: 'risk', text: g.risk }),
+          el('code', { text: g.name }),
+          g.count > 1 ? el('span', { className: 'count', text: `×${g.count}` }) : null))),
+      safe.length > 0 ? el('p', { className: 'muted', text: `Also named, and safe: ${safe.map((g) => g.name).join(', ')}` }) : null);
+  }
+
+  function stat(id, label, value, text, extraClass) {
+    return el('div', { className: `stat ${extraClass || ''}` },
+      el('span', { className: 'stat-label', text: label }),
+      el('span', { id, className: 'stat-value', 'data-value': value, text: text === undefined ? formatExact(value) : text }));
+  }
+
+  function keyValueList(record, format) {
+    const entries = Object.entries(record).sort((a, b) => (typeof b[1] === 'number' ? b[1] - a[1] : 0));
+    if (entries.length === 0) {
+      return el('span', { className: 'muted', text: '—' });
+    }
+    return el('dl', { className: 'kv' }, entries.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: format(v) })]));
+  }
+
+  function renderSummary(result) {
+    const s = result.summary;
+    const p = s.parameters;
+    const share = (n) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(n > 0 && n < p.total ? 1 : 0)}%` : '0%');
+    const bar = el('div', { className: 'param-bar', role: 'img', 'aria-label': `trainable ${share(p.trainable)}, frozen ${share(p.frozen)}, flag not stored ${share(p.unknown)}` },
+      el('span', { className: 'seg trainable', style: { width: share(p.trainable) } }),
+      el('span', { className: 'seg frozen', style: { width: share(p.frozen) } }),
+      el('span', { className: 'seg unknown', style: { width: share(p.unknown) } }));
+    const metadata = Object.entries(result.metadata || {});
+    return el('section', { id: 'summary', 'aria-label': 'Summary' },
+      el('div', { className: 'card' },
+        el('h2', { text: 'Contents' }),
+        stat('summary-tensors', 'Tensors', s.tensors),
+        stat('summary-modules', 'Modules', s.modules),
+        stat('summary-size', 'File size', result.size, formatBytes(result.size)),
+        stat('summary-tensor-bytes', 'Tensor bytes', s.tensor_bytes, formatBytes(s.tensor_bytes)),
+        stat('summary-storage-bytes', 'Storage bytes', s.storage_bytes, formatBytes(s.storage_bytes))),
+      el('div', { className: 'card' },
+        el('h2', { text: 'Parameters' }),
+        stat('summary-parameters', 'Total', p.total),
+        stat('summary-trainable', 'Trainable', p.trainable, undefined, 'trainable'),
+        stat('summary-frozen', 'Frozen', p.frozen, undefined, 'frozen'),
+        stat('summary-unknown', 'Flag not stored', p.unknown, undefined, 'unknown'),
+        bar,
+        s.requires_grad_stored ? null : el('p', { className: 'muted note', text: 'This file stores tensors only: requires_grad is not saved, so after load_state_dict every parameter is trainable again.' })),
+      el('div', { className: 'card' },
+        el('h2', { text: 'Bytes by dtype' }),
+        keyValueList(s.bytes_by_dtype, formatBytes),
+        el('h2', { text: 'Locations' }),
+        keyValueList(s.locations, (n) => `${formatExact(n)} tensors`)),
+      metadata.length > 0 ? el('details', { className: 'card metadata' },
+        el('summary', { text: `Metadata (${metadata.length})` }),
+        keyValueList(Object.fromEntries(metadata), String)) : null);
+  }
+
+  // ---------- the tensor table ----------
+  let viewport;
+  let spacer;
+  let rowCount;
+  let filterInput;
+  let headerButtons = [];
+
+  function renderTable() {
+    filterInput = el('input', {
+      id: 'filter', type: 'search', placeholder: 'Filter tensors by key (* wildcards)', 'aria-label': 'Filter tensors by key',
+      spellcheck: 'false', oninput: () => scheduleFilter(filterInput.value),
+      onkeydown: (e) => { if (e.key === 'ArrowDown') { e.preventDefault(); viewport.focus(); select(Math.max(0, state.selected)); } },
+    });
+    rowCount = el('span', { id: 'row-count', role: 'status', className: 'muted' });
+    headerButtons = [];
+    const header = el('div', { className: 'row header', role: 'row' },
+      COLUMNS.map((c) => {
+        if (!c.sort) {
+          return el('div', { className: `cell col-${c.id}`, role: 'columnheader', text: c.title });
+        }
+        const button = el('button', { className: 'sort', 'data-sort': c.sort, title: `Sort by ${c.title}`, onclick: () => toggleSort(c.sort) },
+          el('span', { text: c.title }), codicon('arrow-small-down', 'sort-icon'));
+        headerButtons.push(button);
+        return el('div', { className: `cell col-${c.id}${c.numeric ? ' numeric' : ''}`, role: 'columnheader', 'aria-sort': 'none' }, button);
+      }));
+    spacer = el('div', { className: 'spacer' });
+    viewport = el('div', {
+      id: 'viewport', role: 'rowgroup', tabindex: '0', 'aria-label': 'Tensors (arrow keys move, Enter reveals in the side panel)',
+      onscroll: () => requestAnimationFrame(renderRows), onkeydown: onTableKey,
+    }, spacer);
+    return el('section', { id: 'tensors', 'aria-label': 'Tensors' },
+      el('div', { className: 'toolbar' }, el('div', { className: 'filter-box' }, codicon('filter'), filterInput), rowCount),
+      el('div', { id: 'table', role: 'grid', 'aria-readonly': 'true' }, header, viewport));
+  }
+
+  function scheduleFilter(value) {
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(() => applyQuery(value, state.sort, state.descending), FILTER_DEBOUNCE_MS);
+  }
+
+  function toggleSort(sort) {
+    if (state.sort !== sort) {
+      applyQuery(state.filter, sort, sort === 'numel' || sort === 'nbytes');
+    } else if (state.descending === (sort === 'numel' || sort === 'nbytes')) {
+      applyQuery(state.filter, sort, !state.descending);
+    } else {
+      applyQuery(state.filter, 'index', false);
+    }
+  }
+
+  function applyQuery(filter, sort, descending) {
+    state.filter = filter;
+    state.sort = sort;
+    state.descending = descending;
+    state.generation += 1;
+    state.pages.clear();
+    state.inFlight.clear();
+    state.selected = -1;
+    for (const button of headerButtons) {
+      const active = button.dataset.sort === sort;
+      button.parentElement.setAttribute('aria-sort', active ? (descending ? 'descending' : 'ascending') : 'none');
+      button.classList.toggle('active', active);
+      button.classList.toggle('descending', active && descending);
+    }
+    viewport.scrollTop = 0;
+    requestPage(0);
+    renderRows();
+  }
+
+  function requestPage(page) {
+    if (state.pages.has(page) || [...state.inFlight.values()].some((r) => r.page === page && r.generation === state.generation)) {
+      return;
+    }
+    const requestId = state.nextRequestId++;
+    state.inFlight.set(requestId, { page, generation: state.generation });
+    vscode.postMessage({ type: 'tensors', body: { requestId, offset: page * PAGE_SIZE, limit: PAGE_SIZE, filter: state.filter, sort: state.sort, descending: state.descending } });
+  }
+
+  function onTensors(body) {
+    const request = state.inFlight.get(body.requestId);
+    state.inFlight.delete(body.requestId);
+    if (!request || request.generation !== state.generation) {
+      return;
+    }
+    state.pages.set(request.page, body.tensors);
+    state.total = body.total;
+    if (state.selectKeyWhenLoaded !== null) {
+      const index = body.tensors.findIndex((t) => t.key === state.selectKeyWhenLoaded);
+      state.selectKeyWhenLoaded = null;
+      select(request.page * PAGE_SIZE + Math.max(0, index));
+    }
+    renderRows();
+  }
+
+  function onTensorsFailed(body) {
+    const request = state.inFlight.get(body.requestId);
+    state.inFlight.delete(body.requestId);
+    if (request && request.generation === state.generation) {
+      rowCount.textContent = `Could not load tensors: ${body.message}`;
+      rowCount.classList.add('error-text');
+    }
+  }
+
+  function tensorAt(index) {
+    const page = state.pages.get(Math.floor(index / PAGE_SIZE));
+    return page ? page[index % PAGE_SIZE] : undefined;
+  }
+
+  function renderRows() {
+    if (!viewport) {
+      return;
+    }
+    spacer.style.height = `${state.total * ROW_HEIGHT}px`;
+    const first = Math.max(0, Math.floor(viewport.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(state.total, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    const rows = [];
+    for (let i = first; i < last; i++) {
+      const tensor = tensorAt(i);
+      if (!tensor) {
+        requestPage(Math.floor(i / PAGE_SIZE));
+      }
+      rows.push(renderRow(i, tensor));
+    }
+    spacer.replaceChildren(...rows);
+    const loaded = state.inFlight.size === 0;
+    rowCount.classList.remove('error-text');
+    rowCount.textContent = loaded
+      ? `${formatExact(state.total)} of ${formatExact(state.result.summary.tensors)} tensors`
+      : 'Loading…';
+    viewport.setAttribute('aria-rowcount', String(state.total));
+    if (state.selected >= 0) {
+      viewport.setAttribute('aria-activedescendant', `row-${state.selected}`);
+    } else {
+      viewport.removeAttribute('aria-activedescendant');
+    }
+  }
+
+  function renderRow(index, tensor) {
+    const row = el('div', {
+      id: `row-${index}`, className: `row${index === state.selected ? ' selected' : ''}`, role: 'row',
+      'aria-rowindex': index + 1, 'aria-selected': index === state.selected ? 'true' : 'false', style: { top: `${index * ROW_HEIGHT}px` },
+      onclick: () => select(index), ondblclick: () => revealInTree(index),
+    });
+    if (!tensor) {
+      row.append(el('div', { className: 'cell col-key muted', role: 'gridcell', text: '…' }));
+      return row;
+    }
+    row.dataset.key = tensor.key;
+    for (const column of COLUMNS) {
+      const value = column.cell(tensor);
+      const cell = el('div', { className: `cell col-${column.id}${column.numeric ? ' numeric' : ''}`, role: 'gridcell' });
+      if (typeof value === 'object') {
+        cell.classList.add(value.cls);
+        cell.append(codicon(value.icon), el('span', { text: value.text }));
+      } else {
+        cell.textContent = value;
+        cell.title = value;
+      }
+      row.append(cell);
+    }
+    if (tensor.shared_with.length > 0) {
+      row.title = `shares storage with ${tensor.shared_with.join(', ')}`;
+    }
+    return row;
+  }
+
+  function select(index) {
+    if (state.total === 0) {
+      return;
+    }
+    state.selected = Math.max(0, Math.min(state.total - 1, index));
+    const top = state.selected * ROW_HEIGHT;
+    if (top < viewport.scrollTop) {
+      viewport.scrollTop = top;
+    } else if (top + ROW_HEIGHT > viewport.scrollTop + viewport.clientHeight) {
+      viewport.scrollTop = top + ROW_HEIGHT - viewport.clientHeight;
+    }
+    renderRows();
+  }
+
+  function revealInTree(index) {
+    const tensor = tensorAt(index);
+    if (tensor) {
+      vscode.postMessage({ type: 'revealInTree', body: { path: tensor.path } });
+    }
+  }
+
+  function onTableKey(event) {
+    const pageRows = Math.max(1, Math.floor(viewport.clientHeight / ROW_HEIGHT) - 1);
+    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: pageRows, PageUp: -pageRows };
+    if (event.key in moves) {
+      select(Math.max(0, state.selected) + moves[event.key]);
+    } else if (event.key === 'Home') {
+      select(0);
+    } else if (event.key === 'End') {
+      select(state.total - 1);
+    } else if (event.key === 'Enter') {
+      revealInTree(state.selected);
+    } else if ((event.ctrlKey || event.metaKey) && event.key === 'c') {
+      const tensor = tensorAt(state.selected);
+      if (tensor) {
+        vscode.postMessage({ type: 'copy', body: { text: tensor.key } });
+      }
+    } else {
+      return;
+    }
+    event.preventDefault();
+  }
+
+  // ---------- messages ----------
+  function onInit(result) {
+    state.result = result;
+    state.total = result.summary.tensors;
+    const app = document.getElementById('app');
+    document.getElementById('format').textContent = result.format;
+    document.getElementById('status').remove();
+    const parts = [renderProblems(result), renderSafety(result)];
+    if (result.root !== null || result.summary.tensors > 0) {
+      parts.push(renderSummary(result), renderTable());
+    }
+    app.append(...parts.filter(Boolean));
+    app.setAttribute('aria-busy', 'false');
+    if (viewport) {
+      applyQuery('', 'index', false);
+    }
+  }
+
+  function onFailed(body) {
+    const status = document.getElementById('status');
+    status.replaceChildren(codicon('error'), el('span', { text: ` Could not read this file: ${body.message}` }));
+    status.className = 'problem error';
+    status.setAttribute('role', 'alert');
+    document.getElementById('app').setAttribute('aria-busy', 'false');
+  }
+
+  function onReveal(body) {
+    if (!filterInput) {
+      return;
+    }
+    filterInput.value = body.key;
+    state.selectKeyWhenLoaded = body.key;
+    applyQuery(body.key, 'index', false);
+    viewport.focus();
+  }
+
+  window.addEventListener('message', (event) => {
+    const { type, body } = event.data;
+    switch (type) {
+      case 'init': onInit(body); break;
+      case 'failed': onFailed(body); break;
+      case 'tensors': onTensors(body); break;
+      case 'tensorsFailed': onTensorsFailed(body); break;
+      case 'reveal': onReveal(body); break;
+    }
+  });
+  window.addEventListener('resize', () => requestAnimationFrame(renderRows));
+  vscode.postMessage({ type: 'ready' });
+})();

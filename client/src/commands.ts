@@ -1,0 +1,160 @@
+/**
+ * Every command, as a small factory in one table. A command marked `needsServer` shows a
+ * clear message instead of throwing when the server is down.
+ */
+import * as vscode from 'vscode';
+import { ServerNotRunning, type Ctx } from './ctx';
+import { CHECKPOINT_VIEW_TYPE, type CheckpointEditorProvider } from './editor';
+import { formatShape } from './format';
+import * as protocol from './protocol';
+import { CheckpointNode, type CheckpointTree, LoadMoreNode } from './tree';
+
+export interface Services {
+  ctx: Ctx;
+  tree: CheckpointTree;
+  pages: CheckpointEditorProvider;
+}
+
+type Cmd = (...args: unknown[]) => unknown;
+
+interface CommandFactory {
+  needsServer: boolean;
+  create(services: Services): Cmd;
+}
+
+const CHECKPOINT_FILTERS = { 'PyTorch checkpoints': ['pth', 'pt', 'ckpt', 'bin', 'tar', 'safetensors'], 'All files': ['*'] };
+const SEARCH_DEBOUNCE_MS = 150;
+
+const openCheckpoint: CommandFactory = {
+  needsServer: false,
+  create: () => async (uri?: unknown) => {
+    const target = uri instanceof vscode.Uri ? uri : (await vscode.window.showOpenDialog({ canSelectMany: false, filters: CHECKPOINT_FILTERS, openLabel: 'Open Checkpoint' }))?.[0];
+    if (target) {
+      await vscode.commands.executeCommand('vscode.openWith', target, CHECKPOINT_VIEW_TYPE);
+    }
+  },
+};
+
+const restartServer: CommandFactory = {
+  needsServer: false,
+  create: ({ ctx }) => () => ctx.restart(),
+};
+
+const showLog: CommandFactory = {
+  needsServer: false,
+  create: ({ ctx }) => () => { ctx.log.show(); },
+};
+
+const refreshTree: CommandFactory = {
+  needsServer: true,
+  create: ({ tree }) => () => { tree.refresh(); },
+};
+
+const loadMore: CommandFactory = {
+  needsServer: true,
+  create: ({ tree }) => (node?: unknown) => node instanceof LoadMoreNode ? tree.loadMore(node) : undefined,
+};
+
+const copyKey: CommandFactory = {
+  needsServer: false,
+  create: () => (node?: unknown) => node instanceof CheckpointNode ? vscode.env.clipboard.writeText(node.summary.key) : undefined,
+};
+
+const copyShape: CommandFactory = {
+  needsServer: false,
+  create: () => (node?: unknown) => {
+    const shape = node instanceof CheckpointNode ? node.summary.tensor?.shape : undefined;
+    return shape ? vscode.env.clipboard.writeText(formatShape(shape)) : undefined;
+  },
+};
+
+const revealInPage: CommandFactory = {
+  needsServer: false,
+  create: ({ pages }) => (node?: unknown) => node instanceof CheckpointNode ? pages.revealInPage(node.file, node.summary.key) : undefined,
+};
+
+/** A quick pick over `pthscope/search`; accepting a match reveals it in the tree. */
+const find: CommandFactory = {
+  needsServer: true,
+  create: ({ ctx, tree }) => () => {
+    const checkpoint = tree.current;
+    if (!checkpoint) {
+      return vscode.window.showInformationMessage('pthscope: open a checkpoint first.');
+    }
+    const pick = vscode.window.createQuickPick<vscode.QuickPickItem & { match?: protocol.NodeSummary }>();
+    pick.placeholder = 'Find a module or tensor by key (case-insensitive, * wildcards)';
+    pick.matchOnDescription = true;
+    let timer: NodeJS.Timeout | undefined;
+    let generation = 0;
+    const search = async (query: string): Promise<void> => {
+      const mine = ++generation;
+      pick.busy = true;
+      try {
+        const result = await ctx.request(protocol.search, { file: checkpoint.file, query, limit: 200 });
+        if (mine !== generation) {
+          return;
+        }
+        pick.items = result.matches.map((match) => ({
+          label: match.key,
+          description: match.tensor ? `${formatShape(match.tensor.shape)} ${match.tensor.dtype} · ${match.tensor.grad_state}` : match.module?.class ?? match.type,
+          match,
+        }));
+        pick.title = `${result.total.toLocaleString('en-US')} matches${result.total > result.matches.length ? ` (first ${result.matches.length} shown)` : ''}`;
+      } catch (error) {
+        pick.items = [{ label: `$(error) ${error instanceof Error ? error.message : String(error)}` }];
+      } finally {
+        if (mine === generation) {
+          pick.busy = false;
+        }
+      }
+    };
+    pick.onDidChangeValue((value) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void search(value), SEARCH_DEBOUNCE_MS);
+    });
+    pick.onDidAccept(async () => {
+      const match = pick.selectedItems[0]?.match;
+      pick.hide();
+      if (match) {
+        await vscode.commands.executeCommand('pthscope.tree.focus');
+        await tree.reveal(match.path);
+      }
+    });
+    pick.onDidHide(() => { clearTimeout(timer); pick.dispose(); });
+    pick.show();
+    void search('');
+    return undefined;
+  },
+};
+
+const COMMANDS: Record<string, CommandFactory> = {
+  'pthscope.openCheckpoint': openCheckpoint,
+  'pthscope.restartServer': restartServer,
+  'pthscope.showLog': showLog,
+  'pthscope.refreshTree': refreshTree,
+  'pthscope.loadMore': loadMore,
+  'pthscope.copyKey': copyKey,
+  'pthscope.copyShape': copyShape,
+  'pthscope.revealInPage': revealInPage,
+  'pthscope.find': find,
+};
+
+export function registerCommands(services: Services): void {
+  for (const [id, factory] of Object.entries(COMMANDS)) {
+    const run = factory.create(services);
+    services.ctx.pushCleanup(
+      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+        if (factory.needsServer && !services.ctx.isServerRunning) {
+          await services.ctx.start();
+        }
+        try {
+          await run(...args);
+        } catch (error) {
+          const message = error instanceof ServerNotRunning || error instanceof Error ? error.message : String(error);
+          services.ctx.log.error(`${id}: ${message}`);
+          void vscode.window.showErrorMessage(`pthscope: ${message}`);
+        }
+      }),
+    );
+  }
+}

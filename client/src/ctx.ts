@@ -1,0 +1,166 @@
+/**
+ * The extension's context: owns the language client, the log channel, the settings and two
+ * cleanup lists (one for the extension's lifetime, one for the running client). Everything
+ * that talks to the server goes through `request`, which waits for a starting server and
+ * fails with ServerNotRunning when there is none.
+ */
+import * as vscode from 'vscode';
+import type { CancellationToken, RequestType } from 'vscode-languageclient';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import { createLanguageClient } from './client';
+import { Config } from './config';
+import { chooseInterpreter, formatVersion, interpreterCandidates } from './interpreter';
+import { activePythonFromExtension, onDidChangePythonEnvironment } from './pythonExtension';
+
+export class ServerNotRunning extends Error {
+  constructor(reason: string) {
+    super(`The pthscope server is not running: ${reason} Run "pthscope: Restart Server" once it is fixed, or see "pthscope: Show Log".`);
+  }
+}
+
+const RESTART_DEBOUNCE_MS = 300;
+
+export class Ctx implements vscode.Disposable {
+  readonly log: vscode.LogOutputChannel;
+  readonly config = new Config();
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly clientDisposables: vscode.Disposable[] = [];
+  private client: LanguageClient | undefined;
+  private starting: Promise<LanguageClient | undefined> | undefined;
+  private notRunningReason = 'it has not been started.';
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly serverStateEmitter = new vscode.EventEmitter<boolean>();
+  /** Fires with `true` when a (re)started server is ready, `false` when it stops. */
+  readonly onDidChangeServerState = this.serverStateEmitter.event;
+
+  constructor(readonly extension: vscode.ExtensionContext) {
+    this.log = vscode.window.createOutputChannel('pthscope', { log: true });
+    this.pushCleanup(this.log, this.serverStateEmitter);
+    this.pushCleanup(
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (this.config.needsServerRestart(event)) {
+          this.log.info('Interpreter setting changed: restarting the server.');
+          this.scheduleRestart();
+        }
+      }),
+    );
+    void onDidChangePythonEnvironment(() => {
+      if (!this.config.interpreter) {
+        this.log.info('Python extension environment changed: restarting the server.');
+        this.scheduleRestart();
+      }
+    }).then((subscription) => {
+      if (subscription) {
+        this.pushCleanup(subscription);
+      }
+    });
+  }
+
+  pushCleanup(...disposables: vscode.Disposable[]): void {
+    this.disposables.push(...disposables);
+  }
+
+  get isServerRunning(): boolean {
+    return this.client?.isRunning() ?? false;
+  }
+
+  /** Starts the server (once; concurrent callers share the attempt). */
+  start(): Promise<LanguageClient | undefined> {
+    this.starting ??= this.startClient();
+    return this.starting;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    const client = await this.start();
+    if (client) {
+      void vscode.window.setStatusBarMessage('pthscope: server restarted', 3000);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const stopping = this.starting;
+    this.starting = undefined;
+    await stopping;
+    const client = this.client;
+    this.client = undefined;
+    this.notRunningReason = 'it was stopped.';
+    vscode.Disposable.from(...this.clientDisposables.splice(0)).dispose();
+    if (client) {
+      this.serverStateEmitter.fire(false);
+      await client.dispose().catch((error: unknown) => {
+        this.log.warn(`Stopping the server: ${String(error)}`);
+      });
+    }
+  }
+
+  /** Sends a pthscope request, waiting for a server that is still starting. */
+  async request<P, R>(type: RequestType<P, R, void>, params: P, token?: CancellationToken): Promise<R> {
+    const client = await this.start();
+    if (!client?.isRunning()) {
+      throw new ServerNotRunning(this.notRunningReason);
+    }
+    return token ? client.sendRequest(type, params, token) : client.sendRequest(type, params);
+  }
+
+  dispose(): void {
+    clearTimeout(this.restartTimer);
+    void this.stop();
+    vscode.Disposable.from(...this.disposables.splice(0)).dispose();
+  }
+
+  private scheduleRestart(): void {
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => void this.restart(), RESTART_DEBOUNCE_MS);
+  }
+
+  private async startClient(): Promise<LanguageClient | undefined> {
+    const candidates = interpreterCandidates({
+      setting: this.config.interpreter,
+      pythonExtension: this.config.interpreter ? undefined : await activePythonFromExtension().catch(() => undefined),
+      platform: process.platform,
+    });
+    const choice = await chooseInterpreter(candidates);
+    if (!choice.ok) {
+      choice.details.forEach((line) => { this.log.error(line); });
+      this.notRunningReason = choice.message;
+      void this.showStartError(choice.message);
+      return undefined;
+    }
+    const { candidate, version } = choice;
+    this.log.info(`Starting the server with ${candidate.command} (Python ${formatVersion(version)} at ${version.executable}; from ${candidate.source}).`);
+    const client = createLanguageClient(candidate.command, this.extension.extensionPath, this.log);
+    this.clientDisposables.push(
+      client.onDidChangeState(() => {
+        if (!client.isRunning() && this.client === client) {
+          this.notRunningReason = 'it stopped unexpectedly (see the log).';
+          this.serverStateEmitter.fire(false);
+        }
+      }),
+    );
+    try {
+      await client.start();
+    } catch (error) {
+      const message = `pthscope: the server failed to start with ${candidate.command}: ${error instanceof Error ? error.message : String(error)}`;
+      this.log.error(message);
+      this.notRunningReason = 'it failed to start (see the log).';
+      void this.showStartError(message);
+      await client.dispose().catch(() => undefined);
+      return undefined;
+    }
+    this.client = client;
+    this.serverStateEmitter.fire(true);
+    return client;
+  }
+
+  private async showStartError(message: string): Promise<void> {
+    const chooseInterpreterAction = 'Set Interpreter';
+    const showLogAction = 'Show Log';
+    const picked = await vscode.window.showErrorMessage(message, chooseInterpreterAction, showLogAction);
+    if (picked === chooseInterpreterAction) {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'pthscope.interpreter');
+    } else if (picked === showLogAction) {
+      this.log.show();
+    }
+  }
+}

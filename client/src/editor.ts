@@ -1,0 +1,173 @@
+/**
+ * The checkpoint page: a read-only custom editor whose webview (media/page.js) renders what
+ * `pthscope/open` and `pthscope/tensors` return. Messages are `{type, body}`; the page says
+ * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows.
+ */
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { WorkDoneProgress, type WorkDoneProgressParams } from 'vscode-languageclient';
+import type { Ctx } from './ctx';
+import { pageHtml, pageResourceRoots } from './pageHtml';
+import * as protocol from './protocol';
+import type { OpenResult, PathElement, TensorsParams } from './protocol';
+import type { CheckpointTree } from './tree';
+
+export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
+/** The same page for *.bin, offered ("Open With…") rather than the default. */
+export const BIN_CHECKPOINT_VIEW_TYPE = 'pthscope.binCheckpoint';
+
+type PageMessage =
+  | { type: 'ready' }
+  | { type: 'tensors'; body: TensorsParams & { requestId: number } }
+  | { type: 'revealInTree'; body: { path: PathElement[] } }
+  | { type: 'copy'; body: { text: string } };
+
+class CheckpointPage {
+  result: OpenResult | undefined;
+  private ready = false;
+  private pendingReveal: string | undefined;
+
+  constructor(readonly file: string, readonly panel: vscode.WebviewPanel) {}
+
+  post(type: string, body: unknown): void {
+    void this.panel.webview.postMessage({ type, body });
+  }
+
+  markReady(): void {
+    this.ready = true;
+    if (this.pendingReveal !== undefined && this.result) {
+      this.post('reveal', { key: this.pendingReveal });
+      this.pendingReveal = undefined;
+    }
+  }
+
+  /** Shows the tensors under `key` in the table (after the page has its data). */
+  revealKey(key: string): void {
+    this.panel.reveal();
+    if (this.ready && this.result) {
+      this.post('reveal', { key });
+    } else {
+      this.pendingReveal = key;
+    }
+  }
+}
+
+export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProvider {
+  private readonly pages = new Set<CheckpointPage>();
+
+  static register(ctx: Ctx, tree: CheckpointTree): CheckpointEditorProvider {
+    const provider = new CheckpointEditorProvider(ctx, tree);
+    const options = { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: true };
+    ctx.pushCleanup(
+      vscode.window.registerCustomEditorProvider(CHECKPOINT_VIEW_TYPE, provider, options),
+      vscode.window.registerCustomEditorProvider(BIN_CHECKPOINT_VIEW_TYPE, provider, options),
+    );
+    return provider;
+  }
+
+  private constructor(private readonly ctx: Ctx, private readonly tree: CheckpointTree) {}
+
+  openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
+    return { uri, dispose: () => undefined };
+  }
+
+  resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
+    const page = new CheckpointPage(document.uri.fsPath, panel);
+    this.pages.add(page);
+    panel.webview.options = { enableScripts: true, localResourceRoots: pageResourceRoots(this.ctx.extension.extensionUri) };
+    panel.webview.html = pageHtml(panel.webview, this.ctx.extension.extensionUri, path.basename(page.file));
+    const subscriptions = [
+      panel.webview.onDidReceiveMessage((message: PageMessage) => void this.onMessage(page, message)),
+      panel.onDidChangeViewState(() => {
+        if (panel.active && page.result) {
+          this.tree.show(page.result);
+        }
+      }),
+    ];
+    panel.onDidDispose(() => {
+      this.pages.delete(page);
+      vscode.Disposable.from(...subscriptions).dispose();
+    });
+  }
+
+  /** Opens (or focuses) the page for `file` and shows the tensors under `key`. */
+  async revealInPage(file: string, key: string): Promise<void> {
+    const existing = [...this.pages].find((p) => p.file === file);
+    if (existing) {
+      existing.revealKey(key);
+      return;
+    }
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), CHECKPOINT_VIEW_TYPE);
+    [...this.pages].find((p) => p.file === file)?.revealKey(key);
+  }
+
+  private async onMessage(page: CheckpointPage, message: PageMessage): Promise<void> {
+    switch (message.type) {
+      case 'ready':
+        await this.openInPage(page);
+        page.markReady();
+        return;
+      case 'tensors': {
+        const { requestId, ...params } = message.body;
+        try {
+          const result = await this.ctx.request(protocol.tensors, { ...params, file: page.file });
+          page.post('tensors', { requestId, ...result });
+        } catch (error) {
+          page.post('tensorsFailed', { requestId, message: errorMessage(error) });
+        }
+        return;
+      }
+      case 'revealInTree':
+        if (page.result) {
+          this.tree.show(page.result);
+          await vscode.commands.executeCommand('pthscope.tree.focus');
+          await this.tree.reveal(message.body.path);
+        }
+        return;
+      case 'copy':
+        await vscode.env.clipboard.writeText(message.body.text);
+        void vscode.window.setStatusBarMessage(`Copied ${message.body.text}`, 2000);
+        return;
+    }
+  }
+
+  private async openInPage(page: CheckpointPage): Promise<void> {
+    const title = `pthscope: reading ${path.basename(page.file)}`;
+    try {
+      const result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+        (progress, token) => this.open(page.file, progress, token),
+      );
+      page.result = result;
+      page.post('init', result);
+      if (page.panel.active) {
+        this.tree.show(result);
+      }
+    } catch (error) {
+      this.ctx.log.error(`Opening ${page.file}: ${errorMessage(error)}`);
+      page.post('failed', { message: errorMessage(error) });
+    }
+  }
+
+  /** `pthscope/open`, forwarding the server's work-done progress to the notification. */
+  private async open(file: string, progress: vscode.Progress<{ message?: string }>, token: vscode.CancellationToken): Promise<OpenResult> {
+    const workDoneToken = randomUUID();
+    const client = await this.ctx.start();
+    const subscription = client?.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+      if (value.kind !== 'end') {
+        progress.report({ message: value.message });
+      }
+    });
+    const params: protocol.OpenParams & WorkDoneProgressParams = { file, workDoneToken };
+    try {
+      return await this.ctx.request(protocol.open, params, token);
+    } finally {
+      subscription?.dispose();
+    }
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,32 @@
+/**
+ * Activation: build the context, the tree and the page provider, register the commands and
+ * start the server. Loud on failure.
+ */
+import * as vscode from 'vscode';
+import { registerCommands } from './commands';
+import { Ctx } from './ctx';
+import { CheckpointEditorProvider } from './editor';
+import { CheckpointTree } from './tree';
+
+let ctx: Ctx | undefined;
+
+export function activate(extension: vscode.ExtensionContext): void {
+  ctx = new Ctx(extension);
+  extension.subscriptions.push(ctx);
+  try {
+    const tree = new CheckpointTree(ctx);
+    ctx.pushCleanup(tree);
+    const pages = CheckpointEditorProvider.register(ctx, tree);
+    registerCommands({ ctx, tree, pages });
+    void ctx.start();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    ctx.log.error(`Activation failed: ${message}`);
+    void vscode.window.showErrorMessage(`pthscope failed to activate: ${message}`);
+  }
+}
+
+export async function deactivate(): Promise<void> {
+  await ctx?.stop();
+  ctx = undefined;
+}

@@ -1,0 +1,159 @@
+/**
+ * How a checkpoint node looks in the side panel, as plain data: label, description, icon,
+ * menu context and tooltip markdown. Pure (no `vscode`), so it is unit-tested with node's test
+ * runner; tree.ts turns these into TreeItems. Nothing here knows file formats: it renders the
+ * NodeSummary the server sends.
+ */
+import { formatBytes, formatCount, formatExact, formatParamCounts, formatShape } from './format';
+import type { NodeSummary, PathElement, Problem, TensorJson } from './protocol';
+
+export interface NodeLook {
+  label: string;
+  description: string;
+  /** Codicon id and theme colour id (undefined: the default foreground). */
+  icon: { id: string; color?: string };
+  contextValue: string;
+  expandable: boolean;
+}
+
+const CONTAINER_ICONS: Record<string, string> = {
+  dict: 'symbol-namespace',
+  list: 'symbol-array',
+  tuple: 'symbol-array',
+  set: 'symbol-array',
+  object: 'symbol-class',
+  module: 'symbol-module',
+  value: 'symbol-constant',
+};
+
+export function gradStateIcon(tensor: TensorJson): { id: string; color?: string } {
+  if (tensor.kind === 'buffer') {
+    return { id: 'database', color: 'descriptionForeground' };
+  }
+  switch (tensor.grad_state) {
+    case 'trainable':
+      return { id: 'flame', color: 'charts.green' };
+    case 'frozen':
+      return { id: 'lock', color: 'charts.blue' };
+    case 'not stored':
+      return { id: 'circle-outline', color: 'disabledForeground' };
+  }
+}
+
+export function gradStateText(tensor: TensorJson): string {
+  if (tensor.kind === 'buffer') {
+    return 'buffer (no gradient)';
+  }
+  switch (tensor.grad_state) {
+    case 'trainable':
+      return 'trainable (requires_grad=True)';
+    case 'frozen':
+      return 'frozen (requires_grad=False)';
+    case 'not stored':
+      return 'requires_grad not stored in this file';
+  }
+}
+
+function shortType(type: string): string {
+  return type.split('.').pop() ?? type;
+}
+
+export function nodeDescription(node: NodeSummary): string {
+  if (node.tensor) {
+    return `${formatShape(node.tensor.shape)} ${node.tensor.dtype}`;
+  }
+  if (node.module) {
+    const counts = formatParamCounts(node.module.parameters);
+    return counts ? `${node.module.class} · ${counts}` : node.module.class;
+  }
+  if (node.kind === 'value') {
+    return node.value ?? shortType(node.type);
+  }
+  const items = `${formatCount(node.child_count)} ${node.child_count === 1 ? 'item' : 'items'}`;
+  const counts = node.parameters ? formatParamCounts(node.parameters) : '';
+  return [shortType(node.type), items, counts].filter(Boolean).join(' · ');
+}
+
+export function nodeLook(node: NodeSummary): NodeLook {
+  return {
+    label: node.name === '' ? '(root)' : node.name,
+    description: nodeDescription(node),
+    icon: node.tensor ? gradStateIcon(node.tensor) : { id: CONTAINER_ICONS[node.kind] ?? 'symbol-field' },
+    contextValue: `pthscope.node.${node.kind}`,
+    expandable: node.child_count > 0,
+  };
+}
+
+/** Markdown for a tensor's tooltip: everything the file says about it. */
+export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[] = tensor.shared_with): string {
+  const rows: [string, string][] = [
+    ['requires_grad', tensor.kind === 'parameter' || tensor.requires_grad ? String(tensor.requires_grad) : 'not stored'],
+    ['state', gradStateText(tensor)],
+    ['kind', tensor.kind],
+    ['dtype', tensor.dtype],
+    ['shape', formatShape(tensor.shape)],
+    ['numel', formatExact(tensor.numel)],
+    ['bytes', `${formatExact(tensor.nbytes)} (${formatBytes(tensor.nbytes)})`],
+    ['location', tensor.location],
+    ['stride', formatShape(tensor.stride)],
+    ['storage offset', formatExact(tensor.storage_offset)],
+  ];
+  if (tensor.storage) {
+    const storageBytes = tensor.storage_nbytes === null ? '' : `, ${formatBytes(tensor.storage_nbytes)}`;
+    rows.push(['storage', `${tensor.storage}${storageBytes}`]);
+  }
+  if (tied.length > 0) {
+    rows.push(['tied storage', tied.join(', ')]);
+  }
+  return [`**${escapeMarkdown(tensor.key)}**`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | \`${v.replace(/[`|]/g, ' ')}\` |`)].join('\n');
+}
+
+/** Markdown for a module's or container's tooltip. */
+export function nodeTooltipMarkdown(node: NodeSummary): string {
+  if (node.tensor) {
+    return tensorTooltipMarkdown(node.tensor);
+  }
+  const lines = [`**${escapeMarkdown(node.key || '(root)')}**`, '', `type: \`${node.type}\``];
+  if (node.module) {
+    lines.push(`class: \`${node.module.class}\``);
+    if (node.module.training !== null) {
+      lines.push(`training: \`${String(node.module.training)}\``);
+    }
+  }
+  const counts = node.module?.parameters ?? node.parameters;
+  if (counts && counts.total > 0) {
+    lines.push(
+      `parameters: ${formatExact(counts.total)} (trainable ${formatExact(counts.trainable)}, frozen ${formatExact(counts.frozen)}, flag not stored ${formatExact(counts.unknown)})`,
+    );
+  }
+  if (node.value !== undefined) {
+    lines.push(`value: \`${node.value.replace(/`/g, "'")}\``);
+  }
+  if (node.child_count > 0) {
+    lines.push(`children: ${formatExact(node.child_count)}`);
+  }
+  return lines.join('  \n');
+}
+
+export function problemText(problem: Problem): string {
+  return problem.where ? `${problem.message} (${problem.where})` : problem.message;
+}
+
+/** How many more children a "Load more" item would fetch, or 0 when all are loaded. */
+export function remainingChildren(loaded: number, total: number): number {
+  return Math.max(0, total - loaded);
+}
+
+/** A stable id for a node of a file, usable as a TreeItem id and a map key. */
+export function nodeId(file: string, path: readonly PathElement[]): string {
+  return `${file}\u0000${JSON.stringify(path)}`;
+}
+
+/** The paths from the root's children down to `path` ([a], [a, b], [a, b, c]). */
+export function ancestorPaths(path: readonly PathElement[]): PathElement[][] {
+  return path.map((_, i) => path.slice(0, i + 1));
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+!|<>]/g, '\\$&');
+}

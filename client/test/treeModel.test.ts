@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatBytes, formatCount, formatParamCounts } from '../src/format';
+import type { NodeSummary, TensorJson } from '../src/protocol';
+import { ancestorPaths, nodeId, nodeLook, remainingChildren, tensorTooltipMarkdown } from '../src/treeModel';
+
+function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
+  return {
+    path: ['conv1', 'weight'], key: 'conv1.weight', shape: [16, 3, 3, 3], dtype: 'float32', requires_grad: false,
+    grad_state: 'frozen', kind: 'parameter', location: 'cpu', stride: [27, 9, 3, 1], storage_offset: 0, numel: 432,
+    nbytes: 1728, storage: '0', storage_nbytes: 1728, shared_with: [], ...overrides,
+  };
+}
+
+function node(overrides: Partial<NodeSummary>): NodeSummary {
+  return { path: ['conv1'], key: 'conv1', name: 'conv1', kind: 'module', type: 'torch.nn.modules.conv.Conv2d', child_count: 2, ...overrides };
+}
+
+describe('nodeLook', () => {
+  it('shows a module with its class and trainable/frozen counts', () => {
+    const look = nodeLook(node({ module: { class: 'Conv2d', training: true, parameters: { total: 448, trainable: 16, frozen: 432, unknown: 0 } } }));
+    assert.equal(look.label, 'conv1');
+    assert.equal(look.description, 'Conv2d · 16 trainable · 432 frozen');
+    assert.equal(look.expandable, true);
+    assert.equal(look.contextValue, 'pthscope.node.module');
+  });
+
+  it('shows a tensor leaf with shape, dtype and a grad-state icon', () => {
+    const frozen = nodeLook(node({ kind: 'tensor', name: 'weight', child_count: 0, tensor: tensor() }));
+    assert.equal(frozen.description, '[16, 3, 3, 3] float32');
+    assert.deepEqual(frozen.icon, { id: 'lock', color: 'charts.blue' });
+    assert.equal(frozen.expandable, false);
+    const trainable = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ requires_grad: true, grad_state: 'trainable' }) }));
+    assert.equal(trainable.icon.id, 'flame');
+    const unknown = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'tensor', grad_state: 'not stored' }) }));
+    assert.equal(unknown.icon.id, 'circle-outline');
+    const buffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'buffer', grad_state: 'not stored' }) }));
+    assert.equal(buffer.icon.id, 'database');
+  });
+
+  it('shows a container with its type and item count, and a plain value with its repr', () => {
+    assert.equal(nodeLook(node({ kind: 'dict', type: 'collections.OrderedDict', child_count: 62, name: 'state_dict' })).description, 'OrderedDict · 62 items');
+    assert.equal(nodeLook(node({ kind: 'value', type: 'int', value: '3', child_count: 0, name: 'epoch' })).description, '3');
+    assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', name: '', path: [], key: '' })).label, '(root)');
+  });
+});
+
+describe('tensorTooltipMarkdown', () => {
+  it('states requires_grad and everything else the file stores', () => {
+    const text = tensorTooltipMarkdown(tensor(), ['fc.weight']);
+    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', '`parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
+      assert.ok(text.includes(expected), `missing ${expected} in\n${text}`);
+    }
+  });
+
+  it('says when requires_grad is not stored', () => {
+    assert.ok(tensorTooltipMarkdown(tensor({ kind: 'tensor', grad_state: 'not stored' })).includes('requires_grad | `not stored`'));
+  });
+});
+
+describe('paging and paths', () => {
+  it('counts what a Load more item would fetch', () => {
+    assert.equal(remainingChildren(500, 1200), 700);
+    assert.equal(remainingChildren(1200, 1200), 0);
+  });
+
+  it('lists ancestor paths top-down and makes distinct ids for "1" and 1', () => {
+    assert.deepEqual(ancestorPaths(['layer1', 0, 'conv1']), [['layer1'], ['layer1', 0], ['layer1', 0, 'conv1']]);
+    assert.notEqual(nodeId('/f.pth', ['a', 1]), nodeId('/f.pth', ['a', '1']));
+  });
+});
+
+describe('format', () => {
+  it('formats counts, bytes and parameter counts', () => {
+    assert.equal(formatCount(999), '999');
+    assert.equal(formatCount(1234), '1.2K');
+    assert.equal(formatCount(11_689_512), '11.7M');
+    assert.equal(formatBytes(512), '512 B');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatParamCounts({ total: 10, trainable: 0, frozen: 0, unknown: 10 }), '10 flag not stored');
+    assert.equal(formatParamCounts({ total: 0, trainable: 0, frozen: 0, unknown: 0 }), '');
+  });
+});

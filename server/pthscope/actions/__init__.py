@@ -1,0 +1,44 @@
+"""Facts about a Python file + checkpoints → hovers, diagnostics and code actions.
+
+The API the language server wires (all pure functions, no pygls, plain dataclasses from
+`actions.types`; positions are 0-based lines and characters in code points, i.e. `str` indices):
+
+    facts = analysis.analyze(source, file_path, workspace_folders, previous=last_facts)
+    facts.checkpoint_paths()   # literals naming checkpoints; .candidates are absolute paths
+    hover(facts, line, character, checkpoints) -> Hover | None
+    diagnostics(facts, checkpoints) -> list[Diagnostic]
+    code_actions(facts, range, checkpoints, diagnostics=None) -> list[CodeAction]
+    resolve_code_action(facts, action.data, checkpoints) -> CodeAction   # fills .edits
+
+`checkpoints` maps absolute normalised paths (`os.path.normpath`) to a `Checkpoint` or its
+`to_json()` dict; put there the files whose candidates exist (see `checkpoint_paths()`) and the
+one open in the side panel. Missing files simply give no hover. Lookups per checkpoint are
+built once and cached by object identity, so pass the same object until the file changes.
+
+`code_actions` returns entries with `edits=None` and JSON-safe `data`; send `data` back to
+`resolve_code_action` on codeAction/resolve. Pass the client's diagnostics (converted back to
+`Diagnostic`, keeping `data`) or None to recompute them. Diagnostic codes: PTH001 flags lost on
+load, PTH002 torch.load without weights_only, PTH003 whole-model save; every one has a quick
+fix and a "Suppress … on this line" fix that appends `# noqa: PTH00x`.
+"""
+
+from .code_actions import code_actions, resolve_code_action
+from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
+from .hover import hover
+from .types import CodeAction, Diagnostic, Hover, Position, Range, TextEdit
+
+__all__ = [
+    "FLAGS_LOST",
+    "UNSAFE_LOAD",
+    "WHOLE_MODEL_SAVE",
+    "CodeAction",
+    "Diagnostic",
+    "Hover",
+    "Position",
+    "Range",
+    "TextEdit",
+    "code_actions",
+    "diagnostics",
+    "hover",
+    "resolve_code_action",
+]

@@ -1,0 +1,292 @@
+"""The light-bulb list (`code_actions`) and the edit of one entry (`resolve_code_action`).
+
+Listing is cheap: it decides which actions apply and stores in `data` what resolving needs.
+Resolving recomputes the edit from fresh facts, so an entry resolved after the file changed
+still edits the right place (or returns no edits when its target is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..analysis.facts import ModuleFacts, Statement
+from . import fixes, snippets
+from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
+from .linking import Checkpoints, linked_lookups
+from .lost_flags import find_lost_flags, latest_assignment
+from .text_edits import already_there, insert_after, quote, quote_char
+from .types import SOURCE, CodeAction, Diagnostic, Range, TextEdit
+
+QUICKFIX = "quickfix"
+REFACTOR = "refactor"
+_MODULES_OFFERED = 6
+_DEFAULT_PATHS = {
+    "state_dict": "model.pth",
+    "entire": "model_full.pth",
+    "training": "checkpoint.pth",
+}
+
+
+def code_actions(
+    facts: ModuleFacts,
+    range: Range,
+    checkpoints: Checkpoints,
+    diagnostics_in_range: Sequence[Diagnostic] | None = None,
+) -> list[CodeAction]:
+    """Quick fixes for the diagnostics in `range` (recomputed when None), then refactors."""
+    first, last = range.start.line, range.end.line
+    if diagnostics_in_range is None:
+        diagnostics_in_range = diagnostics(facts, checkpoints)
+    actions: list[CodeAction] = []
+    for diagnostic in diagnostics_in_range:
+        line = diagnostic.range.start.line
+        if diagnostic.source == SOURCE and line <= last and first <= diagnostic.range.end.line:
+            actions += _fixes_for(facts, checkpoints, diagnostic)
+    actions += _refactors(facts, first, checkpoints)
+    return actions
+
+
+def resolve_code_action(
+    facts: ModuleFacts, data: Mapping[str, Any], checkpoints: Checkpoints | None = None
+) -> CodeAction:
+    """The action described by `data`, with its edits (empty if it no longer applies)."""
+    kind = QUICKFIX if data.get("action") in _FIXES else REFACTOR
+    edits = _edits(facts, data, checkpoints or {})
+    return CodeAction(str(data.get("title", "")), kind, dict(data), edits=edits or [])
+
+
+# ----------------------------------------------------------------------------- quick fixes
+
+
+def _fixes_for(
+    facts: ModuleFacts, checkpoints: Checkpoints, diagnostic: Diagnostic
+) -> list[CodeAction]:
+    out: list[CodeAction] = []
+    data = diagnostic.data
+
+    def offer(title: str, preferred: bool = False, **fields: Any) -> None:
+        payload = {"title": title, **fields}
+        if _edits(facts, payload, checkpoints):
+            out.append(CodeAction(title, QUICKFIX, payload, [diagnostic], None, preferred))
+
+    if diagnostic.code == FLAGS_LOST:
+        for lost in find_lost_flags(facts, checkpoints):
+            if lost.index != data.get("load"):
+                continue
+            for n, source in enumerate(lost.sources()):
+                suffix = {"code": "", "map": " from the saved requires_grad map"}.get(
+                    source, f" from {_basename(lost.checkpoint.file) if lost.checkpoint else ''}"
+                )
+                offer(
+                    f"Restore requires_grad flags{suffix}",
+                    n == 0,
+                    action="restore_flags",
+                    load=lost.index,
+                    source=source,
+                )
+    elif diagnostic.code == UNSAFE_LOAD:
+        index = data.get("torch_load", -1)
+        if data.get("whole_model"):
+            offer(
+                "Load a state_dict into a new model instead",
+                True,
+                action="state_dict_load",
+                torch_load=index,
+            )
+            offer(
+                "Add weights_only=False (only for a file you trust)",
+                action="weights_only",
+                torch_load=index,
+                value=False,
+            )
+        else:
+            offer(
+                "Add weights_only=True", True, action="weights_only", torch_load=index, value=True
+            )
+    elif diagnostic.code == WHOLE_MODEL_SAVE:
+        offer(
+            "Save the state_dict and a requires_grad map instead",
+            True,
+            action="save_grad_map",
+            save=data.get("save", -1),
+        )
+    offer(
+        f"Suppress {diagnostic.code} on this line",
+        action="suppress",
+        line=diagnostic.range.start.line,
+        code=diagnostic.code,
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- refactors
+
+
+def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[CodeAction]:
+    statement = _statement_at(facts, line)
+    if statement is None:
+        return []
+    var = _model_in_scope(facts, statement)
+    if var is None:
+        return []
+    lookups = linked_lookups(facts, checkpoints, var)
+    if lookups:
+        modules = lookups[0].top_modules[-_MODULES_OFFERED:]
+    else:
+        modules = list(
+            dict.fromkeys(
+                str(op.module_path[0])
+                for op in facts.flag_ops
+                if op.var == var and op.kind == "replace" and len(op.module_path) == 1
+            )
+        )
+    offers: list[tuple[str, str, str | None]] = []
+    for module in modules:
+        offers.append((f"Freeze all parameters of {var} except {module}", "freeze_except", module))
+    for module in modules:
+        offers.append((f"Freeze {snippets.module_expr(var, module)}", "freeze_module", module))
+    offers.append((f"Unfreeze all parameters of {var}", "unfreeze_all", None))
+    offers.append((f"Print parameters and requires_grad of {var}", "print_parameters", None))
+    if facts.torch_imported:
+        offers += [
+            (f"Save {var}: state_dict only", "save_state_dict", None),
+            (f"Save {var}: entire model", "save_entire_model", None),
+            (f"Save {var}: training checkpoint", "save_training_checkpoint", None),
+            (f"Load {var}: state_dict", "load_state_dict", None),
+            (f"Load {var}: entire model", "load_entire_model", None),
+            (f"Load {var}: training checkpoint", "load_training_checkpoint", None),
+        ]
+    out = []
+    for title, name, module in offers:
+        data: dict[str, Any] = {"title": title, "action": name, "var": var, "line": line}
+        data["module"] = module
+        if _snippet_edit(facts, data) is not None:
+            out.append(CodeAction(title, REFACTOR, data))
+    return out
+
+
+def _statement_at(facts: ModuleFacts, line: int) -> Statement | None:
+    best: Statement | None = None
+    for statement in facts.statements:
+        span = statement.span
+        if span.start_line <= line <= span.end_line and (
+            best is None or span.start_line >= best.span.start_line
+        ):
+            best = statement
+    return best
+
+
+def _model_in_scope(facts: ModuleFacts, statement: Statement) -> str | None:
+    """The model variable bound most recently before the statement in its function."""
+    scope = next((s for s in facts.scopes if s.name == statement.scope), None)
+    line = statement.span.start_line
+    best: tuple[int, str] | None = None
+    for var in facts.model_vars:
+        made = latest_assignment(facts, var, statement.scope, line)
+        if (made is not None and made.line <= line) or (
+            made is None and scope is not None and var in scope.params
+        ):
+            rank = made.line if made is not None else -1
+            if best is None or rank > best[0]:
+                best = (rank, var)
+    return best[1] if best else None
+
+
+def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit] | None:
+    statement = _statement_at(facts, int(data.get("line", -1)))
+    var, module = str(data.get("var")), str(data.get("module") or "")
+    if statement is None or var not in facts.model_vars:
+        return None
+    q = quote_char(facts)
+    name = data.get("action")
+    lines: list[str]
+    if name == "freeze_except" and module:
+        lines = snippets.freeze_all_except(var, module, q)
+    elif name == "freeze_module" and module:
+        lines = snippets.freeze_module(var, module)
+    elif name == "unfreeze_all":
+        lines = snippets.unfreeze_all(var)
+    elif name == "print_parameters":
+        lines = snippets.print_parameters(var)
+    elif isinstance(name, str) and name in _SNIPPETS and facts.torch_imported:
+        lines = _SNIPPETS[name](facts, var, q)
+    else:
+        return None
+    end, indent = statement.span.end_line, statement.indent
+    if already_there(facts, end, indent, lines):
+        return None
+    return [insert_after(facts, end, indent, lines)]
+
+
+def _path_for(facts: ModuleFacts, var: str, kind: str, q: str) -> str:
+    """The file's own path expression for this variable's checkpoints, else a default name."""
+    for path in facts.paths if kind == "state_dict" else ():
+        span = path.span
+        if path.var == var and span.start_line == span.end_line:
+            return facts.lines[span.start_line][span.start_char : span.end_char]
+    return quote(_DEFAULT_PATHS[kind], q)
+
+
+def _free_name(facts: ModuleFacts, wanted: str) -> str:
+    taken = {a.var for a in facts.assignments}
+    name, n = wanted, 2
+    while name in taken:
+        name, n = f"{wanted}_{n}", n + 1
+    return name
+
+
+def _optimizer(facts: ModuleFacts) -> str | None:
+    return min(facts.optimizer_vars) if facts.optimizer_vars else None
+
+
+_SNIPPETS: dict[str, Callable[[ModuleFacts, str, str], list[str]]] = {
+    "save_state_dict": lambda f, v, q: snippets.save_state_dict(
+        v, _path_for(f, v, "state_dict", q)
+    ),
+    "save_entire_model": lambda f, v, q: snippets.save_entire_model(
+        v, _path_for(f, v, "entire", q)
+    ),
+    "save_training_checkpoint": lambda f, v, q: snippets.save_training_checkpoint(
+        v,
+        _optimizer(f),
+        min(f.epoch_vars) if f.epoch_vars else None,
+        _path_for(f, v, "training", q),
+        q,
+    ),
+    "load_state_dict": lambda f, v, q: snippets.load_state_dict(
+        v, _path_for(f, v, "state_dict", q), q
+    ),
+    "load_entire_model": lambda f, v, q: snippets.load_entire_model(
+        v, _path_for(f, v, "entire", q), q
+    ),
+    "load_training_checkpoint": lambda f, v, q: snippets.load_training_checkpoint(
+        v, _optimizer(f), _free_name(f, "checkpoint"), _path_for(f, v, "training", q), q
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+_FIXES = {"restore_flags", "weights_only", "state_dict_load", "save_grad_map", "suppress"}
+
+
+def _edits(
+    facts: ModuleFacts, data: Mapping[str, Any], checkpoints: Checkpoints
+) -> list[TextEdit] | None:
+    action = data.get("action")
+    if action == "restore_flags":
+        return fixes.restore_flags(facts, checkpoints, int(data["load"]), str(data["source"]))
+    if action == "weights_only":
+        return fixes.weights_only(facts, int(data["torch_load"]), bool(data["value"]))
+    if action == "state_dict_load":
+        return fixes.state_dict_load(facts, checkpoints, int(data["torch_load"]))
+    if action == "save_grad_map":
+        return fixes.save_with_grad_map(facts, int(data["save"]))
+    if action == "suppress":
+        return fixes.suppress(facts, int(data["line"]), str(data["code"]))
+    return _snippet_edit(facts, data)
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or path

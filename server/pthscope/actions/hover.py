@@ -1,0 +1,266 @@
+"""Hovers: a checkpoint path, a parameter key or attribute path, or a requires_grad statement.
+
+Each hover is Markdown in Pylance's shape: a `python` code block naming the thing, then one
+compact table, then at most a line or two of explanation.
+"""
+
+from __future__ import annotations
+
+from ..analysis.facts import AttrRef, FlagOp, ModuleFacts, PathElement, Span
+from ..analysis.name_rules import loop_rule
+from .linking import Checkpoints, checkpoint_for_path, linked_lookups
+from .lookup import CheckpointLookup, Counts, TensorRecord, lookup_for
+from .types import Hover, Range
+
+_NAMES_SHOWN = 6
+_LOOP_CACHE_SIZE = 64
+
+
+def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoints) -> Hover | None:
+    """The hover at a position, or None when nothing there is linked to a checkpoint."""
+    for path in facts.paths:
+        if path.span.contains(line, character):
+            checkpoint = checkpoint_for_path(path, checkpoints)
+            if checkpoint is None:
+                return None
+            return Hover(
+                hover_for_checkpoint(lookup_for(checkpoint), path.text), Range.of(path.span)
+            )
+    for op in facts.flag_ops:
+        if op.kind != "replace" and any(s.contains(line, character) for s in op.sites):
+            lookups = linked_lookups(facts, checkpoints, op.var)
+            site = next(s for s in op.sites if s.contains(line, character))
+            return (
+                Hover(hover_for_flag_op(facts, op, lookups[0]), Range.of(site)) if lookups else None
+            )
+    ref = _innermost_ref(facts, line, character)
+    if ref is not None:
+        text = _key(ref.path)
+        for lookup in linked_lookups(facts, checkpoints, ref.var):
+            contents = hover_for_key(lookup, text, f"{ref.var}.{_code_path(ref.path)}")
+            if contents:
+                return Hover(contents, Range.of(ref.span))
+        return None
+    for key in facts.key_strings:
+        if key.span.contains(line, character):
+            for lookup in linked_lookups(facts, checkpoints):
+                contents = hover_for_key(lookup, key.text, repr(key.text))
+                if contents:
+                    return Hover(contents, Range.of(key.span))
+            return None
+    return None
+
+
+def _innermost_ref(facts: ModuleFacts, line: int, character: int) -> AttrRef | None:
+    best: AttrRef | None = None
+    for ref in facts.attr_refs:
+        if ref.span.contains(line, character) and (best is None or _narrower(ref.span, best.span)):
+            best = ref
+    return best
+
+
+def _narrower(a: Span, b: Span) -> bool:
+    return (a.end_line - a.start_line, a.end_char - a.start_char) < (
+        b.end_line - b.start_line,
+        b.end_char - b.start_char,
+    )
+
+
+def _key(path: tuple[PathElement, ...]) -> str:
+    return ".".join(map(str, path))
+
+
+def _code_path(path: tuple[PathElement, ...]) -> str:
+    out = ""
+    for element in path:
+        out += f"[{element}]" if isinstance(element, int) else f".{element}"
+    return out.lstrip(".")
+
+
+def hover_for_checkpoint(lookup: CheckpointLookup, text: str) -> str:
+    """Format, tensors, parameter counts, whether requires_grad is stored, risky globals."""
+    counts = lookup.model
+    kind = "whole model" if lookup.whole_model else "state_dict / tensors"
+    if lookup.stores_flags:
+        flags = "**stored** (whole model): loading it restores which parameters are frozen."
+        trainable, frozen = _n(counts.trainable), _n(counts.frozen)
+    else:
+        flags = (
+            "**not stored**: a state_dict keeps tensors only, so after `load_state_dict` "
+            "every parameter is trainable again."
+        )
+        trainable = frozen = "not stored"
+    lines = [
+        _code(f"(checkpoint) {text}: {kind}"),
+        "| format | tensors | parameters | trainable | frozen |",
+        "|---|---|---|---|---|",
+        f"| {lookup.format} | {_n(lookup.tensor_count)} | {_n(counts.total)} | {trainable} | {frozen} |",
+        "",
+        f"requires_grad: {flags}",
+    ]
+    dangerous = [name for name, risk in lookup.risky_globals if risk == "dangerous"]
+    unknown = [name for name, risk in lookup.risky_globals if risk == "unknown"]
+    if dangerous:
+        lines += [
+            "",
+            f"⚠ **Dangerous globals** (run by `torch.load(weights_only=False)`): {_names(dangerous)}",
+        ]
+    if unknown:
+        lines += ["", f"Classes needed to unpickle it (`weights_only=False`): {_names(unknown)}"]
+    return "\n".join(lines)
+
+
+def hover_for_key(lookup: CheckpointLookup, key: str, label: str) -> str | None:
+    """A tensor's shape, dtype and flag, or a module's counts; None if the key is not there."""
+    record = lookup.tensor(key)
+    if record is not None:
+        return _tensor_hover(lookup, record, label)
+    module = lookup.module(key)
+    if module is not None:
+        return _module_hover(lookup, module[0], module[1], label)
+    return None
+
+
+def _tensor_hover(lookup: CheckpointLookup, record: TensorRecord, label: str) -> str:
+    if record.grad_state == "not stored":
+        flag = "not stored in this state_dict"
+    else:
+        flag = f"{record.requires_grad} ({record.grad_state})"
+    shape = ", ".join(map(str, record.shape))
+    return "\n".join(
+        [
+            _code(f"({record.kind}) {label}: Tensor[{shape}] {record.dtype}"),
+            "| requires_grad | shape | dtype | elements |",
+            "|---|---|---|---|",
+            f"| {flag} | [{shape}] | {record.dtype} | {_n(record.numel)} |",
+            "",
+            f"`{record.key}` in `{_basename(lookup.file)}`",
+        ]
+    )
+
+
+def _module_hover(lookup: CheckpointLookup, prefix: str, counts: Counts, label: str) -> str:
+    class_name = lookup.classes.get(prefix, "module").rsplit(".", 1)[-1]
+    if lookup.stores_flags:
+        header = "| parameters | trainable | frozen | tensors |"
+        row = f"| {_n(counts.total)} | {_n(counts.trainable)} | {_n(counts.frozen)} | {_n(counts.tensors)} |"
+    else:
+        header = "| parameters | requires_grad | tensors |"
+        row = f"| {_n(counts.total)} | not stored in this state_dict | {_n(counts.tensors)} |"
+    return "\n".join(
+        [
+            _code(f"(module) {label}: {class_name}"),
+            header,
+            _rule(header),
+            row,
+            "",
+            f"`{prefix}.*` in `{_basename(lookup.file)}`",
+        ]
+    )
+
+
+def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: CheckpointLookup) -> str:
+    """Which parameters of the linked checkpoint a requires_grad statement sets, and to what."""
+    statement = _statement_text(facts, op.stmt)
+    title = _code(statement.splitlines()[0].strip() if statement else op.var)
+    effect = _effect(op, lookup, statement)
+    if effect is None:
+        return f"{title}\nAffects parameters of `{op.var}` in a way that is not statically clear."
+    set_false, set_true = effect
+    lines = [
+        title,
+        "| sets requires_grad | parameters | elements |",
+        "|---|---|---|",
+    ]
+    for value, names in (("False", set_false), ("True", set_true)):
+        if names:
+            elements = sum(r.numel for r in names)
+            lines.append(f"| {value} | {_n(len(names))} | {_n(elements)} |")
+    if not set_false and not set_true:
+        lines.append("| — | 0 | 0 |")
+    shown = [r.rel_key or r.key for r in (set_false or set_true)]
+    if shown:
+        lines += ["", f"{_names(shown)} — in `{_basename(lookup.file)}`"]
+    return "\n".join(lines)
+
+
+def _effect(
+    op: FlagOp, lookup: CheckpointLookup, statement: str
+) -> tuple[list[TensorRecord], list[TensorRecord]] | None:
+    """(set to False, set to True) parameter records, or None when not statically clear."""
+    cache_key = f"{op.var}|{op.module_path}|{statement}"
+    if cache_key in lookup.loop_cache:
+        cached: tuple[list[TensorRecord], list[TensorRecord]] | None = lookup.loop_cache[cache_key]
+        return cached
+    prefix = _key(op.module_path)
+    single = lookup.tensor(prefix) if prefix else None
+    selected: list[TensorRecord]
+    if single is not None:
+        selected, prefix = [single], ""
+    else:
+        module = lookup.module(prefix) if prefix else ("", lookup.model)
+        if module is None:
+            return None
+        prefix = module[0]
+        start = prefix + "." if prefix else ""
+        selected = [p for p in lookup.parameters if (p.rel_key or "").startswith(start)]
+    result: tuple[list[TensorRecord], list[TensorRecord]] | None
+    if op.kind == "loop" and op.loop is not None:
+        result = _loop_effect(op, selected, prefix)
+    elif op.value is None or op.kind == "helper":
+        result = None
+    else:
+        result = ([], selected) if op.value else (selected, [])
+    lookup.loop_cache[cache_key] = result
+    while len(lookup.loop_cache) > _LOOP_CACHE_SIZE:
+        lookup.loop_cache.popitem(last=False)
+    return result
+
+
+def _loop_effect(
+    op: FlagOp, selected: list[TensorRecord], prefix: str
+) -> tuple[list[TensorRecord], list[TensorRecord]] | None:
+    assert op.loop is not None
+    iterated = op.loop.iter
+    method = getattr(getattr(iterated, "func", None), "attr", "")
+    if method not in ("parameters", "named_parameters"):
+        return (selected, []) if op.value is False else None
+    rule = loop_rule(op.loop)
+    if rule is None:
+        return None
+    cut = len(prefix) + 1 if prefix else 0
+    set_false: list[TensorRecord] = []
+    set_true: list[TensorRecord] = []
+    for record in selected:
+        value = rule((record.rel_key or record.key)[cut:])
+        if value is False:
+            set_false.append(record)
+        elif value is True:
+            set_true.append(record)
+    return set_false, set_true
+
+
+def _statement_text(facts: ModuleFacts, span: Span) -> str:
+    return "\n".join(facts.lines[span.start_line : span.end_line + 1])
+
+
+def _rule(header: str) -> str:
+    return "|" + "---|" * (header.count("|") - 1)
+
+
+def _code(text: str) -> str:
+    return f"```python\n{text}\n```"
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:_NAMES_SHOWN])
+    extra = len(names) - _NAMES_SHOWN
+    return f"{shown} … (+{extra})" if extra > 0 else shown
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or path

@@ -1,0 +1,40 @@
+"""Which of the loaded checkpoints belong to which code.
+
+`checkpoints` maps absolute, normalised paths (`os.path.normpath`) to checkpoints. A path
+literal links to the first of its candidate locations present in the mapping. A model variable
+links to the checkpoints its own load/save calls name, then to every checkpoint the file names,
+then (when the mapping holds just one, e.g. the one open in the side panel) to that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..analysis.facts import CheckpointPath, ModuleFacts
+from .lookup import CheckpointLike, CheckpointLookup, lookup_for
+
+Checkpoints = Mapping[str, CheckpointLike]
+
+
+def checkpoint_for_path(path: CheckpointPath, checkpoints: Checkpoints) -> CheckpointLike | None:
+    for candidate in path.candidates:
+        found = checkpoints.get(candidate)
+        if found is not None:
+            return found
+    return None
+
+
+def linked_lookups(
+    facts: ModuleFacts, checkpoints: Checkpoints, var: str | None = None
+) -> list[CheckpointLookup]:
+    """Lookups for the checkpoints linked to `var` (or to the file), most specific first."""
+    found: list[CheckpointLike] = []
+    ordered = [p for p in facts.paths if var is not None and p.var == var]
+    ordered += [p for p in facts.paths if p not in ordered]
+    for path in ordered:
+        checkpoint = checkpoint_for_path(path, checkpoints)
+        if checkpoint is not None and not any(checkpoint is f for f in found):
+            found.append(checkpoint)
+    if not found and len(checkpoints) == 1:
+        found.extend(checkpoints.values())
+    return [lookup_for(c) for c in found]

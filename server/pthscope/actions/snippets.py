@@ -1,0 +1,100 @@
+"""Code inserted by the refactor actions: freezing, printing flags, saving and loading.
+
+Each function returns unindented lines for one model variable; callers indent and place them.
+`q` is the quote character the file uses.
+"""
+
+from __future__ import annotations
+
+from .text_edits import quote
+
+GRAD_MAP = "{{n: p.requires_grad for n, p in {var}.named_parameters()}}"
+
+
+def module_expr(var: str, module: str) -> str:
+    """`model.layer1[0]` for module key "layer1.0"."""
+    out = var
+    for part in module.split("."):
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
+
+
+def freeze_all_except(var: str, module: str, q: str) -> list[str]:
+    return [
+        f"for name, param in {var}.named_parameters():",
+        f"    param.requires_grad = name.startswith({quote(module + '.', q)})",
+    ]
+
+
+def freeze_module(var: str, module: str) -> list[str]:
+    return [f"{module_expr(var, module)}.requires_grad_(False)"]
+
+
+def unfreeze_all(var: str) -> list[str]:
+    return [f"{var}.requires_grad_(True)"]
+
+
+def print_parameters(var: str) -> list[str]:
+    return [
+        f"for name, param in {var}.named_parameters():",
+        "    print(name, tuple(param.shape), param.requires_grad)",
+    ]
+
+
+def save_state_dict(var: str, path: str) -> list[str]:
+    return [f"torch.save({var}.state_dict(), {path})"]
+
+
+def save_entire_model(var: str, path: str) -> list[str]:
+    return [
+        "# Pickles the whole module: loading it needs its class and weights_only=False.",
+        f"torch.save({var}, {path})",
+    ]
+
+
+def save_training_checkpoint(
+    var: str, optimizer: str | None, epoch: str | None, path: str, q: str
+) -> list[str]:
+    lines = ["torch.save({"]
+    if epoch:
+        lines.append(f"    {quote('epoch', q)}: {epoch},")
+    lines.append(f"    {quote('model', q)}: {var}.state_dict(),")
+    if optimizer:
+        lines.append(f"    {quote('optimizer', q)}: {optimizer}.state_dict(),")
+    lines.append(f"    {quote('requires_grad', q)}: {GRAD_MAP.format(var=var)},")
+    lines.append(f"}}, {path})")
+    return lines
+
+
+def load_state_dict(var: str, path: str, q: str) -> list[str]:
+    cpu = quote("cpu", q)
+    return [
+        f"{var}.load_state_dict(torch.load({path}, map_location={cpu}, weights_only=True), strict=True)",
+        "# A state_dict does not store requires_grad: re-apply any freezing after this line.",
+    ]
+
+
+def load_entire_model(var: str, path: str, q: str) -> list[str]:
+    cpu = quote("cpu", q)
+    return [
+        "# Unpickling runs code from the file: only for files you trust; needs the model's class.",
+        f"{var} = torch.load({path}, map_location={cpu}, weights_only=False)",
+    ]
+
+
+def load_training_checkpoint(
+    var: str, optimizer: str | None, holder: str, path: str, q: str
+) -> list[str]:
+    cpu = quote("cpu", q)
+    lines = [
+        f"{holder} = torch.load({path}, map_location={cpu}, weights_only=True)",
+        f"{var}.load_state_dict({holder}[{quote('model', q)}], strict=True)",
+    ]
+    if optimizer:
+        lines.append(f"{optimizer}.load_state_dict({holder}[{quote('optimizer', q)}])")
+    lines += [
+        f"start_epoch = {holder}.get({quote('epoch', q)}, -1) + 1",
+        f"for name, param in {var}.named_parameters():",
+        f"    param.requires_grad = {holder}.get({quote('requires_grad', q)}, {{}}).get(name, param.requires_grad)",
+    ]
+    return lines

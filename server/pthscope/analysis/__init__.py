@@ -1,0 +1,45 @@
+"""Python source → facts about the models it trains, freezes, saves and loads.
+
+    facts = analyze(source, file_path, workspace_folders=(...), previous=last_good_facts)
+
+`analyze` never raises and never runs the user's code (it reads the `ast`). On a syntax error
+it blanks the broken line(s) and parses again; if that fails too it returns `previous` (with
+`ok=False`), or empty facts. `ModuleFacts.checkpoint_paths()` lists the literals that name
+checkpoints with their candidate locations; `actions` joins the facts with `Checkpoint`s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .collect import Collector
+from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
+from .name_rules import loop_rule
+from .source import Positions, noqa_comments, parse_tolerant
+
+__all__ = ["CheckpointPath", "ModuleFacts", "Span", "analyze", "loop_rule"]
+
+
+def analyze(
+    source: str,
+    file_path: str,
+    workspace_folders: tuple[str, ...] = (),
+    previous: ModuleFacts | None = None,
+) -> ModuleFacts:
+    """Facts about one Python file; tolerant of syntax errors, never raises."""
+    lines = source.splitlines()
+    tree, error = parse_tolerant(source)
+    if tree is None:
+        if previous is not None:
+            return dataclasses.replace(previous, ok=False, syntax_error=error)
+        return ModuleFacts(file_path, lines, ok=False, syntax_error=error)
+    facts = ModuleFacts(file_path, lines, source.endswith(("\n", "\r")), error is None, error)
+    facts.scopes.append(Scope(MODULE_SCOPE, 0, max(len(lines) - 1, 0)))
+    facts.noqa = noqa_comments(lines)
+    try:
+        collector = Collector(facts, Positions(lines), tuple(workspace_folders))
+        collector.visit_body(tree.body)
+        collector.finish()
+    except RecursionError:
+        return previous or ModuleFacts(file_path, lines, ok=False, syntax_error="too deeply nested")
+    return facts

@@ -1,0 +1,219 @@
+"""What the analysis finds in a Python file, as plain dataclasses.
+
+Positions are 0-based lines and characters counted in Unicode code points (Python `str`
+indices); the LSP layer converts to UTF-16 if the client asks for that. Nothing here knows
+about checkpoints' contents: `actions` joins these facts with a `Checkpoint`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Literal
+
+PathElement = str | int
+PathRole = Literal["load", "save", "other"]
+SaveKind = Literal["model", "state_dict", "dict", "other"]
+OpKind = Literal["assign", "method", "loop", "helper", "replace"]
+
+MODULE_SCOPE = "<module>"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range: start inclusive, end exclusive, 0-based lines and characters."""
+
+    start_line: int
+    start_char: int
+    end_line: int
+    end_char: int
+
+    def contains(self, line: int, char: int) -> bool:
+        if line < self.start_line or line > self.end_line:
+            return False
+        if line == self.start_line and char < self.start_char:
+            return False
+        return not (line == self.end_line and char > self.end_char)
+
+    def overlaps_lines(self, first: int, last: int) -> bool:
+        return self.start_line <= last and first <= self.end_line
+
+
+@dataclass
+class CheckpointPath:
+    """A string that names a checkpoint, with where it may live on disk (best guess first)."""
+
+    text: str
+    span: Span
+    candidates: tuple[str, ...]
+    role: PathRole = "other"
+    # The model variable whose weights go to or come from this file, when the code says so.
+    var: str | None = None
+
+
+@dataclass
+class Assignment:
+    """`var = ...` in a scope; `callee` is the dotted name when the value is a call."""
+
+    var: str
+    scope: str
+    line: int
+    callee: str | None
+
+
+@dataclass
+class FlagOp:
+    """A statement that sets `requires_grad` on (part of) a model variable.
+
+    `value` is False for freezing, True for unfreezing, None when it depends (a condition or
+    an expression). `loop` keeps the `for` node of a parameter loop so the effect per
+    parameter name can be worked out later (`analysis.name_rules`).
+    """
+
+    var: str
+    scope: str
+    kind: OpKind
+    module_path: tuple[PathElement, ...]
+    value: bool | None
+    stmt: Span
+    sites: list[Span] = field(default_factory=list)
+    loop: ast.For | None = None
+
+    @property
+    def may_freeze(self) -> bool:
+        return self.value is not True
+
+
+@dataclass
+class StateDictLoad:
+    """`var.load_state_dict(...)`: what was loaded, from where, and where the statement ends."""
+
+    var: str
+    scope: str
+    call: Span
+    stmt: Span
+    indent: str
+    single_line_stmt: bool
+    path: CheckpointPath | None = None
+    # `ckpt["model"]` → source_var "ckpt", source_key "model".
+    source_var: str | None = None
+    source_key: str | None = None
+
+
+@dataclass
+class TorchLoad:
+    """A `torch.load(...)` call."""
+
+    scope: str
+    call: Span
+    func: Span
+    stmt: Span
+    has_weights_only: bool
+    has_star_kwargs: bool
+    # Where `, weights_only=True` goes: right after the last argument (None: no arguments).
+    insert_at: tuple[int, int] | None
+    path: CheckpointPath | None = None
+    assigned_to: str | None = None
+
+
+@dataclass
+class TorchSave:
+    """A `torch.save(obj, f)` call and what kind of object it saves."""
+
+    scope: str
+    call: Span
+    stmt: Span
+    indent: str
+    kind: SaveKind
+    var: str | None
+    obj_text: str
+    rest_text: str
+    path: CheckpointPath | None = None
+    # Keys of a saved dict literal whose value is a {name: p.requires_grad ...} map.
+    grad_map_keys: tuple[str, ...] = ()
+
+
+@dataclass
+class AttrRef:
+    """One segment of an attribute path rooted at a name: `model.layer1[0]` → ("layer1", 0)."""
+
+    var: str
+    path: tuple[PathElement, ...]
+    span: Span
+
+
+@dataclass
+class KeyString:
+    """A string literal that looks like a parameter key or module name (`"fc.weight"`)."""
+
+    text: str
+    span: Span
+
+
+@dataclass
+class Statement:
+    """A simple statement's extent, used to place inserted code."""
+
+    scope: str
+    span: Span
+    indent: str
+
+
+@dataclass
+class Scope:
+    """A function (or the module) and its line extent."""
+
+    name: str
+    first_line: int
+    last_line: int
+    params: tuple[str, ...] = ()
+
+
+@dataclass
+class ModuleFacts:
+    """Everything the actions need to know about one Python file."""
+
+    file_path: str
+    lines: list[str]
+    trailing_newline: bool = True
+    ok: bool = True
+    syntax_error: str | None = None
+    paths: list[CheckpointPath] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+    flag_ops: list[FlagOp] = field(default_factory=list)
+    loads: list[StateDictLoad] = field(default_factory=list)
+    torch_loads: list[TorchLoad] = field(default_factory=list)
+    saves: list[TorchSave] = field(default_factory=list)
+    attr_refs: list[AttrRef] = field(default_factory=list)
+    key_strings: list[KeyString] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    scopes: list[Scope] = field(default_factory=list)
+    model_vars: set[str] = field(default_factory=set)
+    # Names bound to an optimizer (`optimizer = optim.SGD(...)`) and to epoch loops.
+    optimizer_vars: set[str] = field(default_factory=set)
+    epoch_vars: set[str] = field(default_factory=set)
+    # Classes defined in this file whose __init__ freezes its own parameters.
+    self_freezing_classes: set[str] = field(default_factory=set)
+    # Calls that pass a model variable to a function this file does not define.
+    opaque_passes: list[Assignment] = field(default_factory=list)
+    torch_imported: bool = False
+    noqa: dict[int, frozenset[str] | None] = field(default_factory=dict)
+
+    def checkpoint_paths(self) -> list[CheckpointPath]:
+        """Every literal naming a checkpoint, in file order, with its candidate locations."""
+        return list(self.paths)
+
+    def suppressed(self, line: int, code: str) -> bool:
+        """True when `# noqa` or `# noqa: <code>` is on that line."""
+        if line not in self.noqa:
+            return False
+        codes = self.noqa[line]
+        return codes is None or code in codes
+
+    def scope_at(self, line: int) -> Scope:
+        """The innermost function containing the line, or the module scope."""
+        best = self.scopes[0] if self.scopes else Scope(MODULE_SCOPE, 0, len(self.lines))
+        for scope in self.scopes[1:]:
+            if scope.first_line <= line <= scope.last_line and scope.first_line >= best.first_line:
+                best = scope
+        return best

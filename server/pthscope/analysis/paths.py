@@ -1,0 +1,86 @@
+"""Which strings name checkpoints, what path expressions evaluate to statically, and where they
+may live on disk (the file's folder first, then each workspace folder).
+
+Only literals, names bound to literals, `+`, `Path(...) / "x"`, `os.path.join(...)` and `str(...)`
+are evaluated; anything else makes the expression "not statically clear" (None).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+
+CHECKPOINT_EXTENSIONS = (
+    ".pth",
+    ".pt",
+    ".ckpt",
+    ".bin",
+    ".pth.tar",
+    ".safetensors",
+    ".safetensors.index.json",
+    ".bin.index.json",
+)
+_PATH_CALLS = {"Path", "pathlib.Path", "PurePath", "pathlib.PurePath"}
+_JOIN_CALLS = {"os.path.join", "path.join", "osp.join", "join"}
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    """`torch.nn.Linear` for an attribute chain of names, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def names_checkpoint(text: str) -> bool:
+    return len(text) < 1024 and "\n" not in text and text.lower().endswith(CHECKPOINT_EXTENSIONS)
+
+
+def static_path(node: ast.AST, env: dict[str, str]) -> str | None:
+    """The string a path expression always evaluates to, when that is statically clear."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div)):
+        left, right = static_path(node.left, env), static_path(node.right, env)
+        if left is None or right is None:
+            return None
+        return left + right if isinstance(node.op, ast.Add) else _join(left, right)
+    if isinstance(node, ast.Call) and not node.keywords:
+        name = dotted_name(node.func)
+        parts = [static_path(a, env) for a in node.args]
+        if any(p is None for p in parts):
+            return None
+        strings = [p for p in parts if p is not None]
+        if name in _PATH_CALLS:
+            return _join(*strings) if strings else "."
+        if name in _JOIN_CALLS and strings:
+            return _join(*strings)
+        if name == "str" and len(strings) == 1:
+            return strings[0]
+    return None
+
+
+def _join(*parts: str) -> str:
+    return os.path.join(*parts)
+
+
+def candidates(text: str, file_path: str, workspace_folders: tuple[str, ...]) -> tuple[str, ...]:
+    """Absolute paths the string may name, best guess first."""
+    expanded = os.path.expanduser(text)
+    if os.path.isabs(expanded):
+        return (os.path.normpath(expanded),)
+    folders = (os.path.dirname(os.path.abspath(file_path)) if file_path else "", *workspace_folders)
+    seen: list[str] = []
+    for folder in folders:
+        if not folder:
+            continue
+        full = os.path.normpath(os.path.join(folder, expanded))
+        if full not in seen:
+            seen.append(full)
+    return tuple(seen)

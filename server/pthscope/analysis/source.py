@@ -1,0 +1,90 @@
+"""Source text helpers: a tolerant parse, AST positions → code points, and `# noqa` comments.
+
+The tolerant parse replaces a line that does not parse with `pass` (keeping its indentation, so
+every other line keeps its number) and tries again a few times. Nothing here runs user code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from .facts import Span
+
+_MAX_REPAIRS = 3
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
+
+
+def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
+    """Parse `source`, repairing up to a few broken lines; returns (tree, first error message)."""
+    try:
+        return ast.parse(source), None
+    except SyntaxError as exc:
+        first_error = f"line {exc.lineno}: {exc.msg}"
+        lines = source.splitlines()
+        lineno = exc.lineno
+    except ValueError as exc:  # null bytes
+        return None, str(exc)
+    for _ in range(_MAX_REPAIRS):
+        if not lineno or lineno > len(lines):
+            return None, first_error
+        broken = lines[lineno - 1]
+        indent = broken[: len(broken) - len(broken.lstrip())]
+        lines[lineno - 1] = f"{indent}pass"
+        try:
+            return ast.parse("\n".join(lines)), first_error
+        except SyntaxError as exc:
+            lineno = exc.lineno
+        except ValueError:
+            return None, first_error
+    return None, first_error
+
+
+class Positions:
+    """Turns AST (1-based line, UTF-8 byte column) positions into `Span`s of code points."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def char(self, lineno: int, col: int) -> int:
+        if lineno - 1 >= len(self.lines):
+            return col
+        text = self.lines[lineno - 1]
+        if text.isascii():
+            return col
+        return len(text.encode("utf-8")[:col].decode("utf-8", errors="replace"))
+
+    def span(self, node: ast.AST) -> Span:
+        start_line = node.lineno  # type: ignore[attr-defined]
+        end_line = node.end_lineno or start_line  # type: ignore[attr-defined]
+        end_col = node.end_col_offset  # type: ignore[attr-defined]
+        return Span(
+            start_line - 1,
+            self.char(start_line, node.col_offset),  # type: ignore[attr-defined]
+            end_line - 1,
+            self.char(end_line, end_col if end_col is not None else 0),
+        )
+
+    def tail_span(self, node: ast.AST, length: int) -> Span:
+        """The last `length` characters of a node (an attribute's name)."""
+        full = self.span(node)
+        return Span(full.end_line, max(full.end_char - length, 0), full.end_line, full.end_char)
+
+    def indent_of(self, lineno: int) -> str:
+        text = self.lines[lineno - 1] if lineno - 1 < len(self.lines) else ""
+        return text[: len(text) - len(text.lstrip())]
+
+
+def noqa_comments(lines: list[str]) -> dict[int, frozenset[str] | None]:
+    """0-based line → codes named by its `# noqa: A1, B2` comment (None: a bare `# noqa`)."""
+    found: dict[int, frozenset[str] | None] = {}
+    for number, text in enumerate(lines):
+        if "noqa" not in text:
+            continue
+        match = _NOQA.search(text)
+        if match:
+            codes = match.group("codes")
+            found[number] = (
+                frozenset(c.strip().upper() for c in codes.split(",")) if codes else None
+            )
+    return found

@@ -89,14 +89,8 @@ def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
         storages[key] = ref
     if isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int:
         # A view of the root storage: tensors built on it start `offset` elements in.
-        return _StorageView(ref, view[1])
+        return StorageRef(ref.key, ref.dtype, ref.location, ref.numel, ref.nbytes, view_offset=view[1])
     return ref
-
-
-class _StorageView(StorageRef):
-    def __init__(self, root: StorageRef, offset: int):
-        super().__init__(root.key, root.dtype, root.location, root.numel, root.nbytes)
-        self.view_offset = offset
 
 
 def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef],

@@ -46,7 +46,7 @@ class GlobalRef:
         return {"name": self.name, "risk": self.risk, "count": self.count}
 
 
-@dataclass
+@dataclass(slots=True)
 class ParamCounts:
     """Element counts. `unknown` counts tensors whose flag the file does not store (state_dicts)."""
 
@@ -70,7 +70,7 @@ class ParamCounts:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorInfo:
     path: list[PathElement]
     shape: list[int]
@@ -86,6 +86,7 @@ class TensorInfo:
     # Keys of other tensors that view the same storage (tied weights).
     shared_with: list[str] = field(default_factory=list)
     persistent: bool = True
+    layout: str = "strided"  # or sparse, quantized, nested, a wrapper subclass name
 
     @property
     def key(self) -> str:
@@ -142,10 +143,11 @@ class TensorInfo:
             "storage": self.storage,
             "storage_nbytes": self.storage_nbytes,
             "shared_with": self.shared_with,
+            "layout": self.layout,
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleInfo:
     path: list[PathElement]
     class_name: str
@@ -166,7 +168,7 @@ class ModuleInfo:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One place in the saved object tree.
 

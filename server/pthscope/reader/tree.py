@@ -7,6 +7,7 @@ Walks the graph once, depth- and count-bounded, and produces `Node`s plus the fl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .dtypes import itemsize
@@ -22,6 +23,7 @@ from .unpickler import (
     saved_type_name,
 )
 
+_NO_COUNTS = ParamCounts()  # returned, never mutated
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray)
 
 
@@ -38,6 +40,7 @@ class TreeBuilder:
         self._visited = 0
         self._on_path: set[int] = set()
         self._depth_reported = False
+        self._placed: set[int] = set()
 
     def build(self, root: Any) -> Node:
         try:
@@ -58,11 +61,12 @@ class TreeBuilder:
         if self._visited > self.limits.max_nodes:
             raise _TooMany
         if isinstance(obj, TensorRecord):
-            return self._tensor(obj, name, path, "tensor")
+            # Outside a module's _parameters, tensors count toward no module: skip the counting.
+            return self._tensor(obj, name, path, "tensor"), _NO_COUNTS
         if isinstance(obj, NdarrayRecord):
-            return self._ndarray(obj, name, path)
+            return self._ndarray(obj, name, path), _NO_COUNTS
         if isinstance(obj, _PLAIN) or not _is_container(obj):
-            return Node(name, path, "value", _type_label(obj), value=self._short_repr(obj)), ParamCounts()
+            return Node(name, path, "value", _type_label(obj), value=self._short_repr(obj)), _NO_COUNTS
         if depth >= self.limits.max_depth:
             if not self._depth_reported:
                 self._depth_reported = True
@@ -70,9 +74,9 @@ class TreeBuilder:
                     "limit", f"objects nested deeper than {self.limits.max_depth} levels were not read",
                     where=".".join(map(str, path)),
                 ))
-            return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>"), ParamCounts()
+            return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>"), _NO_COUNTS
         if id(obj) in self._on_path:
-            return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>"), ParamCounts()
+            return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>"), _NO_COUNTS
         self._on_path.add(id(obj))
         try:
             if isinstance(obj, Stub) and _module_state(obj) is not None:
@@ -84,13 +88,12 @@ class TreeBuilder:
     def _container(self, obj: Any, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
         kind, entries = _entries(obj)
         node = Node(name, path, kind, saved_type_name(obj))
-        counts = ParamCounts()
+        children = node.children
         for child_key, child in entries:
-            element = _path_element(child_key, self.limits.max_value_chars)
-            child_node, child_counts = self._visit(child, str(element), [*path, element], depth + 1)
-            node.children.append(child_node)
-            counts.add(child_counts)
-        return node, counts
+            element = child_key if type(child_key) is str else _path_element(child_key, self.limits.max_value_chars)
+            children.append(self._visit(child, str(element), [*path, element], depth + 1)[0])
+        # Only modules count parameters (as module.parameters() does); containers do not.
+        return node, _NO_COUNTS
 
     def _module(self, obj: Stub, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
         state = _module_state(obj) or {}
@@ -101,21 +104,19 @@ class TreeBuilder:
         non_persistent = state.get("_non_persistent_buffers_set")
         non_persistent = non_persistent if isinstance(non_persistent, (set, frozenset)) else set()
 
-        def add(child_node: Node, child_counts: ParamCounts) -> None:
-            node.children.append(child_node)
-            info.parameters.add(child_counts)
-
         for child_name, value in _dict_items(state.get("_parameters")):
             if isinstance(value, TensorRecord):
-                add(*self._tensor(value, child_name, [*path, child_name], "parameter"))
+                node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
+                info.parameters.add(self.tensors[-1].counts())
         for child_name, value in _dict_items(state.get("_buffers")):
             if isinstance(value, TensorRecord):
-                node_, counts = self._tensor(value, child_name, [*path, child_name], "buffer")
+                node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
-                add(node_, counts)
         for child_name, value in _dict_items(state.get("_modules")):
             if value is not None:
-                add(*self._visit(value, child_name, [*path, child_name], depth + 1))
+                child_node, child_counts = self._visit(value, child_name, [*path, child_name], depth + 1)
+                node.children.append(child_node)
+                info.parameters.add(child_counts)
         # Tensors kept as plain attributes (self.mask = torch.ones(...)) are shown under the module
         # but, like in module.parameters(), are not counted as its parameters.
         for attr, value in state.items():
@@ -123,30 +124,23 @@ class TreeBuilder:
                 node.children.append(self._visit(value, attr, [*path, attr], depth + 1)[0])
         return node, info.parameters
 
-    def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> tuple[Node, ParamCounts]:
-        if kind == "tensor" and record.kind == "parameter":
-            kind = "parameter"
-        storage = record.storage
-        info = TensorInfo(
-            path=path,
-            shape=record.shape,
-            dtype=record.dtype,
-            requires_grad=record.requires_grad,
-            kind=kind,  # type: ignore[arg-type]
-            location=record.location,
-            stride=record.stride,
-            storage_offset=record.storage_offset,
-            storage=storage.key if storage else "",
-            storage_nbytes=_storage_nbytes(storage),
-        )
-        self.tensors.append(info)
-        return Node(name, path, "tensor", _tensor_type(record, kind), tensor=len(self.tensors) - 1), info.counts()
+    def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
+        # A tensor object reached twice (tied parameters of a whole model) is listed at each place.
+        if id(record) in self._placed:
+            record = replace(record, path=path, shared_with=[])
+        else:
+            self._placed.add(id(record))
+            record.path = path
+        if kind != "tensor":
+            record.kind = kind  # type: ignore[assignment]
+        self.tensors.append(record)
+        return Node(name, path, "tensor", _tensor_type(record), tensor=len(self.tensors) - 1)
 
-    def _ndarray(self, record: NdarrayRecord, name: str, path: list[PathElement]) -> tuple[Node, ParamCounts]:
+    def _ndarray(self, record: NdarrayRecord, name: str, path: list[PathElement]) -> Node:
         info = TensorInfo(path=path, shape=record.shape, dtype=record.dtype, requires_grad=False,
                           kind="ndarray", stride=[], storage_nbytes=record.nbytes)
         self.tensors.append(info)
-        return Node(name, path, "tensor", "numpy.ndarray", tensor=len(self.tensors) - 1), ParamCounts()
+        return Node(name, path, "tensor", "numpy.ndarray", tensor=len(self.tensors) - 1)
 
     def _short_repr(self, obj: Any) -> str:
         limit = self.limits.max_value_chars
@@ -243,18 +237,10 @@ def _type_label(obj: Any) -> str:
     return saved_type_name(obj)
 
 
-def _tensor_type(record: TensorRecord, kind: str) -> str:
-    if kind == "parameter":
+def _tensor_type(record: TensorRecord) -> str:
+    if record.kind == "parameter":
         return "torch.nn.Parameter"
     return "torch.Tensor" if record.layout == "strided" else f"torch.Tensor ({record.layout})"
-
-
-def _storage_nbytes(storage: StorageRef | None) -> int | None:
-    if storage is None:
-        return None
-    if storage.nbytes is not None:
-        return storage.nbytes
-    return storage.numel * itemsize(storage.dtype)
 
 
 def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
@@ -273,12 +259,22 @@ def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
 def _check_tensor_extents(tensors: list[TensorInfo], problems: list[Problem]) -> None:
     """A tensor whose view reaches past its storage is corrupt; say which, keep the rest."""
     for t in tensors:
-        if t.storage_nbytes is None or not t.stride or t.numel == 0:
+        if t.storage_nbytes is None or not t.stride:
             continue
-        if any(d < 0 for d in t.shape) or t.storage_offset < 0:
-            problems.append(Problem("corrupt", f"tensor {t.key} has a negative size or offset", where=t.key))
+        last = t.storage_offset
+        empty = False
+        for d, s in zip(t.shape, t.stride, strict=False):
+            if d <= 0:
+                empty = d == 0
+                if d < 0:
+                    last = -1
+                break
+            last += (d - 1) * s
+        if empty:
             continue
-        last = t.storage_offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=False))
+        if last < 0 or t.storage_offset < 0:
+            problems.append(Problem("corrupt", f"tensor {t.key} has a negative size, stride or offset", where=t.key))
+            continue
         end = (last + 1) * itemsize(t.dtype)
         if end > t.storage_nbytes:
             problems.append(Problem(

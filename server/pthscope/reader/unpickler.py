@@ -11,15 +11,15 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, ClassVar
 
 from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
 from .global_risk import canonical_global_name, classify_global
-from .model import GlobalRef
+from .model import GlobalRef, TensorInfo
 
 
-@dataclass
+@dataclass(slots=True)
 class StorageRef:
     """A storage named by a persistent id: key, dtype, location and element count as saved."""
 
@@ -28,19 +28,23 @@ class StorageRef:
     location: str
     numel: int
     nbytes: int | None = None
+    view_offset: int = 0  # legacy format: a view starting this many elements into the storage
 
 
-@dataclass
-class TensorRecord:
-    storage: StorageRef | None
-    storage_offset: int
-    shape: list[int]
-    stride: list[int]
-    requires_grad: bool
-    dtype: str
-    kind: str = "tensor"  # becomes "parameter" through _rebuild_parameter
-    layout: str = "strided"
-    location: str = "cpu"
+# Rebuild functions produce the model's TensorInfo directly; tree.py gives it its path and kind.
+TensorRecord = TensorInfo
+
+
+def _tensor_on(storage: StorageRef, storage_offset: int, shape: list[int], stride: list[int],
+               requires_grad: bool, dtype: str) -> TensorInfo:
+    nbytes = storage.nbytes if storage.nbytes is not None else storage.numel * itemsize(storage.dtype)
+    return TensorInfo([], shape, dtype, requires_grad, "tensor", storage.location, stride,
+                      storage_offset, storage.key, nbytes)
+
+
+def _tensor_without_storage(shape: list[int], stride: list[int], requires_grad: bool, dtype: str,
+                            location: str = "cpu", layout: str = "strided") -> TensorInfo:
+    return TensorInfo([], shape, dtype, requires_grad, "tensor", location, stride, layout=layout)
 
 
 @dataclass
@@ -153,12 +157,10 @@ PersistentLoad = Callable[[Any], Any]
 class RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], persistent_load: PersistentLoad, log: UnpickleLog):
         super().__init__(file, encoding="latin1")
-        self._persistent = persistent_load
+        # An instance attribute, not a method: one call frame less per storage.
+        self.persistent_load = persistent_load  # type: ignore[method-assign]
         self.log = log
         self._stub_classes: dict[str, type[Stub]] = {}
-
-    def persistent_load(self, pid: Any) -> Any:
-        return self._persistent(pid)
 
     def find_class(self, module: str, name: str) -> Any:
         full = canonical_global_name(str(module), str(name))
@@ -199,8 +201,12 @@ class _LogBound:
 
 
 def _int_list(value: Any) -> list[int]:
-    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
-        return list(value)
+    if type(value) in (tuple, list):
+        for v in value:
+            if type(v) is not int:
+                break
+        else:
+            return list(value)
     raise ValueError(f"expected a tuple of ints, got {type(value).__name__}")
 
 
@@ -228,31 +234,20 @@ def _tolerant(name: str) -> _LogBound:
     return _LogBound(bind)
 
 
-def _storage_dtype(storage: Any, fallback: str = "uint8 (untyped)") -> str:
-    return storage.dtype if isinstance(storage, StorageRef) else fallback
+def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> TensorInfo:
+    return _rebuild_tensor_v2(storage, storage_offset, size, stride, False)
 
 
-def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> TensorRecord:
+def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any,
+                       requires_grad: Any = False, *_: Any) -> TensorInfo:
+    # The hot path: one call per tensor of every checkpoint.
     if not isinstance(storage, StorageRef):
         raise ValueError("storage is not a storage reference")
     if type(storage_offset) is not int:
         raise ValueError("storage offset is not an int")
-    return TensorRecord(
-        storage=storage,
-        storage_offset=storage_offset + getattr(storage, "view_offset", 0),
-        shape=_int_list(size),
-        stride=_int_list(stride),
-        requires_grad=False,
-        dtype=storage.dtype,
-        location=storage.location,
-    )
-
-
-def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                       requires_grad: Any = False, *_: Any) -> TensorRecord:
-    record = _rebuild_tensor(storage, storage_offset, size, stride)
-    record.requires_grad = bool(requires_grad is True)
-    return record
+    view_offset = storage.view_offset
+    return _tensor_on(storage, storage_offset + view_offset if view_offset else storage_offset,
+                      _int_list(size), _int_list(stride), requires_grad is True, storage.dtype)
 
 
 def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any,
@@ -266,7 +261,7 @@ def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any
 def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
     if not isinstance(data, TensorRecord):
         raise ValueError("parameter data is not a tensor")
-    return TensorRecord(**{**data.__dict__, "kind": "parameter", "requires_grad": requires_grad is True})
+    return replace(data, kind="parameter", requires_grad=requires_grad is True, path=[])
 
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
@@ -286,9 +281,8 @@ def _rebuild_qtensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
 
 def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
                                     *_: Any) -> TensorRecord:
-    shape = _int_list(size)
-    return TensorRecord(None, 0, shape, _int_list(stride), requires_grad is True,
-                        dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
+    return _tensor_without_storage(_int_list(size), _int_list(stride), requires_grad is True,
+                                   dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
 
 
 def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, storage_offset: Any,
@@ -302,9 +296,9 @@ def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, stor
 def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any = False,
                         *_: Any) -> TensorRecord:
     if isinstance(data, TensorRecord):
-        record = TensorRecord(**data.__dict__)
+        record = replace(data, path=[])
     elif isinstance(data, NdarrayRecord):
-        record = TensorRecord(None, 0, data.shape, _contiguous_stride(data.shape), False, data.dtype)
+        record = _tensor_without_storage(data.shape, _contiguous_stride(data.shape), False, data.dtype)
     else:
         raise ValueError("device tensor data is neither a tensor nor an array")
     if isinstance(dtype, DtypeRef):
@@ -321,15 +315,15 @@ def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
     values = next((d for d in data if isinstance(d, TensorRecord)), None)
     size = data[-1] if len(data) in (3, 4) else data[2]
     shape = _int_list(size)
-    dtype = values.dtype if values else "unknown"
-    return TensorRecord(values.storage if values else None, 0, shape, _contiguous_stride(shape),
-                        False, dtype, layout="sparse", location=values.location if values else "cpu")
+    if values is None:
+        return _tensor_without_storage(shape, _contiguous_stride(shape), False, "unknown", layout="sparse")
+    return replace(values, path=[], shape=shape, stride=_contiguous_stride(shape), layout="sparse")
 
 
 def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:
     if not isinstance(buffer, TensorRecord):
         raise ValueError("nested tensor buffer is not a tensor")
-    return TensorRecord(**{**buffer.__dict__, "layout": "nested"})
+    return replace(buffer, path=[], layout="nested")
 
 
 _REBUILDERS: dict[str, Callable[..., Any]] = {

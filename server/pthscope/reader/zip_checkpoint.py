@@ -6,13 +6,14 @@ TorchScript archives (code/, constants.pkl) are recognised and reported as not s
 
 from __future__ import annotations
 
-import zipfile
+import io
 from typing import Any
 
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickled import PickleError, fill_checkpoint, unpickle
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
+from .zip_directory import Member, ZipError, file_size_of, read_directory, read_member
 
 _SMALL_MEMBERS = ("byteorder", ".format_version", ".storage_alignment", "version", ".data/version")
 
@@ -23,86 +24,75 @@ def probe_zip(head: bytes) -> bool:
 
 def read_zip_checkpoint(path: str, limits: Limits) -> Checkpoint:
     checkpoint = Checkpoint(file=path, format="torch-zip")
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    with open(path, "rb") as f:
+        try:
+            return _read(f, checkpoint, limits)
+        except ZipError as exc:
+            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            return checkpoint
+
+
+def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
+    size = file_size_of(f)
+    members = read_directory(f, size)
+    pickles = sorted((name for name in members if name == "data.pkl" or name.endswith("/data.pkl")), key=len)
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in members):
+        checkpoint.format = "torchscript"
         checkpoint.errors.append(Problem(
-            "truncated" if isinstance(exc, zipfile.BadZipFile) else "corrupt",
-            f"the zip archive cannot be read ({exc}): its directory at the end of the file is missing "
-            "or damaged, usually because the file is truncated or was not fully written",
+            "unsupported", "this is a TorchScript archive (torch.jit.save); pthscope does not read TorchScript yet",
+            where=pickles[0] if pickles else "zip directory",
+        ))
+        return checkpoint
+    if not pickles:
+        checkpoint.format = "zip"
+        checkpoint.errors.append(Problem(
+            "unsupported", f"a zip archive without data.pkl is not a torch checkpoint ({len(members)} members)",
             where="zip directory",
         ))
         return checkpoint
-    with archive:
-        members = {info.filename: info for info in archive.infolist()}
-        pickles = sorted((name for name in members if name == "data.pkl" or name.endswith("/data.pkl")), key=len)
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in members):
-            checkpoint.format = "torchscript"
-            checkpoint.errors.append(Problem(
-                "unsupported",
-                "this is a TorchScript archive (torch.jit.save); pthscope does not read TorchScript yet",
-                where=pickles[0] if pickles else "zip directory",
-            ))
-            return checkpoint
-        if not pickles:
-            checkpoint.format = "zip"
-            checkpoint.errors.append(Problem(
-                "unsupported", f"a zip archive without data.pkl is not a torch checkpoint ({len(members)} members)",
-                where="zip directory",
-            ))
-            return checkpoint
-        pickle_name = pickles[0]
-        prefix = pickle_name[: -len("data.pkl")]
-        checkpoint.metadata["record prefix"] = prefix.rstrip("/")
-        for small in _SMALL_MEMBERS:
-            info = members.get(prefix + small)
-            if info is not None and info.file_size <= 64:
-                checkpoint.metadata[small.lstrip(".")] = _read_text(archive, info)
-        info = members[pickle_name]
-        if info.file_size > limits.max_pickle_bytes:
-            checkpoint.errors.append(Problem(
-                "limit", f"{pickle_name} is {info.file_size:,} bytes, over the {limits.max_pickle_bytes:,}-byte limit",
-                where=pickle_name,
-            ))
-            return checkpoint
-        storages: dict[str, StorageRef] = {}
+    pickle_member = members[pickles[0]]
+    prefix = pickle_member.name[: -len("data.pkl")]
+    checkpoint.metadata["record prefix"] = prefix.rstrip("/")
+    for small in _SMALL_MEMBERS:
+        member = members.get(prefix + small)
+        if member is not None and member.size <= 64:
+            checkpoint.metadata[small.lstrip(".")] = read_member(f, member, size).decode("utf-8", "replace").strip()
+    if pickle_member.size > limits.max_pickle_bytes:
+        checkpoint.errors.append(Problem(
+            "limit", f"{pickle_member.name} is {pickle_member.size:,} bytes, over the "
+            f"{limits.max_pickle_bytes:,}-byte limit", where=pickle_member.name,
+        ))
+        return checkpoint
+    storages: dict[str, StorageRef] = {}
 
-        def persistent_load(pid: Any) -> StorageRef:
-            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-                raise ValueError(f"unsupported persistent id {str(pid)[:80]}")
-            _, storage_type, key, location, numel = pid[:5]
-            key = str(key)
-            ref = storages.get(key)
-            if ref is None:
-                dtype, _cuda = storage_type_dtype(storage_type)
-                member = members.get(f"{prefix}data/{key}")
-                ref = StorageRef(key=key, dtype=dtype, location=str(location),
-                                 numel=numel if type(numel) is int else 0,
-                                 nbytes=member.file_size if member else None)
-                if member is None:
-                    checkpoint.warnings.append(Problem(
-                        "missing", f"storage {key} has no member {prefix}data/{key} in the archive",
-                        where=f"{prefix}data/{key}",
-                    ))
-                storages[key] = ref
-            return ref
+    def persistent_load(pid: Any) -> StorageRef:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise ValueError(f"unsupported persistent id {str(pid)[:80]}")
+        _, storage_type, key, location, numel = pid[:5]
+        key = str(key)
+        ref = storages.get(key)
+        if ref is None:
+            ref = _storage_ref(key, storage_type, location, numel, members.get(f"{prefix}data/{key}"))
+            if ref.nbytes is None:
+                checkpoint.warnings.append(Problem(
+                    "missing", f"storage {key} has no member {prefix}data/{key} in the archive",
+                    where=f"{prefix}data/{key}",
+                ))
+            storages[key] = ref
+        return ref
 
-        log = UnpickleLog()
-        try:
-            with archive.open(info) as stream:
-                root = unpickle(stream, pickle_name, persistent_load, log, limits)
-        except PickleError as exc:
-            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
-            checkpoint.globals = list(log.globals.values())
-            return checkpoint
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            checkpoint.errors.append(Problem("corrupt", f"cannot read {pickle_name}: {exc}", where=pickle_name))
-            return checkpoint
+    log = UnpickleLog()
+    stream = io.BytesIO(read_member(f, pickle_member, size))
+    try:
+        root = unpickle(stream, pickle_member.name, persistent_load, log, limits)
+    except PickleError as exc:
+        checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+        checkpoint.globals = list(log.globals.values())
+        return checkpoint
     return fill_checkpoint(checkpoint, root, log, limits)
 
 
-def _read_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
-    try:
-        return archive.read(info).decode("utf-8", "replace").strip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return "?"
+def _storage_ref(key: str, storage_type: Any, location: Any, numel: Any, member: Member | None) -> StorageRef:
+    dtype, _cuda = storage_type_dtype(storage_type)
+    return StorageRef(key=key, dtype=dtype, location=str(location), numel=numel if type(numel) is int else 0,
+                      nbytes=member.size if member else None)

@@ -86,8 +86,8 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
     params = summary["parameters"]
     out.write(f"{checkpoint.file}\n")
     out.write(f"  format      {checkpoint.format}  ({checkpoint.size:,} bytes)\n")
-    for key, value in checkpoint.metadata.items():
-        out.write(f"  {key:<11} {value}\n")
+    if checkpoint.metadata:
+        out.write("  metadata    " + ", ".join(f"{k} {v}" for k, v in checkpoint.metadata.items()) + "\n")
     out.write(f"  tensors     {summary['tensors']:,} in {summary['modules']:,} modules\n")
     grad = ("requires_grad stored" if summary["requires_grad_stored"]
             else "requires_grad not stored (a state_dict keeps tensors only)")

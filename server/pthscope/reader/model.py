@@ -231,8 +231,12 @@ class Checkpoint:
         locations: dict[str, int] = {}
         kinds: dict[str, int] = {}
         storages: dict[str, int] = {}
+        # A file that stores nn.Parameters (a whole model) counts those; a state_dict, whose
+        # tensors are all plain, counts its tensors with their flags unknown.
+        has_parameters = any(t.kind == "parameter" for t in self.tensors)
         for t in self.tensors:
-            params.add(t.counts())
+            if t.kind == "parameter" or not has_parameters:
+                params.add(t.counts())
             bytes_by_dtype[t.dtype] = bytes_by_dtype.get(t.dtype, 0) + t.nbytes
             locations[t.location] = locations.get(t.location, 0) + 1
             kinds[t.kind] = kinds.get(t.kind, 0) + 1
@@ -245,7 +249,7 @@ class Checkpoint:
             "tensors": len(self.tensors),
             "modules": len(self.modules),
             "parameters": params.to_json(),
-            "requires_grad_stored": kinds.get("parameter", 0) > 0,
+            "requires_grad_stored": has_parameters,
             "bytes_by_dtype": bytes_by_dtype,
             "tensor_bytes": sum(bytes_by_dtype.values()),
             "storage_bytes": sum(storages.values()),

@@ -1,0 +1,72 @@
+"""`pthscope inspect` as a user runs it: a separate process, its output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.reader.user_models import SmallNet
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pthscope", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def whole_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    net = SmallNet()
+    net.freeze_backbone()
+    path = tmp_path_factory.mktemp("cli") / "model.pth"
+    torch.save(net, path)
+    return path
+
+
+def test_text_tree_and_summary(whole_model: Path) -> None:
+    result = _run("inspect", str(whole_model))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "format      torch-zip" in out
+    assert "parameters  1,552 total, 90 trainable, 1,462 frozen  [requires_grad stored]" in out
+    assert "unknown classes (a weights_only=False load imports them): tests.reader.user_models" in out
+    assert "  fc  (torch.nn.modules.linear.Linear)  90 params, 90 trainable, 0 frozen" in out
+    assert "weight  [8×3×3×3] float32  FROZEN  parameter" in out
+
+
+def test_filter_and_depth(whole_model: Path) -> None:
+    filtered = _run("inspect", "--filter", "layers.*.bn.weight", str(whole_model)).stdout
+    tree = filtered.split("\n\n")[-1]
+    assert "bn" in tree and "conv" not in tree and "fc" not in tree
+    shallow = _run("inspect", "--depth", "1", str(whole_model)).stdout.split("\n\n")[-1]
+    assert "  stem  (" in shallow and "weight" not in shallow
+
+
+def test_json_is_one_object_per_file(whole_model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "sd.pth"
+    torch.save({"a": torch.zeros(2)}, other)
+    result = _run("inspect", "--json", "--no-tree", str(whole_model), str(other))
+    assert result.returncode == 0
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["summary"]["parameters"]["frozen"] == 1462
+    assert "tree" not in first
+    assert second["tensors"][0]["key"] == "a"
+
+
+def test_unreadable_file_exits_1_with_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    result = _run("inspect", str(broken))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and str(broken) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    missing = _run("inspect", str(tmp_path / "nope.pth"))
+    assert missing.returncode == 1 and "No such file" in missing.stderr
+
+
+def test_bad_usage_exits_2() -> None:
+    assert _run("inspect").returncode == 2
+    assert _run("frobnicate").returncode == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return lsp_main() or 0
     if args.command == "inspect":
-        return _inspect(args)
+        try:
+            return _inspect(args)
+        except BrokenPipeError:  # `pthscope inspect … | head`: the reader left; not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt:
+            return 130
     parser.print_help(sys.stderr)
     return 2
 

@@ -4,6 +4,7 @@
 # code-server, and the test-driver tools (playwright-core, vsce). Idempotent: what is
 # already there is skipped. Uses only the Debian and npm registries.
 # Recipe and pitfalls: shared/real-vscode-e2e.md.
+# Usage: setup-vscode.sh [--tools-only]   (--tools-only: node 24 and vsce for packaging, nothing else)
 set -euo pipefail
 step() { echo "[setup-vscode ${SECONDS}s] $*"; }
 
@@ -13,11 +14,13 @@ NODE_VERSION=24.21.0          # code-server 4.139.x refuses anything but node 24
 CODE_SERVER_VERSION=4.139.1   # bundles Code 1.139.1: package.json engines.vscode must not be newer
 PLAYWRIGHT_VERSION=1.65.1
 VSCE_VERSION=4.1.0            # vsce 4 needs node >= 22: it runs on the private node 24
+TOOLS_ONLY=false
+[ "${1:-}" = "--tools-only" ] && TOOLS_ONLY=true
 mkdir -p "$E2E_ROOT"
 
 step "apt packages"
 need_apt=()
-for pkg in chromium libkrb5-dev build-essential pkg-config; do
+$TOOLS_ONLY || for pkg in chromium libkrb5-dev build-essential pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,7 +39,7 @@ export PATH="$E2E_ROOT/node24/bin:$PATH"   # the system npm now runs on node 24
 
 step "code-server $CODE_SERVER_VERSION"
 CS="$E2E_ROOT/cs/node_modules/.bin/code-server"
-if [ ! -x "$CS" ] || ! grep -q "\"version\": \"$CODE_SERVER_VERSION\"" "$E2E_ROOT/cs/node_modules/code-server/package.json"; then
+if ! $TOOLS_ONLY && { [ ! -x "$CS" ] || ! grep -q "\"version\": \"$CODE_SERVER_VERSION\"" "$E2E_ROOT/cs/node_modules/code-server/package.json"; }; then
   mkdir -p "$E2E_ROOT/cs"
   (cd "$E2E_ROOT/cs" && echo '{"name":"pthscope-code-server","private":true}' > package.json &&
     npm_config_nodedir="$E2E_ROOT/node24" npm install --no-audit --no-fund \

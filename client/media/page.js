@@ -125,10 +125,12 @@
     const dangerous = risky.some((g) => g.risk === 'dangerous');
     const title = dangerous
       ? 'This file would run dangerous code if loaded with torch.load(weights_only=False).'
-      : 'Loading this file with torch.load(weights_only=False) needs classes that are not part of torch.';
+      : 'Loading this file needs torch.load(weights_only=False), which imports and calls these classes; weights_only=True refuses them.';
     return el('section', { id: 'safety', className: `banner ${dangerous ? 'dangerous' : 'unknown'}`, role: 'alert' },
       el('div', { className: 'banner-title' }, codicon(dangerous ? 'warning' : 'info'), el('strong', { text: title })),
-      el('p', { text: 'pthscope did not import or call any of them. The pickle names these globals:' }),
+      el('p', { text: dangerous
+        ? 'pthscope did not import or call any of them. The pickle names these globals:'
+        : 'pthscope did not import any of them. Classes the pickle names that are not on the weights_only allow-list:' }),
       el('ul', { className: 'globals' },
         risky.map((g) => el('li', { className: `global ${g.risk}` },
           el('span', { className: 'risk', text: g.risk }),

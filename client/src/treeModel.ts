@@ -64,7 +64,8 @@ export function nodeDescription(node: NodeSummary): string {
   }
   if (node.module) {
     const counts = formatParamCounts(node.module.parameters);
-    return counts ? `${node.module.class} · ${counts}` : node.module.class;
+    const className = shortType(node.module.class);
+    return counts ? `${className} · ${counts}` : className;
   }
   if (node.kind === 'value') {
     return node.value ?? shortType(node.type);

@@ -1,0 +1,311 @@
+"""The custom `pthscope/<verb>` requests, typed once: params, results and the pygls wiring.
+
+docs/protocol.md describes the requests; client/src/protocol.ts is the client's copy and
+tests/lsp/test_protocol_agrees.py keeps the two in step. Params are structured strictly: a
+wrong type or value becomes a JSON-RPC `InvalidParams` error that names the field, instead of
+being coerced. Results carry plain JSON (`NodeSummary`, `TensorJson` are dicts in the shapes of
+`pthscope inspect --json`); building them is `checkpoint_index`'s job, not this module's.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.protocol import LanguageServerProtocol
+
+OPEN = "pthscope/open"
+CHILDREN = "pthscope/children"
+DETAILS = "pthscope/details"
+SEARCH = "pthscope/search"
+TENSORS = "pthscope/tensors"
+
+MAX_PAGE = 10_000
+TENSOR_SORT_KEYS = ("index", "key", "numel", "nbytes", "dtype", "grad_state")
+
+PathElement = str | int
+ProgressToken = int | str
+# JSON-RPC ids, typed loosely for attrs.make_class.
+_REQUEST_ID: Any = int | str
+_RESPONSE_ID: Any = int | str | None
+# Plain JSON objects in the shapes of docs/json-contract.md.
+NodeSummary = dict[str, Any]
+TensorJson = dict[str, Any]
+
+
+class ParamError(ValueError):
+    """A param that has the right JSON type but a value the request cannot use."""
+
+
+def _absolute(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if not os.path.isabs(value):
+        raise ParamError(f"`{attribute.name}` must be an absolute path, got {value!r}")
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value < 0:
+        raise ParamError(f"`{attribute.name}` must be 0 or more, got {value}")
+
+
+def _page_size(_instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if not 0 <= value <= MAX_PAGE:
+        raise ParamError(f"`{attribute.name}` must be between 0 and {MAX_PAGE}, got {value}")
+
+
+def _non_empty(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if not value:
+        raise ParamError(f"`{attribute.name}` must not be empty")
+
+
+def _tensor_sort_key(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in TENSOR_SORT_KEYS:
+        raise ParamError(
+            f"`{attribute.name}` must be one of {', '.join(TENSOR_SORT_KEYS)}, got {value!r}"
+        )
+
+
+@attrs.define
+class OpenParams:
+    file: str = attrs.field(validator=_absolute)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class ChildrenParams:
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    offset: int = attrs.field(default=0, validator=_non_negative)
+    limit: int = attrs.field(default=500, validator=_page_size)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class DetailsParams:
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class SearchParams:
+    file: str = attrs.field(validator=_absolute)
+    query: str = attrs.field(validator=_non_empty)
+    limit: int = attrs.field(default=200, validator=_page_size)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class TensorsParams:
+    file: str = attrs.field(validator=_absolute)
+    offset: int = attrs.field(default=0, validator=_non_negative)
+    limit: int = attrs.field(default=500, validator=_page_size)
+    filter: str = ""
+    sort: str = attrs.field(default="index", validator=_tensor_sort_key)
+    descending: bool = False
+    work_done_token: ProgressToken | None = None
+
+
+# Result fields have no defaults so that every field is always sent (the converter omits
+# fields equal to their default), except `tied`, which only tensors have.
+
+
+@attrs.define
+class OpenResult:
+    file: str
+    format: str
+    size: int
+    metadata: dict[str, Any]
+    summary: dict[str, Any]
+    globals: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    # None when nothing could be read (then `errors` says why).
+    root: NodeSummary | None
+    children: list[NodeSummary]
+
+
+@attrs.define
+class ChildrenResult:
+    children: list[NodeSummary]
+    total: int
+
+
+@attrs.define
+class DetailsResult:
+    node: NodeSummary
+    tied: list[str] | None = None
+
+
+@attrs.define
+class SearchResult:
+    matches: list[NodeSummary]
+    total: int
+
+
+@attrs.define
+class TensorsResult:
+    tensors: list[TensorJson]
+    total: int
+
+
+def _request_type(method: str, params_type: type) -> type:
+    """The JSON-RPC request message class for `method`, shaped like lsprotocol's."""
+    return attrs.make_class(
+        params_type.__name__.removesuffix("Params") + "Request",
+        {
+            "id": attrs.field(type=_REQUEST_ID),
+            "params": attrs.field(type=params_type),
+            "method": attrs.field(type=str, default=method),
+            "jsonrpc": attrs.field(type=str, default="2.0"),
+        },
+    )
+
+
+def _response_type(result_type: type) -> type:
+    return attrs.make_class(
+        result_type.__name__.removesuffix("Result") + "Response",
+        {
+            "id": attrs.field(type=_RESPONSE_ID),
+            "result": attrs.field(type=result_type),
+            "jsonrpc": attrs.field(type=str, default="2.0"),
+        },
+    )
+
+
+# method → (params type, result type): the whole custom protocol.
+METHODS: dict[str, tuple[type, type]] = {
+    OPEN: (OpenParams, OpenResult),
+    CHILDREN: (ChildrenParams, ChildrenResult),
+    DETAILS: (DetailsParams, DetailsResult),
+    SEARCH: (SearchParams, SearchResult),
+    TENSORS: (TensorsParams, TensorsResult),
+}
+REQUEST_TYPES = {method: _request_type(method, p) for method, (p, _) in METHODS.items()}
+RESPONSE_TYPES = {method: _response_type(r) for method, (_, r) in METHODS.items()}
+
+
+def _json_type_name(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _exactly(*types: type, expected: str) -> Any:
+    """A structure hook that accepts only values of `types` (bool never counts as int)."""
+
+    def structure(value: object, _type: object) -> object:
+        if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+            return value
+        raise ParamError(f"expected {expected}, got {_json_type_name(value)}")
+
+    return structure
+
+
+def _strict_converter() -> cattrs.Converter:
+    """A converter for params that checks JSON types instead of coercing ("3" is not 3)."""
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _exactly(str, expected="a string"))
+    converter.register_structure_hook(int, _exactly(int, expected="an integer"))
+    converter.register_structure_hook(bool, _exactly(bool, expected="true or false"))
+    structure_path_element = _exactly(str, int, expected="a string or an integer")
+    converter.register_structure_hook(PathElement, structure_path_element)
+    converter.register_structure_hook(
+        ProgressToken | None, _exactly(str, int, type(None), expected="a progress token")
+    )
+
+    def structure_path(value: object, _type: object) -> list[PathElement]:
+        if not isinstance(value, list):
+            raise ParamError(f"expected an array, got {_json_type_name(value)}")
+        return [structure_path_element(element, None) for element in value]
+
+    converter.register_structure_hook_func(lambda t: t == list[PathElement], structure_path)
+    return converter
+
+
+def _camel_case(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def register_params_hooks(converter: cattrs.Converter) -> cattrs.Converter:
+    """Make `converter` (pygls' own) structure our params strictly, with camelCase keys."""
+    strict = _strict_converter()
+    for params_type, _ in METHODS.values():
+        renames: dict[str, Any] = {
+            a.name: override(rename=_camel_case(a.name)) for a in attrs.fields(params_type)
+        }
+        converter.register_structure_hook(
+            params_type, make_dict_structure_fn(params_type, strict, **renames)
+        )
+    return converter
+
+
+def _describe_param_error(error: BaseException) -> str:
+    if isinstance(error, ParamError):
+        return str(error)
+    return cattrs.v.format_exception(error, None)
+
+
+def invalid_params_message(method: str, error: BaseException) -> str:
+    """One line naming each bad field, e.g. `... required field missing @ $.file`."""
+    if isinstance(error, cattrs.ClassValidationError):
+        problems = cattrs.transform_error(
+            error, path="$", format_exception=lambda e, _t: _describe_param_error(e)
+        )
+    else:
+        problems = [_describe_param_error(error)]
+    return f"Invalid params for {method}: " + "; ".join(map(_name_the_field, problems))
+
+
+def _name_the_field(problem: str) -> str:
+    """`expected an integer @ $.params.offset` → `offset: expected an integer`."""
+    message, _, where = problem.rpartition(" @ ")
+    field = where.removeprefix("$").removeprefix(".params").removeprefix(".")
+    return f"{field}: {message}" if field else message
+
+
+@attrs.frozen
+class _AnsweredRequest:
+    """A request whose error response has already been sent while it was being read."""
+
+    id: int | str
+
+
+class PthscopeProtocol(LanguageServerProtocol):
+    """LSP plus the `pthscope/*` requests, typed through `get_message_type`."""
+
+    @lru_cache  # noqa: B019  (as in pygls: one protocol per server, kept for its lifetime)
+    def get_message_type(self, method: str) -> type | None:
+        return REQUEST_TYPES.get(method) or super().get_message_type(method)
+
+    @lru_cache  # noqa: B019
+    def get_result_type(self, method: str) -> type | None:
+        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Answer bad params of our requests with InvalidParams naming the field.
+
+        pygls raises a bare InvalidParams while reading the message and so never answers it;
+        here the answer goes out at once and the message is dropped.
+        """
+        method = data.get("method")
+        if method not in METHODS or "id" not in data:
+            return super().structure_message(data)
+        if not isinstance(data.get("params"), dict):
+            message = f"Invalid params for {method}: params must be an object with `file`"
+        else:
+            try:
+                return super().structure_message(data)
+            except JsonRpcInvalidParams as error:
+                message = invalid_params_message(method, error.__cause__ or error)
+        self._send_response(data["id"], error=JsonRpcInvalidParams(message).to_response_error())
+        return _AnsweredRequest(data["id"])
+
+    def handle_message(self, message: Any) -> None:
+        if not isinstance(message, _AnsweredRequest):
+            super().handle_message(message)

@@ -1,0 +1,113 @@
+"""The isolated parse worker: `python -m pthscope.worker --memory-limit BYTES`.
+
+The language server never parses a checkpoint in its own process. It starts this worker, which
+caps its own address space, says `ready`, then reads one request per line on stdin
+(`{"file": path}`) and answers each with one frame on stdout: a line `<kind> <length>`, then
+that many bytes of JSON. A `checkpoint` frame holds `Checkpoint.to_json()`; a `failure` frame
+holds `{"reason": "memory"}` or `{"reason": "error", "message": ..., "traceback": ...}`.
+A worker that hangs or dies is the server's problem (`worker_client.py`): it kills it and
+starts another. The worker exits when stdin closes or its parent goes away.
+
+For tests only, `PTHSCOPE_TEST_WORKER_FAULT=segfault:<file name>` makes the worker kill itself
+with SIGSEGV when asked to read a file of that name; no file can do this on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any, BinaryIO
+
+from pthscope.reader import inspect
+
+TEST_FAULT_VARIABLE = "PTHSCOPE_TEST_WORKER_FAULT"
+_PARENT_POLL_SECONDS = 1.0
+_WATCHDOG_STACK_BYTES = 256 * 1024
+
+
+def write_frame(out: BinaryIO, kind: str, message: dict[str, Any] | None = None) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode() if message is not None else b""
+    out.write(b"%s %d\n" % (kind.encode(), len(body)))
+    out.write(body)
+    out.flush()
+
+
+def limit_memory(limit_bytes: int) -> None:
+    """Cap this process's address space so that a runaway parse raises MemoryError."""
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits; the time limit still applies.
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+def exit_when_orphaned() -> None:
+    """Exit if the server dies without closing our stdin (e.g. while a parse hangs)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.stack_size(_WATCHDOG_STACK_BYTES)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _apply_test_fault(file: str) -> None:
+    kind, _, name = os.environ.get(TEST_FAULT_VARIABLE, "").partition(":")
+    if kind == "segfault" and os.path.basename(file) == name:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def answer(file: str, replies: BinaryIO) -> None:
+    """Write the frame for one request: the checkpoint's JSON, or why it could not be made."""
+    _apply_test_fault(file)
+    try:
+        write_frame(replies, "checkpoint", inspect(file).to_json())
+    except MemoryError:
+        write_frame(replies, "failure", {"reason": "memory"})
+    except Exception as error:  # a reader bug; the reader itself reports bad files as values
+        write_frame(replies, "failure", {
+            "reason": "error",
+            "message": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+        })
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    write_frame(replies, "ready")
+    for line in requests:
+        # The JSON of a big checkpoint is millions of objects that are all still in use, so
+        # collections during the read find nothing and only cost time (a third of it).
+        gc.disable()
+        try:
+            answer(json.loads(line)["file"], replies)
+        finally:
+            gc.enable()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pthscope.worker")
+    parser.add_argument("--memory-limit", type=int, required=True, help="address space, bytes")
+    args = parser.parse_args(argv)
+    replies = sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints must not corrupt the frames
+    exit_when_orphaned()
+    limit_memory(args.memory_limit)
+    try:
+        serve(sys.stdin.buffer, replies)
+    except BrokenPipeError:  # the server went away
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

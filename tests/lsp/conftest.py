@@ -1,0 +1,136 @@
+"""A real pthscope server over stdio (pytest-lsp), and real checkpoints made with torch.
+
+`client` starts `python -m pthscope lsp`, initializes it with the options of the test's
+`server_options` marker, and shuts it down (and so its worker) afterwards. `checkpoints` are
+written once per session. The server's environment sets the worker's test-only fault hook for
+one file name, `crash-me.pt`; no other file is affected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+import torch
+from lsprotocol import types
+from pygls.protocol import default_converter
+from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
+from pytest_lsp.client import register_lsp_features
+
+from pthscope.protocol import RESPONSE_TYPES
+from tests.reader.user_models import SmallNet
+
+CRASH_FILE_NAME = "crash-me.pt"
+BIG_TENSOR_COUNT = 30_000
+WIDE_TENSOR_COUNT = 1_200
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "server_options(options): initializationOptions for the `client` fixture"
+    )
+
+
+def _frozen_net() -> SmallNet:
+    torch.manual_seed(0)
+    net = SmallNet()
+    net.freeze_backbone()
+    return net
+
+
+def _training_checkpoint() -> dict[str, Any]:
+    net = _frozen_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    return {
+        "epoch": 7,
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": {"lr": 0.1, "arch": "smallnet", "layers": [8, 8]},
+    }
+
+
+def write_checkpoints(folder: Path) -> dict[str, Path]:
+    """Every file the server tests open, by name."""
+    files = {
+        "state_dict": (_frozen_net().state_dict(), "state_dict.pt"),
+        "whole_model": (_frozen_net(), "whole_model.pt"),
+        "training": (_training_checkpoint(), "training.pt"),
+        "wide": ({f"t{i:04d}": torch.zeros(2) for i in range(WIDE_TENSOR_COUNT)}, "wide.pt"),
+        "big": (
+            {f"layer{i // 10}.sub{i % 10}.weight": torch.zeros(2, 3)
+             for i in range(BIG_TENSOR_COUNT)},
+            "big.pt",
+        ),
+    }
+    made = {}
+    for name, (obj, file_name) in files.items():
+        made[name] = folder / file_name
+        torch.save(obj, made[name])
+    good = made["state_dict"].read_bytes()
+    made["truncated"] = folder / "truncated.pt"
+    made["truncated"].write_bytes(good[: len(good) // 2])
+    made["garbage"] = folder / "garbage.pt"
+    made["garbage"].write_bytes(b"not a checkpoint at all\n" * 10)
+    made["crash"] = folder / CRASH_FILE_NAME
+    shutil.copy(made["state_dict"], made["crash"])
+    return made
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def server_command() -> list[str]:
+    return [sys.executable, "-m", "pthscope", "lsp"]
+
+
+class PthscopeClientProtocol(LanguageClientProtocol):
+    """pytest-lsp's client protocol, reading `pthscope/*` results into protocol.py's types.
+
+    Params go out as given (plain dicts), so that tests can also send bad ones.
+    """
+
+    def get_result_type(self, method: str) -> type | None:
+        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+
+
+def make_client() -> LanguageClient:
+    client = LanguageClient(
+        protocol_cls=PthscopeClientProtocol, converter_factory=default_converter
+    )
+    register_lsp_features(client)
+    return client
+
+
+SERVER = ClientServerConfig(
+    server_command=server_command(),
+    client_factory=make_client,
+    server_env={**os.environ, "PTHSCOPE_TEST_WORKER_FAULT": f"segfault:{CRASH_FILE_NAME}"},
+)
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    marker = request.node.get_closest_marker("server_options")
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
+            initialization_options=marker.args[0] if marker else None,
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def ask(client: LanguageClient, method: str, params: dict[str, Any]) -> Any:
+    """Send a custom request; the result comes back as the result type of protocol.py."""
+    return await client.protocol.send_request_async(method, params)

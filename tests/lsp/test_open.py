@@ -1,0 +1,74 @@
+"""`pthscope/open`: the summary and first level of state dicts, whole models, training files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_lsp import LanguageClient
+
+from .conftest import ask
+
+
+async def test_state_dict(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    result = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert result.errors == []
+    assert result.file == str(checkpoints["state_dict"])
+    assert result.format
+    assert result.size == checkpoints["state_dict"].stat().st_size
+    root = result.root
+    assert root["path"] == [] and root["key"] == "" and root["name"] == ""
+    assert root["child_count"] == len(result.children) > 0
+    first = result.children[0]
+    assert first["kind"] == "tensor" and first["key"] == "stem.weight"
+    assert first["tensor"]["shape"] == [8, 3, 3, 3]
+    # A state_dict keeps no requires_grad: every parameter element is "unknown".
+    assert root["parameters"]["total"] == root["parameters"]["unknown"] > 0
+    assert result.summary["tensors"] == root["child_count"]
+
+
+async def test_whole_model(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    result = await ask(client, "pthscope/open", {"file": str(checkpoints["whole_model"])})
+    assert result.errors == []
+    root = result.root
+    assert root["kind"] == "module"
+    assert root["module"]["class"].endswith("SmallNet")
+    names = [c["name"] for c in result.children]
+    assert {"stem", "layers", "heads", "fc"} <= set(names)
+    # The whole model keeps requires_grad: only `fc` is trainable.
+    fc = next(c for c in result.children if c["name"] == "fc")
+    assert fc["parameters"]["trainable"] == fc["parameters"]["total"] == 8 * 10 + 10
+    assert root["parameters"]["frozen"] > 0
+    # Only the plain tensor attribute `mask` (10 elements) has no stored flag.
+    assert root["parameters"]["unknown"] == 10
+    assert any(g["risk"] != "safe" for g in result.globals)
+
+
+async def test_training_checkpoint(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    result = await ask(client, "pthscope/open", {"file": str(checkpoints["training"])})
+    assert result.errors == []
+    by_name = {c["name"]: c for c in result.children}
+    assert set(by_name) == {"epoch", "model", "optimizer", "config"}
+    assert by_name["epoch"]["kind"] == "value" and by_name["epoch"]["value"] == "7"
+    assert by_name["model"]["kind"] == "dict" and by_name["model"]["child_count"] > 0
+    assert by_name["model"]["parameters"]["total"] > 0
+
+
+async def test_truncated_file_is_a_result_with_errors(
+    client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    result = await ask(client, "pthscope/open", {"file": str(checkpoints["truncated"])})
+    assert result.errors, result
+    assert all(e["message"] for e in result.errors)
+    # The server carries on.
+    again = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert again.errors == []
+
+
+async def test_unreadable_files_are_results_with_errors(
+    client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    for file in (checkpoints["garbage"], tmp_path / "missing.pt", tmp_path):
+        result = await ask(client, "pthscope/open", {"file": str(file)})
+        assert result.errors, file
+        assert result.root is None or result.root["child_count"] == 0
+        assert result.children == []

@@ -89,7 +89,7 @@ def _fixes_for(
         index = data.get("torch_load", -1)
         if data.get("whole_model"):
             offer(
-                "Load a state_dict into a new model instead",
+                "Switch to the state_dict pattern (re-save the file once)",
                 True,
                 action="state_dict_load",
                 torch_load=index,
@@ -148,7 +148,7 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
         offers.append((f"Freeze {snippets.module_expr(var, module)}", "freeze_module", module))
     offers.append((f"Unfreeze all parameters of {var}", "unfreeze_all", None))
     offers.append((f"Print parameters and requires_grad of {var}", "print_parameters", None))
-    if facts.torch_imported:
+    if facts.torch_imported and var != "self":
         offers += [
             (f"Save {var}: state_dict only", "save_state_dict", None),
             (f"Save {var}: entire model", "save_entire_model", None),
@@ -158,9 +158,8 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
             (f"Load {var}: training checkpoint", "load_training_checkpoint", None),
         ]
     out = []
-    for title, name, module in offers:
-        data: dict[str, Any] = {"title": title, "action": name, "var": var, "line": line}
-        data["module"] = module
+    for title, name, target in offers:
+        data = {"title": title, "action": name, "var": var, "line": line, "module": target}
         if _snippet_edit(facts, data) is not None:
             out.append(CodeAction(title, REFACTOR, data))
     return out
@@ -210,7 +209,7 @@ def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit]
     elif name == "print_parameters":
         lines = snippets.print_parameters(var)
     elif isinstance(name, str) and name in _SNIPPETS and facts.torch_imported:
-        lines = _SNIPPETS[name](facts, var, q)
+        lines = _SNIPPETS[name](facts, var, q, statement)
     else:
         return None
     end, indent = statement.span.end_line, statement.indent
@@ -220,10 +219,11 @@ def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit]
 
 
 def _path_for(facts: ModuleFacts, var: str, kind: str, q: str) -> str:
-    """The file's own path expression for this variable's checkpoints, else a default name."""
-    for path in facts.paths if kind == "state_dict" else ():
-        span = path.span
-        if path.var == var and span.start_line == span.end_line:
+    """The path expression this file already saves this kind of checkpoint of `var` to."""
+    save_kind = {"state_dict": "state_dict", "entire": "model", "training": "dict"}[kind]
+    for save in facts.saves:
+        span = save.path.span if save.path else None
+        if save.kind == save_kind and save.var == var and span and span.start_line == span.end_line:
             return facts.lines[span.start_line][span.start_char : span.end_char]
     return quote(_DEFAULT_PATHS[kind], q)
 
@@ -240,27 +240,31 @@ def _optimizer(facts: ModuleFacts) -> str | None:
     return min(facts.optimizer_vars) if facts.optimizer_vars else None
 
 
-_SNIPPETS: dict[str, Callable[[ModuleFacts, str, str], list[str]]] = {
-    "save_state_dict": lambda f, v, q: snippets.save_state_dict(
+def _epoch(facts: ModuleFacts, statement: Statement) -> str | None:
+    """An epoch loop variable already bound where the snippet goes."""
+    for name in sorted(facts.epoch_vars):
+        if latest_assignment(facts, name, statement.scope, statement.span.start_line):
+            return name
+    return None
+
+
+_SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Statement], list[str]]] = {
+    "save_state_dict": lambda f, v, q, s: snippets.save_state_dict(
         v, _path_for(f, v, "state_dict", q)
     ),
-    "save_entire_model": lambda f, v, q: snippets.save_entire_model(
+    "save_entire_model": lambda f, v, q, s: snippets.save_entire_model(
         v, _path_for(f, v, "entire", q)
     ),
-    "save_training_checkpoint": lambda f, v, q: snippets.save_training_checkpoint(
-        v,
-        _optimizer(f),
-        min(f.epoch_vars) if f.epoch_vars else None,
-        _path_for(f, v, "training", q),
-        q,
+    "save_training_checkpoint": lambda f, v, q, s: snippets.save_training_checkpoint(
+        v, _optimizer(f), _epoch(f, s), _path_for(f, v, "training", q), q
     ),
-    "load_state_dict": lambda f, v, q: snippets.load_state_dict(
+    "load_state_dict": lambda f, v, q, s: snippets.load_state_dict(
         v, _path_for(f, v, "state_dict", q), q
     ),
-    "load_entire_model": lambda f, v, q: snippets.load_entire_model(
+    "load_entire_model": lambda f, v, q, s: snippets.load_entire_model(
         v, _path_for(f, v, "entire", q), q
     ),
-    "load_training_checkpoint": lambda f, v, q: snippets.load_training_checkpoint(
+    "load_training_checkpoint": lambda f, v, q, s: snippets.load_training_checkpoint(
         v, _optimizer(f), _free_name(f, "checkpoint"), _path_for(f, v, "training", q), q
     ),
 }

@@ -46,7 +46,8 @@ def weights_only(facts: ModuleFacts, index: int, value: bool) -> list[TextEdit] 
 def state_dict_load(
     facts: ModuleFacts, checkpoints: Checkpoints, index: int
 ) -> list[TextEdit] | None:
-    """`m = torch.load(p)` of a whole model → `m = Net()` + `m.load_state_dict(torch.load(...))`.
+    """`m = torch.load(p)` of a whole model → `m = Net()` + `m.load_state_dict(torch.load(...))`,
+    with a comment saying how to re-save the file once as a state_dict.
 
     Offered only when the saved class is defined or imported in this file.
     """
@@ -72,7 +73,12 @@ def state_dict_load(
     )
     var = load.assigned_to
     indent = text[: len(text) - len(text.lstrip())]
-    new = f"{var} = {class_name}()\n{indent}{var}.load_state_dict({call})"
+    path = text[load.path.span.start_char : load.path.span.end_char]
+    new = (
+        "# A whole-model pickle: re-save it once as a state_dict, from a session you trust:\n"
+        f"{indent}#   torch.save(torch.load({path}, weights_only=False).state_dict(), {path})\n"
+        f"{indent}{var} = {class_name}()\n{indent}{var}.load_state_dict({call})"
+    )
     return [replace(load.stmt, new)]
 
 

@@ -58,8 +58,9 @@ def find_lost_flags(facts: ModuleFacts, checkpoints: Checkpoints) -> list[LostFl
     instances: list[FrozenInstance] | None = None
     for index, load in enumerate(facts.loads):
         made = latest_assignment(facts, load.var, load.scope, load.call.start_line)
-        if made is None or made.callee is None:
+        if made is None or not _constructs(facts, made.callee):
             continue
+        assert made.callee is not None
         short = made.callee.rsplit(".", 1)[-1]
         if short in facts.self_freezing_classes or _touched(facts, load.var, load.scope, made.line):
             continue
@@ -91,6 +92,14 @@ def latest_assignment(facts: ModuleFacts, var: str, scope: str, line: int) -> As
     return best
 
 
+def _constructs(facts: ModuleFacts, callee: str | None) -> bool:
+    """`Net()` or `models.resnet18()` builds a new object; `model.to(device)` returns `model`."""
+    if callee is None:
+        return False
+    root = callee.split(".", 1)[0]
+    return "." not in callee or not any(a.var == root for a in facts.assignments)
+
+
 def _touched(facts: ModuleFacts, var: str, scope: str, since: int) -> bool:
     """Flags set on `var`, or `var` handed to unknown code, after line `since` in `scope`."""
     for op in facts.flag_ops:
@@ -111,7 +120,7 @@ def frozen_instances(facts: ModuleFacts) -> list[FrozenInstance]:
         if op.var == "self":
             continue
         made = latest_assignment(facts, op.var, op.scope, op.stmt.start_line)
-        if made is None or made.callee is None:
+        if made is None or made.callee is None or not _constructs(facts, made.callee):
             continue
         key = (op.var, op.scope, made.line)
         instance = found.get(key)

@@ -32,6 +32,11 @@ class Range:
         )
 
     @classmethod
+    def of_lines(cls, first: int, last: int | None = None) -> Range:
+        """Lines `first`..`last` (0-based), as a light-bulb request for a cursor line sends."""
+        return cls(Position(first, 0), Position(first if last is None else last, 0))
+
+    @classmethod
     def at(cls, line: int, character: int) -> Range:
         point = Position(line, character)
         return cls(point, point)

@@ -1,0 +1,54 @@
+"""Real checkpoints made with torch once per session and read with `pthscope.inspect`.
+
+`checkpoints` maps absolute paths (under a temporary workspace's `runs/`) to `Checkpoint`s;
+`workspace` is that folder, passed to `analyze` as the workspace folder so the scripts'
+relative paths (`runs/…`) resolve there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import pthscope
+from pthscope.reader.model import Checkpoint
+from tests.actions.models import Net
+
+SCRIPTS = Path(__file__).parent / "scripts"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("workspace")
+    runs = root / "runs"
+    runs.mkdir()
+    torch.manual_seed(0)
+    model = Net()
+    model.backbone.requires_grad_(False)
+    torch.save(model.state_dict(), runs / "net_sd.pth")
+    torch.save(model, runs / "full_model.pth")
+    optimizer = torch.optim.Adam(model.head.parameters())
+    torch.save(
+        {
+            "epoch": 3,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        },
+        runs / "checkpoint.pth",
+    )
+    wrapped = torch.nn.DataParallel(Net())
+    torch.save(wrapped.state_dict(), runs / "dp_sd.pth")
+    return root
+
+
+@pytest.fixture(scope="session")
+def checkpoints(workspace: Path) -> dict[str, Checkpoint]:
+    found = {}
+    for path in sorted((workspace / "runs").iterdir()):
+        found[os.path.normpath(str(path))] = pthscope.inspect(str(path))
+    return found

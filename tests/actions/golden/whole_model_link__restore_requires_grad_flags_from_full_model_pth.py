@@ -1,0 +1,16 @@
+# ruff: noqa
+# fmt: off
+"""Loads a pickled whole model next to a state_dict of the same network."""
+
+import torch
+
+from tests.actions.models import Net
+
+full = torch.load("runs/full_model.pth")
+print(full.head.weight.requires_grad)
+
+model = Net()
+model.load_state_dict(torch.load("runs/net_sd.pth", weights_only=True), strict=True)
+# Trainable parameters as saved in full_model.pth
+for name, param in model.named_parameters():
+    param.requires_grad = name.startswith("head.")

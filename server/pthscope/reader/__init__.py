@@ -44,6 +44,12 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
     if not head:
         checkpoint.errors.append(Problem("empty", "the file is empty (0 bytes)"))
         return checkpoint
+    if _is_distributed_shard(path):
+        checkpoint.format = "torch-distributed"
+        checkpoint.errors.append(Problem(
+            "unsupported", "this is one shard of a torch.distributed checkpoint; its tensors are described "
+            "by the .metadata file beside it (distributed checkpoints are not supported yet)"))
+        return checkpoint
     for probe, read in _FORMATS:
         if probe(head):
             result = read(path, limits)
@@ -59,11 +65,21 @@ def _unknown_format(path: str, head: bytes) -> Problem:
                        "sharded checkpoints are not supported yet — open one of its shards")
     if len(head) > 262 and head[257:262] == b"ustar" or _is_tar(path):
         return Problem("unsupported", "this is a tar archive (torch's pre-0.4 format); not supported yet")
-    if head.startswith(b"\x08") or path.endswith(".distcp"):
-        return Problem("unsupported", "this looks like a torch.distributed checkpoint shard; "
-                       "distributed checkpoints are not supported yet")
     return Problem("unknown-format", f"not a checkpoint format pthscope knows (first bytes: {head[:8].hex(' ')}); "
                    "expected a torch zip, a legacy torch pickle, a pickle or safetensors")
+
+
+def _is_distributed_shard(path: str) -> bool:
+    """A file named by the torch.distributed `.metadata` pickle beside it."""
+    metadata = os.path.join(os.path.dirname(path), ".metadata")
+    if os.path.basename(path) == ".metadata" or not os.path.isfile(metadata):
+        return False
+    try:
+        with open(metadata, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return False
+    return b"torch.distributed.checkpoint" in head and os.path.basename(path).encode() in head
 
 
 def _looks_like_shard_index(path: str) -> bool:

@@ -44,7 +44,7 @@ _DANGEROUS_MODULES = {
     "webbrowser", "multiprocessing", "asyncio", "threading", "signal", "pdb", "timeit",
     "platform", "tempfile", "http", "urllib", "requests", "ftplib", "smtplib", "telnetlib",
     "dill", "cloudpickle", "joblib", "shelve", "zipimport", "types", "operator", "functools",
-    "inspect", "gc", "io", "_io", "pathlib", "glob", "site", "distutils", "setuptools", "pip",
+    "inspect", "gc", "io", "_io", "glob", "site", "distutils", "setuptools", "pip",
 }
 _DANGEROUS_EXACT = {
     "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__",

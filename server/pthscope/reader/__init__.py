@@ -52,7 +52,16 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
         return checkpoint
     for probe, read in _FORMATS:
         if probe(head):
-            result = read(path, limits)
+            try:
+                result = read(path, limits)
+            except MemoryError:
+                checkpoint.errors.append(Problem("limit", "reading the file needs more memory than allowed"))
+                return checkpoint
+            except Exception as exc:  # a reader bug must still end in a clear message, not a crash
+                checkpoint.errors.append(Problem(
+                    "internal", f"pthscope failed while reading this file ({type(exc).__name__}: {exc}); "
+                    "please report it with the file if you can"))
+                return checkpoint
             result.size = checkpoint.size
             return result
     checkpoint.errors.append(_unknown_format(path, head))

@@ -59,7 +59,7 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -
     pos = 0
     unpack = struct.unpack_from
     for index in range(count):
-        if directory[pos:pos + 4] != _CENTRAL:
+        if directory[pos:pos + 4] != _CENTRAL or pos + 46 > len(directory):
             raise ZipError(f"zip directory entry {index} is damaged", f"zip directory byte {pos}")
         (method, _, _, _, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = unpack(
             "<10xHHHIIIHHHHHII", directory, pos)

@@ -25,13 +25,12 @@ class InitializationOptions:
 
 
 def _camel_case(name: str) -> str:
+    """`parse_memory_limit_mib` → `parseMemoryLimitMiB` (the unit keeps its capitals)."""
     first, *rest = name.split("_")
-    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+    return first + "".join("MiB" if part == "mib" else part.title() for part in rest)
 
 
 _KEYS = {_camel_case(f.name): f for f in fields(InitializationOptions)}
-# The one acronym in a key keeps its capitals, as a client would spell it.
-_KEYS["parseMemoryLimitMiB"] = _KEYS.pop("parseMemoryLimitMib")
 
 
 def _check(value: Any, kind: str, metadata: Any) -> str | None:

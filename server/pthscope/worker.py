@@ -8,8 +8,9 @@ holds `{"reason": "memory"}` or `{"reason": "error", "message": ..., "traceback"
 A worker that hangs or dies is the server's problem (`worker_client.py`): it kills it and
 starts another. The worker exits when stdin closes or its parent goes away.
 
-For tests only, `PTHSCOPE_TEST_WORKER_FAULT=segfault:<file name>` makes the worker kill itself
-with SIGSEGV when asked to read a file of that name; no file can do this on its own.
+For tests only, `PTHSCOPE_TEST_WORKER_FAULT=segfault:<file name>,memory:<file name>` makes the
+worker kill itself with SIGSEGV, or exhaust its memory limit outside the reader, when asked to
+read a file of that name; no file can do either on its own.
 """
 
 from __future__ import annotations
@@ -62,15 +63,21 @@ def exit_when_orphaned() -> None:
 
 
 def _apply_test_fault(file: str) -> None:
-    kind, _, name = os.environ.get(TEST_FAULT_VARIABLE, "").partition(":")
-    if kind == "segfault" and os.path.basename(file) == name:
-        os.kill(os.getpid(), signal.SIGSEGV)
+    for fault in os.environ.get(TEST_FAULT_VARIABLE, "").split(","):
+        kind, _, name = fault.partition(":")
+        if os.path.basename(file) != name:
+            continue
+        if kind == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if kind == "memory":
+            hog = [bytearray(1 << 20) for _ in range(1 << 20)]  # 1 TiB, a MiB at a time
+            del hog
 
 
 def answer(file: str, replies: BinaryIO) -> None:
     """Write the frame for one request: the checkpoint's JSON, or why it could not be made."""
-    _apply_test_fault(file)
     try:
+        _apply_test_fault(file)
         write_frame(replies, "checkpoint", inspect(file).to_json())
     except MemoryError:
         write_frame(replies, "failure", {"reason": "memory"})

@@ -1,9 +1,11 @@
 """A real pthscope server over stdio (pytest-lsp), and real checkpoints made with torch.
 
 `client` starts `python -m pthscope lsp`, initializes it with the options of the test's
-`server_options` marker, and shuts it down (and so its worker) afterwards. `checkpoints` are
+`server_options` marker, and shuts it down (and so its worker) afterwards; `shared_client` does
+the same once per module. `checkpoints` are
 written once per session. The server's environment sets the worker's test-only fault hook for
-one file name, `crash-me.pt`; no other file is affected.
+two file names: reading `crash-me.pt` segfaults the worker, reading `hog-memory.pt` exhausts its
+memory outside the reader. No other file is affected.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pthscope.protocol import RESPONSE_TYPES
 from tests.reader.user_models import SmallNet
 
 CRASH_FILE_NAME = "crash-me.pt"
+MEMORY_HOG_FILE_NAME = "hog-memory.pt"
 BIG_TENSOR_COUNT = 30_000
 WIDE_TENSOR_COUNT = 1_200
 
@@ -81,6 +84,8 @@ def write_checkpoints(folder: Path) -> dict[str, Path]:
     made["garbage"].write_bytes(b"not a checkpoint at all\n" * 10)
     made["crash"] = folder / CRASH_FILE_NAME
     shutil.copy(made["state_dict"], made["crash"])
+    made["memory_hog"] = folder / MEMORY_HOG_FILE_NAME
+    shutil.copy(made["state_dict"], made["memory_hog"])
     return made
 
 
@@ -114,19 +119,36 @@ def make_client() -> LanguageClient:
 SERVER = ClientServerConfig(
     server_command=server_command(),
     client_factory=make_client,
-    server_env={**os.environ, "PTHSCOPE_TEST_WORKER_FAULT": f"segfault:{CRASH_FILE_NAME}"},
+    server_env={
+        **os.environ,
+        "PTHSCOPE_TEST_WORKER_FAULT": f"segfault:{CRASH_FILE_NAME},memory:{MEMORY_HOG_FILE_NAME}",
+    },
 )
 
 
-@pytest_lsp.fixture(config=SERVER)
-async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+async def _initialize(client: LanguageClient, request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("server_options")
-    await lsp_client.initialize_session(
+    await client.initialize_session(
         types.InitializeParams(
             capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
             initialization_options=marker.args[0] if marker else None,
         )
     )
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    """A server of the test's own."""
+    await _initialize(lsp_client, request)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def shared_client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    """One server for a module of tests that only read: they need
+    `pytestmark = pytest.mark.asyncio(loop_scope="module")`."""
+    await _initialize(lsp_client, request)
     yield
     await lsp_client.shutdown_session()
 

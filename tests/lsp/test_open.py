@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytest_lsp import LanguageClient
 
 from .conftest import ask
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_state_dict(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
-    result = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+
+async def test_state_dict(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    result = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
     assert result.errors == []
     assert result.file == str(checkpoints["state_dict"])
     assert result.format
@@ -26,8 +29,8 @@ async def test_state_dict(client: LanguageClient, checkpoints: dict[str, Path]) 
     assert result.summary["tensors"] == root["child_count"]
 
 
-async def test_whole_model(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
-    result = await ask(client, "pthscope/open", {"file": str(checkpoints["whole_model"])})
+async def test_whole_model(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    result = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["whole_model"])})
     assert result.errors == []
     root = result.root
     assert root["kind"] == "module"
@@ -43,8 +46,10 @@ async def test_whole_model(client: LanguageClient, checkpoints: dict[str, Path])
     assert any(g["risk"] != "safe" for g in result.globals)
 
 
-async def test_training_checkpoint(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
-    result = await ask(client, "pthscope/open", {"file": str(checkpoints["training"])})
+async def test_training_checkpoint(
+    shared_client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    result = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["training"])})
     assert result.errors == []
     by_name = {c["name"]: c for c in result.children}
     assert set(by_name) == {"epoch", "model", "optimizer", "config"}
@@ -54,21 +59,21 @@ async def test_training_checkpoint(client: LanguageClient, checkpoints: dict[str
 
 
 async def test_truncated_file_is_a_result_with_errors(
-    client: LanguageClient, checkpoints: dict[str, Path]
+    shared_client: LanguageClient, checkpoints: dict[str, Path]
 ) -> None:
-    result = await ask(client, "pthscope/open", {"file": str(checkpoints["truncated"])})
+    result = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["truncated"])})
     assert result.errors, result
     assert all(e["message"] for e in result.errors)
     # The server carries on.
-    again = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    again = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
     assert again.errors == []
 
 
 async def test_unreadable_files_are_results_with_errors(
-    client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
+    shared_client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
     for file in (checkpoints["garbage"], tmp_path / "missing.pt", tmp_path):
-        result = await ask(client, "pthscope/open", {"file": str(file)})
+        result = await ask(shared_client, "pthscope/open", {"file": str(file)})
         assert result.errors, file
         assert result.root is None or result.root["child_count"] == 0
         assert result.children == []

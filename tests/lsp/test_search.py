@@ -4,45 +4,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytest_lsp import LanguageClient
 
 from .conftest import BIG_TENSOR_COUNT, ask
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_search_by_key(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+
+async def test_search_by_key(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:
     file = str(checkpoints["training"])
-    found = await ask(client, "pthscope/search", {"file": file, "query": "FC.Weight"})
+    found = await ask(shared_client, "pthscope/search", {"file": file, "query": "FC.Weight"})
     assert [m["key"] for m in found.matches] == ["model.fc.weight"]
     assert found.total == 1
 
-    wildcard = await ask(client, "pthscope/search", {"file": file, "query": "layers*conv"})
+    wildcard = await ask(shared_client, "pthscope/search", {"file": file, "query": "layers*conv"})
     assert {m["key"] for m in wildcard.matches} == {
         "model.layers.0.conv.weight", "model.layers.1.conv.weight"}
 
-    nothing = await ask(client, "pthscope/search", {"file": file, "query": "no such key"})
+    nothing = await ask(shared_client, "pthscope/search", {"file": file, "query": "no such key"})
     assert nothing.matches == [] and nothing.total == 0
 
 
 async def test_search_limit_keeps_the_total(
-    client: LanguageClient, checkpoints: dict[str, Path]
+    shared_client: LanguageClient, checkpoints: dict[str, Path]
 ) -> None:
     found = await ask(
-        client, "pthscope/search", {"file": str(checkpoints["big"]), "query": "sub3", "limit": 5}
+        shared_client, "pthscope/search", {"file": str(checkpoints["big"]), "query": "sub3", "limit": 5}
     )
     assert found.total == BIG_TENSOR_COUNT // 10
     assert [m["key"] for m in found.matches] == [f"layer{i}.sub3.weight" for i in range(5)]
 
 
 async def test_tensor_table_sorts_and_filters(
-    client: LanguageClient, checkpoints: dict[str, Path]
+    shared_client: LanguageClient, checkpoints: dict[str, Path]
 ) -> None:
     file = str(checkpoints["whole_model"])
-    table = await ask(client, "pthscope/tensors", {"file": file})
+    table = await ask(shared_client, "pthscope/tensors", {"file": file})
     assert table.total == len(table.tensors) > 0
     in_file_order = [t["key"] for t in table.tensors]
 
     by_size = await ask(
-        client, "pthscope/tensors", {"file": file, "sort": "numel", "descending": True}
+        shared_client, "pthscope/tensors", {"file": file, "sort": "numel", "descending": True}
     )
     sizes = [t["numel"] for t in by_size.tensors]
     assert sizes == sorted(sizes, reverse=True)
@@ -50,22 +53,22 @@ async def test_tensor_table_sorts_and_filters(
     ties = [t["key"] for t in by_size.tensors if t["numel"] == 8]
     assert ties == [k for k in in_file_order if k in ties]
 
-    by_grad = await ask(client, "pthscope/tensors", {"file": file, "sort": "grad_state"})
+    by_grad = await ask(shared_client, "pthscope/tensors", {"file": file, "sort": "grad_state"})
     assert [t["grad_state"] for t in by_grad.tensors] == sorted(
         t["grad_state"] for t in table.tensors)
 
-    reversed_order = await ask(client, "pthscope/tensors", {"file": file, "descending": True})
+    reversed_order = await ask(shared_client, "pthscope/tensors", {"file": file, "descending": True})
     assert [t["key"] for t in reversed_order.tensors] == in_file_order[::-1]
 
-    bn = await ask(client, "pthscope/tensors", {"file": file, "filter": "BN.", "sort": "key"})
+    bn = await ask(shared_client, "pthscope/tensors", {"file": file, "filter": "BN.", "sort": "key"})
     keys = [t["key"] for t in bn.tensors]
     assert keys == sorted(keys) and keys and all(".bn." in k for k in keys)
     assert bn.total == len(keys)
 
     page = await ask(
-        client, "pthscope/tensors",
+        shared_client, "pthscope/tensors",
         {"file": file, "filter": "layers*weight", "offset": 1, "limit": 2},
     )
-    everything = await ask(client, "pthscope/tensors", {"file": file, "filter": "layers*weight"})
+    everything = await ask(shared_client, "pthscope/tensors", {"file": file, "filter": "layers*weight"})
     assert [t["key"] for t in page.tensors] == [t["key"] for t in everything.tensors[1:3]]
     assert page.total == everything.total

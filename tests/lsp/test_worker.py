@@ -1,0 +1,132 @@
+"""The isolated worker: crashes, time-outs, memory limits and cancellation stay per-file.
+
+Each failure must come back as an error in the result for that file, and the server must go
+on answering with a fresh worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import LanguageClient
+
+from .conftest import ask, make_client, server_command
+
+
+def worker_pids(client: LanguageClient) -> list[int]:
+    """Workers the server said it started, in order."""
+    return [
+        int(m.group(1))
+        for message in client.log_messages
+        if (m := re.search(r"worker (\d+) started", message.message))
+    ]
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
+async def wait_until_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_exists(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_crash_is_an_error_and_the_worker_restarts(
+    client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    crashed = await ask(client, "pthscope/open", {"file": str(checkpoints["crash"])})
+    assert [e["kind"] for e in crashed.errors] == ["worker"]
+    assert crashed.errors[0]["message"] == (
+        f"worker crashed (signal 11, SIGSEGV) reading {checkpoints['crash']}")
+    assert crashed.root is None and crashed.children == []
+
+    fine = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert fine.errors == [] and fine.root["child_count"] > 0
+    first, second = worker_pids(client)
+    assert first != second and not process_exists(first)
+
+
+@pytest.mark.server_options({"parseTimeLimitSeconds": 0.3})
+async def test_time_limit(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    started = time.monotonic()
+    slow = await ask(client, "pthscope/open", {"file": str(checkpoints["big"])})
+    assert time.monotonic() - started < 10
+    assert [e["message"] for e in slow.errors] == [
+        f"worker timed out after 0.3 s reading {checkpoints['big']}"]
+
+    fine = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert fine.errors == []
+    first, second = worker_pids(client)
+    assert not process_exists(first)
+
+
+@pytest.mark.server_options({"parseMemoryLimitMiB": 64})
+async def test_memory_limit(client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    # Listing 30,000 tensors needs far more than 64 MiB; the reader reports it for the file.
+    big = await ask(client, "pthscope/open", {"file": str(checkpoints["big"])})
+    assert len(big.errors) == 1 and "memory" in big.errors[0]["message"]
+
+    # Running out outside the reader ends the worker's read, and the next read gets a new one.
+    hog = await ask(client, "pthscope/open", {"file": str(checkpoints["memory_hog"])})
+    assert [e["message"] for e in hog.errors] == [
+        f"worker ran out of memory (limit 64 MiB) reading {checkpoints['memory_hog']}"]
+    fine = await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert fine.errors == []
+    first, second = worker_pids(client)
+    assert await wait_until_gone(first)
+
+
+async def test_cancel_stops_a_long_read(
+    client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})  # worker is up
+    pending = asyncio.create_task(client.protocol.send_request_async(
+        "pthscope/open", {"file": str(checkpoints["big"])}, msg_id="read-big"))
+    await asyncio.sleep(0.5)  # the worker is reading the file now
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="read-big"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await pending
+    [busy_worker] = worker_pids(client)
+    assert await wait_until_gone(busy_worker)
+
+    after = await ask(client, "pthscope/details", {
+        "file": str(checkpoints["state_dict"]), "path": ["fc.weight"]})
+    assert after.node["key"] == "fc.weight"
+    fresh = await ask(client, "pthscope/open", {"file": str(checkpoints["training"])})
+    assert fresh.errors == [] and len(worker_pids(client)) == 2
+
+
+async def test_exit_stops_the_server_and_its_worker(checkpoints: dict[str, Path]) -> None:
+    client = make_client()
+    await client.start_io(*server_command())
+    try:
+        await client.initialize_session(types.InitializeParams(capabilities=types.ClientCapabilities()))
+        await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+        [worker] = worker_pids(client)
+        assert process_exists(worker)
+        await client.shutdown_session()
+        assert await wait_until_gone(worker)
+    finally:
+        await client.stop()

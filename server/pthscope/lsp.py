@@ -47,7 +47,7 @@ class PthscopeServer(LanguageServer):
             "pthscope",
             __version__,
             protocol_cls=p.PthscopeProtocol,
-            converter_factory=lambda: p.register_params_hooks(default_converter()),
+            converter_factory=lambda: p.register_protocol_hooks(default_converter()),
         )
         self.options = InitializationOptions()
         self.worker = WorkerClient(self._worker_limits())

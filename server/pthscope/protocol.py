@@ -232,16 +232,29 @@ def _camel_case(name: str) -> str:
     return first + "".join(part.title() for part in rest)
 
 
-def register_params_hooks(converter: cattrs.Converter) -> cattrs.Converter:
-    """Make `converter` (pygls' own) structure our params strictly, with camelCase keys."""
+def _unstructure_json_result(result: Any) -> dict[str, Any]:
+    """A result's fields as they are (already plain JSON), leaving out an unset `tied`.
+
+    cattrs would walk every value of every node for nothing: 20 ms a page of 500 nodes."""
+    return {
+        a.name: value
+        for a in attrs.fields(type(result))
+        if (value := getattr(result, a.name)) is not None or a.default is not None
+    }
+
+
+def register_protocol_hooks(converter: cattrs.Converter) -> cattrs.Converter:
+    """Teach `converter` (pygls' own) our messages: params are structured strictly, with
+    camelCase keys; results are sent as the plain JSON they hold."""
     strict = _strict_converter()
-    for params_type, _ in METHODS.values():
+    for params_type, result_type in METHODS.values():
         renames: dict[str, Any] = {
             a.name: override(rename=_camel_case(a.name)) for a in attrs.fields(params_type)
         }
         converter.register_structure_hook(
             params_type, make_dict_structure_fn(params_type, strict, **renames)
         )
+        converter.register_unstructure_hook(result_type, _unstructure_json_result)
     return converter
 
 

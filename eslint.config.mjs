@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'client/out/**', '.e2e/**', 'bundled/**', '.venv/**', 'server/**'] },
+  { ignores: ['node_modules/**', 'client/out/**', '.e2e/**', 'bundled/**', 'build/**', 'demo/**', '.venv/**', 'server/**'] },
   js.configs.recommended,
   {
     files: ['client/src/**/*.ts', 'client/test/**/*.ts'],

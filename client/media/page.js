@@ -150,7 +150,7 @@
     if (entries.length === 0) {
       return el('span', { className: 'muted', text: '—' });
     }
-    return el('dl', { className: 'kv' }, entries.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: format(v) })]));
+    return el('dl', { className: 'kv' }, entries.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: format(v) })]));
   }
 
   function renderSummary(result) {

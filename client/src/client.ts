@@ -10,7 +10,6 @@ import {
   type LanguageClientOptions,
   RevealOutputChannelOn,
   type ServerOptions,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import { serverPythonPath } from './interpreter';
 
@@ -33,8 +32,8 @@ export function createLanguageClient(python: string, extensionPath: string, log:
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? extensionPath;
   const serverOptions: ServerOptions = {
     command: python,
+    // No `transport`: stdio pipes without the `--stdio` argument the client would append.
     args: ['-m', 'pthscope', 'lsp'],
-    transport: TransportKind.stdio,
     options: { env, cwd },
   };
   const clientOptions: LanguageClientOptions = {

@@ -16,6 +16,8 @@ import type { CheckpointTree } from './tree';
 export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
 /** The same page for *.bin, offered ("Open With…") rather than the default. */
 export const BIN_CHECKPOINT_VIEW_TYPE = 'pthscope.binCheckpoint';
+/** Opening faster than this shows progress in the status bar only. */
+const SLOW_OPEN_MS = 1000;
 
 type PageMessage =
   | { type: 'ready' }
@@ -133,12 +135,8 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
   }
 
   private async openInPage(page: CheckpointPage): Promise<void> {
-    const title = `pthscope: reading ${path.basename(page.file)}`;
     try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-        (progress, token) => this.open(page.file, progress, token),
-      );
+      const result = await this.openWithProgress(page.file);
       page.result = result;
       page.post('init', result);
       if (page.panel.active) {
@@ -150,13 +148,37 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     }
   }
 
-  /** `pthscope/open`, forwarding the server's work-done progress to the notification. */
-  private async open(file: string, progress: vscode.Progress<{ message?: string }>, token: vscode.CancellationToken): Promise<OpenResult> {
+  /**
+   * `pthscope/open` with progress in the status bar, and, when it takes longer than a moment,
+   * a cancellable notification that shows the server's work-done messages.
+   */
+  private async openWithProgress(file: string): Promise<OpenResult> {
+    const title = `pthscope: reading ${path.basename(file)}`;
+    const cancellation = new vscode.CancellationTokenSource();
+    let notify: vscode.Progress<{ message?: string }> | undefined;
+    const opening = this.open(file, (message) => notify?.report({ message }), cancellation.token);
+    const slow = setTimeout(() => {
+      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+        notify = progress;
+        token.onCancellationRequested(() => { cancellation.cancel(); });
+        return opening.catch(() => undefined);
+      });
+    }, SLOW_OPEN_MS);
+    try {
+      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, () => opening);
+    } finally {
+      clearTimeout(slow);
+      cancellation.dispose();
+    }
+  }
+
+  /** `pthscope/open`, forwarding the server's work-done progress messages to `report`. */
+  private async open(file: string, report: (message: string | undefined) => void, token: vscode.CancellationToken): Promise<OpenResult> {
     const workDoneToken = randomUUID();
     const client = await this.ctx.start();
     const subscription = client?.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
       if (value.kind !== 'end') {
-        progress.report({ message: value.message });
+        report(value.message);
       }
     });
     const params: protocol.OpenParams & WorkDoneProgressParams = { file, workDoneToken };

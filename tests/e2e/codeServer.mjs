@@ -1,0 +1,174 @@
+// A real VS Code for the end-to-end test: code-server 4.139.1 in a fresh profile (own user
+// data, extensions, XDG and TMPDIR folders), on 127.0.0.1, in its own process group that is
+// always killed; plus the workbench helpers the test needs. Recipe: shared/real-vscode-e2e.md.
+import { execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const REPO = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+export const E2E_ROOT = process.env.E2E_ROOT ?? join(REPO, '.e2e');
+const CODE_SERVER = join(E2E_ROOT, 'cs', 'node_modules', '.bin', 'code-server');
+
+/** Settings that keep the workbench quiet and predictable (no trust prompt, welcome page, chat). */
+export function workbenchSettings(extra) {
+  return {
+    'security.workspace.trust.enabled': false,
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'chat.disableAIFeatures': true,
+    'editor.hover.delay': 150,
+    'workbench.hover.delay': 300,
+    'workbench.reduceMotion': 'on',
+    ...extra,
+  };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh profile under `runDir`; returns the paths and environment code-server needs. */
+export function freshProfile(runDir, settings) {
+  rmSync(runDir, { recursive: true, force: true });
+  const dirs = { data: join(runDir, 'data'), exts: join(runDir, 'exts'), tmp: join(runDir, 'tmp'), ws: join(runDir, 'ws') };
+  for (const dir of [...Object.values(dirs), join(dirs.data, 'User')]) {
+    mkdirSync(dir, { recursive: true });
+  }
+  writeFileSync(join(dirs.data, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: join(runDir, 'xdg-config'), // code-server writes config.yaml and logs here, not in $HOME
+    XDG_DATA_HOME: join(runDir, 'xdg-data'),
+    TMPDIR: dirs.tmp, // VS Code leaves its ipc sockets in the temp folder
+    PATH: `${join(E2E_ROOT, 'node24', 'bin')}:${process.env.PATH}`,
+  };
+  return { ...dirs, runDir, env };
+}
+
+export function installExtension(profile, vsix) {
+  execFileSync(CODE_SERVER, ['--user-data-dir', profile.data, '--extensions-dir', profile.exts, '--install-extension', vsix, '--force'], {
+    env: profile.env,
+    stdio: 'pipe',
+  });
+}
+
+/** Starts code-server on 127.0.0.1:`port` in its own process group; resolves once /healthz answers. */
+export async function startCodeServer(profile, port) {
+  const log = createWriteStream(join(profile.runDir, 'code-server.log'));
+  const child = spawn(
+    CODE_SERVER,
+    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+      '--disable-getting-started-override', '--user-data-dir', profile.data, '--extensions-dir', profile.exts, profile.ws],
+    { env: profile.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', killGroup); // last resort if the runner dies before stop()
+  const server = { child, port, url: `http://127.0.0.1:${port}/`, killGroup };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`code-server exited with ${child.exitCode}; see ${join(profile.runDir, 'code-server.log')}`);
+    }
+    try {
+      if ((await fetch(`${server.url}healthz`)).ok) {
+        return server;
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await stopCodeServer(server);
+  throw new Error('code-server did not answer /healthz within 60 s');
+}
+
+/** SIGTERM to the process group (server, extension host, language server), then SIGKILL. */
+export async function stopCodeServer(server) {
+  if (!server) {
+    return;
+  }
+  const exited = new Promise((resolve) => {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      resolve();
+    } else {
+      server.child.once('exit', resolve);
+    }
+  });
+  try {
+    process.kill(-server.child.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  server.killGroup();
+  process.removeListener('exit', server.killGroup);
+}
+
+/** The tail of the extension's log channel and of code-server's log, for a failure report. */
+export function diagnostics(profile) {
+  const tail = (file, lines = 40) => readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  const found = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) {
+        walk(path);
+      } else if (/pthscope|exthost\.log/.test(name)) {
+        found.push(path);
+      }
+    }
+  };
+  try {
+    walk(join(profile.data, 'logs'));
+  } catch {
+    // no logs yet
+  }
+  return [...found.map((f) => `--- ${f}\n${tail(f)}`), `--- code-server.log\n${tail(join(profile.runDir, 'code-server.log'))}`].join('\n');
+}
+
+// ---------- workbench helpers (playwright page) ----------
+
+export async function quickOpen(page, fileName) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(fileName);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+export async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** The active custom editor's page (webviews are two nested iframes). */
+export function activeWebview(page) {
+  return page.frameLocator('iframe.webview.ready:visible').frameLocator('iframe#active-frame');
+}

@@ -1,0 +1,167 @@
+// End to end in a real VS Code: packages pthscope.vsix, installs it into a fresh code-server
+// profile, generates the demo workspace with torch, and drives the workbench with Debian's
+// Chromium through playwright-core. Nothing is mocked: the extension starts the real
+// `python -m pthscope lsp` from the .vsix's bundled libs with the repo's .venv python.
+// Expected numbers come from scripts/make_demo.py (expected.json), computed from the models.
+// Screenshots: .e2e/shots/. Needs scripts/setup-vscode.sh and scripts/setup.sh to have run.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, quickOpen, REPO, runCommand,
+  startCodeServer, stopCodeServer, workbenchSettings,
+} from './codeServer.mjs';
+
+const { chromium } = createRequire(join(E2E_ROOT, 'tools', 'package.json'))('playwright-core');
+const PYTHON = join(REPO, '.venv', 'bin', 'python');
+const RUN = join(E2E_ROOT, 'run');
+const SHOTS = join(E2E_ROOT, 'shots');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () => {
+  let profile;
+  let server;
+  let browser;
+  let page;
+  let expected;
+
+  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+
+  // Waits until the active page shows its summary; fails at once with the page's error instead.
+  const openedPage = async () => {
+    const webview = activeWebview(page);
+    await webview.locator('#summary-tensors, #status.problem').first().waitFor({ timeout: 90_000 });
+    const failure = webview.locator('#status.problem');
+    if (await failure.count()) {
+      throw new Error(`the page shows an error: ${await failure.innerText()}`);
+    }
+    return webview;
+  };
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    profile = freshProfile(RUN, workbenchSettings({ 'pthscope.interpreter': PYTHON }));
+    const vsix = join(RUN, 'pthscope.vsix');
+    execFileSync('bash', [join(REPO, 'scripts', 'package.sh'), vsix], { stdio: 'inherit' });
+    execFileSync(PYTHON, [join(REPO, 'scripts', 'make_demo.py'), profile.ws], { stdio: 'inherit' });
+    expected = JSON.parse(readFileSync(join(profile.ws, 'expected.json'), 'utf8'));
+    installExtension(profile, vsix);
+    server = await startCodeServer(profile, await freePort());
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'train.py' }).waitFor({ timeout: 120_000 });
+  });
+
+  after(async () => {
+    if (page && process.exitCode) {
+      await shot('failure').catch(() => undefined);
+    }
+    await browser?.close().catch(() => undefined);
+    await stopCodeServer(server);
+  });
+
+  // Runs a step; on failure saves a screenshot and prints the extension's and code-server's logs.
+  const step = (name, body) => it(name, { timeout: 120_000 }, async () => {
+    try {
+      await body();
+    } catch (error) {
+      await shot(`failure-${name.replace(/\W+/g, '-')}`).catch(() => undefined);
+      console.error(diagnostics(profile));
+      throw error;
+    }
+  });
+
+  step('the whole-model page shows its tensors and frozen parameters', async () => {
+    const whole = expected.whole_model;
+    await quickOpen(page, whole.file);
+    const webview = await openedPage();
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), whole.tensors);
+    assert.equal(Number(await webview.locator('#summary-frozen').getAttribute('data-value')), whole.parameters_frozen);
+    assert.equal(Number(await webview.locator('#summary-trainable').getAttribute('data-value')), whole.parameters_trainable);
+    assert.equal(Number(await webview.locator('#summary-parameters').getAttribute('data-value')), whole.parameters_total);
+    // the virtualised table: its first page arrives through pthscope/tensors
+    await webview.locator('#viewport .row', { hasText: whole.frozen_tensor }).first().waitFor({ timeout: 30_000 });
+    await webview.locator('#row-count', { hasText: `${whole.tensors} of ${whole.tensors} tensors` }).waitFor({ timeout: 30_000 });
+    // the class is not importable here: the banner lists it as unknown, not dangerous
+    await webview.locator('#safety.unknown', { hasText: whole.class }).waitFor({ timeout: 10_000 });
+    await shot('01-whole-model-page');
+  });
+
+  step('the table filters and sorts through the server', async () => {
+    const webview = activeWebview(page);
+    await webview.locator('#filter').fill('fc.');
+    await webview.locator('#row-count', { hasText: `2 of ${expected.whole_model.tensors} tensors` }).waitFor({ timeout: 15_000 });
+    await webview.locator('#filter').fill('');
+    await webview.locator('button.sort[data-sort="numel"]').click();
+    await webview.locator('#viewport .row[aria-rowindex="1"] .col-numel').waitFor({ timeout: 15_000 });
+    const numels = await webview.locator('#viewport .row .col-numel').allInnerTexts();
+    const values = numels.slice(0, 5).map((text) => Number(text.replace(/,/g, '')));
+    assert.deepEqual(values, [...values].sort((a, b) => b - a), `not sorted by numel, descending: ${values}`);
+    await shot('02-table-sorted');
+  });
+
+  step('the side panel shows the module tree and a requires_grad tooltip', async () => {
+    const whole = expected.whole_model;
+    await page.locator('.activitybar [aria-label^="pthscope"]').first().click();
+    // tree rows are labelled "<name>, <description>" (accessibilityInformation)
+    const row = (name) => page.locator(`.part.sidebar .monaco-list-row[aria-label^="${name}, "]`).first();
+    for (const name of whole.top_level_modules) {
+      await row(name).waitFor({ timeout: 60_000 });
+    }
+    const [moduleName, tensorName] = whole.frozen_tensor.split('.');
+    assert.match(await row(moduleName).getAttribute('aria-label'), /frozen/);
+    await row(moduleName).click();
+    const tensorRow = row(tensorName);
+    await tensorRow.waitFor({ timeout: 30_000 });
+    const tooltip = page.locator('.monaco-hover:visible, .workbench-hover:visible', { hasText: 'requires_grad' }).first();
+    let text = '';
+    for (let attempt = 0; attempt < 8 && !text; attempt++) {
+      await page.mouse.move(5, 5);
+      await tensorRow.hover();
+      try {
+        await tooltip.waitFor({ timeout: 3_000 });
+        text = (await tooltip.innerText()).replace(/\s+/g, ' ');
+      } catch {
+        // hover service still warming up: move away and try again
+      }
+    }
+    assert.match(text, /requires_grad\s*false/, `tooltip: ${text}`);
+    assert.match(text, /frozen/);
+    await page.waitForTimeout(500);
+    await shot('03-tree-tooltip');
+    await page.mouse.move(5, 5);
+  });
+
+  step('the hostile file shows the red safety banner', async () => {
+    const hostile = expected.hostile;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, hostile.file);
+    const banner = (await openedPage()).locator('#safety.dangerous');
+    await banner.waitFor({ timeout: 10_000 });
+    const text = await banner.innerText();
+    for (const name of hostile.dangerous_globals) {
+      assert.ok(text.includes(name), `banner does not name ${name}: ${text}`);
+    }
+    assert.equal(Number(await activeWebview(page).locator('#summary-tensors').getAttribute('data-value')), hostile.tensors);
+    await shot('04-hostile-banner');
+  });
+
+  step('a state_dict page says requires_grad is not stored', async () => {
+    const stateDict = expected.state_dict;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, stateDict.file);
+    const webview = await openedPage();
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), stateDict.tensors);
+    await webview.locator('.note', { hasText: 'requires_grad is not saved' }).waitFor({ timeout: 10_000 });
+    await shot('05-state-dict-page');
+  });
+});

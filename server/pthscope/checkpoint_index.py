@@ -144,11 +144,8 @@ class CheckpointIndex:
             out["parameters"] = _counts_json(counts)
         return out
 
-    def children(self, path: Sequence[str | int], offset: int, limit: int) -> Page | None:
-        """A page of a node's children, or None if no node has that path."""
-        node = self.node(path)
-        if node is None:
-            return None
+    def children(self, node: Json, offset: int, limit: int) -> Page:
+        """A page of a node's children."""
         kids = node["children"]
         return Page([self.summary(k) for k in kids[offset:offset + limit]], len(kids))
 

@@ -10,6 +10,7 @@ Logs go to the client's output channel through `window/logMessage`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -50,20 +51,13 @@ class PthscopeServer(LanguageServer):
             converter_factory=lambda: p.register_protocol_hooks(default_converter()),
         )
         self.options = InitializationOptions()
-        self.worker = WorkerClient(self._worker_limits())
-        self.store = CheckpointStore(self.worker, self.options.cache_size)
-
-    def _worker_limits(self) -> WorkerLimits:
-        return WorkerLimits(
-            time_seconds=self.options.parse_time_limit_seconds,
-            memory_bytes=self.options.parse_memory_limit_mib << 20,
-        )
+        self.worker, self.store = _worker_and_store(self.options)
 
     def configure(self, options: InitializationOptions) -> None:
-        self.options = options
+        """Apply the options: a new worker (started on first use) and an empty cache."""
         self.worker.kill()
-        self.worker = WorkerClient(self._worker_limits())
-        self.store = CheckpointStore(self.worker, options.cache_size)
+        self.options = options
+        self.worker, self.store = _worker_and_store(options)
         log.setLevel(options.log_level.upper())
 
     async def checkpoint(self, file: str, token: p.ProgressToken | None) -> CheckpointIndex:
@@ -79,7 +73,11 @@ class PthscopeServer(LanguageServer):
         """`$/progress` begin/end around a read: on the client's token, or one we create."""
         if token is None and self._client_shows_progress():
             token = str(uuid.uuid4())
-            await self.work_done_progress.create_async(token)
+            try:
+                await self.work_done_progress.create_async(token)
+            except Exception as error:  # the client refused; read without progress
+                log.info("no progress shown: window/workDoneProgress/create failed: %s", error)
+                token = None
         if token is None:
             yield
             return
@@ -98,18 +96,23 @@ class PthscopeServer(LanguageServer):
         super().shutdown()
 
 
+def _worker_and_store(options: InitializationOptions) -> tuple[WorkerClient, CheckpointStore]:
+    worker = WorkerClient(WorkerLimits(
+        time_seconds=options.parse_time_limit_seconds,
+        memory_bytes=options.parse_memory_limit_mib << 20,
+    ))
+    return worker, CheckpointStore(worker, options.cache_size)
+
+
 def node_or_error(index: CheckpointIndex, path: list[p.PathElement]) -> dict[str, Any]:
+    """The node at `path`, or an InvalidParams error saying there is none."""
     node = index.node(path)
-    if node is None:
-        raise no_such_node(index, path)
-    return node
-
-
-def no_such_node(index: CheckpointIndex, path: list[p.PathElement]) -> JsonRpcInvalidParams:
-    reason = f"path {path!r} names no node in {index.checkpoint['file']}"
+    if node is not None:
+        return node
+    reason = f"path {json.dumps(path)} names no node in {index.checkpoint['file']}"
     if index.root is None:
         reason += " (nothing could be read from it; see the errors of pthscope/open)"
-    return JsonRpcInvalidParams(reason)
+    raise JsonRpcInvalidParams(reason)
 
 
 server = PthscopeServer()
@@ -136,20 +139,19 @@ def stop_worker(ls: PthscopeServer, _params: None) -> None:
 @server.feature(p.OPEN)
 async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenResult:
     index = await ls.checkpoint(params.file, params.work_done_token)
-    first = index.children([], 0, 500)
+    root = index.root
     return p.OpenResult(
         **index.overview(),
-        root=index.summary(index.root) if index.root else None,
-        children=first.items if first else [],
+        root=index.summary(root) if root else None,
+        children=index.children(root, 0, p.PAGE_SIZE).items if root else [],
     )
 
 
 @server.feature(p.CHILDREN)
 async def children(ls: PthscopeServer, params: p.ChildrenParams) -> p.ChildrenResult:
     index = await ls.checkpoint(params.file, params.work_done_token)
-    page = index.children(params.path, params.offset, params.limit)
-    if page is None:
-        raise no_such_node(index, params.path)
+    node = node_or_error(index, params.path)
+    page = index.children(node, params.offset, params.limit)
     return p.ChildrenResult(children=page.items, total=page.total)
 
 

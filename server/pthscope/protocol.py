@@ -25,6 +25,7 @@ DETAILS = "pthscope/details"
 SEARCH = "pthscope/search"
 TENSORS = "pthscope/tensors"
 
+PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
 TENSOR_SORT_KEYS = ("index", "key", "numel", "nbytes", "dtype", "grad_state")
 
@@ -80,7 +81,7 @@ class ChildrenParams:
     file: str = attrs.field(validator=_absolute)
     path: list[PathElement] = attrs.Factory(list)
     offset: int = attrs.field(default=0, validator=_non_negative)
-    limit: int = attrs.field(default=500, validator=_page_size)
+    limit: int = attrs.field(default=PAGE_SIZE, validator=_page_size)
     work_done_token: ProgressToken | None = None
 
 
@@ -103,7 +104,7 @@ class SearchParams:
 class TensorsParams:
     file: str = attrs.field(validator=_absolute)
     offset: int = attrs.field(default=0, validator=_non_negative)
-    limit: int = attrs.field(default=500, validator=_page_size)
+    limit: int = attrs.field(default=PAGE_SIZE, validator=_page_size)
     filter: str = ""
     sort: str = attrs.field(default="index", validator=_tensor_sort_key)
     descending: bool = False

@@ -61,10 +61,6 @@ class WorkerClient:
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
     async def read_checkpoint(self, file: str) -> bytes:
         """The file's `Checkpoint.to_json()` as JSON bytes, read in the worker within limits."""
         async with self._lock:
@@ -88,10 +84,13 @@ class WorkerClient:
         except asyncio.TimeoutError:
             self.kill()
             raise WorkerFailure(f"worker timed out after {seconds:g} s reading {file}") from None
+        except ValueError as error:  # not a frame: the worker's output is corrupt
+            self.kill()
+            raise WorkerFailure(f"worker sent an unreadable reply reading {file}") from error
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             returncode = await process.wait()
             self._process = None
-            log.warning("worker %d ended: %s", process.pid, describe_exit(returncode))
+            log.info("worker %d ended: %s", process.pid, describe_exit(returncode))
             raise WorkerFailure(f"{describe_exit(returncode)} reading {file}") from error
         if kind == "checkpoint":
             return body
@@ -122,6 +121,9 @@ class WorkerClient:
                 f"worker did not start ({sys.executable} -m pthscope.worker); "
                 "see the pthscope output for its error"
             ) from error
+        except asyncio.CancelledError:
+            process.kill()
+            raise
         log.info(
             "worker %d started (time limit %g s, memory limit %s)",
             process.pid, self.limits.time_seconds, format_bytes(self.limits.memory_bytes),

@@ -47,7 +47,7 @@ async def test_bad_params_name_the_field(
 
 async def test_unknown_node_path(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:
     file = str(checkpoints["state_dict"])
-    with pytest.raises(JsonRpcInvalidParams, match=r"path \['no', 'such'\] names no node in "):
+    with pytest.raises(JsonRpcInvalidParams, match=r'path \["no", "such"\] names no node in '):
         await ask(shared_client, "pthscope/details", {"file": file, "path": ["no", "such"]})
     with pytest.raises(JsonRpcInvalidParams, match="nothing could be read from it"):
         await ask(shared_client, "pthscope/children", {"file": FILE, "path": []})

@@ -17,7 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from .conftest import ask, make_client, server_command
+from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command
 
 
 def worker_pids(client: LanguageClient) -> list[int]:
@@ -130,3 +130,20 @@ async def test_exit_stops_the_server_and_its_worker(checkpoints: dict[str, Path]
         assert await wait_until_gone(worker)
     finally:
         await client.stop()
+
+
+async def test_requests_for_one_file_share_one_read(
+    client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    file = str(checkpoints["big"])
+    opening = asyncio.create_task(client.protocol.send_request_async(
+        "pthscope/open", {"file": file}, msg_id="open-big"))
+    listing = asyncio.create_task(ask(client, "pthscope/tensors", {"file": file, "limit": 3}))
+    await asyncio.sleep(0.3)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="open-big"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await opening
+    # The read goes on for the request that still wants it.
+    assert (await listing).total == BIG_TENSOR_COUNT
+    reads = [m for m in client.log_messages if f"read {file}:" in m.message]
+    assert len(reads) == 1 and len(worker_pids(client)) == 1

@@ -40,7 +40,7 @@ def test_noqa_silences_one_code(workspace: Path, checkpoints: dict[str, Checkpoi
     lines = (SCRIPTS / "fresh_model_load.py").read_text().split("\n")
     lines[26] += "  # noqa: PTH001"
     assert _codes("\n".join(lines), "fresh_model_load.py", workspace, checkpoints) == [
-        ("PTH002", 25)
+        ("PTH002", 27)
     ]
     lines[26] = lines[26].replace("# noqa: PTH001", "# noqa")
     assert _codes("\n".join(lines), "fresh_model_load.py", workspace, checkpoints) == []

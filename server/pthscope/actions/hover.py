@@ -188,7 +188,8 @@ def _effect(
     op: FlagOp, lookup: CheckpointLookup, statement: str
 ) -> tuple[list[TensorRecord], list[TensorRecord]] | None:
     """(set to False, set to True) parameter records, or None when not statically clear."""
-    cache_key = f"{op.var}|{op.module_path}|{statement}"
+    # Keyed without the variable's name: the same loop over another model gives the same answer.
+    cache_key = f"{op.module_path}|{statement.replace(op.var, '')}"
     if cache_key in lookup.loop_cache:
         cached: tuple[list[TensorRecord], list[TensorRecord]] | None = lookup.loop_cache[cache_key]
         return cached

@@ -28,13 +28,12 @@ def linked_lookups(
     facts: ModuleFacts, checkpoints: Checkpoints, var: str | None = None
 ) -> list[CheckpointLookup]:
     """Lookups for the checkpoints linked to `var` (or to the file), most specific first."""
-    found: list[CheckpointLike] = []
-    ordered = [p for p in facts.paths if var is not None and p.var == var]
-    ordered += [p for p in facts.paths if p not in ordered]
-    for path in ordered:
+    found: dict[int, CheckpointLike] = {}
+    own = [p for p in facts.paths if var is not None and p.var == var]
+    for path in own + facts.paths:
         checkpoint = checkpoint_for_path(path, checkpoints)
-        if checkpoint is not None and not any(checkpoint is f for f in found):
-            found.append(checkpoint)
+        if checkpoint is not None:
+            found.setdefault(id(checkpoint), checkpoint)
     if not found and len(checkpoints) == 1:
-        found.extend(checkpoints.values())
-    return [lookup_for(c) for c in found]
+        return [lookup_for(c) for c in checkpoints.values()]
+    return [lookup_for(c) for c in found.values()]

@@ -55,7 +55,8 @@ class LostFlags:
 def find_lost_flags(facts: ModuleFacts, checkpoints: Checkpoints) -> list[LostFlags]:
     """Every `load_state_dict` that silently makes a frozen model trainable again."""
     found: list[LostFlags] = []
-    instances: list[FrozenInstance] | None = None
+    instances: dict[str, list[FrozenInstance]] | None = None
+    frozen_by_class: dict[str, CheckpointLookup | None] = {}
     for index, load in enumerate(facts.loads):
         made = latest_assignment(facts, load.var, load.scope, load.call.start_line)
         if made is None or not _constructs(facts, made.callee):
@@ -65,9 +66,13 @@ def find_lost_flags(facts: ModuleFacts, checkpoints: Checkpoints) -> list[LostFl
         if short in facts.self_freezing_classes or _touched(facts, load.var, load.scope, made.line):
             continue
         if instances is None:
-            instances = frozen_instances(facts)
-        same_class = [i for i in instances if i.callee.rsplit(".", 1)[-1] == short]
-        checkpoint = _frozen_checkpoint(facts, checkpoints, short)
+            instances = {}
+            for instance in frozen_instances(facts):
+                instances.setdefault(instance.callee.rsplit(".", 1)[-1], []).append(instance)
+        same_class = instances.get(short, [])
+        if short not in frozen_by_class:
+            frozen_by_class[short] = _frozen_checkpoint(facts, checkpoints, short)
+        checkpoint = frozen_by_class[short]
         if not same_class and checkpoint is None:
             continue
         found.append(
@@ -84,10 +89,10 @@ def find_lost_flags(facts: ModuleFacts, checkpoints: Checkpoints) -> list[LostFl
 
 
 def latest_assignment(facts: ModuleFacts, var: str, scope: str, line: int) -> Assignment | None:
+    """The last assignment to `var` in `scope` at or before `line`."""
     best: Assignment | None = None
-    for assignment in facts.assignments:
-        same = assignment.var == var and assignment.scope == scope and assignment.line <= line
-        if same and (best is None or assignment.line >= best.line):
+    for assignment in facts.assignments_to(var, scope):
+        if assignment.line <= line and (best is None or assignment.line >= best.line):
             best = assignment
     return best
 
@@ -97,7 +102,7 @@ def _constructs(facts: ModuleFacts, callee: str | None) -> bool:
     if callee is None:
         return False
     root = callee.split(".", 1)[0]
-    return "." not in callee or not any(a.var == root for a in facts.assignments)
+    return "." not in callee or root not in facts.assigned_names()
 
 
 def _touched(facts: ModuleFacts, var: str, scope: str, since: int) -> bool:

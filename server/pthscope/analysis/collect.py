@@ -63,7 +63,7 @@ class _NameArg(NamedTuple):
     var: str
     scope: str
     line: int
-    stmt: Span
+    stmt: ast.stmt
 
 
 def _chain(node: ast.AST) -> tuple[str, tuple[PathElement, ...]] | None:
@@ -144,7 +144,9 @@ class Collector:
         self.constructed: dict[str, str] = {}
         self.local_functions: dict[str, tuple[str, ...]] = {}
         self.name_args: list[_NameArg] = []
-        self.raw_refs: list[AttrRef] = []
+        # (var, path, node) of every attribute path; spans are made only for those kept.
+        self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST]] = []
+        self.candidates: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------- statements
 
@@ -343,7 +345,8 @@ class Collector:
             if isinstance(current, ast.Call):
                 self._visit_call(current)
             elif isinstance(current, (ast.Attribute, ast.Subscript)):
-                self._attr_ref(current)
+                if self._attr_chain(current):
+                    continue
             elif isinstance(current, ast.Constant) and isinstance(current.value, str):
                 self._string(current)
                 continue
@@ -351,15 +354,23 @@ class Collector:
                 continue
             stack.extend(ast.iter_child_nodes(current))
 
-    def _attr_ref(self, node: ast.Attribute | ast.Subscript) -> None:
+    def _attr_chain(self, node: ast.Attribute | ast.Subscript) -> bool:
+        """Record every prefix of a whole `name.a[0].b` chain; False if it is not one."""
         chain = _chain(node)
-        if chain is None or not chain[1]:
-            return
+        if chain is None:
+            return False
+        var, path = chain
+        current: ast.AST = node
+        while path:
+            self.raw_refs.append((var, path, current))
+            path = path[:-1]
+            current = current.value  # type: ignore[attr-defined]
+        return True
+
+    def _ref_span(self, node: ast.AST) -> Span:
         if isinstance(node, ast.Attribute):
-            span = self.pos.tail_span(node, len(node.attr))
-        else:
-            span = self.pos.span(node.slice)
-        self.raw_refs.append(AttrRef(chain[0], chain[1], span))
+            return self.pos.tail_span(node, len(node.attr))
+        return self.pos.span(node.slice)  # type: ignore[attr-defined]
 
     def _string(self, node: ast.Constant) -> None:
         text = str(node.value)
@@ -369,13 +380,12 @@ class Collector:
             self.facts.key_strings.append(KeyString(text, self.pos.span(node)))
 
     def _path(self, node: ast.AST, text: str, role: PathRole, var: str | None) -> CheckpointPath:
-        found = CheckpointPath(
-            text,
-            self.pos.span(node),
-            candidates(text, self.facts.file_path, self.workspace_folders),
-            role,
-            var,
-        )
+        where = self.candidates.get(text)
+        if where is None:
+            where = self.candidates[text] = candidates(
+                text, self.facts.file_path, self.workspace_folders
+            )
+        found = CheckpointPath(text, self.pos.span(node), where, role, var)
         self.facts.paths.append(found)
         for inner in ast.walk(node):
             self.consumed.add(id(inner))
@@ -401,14 +411,14 @@ class Collector:
                 self._torch_save(node)
         if isinstance(node.func, ast.Attribute):
             self._method_call(node, node.func)
-        if name is None or name in _HARMLESS_CALLS:
+        if name is None or name in _HARMLESS_CALLS or self.stmt is None:
             return
         args: list[tuple[int | str, ast.expr]] = list(enumerate(node.args))
         args += [(k.arg, k.value) for k in node.keywords if k.arg]
         for slot, arg in args:
             if isinstance(arg, ast.Name):
                 self.name_args.append(
-                    _NameArg(name, slot, arg.id, self.scope, node.lineno - 1, self._stmt_span())
+                    _NameArg(name, slot, arg.id, self.scope, node.lineno - 1, self.stmt)
                 )
 
     def _stmt_span(self) -> Span:
@@ -599,7 +609,13 @@ class Collector:
         facts.flag_ops = [op for op in facts.flag_ops if op.var in models]
         facts.flag_ops += self._helper_ops()
         facts.flag_ops.sort(key=lambda op: (op.stmt.start_line, op.stmt.start_char))
-        facts.attr_refs = [ref for ref in self.raw_refs if ref.var in models]
+        # `full = torch.load(...)` may be a whole model: its attribute paths can be hovered.
+        hoverable = models | {load.assigned_to for load in facts.torch_loads if load.assigned_to}
+        facts.attr_refs = [
+            AttrRef(var, path, self._ref_span(node))
+            for var, path, node in self.raw_refs
+            if var in hoverable
+        ]
         facts.opaque_passes = [
             Assignment(a.var, a.scope, a.line, a.callee)
             for a in self.name_args
@@ -624,10 +640,8 @@ class Collector:
         for arg in self.name_args:
             slots = helpers.get(arg.callee, {})
             if arg.slot in slots and arg.var in self.facts.model_vars:
-                line = self.pos.lines[arg.stmt.start_line]
-                name_at = line.find(arg.callee, arg.stmt.start_char)
+                stmt = self.pos.span(arg.stmt)
+                name_at = self.pos.lines[stmt.start_line].find(arg.callee, stmt.start_char)
                 site = Span(arg.line, max(name_at, 0), arg.line, max(name_at, 0) + len(arg.callee))
-                ops.append(
-                    FlagOp(arg.var, arg.scope, "helper", (), slots[arg.slot], arg.stmt, [site])
-                )
+                ops.append(FlagOp(arg.var, arg.scope, "helper", (), slots[arg.slot], stmt, [site]))
         return ops

@@ -198,6 +198,23 @@ class ModuleFacts:
     opaque_passes: list[Assignment] = field(default_factory=list)
     torch_imported: bool = False
     noqa: dict[int, frozenset[str] | None] = field(default_factory=dict)
+    _by_name: dict[tuple[str, str], list[Assignment]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _names: set[str] | None = field(default=None, repr=False, compare=False)
+
+    def assignments_to(self, var: str, scope: str) -> list[Assignment]:
+        """Assignments to `var` in `scope`, in file order (indexed on first use)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for assignment in self.assignments:
+                self._by_name.setdefault((assignment.var, assignment.scope), []).append(assignment)
+        return self._by_name.get((var, scope), [])
+
+    def assigned_names(self) -> set[str]:
+        if self._names is None:
+            self._names = {a.var for a in self.assignments}
+        return self._names
 
     def checkpoint_paths(self) -> list[CheckpointPath]:
         """Every literal naming a checkpoint, in file order, with its candidate locations."""

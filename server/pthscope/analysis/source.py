@@ -45,6 +45,7 @@ class Positions:
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
+        self.all_ascii = all(line.isascii() for line in lines)
 
     def char(self, lineno: int, col: int) -> int:
         if lineno - 1 >= len(self.lines):
@@ -58,6 +59,8 @@ class Positions:
         start_line = node.lineno  # type: ignore[attr-defined]
         end_line = node.end_lineno or start_line  # type: ignore[attr-defined]
         end_col = node.end_col_offset  # type: ignore[attr-defined]
+        if self.all_ascii:
+            return Span(start_line - 1, node.col_offset, end_line - 1, end_col or 0)  # type: ignore[attr-defined]
         return Span(
             start_line - 1,
             self.char(start_line, node.col_offset),  # type: ignore[attr-defined]

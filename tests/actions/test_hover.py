@@ -1,0 +1,72 @@
+"""Hovers against checkpoints made with torch: paths, keys, attribute paths, flag statements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pthscope.actions import hover
+from pthscope.analysis import analyze
+from pthscope.reader.model import Checkpoint
+from tests.actions.conftest import SCRIPTS
+
+
+def _hover(source: str, needle: str, workspace: Path, checkpoints: dict, offset: int = 0) -> str:
+    facts = analyze(source, str(SCRIPTS / "probe.py"), (str(workspace),))
+    line = next(i for i, text in enumerate(source.split("\n")) if needle in text)
+    found = hover(facts, line, source.split("\n")[line].index(needle) + offset, checkpoints)
+    assert found is not None, needle
+    assert found.contents.startswith("```python\n")
+    return found.contents
+
+
+def test_checkpoint_path_hovers(workspace: Path, checkpoints: dict[str, Checkpoint]) -> None:
+    source = (SCRIPTS / "training_loop.py").read_text()
+    text = _hover(source, '"runs/full_model.pth"', workspace, checkpoints, 2)
+    assert "whole model" in text and "**stored**" in text and "| 450 | 34 | 416 |" in text
+    text = _hover(source, '"runs/checkpoint.pth")', workspace, checkpoints, 2)
+    assert "**not stored**" in text
+
+
+def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, Checkpoint]) -> None:
+    source = (SCRIPTS / "whole_model_link.py").read_text()
+    text = _hover(source, "weight.requires_grad", workspace, checkpoints)
+    assert "(parameter) full.head.weight: Tensor[2, 16] float32" in text
+    assert "| True (trainable) |" in text
+    source += '\nkey = "backbone.0.weight"\nfull.backbone[2]\n'
+    assert "| False (frozen) |" in _hover(source, '"backbone.0.weight"', workspace, checkpoints)
+    text = _hover(source, "[2]", workspace, checkpoints, 1)
+    assert "(module) full.backbone[2]: Linear" in text and "| 272 | 0 | 272 | 2 |" in text
+
+
+def test_state_dict_and_data_parallel_keys(
+    workspace: Path, checkpoints: dict[str, Checkpoint]
+) -> None:
+    source = (
+        "import torch\nmodel = Net()\n"
+        'model.load_state_dict(torch.load("runs/dp_sd.pth", weights_only=True))\n'
+        "model.head.bias\nmodel.module.backbone\n"
+    )
+    assert "not stored in this state_dict" in _hover(source, "bias", workspace, checkpoints)
+    text = _hover(source, "backbone", workspace, checkpoints)
+    assert "(module) model.module.backbone" in text and "not stored in this state_dict" in text
+
+
+def test_flag_statements_show_affected_parameters(
+    workspace: Path, checkpoints: dict[str, Checkpoint]
+) -> None:
+    source = (
+        "import torch\nmodel = torch.load('runs/full_model.pth', weights_only=False)\n"
+        "for name, p in model.named_parameters():\n"
+        "    if not name.startswith('head'):\n"
+        "        p.requires_grad = False\n"
+        "model.head.requires_grad_(False)\n"
+    )
+    text = _hover(source, "named_parameters", workspace, checkpoints)
+    assert "| False | 4 | 416 |" in text and "`backbone.0.weight`" in text
+    assert "| False | 2 | 34 |" in _hover(source, "requires_grad_", workspace, checkpoints)
+
+
+def test_no_hover_without_checkpoint(workspace: Path) -> None:
+    source = 'import torch\nm = torch.load("runs/missing.pth")\n'
+    facts = analyze(source, str(SCRIPTS / "probe.py"), (str(workspace),))
+    assert hover(facts, 1, 20, {}) is None

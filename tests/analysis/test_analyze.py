@@ -1,0 +1,120 @@
+"""`analyze`: paths and their locations, flag statements, loads, tolerance and speed."""
+
+from __future__ import annotations
+
+import ast
+import os
+import time
+
+from pthscope.analysis import analyze, loop_rule
+
+SOURCE = """import os
+from pathlib import Path
+import torch
+
+ROOT = Path("runs")
+best = ROOT / "best.pth"
+model = Net()
+for name, p in model.named_parameters():
+    if "fc" not in name:
+        p.requires_grad = False
+model.layer4.requires_grad_(True)
+torch.save(model.state_dict(), os.path.join("out", "w.pt"))
+ckpt = torch.load(best, weights_only=True)
+model.load_state_dict(ckpt["model"])  # noqa: PTH001
+"""
+
+
+def test_paths_are_resolved_statically() -> None:
+    facts = analyze(SOURCE, "/w/proj/train.py", ("/w",))
+    paths = {(p.text, p.role, p.var) for p in facts.checkpoint_paths()}
+    assert ("runs/best.pth", "load", "model") in paths
+    assert ("out/w.pt", "save", "model") in paths
+    best = next(p for p in facts.paths if p.text == "runs/best.pth")
+    assert best.candidates == ("/w/proj/runs/best.pth", "/w/runs/best.pth")
+    assert facts.lines[best.span.start_line][best.span.start_char : best.span.end_char] == "best"
+
+
+def test_flag_ops_loads_and_noqa() -> None:
+    facts = analyze(SOURCE, "/w/train.py")
+    kinds = [(op.kind, op.module_path, op.value) for op in facts.flag_ops]
+    assert kinds == [("loop", (), False), ("method", ("layer4",), True)]
+    load = facts.loads[0]
+    assert (load.var, load.source_var, load.source_key) == ("model", "ckpt", "model")
+    assert facts.suppressed(13, "PTH001") and not facts.suppressed(13, "PTH002")
+    assert facts.torch_loads[0].has_weights_only
+
+
+def test_loop_rule_evaluates_name_conditions() -> None:
+    facts = analyze(SOURCE, "/w/train.py")
+    loop = facts.flag_ops[0].loop
+    assert loop is not None
+    rule = loop_rule(loop)
+    assert rule is not None
+    assert rule("fc.weight") is None and rule("layer1.0.conv1.weight") is False
+    unclear = analyze(
+        "for n, p in m.named_parameters():\n    if f(n):\n        p.requires_grad = False\n"
+        "m.train()\n",
+        "/w/x.py",
+    )
+    assert unclear.flag_ops[0].loop is not None and loop_rule(unclear.flag_ops[0].loop) is None
+
+
+def test_syntax_errors_keep_the_rest() -> None:
+    broken = SOURCE.replace("model.layer4.requires_grad_(True)", "model.layer4.requires_grad_(True")
+    facts = analyze(broken, "/w/train.py")
+    assert not facts.ok and facts.syntax_error
+    assert facts.loads and facts.torch_loads
+    previous = analyze(SOURCE, "/w/train.py")
+    hopeless = analyze("def (:\n  ]]\n(((\n)))\n" * 3, "/w/train.py", previous=previous)
+    assert not hopeless.ok and hopeless.loads == previous.loads
+
+
+def test_helper_functions_that_freeze() -> None:
+    source = (
+        "def freeze(net, on=True):\n    for p in net.parameters():\n        p.requires_grad = not on\n"
+        "m = models.resnet18()\nfreeze(m)\n"
+    )
+    facts = analyze(source, "/w/x.py")
+    assert [(op.var, op.kind) for op in facts.flag_ops if op.scope == "<module>"] == [
+        ("m", "helper")
+    ]
+
+
+def generated_source(lines: int = 2000) -> str:
+    """A long training script: many functions that build, freeze, save and load models."""
+    block = [
+        "def step_{i}(loader):",
+        "    model_{i} = models.resnet18()",
+        "    for name, param in model_{i}.named_parameters():",
+        "        if not name.startswith('fc'):",
+        "            param.requires_grad = False",
+        "    torch.save(model_{i}.state_dict(), 'runs/best.pth')",
+        "    fresh = models.resnet18()",
+        "    fresh.load_state_dict(torch.load('runs/best.pth'))",
+        "    x = fresh.layer1[0].conv1.weight + model_{i}.fc.bias",
+        "    return {{'fc.weight': x, 'loss': loader}}",
+        "",
+    ]
+    out = ["import torch", "from torchvision import models", ""]
+    i = 0
+    while len(out) < lines:
+        out += [line.format(i=i) for line in block]
+        i += 1
+    return "\n".join(out[:lines]) + "\n"
+
+
+def test_two_thousand_lines_analyse_fast() -> None:
+    """Analysis costs a small multiple of `ast.parse` itself (absolute times vary by machine)."""
+    source = generated_source()
+    analyzed, parsed = [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        ast.parse(source)
+        parsed.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        facts = analyze(source, "/w/big.py")
+        analyzed.append(time.perf_counter() - start)
+    assert len(facts.loads) > 150
+    ratio = float(os.environ.get("PTHSCOPE_ANALYZE_RATIO", "6"))
+    assert min(analyzed) < ratio * min(parsed)

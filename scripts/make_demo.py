@@ -13,6 +13,8 @@ Files written to DIR:
   legacy_checkpoint.pth.tar   a training dict in torch's pre-1.6 (non-zip) format.
   lightning.ckpt          a Lightning-style training checkpoint (state_dict, optimizer_states,
                           lr_schedulers, epoch, global_step, hyper_parameters).
+  large_model.safetensors 30,000 tiny tensors named like a deep transformer's, to show that
+                          the page stays fast with a table that long.
   hostile_payload.pth     a torch zip whose pickle would call os.system when loaded with
                           weights_only=False. It is written without ever calling it.
   train.py                freezes layers, saves a state_dict, loads it into a fresh model.
@@ -132,6 +134,13 @@ TRAIN_PY = textwrap.dedent(
     '''
 ).lstrip()
 
+LARGE_MODEL_LAYERS = 3000
+LARGE_MODEL_LAYER_TENSORS = (
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", "mlp.down_proj.bias",
+)
+
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 
 
@@ -166,7 +175,7 @@ def write_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     blobs: list[bytes] = []
     offset = 0
     for key, tensor in state_dict.items():
-        data = tensor.detach().contiguous().cpu().numpy().tobytes()
+        data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         header[key] = {
             "dtype": SAFETENSORS_DTYPES[tensor.dtype],
             "shape": list(tensor.shape),
@@ -177,6 +186,15 @@ def write_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+
+
+def large_model_state_dict() -> dict[str, torch.Tensor]:
+    """Many tensors, few bytes: the names and count of a deep model, each tensor tiny."""
+    return {
+        f"model.layers.{layer}.{name}": torch.full((4,), float(layer), dtype=torch.bfloat16 if "norm" in name else torch.float16)
+        for layer in range(LARGE_MODEL_LAYERS)
+        for name in LARGE_MODEL_LAYER_TENSORS
+    }
 
 
 def lightning_checkpoint(model: nn.Module) -> dict[str, object]:
@@ -247,6 +265,16 @@ def main(argv: list[str]) -> int:
     )
     expected = expected_numbers(model, state_dict)  # before training changes requires_grad use
     torch.save(lightning_checkpoint(model), out / "lightning.ckpt")
+
+    large = large_model_state_dict()
+    write_safetensors(large, out / "large_model.safetensors")
+    expected["large_model"] = {
+        "file": "large_model.safetensors",
+        "tensors": len(large),
+        "last_key": list(large)[-1],
+        "layer_prefix": f"model.layers.{LARGE_MODEL_LAYERS - 1}.",
+        "tensors_per_layer": len(LARGE_MODEL_LAYER_TENSORS),
+    }
 
     hostile_sd = {"fc.weight": torch.randn(10, 32), "fc.bias": torch.zeros(10)}
     torch.save({"state_dict": hostile_sd, "metadata": _ShellPayload()}, out / "hostile_payload.pth")

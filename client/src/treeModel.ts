@@ -22,7 +22,7 @@ const CONTAINER_ICONS: Record<string, string> = {
   tuple: 'symbol-array',
   set: 'symbol-array',
   object: 'symbol-class',
-  module: 'symbol-module',
+  module: 'layers',
   value: 'symbol-constant',
 };
 

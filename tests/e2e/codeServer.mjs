@@ -25,6 +25,7 @@ export function workbenchSettings(extra) {
     'editor.hover.delay': 150,
     'workbench.hover.delay': 300,
     'workbench.reduceMotion': 'on',
+    'git.openRepositoryInParentFolders': 'never',
     ...extra,
   };
 }

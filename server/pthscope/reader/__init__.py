@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .legacy_checkpoint import probe_legacy, probe_pickle, read_legacy_checkpoint, read_pickle_file
 from .limits import DEFAULT_LIMITS, Limits
 from .model import Checkpoint, Problem
+from .pickled import memory_allowance
 from .safetensors_file import probe_safetensors, read_safetensors
 from .zip_checkpoint import probe_zip, read_zip_checkpoint
 
@@ -55,7 +56,7 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
             try:
                 result = read(path, limits)
             except MemoryError:
-                checkpoint.errors.append(Problem("limit", "reading the file needs more memory than allowed"))
+                checkpoint.errors.append(Problem("limit", f"reading the file needs more memory than {memory_allowance()}"))
                 return checkpoint
             except Exception as exc:  # a reader bug must still end in a clear message, not a crash
                 checkpoint.errors.append(Problem(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import resource
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,7 +26,11 @@ DEFAULT_LIMITS = Limits()
 @contextlib.contextmanager
 def memory_budget(budget: int | None) -> Iterator[None]:
     """Cap this process's address space at its current size plus `budget` bytes."""
-    if budget is None:
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits; the language server's worker limits still apply
+        resource = None  # type: ignore[assignment]
+    if budget is None or resource is None:
         yield
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -43,10 +46,22 @@ def memory_budget(budget: int | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def address_space_limit() -> int | None:
+    """This process's address-space cap in bytes, or None when there is none."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def _current_address_space() -> int:
     try:
+        import mmap
+
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[0])
-        return pages * resource.getpagesize()
+        return pages * mmap.PAGESIZE
     except (OSError, ValueError, IndexError):
         return 0

@@ -10,7 +10,7 @@ import pickle
 import struct
 from typing import IO, Any
 
-from .limits import Limits, memory_budget
+from .limits import Limits, address_space_limit, memory_budget
 from .model import Checkpoint, Problem
 from .tree import TreeBuilder
 from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
@@ -33,8 +33,8 @@ def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
             return unpickler.load()
     except MemoryError:
         raise PickleError(
-            "the pickle asks for more memory than allowed (a memo or size field is implausibly "
-            "large: the file is corrupt or hostile)", f"{where} byte {stream.tell() - start}",
+            f"the pickle asks for more memory than {memory_allowance()} (a memo or size field is "
+            "implausibly large: the file is corrupt or hostile)", f"{where} byte {stream.tell() - start}",
         ) from None
     except RecursionError:
         raise PickleError("the pickle nests too deeply", f"{where} byte {stream.tell() - start}") from None
@@ -67,3 +67,9 @@ def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
+
+
+def memory_allowance() -> str:
+    """How much memory this process may use, for messages about running out of it."""
+    limit = address_space_limit()
+    return f"the {limit / (1 << 30):.1f} GiB this process may use" if limit else "is available"

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any
 
+from .reader.dtypes import can_require_grad
+
 Json = dict[str, Any]
 PathKey = tuple[str | int, ...]
 
-_CONTAINER_KINDS = frozenset({"dict", "list", "tuple", "set", "object", "module"})
+_CONTAINER_KINDS = frozenset({"dict", "list", "tuple", "set", "object", "module", "group"})
 _ORDERS_KEPT = 16
 
 
@@ -70,6 +72,7 @@ class CheckpointIndex:
         self._tensor_keys = [t["key"].lower() for t in self.tensors]
         self._tensor_orders: OrderedDict[tuple[str, str, bool], list[int]] = OrderedDict()
         if self.root is not None:
+            group_dotted_keys(self.root)
             self._nodes[()] = self.root
             if self.root["kind"] in _CONTAINER_KINDS:
                 self._visit(self.root)
@@ -95,8 +98,8 @@ class CheckpointIndex:
                         total + t, trainable + tr, frozen + fr, unknown + un)
                 continue
             tensor = tensors[index]
-            if tensor["kind"] in ("buffer", "ndarray"):
-                continue
+            if tensor["kind"] in ("buffer", "ndarray") or not can_require_grad(tensor["dtype"]):
+                continue  # the rule of TensorInfo.counts
             n = tensor["numel"]
             total += n
             state = tensor["grad_state"]
@@ -183,6 +186,56 @@ class CheckpointIndex:
         elif descending:
             rows.reverse()
         return rows
+
+
+def group_dotted_keys(node: Json) -> None:
+    """Show a state_dict's flat dotted keys as the module tree they spell.
+
+    `{"layer1.0.conv1.weight": ...}` gets `group` nodes `layer1` → `0` → `conv1` with the tensor
+    (its real path and key unchanged, named `weight`) inside. A group's path is its parent's path
+    plus the dotted prefix (`"layer1.0"`). A dict whose keys collide with their own prefixes
+    (`"fc"` beside `"fc.weight"`) is left flat. Applied to every dict in the tree.
+    """
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        children = current["children"]
+        if current["kind"] == "dict" and sum(1 for c in children if "." in c["name"]) >= 2:
+            grouped = _grouped_children(current)
+            if grouped is not None:
+                current["children"] = grouped
+        stack.extend(c for c in children if c["children"])
+
+
+def _grouped_children(parent: Json) -> list[Json] | None:
+    top: list[Json] = []
+    groups: dict[str, Json] = {}
+    leaves: set[str] = set()
+    for child in parent["children"]:
+        name = child["name"]
+        if not isinstance(child["path"][-1], str) or "." not in name or name.startswith(".") or name.endswith("."):
+            top.append(child)
+            leaves.add(name)
+            continue
+        *prefixes, leaf = name.split(".")
+        siblings = top
+        for depth in range(1, len(prefixes) + 1):
+            prefix = ".".join(prefixes[:depth])
+            group = groups.get(prefix)
+            if group is None:
+                group = groups[prefix] = {
+                    "name": prefixes[depth - 1],
+                    "path": [*parent["path"], prefix],
+                    "key": f"{parent['key']}.{prefix}" if parent["key"] else prefix,
+                    "kind": "group",
+                    "type": "",
+                    "children": [],
+                }
+                siblings.append(group)
+            siblings = group["children"]
+        siblings.append({**child, "name": leaf})
+        leaves.add(name)
+    return None if leaves & groups.keys() else top
 
 
 def _remembered(memo: OrderedDict[Any, list[int]], key: Any, compute: Callable[[], list[int]]

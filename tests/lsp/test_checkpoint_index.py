@@ -47,7 +47,7 @@ def test_build_is_fast(big_json: bytes) -> None:
 def test_pages_are_fast(big_index: CheckpointIndex) -> None:
     # Each question is asked fresh (a new filter, sort or query), not answered from memory.
     pages: list[Callable[[], Any]] = [
-        lambda: big_index.children(big_index.node([]) or {}, 15_000, 500),
+        lambda: big_index.children(big_index.node([]) or {}, 1_500, 500),
         lambda: big_index.search("sub7", 200),
         lambda: big_index.search("layer1*sub*weight", 200),
         lambda: big_index.tensor_page(0, 500, sort="key", descending=True),
@@ -58,10 +58,14 @@ def test_pages_are_fast(big_index: CheckpointIndex) -> None:
 
 
 def test_answers(big_index: CheckpointIndex) -> None:
-    assert big_index.node_count == BIG_TENSOR_COUNT + 1
-    page = big_index.children(big_index.node([]) or {}, 29_999, 500)
-    assert page.total == BIG_TENSOR_COUNT
-    assert [n["key"] for n in page.items] == ["layer2999.sub9.weight"]
+    layers = BIG_TENSOR_COUNT // 10
+    # Keys `layerN.subM.weight` are grouped: `layerN` → `subM` → `weight`.
+    assert big_index.node_count == 1 + layers + 2 * BIG_TENSOR_COUNT
+    page = big_index.children(big_index.node([]) or {}, layers - 1, 500)
+    assert page.total == layers
+    assert [n["key"] for n in page.items] == [f"layer{layers - 1}"]
+    leaf = big_index.children(big_index.node(["layer2999.sub9"]) or {}, 0, 10)
+    assert [n["key"] for n in leaf.items] == ["layer2999.sub9.weight"]
     root = big_index.summary(big_index.root or {})
     assert root["parameters"] == {
         "total": 6 * BIG_TENSOR_COUNT, "trainable": 0, "frozen": 0, "unknown": 6 * BIG_TENSOR_COUNT}
@@ -76,3 +80,20 @@ def test_matching() -> None:
     assert matching(keys, "*state*") == [2]
     assert matching(keys, "a.b") == []
     assert matching(keys, "fc.w*t") == [0]
+
+
+def test_dotted_keys_that_collide_with_a_prefix_stay_flat() -> None:
+    from pthscope.checkpoint_index import group_dotted_keys
+
+    def leaf(name: str) -> dict[str, Any]:
+        return {"name": name, "path": [name], "key": name, "kind": "tensor", "type": "", "children": []}
+
+    flat = {"name": "", "path": [], "key": "", "kind": "dict", "type": "dict",
+            "children": [leaf("fc"), leaf("fc.weight"), leaf("fc.bias")]}
+    group_dotted_keys(flat)
+    assert [c["name"] for c in flat["children"]] == ["fc", "fc.weight", "fc.bias"]
+    nested = {**flat, "children": [leaf("a.b.c"), leaf("a.d"), leaf("epoch")]}
+    group_dotted_keys(nested)
+    (a, epoch) = nested["children"]
+    assert a["kind"] == "group" and [c["name"] for c in a["children"]] == ["b", "d"]
+    assert a["children"][0]["children"][0]["path"] == ["a.b.c"] and epoch["name"] == "epoch"

@@ -41,8 +41,9 @@ async def test_children_of_nested_nodes(
     file = str(checkpoints["training"])
     model = await ask(shared_client, "pthscope/children", {"file": file, "path": ["model"]})
     assert model.total == len(model.children) > 0
-    assert all(n["path"][0] == "model" and n["kind"] == "tensor" for n in model.children)
-    assert model.children[0]["key"] == "model.stem.weight"
+    assert all(n["path"][0] == "model" and n["kind"] == "group" for n in model.children)
+    stem = await ask(shared_client, "pthscope/children", {"file": file, "path": model.children[0]["path"]})
+    assert stem.children[0]["key"] == "model.stem.weight" and stem.children[0]["kind"] == "tensor"
 
     optimizer = await ask(shared_client, "pthscope/children", {"file": file, "path": ["optimizer"]})
     assert {n["name"] for n in optimizer.children} == {"state", "param_groups"}

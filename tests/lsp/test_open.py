@@ -21,12 +21,16 @@ async def test_state_dict(shared_client: LanguageClient, checkpoints: dict[str, 
     root = result.root
     assert root["path"] == [] and root["key"] == "" and root["name"] == ""
     assert root["child_count"] == len(result.children) > 0
+    # Flat dotted keys are shown as the module tree they spell.
     first = result.children[0]
-    assert first["kind"] == "tensor" and first["key"] == "stem.weight"
-    assert first["tensor"]["shape"] == [8, 3, 3, 3]
+    assert first["kind"] == "group" and first["name"] == "stem" and first["path"] == ["stem"]
+    stem = await ask(shared_client, "pthscope/children", {"file": result.file, "path": ["stem"]})
+    weight = stem.children[0]
+    assert weight["name"] == "weight" and weight["key"] == "stem.weight" and weight["path"] == ["stem.weight"]
+    assert weight["tensor"]["shape"] == [8, 3, 3, 3]
     # A state_dict keeps no requires_grad: every parameter element is "unknown".
     assert root["parameters"]["total"] == root["parameters"]["unknown"] > 0
-    assert result.summary["tensors"] == root["child_count"]
+    assert [c["name"] for c in result.children] == ["stem", "layers", "heads", "fc"]
 
 
 async def test_whole_model(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:

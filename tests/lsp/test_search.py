@@ -19,7 +19,9 @@ async def test_search_by_key(shared_client: LanguageClient, checkpoints: dict[st
     assert found.total == 1
 
     wildcard = await ask(shared_client, "pthscope/search", {"file": file, "query": "layers*conv"})
+    # Dotted state_dict keys also match as the groups (modules) they spell.
     assert {m["key"] for m in wildcard.matches} == {
+        "model.layers.0.conv", "model.layers.1.conv",
         "model.layers.0.conv.weight", "model.layers.1.conv.weight"}
 
     nothing = await ask(shared_client, "pthscope/search", {"file": file, "query": "no such key"})
@@ -32,8 +34,9 @@ async def test_search_limit_keeps_the_total(
     found = await ask(
         shared_client, "pthscope/search", {"file": str(checkpoints["big"]), "query": "sub3", "limit": 5}
     )
-    assert found.total == BIG_TENSOR_COUNT // 10
-    assert [m["key"] for m in found.matches] == [f"layer{i}.sub3.weight" for i in range(5)]
+    assert found.total == 2 * (BIG_TENSOR_COUNT // 10)  # each `layerN.sub3` group and its weight
+    assert [m["key"] for m in found.matches] == ["layer0.sub3", "layer0.sub3.weight", "layer1.sub3",
+                                                 "layer1.sub3.weight", "layer2.sub3"]
 
 
 async def test_tensor_table_sorts_and_filters(

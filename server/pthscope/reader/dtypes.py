@@ -83,3 +83,8 @@ def itemsize_of_numpy_code(code: str) -> int:
     if len(code) >= 2 and code[1:].isdigit():
         return int(code[1:])
     return itemsize(dtype_from_numpy_code(code))
+
+
+def can_require_grad(dtype: str) -> bool:
+    """Only floating-point and complex tensors can be parameters (have requires_grad=True)."""
+    return dtype.startswith(("float", "bfloat", "complex"))

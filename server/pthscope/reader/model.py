@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .dtypes import can_require_grad, itemsize
+
 PathElement = str | int
 NodeKind = Literal["dict", "list", "tuple", "set", "object", "module", "tensor", "value"]
 TensorKind = Literal["parameter", "buffer", "tensor", "ndarray"]
@@ -101,8 +103,6 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        from .dtypes import itemsize
-
         return self.numel * itemsize(self.dtype)
 
     @property
@@ -114,8 +114,9 @@ class TensorInfo:
         return "not stored"
 
     def counts(self) -> ParamCounts:
-        """Parameter counts this tensor contributes (buffers and arrays contribute none)."""
-        if self.kind in ("buffer", "ndarray"):
+        """Parameter counts this tensor contributes (buffers, arrays and integer tensors, such as
+        BatchNorm's num_batches_tracked in a state_dict, contribute none)."""
+        if self.kind in ("buffer", "ndarray") or not can_require_grad(self.dtype):
             return ParamCounts()
         n = self.numel
         state = self.grad_state

@@ -116,13 +116,13 @@ class WorkerClient:
             if kind != "ready":
                 raise ValueError(f"worker said {kind!r} instead of 'ready'")
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
-            process.kill()
+            _kill(process)
             raise WorkerFailure(
                 f"worker did not start ({sys.executable} -m pthscope.worker); "
                 "see the pthscope output for its error"
             ) from error
         except asyncio.CancelledError:
-            process.kill()
+            _kill(process)
             raise
         log.info(
             "worker %d started (time limit %g s, memory limit %s)",
@@ -134,9 +134,15 @@ class WorkerClient:
     def kill(self) -> None:
         """Stop the worker now; the next read starts a new one."""
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        if process is not None:
+            _kill(process)
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill a worker that may already have exited on its own."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> tuple[str, bytes]:

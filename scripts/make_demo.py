@@ -15,6 +15,7 @@ Files written to DIR:
                           lr_schedulers, epoch, global_step, hyper_parameters).
   large_model.safetensors 30,000 tiny tensors named like a deep transformer's, to show that
                           the page stays fast with a table that long.
+  truncated.pth           whole_model.pth cut short, as an interrupted copy leaves it.
   hostile_payload.pth     a torch zip whose pickle would call os.system when loaded with
                           weights_only=False. It is written without ever calling it.
   train.py                freezes layers, saves a state_dict, loads it into a fresh model.
@@ -275,6 +276,10 @@ def main(argv: list[str]) -> int:
         "layer_prefix": f"model.layers.{LARGE_MODEL_LAYERS - 1}.",
         "tensors_per_layer": len(LARGE_MODEL_LAYER_TENSORS),
     }
+
+    whole_bytes = (out / "whole_model.pth").read_bytes()
+    (out / "truncated.pth").write_bytes(whole_bytes[: len(whole_bytes) * 3 // 5])
+    expected["broken"] = {"file": "truncated.pth"}
 
     hostile_sd = {"fc.weight": torch.randn(10, 32), "fc.bias": torch.zeros(10)}
     torch.save({"state_dict": hostile_sd, "metadata": _ShellPayload()}, out / "hostile_payload.pth")

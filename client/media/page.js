@@ -371,7 +371,7 @@
   function revealInTree(index) {
     const tensor = tensorAt(index);
     if (tensor) {
-      vscode.postMessage({ type: 'revealInTree', body: { path: tensor.path } });
+      vscode.postMessage({ type: 'revealInTree', body: { key: tensor.key } });
     }
   }
 

@@ -2,6 +2,7 @@
  * Every command, as a small factory in one table. A command marked `needsServer` shows a
  * clear message instead of throwing when the server is down.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ServerNotRunning, type Ctx } from './ctx';
 import { CHECKPOINT_VIEW_TYPE, type CheckpointEditorProvider } from './editor';
@@ -117,7 +118,9 @@ const find: CommandFactory = {
       pick.hide();
       if (match) {
         await vscode.commands.executeCommand('pthscope.tree.focus');
-        await tree.reveal(match.path);
+        if (!(await tree.reveal(match.key))) {
+          void vscode.window.showInformationMessage(`pthscope: ${match.key} is not in the tree of ${path.basename(checkpoint.file)}.`);
+        }
       }
     });
     pick.onDidHide(() => { clearTimeout(timer); pick.dispose(); });

@@ -29,13 +29,10 @@ export class Ctx implements vscode.Disposable {
   private starting: Promise<LanguageClient | undefined> | undefined;
   private notRunningReason = 'it has not been started.';
   private restartTimer: NodeJS.Timeout | undefined;
-  private readonly serverStateEmitter = new vscode.EventEmitter<boolean>();
-  /** Fires with `true` when a (re)started server is ready, `false` when it stops. */
-  readonly onDidChangeServerState = this.serverStateEmitter.event;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel('pthscope', { log: true });
-    this.pushCleanup(this.log, this.serverStateEmitter);
+    this.pushCleanup(this.log);
     this.pushCleanup(
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (this.config.needsServerRestart(event)) {
@@ -87,7 +84,6 @@ export class Ctx implements vscode.Disposable {
     this.notRunningReason = 'it was stopped.';
     vscode.Disposable.from(...this.clientDisposables.splice(0)).dispose();
     if (client) {
-      this.serverStateEmitter.fire(false);
       await client.dispose().catch((error: unknown) => {
         this.log.warn(`Stopping the server: ${String(error)}`);
       });
@@ -134,7 +130,6 @@ export class Ctx implements vscode.Disposable {
       client.onDidChangeState(() => {
         if (!client.isRunning() && this.client === client) {
           this.notRunningReason = 'it stopped unexpectedly (see the log).';
-          this.serverStateEmitter.fire(false);
         }
       }),
     );
@@ -149,7 +144,6 @@ export class Ctx implements vscode.Disposable {
       return undefined;
     }
     this.client = client;
-    this.serverStateEmitter.fire(true);
     return client;
   }
 

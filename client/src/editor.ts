@@ -10,7 +10,7 @@ import { WorkDoneProgress, type WorkDoneProgressParams } from 'vscode-languagecl
 import type { Ctx } from './ctx';
 import { pageHtml, pageResourceRoots } from './pageHtml';
 import * as protocol from './protocol';
-import type { OpenResult, PathElement, TensorsParams } from './protocol';
+import type { OpenResult, TensorsParams } from './protocol';
 import type { CheckpointTree } from './tree';
 
 export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
@@ -22,7 +22,7 @@ const SLOW_OPEN_MS = 1000;
 type PageMessage =
   | { type: 'ready' }
   | { type: 'tensors'; body: TensorsParams & { requestId: number } }
-  | { type: 'revealInTree'; body: { path: PathElement[] } }
+  | { type: 'revealInTree'; body: { key: string } }
   | { type: 'copy'; body: { text: string } };
 
 class CheckpointPage {
@@ -124,7 +124,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         if (page.result) {
           this.tree.show(page.result);
           await vscode.commands.executeCommand('pthscope.tree.focus');
-          await this.tree.reveal(message.body.path);
+          await this.tree.reveal(message.body.key);
         }
         return;
       case 'copy':

@@ -11,7 +11,8 @@ import { RequestType } from 'vscode-languageclient';
 export type PathElement = string | number;
 export type GradState = 'trainable' | 'frozen' | 'not stored';
 export type TensorKind = 'parameter' | 'buffer' | 'tensor' | 'ndarray';
-export type NodeKind = 'dict' | 'list' | 'tuple' | 'set' | 'object' | 'module' | 'tensor' | 'value';
+/** "group": keys of a dict that share a dotted prefix ("model.layers"), grouped by the server. */
+export type NodeKind = 'dict' | 'list' | 'tuple' | 'set' | 'object' | 'module' | 'tensor' | 'value' | 'group';
 export type Risk = 'safe' | 'unknown' | 'dangerous';
 export type TensorSort = 'index' | 'key' | 'numel' | 'nbytes' | 'dtype' | 'grad_state';
 

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import * as protocol from './protocol';
 import type { NodeSummary, OpenResult, PathElement, Problem } from './protocol';
-import { ancestorPaths, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown } from './treeModel';
+import { childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown } from './treeModel';
 
 export class CheckpointNode extends vscode.TreeItem {
   constructor(readonly file: string, readonly summary: NodeSummary, readonly parent: CheckpointNode | undefined) {
@@ -142,24 +142,24 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
     }
   }
 
-  /** Expands the tree down to `target` (loading pages as needed) and selects it. */
-  async reveal(target: readonly PathElement[]): Promise<boolean> {
+  /** Expands the tree down to the node keyed `target` (loading pages as needed) and selects it. */
+  async reveal(target: string): Promise<boolean> {
     const file = this.checkpoint?.file;
     if (!file) {
       return false;
     }
     let parent: CheckpointNode | undefined;
-    for (const prefix of ancestorPaths(target)) {
-      const found = await this.findChild(file, parent, prefix);
-      if (!found) {
+    for (;;) {
+      const next = await this.findChildTowards(file, parent, target);
+      if (!next) {
         return false;
       }
-      parent = found;
+      parent = next;
+      if (next.summary.key === target) {
+        await this.view.reveal(next, { select: true, focus: true, expand: false });
+        return true;
+      }
     }
-    if (parent) {
-      await this.view.reveal(parent, { select: true, focus: true, expand: false });
-    }
-    return parent !== undefined;
   }
 
   dispose(): void {
@@ -167,13 +167,12 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
     this.changeEmitter.dispose();
   }
 
-  private async findChild(file: string, parent: CheckpointNode | undefined, childPath: PathElement[]): Promise<CheckpointNode | undefined> {
-    const id = nodeId(file, childPath);
+  private async findChildTowards(file: string, parent: CheckpointNode | undefined, target: string): Promise<CheckpointNode | undefined> {
     const loaded = await this.loadedChildren(file, parent);
     for (;;) {
-      const match = loaded.nodes.find((n) => n.id === id);
+      const match = childTowards(loaded.nodes.map((n) => n.summary), target);
       if (match || remainingChildren(loaded.nodes.length, loaded.total) === 0) {
-        return match;
+        return loaded.nodes.find((n) => n.summary === match);
       }
       await this.fetchPage(file, parent, loaded);
     }

@@ -24,6 +24,7 @@ const CONTAINER_ICONS: Record<string, string> = {
   object: 'symbol-class',
   module: 'layers',
   value: 'symbol-constant',
+  group: 'folder',
 };
 
 export function gradStateIcon(tensor: TensorJson): { id: string; color?: string } {
@@ -114,7 +115,10 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
   if (node.tensor) {
     return tensorTooltipMarkdown(node.tensor);
   }
-  const lines = [`**${escapeMarkdown(node.key || '(root)')}**`, '', `type: \`${node.type}\``];
+  const lines = [`**${escapeMarkdown(node.key || '(root)')}**`, ''];
+  if (node.type) {
+    lines.push(`type: \`${node.type}\``);
+  }
   if (node.module) {
     lines.push(`class: \`${node.module.class}\``);
     if (node.module.training !== null) {
@@ -150,9 +154,23 @@ export function nodeId(file: string, path: readonly PathElement[]): string {
   return `${file}\u0000${JSON.stringify(path)}`;
 }
 
-/** The paths from the root's children down to `path` ([a], [a, b], [a, b, c]). */
-export function ancestorPaths(path: readonly PathElement[]): PathElement[][] {
-  return path.map((_, i) => path.slice(0, i + 1));
+/**
+ * Which of `children` leads to the node keyed `target`: the one with that key, else the one whose
+ * key is the longest dotted prefix of it. Keys, not paths, because the server may group flat
+ * dotted keys ("model.layers.0.weight") under "group" nodes that are not on the path.
+ */
+export function childTowards<T extends { key: string }>(children: readonly T[], target: string): T | undefined {
+  const exact = children.find((c) => c.key === target);
+  if (exact) {
+    return exact;
+  }
+  let best: T | undefined;
+  for (const child of children) {
+    if ((child.key === '' || target.startsWith(`${child.key}.`)) && child.key.length >= (best?.key.length ?? -1)) {
+      best = child;
+    }
+  }
+  return best;
 }
 
 function escapeMarkdown(text: string): string {

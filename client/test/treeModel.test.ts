@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatBytes, formatCount, formatParamCounts } from '../src/format';
 import type { NodeSummary, TensorJson } from '../src/protocol';
-import { ancestorPaths, nodeId, nodeLook, remainingChildren, tensorTooltipMarkdown } from '../src/treeModel';
+import { childTowards, nodeId, nodeLook, remainingChildren, tensorTooltipMarkdown } from '../src/treeModel';
 
 function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
   return {
@@ -64,9 +64,17 @@ describe('paging and paths', () => {
     assert.equal(remainingChildren(1200, 1200), 0);
   });
 
-  it('lists ancestor paths top-down and makes distinct ids for "1" and 1', () => {
-    assert.deepEqual(ancestorPaths(['layer1', 0, 'conv1']), [['layer1'], ['layer1', 0], ['layer1', 0, 'conv1']]);
+  it('makes distinct ids for "1" and 1', () => {
     assert.notEqual(nodeId('/f.pth', ['a', 1]), nodeId('/f.pth', ['a', '1']));
+  });
+
+  it('finds the child that leads to a key, through modules and dotted-key groups', () => {
+    const children = [{ key: 'layer1' }, { key: 'layer10' }, { key: 'model' }, { key: 'model.layers' }];
+    assert.equal(childTowards(children, 'layer1.0.conv1.weight')?.key, 'layer1');
+    assert.equal(childTowards(children, 'layer10.bias')?.key, 'layer10');
+    assert.equal(childTowards(children, 'model.layers.3.weight')?.key, 'model.layers');
+    assert.equal(childTowards(children, 'layer1')?.key, 'layer1');
+    assert.equal(childTowards(children, 'fc.weight'), undefined);
   });
 });
 

@@ -46,10 +46,14 @@ export function freePort() {
 export function freshProfile(runDir, settings) {
   rmSync(runDir, { recursive: true, force: true });
   const dirs = { data: join(runDir, 'data'), exts: join(runDir, 'exts'), tmp: join(runDir, 'tmp'), ws: join(runDir, 'ws') };
-  for (const dir of [...Object.values(dirs), join(dirs.data, 'User')]) {
+  for (const dir of [...Object.values(dirs), join(dirs.data, 'User'), join(dirs.data, 'Machine')]) {
     mkdirSync(dir, { recursive: true });
   }
-  writeFileSync(join(dirs.data, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  // User settings, and the same as the remote machine's (code-server's extension host is "remote":
+  // machine-scoped settings such as pthscope.interpreter may be read from there).
+  for (const scope of ['User', 'Machine']) {
+    writeFileSync(join(dirs.data, scope, 'settings.json'), JSON.stringify(settings, null, 2));
+  }
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: join(runDir, 'xdg-config'), // code-server writes config.yaml and logs here, not in $HOME
@@ -151,7 +155,16 @@ export function diagnostics(profile) {
 
 // ---------- workbench helpers (playwright page) ----------
 
+/** Moves keyboard focus from a webview (which may keep keys to itself) to the workbench. */
+async function focusWorkbench(page) {
+  const activeTab = page.locator('.tabs-container .tab.active');
+  if (await activeTab.count()) {
+    await activeTab.first().click();
+  }
+}
+
 export async function quickOpen(page, fileName) {
+  await focusWorkbench(page);
   await page.keyboard.press('Control+P');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout: 15_000 });
@@ -161,6 +174,7 @@ export async function quickOpen(page, fileName) {
 }
 
 export async function runCommand(page, title) {
+  await focusWorkbench(page);
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout: 15_000 });
@@ -169,7 +183,26 @@ export async function runCommand(page, title) {
   await page.keyboard.press('Enter');
 }
 
+/** Picks a colour theme through "Preferences: Color Theme". */
+export async function setColorTheme(page, theme) {
+  await runCommand(page, 'Preferences: Color Theme');
+  const input = page.locator('.quick-input-widget input');
+  await input.fill(theme);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: theme }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 15_000 });
+}
+
 /** The active custom editor's page (webviews are two nested iframes). */
 export function activeWebview(page) {
   return page.frameLocator('iframe.webview.ready:visible').frameLocator('iframe#active-frame');
+}
+
+/** Shows the pthscope side panel (clicking its activity-bar icon when it is not already open). */
+export async function showCheckpointTree(page) {
+  const title = page.locator('.part.sidebar .title-label', { hasText: /pthscope/i });
+  if (!(await title.isVisible())) {
+    await page.locator('.activitybar [aria-label^="pthscope"]').first().click();
+  }
+  await title.waitFor({ timeout: 15_000 });
 }

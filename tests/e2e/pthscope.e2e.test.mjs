@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, quickOpen, REPO, runCommand,
+  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, quickOpen, REPO, runCommand, setColorTheme, showCheckpointTree,
   startCodeServer, stopCodeServer, workbenchSettings,
 } from './codeServer.mjs';
 
@@ -111,7 +111,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
 
   step('the side panel shows the module tree and a requires_grad tooltip', async () => {
     const whole = expected.whole_model;
-    await page.locator('.activitybar [aria-label^="pthscope"]').first().click();
+    await showCheckpointTree(page);
     // tree rows are labelled "<name>, <description>" (accessibilityInformation)
     const row = (name) => page.locator(`.part.sidebar .monaco-list-row[aria-label^="${name}, "]`).first();
     for (const name of whole.top_level_modules) {
@@ -175,12 +175,40 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('06-large-model-end');
     await webview.locator('#filter').fill(large.layer_prefix);
     await webview.locator('#row-count', { hasText: `${large.tensors_per_layer} of ${total} tensors` }).waitFor({ timeout: 15_000 });
-    // the side panel shows the first page of the flat dict and a "Load more" item
-    await page.locator('.activitybar [aria-label^="pthscope"]').first().click();
+    // the side panel pages large containers: the last row of the first page is "Load more".
+    // (End selects the last row; ArrowRight expands it when it is a container.)
+    await showCheckpointTree(page);
+    await page.locator('.part.sidebar .monaco-list-row').first().click();
     const loadMore = page.locator('.part.sidebar .monaco-list-row', { hasText: /Load [\d,]+ more/ }).first();
-    await loadMore.waitFor({ timeout: 30_000 });
+    for (let depth = 0; depth < 6 && !(await loadMore.isVisible()); depth++) {
+      await page.keyboard.press('End');
+      await page.keyboard.press('ArrowRight');
+      await page.waitForTimeout(700);
+      await page.keyboard.press('End');
+      await page.waitForTimeout(300);
+    }
+    await loadMore.waitFor({ timeout: 10_000 });
+    const before = await loadMore.innerText();
+    await loadMore.click();
+    const nextLoadMore = page.locator('.part.sidebar .monaco-list-row', { hasText: /Load [\d,]+ more/ }).filter({ hasNotText: before }).first();
+    for (let attempt = 0; attempt < 20 && !(await nextLoadMore.isVisible()); attempt++) {
+      await page.waitForTimeout(500);
+      await page.keyboard.press('End'); // the next page arrives asynchronously; End again once it has
+    }
+    await nextLoadMore.waitFor({ timeout: 5_000 });
     await shot('07-large-model-tree');
     console.log(`# 30,000-row table: jump to the end in ${jumpMs} ms, ${rendered} rows rendered`);
+  });
+
+  step('a truncated file shows its error in the page and the tree', async () => {
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, expected.broken.file);
+    const error = activeWebview(page).locator('#problems .problem.error');
+    await error.waitFor({ timeout: 90_000 });
+    assert.match(await error.innerText(), /\S/);
+    await showCheckpointTree(page);
+    await page.locator('.part.sidebar .monaco-list-row .codicon-error').first().waitFor({ timeout: 30_000 });
+    await shot('08-truncated-file');
   });
 
   step('a state_dict page says requires_grad is not stored', async () => {
@@ -191,5 +219,26 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), stateDict.tensors);
     await webview.locator('.note', { hasText: 'requires_grad is not saved' }).waitFor({ timeout: 10_000 });
     await shot('05-state-dict-page');
+  });
+
+  step('the page follows dark and high-contrast themes', async () => {
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, expected.hostile.file);
+    const webview = await openedPage();
+    const background = () => webview.locator('body').evaluate((body) => getComputedStyle(body).backgroundColor);
+    for (const [theme, isBackground, name] of [
+      ['Default High Contrast', (rgb) => rgb === 'rgb(0, 0, 0)', '09-high-contrast'],
+      ['Default Dark Modern', (rgb) => rgb.match(/\d+/g).slice(0, 3).every((c) => Number(c) < 80), '10-dark'],
+    ]) {
+      await setColorTheme(page, theme);
+      let rgb = '';
+      for (let i = 0; i < 50 && !isBackground(rgb); i++) {
+        await page.waitForTimeout(200);
+        rgb = await background();
+      }
+      assert.ok(isBackground(rgb), `${theme}: page background is ${rgb}`);
+      await webview.locator('#safety.dangerous').waitFor({ timeout: 5_000 });
+      await shot(name);
+    }
   });
 });

@@ -11,7 +11,7 @@ import fnmatch
 import json
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from .reader import inspect
@@ -68,8 +68,7 @@ def _inspect(args: argparse.Namespace) -> int:
             if args.filter:
                 payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
                 payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
-            json.dump(payload, sys.stdout, separators=(",", ":"))
-            sys.stdout.write("\n")
+            write_json(payload, sys.stdout)
         elif checkpoint.ok:
             print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
         for error in checkpoint.errors:
@@ -78,6 +77,39 @@ def _inspect(args: argparse.Namespace) -> int:
         if checkpoint.errors:
             status = 1
     return status
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def write_json(payload: dict[str, Any], out: TextIO) -> None:
+    """`json.dump(payload, out)` plus a newline, as compact JSON, but fast and lean.
+
+    json.dump() to a stream always takes the pure-Python encoder (5-7x slower: seconds for a
+    30,000-tensor checkpoint); json.dumps() uses the C encoder but holds the whole text and its
+    pieces at once. This writes the long lists (tensors, modules, the root's children) one item
+    at a time, each item through the C encoder.
+    """
+
+    def write(value: Any, depth: int) -> None:
+        if type(value) is list and len(value) > 64:
+            out.write("[")
+            for i, item in enumerate(value):
+                if i:
+                    out.write(",")
+                write(item, depth + 1)
+            out.write("]")
+        elif type(value) is dict and depth < 2:  # the payload and the tree's root node
+            out.write("{")
+            for i, (key, item) in enumerate(value.items()):
+                out.write(("," if i else "") + _encode(key) + ":")
+                write(item, depth + 1)
+            out.write("}")
+        else:
+            out.write(_encode(value))
+
+    write(payload, 0)
+    out.write("\n")
 
 
 def _matches(key: str, pattern: str) -> bool:

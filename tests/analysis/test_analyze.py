@@ -70,6 +70,14 @@ def test_syntax_errors_keep_the_rest() -> None:
     assert not hopeless.ok and hopeless.loads == previous.loads
 
 
+def test_lines_are_counted_as_python_and_lsp_count_them() -> None:
+    """A form feed or U+2028 inside a line is not a line break (unlike `str.splitlines`)."""
+    source = 'note = "a\u2028b\x0cc"\nmodel = Net()\nmodel.load_state_dict(sd)\r\nx = 1\n'
+    facts = analyze(source, "/w/x.py")
+    assert len(facts.lines) == 4 and facts.lines[0] == 'note = "a\u2028b\x0cc"'
+    assert [load.call.start_line for load in facts.loads] == [2]
+
+
 def test_helper_functions_that_freeze() -> None:
     source = (
         "def freeze(net, on=True):\n    for p in net.parameters():\n        p.requires_grad = not on\n"

@@ -15,7 +15,7 @@ import dataclasses
 from .collect import Collector
 from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
 from .name_rules import loop_rule
-from .source import Positions, noqa_comments, parse_tolerant
+from .source import Positions, noqa_comments, parse_tolerant, source_lines
 
 __all__ = ["CheckpointPath", "ModuleFacts", "Span", "analyze", "loop_rule"]
 
@@ -27,7 +27,7 @@ def analyze(
     previous: ModuleFacts | None = None,
 ) -> ModuleFacts:
     """Facts about one Python file; tolerant of syntax errors, never raises."""
-    lines = source.splitlines()
+    lines = source_lines(source)
     tree, error = parse_tolerant(source)
     if tree is None:
         if previous is not None:

@@ -12,7 +12,17 @@ import re
 from .facts import Span
 
 _MAX_REPAIRS = 3
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines as Python and LSP count them: split at `\\n`, `\\r\\n` and `\\r` only (not at
+    `\\f` or `\\u2028`, as `str.splitlines` does), without the empty one after a final newline."""
+    lines = _LINE_BREAK.split(source)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
@@ -21,7 +31,7 @@ def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
         return ast.parse(source), None
     except SyntaxError as exc:
         first_error = f"line {exc.lineno}: {exc.msg}"
-        lines = source.splitlines()
+        lines = source_lines(source)
         lineno = exc.lineno
     except ValueError as exc:  # null bytes
         return None, str(exc)

@@ -9,6 +9,8 @@ The API the language server wires (all pure functions, no pygls, plain dataclass
     diagnostics(facts, checkpoints) -> list[Diagnostic]
     code_actions(facts, range, checkpoints, diagnostics=None) -> list[CodeAction]
     resolve_code_action(facts, action.data, checkpoints) -> CodeAction   # fills .edits
+    requires_grad_action(facts, line, "freeze_except", "layer4") -> CodeAction | None  # resolved
+    fix_all_actions(facts, checkpoints) -> list[CodeAction]   # a "source" fix-all, or none
 
 `checkpoints` maps absolute normalised paths (`os.path.normpath`) to a `Checkpoint` or its
 `to_json()` dict; put there the files whose candidates exist (see `checkpoint_paths()`) and the
@@ -22,7 +24,12 @@ load, PTH002 torch.load without weights_only, PTH003 whole-model save; every one
 fix and a "Suppress … on this line" fix that appends `# noqa: PTH00x`.
 """
 
-from .code_actions import code_actions, resolve_code_action
+from .code_actions import (
+    code_actions,
+    fix_all_actions,
+    requires_grad_action,
+    resolve_code_action,
+)
 from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .hover import hover
 from .types import CodeAction, Diagnostic, Hover, Position, Range, TextEdit
@@ -39,6 +46,8 @@ __all__ = [
     "TextEdit",
     "code_actions",
     "diagnostics",
+    "fix_all_actions",
     "hover",
+    "requires_grad_action",
     "resolve_code_action",
 ]

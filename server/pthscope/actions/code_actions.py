@@ -20,6 +20,8 @@ from .types import SOURCE, CodeAction, Diagnostic, Range, TextEdit
 
 QUICKFIX = "quickfix"
 REFACTOR = "refactor"
+SOURCE_ACTION = "source"
+FIX_ALL_TITLE = "Restore requires_grad flags and add weights_only=True in this file"
 _MODULES_OFFERED = 6
 _DEFAULT_PATHS = {
     "state_dict": "model.pth",
@@ -51,7 +53,8 @@ def resolve_code_action(
     facts: ModuleFacts, data: Mapping[str, Any], checkpoints: Checkpoints | None = None
 ) -> CodeAction:
     """The action described by `data`, with its edits (empty if it no longer applies)."""
-    kind = QUICKFIX if data.get("action") in _FIXES else REFACTOR
+    action = data.get("action")
+    kind = QUICKFIX if action in _FIXES else SOURCE_ACTION if action == "fix_all" else REFACTOR
     edits = _edits(facts, data, checkpoints or {})
     return CodeAction(str(data.get("title", "")), kind, dict(data), edits=edits or [])
 
@@ -120,6 +123,38 @@ def _fixes_for(
     return out
 
 
+def fix_all_actions(facts: ModuleFacts, checkpoints: Checkpoints) -> list[CodeAction]:
+    """One "fix all" source action when some finding has a safe preferred fix: restoring
+    requires_grad flags after a load, adding weights_only=True (never the rewrites)."""
+    if not _fix_all_edits(facts, checkpoints):
+        return []
+    data = {"title": FIX_ALL_TITLE, "action": "fix_all"}
+    return [CodeAction(FIX_ALL_TITLE, SOURCE_ACTION, data)]
+
+
+def _fix_all_edits(facts: ModuleFacts, checkpoints: Checkpoints) -> list[TextEdit]:
+    edits: list[TextEdit] = []
+    for diagnostic in diagnostics(facts, checkpoints):
+        for action in _fixes_for(facts, checkpoints, diagnostic):
+            data = action.data
+            safe = data.get("action") == "restore_flags" or (
+                data.get("action") == "weights_only" and data.get("value") is True
+            )
+            if action.is_preferred and safe:
+                new = _edits(facts, data, checkpoints) or []
+                if not any(_overlap(a.range, b.range) for a in new for b in edits):
+                    edits += new
+                break
+    return edits
+
+
+def _overlap(a: Range, b: Range) -> bool:
+    """True when the ranges share a point (touching counts: the order would be unclear)."""
+    a_start, a_end = (a.start.line, a.start.character), (a.end.line, a.end.character)
+    b_start, b_end = (b.start.line, b.start.character), (b.end.line, b.end.character)
+    return a_start <= b_end and b_start <= a_end
+
+
 # ----------------------------------------------------------------------------- refactors
 
 
@@ -142,12 +177,10 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
             )
         )
     offers: list[tuple[str, str, str | None]] = []
-    for module in modules:
-        offers.append((f"Freeze all parameters of {var} except {module}", "freeze_except", module))
-    for module in modules:
-        offers.append((f"Freeze {snippets.module_expr(var, module)}", "freeze_module", module))
-    offers.append((f"Unfreeze all parameters of {var}", "unfreeze_all", None))
-    offers.append((f"Print parameters and requires_grad of {var}", "print_parameters", None))
+    for name in ("freeze_except", "freeze_module"):
+        offers += [(_flag_title(name, var, module), name, module) for module in modules]
+    for name in ("unfreeze_all", "print_parameters"):
+        offers.append((_flag_title(name, var, None), name, None))
     if facts.torch_imported and var != "self":
         offers += [
             (f"Save {var}: state_dict only", "save_state_dict", None),
@@ -163,6 +196,36 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
         if _snippet_edit(facts, data) is not None:
             out.append(CodeAction(title, REFACTOR, data))
     return out
+
+
+def requires_grad_action(
+    facts: ModuleFacts, line: int, action: str, module: str | None = None
+) -> CodeAction | None:
+    """One freeze/unfreeze/print refactor for the model variable in scope at `line`, with its
+    edits (for a module chosen outside the light bulb, e.g. in the checkpoint tree); None when
+    no model variable is in scope there or the code is already in place."""
+    statement = _statement_at(facts, line)
+    var = _model_in_scope(facts, statement) if statement is not None else None
+    if var is None or action not in _FLAG_ACTIONS or (action in _NEEDS_MODULE and not module):
+        return None
+    title = _flag_title(action, var, module)
+    data = {"title": title, "action": action, "var": var, "line": line, "module": module}
+    edits = _snippet_edit(facts, data)
+    return CodeAction(title, REFACTOR, data, edits=edits) if edits else None
+
+
+_FLAG_ACTIONS = ("freeze_except", "freeze_module", "unfreeze_all", "print_parameters")
+_NEEDS_MODULE = ("freeze_except", "freeze_module")
+
+
+def _flag_title(action: str, var: str, module: str | None) -> str:
+    if action == "freeze_except":
+        return f"Freeze all parameters of {var} except {module}"
+    if action == "freeze_module":
+        return f"Freeze {snippets.module_expr(var, str(module))}"
+    if action == "unfreeze_all":
+        return f"Unfreeze all parameters of {var}"
+    return f"Print parameters and requires_grad of {var}"
 
 
 def _statement_at(facts: ModuleFacts, line: int) -> Statement | None:
@@ -289,6 +352,8 @@ def _edits(
         return fixes.save_with_grad_map(facts, int(data["save"]))
     if action == "suppress":
         return fixes.suppress(facts, int(data["line"]), str(data["code"]))
+    if action == "fix_all":
+        return _fix_all_edits(facts, checkpoints)
     return _snippet_edit(facts, data)
 
 

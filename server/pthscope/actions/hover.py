@@ -79,6 +79,9 @@ def _code_path(path: tuple[PathElement, ...]) -> str:
 
 def hover_for_checkpoint(lookup: CheckpointLookup, text: str) -> str:
     """Format, tensors, parameter counts, whether requires_grad is stored, risky globals."""
+    if lookup.errors and not lookup.tensor_count:
+        title = _code(f"(checkpoint) {text}: not readable")
+        return f"{title}\npthscope could not read it: {lookup.errors[0]}"
     counts = lookup.model
     kind = "whole model" if lookup.whole_model else "state_dict / tensors"
     if lookup.stores_flags:

@@ -8,6 +8,7 @@ never walk the tensor list. Accepts a `Checkpoint` or its `to_json()` dict.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,8 @@ class CheckpointLookup:
     whole_model: bool = False
     stores_flags: bool = False
     risky_globals: list[tuple[str, Any]] = field(default_factory=list)
+    # Why (part of) the file could not be read, as the reader said.
+    errors: list[str] = field(default_factory=list)
     tensor_count: int = 0
     # Results of evaluating parameter loops, keyed by the loop's source text.
     loop_cache: OrderedDict[str, Any] = field(default_factory=OrderedDict)
@@ -142,18 +145,22 @@ def _spellings(key: str) -> list[str]:
 
 
 _cache: OrderedDict[int, tuple[object, CheckpointLookup]] = OrderedDict()
+# The server builds lookups of freshly read files in a thread; requests use them on its loop.
+_cache_lock = threading.Lock()
 
 
 def lookup_for(checkpoint: CheckpointLike) -> CheckpointLookup:
     """The cached lookup for this checkpoint object (built on first use)."""
-    entry = _cache.get(id(checkpoint))
-    if entry is not None and entry[0] is checkpoint:
-        _cache.move_to_end(id(checkpoint))
-        return entry[1]
+    with _cache_lock:
+        entry = _cache.get(id(checkpoint))
+        if entry is not None and entry[0] is checkpoint:
+            _cache.move_to_end(id(checkpoint))
+            return entry[1]
     built = build_lookup(checkpoint)
-    _cache[id(checkpoint)] = (checkpoint, built)
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[id(checkpoint)] = (checkpoint, built)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return built
 
 
@@ -166,6 +173,7 @@ def build_lookup(checkpoint: CheckpointLike) -> CheckpointLookup:
             (g.name, g.risk) for g in checkpoint.globals if g.risk != "safe"
         ]
         lookup = CheckpointLookup(checkpoint.file, checkpoint.format)
+        lookup.errors = [e.message for e in checkpoint.errors]
     else:
         tensors = [
             (t["path"], t["shape"], t["dtype"], t["requires_grad"], t["kind"])
@@ -176,6 +184,7 @@ def build_lookup(checkpoint: CheckpointLike) -> CheckpointLookup:
             (g["name"], g["risk"]) for g in checkpoint.get("globals", []) if g["risk"] != "safe"
         ]
         lookup = CheckpointLookup(checkpoint.get("file", ""), checkpoint.get("format", ""))
+        lookup.errors = [str(e.get("message", "")) for e in checkpoint.get("errors", [])]
     lookup.risky_globals = risky
     lookup.tensor_count = len(tensors)
     lookup.whole_model = any(not path for path, _ in modules)

@@ -149,8 +149,18 @@ export interface TensorsResult {
   total: number;
 }
 
+/** The checkpoint the side panel shows: Python files' hovers and fixes use it too. */
+export interface SetActiveCheckpointParams {
+  file: string | null;
+}
+
+export interface SetActiveCheckpointResult {
+  file: string | null;
+}
+
 export const open = new RequestType<OpenParams, OpenResult, void>('pthscope/open');
 export const children = new RequestType<ChildrenParams, ChildrenResult, void>('pthscope/children');
 export const details = new RequestType<DetailsParams, DetailsResult, void>('pthscope/details');
 export const search = new RequestType<SearchParams, SearchResult, void>('pthscope/search');
 export const tensors = new RequestType<TensorsParams, TensorsResult, void>('pthscope/tensors');
+export const setActiveCheckpoint = new RequestType<SetActiveCheckpointParams, SetActiveCheckpointResult, void>('pthscope/setActiveCheckpoint');

@@ -32,7 +32,7 @@ class FileStamp:
     mtime_ns: int
 
 
-def _stamp(file: str) -> FileStamp:
+def file_stamp(file: str) -> FileStamp:
     st = os.stat(file)
     return FileStamp(st.st_size, st.st_mtime_ns)
 
@@ -55,7 +55,7 @@ class CheckpointStore:
         """The cached index if the file is unchanged since it was read, else None."""
         entry = self._cache.get(file)
         try:
-            if entry is None or entry[0] != _stamp(file):
+            if entry is None or entry[0] != file_stamp(file):
                 return None
         except OSError:
             return None
@@ -65,7 +65,7 @@ class CheckpointStore:
     async def load(self, file: str) -> CheckpointIndex:
         """The file's index, reading it in the worker unless the cache is still fresh."""
         try:
-            stamp = _stamp(file)
+            stamp = file_stamp(file)
         except OSError as error:
             return _error_index(file, 0, "unreadable", f"cannot open the file: {error.strerror}")
         entry = self._cache.get(file)

@@ -10,6 +10,7 @@ being coerced. Results carry plain JSON (`NodeSummary`, `TensorJson` are dicts i
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +25,10 @@ CHILDREN = "pthscope/children"
 DETAILS = "pthscope/details"
 SEARCH = "pthscope/search"
 TENSORS = "pthscope/tensors"
+SET_ACTIVE_CHECKPOINT = "pthscope/setActiveCheckpoint"
+# A `workspace/executeCommand` command (the side panel's context menu on a module).
+INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
+REQUIRES_GRAD_ACTIONS = ("freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters")
 
 PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
@@ -56,6 +61,23 @@ def _non_negative(_instance: object, attribute: attrs.Attribute, value: int) -> 
 def _page_size(_instance: object, attribute: attrs.Attribute, value: int) -> None:
     if not 0 <= value <= MAX_PAGE:
         raise ParamError(f"`{attribute.name}` must be between 0 and {MAX_PAGE}, got {value}")
+
+
+def _absolute_or_none(instance: object, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None:
+        _absolute(instance, attribute, value)
+
+
+def _requires_grad_action(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in REQUIRES_GRAD_ACTIONS:
+        raise ParamError(
+            f"`{attribute.name}` must be one of {', '.join(REQUIRES_GRAD_ACTIONS)}, got {value!r}"
+        )
+
+
+def _module_key(_instance: object, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", value):
+        raise ParamError(f"`{attribute.name}` must be a module key like `layer1.0`, got {value!r}")
 
 
 def _non_empty(_instance: object, attribute: attrs.Attribute, value: str) -> None:
@@ -111,6 +133,24 @@ class TensorsParams:
     work_done_token: ProgressToken | None = None
 
 
+@attrs.define
+class SetActiveCheckpointParams:
+    """The checkpoint the side panel shows (None: none); Python files link to it."""
+
+    file: str | None = attrs.field(validator=_absolute_or_none)
+
+
+@attrs.define
+class InsertRequiresGradCodeArgs:
+    """Insert freezing code for the model variable in scope at `line` (0-based) of `uri`."""
+
+    uri: str
+    line: int = attrs.field(validator=_non_negative)
+    action: str = attrs.field(validator=_requires_grad_action)
+    # The module key as the checkpoint tree names it (`layer4`, `layer1.0`), for the freezes.
+    module: str | None = attrs.field(default=None, validator=_module_key)
+
+
 # Result fields have no defaults so that every field is always sent (the converter omits
 # fields equal to their default), except `tied`, which only tensors have.
 
@@ -154,6 +194,19 @@ class TensorsResult:
     total: int
 
 
+@attrs.define
+class SetActiveCheckpointResult:
+    # The file Python documents now link (normalised), or None.
+    file: str | None
+
+
+@attrs.define
+class InsertRequiresGradCodeResult:
+    applied: bool
+    # The action's title when applied; otherwise why nothing was inserted.
+    message: str
+
+
 def _request_type(method: str, params_type: type) -> type:
     """The JSON-RPC request message class for `method`, shaped like lsprotocol's."""
     return attrs.make_class(
@@ -185,6 +238,11 @@ METHODS: dict[str, tuple[type, type]] = {
     DETAILS: (DetailsParams, DetailsResult),
     SEARCH: (SearchParams, SearchResult),
     TENSORS: (TensorsParams, TensorsResult),
+    SET_ACTIVE_CHECKPOINT: (SetActiveCheckpointParams, SetActiveCheckpointResult),
+}
+# command → (argument type, result type) for `workspace/executeCommand`.
+COMMANDS: dict[str, tuple[type, type]] = {
+    INSERT_REQUIRES_GRAD_CODE: (InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult),
 }
 REQUEST_TYPES = {method: _request_type(method, p) for method, (p, _) in METHODS.items()}
 RESPONSE_TYPES = {method: _response_type(r) for method, (_, r) in METHODS.items()}
@@ -212,6 +270,9 @@ def _strict_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(str, _exactly(str, expected="a string"))
     converter.register_structure_hook(int, _exactly(int, expected="an integer"))
+    converter.register_structure_hook(
+        str | None, _exactly(str, type(None), expected="a string or null")
+    )
     converter.register_structure_hook(bool, _exactly(bool, expected="true or false"))
     structure_path_element = _exactly(str, int, expected="a string or an integer")
     converter.register_structure_hook(PathElement, structure_path_element)
@@ -248,7 +309,7 @@ def register_protocol_hooks(converter: cattrs.Converter) -> cattrs.Converter:
     """Teach `converter` (pygls' own) our messages: params are structured strictly, with
     camelCase keys; results are sent as the plain JSON they hold."""
     strict = _strict_converter()
-    for params_type, result_type in METHODS.values():
+    for params_type, result_type in [*METHODS.values(), *COMMANDS.values()]:
         renames: dict[str, Any] = {
             a.name: override(rename=_camel_case(a.name)) for a in attrs.fields(params_type)
         }

@@ -23,7 +23,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("workspace")
+    return make_workspace(tmp_path_factory.mktemp("workspace"))
+
+
+def make_workspace(root: Path) -> Path:
+    """Write the checkpoints the scripts name under `root/runs` (also used by tests/lsp)."""
     runs = root / "runs"
     runs.mkdir()
     torch.manual_seed(0)

@@ -1,0 +1,172 @@
+"""Which checkpoint files each open Python document links, kept read for its hovers and fixes.
+
+A document links the first existing location of each checkpoint path its code names
+(`ModuleFacts.checkpoint_paths()`, at most `MAX_FILES_PER_DOCUMENT`), plus the checkpoint the
+side panel shows (`active`). Missing files link nothing. Files are read through the
+`CheckpointStore` (isolated worker, cache) in background tasks, and the per-checkpoint lookup
+`actions` uses is built in a thread, so no request waits on the event loop for a parse.
+`checkpoints(uri, facts)` returns what is read and still fresh (same size and mtime on disk)
+and starts reads for the rest; `on_loaded(file)` is called when a read finishes, so that the
+server can publish the diagnostics of the documents that link the file again. A file that
+cannot be read links as a checkpoint that carries the reader's errors.
+
+What `actions` needs is `{normalised absolute path: checkpoint JSON}`, with the same JSON
+object for a file until it changes on disk (its lookup is cached by identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .actions.lookup import lookup_for
+from .analysis import ModuleFacts
+from .checkpoint_store import CheckpointStore, FileStamp, file_stamp
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+MAX_FILES_PER_DOCUMENT = 8
+# How long a document's list of existing files is trusted before it is looked up again
+# (a training run may write the file the code names while the code stays the same).
+_RECHECK_SECONDS = 2.0
+
+
+class LinkedCheckpoints:
+    """The read checkpoints linked by open documents and the side panel, by file."""
+
+    def __init__(self, store: CheckpointStore, on_loaded: Callable[[str], None]) -> None:
+        self.store = store
+        self.on_loaded = on_loaded
+        self.active: str | None = None
+        # uri → (the facts the files were found for, when, the files)
+        self._documents: dict[str, tuple[ModuleFacts, float, tuple[str, ...]]] = {}
+        self._read: dict[str, tuple[FileStamp, Json]] = {}
+        self._reading: dict[str, asyncio.Task[None]] = {}
+
+    def set_active(self, file: str | None) -> str | None:
+        """Link `file` (the side panel's checkpoint) to every document; None unlinks it."""
+        self.active = os.path.normpath(file) if file else None
+        self._forget_unlinked()
+        stamp = _stamp_or_none(self.active) if self.active is not None else None
+        entry = self._read.get(self.active) if self.active is not None else None
+        if self.active is not None and stamp is not None and (entry is None or entry[0] != stamp):
+            self._start_read(self.active, stamp)
+        return self.active
+
+    def checkpoints(self, uri: str, facts: ModuleFacts) -> dict[str, Json]:
+        """The document's linked checkpoints that have been read; starts reading the others and
+        those changed on disk since (whose last reading is returned until the new one is in)."""
+        found: dict[str, Json] = {}
+        for file in self.files(uri, facts):
+            stamp = _stamp_or_none(file)
+            if stamp is None:  # gone: nothing to link
+                continue
+            entry = self._read.get(file)
+            if entry is None or entry[0] != stamp:
+                self._start_read(file, stamp)
+            if entry is not None:
+                found[file] = entry[1]
+        return found
+
+    def files(self, uri: str, facts: ModuleFacts) -> list[str]:
+        """Existing files the document names, then the side panel's."""
+        known = self._documents.get(uri)
+        now = time.monotonic()
+        if known is None or known[0] is not facts or now - known[1] > _RECHECK_SECONDS:
+            named = existing_files(facts)
+            self._documents[uri] = (facts, now, named)
+            if known is None or known[2] != named:
+                self._forget_unlinked()
+        else:
+            named = known[2]
+        if self.active is not None and self.active not in named:
+            return [*named, self.active]
+        return list(named)
+
+    def documents_linking(self, file: str) -> list[str]:
+        """URIs of the documents that link `file` (all of them for the side panel's)."""
+        if file == self.active:
+            return list(self._documents)
+        return [uri for uri, (_, _, files) in self._documents.items() if file in files]
+
+    async def wait(self, files: Iterable[str], timeout: float) -> None:
+        """Wait (at most `timeout` seconds) for the reads of these files that are under way."""
+        reads = [self._reading[f] for f in files if f in self._reading]
+        if reads:
+            await asyncio.wait(reads, timeout=timeout)
+
+    def forget(self, uri: str) -> None:
+        """The document was closed."""
+        if self._documents.pop(uri, None) is not None:
+            self._forget_unlinked()
+
+    def _start_read(self, file: str, stamp: FileStamp) -> None:
+        if file in self._reading:
+            return
+        task = asyncio.create_task(self._read_file(file, stamp))
+        self._reading[file] = task
+        task.add_done_callback(lambda _: self._reading.pop(file, None))
+
+    async def _read_file(self, file: str, stamp: FileStamp) -> None:
+        try:
+            index = await self.store.load(file)
+            checkpoint = index.checkpoint
+            await asyncio.to_thread(lookup_for, checkpoint)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug, not a bad file (those come back with errors)
+            log.exception("linking %s failed", file)
+            checkpoint = _error_checkpoint(file, f"{type(error).__name__}: {error}")
+        if file in self._linked():
+            self._read[file] = (stamp, checkpoint)
+            self.on_loaded(file)
+
+    def _linked(self) -> set[str]:
+        linked = {file for _, _, files in self._documents.values() for file in files}
+        if self.active is not None:
+            linked.add(self.active)
+        return linked
+
+    def _forget_unlinked(self) -> None:
+        linked = self._linked()
+        for file in [f for f in self._read if f not in linked]:
+            del self._read[file]
+
+
+def existing_files(facts: ModuleFacts, limit: int = MAX_FILES_PER_DOCUMENT) -> tuple[str, ...]:
+    """The first existing candidate of each checkpoint path, in file order, without repeats."""
+    found: dict[str, None] = {}
+    exists: dict[str, bool] = {}
+    for path in facts.checkpoint_paths():
+        for candidate in path.candidates:
+            if candidate not in exists:
+                exists[candidate] = os.path.isfile(candidate)
+            if exists[candidate]:
+                found.setdefault(candidate, None)
+                break
+        if len(found) >= limit:
+            break
+    return tuple(found)
+
+
+def _stamp_or_none(file: str) -> FileStamp | None:
+    try:
+        return file_stamp(file)
+    except OSError:
+        return None
+
+
+def _error_checkpoint(file: str, message: str) -> Json:
+    return {
+        "file": file,
+        "format": "unknown",
+        "tensors": [],
+        "modules": [],
+        "globals": [],
+        "errors": [{"kind": "internal", "message": message, "where": ""}],
+    }

@@ -74,6 +74,8 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
       return;
     }
     this.checkpoint = result;
+    // Python files link to the checkpoint on show too (hovers, fixes); nothing to wait for.
+    void this.ctx.request(protocol.setActiveCheckpoint, { file: result.file }).catch(() => undefined);
     this.loaded.clear();
     if (result.root) {
       this.loaded.set(nodeId(result.file, ROOT_PATH), { nodes: result.children.map((c) => new CheckpointNode(result.file, c, undefined)), total: result.root.child_count });

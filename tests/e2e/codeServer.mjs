@@ -163,34 +163,39 @@ async function focusWorkbench(page) {
   }
 }
 
+/** Types `text` into the open quick input and clicks the entry labelled exactly `label`. */
+async function pickExactly(page, text, label) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(text);
+  const exact = new RegExp(`^\\s*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+  const entry = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
+  await entry.click({ timeout: 15_000 });
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 15_000 });
+}
+
 export async function quickOpen(page, fileName) {
   await focusWorkbench(page);
   await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(fileName);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
+  await pickExactly(page, fileName, fileName);
 }
 
 export async function runCommand(page, title) {
   await focusWorkbench(page);
   await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
+  await pickExactly(page, `>${title}`, title);
 }
 
 /** Picks a colour theme through "Preferences: Color Theme". */
 export async function setColorTheme(page, theme) {
-  await runCommand(page, 'Preferences: Color Theme');
+  await focusWorkbench(page);
+  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.fill(theme);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: theme }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 15_000 });
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill('>Preferences: Color Theme');
+  const exact = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: /^\s*Preferences: Color Theme\s*$/ }) }).first();
+  await exact.click({ timeout: 15_000 });
+  await pickExactly(page, theme, theme);
 }
 
 /** The active custom editor's page (webviews are two nested iframes). */

@@ -227,8 +227,8 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     const webview = await openedPage();
     const background = () => webview.locator('body').evaluate((body) => getComputedStyle(body).backgroundColor);
     for (const [theme, isBackground, name] of [
-      ['Default High Contrast', (rgb) => rgb === 'rgb(0, 0, 0)', '09-high-contrast'],
-      ['Default Dark Modern', (rgb) => rgb.match(/\d+/g).slice(0, 3).every((c) => Number(c) < 80), '10-dark'],
+      ['Dark High Contrast', (rgb) => rgb === 'rgb(0, 0, 0)', '09-high-contrast'],
+      ['Dark Modern', (rgb) => (/rgb\((\d+), (\d+), (\d+)\)/.exec(rgb)?.slice(1).every((c) => Number(c) < 80) ?? false), '10-dark'],
     ]) {
       await setColorTheme(page, theme);
       let rgb = '';

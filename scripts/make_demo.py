@@ -19,6 +19,8 @@ Files written to DIR:
   hostile_payload.pth     a torch zip whose pickle would call os.system when loaded with
                           weights_only=False. It is written without ever calling it.
   train.py                freezes layers, saves a state_dict, loads it into a fresh model.
+  net_state_dict.pth      what train.py saves (made here with train.py's own Net), so the
+                          path in train.py names a real checkpoint.
   expected.json           what pthscope should show for these files.
 """
 
@@ -286,6 +288,18 @@ def main(argv: list[str]) -> int:
     expected["hostile"] = {**expected["hostile"], "tensors": len(hostile_sd)}
 
     (out / "train.py").write_text(TRAIN_PY)
+    train = {"__name__": "demo_train"}
+    exec(compile(TRAIN_PY, str(out / "train.py"), "exec"), train)  # our own script: defines Net
+    net = train["Net"]()
+    train["freeze_features"](net)
+    torch.save(net.state_dict(), out / "net_state_dict.pth")
+    expected["train_py"] = {
+        "file": "train.py",
+        "checkpoint": "net_state_dict.pth",
+        "diagnostic_code": "PTH001",
+        "fix_title": "Restore requires_grad flags",
+        "fix_inserts": "freeze_features(fresh)",
+    }
     (out / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     print(f"demo workspace: {out}")
     for path in sorted(out.iterdir()):

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ServerNotRunning, type Ctx } from './ctx';
-import { CHECKPOINT_VIEW_TYPE, type CheckpointEditorProvider } from './editor';
+import { type CheckpointEditorProvider, checkpointViewType } from './editor';
 import { formatShape } from './format';
 import * as protocol from './protocol';
 import { CheckpointNode, type CheckpointTree, LoadMoreNode } from './tree';
@@ -31,7 +31,7 @@ const openCheckpoint: CommandFactory = {
   create: () => async (uri?: unknown) => {
     const target = uri instanceof vscode.Uri ? uri : (await vscode.window.showOpenDialog({ canSelectMany: false, filters: CHECKPOINT_FILTERS, openLabel: 'Open Checkpoint' }))?.[0];
     if (target) {
-      await vscode.commands.executeCommand('vscode.openWith', target, CHECKPOINT_VIEW_TYPE);
+      await vscode.commands.executeCommand('vscode.openWith', target, checkpointViewType(target));
     }
   },
 };
@@ -130,7 +130,45 @@ const find: CommandFactory = {
   },
 };
 
+/** The server's `pthscope.insertRequiresGradCode` actions (docs/protocol.md), as the menu offers them. */
+const REQUIRES_GRAD_ACTIONS = [
+  { action: 'freezeAllExcept', label: 'Freeze all parameters except this module', detail: 'train only this module' },
+  { action: 'freezeModule', label: 'Freeze this module', detail: 'requires_grad = False for its parameters' },
+  { action: 'unfreezeAll', label: 'Unfreeze all parameters', detail: 'requires_grad = True everywhere' },
+  { action: 'printParameters', label: 'Print parameters and requires_grad', detail: 'check what will train' },
+];
+
+/** Inserts freezing code for a tree module at the cursor of the Python editor (the server writes it). */
+const insertRequiresGradCode: CommandFactory = {
+  needsServer: true,
+  create: () => async (node?: unknown) => {
+    if (!(node instanceof CheckpointNode)) {
+      return;
+    }
+    const active = vscode.window.activeTextEditor;
+    const editor = active?.document.languageId === 'python' ? active : vscode.window.visibleTextEditors.find((e) => e.document.languageId === 'python');
+    if (!editor) {
+      void vscode.window.showInformationMessage('pthscope: open the Python file that builds the model and put the cursor where the code should go, then try again.');
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(REQUIRES_GRAD_ACTIONS, { placeHolder: `requires_grad code for ${node.summary.key} in ${path.basename(editor.document.fileName)}` });
+    if (!picked) {
+      return;
+    }
+    const result = await vscode.commands.executeCommand<{ applied: boolean; message: string } | undefined>('pthscope.insertRequiresGradCode', {
+      uri: editor.document.uri.toString(),
+      line: editor.selection.active.line,
+      action: picked.action,
+      module: node.summary.key,
+    });
+    if (result && !result.applied) {
+      void vscode.window.showInformationMessage(`pthscope: ${result.message}`);
+    }
+  },
+};
+
 const COMMANDS: Record<string, CommandFactory> = {
+  'pthscope.insertFreezingCode': insertRequiresGradCode,
   'pthscope.openCheckpoint': openCheckpoint,
   'pthscope.restartServer': restartServer,
   'pthscope.showLog': showLog,

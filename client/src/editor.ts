@@ -16,6 +16,11 @@ import type { CheckpointTree } from './tree';
 export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
 /** The same page for *.bin, offered ("Open With…") rather than the default. */
 export const BIN_CHECKPOINT_VIEW_TYPE = 'pthscope.binCheckpoint';
+/** The page's view type for a file: *.bin has its own ("option" priority) registration. */
+export function checkpointViewType(file: vscode.Uri): string {
+  return file.path.endsWith('.bin') ? BIN_CHECKPOINT_VIEW_TYPE : CHECKPOINT_VIEW_TYPE;
+}
+
 /** Opening faster than this shows progress in the status bar only. */
 const SLOW_OPEN_MS = 1000;
 
@@ -100,7 +105,8 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       existing.revealKey(key);
       return;
     }
-    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), CHECKPOINT_VIEW_TYPE);
+    const uri = vscode.Uri.file(file);
+    await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri));
     [...this.pages].find((p) => p.file === file)?.revealKey(key);
   }
 

@@ -221,6 +221,46 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('05-state-dict-page');
   });
 
+  step('train.py: a hover on the checkpoint path and the requires_grad quick fix', async () => {
+    const train = expected.train_py;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, train.file);
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.locator('.view-lines').waitFor({ timeout: 30_000 });
+    // the diagnostic arrives from the server: a warning squiggle under the load_state_dict call
+    await editor.locator('.squiggly-warning').first().waitFor({ timeout: 60_000 });
+    const pathToken = editor.locator('.view-lines span span', { hasText: train.checkpoint }).first();
+    const hover = page.locator('.monaco-hover:visible', { hasText: 'requires_grad' }).first();
+    let hoverText = '';
+    for (let attempt = 0; attempt < 10 && !hoverText; attempt++) {
+      await page.mouse.move(5, 5);
+      await pathToken.hover();
+      try {
+        await hover.waitFor({ timeout: 3_000 });
+        hoverText = (await hover.innerText()).replace(/\s+/g, ' ');
+      } catch {
+        // the server may still be reading the checkpoint
+      }
+    }
+    assert.match(hoverText, /not stored/, `hover: ${hoverText}`);
+    await page.waitForTimeout(500);
+    await shot('11-train-py-hover');
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Escape');
+
+    // put the cursor inside the flagged call (a few characters into its line), then ask for fixes
+    await editor.locator('.view-line', { hasText: /^\s*\w+\.load_state_dict\(/ }).first().click({ position: { x: 70, y: 8 } });
+    await page.keyboard.press('Control+.');
+    const fix = page.locator('.action-widget .monaco-list-row', { hasText: train.fix_title }).first();
+    await fix.waitFor({ timeout: 15_000 });
+    await shot('12-train-py-quick-fix');
+    await fix.click();
+    // the fix re-applies the freezing to the freshly loaded model, right after load_state_dict
+    await page.keyboard.press('Control+End');
+    await editor.locator('.view-lines', { hasText: train.fix_inserts }).waitFor({ timeout: 15_000 });
+    await shot('13-train-py-fixed');
+  });
+
   step('the page follows dark and high-contrast themes', async () => {
     await runCommand(page, 'View: Close All Editors');
     await quickOpen(page, expected.hostile.file);

@@ -45,6 +45,8 @@ _DANGEROUS_MODULES = {
     "platform", "tempfile", "http", "urllib", "requests", "ftplib", "smtplib", "telnetlib",
     "dill", "cloudpickle", "joblib", "shelve", "zipimport", "types", "operator", "functools",
     "inspect", "gc", "io", "_io", "glob", "site", "distutils", "setuptools", "pip",
+    # Run a string of code, or spawn processes: cProfile.run/profile.run exec their argument.
+    "cProfile", "profile", "bdb", "trace", "doctest", "_posixsubprocess", "_thread", "copy_reg",
 }
 _DANGEROUS_EXACT = {
     "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__",
@@ -56,6 +58,9 @@ _DANGEROUS_EXACT = {
     "torch.load", "torch.jit.load", "torch.hub.load", "torch.ops.load_library",
     "torch.utils.cpp_extension.load", "torch.utils.cpp_extension.load_inline",
     "torch._C._jit_pass_onnx", "torch.serialization.load",
+    # The names pickle writes for the loaders above (their defining modules) and their helpers.
+    "torch.jit._serialization.load", "torch.serialization._load", "torch.serialization._legacy_load",
+    "torch.hub.load_state_dict_from_url", "torch.hub._load_local",
     "numpy.load", "numpy.loadtxt", "numpy.fromfile", "numpy.testing._private.utils.runstring",
     "copyreg._reconstructor",
 }

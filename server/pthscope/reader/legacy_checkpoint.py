@@ -8,13 +8,15 @@ Only the pickles and the 8-byte counts are read; storage bytes are skipped with 
 from __future__ import annotations
 
 import os
+import re
 import struct
 from typing import Any, BinaryIO
 
 from .dtypes import itemsize
 from .limits import Limits
 from .model import Checkpoint, Problem
-from .pickled import PickleError, fill_checkpoint, unpickle
+from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
+from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -25,9 +27,15 @@ def probe_legacy(head: bytes) -> bool:
     return head.startswith(_MAGIC_PICKLE_PREFIX)
 
 
+# Protocol 0/1 GLOBAL: "c<module>\n<name>\n", how pickle.dumps starts an object that is a REDUCE.
+_TEXT_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+
+
 def probe_pickle(head: bytes) -> bool:
-    # Protocol 2+ pickles start with PROTO; protocol 0/1 pickles of dicts/lists with MARK/EMPTY_*.
-    return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") or head[:1] in (b"}", b"]", b"(")
+    # Protocol 2+ pickles start with PROTO; protocol 0/1 pickles of dicts/lists with MARK/EMPTY_*,
+    # of objects with GLOBAL (torch.load would run such a file: it must be read, not dismissed).
+    return (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+            or head[:1] in (b"}", b"]", b"(") or _TEXT_GLOBAL.match(head) is not None)
 
 
 def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
@@ -40,15 +48,14 @@ def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
             unpickle(stream, "magic number", _no_persistent_ids, log, limits)
             protocol = unpickle(stream, "protocol version", _no_persistent_ids, log, limits)
             sys_info = unpickle(stream, "sys info", _no_persistent_ids, log, limits)
-            checkpoint.metadata["protocol version"] = str(protocol)
+            checkpoint.metadata["protocol version"] = safe_repr(protocol)
             if isinstance(sys_info, dict):
                 checkpoint.metadata["byteorder"] = "little" if sys_info.get("little_endian", True) else "big"
             root = unpickle(stream, "main pickle", lambda pid: _legacy_storage(pid, storages), log, limits)
             keys = unpickle(stream, "storage keys", _no_persistent_ids, log, limits)
         except PickleError as exc:
             checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
-            checkpoint.globals = list(log.globals.values())
-            return checkpoint
+            return report_globals(checkpoint, log)
         _locate_storages(stream, keys, storages, size, checkpoint)
     return fill_checkpoint(checkpoint, root, log, limits)
 
@@ -65,27 +72,29 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
             root = unpickle(f, "pickle", _no_persistent_ids, log, limits)
         except PickleError as exc:
             checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
-            checkpoint.globals = list(log.globals.values())
-            return checkpoint
+            return report_globals(checkpoint, log)
     return fill_checkpoint(checkpoint, root, log, limits)
 
 
 def _no_persistent_ids(pid: Any) -> Any:
-    raise ValueError(f"unexpected persistent id {str(pid)[:80]}")
+    raise ValueError(f"unexpected persistent id {safe_repr(pid)}")
 
 
 def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
     if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module":
         return pid[1]  # a whole-model save names its classes (and their source) this way
     if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-        raise ValueError(f"unsupported persistent id {str(pid)[:80]}")
+        raise ValueError(f"unsupported persistent id {safe_repr(pid)}")
     storage_type, root_key, location, numel = pid[1:5]
     view = pid[5] if len(pid) > 5 else None
-    key = str(root_key)
+    key = key_text(root_key)  # never hash or str() an arbitrary object: it may be a DAG bomb
+    if key is None:
+        raise ValueError(f"storage key {safe_repr(root_key)} is not a name")
     ref = storages.get(key)
     if ref is None:
         dtype, _cuda = storage_type_dtype(storage_type)
-        ref = StorageRef(key=key, dtype=dtype, location=str(location), numel=numel if type(numel) is int else 0)
+        ref = StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
+                         numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0)
         storages[key] = ref
     if isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int:
         # A view of the root storage: tensors built on it start `offset` elements in.
@@ -100,8 +109,9 @@ def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef
         checkpoint.warnings.append(Problem("corrupt", "the storage key list is not a list", where="storage keys"))
         return
     position = stream.tell()
-    for key in keys:
-        ref = storages.get(str(key))
+    for raw_key in keys:
+        key = key_text(raw_key) or safe_repr(raw_key)
+        ref = storages.get(key)
         header = _pread(stream, position, 8)
         if len(header) < 8:
             checkpoint.errors.append(Problem(

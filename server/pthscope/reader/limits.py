@@ -13,6 +13,9 @@ class Limits:
     max_nodes: int = 5_000_000  # objects visited when building the tree
     max_depth: int = 256  # nesting of containers/modules
     max_value_chars: int = 200  # shown repr of plain values
+    # Longer dict keys are shortened in paths: every node repeats its path in the JSON, so one
+    # 1 MB key over 2,000 values would otherwise make 4 GB of `inspect --json` output.
+    max_key_chars: int = 1_000
     max_shared_listed: int = 32  # other tensors listed as sharing one storage
     max_header_bytes: int = 100 << 20  # safetensors JSON header
     # Address-space budget while unpickling (None: no limit). The CLI and the language server's

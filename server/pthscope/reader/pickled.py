@@ -6,8 +6,11 @@ only in where the pickle lives and how persistent ids name storages.
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from .limits import Limits, address_space_limit, memory_budget
@@ -29,7 +32,7 @@ def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
     start = stream.tell()
     unpickler = RestrictedUnpickler(stream, persistent_load, log)
     try:
-        with memory_budget(limits.memory_budget_bytes):
+        with memory_budget(limits.memory_budget_bytes), _no_extension_cache():
             return unpickler.load()
     except MemoryError:
         raise PickleError(
@@ -47,13 +50,42 @@ def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
                           f"{where} byte {stream.tell() - start}") from None
 
 
+@contextmanager
+def _no_extension_cache() -> Iterator[None]:
+    """Keep the C unpickler away from copyreg's process-wide extension cache.
+
+    For the EXT1/EXT2/EXT4 opcodes, `_pickle` looks in `copyreg._extension_cache` *before* calling
+    find_class. An entry left there by an ordinary pickle.load in this process is the real
+    object (os.system, say), which REDUCE would then call; and the stubs our find_class returns
+    would be cached there for everyone else. So the cache is empty while we unpickle, and as it
+    was afterwards.
+    """
+    cache = copyreg._extension_cache  # type: ignore[attr-defined]
+    saved = dict(cache)
+    cache.clear()
+    try:
+        yield
+    finally:
+        cache.clear()
+        cache.update(saved)
+
+
 def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits: Limits) -> Checkpoint:
     builder = TreeBuilder(limits, checkpoint.warnings)
     checkpoint.root = builder.build(root)
     checkpoint.tensors = builder.tensors
     checkpoint.modules = builder.modules
-    checkpoint.globals = sorted(log.globals.values(), key=lambda g: ({"dangerous": 0, "unknown": 1, "safe": 2}[g.risk], g.name))
     checkpoint.warnings.extend(Problem("rebuild", p) for p in log.problems)
+    if log.more_problems:
+        checkpoint.warnings.append(Problem("rebuild", f"... and {log.more_problems:,} more tensors that "
+                                           "could not be rebuilt"))
+    return report_globals(checkpoint, log)
+
+
+def report_globals(checkpoint: Checkpoint, log: UnpickleLog) -> Checkpoint:
+    """Every global the pickle named, dangerous first, with a warning naming the dangerous ones;
+    also when the pickle could not be read to its end (torch.load would have run them by then)."""
+    checkpoint.globals = sorted(log.globals.values(), key=lambda g: ({"dangerous": 0, "unknown": 1, "safe": 2}[g.risk], g.name))
     dangerous = [g.name for g in checkpoint.globals if g.risk == "dangerous"]
     if dangerous:
         checkpoint.warnings.insert(0, Problem(

@@ -22,6 +22,14 @@ _DTYPES = {
     "C64": "complex64", "C128": "complex128",
 }
 
+# Bits per element, as the safetensors format counts them (sub-byte types are packed).
+_BITS = {
+    "F64": 64, "F32": 32, "F16": 16, "BF16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I64": 64, "I32": 32, "I16": 16, "I8": 8,
+    "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8, "C64": 64, "C128": 128,
+}
+_INT64 = 1 << 63
+
 
 def probe_safetensors(head: bytes) -> bool:
     if len(head) < 10:
@@ -76,14 +84,23 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
     if not isinstance(entry, dict):
         return Problem("corrupt", f"entry {name!r} is not an object", where=name)
     offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
-    if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+    if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and 0 <= d < _INT64 for d in shape)):
         return Problem("corrupt", f"tensor {name!r} has no valid dtype/shape", where=name)
+    numel = 1
+    for d in shape:
+        numel *= d
+        if numel >= _INT64:
+            return Problem("corrupt", f"tensor {name!r} claims more elements than a tensor can hold", where=name)
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
             and 0 <= offsets[0] <= offsets[1]):
         return Problem("corrupt", f"tensor {name!r} has invalid data_offsets {offsets!r}", where=name)
     if offsets[1] > data_size:
         return Problem("truncated", f"tensor {name!r} ends at byte {offsets[1]:,} of a {data_size:,}-byte data "
                        "section (the file is truncated)", where=name)
+    bits = _BITS.get(dtype)
+    if bits is not None and (numel * bits + 7) // 8 != offsets[1] - offsets[0]:
+        return Problem("corrupt", f"tensor {name!r} is {shape} of {dtype} ({(numel * bits + 7) // 8:,} bytes) but "
+                       f"its data_offsets span {offsets[1] - offsets[0]:,} bytes", where=name)
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from .dtypes import itemsize
 from .limits import Limits
 from .model import ModuleInfo, Node, ParamCounts, PathElement, Problem, TensorInfo
+from .safe_repr import safe_repr
 from .unpickler import (
     DtypeRef,
     NdarrayRecord,
@@ -89,8 +90,10 @@ class TreeBuilder:
         kind, entries = _entries(obj)
         node = Node(name, path, kind, saved_type_name(obj))
         children = node.children
+        max_key = self.limits.max_key_chars
         for child_key, child in entries:
-            element = child_key if type(child_key) is str else _path_element(child_key, self.limits.max_value_chars)
+            element = (child_key if type(child_key) is str and len(child_key) <= max_key
+                       else _path_element(child_key, self.limits))
             children.append(self._visit(child, str(element), [*path, element], depth + 1)[0])
         # Only modules count parameters (as module.parameters() does); containers do not.
         return node, _NO_COUNTS
@@ -104,15 +107,16 @@ class TreeBuilder:
         non_persistent = state.get("_non_persistent_buffers_set")
         non_persistent = non_persistent if isinstance(non_persistent, (set, frozenset)) else set()
 
-        for child_name, value in _dict_items(state.get("_parameters")):
+        limits = self.limits
+        for child_name, value in _dict_items(state.get("_parameters"), limits):
             if isinstance(value, TensorRecord):
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
                 info.parameters.add(self.tensors[-1].counts())
-        for child_name, value in _dict_items(state.get("_buffers")):
+        for child_name, value in _dict_items(state.get("_buffers"), limits):
             if isinstance(value, TensorRecord):
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
-        for child_name, value in _dict_items(state.get("_modules")):
+        for child_name, value in _dict_items(state.get("_modules"), limits):
             if value is not None:
                 child_node, child_counts = self._visit(value, child_name, [*path, child_name], depth + 1)
                 node.children.append(child_node)
@@ -121,6 +125,7 @@ class TreeBuilder:
         # but, like in module.parameters(), are not counted as its parameters.
         for attr, value in state.items():
             if isinstance(attr, str) and not attr.startswith("_") and _holds_tensors(value):
+                attr = str(_path_element(attr, limits))
                 node.children.append(self._visit(value, attr, [*path, attr], depth + 1)[0])
         return node, info.parameters
 
@@ -175,9 +180,10 @@ def _module_state(obj: Stub) -> dict[str, Any] | None:
     return None
 
 
-def _dict_items(value: Any) -> list[tuple[str, Any]]:
+def _dict_items(value: Any, limits: Limits) -> list[tuple[str, Any]]:
     if isinstance(value, dict):
-        return [(str(k), v) for k, v in value.items()]
+        return [(k if type(k) is str and len(k) <= limits.max_key_chars else str(_path_element(k, limits)), v)
+                for k, v in value.items()]
     return []
 
 
@@ -220,13 +226,21 @@ def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     return "object", entries
 
 
-def _path_element(key: Any, limit: int) -> PathElement:
+_INT64 = 1 << 63
+
+
+def _path_element(key: Any, limits: Limits) -> PathElement:
+    """A dict key (or attribute name) as a path element: strings and int64s as they are, longer
+    strings shortened, anything else as a bounded repr (keys are str()-ed for every node's key
+    and JSON: a 2**40-element DAG, a 100,000-deep tuple or a 5,000-digit int must not be)."""
     if isinstance(key, str):
-        return key
+        if len(key) <= limits.max_key_chars:
+            return key
+        return f"{key[: limits.max_key_chars]}… ({len(key):,} chars)"
     if isinstance(key, int) and not isinstance(key, bool):
-        return key
-    text = repr(key) if isinstance(key, _PLAIN + (tuple,)) else f"<{saved_type_name(key)}>"
-    return text[:limit]
+        return key if -_INT64 <= key < _INT64 else f"<int with {key.bit_length():,} bits>"
+    text = safe_repr(key) if isinstance(key, _PLAIN + (tuple, frozenset)) else f"<{saved_type_name(key)}>"
+    return text[: limits.max_value_chars]
 
 
 def _type_label(obj: Any) -> str:

@@ -17,6 +17,7 @@ from typing import IO, Any, ClassVar
 from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
 from .global_risk import canonical_global_name, classify_global
 from .model import GlobalRef, TensorInfo
+from .safe_repr import safe_repr
 
 
 @dataclass(slots=True)
@@ -56,18 +57,46 @@ class NdarrayRecord:
     def __setstate__(self, state: Any) -> None:
         # numpy's ndarray.__reduce__ state: (version, shape, dtype, is_fortran, rawdata)
         if isinstance(state, tuple) and len(state) >= 5:
-            self.shape = _int_list(state[1])
+            self.shape = _shape(state[1])
             if isinstance(state[2], NumpyDtype):
                 self.dtype = state[2].name
             raw = state[4]
             self.nbytes = len(raw) if isinstance(raw, (bytes, bytearray, str)) else 0
 
 
-class NumpyDtype:
+class _Sealed(type):
+    """Metaclass of the classes handed to pickles: BUILD with slot state cannot set their class
+    attributes, which every later file read by this process would otherwise see."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        raise AttributeError(f"{cls.__name__}.{name} cannot be set")
+
+    def __delattr__(cls, name: str) -> None:
+        raise AttributeError(f"{cls.__name__}.{name} cannot be deleted")
+
+
+class _SealedCall:
+    """A builder function handed to pickles, without attributes a BUILD could set (a plain
+    function's __defaults__, for one, would change it for every later file)."""
+
+    __slots__ = ("_fn",)
+    _fn: Callable[..., Any]
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{name} cannot be set")
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
+class NumpyDtype(metaclass=_Sealed):
     saved_type = "numpy.dtype"
 
     def __init__(self, code: Any = "", *_: Any) -> None:
-        self.code = code if isinstance(code, str) else str(code)
+        self.code = code if isinstance(code, str) else safe_repr(code)
         self.name = dtype_from_numpy_code(self.code)
 
     def __setstate__(self, state: Any) -> None:
@@ -116,7 +145,7 @@ class Stub:
         self.setitems[key] = value
 
 
-class _SavedDict(dict):
+class _SavedDict(dict, metaclass=_Sealed):
     saved_type: ClassVar[str] = "dict"
 
 
@@ -139,9 +168,18 @@ class _DefaultDict(_SavedDict):
 class UnpickleLog:
     """What the unpickler saw: globals (with counts) and non-fatal problems."""
 
+    MAX_PROBLEMS = 100  # listed; beyond that only counted (a hostile file may cause millions)
+
     def __init__(self) -> None:
         self.globals: dict[str, GlobalRef] = {}
         self.problems: list[str] = []
+        self.more_problems = 0
+
+    def problem(self, message: str) -> None:
+        if len(self.problems) < self.MAX_PROBLEMS:
+            self.problems.append(message)
+        else:
+            self.more_problems += 1
 
     def saw_global(self, name: str) -> None:
         ref = self.globals.get(name)
@@ -200,14 +238,35 @@ class _LogBound:
         return self.make(log)
 
 
+_INT64 = 1 << 63
+
+
 def _int_list(value: Any) -> list[int]:
+    """Strides and the like: int64 values, as torch stores them."""
     if type(value) in (tuple, list):
         for v in value:
-            if type(v) is not int:
+            if type(v) is not int or not -_INT64 <= v < _INT64:
                 break
         else:
             return list(value)
-    raise ValueError(f"expected a tuple of ints, got {type(value).__name__}")
+    raise ValueError(f"expected a tuple of int64 values, got {safe_repr(value)}")
+
+
+def _shape(value: Any) -> list[int]:
+    """A size: int64 values whose product (numel) is an int64 too, as in torch. A size beyond
+    that cannot come from torch, and its numel could not even be printed (Python refuses str()
+    of ints over 4,300 digits)."""
+    if type(value) in (tuple, list):
+        numel = 1
+        for v in value:
+            if type(v) is not int or not -_INT64 <= v < _INT64:
+                break
+            numel *= v
+            if not -_INT64 <= numel < _INT64 and 0 not in value:
+                break
+        else:
+            return list(value)
+    raise ValueError(f"expected a tensor size (int64 values, numel within int64), got {safe_repr(value)}")
 
 
 def _contiguous_stride(shape: list[int]) -> list[int]:
@@ -222,12 +281,17 @@ def _tolerant(name: str) -> _LogBound:
     """Wrap a rebuild function so malformed arguments become a problem and a stub, not a crash."""
 
     def bind(log: UnpickleLog) -> Callable[..., Any]:
+        rebuild = _REBUILDERS[name]
+        fallback: list[type[Stub]] = []  # one stub class per unpickler, not one per failure
+
         def call(*args: Any) -> Any:
             try:
-                return _REBUILDERS[name](*args)
+                return rebuild(*args)
             except Exception as exc:  # malformed pickle: report and keep reading
-                log.problems.append(f"{name}: cannot rebuild tensor ({exc})")
-                return type(name.rsplit(".", 1)[-1], (Stub,), {"qualname": name})(*args)
+                log.problem(f"{name}: cannot rebuild tensor ({exc})")
+                if not fallback:
+                    fallback.append(type(name.rsplit(".", 1)[-1], (Stub,), {"qualname": name}))
+                return fallback[0](*args)
 
         return call
 
@@ -243,11 +307,11 @@ def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any
     # The hot path: one call per tensor of every checkpoint.
     if not isinstance(storage, StorageRef):
         raise ValueError("storage is not a storage reference")
-    if type(storage_offset) is not int:
-        raise ValueError("storage offset is not an int")
+    if type(storage_offset) is not int or not -_INT64 <= storage_offset < _INT64:
+        raise ValueError("storage offset is not an int64")
     view_offset = storage.view_offset
     return _tensor_on(storage, storage_offset + view_offset if view_offset else storage_offset,
-                      _int_list(size), _int_list(stride), requires_grad is True, storage.dtype)
+                      _shape(size), _int_list(stride), requires_grad is True, storage.dtype)
 
 
 def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any,
@@ -281,7 +345,7 @@ def _rebuild_qtensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
 
 def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
                                     *_: Any) -> TensorRecord:
-    return _tensor_without_storage(_int_list(size), _int_list(stride), requires_grad is True,
+    return _tensor_without_storage(_shape(size), _int_list(stride), requires_grad is True,
                                    dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
 
 
@@ -314,7 +378,7 @@ def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
         raise ValueError("sparse tensor data is not a tuple")
     values = next((d for d in data if isinstance(d, TensorRecord)), None)
     size = data[-1] if len(data) in (3, 4) else data[2]
-    shape = _int_list(size)
+    shape = _shape(size)
     if values is None:
         return _tensor_without_storage(shape, _contiguous_stride(shape), False, "unknown", layout="sparse")
     return replace(values, path=[], shape=shape, stride=_contiguous_stride(shape), layout="sparse")
@@ -349,7 +413,10 @@ def _torch_size(items: Any = ()) -> tuple[Any, ...]:
 
 
 def _torch_device(kind: Any = "cpu", index: Any = None) -> str:
-    return f"{kind}:{index}" if index is not None else str(kind)
+    name = kind if type(kind) is str else "?"  # never str() what a file made: it may be a DAG bomb
+    if index is None:
+        return name
+    return f"{name}:{index}" if type(index) is int and -_INT64 <= index < _INT64 else f"{name}:?"
 
 
 def _codecs_encode(text: Any, encoding: Any = "utf-8", *_: Any) -> bytes:
@@ -402,17 +469,17 @@ _BUILDERS: dict[str, Any] = {
     "collections.OrderedDict": _OrderedDict,
     "collections.Counter": _Counter,
     "collections.defaultdict": _DefaultDict,
-    "builtins.set": _safe_set,
-    "builtins.frozenset": _safe_frozenset,
-    "builtins.complex": _safe_complex,
-    "builtins.bytearray": _safe_bytearray,
-    "_codecs.encode": _codecs_encode,
-    "torch.Size": _torch_size,
-    "torch.device": _torch_device,
-    "numpy.core.multiarray._reconstruct": _numpy_reconstruct,
-    "numpy._core.multiarray._reconstruct": _numpy_reconstruct,
-    "numpy.core.multiarray.scalar": _numpy_scalar,
-    "numpy._core.multiarray.scalar": _numpy_scalar,
+    "builtins.set": _SealedCall(_safe_set),
+    "builtins.frozenset": _SealedCall(_safe_frozenset),
+    "builtins.complex": _SealedCall(_safe_complex),
+    "builtins.bytearray": _SealedCall(_safe_bytearray),
+    "_codecs.encode": _SealedCall(_codecs_encode),
+    "torch.Size": _SealedCall(_torch_size),
+    "torch.device": _SealedCall(_torch_device),
+    "numpy.core.multiarray._reconstruct": _SealedCall(_numpy_reconstruct),
+    "numpy._core.multiarray._reconstruct": _SealedCall(_numpy_reconstruct),
+    "numpy.core.multiarray.scalar": _SealedCall(_numpy_scalar),
+    "numpy._core.multiarray.scalar": _SealedCall(_numpy_scalar),
     "numpy.dtype": NumpyDtype,
 }
 

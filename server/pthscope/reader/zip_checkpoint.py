@@ -11,7 +11,8 @@ from typing import Any
 
 from .limits import Limits
 from .model import Checkpoint, Problem
-from .pickled import PickleError, fill_checkpoint, unpickle
+from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
+from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
 from .zip_directory import Member, ZipError, file_size_of, read_directory, read_member
 
@@ -34,7 +35,14 @@ def read_zip_checkpoint(path: str, limits: Limits) -> Checkpoint:
 
 def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
     size = file_size_of(f)
-    members = read_directory(f, size)
+    duplicates: list[str] = []
+    members = read_directory(f, size, duplicates=duplicates)
+    if duplicates:
+        checkpoint.errors.append(Problem(
+            "corrupt", f"{len(duplicates):,} member names appear more than once ({duplicates[0]}, ...): which copy "
+            "torch.load reads is not defined, so what is shown (the first copies) may not be what it would "
+            "run; such an archive is likely crafted", where=duplicates[0],
+        ))
     pickles = sorted((name for name in members if name == "data.pkl" or name.endswith("/data.pkl")), key=len)
     if any(n.endswith("/constants.pkl") or "/code/" in n for n in members):
         checkpoint.format = "torchscript"
@@ -67,9 +75,12 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
 
     def persistent_load(pid: Any) -> StorageRef:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise ValueError(f"unsupported persistent id {str(pid)[:80]}")
+            raise ValueError(f"unsupported persistent id {safe_repr(pid)}")
         _, storage_type, key, location, numel = pid[:5]
-        key = str(key)
+        if type(key) is not str:  # never hash or str() an arbitrary object: it may be a DAG bomb
+            key = key_text(key)
+            if key is None:
+                raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
         ref = storages.get(key)
         if ref is None:
             ref = _storage_ref(key, storage_type, location, numel, members.get(f"{prefix}data/{key}"))
@@ -87,12 +98,12 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
         root = unpickle(stream, pickle_member.name, persistent_load, log, limits)
     except PickleError as exc:
         checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
-        checkpoint.globals = list(log.globals.values())
-        return checkpoint
+        return report_globals(checkpoint, log)
     return fill_checkpoint(checkpoint, root, log, limits)
 
 
 def _storage_ref(key: str, storage_type: Any, location: Any, numel: Any, member: Member | None) -> StorageRef:
     dtype, _cuda = storage_type_dtype(storage_type)
-    return StorageRef(key=key, dtype=dtype, location=str(location), numel=numel if type(numel) is int else 0,
+    return StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
+                      numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0,
                       nbytes=member.size if member else None)

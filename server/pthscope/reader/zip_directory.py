@@ -37,8 +37,13 @@ class Member:
     header_offset: int
 
 
-def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -> dict[str, Member]:
-    """Members by name, from the central directory at the end of the file."""
+def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000,
+                   duplicates: list[str] | None = None) -> dict[str, Member]:
+    """Members by name, from the central directory at the end of the file.
+
+    A name that appears twice keeps its first entry (torch's reader found the first in our
+    tests; other zip tools take the last) and is added to `duplicates`.
+    """
     tail_len = min(file_size, _EOCD_SIZE + _MAX_COMMENT + 20)
     f.seek(file_size - tail_len)
     tail = f.read(tail_len)
@@ -68,7 +73,10 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -
         if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
             usize, csize, offset = _zip64_extra(directory[name_start + name_len:name_start + name_len + extra_len],
                                                 usize, csize, offset)
-        members[name] = Member(name, usize, csize, method, offset)
+        if name not in members:
+            members[name] = Member(name, usize, csize, method, offset)
+        elif duplicates is not None:
+            duplicates.append(name)
         pos = name_start + name_len + extra_len + comment_len
         if pos > len(directory):
             raise ZipError("the zip directory ends inside an entry", f"zip directory entry {index}")
@@ -85,7 +93,10 @@ def read_member(f: BinaryIO, member: Member, file_size: int) -> bytes:
         return raw
     if member.method == 8:
         inflater = zlib.decompressobj(-15)
-        data = inflater.decompress(raw, member.size)
+        try:
+            data = inflater.decompress(raw, member.size)
+        except zlib.error as exc:
+            raise ZipError(f"{member.name} cannot be inflated ({exc}): it is corrupt", member.name) from None
         if len(data) != member.size:
             raise ZipError(f"{member.name} does not inflate to its declared size", member.name)
         return data

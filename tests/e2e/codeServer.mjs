@@ -163,10 +163,28 @@ async function focusWorkbench(page) {
   }
 }
 
+/**
+ * Opens the quick input with `key` (F1, Control+P). A webview that has just taken focus may
+ * swallow the first key press, so focus the workbench and try again a few times.
+ */
+async function openQuickInput(page, key) {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await focusWorkbench(page);
+    await page.keyboard.press(key);
+    try {
+      await input.waitFor({ state: 'visible', timeout: 3_000 });
+      return input;
+    } catch {
+      await page.keyboard.press('Escape');
+    }
+  }
+  throw new Error(`${key} did not open the quick input`);
+}
+
 /** Types `text` into the open quick input and clicks the entry labelled exactly `label`. */
 async function pickExactly(page, text, label) {
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
   await input.fill(text);
   const exact = new RegExp(`^\\s*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
   const entry = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
@@ -175,23 +193,18 @@ async function pickExactly(page, text, label) {
 }
 
 export async function quickOpen(page, fileName) {
-  await focusWorkbench(page);
-  await page.keyboard.press('Control+P');
+  await openQuickInput(page, 'Control+P');
   await pickExactly(page, fileName, fileName);
 }
 
 export async function runCommand(page, title) {
-  await focusWorkbench(page);
-  await page.keyboard.press('F1');
+  await openQuickInput(page, 'F1');
   await pickExactly(page, `>${title}`, title);
 }
 
 /** Picks a colour theme through "Preferences: Color Theme". */
 export async function setColorTheme(page, theme) {
-  await focusWorkbench(page);
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  const input = await openQuickInput(page, 'F1');
   await input.fill('>Preferences: Color Theme');
   const exact = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: /^\s*Preferences: Color Theme\s*$/ }) }).first();
   await exact.click({ timeout: 15_000 });

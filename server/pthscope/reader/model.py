@@ -128,6 +128,7 @@ class TensorInfo:
         )
 
     def to_json(self) -> dict[str, Any]:
+        numel = self.numel
         return {
             "path": self.path,
             "key": self.key,
@@ -139,8 +140,8 @@ class TensorInfo:
             "location": self.location,
             "stride": self.stride,
             "storage_offset": self.storage_offset,
-            "numel": self.numel,
-            "nbytes": self.nbytes,
+            "numel": numel,
+            "nbytes": numel * itemsize(self.dtype),
             "storage": self.storage,
             "storage_nbytes": self.storage_nbytes,
             "shared_with": self.shared_with,
@@ -227,6 +228,8 @@ class Checkpoint:
         return not self.errors
 
     def summary(self) -> dict[str, Any]:
+        # One pass, no object per tensor (TensorInfo.counts() inlined): this runs for every
+        # `inspect --json` and every checkpoint the server opens.
         params = ParamCounts()
         bytes_by_dtype: dict[str, int] = {}
         locations: dict[str, int] = {}
@@ -236,13 +239,23 @@ class Checkpoint:
         # tensors are all plain, counts its tensors with their flags unknown.
         has_parameters = any(t.kind == "parameter" for t in self.tensors)
         for t in self.tensors:
-            if t.kind == "parameter" or not has_parameters:
-                params.add(t.counts())
-            bytes_by_dtype[t.dtype] = bytes_by_dtype.get(t.dtype, 0) + t.nbytes
+            dtype, kind = t.dtype, t.kind
+            numel = t.numel
+            nbytes = numel * itemsize(dtype)
+            if ((kind == "parameter" or not has_parameters) and kind != "buffer" and kind != "ndarray"
+                    and can_require_grad(dtype)):
+                params.total += numel
+                if t.requires_grad:
+                    params.trainable += numel
+                elif kind == "parameter":
+                    params.frozen += numel
+                else:
+                    params.unknown += numel
+            bytes_by_dtype[dtype] = bytes_by_dtype.get(dtype, 0) + nbytes
             locations[t.location] = locations.get(t.location, 0) + 1
-            kinds[t.kind] = kinds.get(t.kind, 0) + 1
+            kinds[kind] = kinds.get(kind, 0) + 1
             if t.storage:
-                storages[t.storage] = max(storages.get(t.storage, 0), t.storage_nbytes or t.nbytes)
+                storages[t.storage] = max(storages.get(t.storage, 0), t.storage_nbytes or nbytes)
         risks = {"safe": 0, "unknown": 0, "dangerous": 0}
         for g in self.globals:
             risks[g.risk] += 1

@@ -237,6 +237,7 @@ def expected_numbers(model: nn.Module, hostile_sd: dict[str, torch.Tensor]) -> d
             "top_level_modules": [name for name, _ in model.named_children()],
             "frozen_tensor": frozen[0][0],
             "trainable_tensor": trainable[-1][0],
+            "deep_tensor": max((n for n, _ in params), key=lambda n: (n.count("."), n)),
         },
         "state_dict": {"file": "resnet_state_dict.pth", "tensors": len(model.state_dict())},
         "hostile": {

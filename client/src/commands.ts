@@ -89,6 +89,11 @@ const find: CommandFactory = {
     let generation = 0;
     const search = async (query: string): Promise<void> => {
       const mine = ++generation;
+      if (!query.trim()) {
+        pick.items = [];
+        pick.title = undefined;
+        return;
+      }
       pick.busy = true;
       try {
         const result = await ctx.request(protocol.search, { file: checkpoint.file, query, limit: 200 });
@@ -125,7 +130,6 @@ const find: CommandFactory = {
     });
     pick.onDidHide(() => { clearTimeout(timer); pick.dispose(); });
     pick.show();
-    void search('');
     return undefined;
   },
 };

@@ -141,6 +141,19 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await page.mouse.move(5, 5);
   });
 
+  step('Find in Checkpoint reveals a nested tensor in the tree', async () => {
+    const target = expected.whole_model.deep_tensor;
+    await runCommand(page, 'pthscope: Find in Checkpoint…');
+    const input = page.locator('.quick-input-widget input');
+    await input.fill(target);
+    const match = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${target.replace(/\./g, '\\.')}\\s*$`) }) }).first();
+    await match.click({ timeout: 30_000 });
+    const leaf = target.split('.').pop();
+    const selected = page.locator(`.part.sidebar .monaco-list-row.selected[aria-label^="${leaf}, "]`);
+    await selected.waitFor({ timeout: 30_000 });
+    await shot('03b-find-revealed');
+  });
+
   step('the hostile file shows the red safety banner', async () => {
     const hostile = expected.hostile;
     await runCommand(page, 'View: Close All Editors');

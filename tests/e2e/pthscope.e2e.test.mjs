@@ -274,6 +274,15 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('13-train-py-fixed');
   });
 
+  step('Restart Server: a new server answers the next page', async () => {
+    await runCommand(page, 'pthscope: Restart Server');
+    await page.locator('.statusbar', { hasText: 'pthscope: server restarted' }).waitFor({ timeout: 60_000 });
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, expected.whole_model.file);
+    const webview = await openedPage();
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.whole_model.tensors);
+  });
+
   step('the page follows dark and high-contrast themes', async () => {
     await runCommand(page, 'View: Close All Editors');
     await quickOpen(page, expected.hostile.file);

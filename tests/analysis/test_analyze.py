@@ -70,6 +70,15 @@ def test_syntax_errors_keep_the_rest() -> None:
     assert not hopeless.ok and hopeless.loads == previous.loads
 
 
+def test_a_block_opened_but_not_written_yet() -> None:
+    """`for …:` just typed at the end: Python blames the line after; the repair blanks the
+    `for` line itself, so the rest of the file is still analysed."""
+    typing = SOURCE + "for name, p in model.named_parameters():\n# a comment\n"
+    facts = analyze(typing, "/w/train.py")
+    assert not facts.ok and "expected an indented block" in (facts.syntax_error or "")
+    assert len(facts.loads) == 1 and len(facts.lines) == len(SOURCE.splitlines()) + 2
+
+
 def test_lines_are_counted_as_python_and_lsp_count_them() -> None:
     """A form feed or U+2028 inside a line is not a line break (unlike `str.splitlines`)."""
     source = 'note = "a\u2028b\x0cc"\nmodel = Net()\nmodel.load_state_dict(sd)\r\nx = 1\n'

@@ -13,6 +13,9 @@ from .facts import Span
 
 _MAX_REPAIRS = 3
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# "expected an indented block after 'for' statement on line 12": the error is reported on the
+# line after, but the line to blank is the one that opened the block.
+_OPENED_ON = re.compile(r"expected an indented block after .* on line (\d+)")
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
 
 
@@ -32,7 +35,7 @@ def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
     except SyntaxError as exc:
         first_error = f"line {exc.lineno}: {exc.msg}"
         lines = source_lines(source)
-        lineno = exc.lineno
+        lineno = _broken_line(exc)
     except ValueError as exc:  # null bytes
         return None, str(exc)
     for _ in range(_MAX_REPAIRS):
@@ -44,10 +47,15 @@ def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
         try:
             return ast.parse("\n".join(lines)), first_error
         except SyntaxError as exc:
-            lineno = exc.lineno
+            lineno = _broken_line(exc)
         except ValueError:
             return None, first_error
     return None, first_error
+
+
+def _broken_line(error: SyntaxError) -> int | None:
+    opened = _OPENED_ON.match(error.msg or "")
+    return int(opened.group(1)) if opened else error.lineno
 
 
 class Positions:

@@ -20,7 +20,7 @@
     { id: 'kind', title: 'Kind', cell: (t) => t.kind },
     { id: 'numel', title: 'Numel', sort: 'numel', numeric: true, cell: (t) => formatExact(t.numel) },
     { id: 'bytes', title: 'Size', sort: 'nbytes', numeric: true, cell: (t) => formatBytes(t.nbytes) },
-    { id: 'location', title: 'Location', cell: (t) => t.location },
+    { id: 'location', title: 'Device', cell: (t) => t.location },
   ];
 
   const state = {

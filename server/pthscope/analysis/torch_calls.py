@@ -1,0 +1,178 @@
+"""`torch.load`, `torch.save` and `model.load_state_dict` calls → `TorchLoad`, `TorchSave` and
+`StateDictLoad` facts.
+
+The walk in collect.py calls these with itself (`c`) for what it knows at that point: the
+statement and scope being walked, the names bound to paths and to `torch.load` results.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from .ast_shapes import attr_chain
+from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
+from .paths import dotted_name
+from .source import Positions
+
+if TYPE_CHECKING:
+    from .collect import Collector
+
+
+def record_torch_load(c: Collector, node: ast.Call) -> TorchLoad:
+    """A `torch.load(...)` call: where `weights_only=` would go, which path, what it is bound to."""
+    keywords = {k.arg for k in node.keywords}
+    last = [*node.args, *[k.value for k in node.keywords]]
+    insert_at = None
+    if last:
+        end = max(last, key=lambda n: (n.end_lineno or 0, n.end_col_offset or 0))
+        end_span = c.pos.span(end)
+        insert_at = (end_span.end_line, end_span.end_char)
+    target = (
+        node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "f"), None)
+    )
+    assigned = None
+    if isinstance(c.stmt, ast.Assign) and c.stmt.value is node:
+        names = [t.id for t in c.stmt.targets if isinstance(t, ast.Name)]
+        assigned = names[0] if names else None
+    path = c.path_arg(target, "load", assigned)
+    load = TorchLoad(
+        c.scope,
+        c.pos.span(node),
+        c.pos.span(node.func),
+        c.stmt_span(),
+        "weights_only" in keywords,
+        None in keywords,
+        insert_at,
+        path,
+        assigned,
+    )
+    if assigned is not None:
+        c.loaded[assigned] = path
+    c.facts.torch_loads.append(load)
+    return load
+
+
+def record_torch_save(c: Collector, node: ast.Call) -> None:
+    """A `torch.save(obj, f)` call and what kind of object it saves."""
+    if not node.args:
+        return
+    obj = node.args[0]
+    kind: SaveKind = "other"
+    var: str | None = None
+    grad_keys: list[str] = []
+    if isinstance(obj, ast.Name):
+        kind, var = "model", obj.id
+    elif (
+        isinstance(obj, ast.Call)
+        and isinstance(obj.func, ast.Attribute)
+        and obj.func.attr == "state_dict"
+    ):
+        chain = attr_chain(obj.func.value)
+        kind, var = "state_dict", chain[0] if chain else None
+    elif isinstance(obj, ast.Dict):
+        kind = "dict"
+        for key, value in zip(obj.keys, obj.values, strict=True):
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                continue
+            if isinstance(value, ast.DictComp) and "requires_grad" in ast.dump(value.value):
+                grad_keys.append(key.value)
+            elif (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Attribute)
+                and value.func.attr == "state_dict"
+            ):
+                chain = attr_chain(value.func.value)
+                if chain and chain[0] not in c.facts.optimizer_vars and var is None:
+                    var = chain[0]
+    target = (
+        node.args[1]
+        if len(node.args) > 1
+        else next((k.value for k in node.keywords if k.arg == "f"), None)
+    )
+    path = c.path_arg(target, "save", var)
+    rest = [source_segment(c.pos, a) for a in node.args[1:]]
+    rest += [
+        f"{k.arg}={source_segment(c.pos, k.value)}"
+        if k.arg
+        else f"**{source_segment(c.pos, k.value)}"
+        for k in node.keywords
+    ]
+    assert c.stmt is not None
+    c.facts.saves.append(
+        TorchSave(
+            c.scope,
+            c.pos.span(node),
+            c.stmt_span(),
+            c.pos.indent_of(c.stmt.lineno),
+            kind,
+            var,
+            source_segment(c.pos, obj),
+            ", ".join(rest),
+            path,
+            tuple(grad_keys),
+        )
+    )
+
+
+def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
+    """`var.load_state_dict(...)`: what is loaded, from which path, where the statement ends."""
+    arg = node.args[0] if node.args else None
+    path: CheckpointPath | None = None
+    source_var = source_key = None
+    if isinstance(arg, ast.Subscript) and isinstance(arg.slice, ast.Constant):
+        if isinstance(arg.slice.value, str):
+            source_key = arg.slice.value
+        arg = arg.value
+    if isinstance(arg, ast.Name):
+        source_var = arg.id
+        path = c.loaded.get(arg.id)
+    elif isinstance(arg, ast.Call):
+        name = dotted_name(arg.func) or ""
+        if name.rpartition(".")[0] in c.torch_names and name.endswith(".load"):
+            inner = record_torch_load(c, arg)
+            path = inner.path
+            for sub in ast.walk(arg):
+                c.consumed.add(id(sub))
+    if path is not None:
+        path.var = var
+        path.role = "load"
+    assert c.stmt is not None
+    stmt = c.pos.span(c.stmt)
+    text = c.pos.lines[stmt.end_line] if stmt.end_line < len(c.pos.lines) else ""
+    single = isinstance(c.stmt, (ast.Expr, ast.Assign, ast.AnnAssign)) and not text[
+        stmt.end_char :
+    ].strip().startswith(";")
+    c.facts.loads.append(
+        StateDictLoad(
+            var,
+            c.scope,
+            c.pos.span(node),
+            stmt,
+            c.pos.indent_of(c.stmt.lineno),
+            single and c.pos.indent_of(c.stmt.lineno) == _line_indent(c.pos, stmt),
+            path,
+            source_var,
+            source_key,
+        )
+    )
+
+
+def _line_indent(pos: Positions, span: Span) -> str:
+    text = pos.lines[span.start_line]
+    return text[: len(text) - len(text.lstrip())] if text[: span.start_char].strip() == "" else "?"
+
+
+def source_segment(pos: Positions, node: ast.AST) -> str:
+    """The source text of a node, as written."""
+    span = pos.span(node)
+    lines = pos.lines
+    if span.start_line == span.end_line:
+        return lines[span.start_line][span.start_char : span.end_char]
+    parts = [lines[span.start_line][span.start_char :]]
+    parts += lines[span.start_line + 1 : span.end_line]
+    parts.append(lines[span.end_line][: span.end_char])
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------- after the walk

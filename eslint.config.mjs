@@ -34,7 +34,7 @@ export default tseslint.config(
     files: ['*.mjs', 'tests/e2e/**/*.mjs'],
     languageOptions: {
       sourceType: 'module',
-      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', URL: 'readonly', fetch: 'readonly', getComputedStyle: 'readonly' },
+      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', URL: 'readonly', fetch: 'readonly', getComputedStyle: 'readonly', document: 'readonly' },
     },
   },
 );

@@ -189,7 +189,11 @@ async function pickExactly(page, text, label) {
   const exact = new RegExp(`^\\s*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
   const entry = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
   await entry.click({ timeout: 15_000 });
-  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 15_000 });
+  // done when the widget closes, or (a command that opens its own quick pick) shows other text
+  await page.waitForFunction((typed) => {
+    const widget = document.querySelector('.quick-input-widget');
+    return !widget || widget.offsetParent === null || widget.querySelector('input')?.value !== typed;
+  }, text, { timeout: 15_000 });
 }
 
 export async function quickOpen(page, fileName) {

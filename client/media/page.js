@@ -101,7 +101,8 @@
   function renderProblems(result) {
     const items = [
       ...result.errors.map((p) => ({ p, severity: 'error' })),
-      ...result.warnings.map((p) => ({ p, severity: 'warning' })),
+      // The safety banner already lists dangerous globals.
+      ...result.warnings.filter((p) => p.kind !== 'dangerous-globals').map((p) => ({ p, severity: 'warning' })),
     ];
     if (items.length === 0) {
       return null;

@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="only tensors/modules whose key contains PATTERN (shell wildcards allowed)")
     inspect_cmd.add_argument("--depth", type=int, default=None, metavar="N", help="show the tree N levels deep")
     inspect_cmd.add_argument("--no-tree", action="store_true", help="JSON without the nested tree")
-    commands.add_parser("lsp", help="start the language server on stdio")
+    lsp_cmd = commands.add_parser("lsp", help="start the language server on stdio")
+    # vscode-languageclient and other clients name the transport; stdio is the only one.
+    lsp_cmd.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     return parser
 
 

@@ -166,25 +166,35 @@ def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: CheckpointLookup) 
     """Which parameters of the linked checkpoint a requires_grad statement sets, and to what."""
     statement = _statement_text(facts, op.stmt)
     title = _code(statement.splitlines()[0].strip() if statement else op.var)
-    effect = _effect(op, lookup, statement)
-    if effect is None:
+    table = _effect_table(op, lookup, statement)
+    if table is None:
         return f"{title}\nAffects parameters of `{op.var}` in a way that is not statically clear."
-    set_false, set_true = effect
-    lines = [
-        title,
-        "| sets requires_grad | parameters | elements |",
-        "|---|---|---|",
-    ]
-    for value, names in (("False", set_false), ("True", set_true)):
-        if names:
-            elements = sum(r.numel for r in names)
-            lines.append(f"| {value} | {_n(len(names))} | {_n(elements)} |")
-    if not set_false and not set_true:
-        lines.append("| — | 0 | 0 |")
-    shown = [r.rel_key or r.key for r in (set_false or set_true)]
-    if shown:
-        lines += ["", f"{_names(shown)} — in `{_basename(lookup.file)}`"]
-    return "\n".join(lines)
+    return "\n".join([title, *table])
+
+
+def _effect_table(op: FlagOp, lookup: CheckpointLookup, statement: str) -> list[str] | None:
+    """The table under the title; kept with the effect, so that hovering the same loop again
+    does not count 30,000 parameters again."""
+    cache_key = f"table|{op.module_path}|{statement.replace(op.var, '')}"
+    if cache_key in lookup.loop_cache:
+        cached: list[str] | None = lookup.loop_cache[cache_key]
+        return cached
+    effect = _effect(op, lookup, statement)
+    lines: list[str] | None = None
+    if effect is not None:
+        set_false, set_true = effect
+        lines = ["| sets requires_grad | parameters | elements |", "|---|---|---|"]
+        for value, names in (("False", set_false), ("True", set_true)):
+            if names:
+                elements = sum(r.numel for r in names)
+                lines.append(f"| {value} | {_n(len(names))} | {_n(elements)} |")
+        if not set_false and not set_true:
+            lines.append("| — | 0 | 0 |")
+        shown = [r.rel_key or r.key for r in (set_false or set_true)]
+        if shown:
+            lines += ["", f"{_names(shown)} — in `{_basename(lookup.file)}`"]
+    _remember(lookup, cache_key, lines)
+    return lines
 
 
 def _effect(
@@ -215,10 +225,14 @@ def _effect(
         result = None
     else:
         result = ([], selected) if op.value else (selected, [])
-    lookup.loop_cache[cache_key] = result
+    _remember(lookup, cache_key, result)
+    return result
+
+
+def _remember(lookup: CheckpointLookup, key: str, value: object) -> None:
+    lookup.loop_cache[key] = value
     while len(lookup.loop_cache) > _LOOP_CACHE_SIZE:
         lookup.loop_cache.popitem(last=False)
-    return result
 
 
 def _loop_effect(

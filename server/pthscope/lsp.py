@@ -65,6 +65,21 @@ class PythonDocument:
     # False when the text did not parse even with repairs: `facts` are from an earlier text
     # (hovers still use them; diagnostics and edits wait for a text that parses).
     current: bool
+    # The diagnostics of `facts` and the checkpoints they were computed with.
+    _found: tuple[list[tuple[str, Json]], list[actions.Diagnostic]] | None = None
+
+    def diagnostics(self, checkpoints: dict[str, Json]) -> list[actions.Diagnostic]:
+        """`actions.diagnostics`, computed once per text and set of linked checkpoints (the
+        light bulb asks for them on every cursor move)."""
+        linked = list(checkpoints.items())
+        known = self._found
+        if known is not None and len(known[0]) == len(linked) and all(
+            a[0] == b[0] and a[1] is b[1] for a, b in zip(known[0], linked, strict=True)
+        ):
+            return known[1]
+        found = actions.diagnostics(self.facts, checkpoints)
+        self._found = (linked, found)
+        return found
 
     def current_lines(self) -> list[str]:
         """The lines of the text as it is now (client positions refer to them)."""
@@ -85,7 +100,7 @@ class PthscopeServer(LanguageServer):
         self.worker, self.store = _worker_and_store(self.options)
         self.links = LinkedCheckpoints(self.store, self._linked_checkpoint_read)
         self.documents: dict[str, PythonDocument] = {}
-        self._diagnostics: dict[str, asyncio.Task[None]] = {}
+        self._publishing: dict[str, asyncio.Task[None]] = {}
 
     def configure(self, options: InitializationOptions) -> None:
         """Apply the options: a new worker (started on first use) and an empty cache."""
@@ -137,13 +152,13 @@ class PthscopeServer(LanguageServer):
 
     def schedule_diagnostics(self, uri: str, delay: float = 0.0) -> None:
         """Publish the document's diagnostics after `delay` s, unless it changes again first."""
-        pending = self._diagnostics.pop(uri, None)
+        pending = self._publishing.pop(uri, None)
         if pending is not None:
             pending.cancel()
         task = asyncio.create_task(self._publish_diagnostics(uri, delay))
-        self._diagnostics[uri] = task
+        self._publishing[uri] = task
         task.add_done_callback(
-            lambda done: self._diagnostics.pop(uri) if self._diagnostics.get(uri) is done else None
+            lambda done: self._publishing.pop(uri) if self._publishing.get(uri) is done else None
         )
 
     async def _publish_diagnostics(self, uri: str, delay: float) -> None:
@@ -155,8 +170,7 @@ class PthscopeServer(LanguageServer):
             state = self.analyze(document)
             if not state.current:
                 return  # keep the last ones until the text parses again
-            checkpoints = self.links.checkpoints(uri, state.facts)
-            found = actions.diagnostics(state.facts, checkpoints)
+            found = state.diagnostics(self.links.checkpoints(uri, state.facts))
         except Exception:  # a bug in analysis/actions must not stop the server
             log.exception("diagnostics for %s failed", uri)
             return
@@ -170,7 +184,7 @@ class PthscopeServer(LanguageServer):
         )
 
     def close_document(self, uri: str) -> None:
-        pending = self._diagnostics.pop(uri, None)
+        pending = self._publishing.pop(uri, None)
         if pending is not None:
             pending.cancel()
         self.documents.pop(uri, None)
@@ -405,7 +419,7 @@ def code_action(
     facts, only = state.facts, params.context.only
     checkpoints = ls.links.checkpoints(document.uri, facts)
     at = convert.server_range(params.range, facts.lines, document.position_codec)
-    offered = actions.code_actions(facts, at, checkpoints)
+    offered = actions.code_actions(facts, at, checkpoints, state.diagnostics(checkpoints))
     if only and convert.wants_kind(convert.FIX_ALL_KIND, only):
         offered += actions.fix_all_actions(facts, checkpoints)
     return ls.lsp_code_actions(document, facts, checkpoints, offered, only) or None

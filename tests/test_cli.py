@@ -70,3 +70,30 @@ def test_unreadable_file_exits_1_with_one_line(tmp_path: Path) -> None:
 def test_bad_usage_exits_2() -> None:
     assert _run("inspect").returncode == 2
     assert _run("frobnicate").returncode == 2
+
+
+def _hash_bomb() -> bytes:
+    """t0 = (); t(i+1) = (t(i), t(i)); set([t59]): hashing it visits 2**59 tuples inside C code."""
+    ops = [b"\x80\x02", b")", b"q\x00"]
+    for i in range(1, 60):
+        ops += [b"h" + bytes([i - 1]), b"h" + bytes([i - 1]), b"\x86", b"q" + bytes([i])]
+    ops += [b"c__builtin__\nset\n", b"h" + bytes([59]), b"\x85", b"\x85", b"R", b"."]
+    return b"".join(ops)
+
+
+def test_time_limit_stops_c_level_spinning(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.pth"
+    bomb.write_bytes(_hash_bomb())
+    result = _run("inspect", "--timeout", "1.5", str(bomb))
+    assert result.returncode == 1
+    assert "took longer than 1.5 s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_read_still_lists_dangerous_globals(tmp_path: Path) -> None:
+    # os.system named, then the pickle breaks off: the read fails, the danger is still shown.
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00echo")
+    result = _run("inspect", str(broken))
+    assert result.returncode == 1
+    assert "DANGEROUS" in result.stdout and "os.system" in result.stdout
+    assert result.stderr.count("\n") == 1

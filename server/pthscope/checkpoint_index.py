@@ -8,17 +8,16 @@ shapes of docs/protocol.md (`NodeSummary`, `TensorJson`). It knows nothing about
 
 from __future__ import annotations
 
-import gc
 import json
 import operator
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any
 
+from .gc_pause import gc_paused
 from .reader.dtypes import can_require_grad
 
 Json = dict[str, Any]
@@ -250,19 +249,8 @@ def _remembered(memo: OrderedDict[Any, list[int]], key: Any, compute: Callable[[
     return value
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
 def load_index(checkpoint_json: bytes) -> CheckpointIndex:
     """Decode and index a checkpoint's JSON with the garbage collector paused: the JSON is
     millions of objects, all in use, and collections in the middle only double the time."""
-    with _gc_paused():
+    with gc_paused():
         return CheckpointIndex(json.loads(checkpoint_json))

@@ -7,13 +7,19 @@ read (one line on stderr: which file, what is wrong, where), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
+import functools
 import json
 import os
+import signal
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from . import __version__
+from .gc_pause import gc_paused
 from .reader import inspect
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node
@@ -55,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                              help="only tensors/modules whose key contains PATTERN (shell wildcards allowed)")
     inspect_cmd.add_argument("--depth", type=int, default=None, metavar="N", help="show the tree N levels deep")
     inspect_cmd.add_argument("--no-tree", action="store_true", help="JSON without the nested tree")
+    inspect_cmd.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
+                             help="stop reading a file after this long (default 120; 0: no limit)")
     lsp_cmd = commands.add_parser("lsp", help="start the language server on stdio")
     # vscode-languageclient and other clients name the transport; stdio is the only one.
     lsp_cmd.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
@@ -64,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 def _inspect(args: argparse.Namespace) -> int:
     status = 0
     for file in args.files:
+        status = max(status, _within_time_limit(functools.partial(_inspect_one, file, args), file, args.timeout))
+    return status
+
+
+def _inspect_one(file: str, args: argparse.Namespace) -> int:
+    with gc_paused():
         checkpoint = inspect(file, _CLI_LIMITS)
         if args.json:
             payload = checkpoint.to_json(tree=not args.no_tree)
@@ -73,12 +87,55 @@ def _inspect(args: argparse.Namespace) -> int:
             write_json(payload, sys.stdout)
         elif checkpoint.ok:
             print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
-        for error in checkpoint.errors:
-            where = f" (at {error.where})" if error.where else ""
-            print(f"pthscope: {file}: {error.message}{where}", file=sys.stderr)
-        if checkpoint.errors:
-            status = 1
-    return status
+        else:
+            print_dangerous_globals(checkpoint, sys.stdout)  # what a failed read still found
+    for error in checkpoint.errors[:1]:
+        where = f" (at {error.where})" if error.where else ""
+        more = f" (+{len(checkpoint.errors) - 1} more problems; --json lists them)" if len(checkpoint.errors) > 1 else ""
+        print(f"pthscope: {file}: {error.message}{where}{more}", file=sys.stderr)
+    return 1 if checkpoint.errors else 0
+
+
+def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> int:
+    """Run `work` in a forked child that is killed after `seconds`.
+
+    Some hostile pickles make C code inside the unpickler spin (hashing a huge DAG of tuples)
+    where no Python-level check runs; only a separate process can be stopped then.
+    """
+    if seconds <= 0 or not hasattr(os, "fork"):
+        return work()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: do the work, never return into the parent's code
+        code = 1
+        try:
+            code = work()
+        except BrokenPipeError:
+            code = 0
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                sys.stdout.flush()
+            os._exit(code)
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            print(f"pthscope: {file}: reading took longer than {seconds:g} s and was stopped "
+                  "(the file is pathological or hostile; --timeout changes the limit)", file=sys.stderr)
+            return 1
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status):
+        print(f"pthscope: {file}: the reader was killed by signal {os.WTERMSIG(status)} "
+              "(out of memory?)", file=sys.stderr)
+        return 1
+    return os.WEXITSTATUS(status)
 
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -139,20 +196,23 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
         out.write("  bytes       " + ", ".join(f"{d} {_human(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
     if summary["locations"]:
         out.write("  locations   " + ", ".join(f"{loc} ×{n}" for loc, n in summary["locations"].items()) + "\n")
-    risky = [g for g in checkpoint.globals if g.risk != "safe"]
-    if risky:
-        dangerous = [g.name for g in risky if g.risk == "dangerous"]
-        unknown = [g.name for g in risky if g.risk == "unknown"]
-        if dangerous:
-            out.write(f"\n  !! DANGEROUS: torch.load(weights_only=False) would run: {', '.join(dangerous)}\n")
-        if unknown:
-            out.write(f"  !  unknown classes (a weights_only=False load imports them): {', '.join(unknown)}\n")
+    print_dangerous_globals(checkpoint, out)
     for warning in checkpoint.warnings:
         if warning.kind != "dangerous-globals":
             out.write(f"  warning: {warning.message}" + (f" (at {warning.where})" if warning.where else "") + "\n")
     if checkpoint.root is not None:
         out.write("\n")
         out.writelines(line + "\n" for line in _tree_lines(checkpoint, checkpoint.root, 0, pattern, depth))
+
+
+def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
+    dangerous = [g.name for g in checkpoint.globals if g.risk == "dangerous"]
+    unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
+    if dangerous:
+        out.write(f"\n  !! DANGEROUS: {checkpoint.file}: torch.load(weights_only=False) would run: "
+                  f"{', '.join(dangerous)}\n")
+    if unknown:
+        out.write(f"  !  unknown classes (a weights_only=False load imports them): {', '.join(unknown)}\n")
 
 
 def _tree_lines(checkpoint: Checkpoint, node: Node, level: int, pattern: str, depth: int | None) -> list[str]:

@@ -10,6 +10,7 @@ import os
 import tarfile
 from collections.abc import Callable
 
+from ..gc_pause import gc_paused
 from .legacy_checkpoint import probe_legacy, probe_pickle, read_legacy_checkpoint, read_pickle_file
 from .limits import DEFAULT_LIMITS, Limits
 from .model import Checkpoint, Problem
@@ -54,7 +55,8 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
     for probe, read in _FORMATS:
         if probe(head):
             try:
-                result = read(path, limits)
+                with gc_paused():
+                    result = read(path, limits)
             except MemoryError:
                 checkpoint.errors.append(Problem("limit", f"reading the file needs more memory than {memory_allowance()}"))
                 return checkpoint

@@ -87,7 +87,8 @@ class PythonDocument:
 
 
 class PthscopeServer(LanguageServer):
-    """Holds the options, the worker and the cache of parsed checkpoints."""
+    """Holds the options, the worker, the cache of parsed checkpoints, and per open Python
+    document its last analysis and the checkpoints it links."""
 
     def __init__(self) -> None:
         super().__init__(

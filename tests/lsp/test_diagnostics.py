@@ -76,7 +76,23 @@ async def test_noqa_and_debounced_changes(
     await asyncio.sleep(0.3)
     # Four quick changes, one publication.
     assert [p.version for p in python_client.published[uri][count:]] == [5]  # type: ignore[attr-defined]
-    change_document(python_client, uri, 6, text.replace(line, line + "  # noqa"))
+    # An incremental change, as VS Code sends them: `PTH001` becomes a bare `# noqa`.
+    end = utf16_position(text, line, len(line))
+    start = types.Position(line=end.line, character=end.character + len("  # noqa"))
+    python_client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=6),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=start,
+                        end=types.Position(line=end.line, character=start.character + 8),
+                    ),
+                    text="",
+                )
+            ],
+        )
+    )
     assert codes(await published(python_client, uri, lambda p: p.version == 6)) == []
 
 

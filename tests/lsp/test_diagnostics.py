@@ -76,7 +76,7 @@ async def test_noqa_and_debounced_changes(
     await asyncio.sleep(0.3)
     # Four quick changes, one publication.
     assert [p.version for p in python_client.published[uri][count:]] == [5]  # type: ignore[attr-defined]
-    # An incremental change, as VS Code sends them: `PTH001` becomes a bare `# noqa`.
+    # An incremental change, as VS Code sends them: drop the code list after noqa.
     end = utf16_position(text, line, len(line))
     start = types.Position(line=end.line, character=end.character + len("  # noqa"))
     python_client.text_document_did_change(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Limits:
     max_pickle_bytes: int = 1 << 30  # one pickle (data.pkl / legacy main pickle)
-    max_nodes: int = 5_000_000  # objects visited when building the tree
+    max_nodes: int = 2_000_000  # objects visited when building the tree
     max_depth: int = 256  # nesting of containers/modules
     max_value_chars: int = 200  # shown repr of plain values
     # Longer dict keys are shortened in paths: every node repeats its path in the JSON, so one

@@ -12,7 +12,7 @@ from typing import Any
 
 from .dtypes import itemsize
 from .limits import Limits
-from .model import ModuleInfo, Node, ParamCounts, PathElement, Problem, TensorInfo
+from .model import ModuleInfo, Node, ParamCounts, PathElement, Problem, TensorInfo, key_of
 from .safe_repr import safe_repr
 from .unpickler import (
     DtypeRef,
@@ -42,6 +42,7 @@ class TreeBuilder:
         self._on_path: set[int] = set()
         self._depth_reported = False
         self._placed: set[int] = set()
+        self._expanded: dict[int, str] = {}  # id of each container shown → its key
 
     def build(self, root: Any) -> Node:
         try:
@@ -78,6 +79,13 @@ class TreeBuilder:
             return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>"), _NO_COUNTS
         if id(obj) in self._on_path:
             return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>"), _NO_COUNTS
+        first = self._expanded.get(id(obj))
+        if first is not None:
+            # Shown once, referenced after: a pickle of shared containers (a DAG) cannot make the
+            # tree exponentially larger than the file. Torch's named_modules() also lists a
+            # shared module once.
+            return Node(name, path, "value", saved_type_name(obj), value=f"<same object as {first or '(root)'}>"), _NO_COUNTS
+        self._expanded[id(obj)] = key_of(path)
         self._on_path.add(id(obj))
         try:
             if isinstance(obj, Stub) and _module_state(obj) is not None:

@@ -8,6 +8,7 @@ Walks the graph once, depth- and count-bounded, and produces `Node`s plus the fl
 from __future__ import annotations
 
 from dataclasses import replace
+from operator import mul
 from typing import Any
 
 from .dtypes import itemsize
@@ -281,20 +282,15 @@ def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
 def _check_tensor_extents(tensors: list[TensorInfo], problems: list[Problem]) -> None:
     """A tensor whose view reaches past its storage is corrupt; say which, keep the rest."""
     for t in tensors:
-        if t.storage_nbytes is None or not t.stride:
+        shape, stride = t.shape, t.stride
+        if t.storage_nbytes is None or not stride or len(stride) != len(shape):
             continue
-        last = t.storage_offset
-        empty = False
-        for d, s in zip(t.shape, t.stride, strict=False):
-            if d <= 0:
-                empty = d == 0
-                if d < 0:
-                    last = -1
-                break
-            last += (d - 1) * s
-        if empty:
-            continue
-        if last < 0 or t.storage_offset < 0:
+        smallest = min(shape, default=1)
+        if smallest == 0:
+            continue  # empty: reaches nothing
+        # The last element sits at offset + sum((d - 1) * s); summed in C, this is cheap per tensor.
+        last = t.storage_offset + sum(map(mul, shape, stride)) - sum(stride)
+        if smallest < 0 or last < 0 or t.storage_offset < 0 or min(stride) < 0:
             problems.append(Problem("corrupt", f"tensor {t.key} has a negative size, stride or offset", where=t.key))
             continue
         end = (last + 1) * itemsize(t.dtype)

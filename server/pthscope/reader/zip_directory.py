@@ -19,6 +19,7 @@ _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _EOCD_SIZE = 22
+_CENTRAL_ENTRY = struct.Struct("<10xHHHIIIHHHHHII")  # after the signature and versions
 _MAX_COMMENT = 0xFFFF
 
 
@@ -62,12 +63,13 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000,
     directory = f.read(dir_size)
     members: dict[str, Member] = {}
     pos = 0
-    unpack = struct.unpack_from
+    unpack = _CENTRAL_ENTRY.unpack_from
+    size = len(directory)
     for index in range(count):
-        if directory[pos:pos + 4] != _CENTRAL or pos + 46 > len(directory):
+        if pos + 46 > size or directory[pos:pos + 4] != _CENTRAL:
             raise ZipError(f"zip directory entry {index} is damaged", f"zip directory byte {pos}")
         (method, _, _, _, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = unpack(
-            "<10xHHHIIIHHHHHII", directory, pos)
+            directory, pos)
         name_start = pos + 46
         name = directory[name_start:name_start + name_len].decode("utf-8", "replace")
         if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:

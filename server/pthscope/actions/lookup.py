@@ -8,6 +8,7 @@ never walk the tensor list. Accepts a `Checkpoint` or its `to_json()` dict.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -38,10 +39,7 @@ class TensorRecord:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def is_parameter(self) -> bool:

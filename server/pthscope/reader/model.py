@@ -8,6 +8,7 @@ the tests share; docs/json-contract.md describes it field by field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,15 @@ GradState = Literal["trainable", "frozen", "not stored"]
 
 def key_of(path: list[PathElement]) -> str:
     return ".".join(map(str, path))
+
+
+def contiguous_stride(shape: list[int]) -> list[int]:
+    """The stride of a contiguous (row-major) tensor of this shape."""
+    stride, acc = [], 1
+    for d in reversed(shape):
+        stride.append(acc)
+        acc *= max(d, 1)
+    return list(reversed(stride))
 
 
 @dataclass
@@ -96,10 +106,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

@@ -11,7 +11,7 @@ import os
 import struct
 
 from .limits import Limits
-from .model import Checkpoint, Node, Problem, TensorInfo
+from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
 
 _DTYPES = {
     "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
@@ -73,7 +73,7 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         dtype = _DTYPES.get(entry["dtype"], entry["dtype"].lower())
         shape = list(entry["shape"])
         info = TensorInfo(path=[name], shape=shape, dtype=dtype, requires_grad=False, kind="tensor",
-                          stride=_contiguous(shape), storage=name, storage_nbytes=end - begin)
+                          stride=contiguous_stride(shape), storage=name, storage_nbytes=end - begin)
         checkpoint.tensors.append(info)
         root.children.append(Node(name, [name], "tensor", "torch.Tensor", tensor=len(checkpoint.tensors) - 1))
     checkpoint.root = root
@@ -102,11 +102,3 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
         return Problem("corrupt", f"tensor {name!r} is {shape} of {dtype} ({(numel * bits + 7) // 8:,} bytes) but "
                        f"its data_offsets span {offsets[1] - offsets[0]:,} bytes", where=name)
     return None
-
-
-def _contiguous(shape: list[int]) -> list[int]:
-    stride, acc = [], 1
-    for d in reversed(shape):
-        stride.append(acc)
-        acc *= max(d, 1)
-    return list(reversed(stride))

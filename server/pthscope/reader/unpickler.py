@@ -16,7 +16,7 @@ from typing import IO, Any, ClassVar
 
 from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
 from .global_risk import canonical_global_name, classify_global
-from .model import GlobalRef, TensorInfo
+from .model import GlobalRef, TensorInfo, contiguous_stride
 from .safe_repr import safe_repr
 
 
@@ -269,14 +269,6 @@ def _shape(value: Any) -> list[int]:
     raise ValueError(f"expected a tensor size (int64 values, numel within int64), got {safe_repr(value)}")
 
 
-def _contiguous_stride(shape: list[int]) -> list[int]:
-    stride, acc = [], 1
-    for d in reversed(shape):
-        stride.append(acc)
-        acc *= max(d, 1)
-    return list(reversed(stride))
-
-
 def _tolerant(name: str) -> _LogBound:
     """Wrap a rebuild function so malformed arguments become a problem and a stub, not a crash."""
 
@@ -362,7 +354,7 @@ def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any =
     if isinstance(data, TensorRecord):
         record = replace(data, path=[])
     elif isinstance(data, NdarrayRecord):
-        record = _tensor_without_storage(data.shape, _contiguous_stride(data.shape), False, data.dtype)
+        record = _tensor_without_storage(data.shape, contiguous_stride(data.shape), False, data.dtype)
     else:
         raise ValueError("device tensor data is neither a tensor nor an array")
     if isinstance(dtype, DtypeRef):
@@ -380,8 +372,8 @@ def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
     size = data[-1] if len(data) in (3, 4) else data[2]
     shape = _shape(size)
     if values is None:
-        return _tensor_without_storage(shape, _contiguous_stride(shape), False, "unknown", layout="sparse")
-    return replace(values, path=[], shape=shape, stride=_contiguous_stride(shape), layout="sparse")
+        return _tensor_without_storage(shape, contiguous_stride(shape), False, "unknown", layout="sparse")
+    return replace(values, path=[], shape=shape, stride=contiguous_stride(shape), layout="sparse")
 
 
 def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:

@@ -168,3 +168,17 @@ def test_reader_never_imports_torch(tmp_path: Path, fixtures: dict[str, tuple[Pa
 
 def _names(checkpoint: Checkpoint) -> list[str]:
     return [t.key for t in checkpoint.tensors]
+
+
+def test_dict_subclass_items_are_its_children(tmp_path: Path) -> None:
+    from .user_models import AttributeDict
+
+    path = tmp_path / "sub.pth"
+    state = AttributeDict({"fc.weight": torch.ones(2, 2), "lr": 0.1})
+    torch.save({"state_dict": state}, path)
+    checkpoint = pthscope.inspect(path)
+    assert [t.key for t in checkpoint.tensors] == ["state_dict.fc.weight"]
+    assert checkpoint.root is not None
+    node = checkpoint.root.children[0]
+    assert node.kind == "dict" and node.type == "tests.reader.user_models.AttributeDict"
+    assert [c.name for c in node.children] == ["fc.weight", "lr"]

@@ -220,6 +220,11 @@ def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     state = obj.state
     if isinstance(state, tuple) and len(state) == 2 and all(isinstance(s, (dict, type(None))) for s in state):
         state = {**(state[0] or {}), **(state[1] or {})}
+    if not obj.args and not obj.kwargs and bool(obj.setitems) != bool(obj.items):
+        # A dict or list subclass (Lightning's AttributeDict, a custom OrderedDict): its items
+        # are its children, as for a plain dict or list; attributes, if any, go under __dict__.
+        kind, own = ("dict", list(obj.setitems.items())) if obj.setitems else ("list", list(enumerate(obj.items)))
+        return kind, own + ([("__dict__", state)] if state else [])
     if isinstance(state, dict):
         entries.extend(state.items())
     elif state is not None:

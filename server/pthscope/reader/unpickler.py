@@ -365,15 +365,29 @@ def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any =
 
 
 def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
-    # COO: (indices, values, size); compressed: (compressed, plain, values, size)
-    if not isinstance(data, tuple) or not data:
-        raise ValueError("sparse tensor data is not a tuple")
-    values = next((d for d in data if isinstance(d, TensorRecord)), None)
-    size = data[-1] if len(data) in (3, 4) else data[2]
+    """COO: (indices, values, size[, is_coalesced]); CSR/CSC/BSR/BSC: (compressed indices,
+    plain indices, values, size). The record has the sparse tensor's shape and the values'
+    dtype and storage; a sparse tensor has no strides."""
+    if not isinstance(data, tuple) or len(data) not in (3, 4):
+        raise ValueError("sparse tensor data is not a 3- or 4-tuple")
+    name = _layout_name(layout)
+    coo = name == "sparse_coo" if name else len(data) == 3 or type(data[3]) is bool
+    values, size = (data[1], data[2]) if coo else (data[2], data[3])
     shape = _shape(size)
-    if values is None:
-        return _tensor_without_storage(shape, contiguous_stride(shape), False, "unknown", layout="sparse")
-    return replace(values, path=[], shape=shape, stride=contiguous_stride(shape), layout="sparse")
+    layout_text = name or ("sparse_coo" if coo else "sparse_compressed")
+    if not isinstance(values, TensorRecord):
+        raise ValueError("sparse tensor values are not a tensor")
+    return replace(values, path=[], shape=shape, stride=[], layout=layout_text)
+
+
+def _layout_name(layout: Any) -> str | None:
+    """`torch.sparse_csr` → "sparse_csr", whether pickled as a global or via _get_layout("…")."""
+    text = getattr(layout, "qualname", None) if isinstance(layout, type) else None
+    if isinstance(layout, Stub) and layout.args and isinstance(layout.args[0], str):
+        text = layout.args[0]
+    if isinstance(layout, DtypeRef):
+        text = layout.name
+    return text.rsplit(".", 1)[-1][:40] if isinstance(text, str) else None
 
 
 def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:

@@ -124,6 +124,7 @@ def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef
         end = position + 8 + numel * element
         if ref is not None:
             ref.nbytes = numel * element
+            checkpoint.storage_offsets[key] = position + 8
         if numel < 0 or end > size:
             checkpoint.errors.append(Problem(
                 "truncated", f"storage {key} claims {numel:,} elements ({numel * element:,} bytes) but the file "

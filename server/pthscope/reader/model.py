@@ -229,6 +229,10 @@ class Checkpoint:
     root: Node | None = None
     # Format-specific facts worth showing (zip prefix, byteorder, format version, ...).
     metadata: dict[str, str] = field(default_factory=dict)
+    # Where each storage's first byte is in the file, by storage key, for formats whose reader
+    # finds it without extra reads (legacy: after the record's 8-byte count; safetensors: data
+    # section + begin). Zip members are located on demand by `values`. Not part of the JSON.
+    storage_offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

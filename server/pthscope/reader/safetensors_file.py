@@ -75,6 +75,7 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         info = TensorInfo(path=[name], shape=shape, dtype=dtype, requires_grad=False, kind="tensor",
                           stride=contiguous_stride(shape), storage=name, storage_nbytes=end - begin)
         checkpoint.tensors.append(info)
+        checkpoint.storage_offsets[name] = 8 + header_len + begin
         root.children.append(Node(name, [name], "tensor", "torch.Tensor", tensor=len(checkpoint.tensors) - 1))
     checkpoint.root = root
     return checkpoint

@@ -1,0 +1,333 @@
+"""Statistics of one tensor, from its own bytes only (memory-mapped, read-only).
+
+The structure comes from the reader (`inspect`: the pickle is read with the restricted
+unpickler, never executed); this module then finds where the asked-for tensor's storage starts
+in the file — a torch zip member's data offset, a legacy storage record (after its 8-byte
+count), a safetensors data section + begin — checks that every byte the tensor views lies
+inside its storage and inside the file, maps just that range and computes with torch when it
+is importable (every dtype, bfloat16 and float8 included), else with numpy (no bfloat16 or
+float8). Tensors over `max_elements` are sampled: evenly spaced blocks for contiguous tensors,
+evenly spaced elements for views; the answer says so (`sampled`, `sample_size`).
+
+Every failure is a value: `{"error": "..."}`, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Protocol
+
+from ..reader import inspect
+from ..reader.dtypes import itemsize
+from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
+from ..reader.zip_directory import ZipError, data_offset, read_directory
+
+DEFAULT_MAX_ELEMENTS = 10_000_000
+HISTOGRAM_BINS = 20
+_SAMPLE_BLOCKS = 64
+
+_FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+_FLOATS = ("float64", "float32", "float16", "bfloat16", *_FLOAT8)
+_INTS = ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool")
+_NUMPY_DTYPES = {"float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
+                 "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
+                 "uint8": "u1", "bool": "?"}
+
+
+class StatsError(Exception):
+    """Why the values of a tensor cannot be shown; the message is for the user."""
+
+
+def tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                 engine: str | None = None) -> dict[str, Any]:
+    """`{"stats": {...}}` for the tensor at `path` (its path list, or its dotted key) of `file`,
+    or `{"error": message}`. `engine` forces "torch" or "numpy" (tests); default: the best one."""
+    try:
+        return {"stats": _tensor_stats(file, path, max_elements, engine)}
+    except StatsError as error:
+        return {"error": str(error)}
+    except MemoryError:
+        return {"error": "not enough memory to compute the statistics of this tensor"}
+    except Exception as error:  # a bug here must still end in a message, not a crash
+        return {"error": f"pthscope failed while reading this tensor ({type(error).__name__}: {error})"}
+
+
+def _tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int,
+                  engine_name: str | None) -> dict[str, Any]:
+    checkpoint = inspect(file)
+    tensor = _find(checkpoint, path)
+    _check_readable(checkpoint, tensor)
+    engine = _engine(tensor.dtype, engine_name)
+    numel = tensor.numel
+    out: dict[str, Any] = {"key": tensor.key, "dtype": tensor.dtype, "shape": tensor.shape, "numel": numel,
+                           "engine": engine.name, "sampled": False, "sample_size": numel}
+    if numel == 0:
+        return out
+    size = os.path.getsize(file)
+    with open(file, "rb") as f:
+        storage_start, storage_nbytes = _storage_location(checkpoint, tensor, f)
+        element = itemsize(tensor.dtype)
+        stride = tensor.stride or contiguous_stride(tensor.shape)
+        if len(stride) != len(tensor.shape) or any(s < 0 for s in stride) or tensor.storage_offset < 0:
+            raise StatsError(f"tensor {tensor.key} has an invalid stride {stride} or storage offset "
+                             f"{tensor.storage_offset} (the file is corrupt)")
+        first = tensor.storage_offset
+        end = first + 1 + sum((d - 1) * s for d, s in zip(tensor.shape, stride, strict=True))
+        if storage_nbytes is not None and end * element > storage_nbytes:
+            raise StatsError(f"tensor {tensor.key} views elements {first:,}–{end:,} of {tensor.dtype}, past the "
+                             f"end of its {storage_nbytes:,}-byte storage {tensor.storage} (the file is corrupt)")
+        if storage_start < 0 or storage_start + end * element > size:
+            raise StatsError(f"tensor {tensor.key} lies at bytes {storage_start + first * element:,}–"
+                             f"{storage_start + end * element:,}, past the end of the {size:,}-byte file "
+                             "(the file is truncated or corrupt)")
+        contiguous = list(stride) == contiguous_stride(tensor.shape)
+        if contiguous and numel > max_elements:
+            sample = _contiguous_sample(engine, f, storage_start + first * element, numel, tensor.dtype,
+                                        max_elements)
+            out.update(engine.stats(sample, tensor.dtype), sampled=True, sample_size=max_elements)
+            return out
+        with _mapped(f, storage_start + first * element, (end - first) * element) as view:
+            values = engine.as_strided(engine.from_bytes(view, tensor.dtype), tensor.shape, stride)
+            values, taken = _strided_sample(engine, values, max_elements)
+            out.update(engine.stats(values, tensor.dtype), sampled=taken < numel, sample_size=taken)
+            del values
+    return out
+
+
+def _find(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> TensorInfo:
+    for tensor in checkpoint.tensors:
+        if (tensor.key == path) if isinstance(path, str) else (tensor.path == list(path)):
+            return tensor
+    why = f": {checkpoint.errors[0].message}" if checkpoint.errors else ""
+    raise StatsError(f"no tensor at {path if isinstance(path, str) else list(path)} in {checkpoint.file}{why}")
+
+
+def _check_readable(checkpoint: Checkpoint, tensor: TensorInfo) -> None:
+    if tensor.layout != "strided":
+        raise StatsError(f"{tensor.key} is a {tensor.layout} tensor; statistics are shown for plain (strided) "
+                         "tensors only")
+    if tensor.location == "meta":
+        raise StatsError(f"{tensor.key} is a meta tensor: it has no values")
+    if checkpoint.metadata.get("byteorder", "little") != "little":
+        raise StatsError("the file stores big-endian tensors; statistics need little-endian data")
+    if tensor.dtype not in _FLOATS and tensor.dtype not in _INTS:
+        raise StatsError(f"statistics of {tensor.dtype} tensors are not supported")
+
+
+def _storage_location(checkpoint: Checkpoint, tensor: TensorInfo, f: BinaryIO) -> tuple[int, int | None]:
+    """The storage's first byte in the file and its size (None: unknown)."""
+    if checkpoint.format == "torch-zip":
+        prefix = checkpoint.metadata.get("record prefix", "archive")
+        name = f"{prefix}/data/{tensor.storage}"
+        try:
+            member = read_directory(f, os.fstat(f.fileno()).st_size).get(name)
+            if member is None:
+                raise StatsError(f"storage {tensor.storage} of {tensor.key} is missing: the archive has no {name}")
+            if member.method != 0:
+                raise StatsError(f"{name} is compressed in the zip; torch stores tensors uncompressed")
+            return data_offset(f, member), member.size
+        except ZipError as error:
+            raise StatsError(str(error)) from None
+    if checkpoint.format in ("torch-legacy", "safetensors"):
+        start = checkpoint.storage_offsets.get(tensor.storage)
+        if start is None:
+            raise StatsError(f"storage {tensor.storage} of {tensor.key} is not in the file (truncated or corrupt)")
+        return start, tensor.storage_nbytes
+    raise StatsError(f"statistics are not supported for tensors of {checkpoint.format} files")
+
+
+@contextmanager
+def _mapped(f: BinaryIO, start: int, length: int) -> Iterator[memoryview]:
+    """Bytes [start, start + length) of the file, memory-mapped read-only."""
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    mapping = mmap.mmap(f.fileno(), length + start - aligned, access=mmap.ACCESS_READ, offset=aligned)
+    view = memoryview(mapping)[start - aligned:start - aligned + length]
+    try:
+        yield view
+    finally:
+        view.release()
+        with contextlib.suppress(BufferError):  # a tensor still holds it: unmapped when collected
+            mapping.close()
+
+
+def _contiguous_sample(engine: _Engine, f: BinaryIO, start: int, numel: int, dtype: str, count: int) -> Any:
+    """`count` elements in evenly spaced blocks: only those bytes are mapped and read."""
+    blocks = min(_SAMPLE_BLOCKS, count)
+    per_block = count // blocks
+    element = itemsize(dtype)
+    parts = []
+    for i in range(blocks):
+        n = per_block if i < blocks - 1 else count - per_block * (blocks - 1)
+        at = (numel - n) * i // max(blocks - 1, 1)
+        with _mapped(f, start + at * element, n * element) as view:
+            parts.append(engine.copy(engine.from_bytes(view, dtype)))
+    return engine.concat(parts)
+
+
+def _strided_sample(engine: _Engine, values: Any, limit: int) -> tuple[Any, int]:
+    """A view of at most `limit` elements: every k-th index along the longest dimensions."""
+    shape = list(values.shape)
+    numel = math.prod(shape)
+    while numel > limit:
+        dim = max(range(len(shape)), key=lambda d: shape[d])
+        step = min(math.ceil(numel / limit), shape[dim])
+        values = engine.every(values, dim, step)
+        shape = list(values.shape)
+        numel = math.prod(shape)
+    return values, numel
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _engine(dtype: str, name: str | None) -> _Engine:
+    if name in (None, "torch"):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            if name == "torch":
+                raise StatsError("torch is not importable") from None
+        else:
+            return _TorchEngine()
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise StatsError("statistics need torch or numpy in the server's Python") from None
+    if dtype not in _NUMPY_DTYPES:
+        raise StatsError(f"statistics of {dtype} tensors needs torch in the server's Python (numpy has no {dtype})")
+    return _NumpyEngine()
+
+
+class _Engine(Protocol):
+    """What the statistics need from an array library: views on bytes, sampling, reductions."""
+
+    name: str
+
+    def from_bytes(self, view: memoryview, dtype: str) -> Any: ...
+    def as_strided(self, flat: Any, shape: list[int], stride: list[int]) -> Any: ...
+    def every(self, values: Any, dim: int, step: int) -> Any: ...
+    def copy(self, values: Any) -> Any: ...
+    def concat(self, parts: list[Any]) -> Any: ...
+    def stats(self, values: Any, dtype: str) -> dict[str, Any]: ...
+
+
+class _TorchEngine:
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+        self.torch = torch
+
+    def from_bytes(self, view: memoryview, dtype: str) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "the given buffer is not writable": it is never written
+            return self.torch.frombuffer(view, dtype=getattr(self.torch, dtype))
+
+    def as_strided(self, flat: Any, shape: list[int], stride: list[int]) -> Any:
+        return flat.as_strided(shape, stride)
+
+    def every(self, values: Any, dim: int, step: int) -> Any:
+        return values[(slice(None),) * dim + (slice(None, None, step),)]
+
+    def copy(self, values: Any) -> Any:
+        return values.clone()
+
+    def concat(self, parts: list[Any]) -> Any:
+        return self.torch.cat(parts)
+
+    def stats(self, values: Any, dtype: str) -> dict[str, Any]:
+        torch = self.torch
+        flat = values.reshape(-1)
+        if dtype in _FLOATS:
+            x = flat.to(torch.float64)
+            finite_mask = torch.isfinite(x)
+            finite = x[finite_mask]
+            out: dict[str, Any] = {
+                "zeros": int((x == 0).sum()), "nan": int(torch.isnan(x).sum()),
+                "posinf": int((x == math.inf).sum()), "neginf": int((x == -math.inf).sum()),
+            }
+            del x, finite_mask
+            if finite.numel() == 0:
+                return {**out, "min": None, "max": None, "mean": None, "std": None}
+            lo, hi = float(finite.min()), float(finite.max())
+            counts = (torch.histc(finite, bins=HISTOGRAM_BINS, min=lo, max=hi).long().tolist() if lo < hi
+                      else [int(finite.numel())])
+            return {**out, "min": lo, "max": hi, "mean": _finite(float(finite.mean())),
+                    "std": _finite(float(finite.std())) if finite.numel() > 1 else 0.0,
+                    "histogram": {"min": lo, "max": hi, "counts": counts}}
+        ints = flat.to(torch.uint8) if dtype == "bool" else flat
+        lo, hi = int(ints.min()), int(ints.max())
+        x = ints.to(torch.float64)
+        out = {"zeros": int((ints == 0).sum()), "nan": 0, "posinf": 0, "neginf": 0, "min": lo, "max": hi,
+               "mean": float(x.mean()), "std": float(x.std()) if x.numel() > 1 else 0.0}
+        if hi - lo < HISTOGRAM_BINS:
+            counts = torch.bincount(ints.to(torch.int64) - lo).tolist()
+            out["values"] = [[lo + i, c] for i, c in enumerate(counts) if c]
+        else:
+            out["histogram"] = {"min": float(lo), "max": float(hi),
+                                "counts": torch.histc(x, bins=HISTOGRAM_BINS, min=lo, max=hi).long().tolist()}
+        return out
+
+
+class _NumpyEngine:
+    name = "numpy"
+
+    def __init__(self) -> None:
+        import numpy
+        self.np = numpy
+
+    def from_bytes(self, view: memoryview, dtype: str) -> Any:
+        return self.np.frombuffer(view, dtype=self.np.dtype(_NUMPY_DTYPES[dtype]))
+
+    def as_strided(self, flat: Any, shape: list[int], stride: list[int]) -> Any:
+        element = flat.dtype.itemsize
+        return self.np.lib.stride_tricks.as_strided(flat, shape=shape, strides=[s * element for s in stride],
+                                                    writeable=False)
+
+    def every(self, values: Any, dim: int, step: int) -> Any:
+        return values[(slice(None),) * dim + (slice(None, None, step),)]
+
+    def copy(self, values: Any) -> Any:
+        return values.copy()
+
+    def concat(self, parts: list[Any]) -> Any:
+        return self.np.concatenate(parts)
+
+    def stats(self, values: Any, dtype: str) -> dict[str, Any]:
+        np = self.np
+        flat = values.reshape(-1)
+        if dtype in _FLOATS:
+            x = flat.astype(np.float64)
+            finite = x[np.isfinite(x)]
+            out: dict[str, Any] = {
+                "zeros": int(np.count_nonzero(x == 0)), "nan": int(np.count_nonzero(np.isnan(x))),
+                "posinf": int(np.count_nonzero(x == np.inf)), "neginf": int(np.count_nonzero(x == -np.inf)),
+            }
+            del x
+            if finite.size == 0:
+                return {**out, "min": None, "max": None, "mean": None, "std": None}
+            lo, hi = float(finite.min()), float(finite.max())
+            counts = (np.histogram(finite, bins=HISTOGRAM_BINS, range=(lo, hi))[0].tolist() if lo < hi
+                      else [int(finite.size)])
+            return {**out, "min": lo, "max": hi, "mean": _finite(float(finite.mean())),
+                    "std": _finite(float(finite.std(ddof=1))) if finite.size > 1 else 0.0,
+                    "histogram": {"min": lo, "max": hi, "counts": [int(c) for c in counts]}}
+        ints = flat.astype(np.uint8) if dtype == "bool" else flat
+        lo, hi = int(ints.min()), int(ints.max())
+        x = ints.astype(np.float64)
+        out = {"zeros": int(np.count_nonzero(ints == 0)), "nan": 0, "posinf": 0, "neginf": 0, "min": lo, "max": hi,
+               "mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else 0.0}
+        if hi - lo < HISTOGRAM_BINS:
+            counts = np.bincount(ints.astype(np.int64) - lo)
+            out["values"] = [[lo + i, int(c)] for i, c in enumerate(counts) if c]
+        else:
+            out["histogram"] = {"min": float(lo), "max": float(hi), "counts": [
+                int(c) for c in np.histogram(x, bins=HISTOGRAM_BINS, range=(lo, hi))[0]]}
+        return out

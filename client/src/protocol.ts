@@ -149,6 +149,45 @@ export interface TensorsResult {
   total: number;
 }
 
+/** Statistics of one tensor's values, read on demand from its own bytes (docs/protocol.md). */
+export interface StatsParams {
+  file: string;
+  path: PathElement[];
+}
+
+export interface TensorHistogram {
+  min: number;
+  max: number;
+  counts: number[];
+}
+
+export interface TensorStats {
+  key: string;
+  dtype: string;
+  shape: number[];
+  numel: number;
+  engine: 'torch' | 'numpy';
+  sampled: boolean;
+  sample_size: number;
+  /** The rest is absent for an empty tensor; min/max/mean/std are null when no value is finite. */
+  min?: number | null;
+  max?: number | null;
+  mean?: number | null;
+  std?: number | null;
+  zeros?: number;
+  nan?: number;
+  posinf?: number;
+  neginf?: number;
+  histogram?: TensorHistogram;
+  /** Integer and bool tensors with few distinct values: [value, count] pairs. */
+  values?: [number, number][];
+}
+
+export interface StatsResult {
+  stats?: TensorStats;
+  error?: string;
+}
+
 /** The checkpoint the side panel shows: Python files' hovers and fixes use it too. */
 export interface SetActiveCheckpointParams {
   file: string | null;
@@ -164,3 +203,4 @@ export const details = new RequestType<DetailsParams, DetailsResult, void>('pths
 export const search = new RequestType<SearchParams, SearchResult, void>('pthscope/search');
 export const tensors = new RequestType<TensorsParams, TensorsResult, void>('pthscope/tensors');
 export const setActiveCheckpoint = new RequestType<SetActiveCheckpointParams, SetActiveCheckpointResult, void>('pthscope/setActiveCheckpoint');
+export const stats = new RequestType<StatsParams, StatsResult, void>('pthscope/stats');

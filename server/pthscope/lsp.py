@@ -35,7 +35,7 @@ from .checkpoint_index import CheckpointIndex
 from .checkpoint_store import CheckpointStore
 from .initialization_options import InitializationOptions, parse_initialization_options
 from .linked_checkpoints import Json, LinkedCheckpoints
-from .worker_client import WorkerClient, WorkerLimits
+from .worker_client import WorkerClient, WorkerFailure, WorkerLimits
 
 log = logging.getLogger("pthscope")
 
@@ -359,6 +359,19 @@ async def tensors(ls: PthscopeServer, params: p.TensorsParams) -> p.TensorsResul
         params.offset, params.limit, params.filter, params.sort, params.descending
     )
     return p.TensorsResult(tensors=page.items, total=page.total)
+
+
+@server.feature(p.STATS)
+async def stats(ls: PthscopeServer, params: p.StatsParams) -> p.StatsResult:
+    index = await ls.checkpoint(params.file, params.work_done_token)
+    node = node_or_error(index, params.path)
+    if node["kind"] != "tensor":
+        raise JsonRpcInvalidParams(f"path {json.dumps(params.path)} names a {node['kind']}, not a tensor")
+    try:
+        answer = await ls.worker.tensor_stats(params.file, index.tensors[node["tensor"]]["path"])
+    except WorkerFailure as failure:
+        return p.StatsResult(error=str(failure))
+    return p.StatsResult(stats=answer.get("stats"), error=answer.get("error"))
 
 
 @server.feature(p.SET_ACTIVE_CHECKPOINT)

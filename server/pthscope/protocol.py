@@ -26,6 +26,7 @@ DETAILS = "pthscope/details"
 SEARCH = "pthscope/search"
 TENSORS = "pthscope/tensors"
 SET_ACTIVE_CHECKPOINT = "pthscope/setActiveCheckpoint"
+STATS = "pthscope/stats"
 # A `workspace/executeCommand` command (the side panel's context menu on a module).
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
 REQUIRES_GRAD_ACTIONS = ("freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters")
@@ -134,6 +135,15 @@ class TensorsParams:
 
 
 @attrs.define
+class StatsParams:
+    """Statistics of the values of the tensor at `path` (read on demand, in the worker)."""
+
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
 class SetActiveCheckpointParams:
     """The checkpoint the side panel shows (None: none); Python files link to it."""
 
@@ -195,6 +205,13 @@ class TensorsResult:
 
 
 @attrs.define
+class StatsResult:
+    # One of the two: the statistics (docs/protocol.md), or why there are none.
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@attrs.define
 class SetActiveCheckpointResult:
     # The file Python documents now link (normalised), or None.
     file: str | None
@@ -239,6 +256,7 @@ METHODS: dict[str, tuple[type, type]] = {
     SEARCH: (SearchParams, SearchResult),
     TENSORS: (TensorsParams, TensorsResult),
     SET_ACTIVE_CHECKPOINT: (SetActiveCheckpointParams, SetActiveCheckpointResult),
+    STATS: (StatsParams, StatsResult),
 }
 # command → (argument type, result type) for `workspace/executeCommand`.
 COMMANDS: dict[str, tuple[type, type]] = {

@@ -3,7 +3,9 @@
 The language server never parses a checkpoint in its own process. It starts this worker, which
 caps its own address space, says `ready`, then reads one request per line on stdin
 (`{"file": path}`) and answers each with one frame on stdout: a line `<kind> <length>`, then
-that many bytes of JSON. A `checkpoint` frame holds `Checkpoint.to_json()`; a `failure` frame
+that many bytes of JSON. A `checkpoint` frame holds `Checkpoint.to_json()`; a request
+`{"file": path, "stats": tensor path}` is answered by a `stats` frame holding
+`values.tensor_stats` (`{"stats": ...}` or `{"error": ...}`); a `failure` frame
 holds `{"reason": "memory"}` or `{"reason": "error", "message": ..., "traceback": ...}`.
 A worker that hangs or dies is the server's problem (`worker_client.py`): it kills it and
 starts another. The worker exits when stdin closes or its parent goes away.
@@ -27,6 +29,7 @@ from typing import Any, BinaryIO
 
 from pthscope.gc_pause import gc_paused
 from pthscope.reader import inspect
+from pthscope.values import tensor_stats
 
 TEST_FAULT_VARIABLE = "PTHSCOPE_TEST_WORKER_FAULT"
 _PARENT_POLL_SECONDS = 1.0
@@ -89,11 +92,23 @@ def answer(file: str, replies: BinaryIO) -> None:
         })
 
 
+def answer_stats(file: str, path: list[Any], replies: BinaryIO) -> None:
+    """Write a `stats` frame: `{stats}` or `{error}` for the tensor at `path` (values/)."""
+    try:
+        write_frame(replies, "stats", tensor_stats(file, path))
+    except MemoryError:
+        write_frame(replies, "failure", {"reason": "memory"})
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     write_frame(replies, "ready")
     for line in requests:
+        request = json.loads(line)
+        if "stats" in request:
+            answer_stats(request["file"], request["stats"], replies)
+            continue
         with gc_paused():
-            answer(json.loads(line)["file"], replies)
+            answer(request["file"], replies)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -63,44 +64,55 @@ class WorkerClient:
 
     async def read_checkpoint(self, file: str) -> bytes:
         """The file's `Checkpoint.to_json()` as JSON bytes, read in the worker within limits."""
+        return await self._request({"file": file}, "checkpoint", f"reading {file}")
+
+    async def tensor_stats(self, file: str, path: list[str | int]) -> dict[str, Any]:
+        """`values.tensor_stats` of the tensor at `path`, computed in the worker within limits:
+        `{"stats": ...}` or `{"error": ...}`."""
+        doing = f"computing statistics of {'.'.join(map(str, path))} in {file}"
+        reply: dict[str, Any] = json.loads(await self._request({"file": file, "stats": path}, "stats", doing))
+        return reply
+
+    async def _request(self, request: dict[str, Any], expected: str, doing: str) -> bytes:
         async with self._lock:
             process = self._process
             if process is None or process.returncode is not None:  # never started, or died idle
                 process = await self._start()
             try:
-                return await self._ask(process, file)
+                return await self._ask(process, request, expected, doing)
             except asyncio.CancelledError:
-                log.info("read of %s cancelled; stopping worker %d", file, process.pid)
+                log.info("%s cancelled; stopping worker %d", doing, process.pid)
                 self.kill()
                 raise
 
-    async def _ask(self, process: asyncio.subprocess.Process, file: str) -> bytes:
+    async def _ask(self, process: asyncio.subprocess.Process, request: dict[str, Any], expected: str,
+                   doing: str) -> bytes:
         assert process.stdin is not None and process.stdout is not None
         seconds = self.limits.time_seconds
         try:
-            process.stdin.write(json.dumps({"file": file}).encode() + b"\n")
+            process.stdin.write(json.dumps(request).encode() + b"\n")
             await process.stdin.drain()
             kind, body = await asyncio.wait_for(_read_frame(process.stdout), seconds)
         except asyncio.TimeoutError:
             self.kill()
-            raise WorkerFailure(f"worker timed out after {seconds:g} s reading {file}") from None
+            raise WorkerFailure(f"worker timed out after {seconds:g} s {doing}") from None
         except ValueError as error:  # not a frame: the worker's output is corrupt
             self.kill()
-            raise WorkerFailure(f"worker sent an unreadable reply reading {file}") from error
+            raise WorkerFailure(f"worker sent an unreadable reply {doing}") from error
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             returncode = await process.wait()
             self._process = None
             log.info("worker %d ended: %s", process.pid, describe_exit(returncode))
-            raise WorkerFailure(f"{describe_exit(returncode)} reading {file}") from error
-        if kind == "checkpoint":
+            raise WorkerFailure(f"{describe_exit(returncode)} {doing}") from error
+        if kind == expected:
             return body
         self.kill()  # after a MemoryError or a reader bug, start afresh
         reply = json.loads(body)
         if reply["reason"] == "memory":
             limit = format_bytes(self.limits.memory_bytes)
-            raise WorkerFailure(f"worker ran out of memory (limit {limit}) reading {file}")
-        log.error("reader failed on %s:\n%s", file, reply.get("traceback", ""))
-        raise WorkerFailure(f"reader failed on {file}: {reply.get('message')}")
+            raise WorkerFailure(f"worker ran out of memory (limit {limit}) {doing}")
+        log.error("worker failed %s:\n%s", doing, reply.get("traceback", ""))
+        raise WorkerFailure(f"reader failed on {request['file']}: {reply.get('message')}")
 
     async def _start(self) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(

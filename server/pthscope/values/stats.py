@@ -60,7 +60,7 @@ def tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int
 
 def _tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int,
                   engine_name: str | None) -> dict[str, Any]:
-    checkpoint = inspect(file)
+    checkpoint = _structure(file)
     tensor = _find(checkpoint, path)
     _check_readable(checkpoint, tensor)
     engine = _engine(tensor.dtype, engine_name)
@@ -98,6 +98,21 @@ def _tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: in
             out.update(engine.stats(values, tensor.dtype), sampled=taken < numel, sample_size=taken)
             del values
     return out
+
+
+_last_read: tuple[tuple[str, int, int], Checkpoint] | None = None
+
+
+def _structure(file: str) -> Checkpoint:
+    """The file's structure; the last one is kept while the file is unchanged (size, mtime), so
+    that the statistics of one tensor after another do not read the pickle again each time."""
+    global _last_read
+    st = os.stat(file)
+    stamp = (file, st.st_size, st.st_mtime_ns)
+    if _last_read is None or _last_read[0] != stamp:
+        _last_read = None  # let the old one go before reading the new one
+        _last_read = (stamp, inspect(file))
+    return _last_read[1]
 
 
 def _find(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> TensorInfo:

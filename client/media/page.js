@@ -1,7 +1,7 @@
 // @ts-check
 // The checkpoint page (webview). Renders what the extension forwards from the server:
-// `init` (a pthscope/open result) and `tensors` pages for a virtualised, filterable, sortable
-// table. It knows no file formats. Messages are {type, body}; it says `ready` first.
+// `init` (a pthscope/open result), `tensors` pages for a virtualised, filterable, sortable
+// table, and `stats` of the tensor last clicked (or chosen with Enter). It knows no file formats. Messages are {type, body}; it says `ready` first.
 (function () {
   'use strict';
 
@@ -38,6 +38,10 @@
     selected: -1,
     selectKeyWhenLoaded: null,
     filterTimer: undefined,
+    /** the last stats request, the one whose answer the values panel waits for, and its tensor */
+    statsRequestId: 0,
+    pendingStats: 0,
+    statsKey: null,
   };
 
   // ---------- formatting (mirrors client/src/format.ts) ----------
@@ -216,7 +220,7 @@
       }));
     spacer = el('div', { className: 'spacer' });
     viewport = el('div', {
-      id: 'viewport', role: 'rowgroup', tabindex: '0', 'aria-label': 'Tensors (arrow keys move, Enter reveals in the side panel)',
+      id: 'viewport', role: 'rowgroup', tabindex: '0', 'aria-label': 'Tensors (arrow keys move; Enter shows the values and reveals in the side panel)',
       onscroll: () => requestAnimationFrame(renderRows), onkeydown: onTableKey,
     }, spacer);
     return el('section', { id: 'tensors', 'aria-label': 'Tensors' },
@@ -330,7 +334,7 @@
     const row = el('div', {
       id: `row-${index}`, className: `row${index === state.selected ? ' selected' : ''}`, role: 'row',
       'aria-rowindex': index + 1, 'aria-selected': index === state.selected ? 'true' : 'false', style: { top: `${index * ROW_HEIGHT}px` },
-      onclick: () => select(index), ondblclick: () => revealInTree(index),
+      onclick: () => { select(index); showStats(index); }, ondblclick: () => revealInTree(index),
     });
     if (!tensor) {
       row.append(el('div', { className: 'cell col-key muted', role: 'gridcell', text: '…' }));
@@ -386,6 +390,7 @@
     } else if (event.key === 'End') {
       select(state.total - 1);
     } else if (event.key === 'Enter') {
+      showStats(state.selected);
       revealInTree(state.selected);
     } else if ((event.ctrlKey || event.metaKey) && event.key === 'c') {
       const tensor = tensorAt(state.selected);
@@ -398,6 +403,95 @@
     event.preventDefault();
   }
 
+  // ---------- the values panel (pthscope/stats of one tensor) ----------
+  let statsPanel;
+
+  function formatValue(v) {
+    if (v === null || v === undefined) {
+      return '—';
+    }
+    if (Number.isInteger(v) && Math.abs(v) < 1e15) {
+      return formatExact(v);
+    }
+    const a = Math.abs(v);
+    return a !== 0 && (a >= 1e5 || a < 1e-4) ? v.toExponential(4) : String(Number(v.toPrecision(6)));
+  }
+
+  function renderStatsPanel() {
+    statsPanel = el('section', { id: 'stats', className: 'card', 'aria-label': 'Tensor values', 'aria-live': 'polite' },
+      el('p', { className: 'muted', text: 'Click a tensor (or press Enter on it) to see its values: min, max, mean, std and a histogram.' }));
+    return statsPanel;
+  }
+
+  function showStats(index) {
+    const tensor = tensorAt(index);
+    if (!tensor || !statsPanel || state.statsKey === tensor.key) {
+      return;
+    }
+    state.statsKey = tensor.key;
+    state.statsRequestId += 1;
+    const requestId = state.statsRequestId;
+    statsPanel.replaceChildren(statsTitle(tensor.key), el('p', { className: 'muted', text: 'Reading this tensor’s bytes… nothing is executed.' }));
+    statsPanel.setAttribute('aria-busy', 'true');
+    state.pendingStats = requestId;
+    vscode.postMessage({ type: 'stats', body: { requestId, path: tensor.path } });
+  }
+
+  function statsTitle(key) {
+    return el('h2', {}, el('span', { text: 'Values of ' }), el('code', { id: 'stats-key', text: key }));
+  }
+
+  function onStats(body) {
+    if (!statsPanel || body.requestId !== state.pendingStats) {
+      return;
+    }
+    state.pendingStats = 0;
+    statsPanel.setAttribute('aria-busy', 'false');
+    const s = body.stats;
+    if (!s) {
+      statsPanel.replaceChildren(statsTitle(state.statsKey),
+        el('div', { className: 'problem error', role: 'alert' }, codicon('error'), el('span', { id: 'stats-error', text: body.error || 'no statistics' })));
+      state.statsKey = null; // asking again may work (a file fixed on disk)
+      return;
+    }
+    const about = `${s.dtype} [${s.shape.join(', ')}] · ${formatExact(s.numel)} elements · computed with ${s.engine}`
+      + (s.sampled ? ` · sampled: ${formatExact(s.sample_size)} of them` : '');
+    const parts = [statsTitle(s.key), el('p', { className: 'muted', id: 'stats-about', text: about })];
+    if (s.numel > 0) {
+      parts.push(el('div', { className: 'stats-grid' },
+        stat('stats-min', 'Min', s.min, formatValue(s.min)),
+        stat('stats-max', 'Max', s.max, formatValue(s.max)),
+        stat('stats-mean', 'Mean', s.mean, formatValue(s.mean)),
+        stat('stats-std', 'Std', s.std, formatValue(s.std)),
+        stat('stats-zeros', 'Zeros', s.zeros),
+        stat('stats-nan', 'NaN', s.nan, undefined, s.nan > 0 ? 'alarm' : ''),
+        stat('stats-posinf', '+inf', s.posinf, undefined, s.posinf > 0 ? 'alarm' : ''),
+        stat('stats-neginf', '−inf', s.neginf, undefined, s.neginf > 0 ? 'alarm' : '')));
+      if (s.histogram) {
+        const n = s.histogram.counts.length;
+        const width = (s.histogram.max - s.histogram.min) / n;
+        parts.push(bars(s.histogram.counts.map((c, i) => ({
+          count: c, label: `[${formatValue(s.histogram.min + i * width)}, ${formatValue(s.histogram.min + (i + 1) * width)}${i === n - 1 ? ']' : ')'}`,
+        })), formatValue(s.histogram.min), formatValue(s.histogram.max)));
+      } else if (s.values) {
+        parts.push(bars(s.values.map(([v, c]) => ({ count: c, label: `${formatValue(v)}`, tick: true })), '', ''));
+      }
+    }
+    statsPanel.replaceChildren(...parts);
+  }
+
+  /** A tiny histogram: CSS bars whose heights are the counts; each bar says its range and count. */
+  function bars(items, low, high) {
+    const most = Math.max(1, ...items.map((b) => b.count));
+    const description = items.map((b) => `${b.label}: ${formatExact(b.count)}`).join('; ');
+    return el('div', { className: 'histogram-box' },
+      el('div', { id: 'stats-histogram', className: 'histogram', role: 'img', 'aria-label': `Histogram. ${description}` },
+        items.map((b) => el('div', { className: 'bin', title: `${b.label}: ${formatExact(b.count)}` },
+          el('span', { className: 'bar', style: { height: `${b.count > 0 ? Math.max(2, (100 * b.count) / most) : 0}%` } }),
+          b.tick ? el('span', { className: 'tick', text: b.label }) : null))),
+      low || high ? el('div', { className: 'histogram-axis muted' }, el('span', { text: low }), el('span', { text: high })) : null);
+  }
+
   // ---------- messages ----------
   function onInit(result) {
     state.result = result;
@@ -407,7 +501,7 @@
     document.getElementById('status').remove();
     const parts = [renderProblems(result), renderSafety(result)];
     if (result.root !== null || result.summary.tensors > 0) {
-      parts.push(renderSummary(result), renderTable());
+      parts.push(renderSummary(result), renderTable(), renderStatsPanel());
     }
     app.append(...parts.filter(Boolean));
     app.setAttribute('aria-busy', 'false');
@@ -442,6 +536,7 @@
       case 'tensors': onTensors(body); break;
       case 'tensorsFailed': onTensorsFailed(body); break;
       case 'reveal': onReveal(body); break;
+      case 'stats': onStats(body); break;
     }
   });
   window.addEventListener('resize', () => requestAnimationFrame(renderRows));

@@ -1,6 +1,6 @@
 /**
  * The checkpoint page: a read-only custom editor whose webview (media/page.js) renders what
- * `pthscope/open` and `pthscope/tensors` return. Messages are `{type, body}`; the page says
+ * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. Messages are `{type, body}`; the page says
  * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows.
  */
 import { randomUUID } from 'node:crypto';
@@ -10,7 +10,7 @@ import { WorkDoneProgress, type WorkDoneProgressParams } from 'vscode-languagecl
 import type { Ctx } from './ctx';
 import { pageHtml, pageResourceRoots } from './pageHtml';
 import * as protocol from './protocol';
-import type { OpenResult, TensorsParams } from './protocol';
+import type { OpenResult, PathElement, TensorsParams } from './protocol';
 import type { CheckpointTree } from './tree';
 
 export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
@@ -27,6 +27,7 @@ const SLOW_OPEN_MS = 1000;
 type PageMessage =
   | { type: 'ready' }
   | { type: 'tensors'; body: TensorsParams & { requestId: number } }
+  | { type: 'stats'; body: { requestId: number; path: PathElement[] } }
   | { type: 'revealInTree'; body: { key: string } }
   | { type: 'copy'; body: { text: string } };
 
@@ -123,6 +124,16 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           page.post('tensors', { requestId, ...result });
         } catch (error) {
           page.post('tensorsFailed', { requestId, message: errorMessage(error) });
+        }
+        return;
+      }
+      case 'stats': {
+        const { requestId, path: tensorPath } = message.body;
+        try {
+          const result = await this.ctx.request(protocol.stats, { file: page.file, path: tensorPath });
+          page.post('stats', { requestId, ...result });
+        } catch (error) {
+          page.post('stats', { requestId, error: errorMessage(error) });
         }
         return;
       }

@@ -234,6 +234,18 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('05-state-dict-page');
   });
 
+  step('clicking a tensor shows its values: min, max, mean and a histogram', async () => {
+    const webview = activeWebview(page);
+    const row = webview.locator('#viewport .row[data-key]').first();
+    const key = await row.getAttribute('data-key');
+    await row.click();
+    await webview.locator('#stats-key', { hasText: key }).waitFor({ timeout: 10_000 });
+    await webview.locator('#stats-min').waitFor({ timeout: 60_000 });
+    assert.ok(Number(await webview.locator('#stats-min').getAttribute('data-value')) <= Number(await webview.locator('#stats-max').getAttribute('data-value')));
+    assert.ok(await webview.locator('#stats-histogram .bar').count() > 0);
+    await shot('05b-tensor-values');
+  });
+
   step('train.py: a hover on the checkpoint path and the requires_grad quick fix', async () => {
     const train = expected.train_py;
     await runCommand(page, 'View: Close All Editors');

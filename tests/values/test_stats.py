@@ -193,3 +193,19 @@ def test_zip_storage_offset_past_its_member(tmp_path: Path) -> None:
     corrupt.write_bytes(data[:at] + b"QK\xc8" + data[at + 3:])
     result = tensor_stats(str(corrupt), ["w"])
     assert "error" in result and "past the end" in result["error"]
+
+
+def test_unsigned_and_rare_float_types(tmp_path: Path) -> None:
+    tensors = {str(d).removeprefix("torch."): (torch.arange(30) * 1000).to(d)
+               for d in (torch.uint16, torch.uint32, torch.uint64)}
+    tensors["e8m0"] = torch.tensor([0.5, 1.0, 4.0]).to(torch.float8_e8m0fnu)
+    tensors["e4m3fnuz"] = torch.tensor([-1.0, 0.0, 2.0]).to(torch.float8_e4m3fnuz)
+    path = tmp_path / "rare.pt"
+    torch.save(tensors, path)
+    for name in ("uint16", "uint32", "uint64"):
+        stats = tensor_stats(str(path), [name])["stats"]
+        assert (stats["min"], stats["max"], stats["mean"]) == (0, 29_000, 14_500.0), name
+    assert tensor_stats(str(path), ["uint32"], engine="torch")["stats"]["max"] == 29_000
+    assert "numpy" in tensor_stats(str(path), ["uint64"], engine="torch")["error"]
+    assert (tensor_stats(str(path), ["e8m0"])["stats"]["min"], tensor_stats(str(path), ["e8m0"])["stats"]["max"]) == (0.5, 4.0)
+    assert tensor_stats(str(path), ["e4m3fnuz"])["stats"]["mean"] == pytest.approx(1 / 3)

@@ -35,6 +35,9 @@ _SAMPLE_BLOCKS = 64
 _FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
 _FLOATS = ("float64", "float32", "float16", "bfloat16", *_FLOAT8)
 _INTS = ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool")
+# Unsigned types whose reductions torch does not implement: uint16/uint32 are widened to int64;
+# uint64 cannot be (values over 2**63), so it needs numpy.
+_TORCH_LIMITED = ("uint16", "uint32", "uint64")
 _NUMPY_DTYPES = {"float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
                  "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
                  "uint8": "u1", "bool": "?"}
@@ -203,6 +206,13 @@ def _finite(value: float) -> float | None:
 
 
 def _engine(dtype: str, name: str | None) -> _Engine:
+    if name is None and dtype in _TORCH_LIMITED:  # torch lacks min/max for them: numpy if it can
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return _NumpyEngine()
     if name in (None, "torch"):
         try:
             import torch  # noqa: F401
@@ -277,7 +287,9 @@ class _TorchEngine:
             return {**out, "min": lo, "max": hi, "mean": _finite(float(finite.mean())),
                     "std": _finite(float(finite.std())) if finite.numel() > 1 else 0.0,
                     "histogram": {"min": lo, "max": hi, "counts": counts}}
-        ints = flat.to(torch.uint8) if dtype == "bool" else flat
+        if dtype == "uint64":
+            raise StatsError("statistics of uint64 tensors need numpy in the server's Python")
+        ints = flat.to(torch.uint8) if dtype == "bool" else flat.to(torch.int64) if dtype in _TORCH_LIMITED else flat
         lo, hi = int(ints.min()), int(ints.max())
         x = ints.to(torch.float64)
         out = {"zeros": int((ints == 0).sum()), "nan": 0, "posinf": 0, "neginf": 0, "min": lo, "max": hi,

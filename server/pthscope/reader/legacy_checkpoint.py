@@ -92,7 +92,7 @@ def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
         raise ValueError(f"storage key {safe_repr(root_key)} is not a name")
     ref = storages.get(key)
     if ref is None:
-        dtype, _cuda = storage_type_dtype(storage_type)
+        dtype = storage_type_dtype(storage_type)
         ref = StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
                          numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0)
         storages[key] = ref

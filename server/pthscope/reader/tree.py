@@ -21,7 +21,6 @@ from .unpickler import (
     NumpyDtype,
     StorageRef,
     Stub,
-    TensorRecord,
     saved_type_name,
 )
 
@@ -63,7 +62,7 @@ class TreeBuilder:
         self._visited += 1
         if self._visited > self.limits.max_nodes:
             raise _TooMany
-        if isinstance(obj, TensorRecord):
+        if isinstance(obj, TensorInfo):
             # Outside a module's _parameters, tensors count toward no module: skip the counting.
             return self._tensor(obj, name, path, "tensor"), _NO_COUNTS
         if isinstance(obj, NdarrayRecord):
@@ -118,11 +117,11 @@ class TreeBuilder:
 
         limits = self.limits
         for child_name, value in _dict_items(state.get("_parameters"), limits):
-            if isinstance(value, TensorRecord):
+            if isinstance(value, TensorInfo):
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
                 info.parameters.add(self.tensors[-1].counts())
         for child_name, value in _dict_items(state.get("_buffers"), limits):
-            if isinstance(value, TensorRecord):
+            if isinstance(value, TensorInfo):
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
         for child_name, value in _dict_items(state.get("_modules"), limits):
@@ -138,7 +137,7 @@ class TreeBuilder:
                 node.children.append(self._visit(value, attr, [*path, attr], depth + 1)[0])
         return node, info.parameters
 
-    def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
+    def _tensor(self, record: TensorInfo, name: str, path: list[PathElement], kind: str) -> Node:
         # A tensor object reached twice (tied parameters of a whole model) is listed at each place.
         if id(record) in self._placed:
             record = replace(record, path=path, shared_with=[])
@@ -197,12 +196,12 @@ def _dict_items(value: Any, limits: Limits) -> list[tuple[str, Any]]:
 
 
 def _holds_tensors(value: Any) -> bool:
-    if isinstance(value, (TensorRecord, NdarrayRecord)):
+    if isinstance(value, (TensorInfo, NdarrayRecord)):
         return True
     if isinstance(value, Stub):
         return _module_state(value) is not None
     if isinstance(value, (list, tuple)):
-        return any(isinstance(v, (TensorRecord, NdarrayRecord)) for v in value[:64])
+        return any(isinstance(v, (TensorInfo, NdarrayRecord)) for v in value[:64])
     return False
 
 
@@ -265,7 +264,7 @@ def _type_label(obj: Any) -> str:
     return saved_type_name(obj)
 
 
-def _tensor_type(record: TensorRecord) -> str:
+def _tensor_type(record: TensorInfo) -> str:
     if record.kind == "parameter":
         return "torch.nn.Parameter"
     return "torch.Tensor" if record.layout == "strided" else f"torch.Tensor ({record.layout})"

@@ -33,7 +33,6 @@ class StorageRef:
 
 
 # Rebuild functions produce the model's TensorInfo directly; tree.py gives it its path and kind.
-TensorRecord = TensorInfo
 
 
 def _tensor_on(storage: StorageRef, storage_offset: int, shape: list[int], stride: list[int],
@@ -209,7 +208,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if full.startswith(("torch.", "torch.cuda.")):
             attribute = full.rsplit(".", 1)[1]
             if attribute in STORAGE_DTYPES:
-                return _StorageType(STORAGE_DTYPES[attribute], cuda=full.startswith("torch.cuda."))
+                return _StorageType(STORAGE_DTYPES[attribute])
             if full.count(".") == 1 and classify_global(full) == "safe" and attribute[:1].islower():
                 return DtypeRef(attribute)
         return self._stub_class(full)
@@ -225,7 +224,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 @dataclass
 class _StorageType:
     dtype: str
-    cuda: bool = False
 
 
 class _LogBound:
@@ -307,15 +305,15 @@ def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any
 
 
 def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                       requires_grad: Any, backward_hooks: Any, dtype: Any, *_: Any) -> TensorRecord:
+                       requires_grad: Any, backward_hooks: Any, dtype: Any, *_: Any) -> TensorInfo:
     record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
     if isinstance(dtype, DtypeRef):
         record.dtype = dtype.name
     return record
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
-    if not isinstance(data, TensorRecord):
+def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorInfo:
+    if not isinstance(data, TensorInfo):
         raise ValueError("parameter data is not a tensor")
     return replace(data, kind="parameter", requires_grad=requires_grad is True, path=[])
 
@@ -323,26 +321,26 @@ def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
     # Tensor subclasses: func is one of our builders (or a stub class); both are inert.
     result = func(*args) if isinstance(args, tuple) else func()
-    if isinstance(result, TensorRecord) and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
+    if isinstance(result, TensorInfo) and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
         result.kind = "parameter"
     return result
 
 
 def _rebuild_qtensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                     quantizer_params: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
+                     quantizer_params: Any, requires_grad: Any = False, *_: Any) -> TensorInfo:
     record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
     record.layout = "quantized"
     return record
 
 
 def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
-                                    *_: Any) -> TensorRecord:
+                                    *_: Any) -> TensorInfo:
     return _tensor_without_storage(_shape(size), _int_list(stride), requires_grad is True,
                                    dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
 
 
 def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, storage_offset: Any,
-                              layout: Any, device: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
+                              layout: Any, device: Any, requires_grad: Any = False, *_: Any) -> TensorInfo:
     record = _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
     record.location = device if isinstance(device, str) else "unknown"
     record.layout = getattr(cls, "qualname", "subclass")
@@ -350,8 +348,8 @@ def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, stor
 
 
 def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any = False,
-                        *_: Any) -> TensorRecord:
-    if isinstance(data, TensorRecord):
+                        *_: Any) -> TensorInfo:
+    if isinstance(data, TensorInfo):
         record = replace(data, path=[])
     elif isinstance(data, NdarrayRecord):
         record = _tensor_without_storage(data.shape, contiguous_stride(data.shape), False, data.dtype)
@@ -364,7 +362,7 @@ def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any =
     return record
 
 
-def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
+def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorInfo:
     """COO: (indices, values, size[, is_coalesced]); CSR/CSC/BSR/BSC: (compressed indices,
     plain indices, values, size). The record has the sparse tensor's shape and the values'
     dtype and storage; a sparse tensor has no strides."""
@@ -375,7 +373,7 @@ def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
     values, size = (data[1], data[2]) if coo else (data[2], data[3])
     shape = _shape(size)
     layout_text = name or ("sparse_coo" if coo else "sparse_compressed")
-    if not isinstance(values, TensorRecord):
+    if not isinstance(values, TensorInfo):
         raise ValueError("sparse tensor values are not a tensor")
     return replace(values, path=[], shape=shape, stride=[], layout=layout_text)
 
@@ -390,8 +388,8 @@ def _layout_name(layout: Any) -> str | None:
     return text.rsplit(".", 1)[-1][:40] if isinstance(text, str) else None
 
 
-def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:
-    if not isinstance(buffer, TensorRecord):
+def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorInfo:
+    if not isinstance(buffer, TensorInfo):
         raise ValueError("nested tensor buffer is not a tensor")
     return replace(buffer, path=[], layout="nested")
 
@@ -492,7 +490,7 @@ _BUILDERS: dict[str, Any] = {
 # Exported for readers that compute storage sizes.
 __all__ = [
     "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "Stub",
-    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code",
+    "UnpickleLog", "itemsize", "itemsize_of_numpy_code",
 ]
 
 
@@ -505,9 +503,9 @@ def saved_type_name(obj: Any) -> str:
     return type(obj).__name__
 
 
-def storage_type_dtype(storage_type: Any) -> tuple[str, bool]:
-    """(dtype, is_cuda) for the storage class in a persistent id."""
+def storage_type_dtype(storage_type: Any) -> str:
+    """The dtype of the storage class in a persistent id (its location is saved separately)."""
     if isinstance(storage_type, _StorageType):
-        return storage_type.dtype, storage_type.cuda
+        return storage_type.dtype
     # torch.storage.UntypedStorage (a stub): bytes; v3 rebuild passes the real dtype.
-    return "uint8 (untyped)", False
+    return "uint8 (untyped)"

@@ -103,7 +103,7 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
 
 
 def _storage_ref(key: str, storage_type: Any, location: Any, numel: Any, member: Member | None) -> StorageRef:
-    dtype, _cuda = storage_type_dtype(storage_type)
+    dtype = storage_type_dtype(storage_type)
     return StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
                       numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0,
                       nbytes=member.size if member else None)

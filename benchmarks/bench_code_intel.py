@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.analysis.test_analyze import generated_source  # noqa: E402
 
-from pthscope.actions import Range, code_actions, diagnostics, hover  # noqa: E402
 from pthscope.analysis import analyze  # noqa: E402
+from pthscope.code_intel import Range, code_actions, diagnostics, hover  # noqa: E402
 from pthscope.reader.model import Checkpoint, ModuleInfo, TensorInfo  # noqa: E402
 
 TENSORS = 30_000

@@ -1,6 +1,6 @@
 /**
  * The custom `pthscope/*` requests, typed once (docs/protocol.md). Call sites send these
- * constants and never spell a method string. The server's twin is server/pthscope/protocol.py;
+ * constants and never spell a method string. The server's twin is server/pthscope/lsp/protocol.py;
  * tests/lsp/test_protocol_agrees.py checks that both name the same methods.
  *
  * This module is type-only apart from the request constants, so pure helpers may import its

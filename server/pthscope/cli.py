@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
     if args.command == "lsp":
-        from .lsp import main as lsp_main
+        from .lsp.server import main as lsp_main
 
         return lsp_main() or 0
     if args.command == "inspect":

@@ -1,7 +1,7 @@
 """Shared set-up for the Python-file features over stdio: a workspace, a client, helpers.
 
 `code_workspace` is a folder with the action tests' torch-made checkpoints under `runs/`
-(tests/actions/conftest.py), hostile files under `hostile/`, and the action test scripts.
+(tests/code_intel/conftest.py), hostile files under `hostile/`, and the action test scripts.
 `python_client` starts a server whose workspace folder that is; its client records every
 `publishDiagnostics` (with the version) and answers `workspace/applyEdit` by keeping the edit.
 Positions go to the server in UTF-16, as VS Code sends them; `apply_lsp_edits` applies edits
@@ -25,7 +25,7 @@ from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-from tests.actions.conftest import GOLDEN, SCRIPTS, make_workspace
+from tests.code_intel.conftest import GOLDEN, SCRIPTS, make_workspace
 
 from .conftest import CRASH_FILE_NAME, SERVER, PthscopeClientProtocol
 

@@ -24,7 +24,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
 from pytest_lsp.client import register_lsp_features
 
-from pthscope.protocol import RESPONSE_TYPES
+from pthscope.lsp.protocol import RESPONSE_TYPES
 from tests.reader.user_models import SmallNet
 
 CRASH_FILE_NAME = "crash-me.pt"

@@ -13,7 +13,7 @@ from .conftest import ask
 
 def reads_of(client: LanguageClient, file: Path) -> int:
     """How many times the server says it read `file` in its worker."""
-    return sum(m.message.startswith(f"pthscope.checkpoint_store: read {file}:")
+    return sum(m.message.startswith(f"pthscope.worker.store: read {file}:")
                for m in client.log_messages)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import pthscope
-from pthscope.checkpoint_index import CheckpointIndex, load_index, matching
+from pthscope.worker.index import CheckpointIndex, load_index, matching
 
 from .conftest import BIG_TENSOR_COUNT
 
@@ -63,7 +63,7 @@ def test_matching() -> None:
 
 
 def test_dotted_keys_that_collide_with_a_prefix_stay_flat() -> None:
-    from pthscope.checkpoint_index import group_dotted_keys
+    from pthscope.worker.index import group_dotted_keys
 
     def leaf(name: str) -> dict[str, Any]:
         return {"name": name, "path": [name], "key": name, "kind": "tensor", "type": "", "children": []}

@@ -2,7 +2,7 @@
 
 The light-bulb list comes without edits; resolving one returns a versioned WorkspaceEdit.
 Every quick fix and refactor on the action tests' scripts is resolved, applied the way an
-editor does (UTF-16 positions) and compared with the golden file of tests/actions/golden.
+editor does (UTF-16 positions) and compared with the golden file of tests/code_intel/golden.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = ["code_workspace", "python_client"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-# Lines (1-based) where tests/actions/test_golden.py asks for the refactors.
+# Lines (1-based) where tests/code_intel/test_golden.py asks for the refactors.
 REFACTOR_LINES = {"transfer_learning.py": 46, "training_loop.py": 22, "lightning_module.py": 16}
 REFACTOR_KIND = "refactor.rewrite.pthscope."
 

@@ -129,7 +129,7 @@ async def test_side_panel_checkpoint_is_linked(
 ) -> None:
     text = (
         "import torch\n"
-        "from tests.actions.models import Net\n"
+        "from tests.code_intel.models import Net\n"
         "model = Net()\n"
         "model.load_state_dict(torch.load(weights_path, weights_only=True))\n"
         "model.head.weight\n"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from pytest_lsp import LanguageClient
 
-from pthscope.initialization_options import InitializationOptions, parse_initialization_options
+from pthscope.lsp.options import InitializationOptions, parse_initialization_options
 
 from .conftest import ask
 
 
 def test_server_module_imports_neither_torch_nor_numpy() -> None:
     imported = subprocess.run(
-        [sys.executable, "-c", "import sys, pthscope.lsp; print(sorted(sys.modules))"],
+        [sys.executable, "-c", "import sys, pthscope.lsp.server; print(sorted(sys.modules))"],
         check=True, capture_output=True, text=True,
     ).stdout
     assert "'torch'" not in imported and "'numpy'" not in imported

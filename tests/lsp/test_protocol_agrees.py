@@ -1,4 +1,4 @@
-"""client/src/protocol.ts and server/pthscope/protocol.py name the same methods and fields."""
+"""client/src/protocol.ts and server/pthscope/lsp/protocol.py name the same methods and fields."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from pthscope import protocol
+from pthscope.lsp import protocol
 
 PROTOCOL_TS = Path(__file__).parents[2] / "client" / "src" / "protocol.ts"
 # LSP's own WorkDoneProgressParams field; the client sends it through vscode-languageclient.

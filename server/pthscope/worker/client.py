@@ -1,4 +1,4 @@
-"""Drive the isolated parse worker (`worker.py`) from the server's event loop.
+"""Drive the isolated parse worker (`process.py`) from the server's event loop.
 
 `WorkerClient.read_checkpoint(file)` sends one file to the worker process and returns the
 checkpoint's JSON, undecoded (the store decodes it off the event loop). Whatever goes wrong inside the worker — a hang past the time limit, running
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 20.0
 # The directory holding the `pthscope` package: the worker's cwd, hence on its sys.path.
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any
 
-from .gc_pause import gc_paused
-from .reader.dtypes import can_require_grad
+from ..gc_pause import gc_paused
+from ..reader.dtypes import can_require_grad
 
 Json = dict[str, Any]
 PathKey = tuple[str | int, ...]

@@ -1,7 +1,7 @@
 """Facts about a Python file + checkpoints → hovers, diagnostics and code actions.
 
 The API the language server wires (all pure functions, no pygls, plain dataclasses from
-`actions.types`; positions are 0-based lines and characters in code points, i.e. `str` indices):
+`code_intel.types`; positions are 0-based lines and characters in code points, i.e. `str` indices):
 
     facts = analysis.analyze(source, file_path, workspace_folders, previous=last_facts)
     facts.checkpoint_paths()   # literals naming checkpoints; .candidates are absolute paths

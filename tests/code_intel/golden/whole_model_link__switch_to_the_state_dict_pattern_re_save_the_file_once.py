@@ -4,7 +4,7 @@
 
 import torch
 
-from tests.actions.models import Net
+from tests.code_intel.models import Net
 
 # A whole-model pickle: re-save it once as a state_dict, from a session you trust:
 #   torch.save(torch.load("runs/full_model.pth", weights_only=False).state_dict(), "runs/full_model.pth")

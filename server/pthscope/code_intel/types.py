@@ -1,4 +1,4 @@
-"""The plain results `actions` returns; `lsp.py` converts them to lsprotocol types.
+"""The plain results code_intel returns; `lsp/convert.py` converts them to lsprotocol types.
 
 Positions are 0-based lines and characters in Unicode code points (`str` indices).
 """

@@ -1,7 +1,7 @@
 """Every quick fix and refactor on the scripts: apply it, check it parses, compare with a golden
 file, and check that applying it leaves nothing to fix again.
 
-Regenerate the golden files with `PTHSCOPE_REGEN_GOLDEN=1 pytest tests/actions` and read the
+Regenerate the golden files with `PTHSCOPE_REGEN_GOLDEN=1 pytest tests/code_intel` and read the
 diff before committing it.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pthscope.actions import Range, code_actions, diagnostics, resolve_code_action
 from pthscope.analysis import analyze
+from pthscope.code_intel import Range, code_actions, diagnostics, resolve_code_action
 from pthscope.reader.model import Checkpoint
-from tests.actions.applying import apply_edits
-from tests.actions.conftest import GOLDEN, SCRIPTS
+from tests.code_intel.applying import apply_edits
+from tests.code_intel.conftest import GOLDEN, SCRIPTS
 
 REGENERATE = os.environ.get("PTHSCOPE_REGEN_GOLDEN") == "1"
 # Lines (1-based) where the refactors (freeze, print, save/load snippets) are asked for.

@@ -17,9 +17,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .checkpoint_index import CheckpointIndex, load_index
-from .reader.model import Checkpoint, Problem
-from .worker_client import WorkerClient, WorkerFailure
+from ..reader.model import Checkpoint, Problem
+from .client import WorkerClient, WorkerFailure
+from .index import CheckpointIndex, load_index
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ docs/protocol.md describes the requests; client/src/protocol.ts is the client's 
 tests/lsp/test_protocol_agrees.py keeps the two in step. Params are structured strictly: a
 wrong type or value becomes a JSON-RPC `InvalidParams` error that names the field, instead of
 being coerced. Results carry plain JSON (`NodeSummary`, `TensorJson` are dicts in the shapes of
-`pthscope inspect --json`); building them is `checkpoint_index`'s job, not this module's.
+`pthscope inspect --json`); building them is `worker.index`'s job, not this module's.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 
 import torch
 
-from tests.actions.models import Net
+from tests.code_intel.models import Net
 
-full = torch.load("runs/full_model.pth", weights_only=False)
+full = torch.load("runs/full_model.pth")  # noqa: PTH002
 print(full.head.weight.requires_grad)
 
 model = Net()

@@ -1,9 +1,9 @@
-"""`actions`' plain dataclasses ↔ lsprotocol types, and positions between the two.
+"""`code_intel`' plain dataclasses ↔ lsprotocol types, and positions between the two.
 
-`actions` counts characters in code points (Python `str` indices) on lines split at `\\n`,
+`code_intel` counts characters in code points (Python `str` indices) on lines split at `\\n`,
 `\\r\\n` and `\\r` only, as LSP does; the client counts in the position encoding agreed at
 initialize (UTF-16 for VS Code). Every converter takes the `lines` its positions refer to and
-the document's `PositionCodec`. Nothing here decides what to show: that is `actions`' job.
+the document's `PositionCodec`. Nothing here decides what to show: that is `code_intel`' job.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from . import actions
+from .. import code_intel
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SEVERITIES = {
@@ -51,21 +51,21 @@ def split_lines(source: str) -> list[str]:
 
 def server_position(
     position: types.Position, lines: Sequence[str], codec: PositionCodec
-) -> actions.Position:
+) -> code_intel.Position:
     """A client position as a line and a code-point index into that line."""
     line, units = position.line, position.character
     if line >= len(lines) or lines[line].isascii():
-        return actions.Position(line, units)
+        return code_intel.Position(line, units)
     count = 0
     for index, char in enumerate(lines[line]):
         if count >= units:
-            return actions.Position(line, index)
+            return code_intel.Position(line, index)
         count += codec.client_num_units(char)
-    return actions.Position(line, len(lines[line]))
+    return code_intel.Position(line, len(lines[line]))
 
 
-def server_range(range: types.Range, lines: Sequence[str], codec: PositionCodec) -> actions.Range:
-    return actions.Range(
+def server_range(range: types.Range, lines: Sequence[str], codec: PositionCodec) -> code_intel.Range:
+    return code_intel.Range(
         server_position(range.start, lines, codec), server_position(range.end, lines, codec)
     )
 
@@ -74,7 +74,7 @@ def server_range(range: types.Range, lines: Sequence[str], codec: PositionCodec)
 
 
 def lsp_position(
-    position: actions.Position, lines: Sequence[str], codec: PositionCodec
+    position: code_intel.Position, lines: Sequence[str], codec: PositionCodec
 ) -> types.Position:
     line, character = position.line, position.character
     if line < len(lines) and not lines[line].isascii():
@@ -82,13 +82,13 @@ def lsp_position(
     return types.Position(line=line, character=character)
 
 
-def lsp_range(range: actions.Range, lines: Sequence[str], codec: PositionCodec) -> types.Range:
+def lsp_range(range: code_intel.Range, lines: Sequence[str], codec: PositionCodec) -> types.Range:
     return types.Range(
         start=lsp_position(range.start, lines, codec), end=lsp_position(range.end, lines, codec)
     )
 
 
-def lsp_hover(hover: actions.Hover, lines: Sequence[str], codec: PositionCodec) -> types.Hover:
+def lsp_hover(hover: code_intel.Hover, lines: Sequence[str], codec: PositionCodec) -> types.Hover:
     return types.Hover(
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=hover.contents),
         range=lsp_range(hover.range, lines, codec),
@@ -96,7 +96,7 @@ def lsp_hover(hover: actions.Hover, lines: Sequence[str], codec: PositionCodec) 
 
 
 def lsp_diagnostic(
-    diagnostic: actions.Diagnostic, lines: Sequence[str], codec: PositionCodec
+    diagnostic: code_intel.Diagnostic, lines: Sequence[str], codec: PositionCodec
 ) -> types.Diagnostic:
     return types.Diagnostic(
         range=lsp_range(diagnostic.range, lines, codec),
@@ -116,7 +116,7 @@ def wants_kind(kind: str, only: Sequence[str] | None) -> bool:
     return any(kind == wanted or kind.startswith(f"{wanted}.") for wanted in only)
 
 
-def lsp_code_action_kind(action: actions.CodeAction) -> str:
+def lsp_code_action_kind(action: code_intel.CodeAction) -> str:
     if action.kind == "quickfix":
         return types.CodeActionKind.QuickFix
     if action.kind == "source":
@@ -125,7 +125,7 @@ def lsp_code_action_kind(action: actions.CodeAction) -> str:
 
 
 def lsp_code_action(
-    action: actions.CodeAction,
+    action: code_intel.CodeAction,
     uri: str,
     lines: Sequence[str],
     codec: PositionCodec,
@@ -143,7 +143,7 @@ def lsp_code_action(
 
 
 def lsp_text_edit(
-    edit: actions.TextEdit, lines: Sequence[str], codec: PositionCodec
+    edit: code_intel.TextEdit, lines: Sequence[str], codec: PositionCodec
 ) -> types.TextEdit:
     return types.TextEdit(range=lsp_range(edit.range, lines, codec), new_text=edit.new_text)
 
@@ -151,7 +151,7 @@ def lsp_text_edit(
 def lsp_workspace_edit(
     uri: str,
     version: int | None,
-    edits: Sequence[actions.TextEdit],
+    edits: Sequence[code_intel.TextEdit],
     lines: Sequence[str],
     codec: PositionCodec,
     document_changes: bool,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pthscope.actions import diagnostics
 from pthscope.analysis import analyze
+from pthscope.code_intel import diagnostics
 from pthscope.reader.model import Checkpoint
-from tests.actions.conftest import SCRIPTS
+from tests.code_intel.conftest import SCRIPTS
 
 EXPECTED = {
     # The tutorial restores its best weights into the very model it froze: no PTH001.

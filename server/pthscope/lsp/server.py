@@ -2,9 +2,9 @@
 
 The custom `pthscope/*` requests (protocol.py) are answered from a `CheckpointIndex` that the
 `CheckpointStore` keeps per file; parsing happens in an isolated worker process
-(worker_client.py), never here. Python-file features — hover, diagnostics, code actions and
-the `pthscope.insertRequiresGradCode` command — come from `analysis` (the source) and `actions`
-(source + linked checkpoints, kept read by linked_checkpoints.py); lsp_convert.py turns their
+(worker/client.py), never here. Python-file features — hover, diagnostics, code actions and
+the `pthscope.insertRequiresGradCode` command — come from `analysis` (the source) and `code_intel`
+(source + linked checkpoints, kept read by linked_checkpoints.py); convert.py turns their
 answers into LSP types. Logs go to the client's output channel through `window/logMessage`.
 """
 
@@ -28,14 +28,14 @@ from pygls.protocol import default_converter
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
-from . import __version__, actions, analysis
-from . import lsp_convert as convert
+from .. import __version__, analysis, code_intel
+from ..worker.client import WorkerClient, WorkerFailure, WorkerLimits
+from ..worker.index import CheckpointIndex
+from ..worker.store import CheckpointStore
+from . import convert
 from . import protocol as p
-from .checkpoint_index import CheckpointIndex
-from .checkpoint_store import CheckpointStore
-from .initialization_options import InitializationOptions, parse_initialization_options
 from .linked_checkpoints import Json, LinkedCheckpoints
-from .worker_client import WorkerClient, WorkerFailure, WorkerLimits
+from .options import InitializationOptions, parse_initialization_options
 
 log = logging.getLogger("pthscope")
 
@@ -66,10 +66,10 @@ class PythonDocument:
     # (hovers still use them; diagnostics and edits wait for a text that parses).
     current: bool
     # The diagnostics of `facts` and the checkpoints they were computed with.
-    _found: tuple[list[tuple[str, Json]], list[actions.Diagnostic]] | None = None
+    _found: tuple[list[tuple[str, Json]], list[code_intel.Diagnostic]] | None = None
 
-    def diagnostics(self, checkpoints: dict[str, Json]) -> list[actions.Diagnostic]:
-        """`actions.diagnostics`, computed once per text and set of linked checkpoints (the
+    def diagnostics(self, checkpoints: dict[str, Json]) -> list[code_intel.Diagnostic]:
+        """`code_intel.diagnostics`, computed once per text and set of linked checkpoints (the
         light bulb asks for them on every cursor move)."""
         linked = list(checkpoints.items())
         known = self._found
@@ -77,7 +77,7 @@ class PythonDocument:
             a[0] == b[0] and a[1] is b[1] for a, b in zip(known[0], linked, strict=True)
         ):
             return known[1]
-        found = actions.diagnostics(self.facts, checkpoints)
+        found = code_intel.diagnostics(self.facts, checkpoints)
         self._found = (linked, found)
         return found
 
@@ -172,7 +172,7 @@ class PthscopeServer(LanguageServer):
             if not state.current:
                 return  # keep the last ones until the text parses again
             found = state.diagnostics(self.links.checkpoints(uri, state.facts))
-        except Exception:  # a bug in analysis/actions must not stop the server
+        except Exception:  # a bug in analysis/code_intel must not stop the server
             log.exception("diagnostics for %s failed", uri)
             return
         lines, codec = state.facts.lines, document.position_codec
@@ -205,7 +205,7 @@ class PthscopeServer(LanguageServer):
         return tuple(f for f in folders if f)
 
     def workspace_edit(
-        self, document: TextDocument, edits: list[actions.TextEdit], lines: list[str]
+        self, document: TextDocument, edits: list[code_intel.TextEdit], lines: list[str]
     ) -> types.WorkspaceEdit:
         workspace = self.client_capabilities.workspace
         versioned = bool(
@@ -220,7 +220,7 @@ class PthscopeServer(LanguageServer):
         document: TextDocument,
         facts: analysis.ModuleFacts,
         checkpoints: dict[str, Json],
-        offered: list[actions.CodeAction],
+        offered: list[code_intel.CodeAction],
         only: Sequence[str] | None,
     ) -> list[types.CodeAction]:
         """The actions of the kinds asked for; with their edits if the client cannot resolve."""
@@ -230,7 +230,7 @@ class PthscopeServer(LanguageServer):
             return [convert.lsp_code_action(a, document.uri, facts.lines, codec) for a in wanted]
         out = []
         for action in wanted:
-            edits = actions.resolve_code_action(facts, action.data, checkpoints).edits
+            edits = code_intel.resolve_code_action(facts, action.data, checkpoints).edits
             if edits:
                 edit = self.workspace_edit(document, edits, facts.lines)
                 out.append(convert.lsp_code_action(action, document.uri, facts.lines, codec, edit))
@@ -415,7 +415,7 @@ async def hover(ls: PthscopeServer, params: types.HoverParams) -> types.Hover | 
     document, state = found
     checkpoints = await ls.linked_checkpoints(document.uri, state.facts, LINK_WAIT_SECONDS)
     at = convert.server_position(params.position, state.current_lines(), document.position_codec)
-    answer = actions.hover(state.facts, at.line, at.character, checkpoints)
+    answer = code_intel.hover(state.facts, at.line, at.character, checkpoints)
     return convert.lsp_hover(answer, state.facts.lines, document.position_codec) if answer else None
 
 
@@ -433,9 +433,9 @@ def code_action(
     facts, only = state.facts, params.context.only
     checkpoints = ls.links.checkpoints(document.uri, facts)
     at = convert.server_range(params.range, facts.lines, document.position_codec)
-    offered = actions.code_actions(facts, at, checkpoints, state.diagnostics(checkpoints))
+    offered = code_intel.code_actions(facts, at, checkpoints, state.diagnostics(checkpoints))
     if only and convert.wants_kind(convert.FIX_ALL_KIND, only):
-        offered += actions.fix_all_actions(facts, checkpoints)
+        offered += code_intel.fix_all_actions(facts, checkpoints)
     return ls.lsp_code_actions(document, facts, checkpoints, offered, only) or None
 
 
@@ -447,7 +447,7 @@ async def resolve_code_action(ls: PthscopeServer, action: types.CodeAction) -> t
         return action  # no edit: the document is closed or does not parse now
     document, state = found
     checkpoints = await ls.linked_checkpoints(document.uri, state.facts, LINK_WAIT_SECONDS)
-    resolved = actions.resolve_code_action(state.facts, data, checkpoints)
+    resolved = code_intel.resolve_code_action(state.facts, data, checkpoints)
     action.edit = ls.workspace_edit(document, resolved.edits or [], state.facts.lines)
     return action
 
@@ -462,7 +462,7 @@ async def insert_requires_grad_code(
         return p.InsertRequiresGradCodeResult(False, f"{args.uri} {why}")
     document, state = found
     name = _REQUIRES_GRAD_ACTIONS[args.action]
-    action = actions.requires_grad_action(state.facts, args.line, name, args.module)
+    action = code_intel.requires_grad_action(state.facts, args.line, name, args.module)
     if action is None or not action.edits:
         why = f"no model variable in scope at line {args.line + 1}, or the code is already there"
         return p.InsertRequiresGradCodeResult(False, why)

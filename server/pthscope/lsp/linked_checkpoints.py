@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .actions.lookup import lookup_for
-from .analysis import ModuleFacts
-from .checkpoint_store import CheckpointStore, FileStamp, file_stamp
+from ..analysis import ModuleFacts
+from ..code_intel.lookup import lookup_for
+from ..worker.store import CheckpointStore, FileStamp, file_stamp
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pthscope.actions import TextEdit
+from pthscope.code_intel import TextEdit
 
 
 def apply_edits(source: str, edits: list[TextEdit]) -> str:

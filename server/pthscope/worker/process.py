@@ -7,7 +7,7 @@ that many bytes of JSON. A `checkpoint` frame holds `Checkpoint.to_json()`; a re
 `{"file": path, "stats": tensor path}` is answered by a `stats` frame holding
 `values.tensor_stats` (`{"stats": ...}` or `{"error": ...}`); a `failure` frame
 holds `{"reason": "memory"}` or `{"reason": "error", "message": ..., "traceback": ...}`.
-A worker that hangs or dies is the server's problem (`worker_client.py`): it kills it and
+A worker that hangs or dies is the server's problem (`client.py`): it kills it and
 starts another. The worker exits when stdin closes or its parent goes away.
 
 For tests only, `PTHSCOPE_TEST_WORKER_FAULT=segfault:<file name>,memory:<file name>` makes the
@@ -124,7 +124,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the server went away
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

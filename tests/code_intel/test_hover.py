@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pthscope.actions import hover
 from pthscope.analysis import analyze
+from pthscope.code_intel import hover
 from pthscope.reader.model import Checkpoint
-from tests.actions.conftest import SCRIPTS
+from tests.code_intel.conftest import SCRIPTS
 
 
 def _hover(source: str, needle: str, workspace: Path, checkpoints: dict, offset: int = 0) -> str:

@@ -15,7 +15,7 @@ import torch
 
 import pthscope
 from pthscope.reader.model import Checkpoint
-from tests.actions.models import Net
+from tests.code_intel.models import Net
 
 SCRIPTS = Path(__file__).parent / "scripts"
 GOLDEN = Path(__file__).parent / "golden"

@@ -1,0 +1,3 @@
+"""The language server: pygls wiring (server.py), the custom protocol (protocol.py), conversion to
+LSP types (convert.py), options (options.py) and which checkpoints open documents link
+(linked_checkpoints.py). Nothing here reads checkpoints or Python source itself."""

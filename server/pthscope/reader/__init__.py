@@ -7,24 +7,54 @@ cheap probe and a reader; this module only holds their order.
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable
 
 from ..gc_pause import gc_paused
+from .doctor import (
+    extension_mismatch,
+    probe_empty,
+    probe_text,
+    read_empty,
+    read_text_file,
+    unopenable_file,
+)
+from .gguf_file import probe_gguf, read_gguf
 from .legacy_checkpoint import probe_legacy, probe_pickle, read_legacy_checkpoint, read_pickle_file
 from .limits import DEFAULT_LIMITS, Limits
 from .model import Checkpoint, Problem
+from .numpy_file import probe_npy, probe_npz, read_npy, read_npz
+from .onnx_file import probe_onnx, read_onnx
+from .other_formats import probe_other_format, read_other_format
 from .pickled import memory_allowance
 from .safetensors_file import probe_safetensors, read_safetensors
+from .torch_export import probe_torch_export, read_torch_export
+from .truncated_zip import probe_truncated_zip, read_truncated_zip
 from .zip_checkpoint import probe_zip, read_zip_checkpoint
 
 Reader = Callable[[str, Limits], Checkpoint]
+# A probe sees the file's first bytes and its path; it reads more only when the head makes the
+# file a candidate, so that probing stays cheap for every other format.
+Probe = Callable[[bytes, str], bool]
 
-_FORMATS: list[tuple[Callable[[bytes], bool], Reader]] = [
-    (probe_zip, read_zip_checkpoint),
-    (probe_legacy, read_legacy_checkpoint),
-    (probe_safetensors, read_safetensors),
-    (probe_pickle, read_pickle_file),
+
+def _by_head(probe: Callable[[bytes], bool]) -> Probe:
+    return lambda head, _path: probe(head)
+
+
+_FORMATS: list[tuple[Probe, Reader]] = [
+    (probe_empty, read_empty),
+    (probe_truncated_zip, read_truncated_zip),  # before every zip format: no directory to read
+    (probe_torch_export, read_torch_export),
+    (probe_npz, read_npz),
+    (_by_head(probe_zip), read_zip_checkpoint),
+    (_by_head(probe_legacy), read_legacy_checkpoint),
+    (_by_head(probe_safetensors), read_safetensors),
+    (_by_head(probe_pickle), read_pickle_file),
+    (_by_head(probe_gguf), read_gguf),
+    (_by_head(probe_npy), read_npy),
+    (_by_head(probe_onnx), read_onnx),
+    (probe_other_format, read_other_format),  # HDF5, TFLite, gzip, tar, GGML
+    (probe_text, read_text_file),  # LFS and annex pointers, error pages, source code, text
 ]
 
 _HEAD_BYTES = 64
@@ -41,19 +71,15 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
     except OSError as exc:
-        checkpoint.errors.append(Problem("unreadable", f"cannot open the file: {exc.strerror or exc}"))
-        return checkpoint
-    if not head:
-        checkpoint.errors.append(Problem("empty", "the file is empty (0 bytes)"))
-        return checkpoint
-    if _is_distributed_shard(path):
+        return unopenable_file(path, exc)
+    if head and _is_distributed_shard(path):
         checkpoint.format = "torch-distributed"
         checkpoint.errors.append(Problem(
             "unsupported", "this is one shard of a torch.distributed checkpoint; its tensors are described "
             "by the .metadata file beside it (distributed checkpoints are not supported yet)"))
         return checkpoint
     for probe, read in _FORMATS:
-        if probe(head):
+        if probe(head, path):
             try:
                 with gc_paused():
                     result = read(path, limits)
@@ -66,6 +92,7 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
                     "please report it with the file if you can"))
                 return checkpoint
             result.size = checkpoint.size
+            result.warnings.extend(extension_mismatch(path, result.format))
             return result
     checkpoint.errors.append(_unknown_format(path, head))
     return checkpoint
@@ -75,8 +102,6 @@ def _unknown_format(path: str, head: bytes) -> Problem:
     if head.lstrip()[:1] == b"{" and _looks_like_shard_index(path):
         return Problem("unsupported", "this is the index of a sharded checkpoint (weight_map); "
                        "sharded checkpoints are not supported yet — open one of its shards")
-    if len(head) > 262 and head[257:262] == b"ustar" or _is_tar(path):
-        return Problem("unsupported", "this is a tar archive (torch's pre-0.4 format); not supported yet")
     return Problem("unknown-format", f"not a checkpoint format pthscope knows (first bytes: {head[:8].hex(' ')}); "
                    "expected a torch zip, a legacy torch pickle, a pickle or safetensors")
 
@@ -98,13 +123,6 @@ def _looks_like_shard_index(path: str) -> bool:
     try:
         with open(path, "rb") as f:
             return b'"weight_map"' in f.read(1 << 20)
-    except OSError:
-        return False
-
-
-def _is_tar(path: str) -> bool:
-    try:
-        return tarfile.is_tarfile(path)
     except OSError:
         return False
 

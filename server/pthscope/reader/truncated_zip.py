@@ -1,0 +1,188 @@
+"""A zip without its end-of-directory record — a save or download cut short — diagnosed from the
+local headers that are still there: which members are whole, which one is cut and at what byte.
+
+A zip is read from its end, so a cut file has no directory to read. Its members' local headers
+(30 bytes + name + extra, then the data) lead from one member to the next; walking them costs one
+small read per member, never the member data. Also here: `first_member_name`, the cheap look at
+the first local header that the probes of zip-based formats use.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .limits import Limits
+from .model import Checkpoint, Problem
+
+_LOCAL = b"PK\x03\x04"
+_CENTRAL = b"PK\x01\x02"
+_EOCD = b"PK\x05\x06"
+_DESCRIPTOR = b"PK\x07\x08"
+# signature, version, flags, method, time, date, crc, compressed size, size, name length, extra length
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+_EOCD_SIZE = 22
+_TAIL = _EOCD_SIZE + 0xFFFF  # the end record plus the longest comment
+_MAX_MEMBERS = 1_000_000
+
+
+def probe_truncated_zip(head: bytes, path: str) -> bool:
+    return head.startswith(_LOCAL) and not _has_end_record(path)
+
+
+def first_member_name(path: str) -> str | None:
+    """The name in a zip's first local header (None when there is none)."""
+    with open(path, "rb") as f:
+        header = f.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL:
+            return None
+        name_len = _LOCAL_HEADER.unpack(header)[9]
+        return f.read(name_len).decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class LocalMember:
+    name: str
+    offset: int  # of its local header
+    data_start: int
+    compressed_size: int
+
+
+@dataclass(slots=True)
+class Scan:
+    """What the local headers say: the whole members, and where and why the walk stopped."""
+
+    members: list[LocalMember]
+    stop: str  # "cut-member", "cut-header", "end", "directory", "descriptor", "garbage", "limit"
+    at: int
+    cut: LocalMember | None = None
+
+
+def scan_local_headers(f: BinaryIO, file_size: int, max_members: int = _MAX_MEMBERS) -> Scan:
+    members: list[LocalMember] = []
+    pos = 0
+    while True:
+        if pos >= file_size:
+            return Scan(members, "end", pos)
+        if len(members) >= max_members:
+            return Scan(members, "limit", pos)
+        f.seek(pos)
+        header = f.read(_LOCAL_HEADER.size)
+        if header[:4] == _CENTRAL:
+            return Scan(members, "directory", pos)
+        if len(header) < 4 and _LOCAL.startswith(header):
+            return Scan(members, "cut-header", pos)
+        if header[:4] != _LOCAL:
+            return Scan(members, "garbage", pos)
+        if len(header) < _LOCAL_HEADER.size:
+            return Scan(members, "cut-header", pos)
+        _, _, flags, _, _, _, _, csize, _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        name_raw = f.read(name_len)
+        extra = f.read(extra_len)
+        if len(name_raw) < name_len or len(extra) < extra_len:
+            return Scan(members, "cut-header", pos, LocalMember(name_raw.decode("utf-8", "replace"), pos, 0, 0))
+        if csize == 0xFFFFFFFF:
+            csize = _zip64_compressed_size(extra, csize)
+        member = LocalMember(name_raw.decode("utf-8", "replace"), pos, pos + _LOCAL_HEADER.size + name_len + extra_len,
+                             csize)
+        if flags & 0x8 and csize == 0:  # the sizes follow the data, in a descriptor: no way to skip it
+            return Scan(members, "descriptor", pos, member)
+        end = member.data_start + csize
+        if end > file_size:
+            return Scan(members, "cut-member", file_size, member)
+        members.append(member)
+        pos = end + (_descriptor_size(f, end) if flags & 0x8 else 0)
+
+
+def _zip64_compressed_size(extra: bytes, csize: int) -> int:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1 and size >= 16:  # a local header's zip64 field holds both sizes
+            return int(struct.unpack_from("<Q", extra, pos + 12)[0])
+        pos += 4 + size
+    return csize
+
+
+def _descriptor_size(f: BinaryIO, at: int) -> int:
+    f.seek(at)
+    return 16 if f.read(4) == _DESCRIPTOR else 12
+
+
+def _has_end_record(path: str) -> bool:
+    """An end-of-directory record that really ends the file (its comment length fits)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if size >= _EOCD_SIZE:
+            f.seek(size - _EOCD_SIZE)
+            if f.read(4) == _EOCD:  # the usual case: no comment
+                return True
+        start = max(0, size - _TAIL)
+        f.seek(start)
+        tail = f.read()
+    at = tail.rfind(_EOCD)
+    while at >= 0:
+        if len(tail) - at >= _EOCD_SIZE and at + _EOCD_SIZE + struct.unpack_from("<H", tail, at + 20)[0] == len(tail):
+            return True
+        at = tail.rfind(_EOCD, 0, at)
+    return False
+
+
+def read_truncated_zip(path: str, limits: Limits) -> Checkpoint:
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        scan = scan_local_headers(f, size)
+    names = [m.name for m in scan.members] + ([scan.cut.name] if scan.cut else [])
+    checkpoint = Checkpoint(file=path, format=zip_format_of(names))
+    checkpoint.metadata["whole members"] = f"{len(scan.members):,}"
+    checkpoint.errors.append(_problem(scan, size))
+    return checkpoint
+
+
+def zip_format_of(names: list[str]) -> str:
+    """The format a zip's member names make it (the names of a torch, export or numpy zip)."""
+    if any(n.endswith("/archive_format") or n.endswith("serialized_exported_program.json") for n in names):
+        return "torch-export"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "torchscript" if any("/code/" in n or n.endswith("/constants.pkl") for n in names) else "torch-zip"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    return "zip"
+
+
+def _problem(scan: Scan, size: int) -> Problem:
+    whole = len(scan.members)
+    before = f"{whole:,} member{'s' if whole != 1 else ''} before it {'are' if whole != 1 else 'is'} whole"
+    pickle_note = (" (its data.pkl is whole, the tensor data after the cut is not)"
+                   if any(m.name.endswith("data.pkl") for m in scan.members) else "")
+    again = "save or download it again"
+    missing = "the zip directory at the end of the file is missing"
+    if scan.stop == "cut-member" and scan.cut is not None:
+        member = scan.cut
+        have = size - member.data_start
+        expected = member.data_start + member.compressed_size
+        return Problem("truncated", f"the file is truncated at byte {size:,}: member {member.name} is cut after "
+                       f"{have:,} of its {member.compressed_size:,} bytes, and {missing}; {before}{pickle_note}. "
+                       f"The file held at least {expected:,} bytes — {again}", where=f"{member.name} byte {have:,}")
+    if scan.stop == "cut-header":
+        return Problem("truncated", f"the file is truncated at byte {size:,}, inside the header of member {whole + 1}"
+                       + (f" ({scan.cut.name})" if scan.cut and scan.cut.name else "")
+                       + f", and {missing}; {before}{pickle_note} — {again}", where=f"byte {scan.at:,}")
+    if scan.stop == "end":
+        return Problem("truncated", f"{missing}: the file is truncated after {whole:,} whole members (at byte "
+                       f"{size:,}); the writer stopped, or the download was cut, before the rest{pickle_note} — {again}",
+                       where="end of file")
+    if scan.stop == "directory":
+        return Problem("truncated", f"the file is truncated inside the zip directory (it starts at byte {scan.at:,}; "
+                       f"its end record is missing): all {whole:,} members are whole{pickle_note} — {again}",
+                       where=f"zip directory byte {scan.at:,}")
+    if scan.stop == "descriptor" and scan.cut is not None:
+        return Problem("truncated", f"{missing} (the file is truncated); member {scan.cut.name} keeps its size after its "
+                       f"data, so the walk through the members stops there; {before} — {again}", where=scan.cut.name)
+    if scan.stop == "limit":
+        return Problem("limit", f"{missing} (the file is truncated); the first {whole:,} members are whole, more were "
+                       "not walked", where=f"byte {scan.at:,}")
+    return Problem("corrupt", f"{missing}, and the bytes at {scan.at:,} are neither a member nor the directory: the "
+                   f"file is truncated or corrupt; {before} — {again}", where=f"byte {scan.at:,}")

@@ -100,11 +100,11 @@ def _lfs_pointer(path: str, text: str) -> Checkpoint | None:
     elif repo:
         fix = f"run `git lfs pull --include={relative}` in {quote_text(repo)} (after `git lfs install` if git-lfs is new here)"
     else:
-        fix = ("download the file itself (on the Hugging Face Hub: `huggingface-cli download`, or a clone made "
-               "with git-lfs installed), not the pointer")
+        fix = ("run `git lfs pull` in the clone it came from, or download the file itself (from the Hugging Face "
+               "Hub: `huggingface-cli download`, or its download link), not the pointer")
     checkpoint = _diagnosed(path, "git-lfs-pointer", Problem(
         "not-a-checkpoint", f"Git LFS pointer (oid {_shorten(oid, 20)}{size_text}): the real file was never "
-        f"downloaded (torch.load fails on it with \"invalid load key, 'v'\") — {fix}"))
+        f"downloaded ({torch_load_failure('v')}) — {fix}"))
     checkpoint.metadata.update({"lfs oid": _shorten(oid, 80), "lfs size": size[:20]})
     return checkpoint
 
@@ -151,7 +151,7 @@ def _html_page(path: str, text: str) -> Checkpoint | None:
     checkpoint = _diagnosed(path, "error-page", Problem(
         "not-a-checkpoint", f"{what} saved under a checkpoint's name"
         + (f", HTTP {status.group(1)}" if status else "") + f": {hint}; download it again "
-        "from the file's direct URL (torch.load fails on it with \"invalid load key, '<'\")"))
+        f"from the file's direct URL ({torch_load_failure('<')})"))
     if title:
         checkpoint.metadata["title"] = _shorten(title, limit=200)
     return checkpoint
@@ -261,7 +261,7 @@ def extension_mismatch(path: str, content_format: str) -> list[Problem]:
         return []
     label, _ = promised
     what = "a safetensors file" if content_format == "safetensors" else f"a torch checkpoint ({content_format})"
-    failure = {"safetensors": " (torch.load fails on it with \"invalid load key\")",
+    failure = {"safetensors": " (torch.load fails on it: \"invalid load key\" or \"Unsupported operand\")",
                ".safetensors": " (safetensors fails on it with \"header too large\")"}
     fails = failure.get(content_format) or failure.get(extension, "")
     return [Problem("extension", f"{what} named {extension}, which promises {label}{fails}: the content decides — "
@@ -295,7 +295,13 @@ def _has_weight_map(path: str) -> bool:
 
 def _load_key(text: str) -> str:
     first = text.lstrip("\ufeff")[:1]
-    return f"torch.load fails on it with \"invalid load key, '{first}'\"; " if first.isprintable() and first else ""
+    return f"{torch_load_failure(first)}; " if first.isprintable() and first else ""
+
+
+def torch_load_failure(first: str) -> str:
+    """What torch.load says about a file that starts with this character, in both of its modes."""
+    return (f"torch.load fails on it with \"invalid load key, '{first}'\", or \"Unsupported operand {ord(first)}\" "
+            "when weights_only=True")
 
 
 def _xml_field(text: str, tag: str) -> str:

@@ -2,8 +2,10 @@
 local headers that are still there: which members are whole, which one is cut and at what byte.
 
 A zip is read from its end, so a cut file has no directory to read. Its members' local headers
-(30 bytes + name + extra, then the data) lead from one member to the next; walking them costs one
-small read per member, never the member data. Also here: `first_member_name`, the cheap look at
+(30 bytes + name + extra, then the data) lead from one member to the next: one small read per
+member. torch (like any streaming zip writer) puts sizes in a data descriptor after the data
+instead, so for those members the walk looks for the descriptor whose size field matches — the
+only case that reads member bytes, at most `_MAX_SCANNED` of them in all. Also here: `first_member_name`, the cheap look at
 the first local header that the probes of zip-based formats use.
 """
 
@@ -26,6 +28,8 @@ _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _EOCD_SIZE = 22
 _TAIL = _EOCD_SIZE + 0xFFFF  # the end record plus the longest comment
 _MAX_MEMBERS = 1_000_000
+_MAX_SCANNED = 256 << 20  # bytes searched for data descriptors, over the whole walk
+_CHUNK = 1 << 20
 
 
 def probe_truncated_zip(head: bytes, path: str) -> bool:
@@ -55,7 +59,7 @@ class Scan:
     """What the local headers say: the whole members, and where and why the walk stopped."""
 
     members: list[LocalMember]
-    stop: str  # "cut-member", "cut-header", "end", "directory", "descriptor", "garbage", "limit"
+    stop: str  # "cut-member", "cut-header", "end", "directory", "garbage", "limit"
     at: int
     cut: LocalMember | None = None
 
@@ -63,6 +67,7 @@ class Scan:
 def scan_local_headers(f: BinaryIO, file_size: int, max_members: int = _MAX_MEMBERS) -> Scan:
     members: list[LocalMember] = []
     pos = 0
+    budget = _MAX_SCANNED
     while True:
         if pos >= file_size:
             return Scan(members, "end", pos)
@@ -87,8 +92,16 @@ def scan_local_headers(f: BinaryIO, file_size: int, max_members: int = _MAX_MEMB
             csize = _zip64_compressed_size(extra, csize)
         member = LocalMember(name_raw.decode("utf-8", "replace"), pos, pos + _LOCAL_HEADER.size + name_len + extra_len,
                              csize)
-        if flags & 0x8 and csize == 0:  # the sizes follow the data, in a descriptor: no way to skip it
-            return Scan(members, "descriptor", pos, member)
+        if flags & 0x8 and csize == 0:  # the sizes follow the data, in a descriptor
+            found = _find_descriptor(f, member.data_start, file_size, budget)
+            if found is None:
+                return Scan(members, "cut-member" if budget > file_size - member.data_start else "limit",
+                            file_size, member)
+            budget -= found[0] - member.data_start
+            member.compressed_size = found[0] - member.data_start
+            members.append(member)
+            pos = found[0] + found[1]
+            continue
         end = member.data_start + csize
         if end > file_size:
             return Scan(members, "cut-member", file_size, member)
@@ -104,6 +117,30 @@ def _zip64_compressed_size(extra: bytes, csize: int) -> int:
             return int(struct.unpack_from("<Q", extra, pos + 12)[0])
         pos += 4 + size
     return csize
+
+
+def _find_descriptor(f: BinaryIO, data_start: int, file_size: int, budget: int) -> tuple[int, int] | None:
+    """(where the member's data ends, the descriptor's length): the first descriptor signature
+    whose size field equals the bytes since the data started; None if none within the budget."""
+    pos, limit = data_start, min(file_size, data_start + budget)
+    while pos < limit:
+        f.seek(pos)
+        chunk = f.read(min(_CHUNK, limit - pos) + 3)
+        at = chunk.find(_DESCRIPTOR)
+        while at >= 0:
+            end = pos + at
+            f.seek(end + 8)
+            fields = f.read(16)
+            size = end - data_start
+            if len(fields) >= 4 and size < 1 << 32 and struct.unpack_from("<I", fields)[0] == size:
+                return end, 16
+            if len(fields) == 16 and struct.unpack_from("<Q", fields)[0] == size:
+                return end, 24
+            at = chunk.find(_DESCRIPTOR, at + 1)
+        if len(chunk) <= 3:
+            break
+        pos += len(chunk) - 3
+    return None
 
 
 def _descriptor_size(f: BinaryIO, at: int) -> int:
@@ -162,10 +199,15 @@ def _problem(scan: Scan, size: int) -> Problem:
     if scan.stop == "cut-member" and scan.cut is not None:
         member = scan.cut
         have = size - member.data_start
-        expected = member.data_start + member.compressed_size
-        return Problem("truncated", f"the file is truncated at byte {size:,}: member {member.name} is cut after "
-                       f"{have:,} of its {member.compressed_size:,} bytes, and {missing}; {before}{pickle_note}. "
-                       f"The file held at least {expected:,} bytes — {again}", where=f"{member.name} byte {have:,}")
+        if member.compressed_size == 0:  # its size was to follow its data
+            of = f"{have:,} bytes (the rest, and the size recorded after them, are missing)"
+            expected = ""
+        else:
+            of = f"{have:,} of its {member.compressed_size:,} bytes"
+            expected = f" The file held at least {member.data_start + member.compressed_size:,} bytes."
+        return Problem("truncated", f"the file is truncated at byte {size:,}: member {member.name} is cut after {of}, "
+                       f"and {missing}; {before}{pickle_note}.{expected} {again[0].upper()}{again[1:]}",
+                       where=f"{member.name} byte {have:,}")
     if scan.stop == "cut-header":
         return Problem("truncated", f"the file is truncated at byte {size:,}, inside the header of member {whole + 1}"
                        + (f" ({scan.cut.name})" if scan.cut and scan.cut.name else "")
@@ -178,11 +220,9 @@ def _problem(scan: Scan, size: int) -> Problem:
         return Problem("truncated", f"the file is truncated inside the zip directory (it starts at byte {scan.at:,}; "
                        f"its end record is missing): all {whole:,} members are whole{pickle_note} — {again}",
                        where=f"zip directory byte {scan.at:,}")
-    if scan.stop == "descriptor" and scan.cut is not None:
-        return Problem("truncated", f"{missing} (the file is truncated); member {scan.cut.name} keeps its size after its "
-                       f"data, so the walk through the members stops there; {before} — {again}", where=scan.cut.name)
     if scan.stop == "limit":
-        return Problem("limit", f"{missing} (the file is truncated); the first {whole:,} members are whole, more were "
-                       "not walked", where=f"byte {scan.at:,}")
+        return Problem("truncated", f"{missing}: the file is truncated; the first {whole:,} members are whole"
+                       f"{pickle_note}, the rest was not walked (a limit on the work one file may cause) — {again}",
+                       where=f"byte {scan.at:,}")
     return Problem("corrupt", f"{missing}, and the bytes at {scan.at:,} are neither a member nor the directory: the "
                    f"file is truncated or corrupt; {before} — {again}", where=f"byte {scan.at:,}")

@@ -146,7 +146,7 @@ def _read_header(cursor: _Cursor, checkpoint: Checkpoint, limits: Limits) -> Non
                             "header", kind="limit")
         if count * smallest > left:
             raise GGUFError(f"the file claims {count:,} {what}, more than its {left:,} remaining bytes can hold "
-                            "(it is truncated or corrupt)", "header")
+                            "(it is truncated, or the count is corrupt)", "header", kind="truncated")
     budget = [limits.max_nodes]  # array items walked, over all arrays
     alignment = _DEFAULT_ALIGNMENT
     for index in range(kv_count):
@@ -221,7 +221,8 @@ def _value(cursor: _Cursor, value_type: int, key: str, limits: Limits, budget: l
         size = struct.calcsize(item[1]) if item[1] else (8 if wide else 4)  # a string is at least its length
         if count * size > cursor.size - cursor.pos:
             raise GGUFError(f"{key} claims {count:,} items, more than the {cursor.size - cursor.pos:,} bytes left in the "
-                            "file can hold (it is truncated or corrupt)", key)
+                            "file can hold (it is truncated, or the count is corrupt)", key,
+                            kind="truncated" if count <= limits.max_nodes else "corrupt")
         shown = []
         if item_type == _STRING:
             if count > budget[0]:

@@ -31,6 +31,7 @@ _TYPED_FIELDS = {4: 4, 5: 4, 7: 8, 10: 8, 11: 8}
 # Fields of ModelProto (first byte 0x08 = field 1, varint) that may follow ir_version.
 _MODEL_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2}
 _OPS_SHOWN = 8
+_NODES_READ = 50_000  # nodes whose op type is read; later ones are only counted
 _TEXT = 200
 
 
@@ -60,33 +61,42 @@ class _Wire:
         return self.window[pos - self.window_start:pos - self.window_start + n]
 
     def varint(self, pos: int, end: int, where: str) -> tuple[int, int]:
-        chunk = self.bytes_at(pos, min(10, end - pos))
-        value = 0
-        for i, byte in enumerate(chunk):
-            value |= (byte & 0x7F) << (7 * i)
+        at = pos - self.window_start
+        window = self.window
+        if 0 <= at < len(window) and pos < end and window[at] < 0x80:  # most varints are one byte
+            return window[at], pos + 1
+        if at < 0 or at + 10 > len(window) and self.window_start + len(window) < self.size:
+            self.bytes_at(pos, 10)
+            window, at = self.window, 0
+        value = shift = 0
+        for i in range(min(10, end - pos)):
+            byte = window[at + i] if at + i < len(window) else 0x80
+            value |= (byte & 0x7F) << shift
             if byte < 0x80:
                 return value, pos + i + 1
+            shift += 7
         raise ProtobufError(f"a varint at byte {pos:,} runs past its message", where)
 
     def fields(self, start: int, end: int, where: str) -> Iterator[tuple[int, int, int, int]]:
         """(field number, wire type, value — or for wire type 2 the payload's offset —, payload length)."""
         pos = start
+        varint = self.varint
         while pos < end:
             self.budget -= 1
             if self.budget < 0:
                 raise ProtobufError("the model has more fields than pthscope reads (a limit on the work one file "
                                     "may cause)", where)
-            tag, pos = self.varint(pos, end, where)
+            tag, pos = varint(pos, end, where)
             number, wire = tag >> 3, tag & 7
             if number == 0:
                 raise ProtobufError(f"field number 0 at byte {pos:,}: not protobuf", where)
-            if wire == 0:
-                value, pos = self.varint(pos, end, where)
+            if wire == 2:
+                length, pos = varint(pos, end, where)
+            elif wire == 0:
+                value, pos = varint(pos, end, where)
                 yield number, 0, value, 0
                 continue
-            if wire == 2:
-                length, pos = self.varint(pos, end, where)
-            elif wire in (1, 5):
+            elif wire == 1 or wire == 5:
                 length = 8 if wire == 1 else 4
             else:
                 raise ProtobufError(f"field {number} at byte {pos:,} has wire type {wire}, which ONNX never writes", where)
@@ -143,6 +153,7 @@ def _read_model(wire: _Wire, checkpoint: Checkpoint, limits: Limits, folder: str
 
 def _read_graph(wire: _Wire, start: int, end: int, checkpoint: Checkpoint, folder: str) -> None:
     ops: Counter[str] = Counter()
+    nodes = 0
     inputs: list[str] = []
     outputs: list[str] = []
     root = Node("", [], "dict", "onnx.GraphProto")
@@ -151,7 +162,9 @@ def _read_graph(wire: _Wire, start: int, end: int, checkpoint: Checkpoint, folde
         if kind != 2:
             continue
         if number == 1:
-            ops[_op_type(wire, value, length)] += 1
+            nodes += 1
+            if nodes <= _NODES_READ:
+                ops[_op_type(wire, value, length)] += 1
         elif number == 2:
             checkpoint.metadata["graph name"] = wire.text(value, length)
         elif number in (5, 15):  # initializer, sparse_initializer
@@ -166,8 +179,9 @@ def _read_graph(wire: _Wire, start: int, end: int, checkpoint: Checkpoint, folde
     checkpoint.root = root
     if ops:
         shown = ", ".join(f"{op} ×{n:,}" for op, n in ops.most_common(_OPS_SHOWN))
-        checkpoint.metadata["operators"] = shown + (f", … ({len(ops)} kinds)" if len(ops) > _OPS_SHOWN else "")
-        checkpoint.metadata["nodes"] = f"{sum(ops.values()):,}"
+        checkpoint.metadata["operators"] = shown + (f", … ({len(ops)} kinds)" if len(ops) > _OPS_SHOWN else "") + (
+            f" (in the first {_NODES_READ:,} nodes)" if nodes > _NODES_READ else "")
+        checkpoint.metadata["nodes"] = f"{nodes:,}"
     for label, values in (("graph inputs", inputs), ("graph outputs", outputs)):
         if values:
             checkpoint.metadata[label] = ", ".join(values)[:_TEXT]

@@ -25,8 +25,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import pthscope
-
 from .test_hostile import read, write
 
 _OID = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393"

@@ -128,4 +128,4 @@ def test_truncated_gguf(tmp_path: Path, gguf_file: Path, fraction: float) -> Non
 
 def test_legacy_ggml_is_named(tmp_path: Path) -> None:
     checkpoint = read(write(tmp_path, "ggml-model-q4_0.bin", b"tjgg" + struct.pack("<I", 3) + bytes(100)))
-    assert checkpoint.format == "ggml" and "ggjt v3" == checkpoint.metadata["magic"]
+    assert checkpoint.format == "ggml" and checkpoint.metadata["magic"] == "ggjt v3"

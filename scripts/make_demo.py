@@ -16,6 +16,7 @@ Files written to DIR:
   large_model.safetensors 30,000 tiny tensors named like a deep transformer's, to show that
                           the page stays fast with a table that long.
   truncated.pth           whole_model.pth cut short, as an interrupted copy leaves it.
+  lfs_pointer.pth         a Git LFS pointer to whole_model.pth, as a clone without git-lfs leaves it.
   hostile_payload.pth     a torch zip whose pickle would call os.system when loaded with
                           weights_only=False. It is written without ever calling it.
   train.py                freezes layers, saves a state_dict, loads it into a fresh model.
@@ -26,6 +27,7 @@ Files written to DIR:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -283,6 +285,10 @@ def main(argv: list[str]) -> int:
     whole_bytes = (out / "whole_model.pth").read_bytes()
     (out / "truncated.pth").write_bytes(whole_bytes[: len(whole_bytes) * 3 // 5])
     expected["broken"] = {"file": "truncated.pth"}
+    digest = hashlib.sha256(whole_bytes).hexdigest()
+    (out / "lfs_pointer.pth").write_text(
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{digest}\nsize {len(whole_bytes)}\n")
+    expected["lfs_pointer"] = {"file": "lfs_pointer.pth", "oid": digest[:12]}
 
     hostile_sd = {"fc.weight": torch.randn(10, 32), "fc.bias": torch.zeros(10)}
     torch.save({"state_dict": hostile_sd, "metadata": _ShellPayload()}, out / "hostile_payload.pth")

@@ -221,6 +221,18 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('08-truncated-file');
   });
 
+  step('a Git LFS pointer is named, with the command that fetches the real file', async () => {
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, expected.lfs_pointer.file);
+    const error = activeWebview(page).locator('#problems .problem.error');
+    await error.waitFor({ timeout: 90_000 });
+    const text = await error.innerText();
+    assert.match(text, /not-a-checkpoint/);
+    assert.match(text, /Git LFS pointer/);
+    assert.ok(text.includes(expected.lfs_pointer.oid) && text.includes('git lfs pull'), text);
+    await shot('09-lfs-pointer');
+  });
+
   step('a state_dict page says requires_grad is not stored', async () => {
     const stateDict = expected.state_dict;
     await runCommand(page, 'View: Close All Editors');

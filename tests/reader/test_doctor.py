@@ -398,3 +398,21 @@ def test_doctor_never_steals_real_checkpoints(tmp_path: Path) -> None:
     path = write(tmp_path, "p.pkl", pickle.dumps({"a": [1, 2]}, protocol=0))
     assert read(path).format == "pickle"
     assert os.path.getsize(path) > 0
+
+
+@pytest.mark.parametrize("start", [b"Vnote\np0\n0", b"I7\n0", b"S'text'\n0", b"N0", b"F1.5\n0", b"L3L\n0"])
+def test_text_that_is_a_pickle_is_read_as_one(tmp_path: Path, start: bytes) -> None:
+    """Protocol-0 pickles are printable: one that would run os.system under torch.load is
+    reported as that pickle, never as "a text file"."""
+    from . import hostile_files as H
+    from .test_hostile import assert_no_canary, dangerous
+
+    canary = tmp_path / "canary"
+    payload = start + b"cos\nsystem\n(V" + H.shell_touch(canary).encode() + b"\ntR."
+    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"], input=payload,
+                   check=True, capture_output=True)
+    assert canary.exists(), "the payload must really run under pickle.loads"
+    canary.unlink()
+    checkpoint = read(write(tmp_path, "notes.txt", payload))
+    assert_no_canary(tmp_path)
+    assert checkpoint.format == "pickle" and "os.system" in dangerous(checkpoint)

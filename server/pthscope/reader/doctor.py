@@ -13,8 +13,10 @@ from __future__ import annotations
 import html
 import json
 import os
+import pickletools
 import re
 
+from .legacy_checkpoint import read_pickle_file
 from .limits import Limits
 from .model import Checkpoint, Problem
 
@@ -71,6 +73,9 @@ def probe_text(head: bytes, path: str) -> bool:
 def read_text_file(path: str, limits: Limits) -> Checkpoint:
     with open(path, "rb") as f:
         raw = f.read(_TEXT_SAMPLE)
+    as_pickle = _text_pickle(path, raw, limits)
+    if as_pickle is not None:
+        return as_pickle
     text = raw.decode("utf-8", "replace").lstrip("\ufeff")
     for diagnose in (_lfs_pointer, _annex_pointer, _html_page, _xml_document, _json_document, _python_source):
         found = diagnose(path, text)
@@ -80,6 +85,20 @@ def read_text_file(path: str, limits: Limits) -> Checkpoint:
     return _diagnosed(path, "text", Problem(
         "not-a-checkpoint", f"a text file (first line: {quote_text(first)}), not a checkpoint: {_load_key(text)}"
         "open the file that torch.save (or safetensors) wrote instead"))
+
+
+# Pickle protocols 0 and 1 are printable text: a text file may be one that torch.load would run.
+_PICKLE_OPCODES = {op.code for op in pickletools.opcodes}
+
+
+def _text_pickle(path: str, raw: bytes, limits: Limits) -> Checkpoint | None:
+    """The pickle reader's result when the text is a pickle (it reads to its end) or names a
+    global that a load would import; None when it is only text."""
+    if raw[:1].decode("latin-1") not in _PICKLE_OPCODES:
+        return None
+    checkpoint = read_pickle_file(path, limits)
+    importable = any(all(part.isidentifier() for part in g.name.split(".")) for g in checkpoint.globals)
+    return checkpoint if importable or not checkpoint.errors else None
 
 
 _LFS_SPECS = ("version https://git-lfs.github.com/spec/", "version https://hawser.github.com/spec/")
@@ -295,7 +314,7 @@ def _has_weight_map(path: str) -> bool:
 
 def _load_key(text: str) -> str:
     first = text.lstrip("\ufeff")[:1]
-    return f"{torch_load_failure(first)}; " if first.isprintable() and first else ""
+    return f"{torch_load_failure(first)}; " if first.isprintable() and first and first not in _PICKLE_OPCODES else ""
 
 
 def torch_load_failure(first: str) -> str:

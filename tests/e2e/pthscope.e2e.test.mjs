@@ -230,7 +230,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.match(text, /not-a-checkpoint/);
     assert.match(text, /Git LFS pointer/);
     assert.ok(text.includes(expected.lfs_pointer.oid) && text.includes('git lfs pull'), text);
-    await shot('09-lfs-pointer');
+    await shot('08b-lfs-pointer');
   });
 
   step('a state_dict page says requires_grad is not stored', async () => {

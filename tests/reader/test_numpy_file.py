@@ -95,3 +95,37 @@ def test_truncated_npy(tmp_path: Path) -> None:
     checkpoint = read(write(tmp_path, "cut.npy", data[:-100]))
     assert [e.kind for e in checkpoint.errors] == ["truncated"]
     assert read(write(tmp_path, "cut2.npy", data[:30])).errors
+
+
+class _Payload:
+    """An object whose unpickling calls os.system (what numpy.load(allow_pickle=True) would do)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import os
+
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("container", ["npy", "npz", "npz-compressed"])
+def test_object_array_pickles_are_audited_not_run(tmp_path: Path, container: str) -> None:
+    from . import hostile_files as H
+    from .test_hostile import dangerous
+
+    canary = tmp_path / "canary"
+    array = np.empty(2, dtype=object)
+    array[0], array[1] = {"fine": 1}, _Payload(H.shell_touch(canary))
+    path = tmp_path / f"objects.{container[:3]}"
+    if container == "npy":
+        np.save(path, array, allow_pickle=True)
+    else:
+        (np.savez_compressed if container.endswith("compressed") else np.savez)(path, ok=np.ones(2), objects=array)
+    checkpoint = read(path)
+    assert_no_canary(tmp_path)
+    assert dangerous(checkpoint) & {"os.system", "posix.system"}  # pickle names os.system by its module
+    assert any(g.name.startswith("numpy") for g in checkpoint.globals)
+    if container == "npy":  # the payload is real: numpy runs it when allowed to
+        np.load(path, allow_pickle=True)
+        assert canary.exists()

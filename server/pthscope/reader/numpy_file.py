@@ -4,22 +4,29 @@ An `.npy` file is the magic `\\x93NUMPY`, a version, a header length and a Pytho
 (`descr`, `fortran_order`, `shape`), then the raw data. The literal is parsed with
 `ast.literal_eval` (literals only, nothing is called) after a length check. An `.npz` is a zip
 of `.npy` members (deflated by `savez_compressed`): each member's header is read, or inflated
-just far enough to read it. torch.load reads neither, so each gets a warning saying what does.
+just far enough to read it. An array of Python objects is a pickle after its header, which
+numpy.load(allow_pickle=True) runs: it goes through the restricted unpickler, for its globals.
+torch.load reads neither format, so each gets a warning saying what does.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import math
 import os
 import struct
 import zlib
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .dtypes import dtype_from_numpy_code, itemsize_of_numpy_code
+from .file_slice import FileSlice
 from .limits import Limits
 from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
+from .pickled import PickleError, report_globals, unpickle
+from .safe_repr import safe_repr
 from .truncated_zip import first_member_name
+from .unpickler import UnpickleLog
 from .zip_directory import Member, ZipError, data_offset, file_size_of, read_directory
 
 _MAGIC = b"\x93NUMPY"
@@ -44,12 +51,17 @@ def probe_npz(head: bytes, path: str) -> bool:
 
 def read_npy(path: str, limits: Limits) -> Checkpoint:
     checkpoint = Checkpoint(file=path, format="numpy")
+    log = UnpickleLog()
     with open(path, "rb") as f:
         try:
             header, data_start = _npy_header(f.read(_MAX_HEADER + 12))
         except NpyError as exc:
             checkpoint.errors.append(Problem("corrupt", f"the .npy header is unreadable: {exc}", where="header"))
             return checkpoint
+        if _is_object(header):
+            f.seek(data_start)
+            _audit_pickle(f, "array", log, limits, checkpoint)
+    report_globals(checkpoint, log)
     info = _array_info(["array"], header)
     checkpoint.warnings.append(_how_to_load("a NumPy .npy array", "`numpy.load(path)`", _is_object(header)))
     checkpoint.storage_offsets["array"] = data_start
@@ -66,6 +78,7 @@ def read_npz(path: str, limits: Limits) -> Checkpoint:
     checkpoint = Checkpoint(file=path, format="npz")
     root = Node("", [], "dict", "numpy.lib.npyio.NpzFile")
     pickled = False
+    log = UnpickleLog()
     with open(path, "rb") as f:
         size = file_size_of(f)
         try:
@@ -80,18 +93,53 @@ def read_npz(path: str, limits: Limits) -> Checkpoint:
                 continue
             key = member.name[: -len(".npy")]
             try:
-                header, _ = _npy_header(_member_head(f, member, size))
+                header, header_end = _npy_header(_member_head(f, member, size))
             except (NpyError, ZipError) as exc:
                 checkpoint.errors.append(Problem("corrupt", f"{member.name}: {exc}", where=member.name))
                 continue
-            pickled = pickled or _is_object(header)
+            if _is_object(header):
+                pickled = True
+                _audit_member_pickle(f, member, header_end, log, limits, checkpoint)
             info = _array_info([key], header)
             checkpoint.tensors.append(info)
             root.children.append(Node(key, [key], "tensor", "numpy.ndarray", tensor=len(checkpoint.tensors) - 1))
     checkpoint.root = root
+    report_globals(checkpoint, log)
     checkpoint.warnings.insert(0, _how_to_load("NumPy arrays in an .npz archive",
                                                "`numpy.load(path)` (a dict-like of arrays)", pickled))
     return checkpoint
+
+
+def _audit_pickle(stream: Any, where: str, log: UnpickleLog, limits: Limits, checkpoint: Checkpoint) -> None:
+    try:
+        unpickle(stream, where, _no_persistent_ids, log, limits)
+    except PickleError as exc:
+        checkpoint.warnings.append(Problem("corrupt", f"the pickled objects of {where} cannot be read: {exc}",
+                                           where=exc.where))
+
+
+def _audit_member_pickle(f: BinaryIO, member: Member, header_end: int, log: UnpickleLog, limits: Limits,
+                         checkpoint: Checkpoint) -> None:
+    """The pickle after an object array's header in an .npz member (inflated when deflated)."""
+    key = member.name[: -len(".npy")]
+    if member.method == 0:
+        start = data_offset(f, member)
+        _audit_pickle(FileSlice(f, start + header_end, member.size - header_end), key, log, limits, checkpoint)
+    elif member.method == 8 and member.size <= limits.max_pickle_bytes:
+        f.seek(data_offset(f, member))
+        try:
+            data = zlib.decompressobj(-15).decompress(f.read(member.compressed_size), member.size)
+        except zlib.error as exc:
+            checkpoint.errors.append(Problem("corrupt", f"{member.name} cannot be inflated ({exc})", where=member.name))
+            return
+        _audit_pickle(io.BytesIO(data[header_end:]), key, log, limits, checkpoint)
+    else:
+        checkpoint.warnings.append(Problem("limit", f"the pickled objects of {key} were not read (compressed and over "
+                                           f"the {limits.max_pickle_bytes:,}-byte pickle limit)", where=member.name))
+
+
+def _no_persistent_ids(pid: object) -> object:
+    raise ValueError(f"unexpected persistent id {safe_repr(pid)}")
 
 
 def _how_to_load(what: str, loader: str, holds_objects: bool) -> Problem:

@@ -22,6 +22,7 @@ import json
 from collections import Counter
 from typing import Any, BinaryIO
 
+from .file_slice import FileSlice
 from .limits import Limits
 from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
 from .pickled import PickleError, report_globals, unpickle
@@ -305,7 +306,7 @@ def _audit_one(archive: _Archive, member: Member, log: UnpickleLog) -> Problem |
     limits = archive.limits
     try:
         if member.method == 0:
-            inner: Any = _Slice(archive.f, data_offset(archive.f, member), member.size)
+            inner: Any = FileSlice(archive.f, data_offset(archive.f, member), member.size)
         elif member.size <= limits.max_pickle_bytes:
             inner = io.BytesIO(read_member(archive.f, member, archive.size))
         else:
@@ -340,33 +341,3 @@ def _storage_ref(pid: Any) -> StorageRef:
 
 def _no_persistent_ids(pid: Any) -> Any:
     raise ValueError(f"unexpected persistent id {safe_repr(pid)}")
-
-
-class _Slice(io.RawIOBase):
-    """Bytes [start, start + length) of a file, as a file of their own (a zip stored in a zip)."""
-
-    def __init__(self, f: BinaryIO, start: int, length: int):
-        self.f, self.start, self.length, self.pos = f, start, length, 0
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.length}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.length - self.pos if n is None or n < 0 else min(n, self.length - self.pos)
-        if n <= 0:
-            return b""
-        self.f.seek(self.start + self.pos)
-        data = self.f.read(n)
-        self.pos += len(data)
-        return data

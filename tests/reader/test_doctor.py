@@ -94,6 +94,14 @@ def _tar(members: dict[str, bytes], mode: str = "w") -> bytes:
     return buffer.getvalue()
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 # name → (file bytes, or a function that writes the file), expected format, problem kind, words
 CASES: dict[str, tuple[bytes | Callable[[Path], None], str, str, list[str]]] = {
     "lfs-pointer": (lfs_pointer(), "git-lfs-pointer", "not-a-checkpoint",
@@ -126,6 +134,12 @@ CASES: dict[str, tuple[bytes | Callable[[Path], None], str, str, list[str]]] = {
              "tar", "not-a-checkpoint", ["NeMo"]),
     "torch-tar": (_tar({"sys_info": b"\x80\x02}q\x00.", "pickle": b"\x80\x02}q\x00.", "storages": b"\x80\x02K\x00.",
                         "tensors": b"\x80\x02K\x00."}), "torch-tar", "unsupported", ["torch's tar format", "0.4"]),
+    "keras-3": (_zip({"metadata.json": b'{"keras_version": "3.4.1"}', "config.json": b"{}", "model.weights.h5": b"x"}),
+                "keras", "not-a-checkpoint", ["Keras 3", "keras.saving.load_model"]),
+    "torchserve-mar": (_zip({"model.py": b"", "MAR-INF/MANIFEST.json": b"{}", "model.pt": b""}), "torchserve-mar",
+                       "not-a-checkpoint", ["TorchServe", "unzip"]),
+    "zip-of-files": (_zip({"run1/model.pth": _torch_bytes({"w": torch.ones(2)}), "run1/log.txt": b"ok"}), "zip",
+                     "not-a-checkpoint", ["2 files", "'run1/model.pth'", "unzip model.pth"]),
     "ggml": (b"tjgg" + (3).to_bytes(4, "little") + bytes(64), "ggml", "not-a-checkpoint", ["GGML", "GGUF"]),
 }
 

@@ -24,7 +24,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .model import Checkpoint, Problem
 from .numpy_file import probe_npy, probe_npz, read_npy, read_npz
 from .onnx_file import probe_onnx, read_onnx
-from .other_formats import probe_other_format, read_other_format
+from .other_formats import probe_other_format, probe_other_zip, read_other_format, read_other_zip
 from .pickled import memory_allowance
 from .safetensors_file import probe_safetensors, read_safetensors
 from .torch_export import probe_torch_export, read_torch_export
@@ -46,6 +46,7 @@ _FORMATS: list[tuple[Probe, Reader]] = [
     (probe_truncated_zip, read_truncated_zip),  # before every zip format: no directory to read
     (probe_torch_export, read_torch_export),
     (probe_npz, read_npz),
+    (probe_other_zip, read_other_zip),  # Keras 3, TorchServe, archives of files
     (_by_head(probe_zip), read_zip_checkpoint),
     (_by_head(probe_legacy), read_legacy_checkpoint),
     (_by_head(probe_safetensors), read_safetensors),
@@ -53,7 +54,7 @@ _FORMATS: list[tuple[Probe, Reader]] = [
     (_by_head(probe_gguf), read_gguf),
     (_by_head(probe_npy), read_npy),
     (_by_head(probe_onnx), read_onnx),
-    (probe_other_format, read_other_format),  # HDF5, TFLite, gzip, tar, GGML
+    (probe_other_format, read_other_format),  # HDF5, TFLite, gzip, tar
     (probe_text, read_text_file),  # LFS and annex pointers, error pages, source code, text
 ]
 

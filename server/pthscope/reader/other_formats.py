@@ -1,5 +1,6 @@
 """Other files people hand to torch.load: HDF5 (Keras/TensorFlow `.h5`), TensorFlow Lite, gzip,
-and tar — torch's own format before 0.4 among them. Each is named, with what loads it.
+tar — torch's own format before 0.4 among them —, and zips that are no torch format (a Keras 3
+`.keras` model, a TorchServe `.mar`, an archive of files). Each is named, with what loads it.
 
 Recognised by magic numbers: HDF5's signature (at byte 0, or 512, 1024, 2048 after a user block),
 TFLite's FlatBuffer identifier `TFL3` at byte 4, gzip's `1f 8b` (whose first bytes are inflated to
@@ -17,6 +18,8 @@ import zlib
 from .doctor import quote_text
 from .limits import Limits
 from .model import Checkpoint, Problem
+from .truncated_zip import first_member_name, zip_format_of
+from .zip_directory import ZipError, file_size_of, read_directory
 
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048)
@@ -159,3 +162,43 @@ def _tar(path: str, checkpoint: Checkpoint) -> Problem:
         n.endswith("model_weights.ckpt") for n in names) else ""
     return Problem("not-a-checkpoint", f"a tar archive of {len(names):,}{more} members ({shown}){nemo}, not a checkpoint: "
                    f"extract it (`tar xf {os.path.basename(path)}`) and open the checkpoint inside")
+
+
+def probe_other_zip(head: bytes, path: str) -> bool:
+    """A zip whose first member is no torch checkpoint's (data.pkl) or numpy's, and whose
+    directory names no torch format."""
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    first = first_member_name(path)
+    if first is None or first.endswith(("data.pkl", ".npy")):
+        return False
+    try:
+        with open(path, "rb") as f:
+            names = list(read_directory(f, file_size_of(f)))
+    except (ZipError, OSError):
+        return False
+    return zip_format_of(names) == "zip"
+
+
+def read_other_zip(path: str, limits: Limits) -> Checkpoint:
+    with open(path, "rb") as f:
+        names = list(read_directory(f, file_size_of(f), max_members=limits.max_nodes))
+    checkpoint = Checkpoint(file=path, format="zip")
+    checkpoint.metadata["members"] = f"{len(names):,}"
+    name = os.path.basename(path)
+    if "config.json" in names and any(n.startswith("model.weights.") for n in names):
+        checkpoint.format = "keras"
+        checkpoint.errors.append(Problem(
+            "not-a-checkpoint", "a Keras 3 model (.keras: config.json and model.weights), not a PyTorch checkpoint: "
+            "load it with `keras.saving.load_model(path)`; torch.load cannot read it"))
+    elif "MAR-INF/MANIFEST.json" in names:
+        checkpoint.format = "torchserve-mar"
+        checkpoint.errors.append(Problem(
+            "not-a-checkpoint", f"a TorchServe model archive (.mar): the checkpoint is one of its files — extract it "
+            f"(`unzip {name}`) and open the serialized model inside"))
+    else:
+        shown = ", ".join(quote_text(n, 60) for n in names[:5]) + (", …" if len(names) > 5 else "")
+        checkpoint.errors.append(Problem(
+            "not-a-checkpoint", f"a zip archive of {len(names):,} files ({shown}), not a torch checkpoint (no data.pkl): "
+            f"extract it (`unzip {name}`) and open the checkpoint inside"))
+    return checkpoint

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .limits import Limits
 from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
@@ -90,40 +90,69 @@ def read_gguf(path: str, limits: Limits) -> Checkpoint:
 
 
 class _Cursor:
-    """Reads the header in order; every read is checked against the bytes left in the file."""
+    """Reads the header in order, through a 1 MiB window; every read is checked against the
+    bytes left in the file first, so no length from the file makes it read (or allocate) more."""
+
+    _CHUNK = 1 << 20
 
     def __init__(self, f: BinaryIO, size: int):
-        self.f, self.size, self.pos, self.order = f, size, 4, "<"
+        self.f, self.size, self.order = f, size, "<"
+        self.window, self.base, self.at = b"", 4, 0  # the window holds bytes [base, base + len) of the file
+        self._structs: dict[str, struct.Struct] = {}
+
+    @property
+    def pos(self) -> int:
+        return self.base + self.at
+
+    def _need(self, n: int, what: str) -> None:
+        if self.at + n <= len(self.window):
+            return
+        pos = self.pos
+        if n > self.size - pos:
+            raise GGUFError(f"{what} needs {n:,} bytes at byte {pos:,}, but the file ends at byte {self.size:,} (it "
+                            "is truncated, or a length in it is corrupt)", f"byte {pos:,}",
+                            kind="truncated" if n < 1 << 32 else "corrupt")
+        self.f.seek(pos)
+        self.window, self.base, self.at = self.f.read(max(n, self._CHUNK)), pos, 0
 
     def take(self, n: int, what: str) -> bytes:
-        if n > self.size - self.pos:
-            raise GGUFError(f"{what} needs {n:,} bytes at byte {self.pos:,}, but the file ends at byte "
-                            f"{self.size:,} (it is truncated, or a length in it is corrupt)",
-                            f"byte {self.pos:,}", kind="truncated" if n < 1 << 32 else "corrupt")
-        data = self.f.read(n)
-        self.pos += n
+        self._need(n, what)
+        data = self.window[self.at:self.at + n]
+        self.at += n
         return data
 
     def skip(self, n: int, what: str) -> None:
+        if self.at + n <= len(self.window):
+            self.at += n
+            return
         if n > self.size - self.pos:
-            self.take(n, what)  # raises with the message
-        self.f.seek(n, os.SEEK_CUR)
-        self.pos += n
+            self._need(n, what)  # raises with the message
+        self.window, self.base, self.at = b"", self.pos + n, 0
+
+    def unpack(self, codes: str, what: str) -> tuple[Any, ...]:
+        packer = self._structs.get(codes)
+        if packer is None:
+            packer = self._structs[codes] = struct.Struct(self.order + codes)
+        self._need(packer.size, what)
+        values = packer.unpack_from(self.window, self.at)
+        self.at += packer.size
+        return values
 
     def number(self, code: str, what: str) -> int | float | bool:
-        value: int | float | bool = struct.unpack(self.order + code, self.take(struct.calcsize(code), what))[0]
+        value: int | float | bool = self.unpack(code, what)[0]
         return value
 
     def u32(self, what: str) -> int:
-        return int(self.number("I", what))
+        return int(self.unpack("I", what)[0])
 
     def u64(self, what: str) -> int:
-        return int(self.number("Q", what))
+        return int(self.unpack("Q", what)[0])
 
     def string(self, what: str, keep: int, long_version: bool) -> str:
-        length = self.u64(what) if long_version else self.u32(what)
+        (length,) = self.unpack("Q" if long_version else "I", what)
         shown = self.take(min(length, keep), what)
-        self.skip(length - len(shown), what)
+        if length > len(shown):
+            self.skip(length - len(shown), what)
         text = shown.decode("utf-8", "replace")
         return text if len(shown) == length else text + "…"
 
@@ -131,7 +160,7 @@ class _Cursor:
 def _read_header(cursor: _Cursor, checkpoint: Checkpoint, limits: Limits) -> None:
     version = cursor.u32("the version")
     if version & 0xFFFF == 0 and 0 < version >> 24 <= 3:  # written big-endian
-        cursor.order, version = ">", version >> 24
+        cursor.order, cursor._structs, version = ">", {}, version >> 24
         checkpoint.metadata["byteorder"] = "big"
     if version not in (1, 2, 3):
         raise GGUFError(f"unknown GGUF version {version} (pthscope reads versions 1 to 3)", "byte 4")
@@ -185,15 +214,17 @@ def _read_header(cursor: _Cursor, checkpoint: Checkpoint, limits: Limits) -> Non
 
 def _tensor_info(cursor: _Cursor, index: int, wide: bool) -> tuple[TensorInfo, int]:
     """One tensor's info and its offset in the data section."""
-    name = cursor.string(f"the name of tensor {index}", _MAX_NAME, wide)
-    n_dims = cursor.u32(f"the dimension count of {name}")
-    if n_dims > _MAX_DIMS:
-        raise GGUFError(f"tensor {name!r} claims {n_dims:,} dimensions", name)
-    dims = [cursor.u64(f"the shape of {name}") if wide else cursor.u32(f"the shape of {name}") for _ in range(n_dims)]
-    type_id = cursor.u32(f"the type of {name}")
-    offset = cursor.u64(f"the offset of {name}")
+    name = cursor.string("a tensor name", _MAX_NAME, wide)
+    try:
+        (n_dims,) = cursor.unpack("I", "a tensor's dimension count")
+        if n_dims > _MAX_DIMS:
+            raise GGUFError(f"{n_dims:,} dimensions", name)
+        dims = list(cursor.unpack(("Q" if wide else "I") * n_dims, "a tensor's shape"))
+        type_id, offset = cursor.unpack("IQ", "a tensor's type and offset")
+    except GGUFError as exc:
+        raise GGUFError(f"tensor {index} ({name!r}): {exc}", name, exc.kind) from None
     numel = math.prod(dims)
-    if any(d >= _INT64 for d in dims) or numel >= _INT64:
+    if numel >= _INT64:
         raise GGUFError(f"tensor {name!r} claims shape {dims} (innermost first), more elements than a tensor can hold", name)
     found = GGML_TYPES.get(type_id)
     nbytes = None
@@ -230,7 +261,7 @@ def _value(cursor: _Cursor, value_type: int, key: str, limits: Limits, budget: l
                                 key, kind="limit")
             budget[0] -= count
             for i in range(count):
-                text = cursor.string(f"item {i} of {key}", 40, wide)
+                text = cursor.string(key, 40, wide)
                 if i < _ARRAY_ITEMS_SHOWN:
                     shown.append(repr(text))
         else:

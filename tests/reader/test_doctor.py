@@ -181,6 +181,34 @@ def test_git_lfs_writes_the_pointer_we_read(tmp_path: Path) -> None:
     assert hashlib.sha256(real.read_bytes()).hexdigest()[:12] in checkpoint.metadata["lfs oid"]
 
 
+def test_the_command_in_the_message_fetches_the_file(tmp_path: Path) -> None:
+    """A clone made without LFS content (GIT_LFS_SKIP_SMUDGE=1) from a local repository: the
+    command pthscope names turns the pointer into the checkpoint."""
+    if shutil.which("git-lfs") is None:
+        pytest.skip("git-lfs is not installed")
+    origin = tmp_path / "origin"
+    origin.mkdir()
+
+    def git(*args: str, cwd: Path = origin, **env: str) -> None:
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True,
+                       capture_output=True, env={**os.environ, **env})
+
+    git("init", "-q")
+    git("lfs", "install", "--local")
+    git("lfs", "track", "*.pth")
+    (origin / "weights").mkdir()
+    torch.save({"w": torch.ones(3)}, origin / "weights" / "model.pth")
+    git("add", ".")
+    git("commit", "-qm", "model")
+    git("clone", "-q", str(origin), str(tmp_path / "clone"), cwd=tmp_path, GIT_LFS_SKIP_SMUDGE="1")
+    path = tmp_path / "clone" / "weights" / "model.pth"
+    message = read(path).errors[0].message
+    command = message.split("run `", 1)[1].split("`", 1)[0]
+    assert command == "git lfs pull --include=weights/model.pth"
+    git(*command.split()[1:], cwd=tmp_path / "clone")
+    assert [t.key for t in read(path).tensors] == ["w"]
+
+
 def _git_repo(folder: Path) -> Path:
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
     return folder
@@ -430,3 +458,42 @@ def test_text_that_is_a_pickle_is_read_as_one(tmp_path: Path, start: bytes) -> N
     checkpoint = read(write(tmp_path, "notes.txt", payload))
     assert_no_canary(tmp_path)
     assert checkpoint.format == "pickle" and "os.system" in dangerous(checkpoint)
+
+
+def test_cli_never_prints_a_traceback_for_these_formats(tmp_path: Path, torch_zip_bytes: bytes) -> None:
+    """Damaged files of every format here through `python -m pthscope inspect` (text and --json)."""
+    from .test_gguf import HOSTILE as GGUF_HOSTILE
+    from .test_numpy_file import _npy
+
+    files = {
+        "pointer.pth": lfs_pointer(),
+        "page.pth": GITHUB_BLOB_PAGE,
+        "cut.pt": torch_zip_bytes[: len(torch_zip_bytes) // 2],
+        "lies.gguf": GGUF_HOSTILE["kv-array-of-2**40-items"],
+        "bad.onnx": b"\x08\x09\x12\x07pytorch:\xff\xff\xff\xff\x0f" + bytes(10),
+        "bad.npy": _npy(b"__import__('os')"),
+        "bad.pt2": _zip({"archive_format": b"pt2", "models/model.json": b"{"}),
+        "cut.gz": gzip.compress(torch_zip_bytes)[:50],
+        "tar.pth": _tar({"pickle": b"x"})[:700],
+    }
+    paths = [str(write(tmp_path, name, data)) for name, data in files.items()]
+    for extra in ([], ["--json"]):
+        done = subprocess.run([sys.executable, "-m", "pthscope", "inspect", *extra, *paths], capture_output=True,
+                              text=True, timeout=120)
+        assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
+        assert done.returncode == 1
+        lines = done.stderr.splitlines()
+        assert len(lines) == len(paths) and all(line.startswith("pthscope: ") for line in lines), done.stderr
+        if extra:
+            assert [json.loads(line)["file"] for line in done.stdout.splitlines()] == paths
+
+
+def test_cli_lists_a_gguf_with_its_warning(tmp_path: Path) -> None:
+    from .test_gguf import _write
+
+    path = _write(tmp_path / "tiny.gguf")
+    done = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "format      gguf" in done.stdout and "warning: a GGUF file" in done.stdout
+    assert "blk.0.ffn_up.weight  [32×256] gguf:Q8_0" in done.stdout

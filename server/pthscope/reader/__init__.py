@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 from ..gc_pause import gc_paused
 from .doctor import (
-    extension_mismatch,
     probe_empty,
     probe_text,
     read_empty,
     read_text_file,
     unopenable_file,
 )
+from .extensions import extension_mismatch
 from .gguf_file import probe_gguf, read_gguf
 from .legacy_checkpoint import probe_legacy, probe_pickle, read_legacy_checkpoint, read_pickle_file
 from .limits import DEFAULT_LIMITS, Limits

@@ -2,10 +2,10 @@
 
 A Git LFS or git-annex pointer (the real file was never downloaded: torch.load fails with
 "invalid load key, 'v'"), an HTML, XML or JSON error page saved under the checkpoint's name, a
-Python script, other text, an empty file, a symlink into git-annex whose content is absent, and
-a checkpoint whose extension promises another format. Each becomes a `Checkpoint` whose error
-says what the file is and what to run instead. Formats of other frameworks live in their own
-modules (gguf_file, onnx_file, numpy_file, torch_export, other_formats).
+Python script, other text, an empty file, a symlink into git-annex whose content is absent. Each
+becomes a `Checkpoint` whose error says what the file is and what to run instead. Formats of
+other frameworks live in their own modules (gguf_file, onnx_file, numpy_file, torch_export,
+other_formats); a name that promises another format than the content, in extensions.py.
 """
 
 from __future__ import annotations
@@ -242,49 +242,6 @@ def _python_source(path: str, text: str) -> Checkpoint | None:
     return _diagnosed(path, "python-source", Problem(
         "not-a-checkpoint", f"Python source code (first line: {quote_text(first)}), not a checkpoint: a script, not "
         "the file a script writes — run it to make the checkpoint, or open the file its torch.save wrote"))
-
-
-# ---------------------------------------------------------------------------------------------
-# An extension that promises another format
-
-
-_TORCH_FORMATS = {"torch-zip", "torch-legacy", "pickle", "torchscript", "torch-tar"}
-HOW_TO_LOAD = {
-    "torch-zip": "`torch.load(path, weights_only=True)`",
-    "torch-legacy": "`torch.load(path, weights_only=True)`",
-    "pickle": "`torch.load(path, weights_only=True)` (plain pickle.load would run whatever it names)",
-    "torchscript": "`torch.jit.load(path)` (it runs the archive's code: only for files you trust)",
-    "torch-tar": "`torch.load(path, weights_only=True)`",
-    "safetensors": "`safetensors.torch.load_file(path)`",
-}
-# Extensions that promise a format, and the formats they promise.
-_PROMISES: dict[str, tuple[str, set[str]]] = {
-    ".safetensors": ("safetensors", {"safetensors"}),
-    ".pth": ("a torch checkpoint", _TORCH_FORMATS), ".pt": ("a torch checkpoint", _TORCH_FORMATS),
-    ".ckpt": ("a torch checkpoint", _TORCH_FORMATS), ".bin": ("a torch checkpoint", _TORCH_FORMATS),
-    ".tar": ("a torch checkpoint", _TORCH_FORMATS),
-    ".gguf": ("GGUF", {"gguf"}), ".onnx": ("ONNX", {"onnx"}), ".pt2": ("a torch.export archive", {"torch-export"}),
-    ".npy": ("a NumPy array", {"numpy"}), ".npz": ("NumPy arrays", {"npz"}),
-    ".h5": ("HDF5", {"hdf5"}), ".hdf5": ("HDF5", {"hdf5"}), ".tflite": ("TensorFlow Lite", {"tflite"}),
-}
-
-
-def extension_mismatch(path: str, content_format: str) -> list[Problem]:
-    """A torch or safetensors file whose name promises another format: content wins, the name
-    gets a warning saying how to load what is really there. (Other formats' readers say it.)"""
-    if content_format not in HOW_TO_LOAD:
-        return []
-    extension = os.path.splitext(path)[1].lower()
-    promised = _PROMISES.get(extension)
-    if promised is None or content_format in promised[1]:
-        return []
-    label, _ = promised
-    what = "a safetensors file" if content_format == "safetensors" else f"a torch checkpoint ({content_format})"
-    failure = {"safetensors": " (torch.load fails on it: \"invalid load key\" or \"Unsupported operand\")",
-               ".safetensors": " (safetensors fails on it with \"header too large\")"}
-    fails = failure.get(content_format) or failure.get(extension, "")
-    return [Problem("extension", f"{what} named {extension}, which promises {label}{fails}: the content decides — "
-                    f"load it with {HOW_TO_LOAD[content_format]}, and consider renaming the file", where="file name")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
 
 from .limits import Limits
 from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
+from .protobuf_wire import ProtobufError, Wire
 
 # onnx.TensorProto.DataType → torch's dtype name (others keep ONNX's name)
 _DTYPES = {
@@ -35,153 +34,15 @@ _NODES_READ = 50_000  # nodes whose op type is read; later ones are only counted
 _TEXT = 200
 
 
-class ProtobufError(Exception):
-    def __init__(self, message: str, where: str):
-        super().__init__(message)
-        self.where = where
-
-
 def probe_onnx(head: bytes) -> bool:
     """`ir_version` (field 1) first, a small version, then another ModelProto field."""
     return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 15 and head[2] in _MODEL_TAGS
 
 
-_SMALL_MESSAGE = 4096
-_TOO_MANY_FIELDS = "the model has more fields than pthscope reads (a limit on the work one file may cause)"
-
-
-def _parse(buf: bytes, base: int, where: str) -> list[tuple[int, int, int, int]]:
-    """Every field of a message held in `buf` (which starts at file offset `base`)."""
-    out = []
-    pos, end = 0, len(buf)
-    while pos < end:
-        byte = buf[pos]
-        if byte < 0x80:
-            tag, pos = byte, pos + 1
-        else:
-            tag, pos = _slow_varint(buf, pos, base, where)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0 or wire == 2:
-            byte = buf[pos] if pos < end else 0x80
-            if byte < 0x80:
-                value, pos = byte, pos + 1
-            else:
-                value, pos = _slow_varint(buf, pos, base, where)
-            if wire == 0:
-                if number == 0:
-                    raise ProtobufError(f"field number 0 at byte {base + pos:,}: not protobuf", where)
-                out.append((number, 0, value, 0))
-                continue
-            length = value
-        else:
-            length = _fixed_size(number, wire, base + pos, where)
-        _check(number, base + pos, length, base + end, where)
-        out.append((number, wire, base + pos, length))
-        pos += length
-    return out
-
-
-def _slow_varint(buf: bytes, pos: int, base: int, where: str) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(pos, min(pos + 10, len(buf))):
-        value |= (buf[i] & 0x7F) << shift
-        if buf[i] < 0x80:
-            return value, i + 1
-        shift += 7
-    raise ProtobufError(f"a varint at byte {base + pos:,} runs past its message", where)
-
-
-def _fixed_size(number: int, wire: int, pos: int, where: str) -> int:
-    if wire == 1:
-        return 8
-    if wire == 5:
-        return 4
-    raise ProtobufError(f"field {number} at byte {pos:,} has wire type {wire}, which ONNX never writes", where)
-
-
-def _check(number: int, pos: int, length: int, end: int, where: str) -> None:
-    if number == 0:
-        raise ProtobufError(f"field number 0 at byte {pos:,}: not protobuf", where)
-    if length > end - pos:
-        raise ProtobufError(f"field {number} at byte {pos:,} claims {length:,} bytes, but its message has only "
-                            f"{end - pos:,} left (the file is truncated or corrupt)", where)
-
-
-class _Wire:
-    """Protobuf fields read from a region of the file, through a small window."""
-
-    def __init__(self, f: BinaryIO, size: int, budget: int):
-        self.f, self.size, self.budget = f, size, budget
-        self.window, self.window_start = b"", 0
-
-    def bytes_at(self, pos: int, n: int) -> bytes:
-        end = self.window_start + len(self.window)
-        if not (self.window_start <= pos and pos + n <= end):
-            self.f.seek(pos)
-            self.window, self.window_start = self.f.read(max(n, 1 << 16)), pos
-        return self.window[pos - self.window_start:pos - self.window_start + n]
-
-    def varint(self, pos: int, end: int, where: str) -> tuple[int, int]:
-        at = pos - self.window_start
-        window = self.window
-        if 0 <= at < len(window) and pos < end and window[at] < 0x80:  # most varints are one byte
-            return window[at], pos + 1
-        if at < 0 or at + 10 > len(window) and self.window_start + len(window) < self.size:
-            self.bytes_at(pos, 10)
-            window, at = self.window, 0
-        value = shift = 0
-        for i in range(min(10, end - pos)):
-            byte = window[at + i] if at + i < len(window) else 0x80
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value, pos + i + 1
-            shift += 7
-        raise ProtobufError(f"a varint at byte {pos:,} runs past its message", where)
-
-    def fields(self, start: int, end: int, where: str) -> Iterable[tuple[int, int, int, int]]:
-        """(field number, wire type, value — or for wire type 2 the payload's offset —, payload length)."""
-        if end - start > _SMALL_MESSAGE:
-            return self._streamed_fields(start, end, where)
-        data = self.bytes_at(start, end - start)  # nodes, value infos, small tensors: parsed from one slice
-        if len(data) < end - start:
-            raise ProtobufError(f"the file ends inside a message at byte {start:,} (it is truncated)", where)
-        found = _parse(data, start, where)
-        self.budget -= len(found)
-        if self.budget < 0:
-            raise ProtobufError(_TOO_MANY_FIELDS, where)
-        return found
-
-    def _streamed_fields(self, start: int, end: int, where: str) -> Iterator[tuple[int, int, int, int]]:
-        pos = start
-        varint = self.varint
-        while pos < end:
-            self.budget -= 1
-            if self.budget < 0:
-                raise ProtobufError(_TOO_MANY_FIELDS, where)
-            tag, pos = varint(pos, end, where)
-            number, wire = tag >> 3, tag & 7
-            if wire == 0:
-                value, pos = varint(pos, end, where)
-                length = 0
-            elif wire == 2:
-                length, pos = varint(pos, end, where)
-                value = pos
-            else:
-                length = _fixed_size(number, wire, pos, where)
-                value = pos
-            _check(number, pos, length, end, where)
-            yield number, wire, value, length
-            pos += length
-
-    def text(self, pos: int, length: int) -> str:
-        shown = self.bytes_at(pos, min(length, _TEXT)).decode("utf-8", "replace")
-        return shown if length <= _TEXT else shown + "…"
-
-
 def read_onnx(path: str, limits: Limits) -> Checkpoint:
     checkpoint = Checkpoint(file=path, format="onnx")
     with open(path, "rb") as f:
-        wire = _Wire(f, os.fstat(f.fileno()).st_size, budget=limits.max_nodes)
+        wire = Wire(f, os.fstat(f.fileno()).st_size, budget=limits.max_nodes)
         try:
             _read_model(wire, checkpoint, limits, os.path.dirname(path))
         except ProtobufError as exc:
@@ -194,7 +55,7 @@ def read_onnx(path: str, limits: Limits) -> Checkpoint:
     return checkpoint
 
 
-def _read_model(wire: _Wire, checkpoint: Checkpoint, limits: Limits, folder: str) -> None:
+def _read_model(wire: Wire, checkpoint: Checkpoint, limits: Limits, folder: str) -> None:
     opsets, graph = [], None
     names = {2: "producer", 3: "producer version", 4: "domain"}
     for number, kind, value, length in wire.fields(0, wire.size, "model"):
@@ -218,7 +79,7 @@ def _read_model(wire: _Wire, checkpoint: Checkpoint, limits: Limits, folder: str
     _read_graph(wire, graph[0], graph[0] + graph[1], checkpoint, folder)
 
 
-def _read_graph(wire: _Wire, start: int, end: int, checkpoint: Checkpoint, folder: str) -> None:
+def _read_graph(wire: Wire, start: int, end: int, checkpoint: Checkpoint, folder: str) -> None:
     ops: Counter[str] = Counter()
     nodes = 0
     inputs: list[str] = []
@@ -258,7 +119,7 @@ def _read_graph(wire: _Wire, start: int, end: int, checkpoint: Checkpoint, folde
             "(onnx.load and onnxruntime need it there)", where=name))
 
 
-def _tensor(wire: _Wire, start: int, length: int) -> tuple[TensorInfo, str | None]:
+def _tensor(wire: Wire, start: int, length: int) -> tuple[TensorInfo, str | None]:
     """One initializer: name, dims, dtype and how many bytes of data it has (and where)."""
     dims: list[int] = []
     name, data_type, nbytes, external, where = "", 0, 0, None, f"initializer at byte {start:,}"
@@ -288,7 +149,7 @@ def _tensor(wire: _Wire, start: int, length: int) -> tuple[TensorInfo, str | Non
     return info, external
 
 
-def _sparse_tensor(wire: _Wire, start: int, length: int) -> tuple[TensorInfo, str | None]:
+def _sparse_tensor(wire: Wire, start: int, length: int) -> tuple[TensorInfo, str | None]:
     """A SparseTensorProto: its values' name and dtype, and its dense dims."""
     values: tuple[TensorInfo, str | None] | None = None
     dims: list[int] = []
@@ -305,7 +166,7 @@ def _sparse_tensor(wire: _Wire, start: int, length: int) -> tuple[TensorInfo, st
     return info, external
 
 
-def _packed_varints(wire: _Wire, start: int, length: int, where: str) -> list[int]:
+def _packed_varints(wire: Wire, start: int, length: int, where: str) -> list[int]:
     out, pos, end = [], start, start + length
     while pos < end:
         value, pos = wire.varint(pos, end, where)
@@ -315,7 +176,7 @@ def _packed_varints(wire: _Wire, start: int, length: int, where: str) -> list[in
     return out
 
 
-def _op_type(wire: _Wire, start: int, length: int) -> str:
+def _op_type(wire: Wire, start: int, length: int) -> str:
     domain, op = "", "?"
     for number, kind, value, size in wire.fields(start, start + length, f"node at byte {start:,}"):
         if kind == 2 and number == 4:
@@ -325,7 +186,7 @@ def _op_type(wire: _Wire, start: int, length: int) -> str:
     return f"{domain}.{op}" if domain and domain != "ai.onnx" else op
 
 
-def _value_info(wire: _Wire, start: int, length: int) -> str:
+def _value_info(wire: Wire, start: int, length: int) -> str:
     """`name: dtype[dims]` of a graph input or output."""
     name, described = "", ""
     for number, kind, value, size in wire.fields(start, start + length, f"graph input/output at byte {start:,}"):
@@ -336,7 +197,7 @@ def _value_info(wire: _Wire, start: int, length: int) -> str:
     return f"{name}: {described}" if described else name
 
 
-def _type_text(wire: _Wire, start: int, length: int) -> str:
+def _type_text(wire: Wire, start: int, length: int) -> str:
     where = f"type at byte {start:,}"
     for number, kind, value, size in wire.fields(start, start + length, where):
         if number == 1 and kind == 2:  # tensor_type
@@ -350,7 +211,7 @@ def _type_text(wire: _Wire, start: int, length: int) -> str:
     return ""
 
 
-def _dim_text(wire: _Wire, start: int, length: int) -> str:
+def _dim_text(wire: Wire, start: int, length: int) -> str:
     for number, kind, value, size in wire.fields(start, start + length, "dimension"):
         if number == 1 and kind == 0:
             return str(value)
@@ -359,7 +220,7 @@ def _dim_text(wire: _Wire, start: int, length: int) -> str:
     return "?"
 
 
-def _opset(wire: _Wire, start: int, length: int) -> str:
+def _opset(wire: Wire, start: int, length: int) -> str:
     domain, version = "", 0
     for number, kind, value, size in wire.fields(start, start + length, "opset_import"):
         if number == 1 and kind == 2:
@@ -369,7 +230,7 @@ def _opset(wire: _Wire, start: int, length: int) -> str:
     return f"{domain or 'ai.onnx'} {version}"
 
 
-def _string_pair(wire: _Wire, start: int, length: int) -> tuple[str, str]:
+def _string_pair(wire: Wire, start: int, length: int) -> tuple[str, str]:
     key = text = ""
     for number, kind, value, size in wire.fields(start, start + length, "key/value entry"):
         if number == 1 and kind == 2:

@@ -191,23 +191,26 @@ def _read_header(cursor: _Cursor, checkpoint: Checkpoint, limits: Limits) -> Non
     data_start = -(-cursor.pos // alignment) * alignment
     data_size = cursor.size - data_start
     root = Node("", [], "dict", "dict")
-    past_end: list[Problem] = []
+    first_past_end: Problem | None = None
+    past_end = 0
     for info, start in infos:
         if info.key in checkpoint.storage_offsets:
             checkpoint.errors.append(Problem("corrupt", f"tensor name {info.key!r} appears twice", where=info.key))
             continue
         checkpoint.storage_offsets[info.key] = data_start + start
         if info.storage_nbytes is not None and start + info.storage_nbytes > data_size:
-            past_end.append(Problem(
-                "truncated", f"tensor {info.key!r} ends at byte {start + info.storage_nbytes:,} of a "
-                f"{data_size:,}-byte data section (the file is truncated)", where=info.key))
+            past_end += 1
+            if first_past_end is None:
+                first_past_end = Problem(
+                    "truncated", f"tensor {info.key!r} ends at byte {start + info.storage_nbytes:,} of a "
+                    f"{data_size:,}-byte data section (the file is truncated)", where=info.key)
             continue
         checkpoint.tensors.append(info)
         root.children.append(Node(info.key, list(info.path), "tensor", "gguf.tensor", tensor=len(checkpoint.tensors) - 1))
-    if past_end:  # one message, not one per tensor after the cut
-        more = f"; {len(past_end) - 1:,} more tensors end past the end of the file too" if len(past_end) > 1 else ""
-        past_end[0].message += more
-        checkpoint.errors.append(past_end[0])
+    if first_past_end is not None:  # one message, not one per tensor after the cut
+        if past_end > 1:
+            first_past_end.message += f"; {past_end - 1:,} more tensors end past the end of the file too"
+        checkpoint.errors.append(first_past_end)
     checkpoint.metadata.update({"tensor count": f"{tensor_count:,}", "alignment": str(alignment)})
     checkpoint.root = root
 

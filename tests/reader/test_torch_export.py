@@ -145,3 +145,43 @@ def test_a_plain_zip_is_not_an_export(tmp_path: Path) -> None:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("readme.txt", "hello")
     assert read(write(tmp_path, "x.pt2", buffer.getvalue())).format == "zip"
+
+
+def _rewrite(source: Path, change: dict[str, bytes], add: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(buffer, "w") as out:
+        for info in src.infolist():
+            suffix = next((s for s in change if info.filename.endswith(s)), None)
+            out.writestr(info.filename, change[suffix] if suffix else src.read(info))
+        root = src.infolist()[0].filename.split("/", 1)[0]
+        for name, data in (add or {}).items():
+            out.writestr(f"{root}/{name}", data)
+    return buffer.getvalue()
+
+
+def test_a_pickled_weight_is_audited(tmp_path: Path, pt2: Path) -> None:
+    """A weight stored with use_pickle (tensor subclasses) is torch.load(weights_only=False)'d by
+    torch.export.load: a payload there is flagged, and nothing runs."""
+    import json
+
+    canary = tmp_path / "canary"
+    with zipfile.ZipFile(pt2) as archive:
+        config_name = next(n for n in archive.namelist() if n.endswith("model_weights_config.json"))
+        config = json.loads(archive.read(config_name))
+    entry = config["config"]["scale"]
+    entry["use_pickle"] = True
+    payload = H.torch_zip(H.Asm().call("os", "system", H.s(H.shell_touch(canary))).stop())
+    data = _rewrite(pt2, {"model_weights_config.json": json.dumps(config).encode(),
+                          f"data/weights/{entry['path_name']}": payload})
+    checkpoint = read(write(tmp_path, "pickled.pt2", data))
+    assert_no_canary(tmp_path)
+    assert "os.system" in dangerous(checkpoint)
+    assert {t.key: t.layout for t in checkpoint.tensors}["scale"] == "pickled"
+
+
+def test_aotinductor_package_warns_about_native_code(tmp_path: Path, pt2: Path) -> None:
+    data = _rewrite(pt2, {}, {"data/aotinductor/model/model.so": b"\x7fELF" + bytes(60),
+                              "data/aotinductor/model/model.wrapper.cpp": b"// code"})
+    checkpoint = read(write(tmp_path, "aoti.pt2", data))
+    (warning,) = [w for w in checkpoint.warnings if w.kind == "native-code"]
+    assert "compiled native code" in warning.message and checkpoint.metadata["aotinductor"] == "model"

@@ -497,3 +497,23 @@ def test_cli_lists_a_gguf_with_its_warning(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "format      gguf" in done.stdout and "warning: a GGUF file" in done.stdout
     assert "blk.0.ffn_up.weight  [32×256] gguf:Q8_0" in done.stdout
+
+
+@pytest.mark.parametrize("start", [b"K\x07", b"J\x01\x00\x00\x00", b"M\x01\x00", b"X\x02\x00\x00\x00hi", b"\x80\x01",
+                                   b"\x80\x00", b"\x88", b"N"])
+def test_pickles_starting_with_any_opcode_are_read_as_pickles(tmp_path: Path, start: bytes) -> None:
+    """A pickle whose first opcode the format probes do not expect still runs under torch.load
+    (weights_only=False): it is read and flagged, not dismissed as an unknown format."""
+    from . import hostile_files as H
+    from .test_hostile import assert_no_canary, dangerous
+
+    canary = tmp_path / "canary"
+    pop = b"" if start[:1] == b"\x80" else b"0"  # PROTO pushes nothing; the others push one value
+    payload = start + pop + b"cos\nsystem\n(V" + H.shell_touch(canary).encode() + b"\ntR."
+    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"], input=payload,
+                   check=True, capture_output=True)
+    assert canary.exists(), "the payload must really run under pickle.loads"
+    canary.unlink()
+    checkpoint = read(write(tmp_path, "weights.bin", payload))
+    assert_no_canary(tmp_path)
+    assert checkpoint.format == "pickle" and "os.system" in dangerous(checkpoint)

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from ..gc_pause import gc_paused
 from .doctor import (
     probe_empty,
+    probe_pickle_lookalike,
     probe_text,
     read_empty,
+    read_pickle_lookalike,
     read_text_file,
     unopenable_file,
 )
@@ -56,6 +58,7 @@ _FORMATS: list[tuple[Probe, Reader]] = [
     (_by_head(probe_onnx), read_onnx),
     (probe_other_format, read_other_format),  # HDF5, TFLite, gzip, tar
     (probe_text, read_text_file),  # LFS and annex pointers, error pages, source code, text
+    (probe_pickle_lookalike, read_pickle_lookalike),  # a pickle starting with any other opcode
 ]
 
 _HEAD_BYTES = 64

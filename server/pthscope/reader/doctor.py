@@ -97,8 +97,34 @@ def _text_pickle(path: str, raw: bytes, limits: Limits) -> Checkpoint | None:
     if raw[:1].decode("latin-1") not in _PICKLE_OPCODES:
         return None
     checkpoint = read_pickle_file(path, limits)
-    importable = any(all(part.isidentifier() for part in g.name.split(".")) for g in checkpoint.globals)
-    return checkpoint if importable or not checkpoint.errors else None
+    return checkpoint if _is_a_pickle(checkpoint) else None
+
+
+def _is_a_pickle(checkpoint: Checkpoint) -> bool:
+    """The restricted unpickler read it to its end, or it named a global a load would import
+    (torch.load would have imported, maybe called, it before failing)."""
+    return not checkpoint.errors or any(all(part.isidentifier() for part in g.name.split("."))
+                                        for g in checkpoint.globals)
+
+
+def probe_pickle_lookalike(head: bytes, path: str) -> bool:
+    """The last probe: a file no format claimed whose first byte is a pickle opcode."""
+    return head[:1].decode("latin-1") in _PICKLE_OPCODES
+
+
+def read_pickle_lookalike(path: str, limits: Limits) -> Checkpoint:
+    """What torch.load(weights_only=False) would unpickle, if it is a pickle that names globals
+    (whatever opcode it starts with); otherwise a file of no known format."""
+    checkpoint = read_pickle_file(path, limits)
+    if _is_a_pickle(checkpoint):
+        return checkpoint
+    with open(path, "rb") as f:
+        head = f.read(8)
+    unknown = Checkpoint(file=path, format="unknown")
+    unknown.errors.append(Problem(
+        "unknown-format", f"not a checkpoint format pthscope knows (first bytes: {head.hex(' ')}; read as a pickle, "
+        f"{checkpoint.errors[0].message}); expected a torch zip, a legacy torch pickle, a pickle or safetensors"))
+    return unknown
 
 
 _LFS_SPECS = ("version https://git-lfs.github.com/spec/", "version https://hawser.github.com/spec/")

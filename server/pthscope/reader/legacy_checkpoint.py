@@ -54,7 +54,7 @@ def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
             root = unpickle(stream, "main pickle", lambda pid: _legacy_storage(pid, storages), log, limits)
             keys = unpickle(stream, "storage keys", _no_persistent_ids, log, limits)
         except PickleError as exc:
-            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
         _locate_storages(stream, keys, storages, size, checkpoint)
     return fill_checkpoint(checkpoint, root, log, limits)
@@ -71,7 +71,7 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
         try:
             root = unpickle(f, "pickle", _no_persistent_ids, log, limits)
         except PickleError as exc:
-            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
     return fill_checkpoint(checkpoint, root, log, limits)
 
@@ -96,10 +96,17 @@ def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
         ref = StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
                          numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0)
         storages[key] = ref
-    if isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int:
-        # A view of the root storage: tensors built on it start `offset` elements in.
-        return StorageRef(ref.key, ref.dtype, ref.location, ref.numel, ref.nbytes, view_offset=view[1])
-    return ref
+    if view is None:
+        return ref
+    if not (isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int and type(view[2]) is int):
+        raise ValueError(f"storage {key} has a view record {safe_repr(view)}, not (key, offset, size)")
+    offset, size = view[1], view[2]
+    if offset < 0 or size < 0 or offset + size > ref.numel:
+        raise ValueError(f"a view of storage {key} covers elements {offset:,} to {offset + size:,}, past the "
+                         f"{ref.numel:,} elements of the storage")
+    # A view of the root storage: tensors built on it start `offset` elements in and end by its end.
+    return StorageRef(ref.key, ref.dtype, ref.location, ref.numel, (offset + size) * itemsize(ref.dtype),
+                      view_offset=offset, view_numel=size)
 
 
 def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef],
@@ -123,7 +130,7 @@ def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef
         element = itemsize(ref.dtype) if ref else 1
         end = position + 8 + numel * element
         if ref is not None:
-            ref.nbytes = numel * element
+            ref.set_nbytes(numel * element)
             checkpoint.storage_offsets[key] = position + 8
         if numel < 0 or end > size:
             checkpoint.errors.append(Problem(

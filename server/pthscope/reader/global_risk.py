@@ -123,7 +123,8 @@ _DANGEROUS_MODULES = frozenset((
     "torch.distributed", "torch.multiprocessing", "torch.ops", "torch._ops", "torch.library",
     "torch._library", "torch._C", "torch.cuda.jiterator", "torch.serialization", "torch.autograd.profiler",
     "torch.profiler", "torch._logging", "torch.backends",
-    "IPython", "matplotlib", "pandas.io", "yaml", "_yaml",
+    "IPython", "matplotlib", "pandas.io", "yaml", "_yaml", "_sqlite3", "_dbm", "_gdbm", "anydbm", "_ssl",
+    "_multiprocessing", "_posixshmem", "_signal", "curses", "_curses", "_lzma", "_bz2",
 ))
 _DANGEROUS_NAMES = frozenset((
     "torch.load", "torch.save", "torch.compile", "torch.from_file", "torch._load_global_deps",

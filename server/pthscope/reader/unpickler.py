@@ -281,6 +281,9 @@ class Stub(metaclass=_StubMeta):
         _call_planted(self.state, "add", 1)
         self.items.append(item)
 
+    def __iter__(self) -> Any:  # APPENDS on a stub: items, never the stub itself
+        raise TypeError("a stub object is not iterable")
+
     def __setitem__(self, key: Any, value: Any) -> None:
         if self.setitems is None:
             object.__setattr__(self, "setitems", {})

@@ -833,3 +833,41 @@ def test_cli_json_is_exactly_to_json(tmp_path: Path) -> None:
                           text=True, timeout=60, check=True)
     assert done.stdout.count("\n") == 1
     assert json.loads(done.stdout) == json.loads(json.dumps(pthscope.inspect(path).to_json()))
+
+
+SAFETENSORS_REFUSED = {
+    "gap-between-tensors": lambda: _safetensors({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                                                 "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}},
+                                                bytes(12)),
+    "overlapping-tensors": lambda: _safetensors({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                                 "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}},
+                                                bytes(8)),
+    "trailing-bytes": lambda: _safetensors({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(9)),
+    "unknown-dtype": lambda: _safetensors({"a": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)),
+    "metadata-not-strings": lambda: _safetensors({"__metadata__": {"n": 1},
+                                                  "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)),
+    "first-tensor-not-at-0": lambda: _safetensors({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}},
+                                                  bytes(8)),
+    "duplicate-key": lambda: (lambda h: struct.pack("<Q", len(h)) + h + bytes(4))(
+        b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'),
+    "header-not-an-object-start": lambda: (lambda h: struct.pack("<Q", len(h)) + h + bytes(4))(
+        b' {"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'),
+}
+
+
+@pytest.mark.parametrize("name", list(SAFETENSORS_REFUSED))
+def test_safetensors_headers_the_library_refuses_are_errors(tmp_path: Path, name: str) -> None:
+    """Whatever safetensors.safe_open refuses, pthscope names as an error (and where)."""
+    from safetensors import safe_open
+
+    path = write(tmp_path, "x.safetensors", SAFETENSORS_REFUSED[name]())
+    try:
+        with safe_open(str(path), "pt") as f:
+            [f.get_tensor(k) for k in f.keys()]
+        library_refuses = False
+    except Exception:
+        library_refuses = True
+    checkpoint = read(path)
+    if library_refuses:
+        assert checkpoint.errors, name
+        assert all(e.where for e in checkpoint.errors)

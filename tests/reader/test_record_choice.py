@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from . import hostile_files as H
-from .test_verdict import pthscope_reads, wait_for
+from .test_verdict import pthscope_reads
 
 
 def payload(folder: Path, letter: str) -> bytes:

@@ -60,6 +60,9 @@ class _Sealed:
         raise _refuse(self._what)
 
 
+_put = object.__setattr__
+
+
 def _init(obj: Any, **fields: Any) -> None:
     for name, value in fields.items():
         object.__setattr__(obj, name, value)
@@ -80,8 +83,14 @@ class StorageRef(_Sealed):
 
     def __init__(self, key: str, dtype: str, location: str, numel: int, nbytes: int | None = None,
                  view_offset: int = 0, view_numel: int | None = None) -> None:
-        _init(self, key=key, dtype=dtype, location=location, numel=numel, nbytes=nbytes,
-              view_offset=view_offset, view_numel=view_numel)
+        put = _put  # one per storage: direct calls, no kwargs dict
+        put(self, "key", key)
+        put(self, "dtype", dtype)
+        put(self, "location", location)
+        put(self, "numel", numel)
+        put(self, "nbytes", nbytes)
+        put(self, "view_offset", view_offset)
+        put(self, "view_numel", view_numel)
 
     def set_nbytes(self, nbytes: int) -> None:
         object.__setattr__(self, "nbytes", nbytes)

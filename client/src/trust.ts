@@ -4,8 +4,14 @@
  * In an untrusted workspace pthscope still reads checkpoints (reading never executes them), but
  * the workspace cannot choose the Python that runs (user settings, the Python extension or PATH
  * instead, and never an executable or environment inside the workspace), and nothing from the
- * workspace is on that Python's path. Tensor values use torch or numpy installed in that Python:
- * the user's own environment, not workspace code.
+ * workspace is on that Python's path.
+ *
+ * Tensor values are not held back: they import torch or numpy from that Python's own
+ * environment, which the user installed and already runs whenever they use that Python. The
+ * ways a workspace could reach into it are closed: it cannot pick the interpreter, an
+ * interpreter or venv inside it is refused, the launcher drops workspace folders that PYTHONPATH
+ * or a `.pth` file names, and Restricted Mode itself stops tasks and debugging, which could
+ * otherwise have installed something there. Holding torch back would protect nothing more.
  */
 import { describeSource, formatVersion, type InterpreterSource, type PythonVersion } from './interpreter';
 

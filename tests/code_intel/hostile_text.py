@@ -157,10 +157,10 @@ def module_names() -> list[str]:
     return [s for s in HOSTILE if s and "." not in s and not hasattr(Holder(), s)]
 
 
-def hostile_class(text: str) -> type[nn.Module]:
+def hostile_class(text: str, tag: str = "") -> type[nn.Module]:
     """A Linear subclass whose module and class name hold `text` (dots removed: pickle would
-    walk them)."""
-    module_name = f"pkg{text}".replace(".", "")
+    walk them); `tag` keeps the modules of several such classes apart."""
+    module_name = f"pkg{tag}{text}".replace(".", "")
     class_name = f"Cls{text}".replace(".", "")
     cls = type("HostileLinear", (nn.Linear,), {})
     cls.__module__, cls.__qualname__ = module_name, class_name
@@ -189,17 +189,54 @@ def write_hostile_files(folder: Path, text: str, index: int) -> dict[str, Path]:
         {text: torch.zeros(1), f"blk.{text}.w": torch.zeros(2), f"{text}.0.weight": torch.ones(1)}
     )
     torch.save(state, paths["sd"])
-    cls = hostile_class(text)
     classy = Holder()
-    classy.fc = cls(2, 2)
-    placed = types.ModuleType(cls.__module__)
-    setattr(placed, cls.__qualname__, cls)
-    sys.modules[cls.__module__] = placed
-    try:
-        torch.save(classy, paths["classy"], pickle_protocol=4)
-    finally:
-        del sys.modules[cls.__module__]
+    classy.fc = hostile_class(text)(2, 2)
+    _save_with_classes(classy, paths["classy"])
     return paths
+
+
+def write_combined_files(folder: Path) -> dict[str, Path]:
+    """The same three files with every hostile string at once (for the tests over stdio)."""
+    folder.mkdir()
+    torch.manual_seed(0)
+    model = Holder()
+    for n, text in enumerate(module_names()):
+        model.add_module(text, nn.Sequential(nn.Linear(2, 2)))
+        model.get_submodule(text).requires_grad_(n % 2 == 0)
+    paths = {
+        "whole": folder / "whole_`**x**`[a](command:foo)<img src=x>$(id)\u202e.pth",
+        "sd": folder / "sd.pth",
+        "classy": folder / "classy.pth",
+    }
+    with open(paths["whole"], "wb") as out:
+        torch.save(model, out)
+    state = dict(model.state_dict())
+    state.update({f"raw.{n}.{text}": torch.zeros(1) for n, text in enumerate(HOSTILE)})
+    torch.save(state, paths["sd"])
+    classy = Holder()
+    for n, text in enumerate(HOSTILE):
+        # The reader refuses a NUL or a lone surrogate in a class name (the per-string files
+        # have them): keep this one readable.
+        if "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            classy.add_module(f"m{n}", hostile_class(text, str(n))(2, 2))
+    _save_with_classes(classy, paths["classy"])
+    return paths
+
+
+def _save_with_classes(model: nn.Module, path: Path) -> None:
+    """torch.save at protocol 4, the hostile classes' modules in `sys.modules` for the save."""
+    placed = []
+    for module in model.modules():
+        cls = type(module)
+        if cls.__module__.startswith("pkg"):
+            holder = sys.modules.setdefault(cls.__module__, types.ModuleType(cls.__module__))
+            setattr(holder, cls.__qualname__, cls)
+            placed.append(cls.__module__)
+    try:
+        torch.save(model, path, pickle_protocol=4)
+    finally:
+        for name in placed:
+            sys.modules.pop(name, None)
 
 
 def _file_name(stem: str, text: str) -> str:

@@ -24,7 +24,7 @@ import pthscope
 from pthscope.analysis import analyze
 from pthscope.code_intel import Range, code_actions, diagnostics, hover, resolve_code_action
 from tests.code_intel.applying import apply_edits
-from tests.code_intel.hostile_text import assert_edit_is_inert
+from tests.code_intel.hostile_text import assert_edit_is_inert, assert_markdown_is_inert, shows
 from tests.reader.hostile_files import Asm, payloads, s, shell_touch, torch_zip
 
 DEMO_MODELS = """
@@ -345,3 +345,22 @@ def test_a_long_class_list_is_one_class_per_line(
     assert "            Linear,\n        ]):\n            model = torch.load(" in fixed
     assert max(len(line) for line in fixed.split("\n")) <= 100
     _assert_same_model(_run(fixed, root, monkeypatch)["model"], root)
+
+
+def test_the_hover_states_the_readers_effect_sentence_as_text(root: Path) -> None:
+    """`globals[i].effect` (optional in the JSON) is listed under the verdict, escaped."""
+    checkpoints = {k: c.to_json() for k, c in _checkpoints(root).items()}
+    evil = checkpoints[os.path.normpath(str(root / "runs" / "evil_model.pt"))]
+    effect = "would call `os.system(…)` with 1 argument from the file **[x](command:y)**"
+    for found in evil["globals"]:
+        if found["risk"] == "dangerous":
+            found["effect"] = effect
+    source = "import torch\n\nmodel = torch.load('runs/evil_model.pt')\n"
+    facts = analyze(source, str(root / "load.py"), (str(root),))
+    contents = hover(facts, 2, 25, checkpoints)
+    assert contents is not None
+    text = contents.contents
+    assert text.startswith("⚠ Would run code if loaded with weights_only=False: `os.system`\n")
+    assert_markdown_is_inert(text)
+    assert shows(text, effect) and "- `os.system` — would call" in text
+    assert "Classes it imports" in text and shows(text, "demo_models.SmallResNet")

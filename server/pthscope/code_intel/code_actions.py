@@ -107,7 +107,7 @@ def _fixes_for(
             )
             offer(
                 "Load with weights_only=True, allowing its classes (safe_globals)",
-                True,
+                not any(a.data["action"] == "state_dict_load" for a in out),
                 action="safe_globals",
                 torch_load=index,
             )

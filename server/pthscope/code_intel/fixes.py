@@ -16,6 +16,7 @@ from .text_edits import already_there, append_to_line, insert_after, quote_char,
 from .types import Range, TextEdit
 from .verdict import linked_verdict
 
+_CODE = re.compile(r"[A-Z]+[0-9]+")  # the code comes back from the client: only a code
 _NOQA = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*", re.I)
 
 
@@ -120,7 +121,7 @@ def save_with_grad_map(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
 
 def suppress(facts: ModuleFacts, line: int, code: str) -> list[TextEdit] | None:
     """Append `# noqa: CODE` to the line, or add CODE to its existing `# noqa:` list."""
-    if line >= len(facts.lines) or facts.suppressed(line, code):
+    if not _CODE.fullmatch(code) or line >= len(facts.lines) or facts.suppressed(line, code):
         return None
     text = facts.lines[line]
     match = _NOQA.search(text)

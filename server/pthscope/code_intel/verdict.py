@@ -23,7 +23,6 @@ from typing import Literal
 from ..analysis.facts import TorchLoad
 from .linking import Checkpoints, checkpoint_for_path
 from .lookup import CheckpointLookup, lookup_for
-from .plain_text import visible
 
 Level = Literal["runs_code", "unchecked", "classes", "safe"]
 _NAMES_IN_HEADLINE = 3
@@ -45,9 +44,9 @@ class Verdict:
         """Whether a fix may ever write `weights_only=False` for this file."""
         return self.level in ("classes", "safe")
 
-    def headline(self, name: Callable[[str], str] = lambda s: f"`{visible(s)}`") -> str:
-        """One line saying what a load would do; `name` formats each global's name (plain text
-        by default; hover.py passes a Markdown code span)."""
+    def headline(self, name: Callable[[str], str]) -> str:
+        """One line saying what a load would do; `name` formats each global's name (hover.py
+        passes a Markdown code span)."""
         if self.level == "runs_code":
             return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
         if self.level == "unchecked":

@@ -2,8 +2,8 @@
 
 PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning, TorchFix
 TOR102 parity; an error when the linked file would run code, see verdict.py), PTH003 whole-model
-save (information). Names from a file go through `plain_text.visible`. A `# noqa` or `# noqa: PTH00x` comment
-on the first line of the finding silences it.
+save (information). A `# noqa` or `# noqa: PTH00x` comment on the first line of the finding
+silences it. Messages are plain text; names from a file go through `plain_text.visible`.
 """
 
 from __future__ import annotations

@@ -40,15 +40,16 @@ def restore_flags(
 def weights_only(
     facts: ModuleFacts, checkpoints: Checkpoints, index: int, value: bool
 ) -> list[TextEdit] | None:
-    """Add `weights_only=True|False` after the last argument of a torch.load call; never False
-    for a linked file that would run code or could not be checked."""
+    """Add `weights_only=True|False` after the last argument of a torch.load call; False only
+    for a linked file whose verdict allows it (classes only: never one that would run code, could
+    not be checked, or is not linked)."""
     if index >= len(facts.torch_loads):
         return None
     load = facts.torch_loads[index]
     if load.has_weights_only or load.has_star_kwargs or load.insert_at is None:
         return None
     linked = linked_verdict(load, checkpoints)
-    if value is False and linked is not None and not linked[1].allows_weights_only_false:
+    if value is False and (linked is None or not linked[1].allows_weights_only_false):
         return None
     return [TextEdit(Range.at(*load.insert_at), f", weights_only={value}")]
 

@@ -192,7 +192,8 @@ def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: CheckpointLookup) 
     title = md.block(statement.splitlines()[0].strip() if statement else op.var)
     table = _effect_table(op, lookup, statement)
     if table is None:
-        return f"{title}\nAffects parameters of {md.code(op.var)} in a way that is not statically clear."
+        unclear = "in a way that is not statically clear"
+        return f"{title}\nAffects parameters of {md.code(op.var)} {unclear}."
     return "\n".join([title, *table])
 
 

@@ -41,8 +41,9 @@ class Verdict:
 
     @property
     def allows_weights_only_false(self) -> bool:
-        """Whether a fix may ever write `weights_only=False` for this file."""
-        return self.level in ("classes", "safe")
+        """Whether a fix may ever write `weights_only=False` for this file (which only a file
+        that needs its classes does)."""
+        return self.level == "classes"
 
     def headline(self, name: Callable[[str], str]) -> str:
         """One line saying what a load would do; `name` formats each global's name (hover.py

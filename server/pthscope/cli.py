@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
+from .plain_text import visible
 from .reader import audit, inspect
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node
@@ -93,15 +94,33 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
             text = io.StringIO()
             write_json(payload, text)
             sys.stdout.write(text.getvalue())
-        elif checkpoint.ok:
-            print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
         else:
-            print_dangerous_globals(checkpoint, sys.stdout)  # what a failed read still found
+            text = VisibleText()
+            if checkpoint.ok:
+                print_checkpoint(checkpoint, text, args.filter, args.depth)
+            else:
+                print_dangerous_globals(checkpoint, text)  # what a failed read still found
+            sys.stdout.write(text.getvalue())
     for error in checkpoint.errors[:1]:
         where = f" (at {error.where})" if error.where else ""
         more = f" (+{len(checkpoint.errors) - 1} more problems; --json lists them)" if len(checkpoint.errors) > 1 else ""
-        print(f"pthscope: {file}: {error.message}{where}{more}", file=sys.stderr)
+        print(visible(f"pthscope: {file}: {error.message}{where}{more}"), file=sys.stderr)
     return 1 if checkpoint.errors else 0
+
+
+class VisibleText(io.StringIO):
+    """The text output, with every character a file chose shown visibly (plain_text.visible).
+
+    Each write is whole lines of ours: newlines at its start and end are the layout, any other
+    character that does not print (a newline inside a key, a bidi override, NUL, a lone
+    surrogate) came from the file and is escaped, so a file cannot forge or hide lines."""
+
+    def write(self, s: str) -> int:
+        body = s.strip("\n")
+        if body.isprintable():
+            return super().write(s)
+        start = s.index(body) if body else len(s)
+        return super().write(s[:start] + visible(body) + s[start + len(body):])
 
 
 def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> int:

@@ -24,7 +24,7 @@ import torch
 from markdown_it import MarkdownIt
 from torch import nn
 
-from pthscope.code_intel.plain_text import visible
+from pthscope.plain_text import visible
 from tests.code_intel.models import Holder
 
 HOSTILE = [

@@ -13,7 +13,6 @@ import pytest
 from torch import nn
 
 from pthscope.code_intel import markdown as md
-from pthscope.code_intel.plain_text import visible
 from pthscope.code_intel.python_text import (
     attribute_path,
     comment,
@@ -21,6 +20,7 @@ from pthscope.code_intel.python_text import (
     is_attribute_name,
     string_literal,
 )
+from pthscope.plain_text import visible
 from tests.code_intel.hostile_text import _PARSER as PARSER
 from tests.code_intel.hostile_text import HOSTILE, assert_markdown_is_inert, module_names
 

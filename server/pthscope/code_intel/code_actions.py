@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..analysis.facts import ModuleFacts, Statement
+from ..plain_text import visible
 from . import fixes, snippets
 from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .linking import Checkpoints, linked_lookups
 from .lost_flags import find_lost_flags, latest_assignment
-from .plain_text import visible
 from .python_text import attribute_path, string_literal
 from .safe_globals_fix import safe_globals_load
 from .text_edits import already_there, insert_after, quote_char

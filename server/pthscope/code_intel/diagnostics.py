@@ -9,10 +9,10 @@ silences it. Messages are plain text; names from a file go through `plain_text.v
 from __future__ import annotations
 
 from ..analysis.facts import ModuleFacts
+from ..plain_text import visible
 from .linking import Checkpoints
 from .lookup import CheckpointLookup
 from .lost_flags import find_lost_flags
-from .plain_text import visible
 from .types import Diagnostic, Range, Severity
 from .verdict import linked_verdict
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import string
 
-from .plain_text import visible
+from ..plain_text import visible
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _BACKTICKS = re.compile("`+")

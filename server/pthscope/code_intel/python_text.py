@@ -22,7 +22,7 @@ import keyword
 import re
 from collections.abc import Sequence
 
-from .plain_text import visible
+from ..plain_text import visible
 
 PathElement = str | int
 

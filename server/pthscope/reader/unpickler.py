@@ -458,7 +458,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     @staticmethod
     def _stub(use: GlobalUse, make: Callable[..., Any] | None) -> _StubMeta:
         namespace = {"__slots__": (), "qualname": use.full_name, "_use": use, "_make": make}
-        return _StubMeta(use.name.rsplit(".", 1)[-1] or "global", (Stub,), namespace)
+        # The class's own __name__ is for tracebacks only (the file's name is in `qualname`);
+        # type() refuses NUL and lone surrogates, which a pickle may well name.
+        short = use.name.rsplit(".", 1)[-1]
+        return _StubMeta(short if short.isidentifier() else "global", (Stub,), namespace)
 
 
 class _Builder:

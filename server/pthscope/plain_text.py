@@ -5,8 +5,9 @@ Checkpoint keys, class names and file names can hold characters that do not prin
 controls, newlines, bidi overrides (U+202A–U+202E, U+2066–U+2069) that reorder what follows,
 zero-width and other format characters, non-ASCII spaces, lone surrogates. `visible` writes each
 as the escape Python would (`\\x00`, `\\n`, `\\u202e`), so a key cannot look like another key,
-break a line of generated code, or hide text. Markdown (markdown.py), generated Python comments
-(python_text.py), diagnostics and action titles all go through it.
+break a line of generated code, or hide text. Markdown (code_intel/markdown.py), generated Python
+comments (code_intel/python_text.py), diagnostics, action titles and the CLI's text output all go
+through it.
 """
 
 from __future__ import annotations

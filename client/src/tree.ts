@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import * as protocol from './protocol';
 import type { NodeSummary, OpenResult, PathElement, Problem } from './protocol';
-import { childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown } from './treeModel';
+import { childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown, visibleText } from './treeModel';
 
 export class CheckpointNode extends vscode.TreeItem {
   constructor(readonly file: string, readonly summary: NodeSummary, readonly parent: CheckpointNode | undefined) {
@@ -39,7 +39,7 @@ export class ProblemNode extends vscode.TreeItem {
     super(problemText(problem), vscode.TreeItemCollapsibleState.None);
     this.description = problem.kind;
     this.iconPath = new vscode.ThemeIcon(severity, new vscode.ThemeColor(severity === 'error' ? 'errorForeground' : 'editorWarning.foreground'));
-    this.tooltip = new vscode.MarkdownString().appendText(`${problem.kind}: ${problem.message}${problem.where ? `\nwhere: ${problem.where}` : ''}`);
+    this.tooltip = new vscode.MarkdownString().appendText(`${problem.kind}: ${visibleText(problem.message)}${problem.where ? `\nwhere: ${visibleText(problem.where)}` : ''}`);
     this.contextValue = `pthscope.${severity}`;
   }
 }

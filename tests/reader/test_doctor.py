@@ -396,8 +396,12 @@ def test_cut_npz_and_pt2_keep_their_format(tmp_path: Path, exported_file: Path) 
     assert cut_npz.format == "npz"  # numpy's zip has the sizes in the local headers: the whole size is known
     assert "member a.npy is cut after" in cut_npz.errors[0].message and "of its 8,128 bytes" in cut_npz.errors[0].message
     pt2 = exported_file.read_bytes()
-    cut = read(write(tmp_path, "m.pt2", pt2[: len(pt2) - 300]))
+    program = next(m for m in _members(pt2) if m.filename.endswith("models/model.json"))
+    # Cut inside the program, before the sample inputs (a torch.save zip of its own, whose end
+    # record torch's reader would take for the archive's, as pthscope's zip reader does).
+    cut = read(write(tmp_path, "m.pt2", pt2[: program.header_offset + 200]))
     assert cut.format == "torch-export" and cut.errors[0].kind == "truncated"
+    assert "member m/models/model.json is cut" in cut.errors[0].message
 
 
 @pytest.fixture(scope="module")
@@ -517,3 +521,25 @@ def test_pickles_starting_with_any_opcode_are_read_as_pickles(tmp_path: Path, st
     checkpoint = read(write(tmp_path, "weights.bin", payload))
     assert_no_canary(tmp_path)
     assert checkpoint.format == "pickle" and "os.system" in dangerous(checkpoint)
+
+
+def test_bytes_after_the_end_record_are_not_a_truncation(tmp_path: Path, torch_zip_bytes: bytes) -> None:
+    """torch's zip reader finds the end record before trailing bytes: so does the probe."""
+    path = write(tmp_path, "padded.pt", torch_zip_bytes + bytes(100))
+    torch.load(path, weights_only=True)
+    checkpoint = read(path)
+    assert checkpoint.format == "torch-zip" and all(e.kind != "truncated" for e in checkpoint.errors)
+
+
+def test_a_pickle_in_a_numpy_or_plain_looking_zip_is_still_audited(tmp_path: Path) -> None:
+    """Zips the doctor's probes would name (an .npz, an archive of files) go to the torch zip
+    reader as soon as a member is a pickle, so its globals are listed."""
+    from . import hostile_files as H
+    from .test_hostile import assert_no_canary, dangerous
+
+    canary = tmp_path / "canary"
+    payload = H.Asm().call("os", "system", H.s(H.shell_touch(canary))).stop()
+    for name, first in (("arrays.npz", "x.npy"), ("files.zip", "readme.txt")):
+        checkpoint = read(write(tmp_path, name, _zip({first: b"\x93NUMPY", "archive/DATA.PKL": payload})))
+        assert "os.system" in dangerous(checkpoint), name
+    assert_no_canary(tmp_path)

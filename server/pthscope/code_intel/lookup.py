@@ -94,6 +94,8 @@ class CheckpointLookup:
     whole_model: bool = False
     stores_flags: bool = False
     risky_globals: list[tuple[str, Any]] = field(default_factory=list)
+    # What a weights_only=False load would do with a global, when the reader says (`effect`).
+    global_effects: dict[str, str] = field(default_factory=dict)
     # Why (part of) the file could not be read, as the reader said.
     errors: list[str] = field(default_factory=list)
     tensor_count: int = 0
@@ -172,6 +174,7 @@ def build_lookup(checkpoint: CheckpointLike) -> CheckpointLookup:
         ]
         lookup = CheckpointLookup(checkpoint.file, checkpoint.format)
         lookup.errors = [e.message for e in checkpoint.errors]
+        effects = [(g.name, getattr(g, "effect", None)) for g in checkpoint.globals]
     else:
         tensors = [
             (t["path"], t["shape"], t["dtype"], t["requires_grad"], t["kind"])
@@ -183,7 +186,9 @@ def build_lookup(checkpoint: CheckpointLike) -> CheckpointLookup:
         ]
         lookup = CheckpointLookup(checkpoint.get("file", ""), checkpoint.get("format", ""))
         lookup.errors = [str(e.get("message", "")) for e in checkpoint.get("errors", [])]
+        effects = [(g["name"], g.get("effect")) for g in checkpoint.get("globals", [])]
     lookup.risky_globals = risky
+    lookup.global_effects = {name: effect for name, effect in effects if isinstance(effect, str)}
     lookup.tensor_count = len(tensors)
     lookup.whole_model = any(not path for path, _ in modules)
     group = _model_group([path for path, *_ in tensors], lookup.whole_model)

@@ -48,14 +48,19 @@ class Problem:
 
 @dataclass
 class GlobalRef:
-    """A global (module.qualname) that the file's pickle names."""
+    """A global (module.qualname; an attribute walk as module:a.b.c) that the file's pickles name:
+    its risk, how the pickles use it, and one sentence on what torch.load(weights_only=False)
+    would do with it."""
 
     name: str
     risk: Risk
-    count: int = 1
+    count: int = 1  # GLOBAL opcodes naming it
+    uses: dict[str, Any] = field(default_factory=dict)
+    effect: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "risk": self.risk, "count": self.count}
+        return {"name": self.name, "risk": self.risk, "count": self.count, "uses": self.uses,
+                "effect": self.effect}
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from .limits import Limits
 from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
 from .pickled import PickleError, report_globals, unpickle
 from .safe_repr import safe_repr
-from .truncated_zip import first_member_name
+from .truncated_zip import first_member_name, zip_format_of
 from .unpickler import UnpickleLog
 from .zip_directory import Member, ZipError, data_offset, file_size_of, read_directory
 
@@ -43,10 +43,17 @@ def probe_npy(head: bytes) -> bool:
 
 
 def probe_npz(head: bytes, path: str) -> bool:
+    """A zip whose first member is an .npy, and whose members all are (no pickle hides in it)."""
     if not head.startswith(b"PK\x03\x04"):
         return False
     name = first_member_name(path)
-    return name is not None and name.endswith(".npy")
+    if name is None or not name.endswith(".npy"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return zip_format_of([m.name for m in read_directory(f, file_size_of(f))]) == "npz"
+    except (ZipError, OSError):
+        return False
 
 
 def read_npy(path: str, limits: Limits) -> Checkpoint:
@@ -86,7 +93,7 @@ def read_npz(path: str, limits: Limits) -> Checkpoint:
         except ZipError as exc:
             checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
             return checkpoint
-        for member in members.values():
+        for member in members:
             if not member.name.endswith(".npy"):
                 checkpoint.warnings.append(Problem("unexpected", f"{member.name} is not an .npy array (numpy.load "
                                                    "gives its raw bytes)", where=member.name))

@@ -174,7 +174,7 @@ def probe_other_zip(head: bytes, path: str) -> bool:
         return False
     try:
         with open(path, "rb") as f:
-            names = list(read_directory(f, file_size_of(f)))
+            names = [m.name for m in read_directory(f, file_size_of(f))]
     except (ZipError, OSError):
         return False
     return zip_format_of(names) == "zip"
@@ -182,7 +182,7 @@ def probe_other_zip(head: bytes, path: str) -> bool:
 
 def read_other_zip(path: str, limits: Limits) -> Checkpoint:
     with open(path, "rb") as f:
-        names = list(read_directory(f, file_size_of(f), max_members=limits.max_nodes))
+        names = [m.name for m in read_directory(f, file_size_of(f), max_members=limits.max_nodes)]
     checkpoint = Checkpoint(file=path, format="zip")
     checkpoint.metadata["members"] = f"{len(names):,}"
     name = os.path.basename(path)

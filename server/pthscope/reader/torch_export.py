@@ -29,7 +29,15 @@ from .pickled import PickleError, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
 from .truncated_zip import first_member_name
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
-from .zip_directory import Member, ZipError, data_offset, file_size_of, read_directory, read_member
+from .zip_directory import (
+    Member,
+    ZipDirectory,
+    ZipError,
+    data_offset,
+    file_size_of,
+    read_directory,
+    read_member,
+)
 
 # torch._export.serde.schema.ScalarType → dtype name
 _SCALAR_TYPES = {
@@ -56,17 +64,17 @@ def probe_torch_export(head: bytes, path: str) -> bool:
         return False
     try:
         with open(path, "rb") as f:
-            names = read_directory(f, file_size_of(f))
+            members = read_directory(f, file_size_of(f))
     except (ZipError, OSError):
         return False
-    return _archive_root(names) is not None
+    return _archive_root(members) is not None
 
 
-def _archive_root(members: dict[str, Member]) -> str | None:
-    for name in members:
-        if name.endswith("archive_format") and name.count("/") <= 1:
-            return name[: -len("archive_format")]
-    return "" if _OLD_PROGRAM in members else None
+def _archive_root(members: ZipDirectory) -> str | None:
+    for member in members:
+        if member.name.endswith("archive_format") and member.name.count("/") <= 1:
+            return member.name[: -len("archive_format")]
+    return "" if members.get(_OLD_PROGRAM) is not None else None
 
 
 def read_torch_export(path: str, limits: Limits) -> Checkpoint:
@@ -86,7 +94,7 @@ def read_torch_export(path: str, limits: Limits) -> Checkpoint:
 
 
 class _Archive:
-    def __init__(self, f: BinaryIO, size: int, members: dict[str, Member], root: str, limits: Limits):
+    def __init__(self, f: BinaryIO, size: int, members: ZipDirectory, root: str, limits: Limits):
         self.f, self.size, self.members, self.root, self.limits = f, size, members, root, limits
 
     def member(self, name: str) -> Member | None:
@@ -106,7 +114,7 @@ class _Archive:
 
 
 def _read(archive: _Archive, checkpoint: Checkpoint) -> None:
-    names = [n[len(archive.root):] for n in archive.members if n.startswith(archive.root)]
+    names = [m.name[len(archive.root):] for m in archive.members if m.name.startswith(archive.root)]
     old_layout = _OLD_PROGRAM in names
     programs = {"model": _OLD_PROGRAM} if old_layout else {
         n[len("models/"):-len(".json")]: n for n in names if n.startswith("models/") and n.endswith(".json")}
@@ -119,7 +127,8 @@ def _read(archive: _Archive, checkpoint: Checkpoint) -> None:
     checkpoint.metadata["models"] = ", ".join(programs)[:200]
     root = Node("", [], "dict", "torch.export.pt2")
     several = len(programs) > 1
-    pickled = [n for n in names if n in _OLD_PICKLES] if old_layout else []
+    # What torch.export.load unpickles, and any .pkl member (torch.load would read a data.pkl).
+    pickled = [n for n in names if n in _OLD_PICKLES or n.lower().endswith(".pkl")]
     for model, program_member in programs.items():
         stored = {} if old_layout else _stored_entries(archive.json(f"data/weights/{model}_weights_config.json"),
                                                        archive.json(f"data/constants/{model}_constants_config.json"))
@@ -315,7 +324,7 @@ def _audit_one(archive: _Archive, member: Member, log: UnpickleLog) -> Problem |
         inner.seek(0)
         if head == b"PK\x03\x04":
             nested = read_directory(inner, member.size)
-            data = next((m for n, m in nested.items() if n.endswith("data.pkl")), None)
+            data = next((m for m in nested if m.name.lower().endswith("data.pkl")), None)
             if data is None:
                 return None
             if data.size > limits.max_pickle_bytes:

@@ -26,7 +26,7 @@ _DESCRIPTOR = b"PK\x07\x08"
 # signature, version, flags, method, time, date, crc, compressed size, size, name length, extra length
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _EOCD_SIZE = 22
-_TAIL = _EOCD_SIZE + 0xFFFF  # the end record plus the longest comment
+_TAIL = 0xFFFF + _EOCD_SIZE + 4096  # how far back miniz looks for the end record
 _MAX_MEMBERS = 1_000_000
 _MAX_SCANNED = 256 << 20  # bytes searched for data descriptors, over the whole walk
 _CHUNK = 1 << 20
@@ -149,22 +149,20 @@ def _descriptor_size(f: BinaryIO, at: int) -> int:
 
 
 def _has_end_record(path: str) -> bool:
-    """An end-of-directory record that really ends the file (its comment length fits)."""
+    """An end-of-directory record where torch's zip reader (miniz) finds one: the last signature
+    in the file's tail with a whole record after it (the same rule as zip_directory)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         if size >= _EOCD_SIZE:
             f.seek(size - _EOCD_SIZE)
             if f.read(4) == _EOCD:  # the usual case: no comment
                 return True
-        start = max(0, size - _TAIL)
-        f.seek(start)
+        f.seek(max(0, size - _TAIL))
         tail = f.read()
     at = tail.rfind(_EOCD)
-    while at >= 0:
-        if len(tail) - at >= _EOCD_SIZE and at + _EOCD_SIZE + struct.unpack_from("<H", tail, at + 20)[0] == len(tail):
-            return True
+    while at >= 0 and len(tail) - at < _EOCD_SIZE:
         at = tail.rfind(_EOCD, 0, at)
-    return False
+    return at >= 0
 
 
 def read_truncated_zip(path: str, limits: Limits) -> Checkpoint:
@@ -179,12 +177,14 @@ def read_truncated_zip(path: str, limits: Limits) -> Checkpoint:
 
 
 def zip_format_of(names: list[str]) -> str:
-    """The format a zip's member names make it (the names of a torch, export or numpy zip)."""
-    if any(n.endswith("/archive_format") or n.endswith("serialized_exported_program.json") for n in names):
+    """The format a zip's member names make it. Names compare as torch's zip reader compares
+    them (ignoring ASCII case); any pickle member makes it the torch zip reader's to audit."""
+    lowered = [n.lower() for n in names]
+    if any(n.endswith(("archive_format", "serialized_exported_program.json", "_weights_config.json")) for n in lowered):
         return "torch-export"
-    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        return "torchscript" if any("/code/" in n or n.endswith("/constants.pkl") for n in names) else "torch-zip"
-    if names and all(n.endswith(".npy") for n in names):
+    if any(n.endswith(".pkl") for n in lowered):
+        return "torchscript" if any("/code/" in n or n.endswith("/constants.pkl") for n in lowered) else "torch-zip"
+    if lowered and all(n.endswith(".npy") for n in lowered):
         return "npz"
     return "zip"
 

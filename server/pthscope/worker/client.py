@@ -19,11 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pthscope
+
 log = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 20.0
-# The directory holding the `pthscope` package: the worker's cwd, hence on its sys.path.
-_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+# The folder holding the `pthscope` package (and, in the extension and the repository, the
+# launcher script): the worker's working directory, never a workspace.
+_PACKAGE_PARENT = Path(pthscope.__file__).resolve().parent.parent
+
+
+def worker_command(memory_limit: int) -> list[str]:
+    """The worker's command line: isolated (`-I`: no script folder, working directory, PYTHON*
+    variable or user site on sys.path), through the launcher next to the package, which puts the
+    bundled libraries first and runs `site` itself (`-S`; see pthscope_launch.py); an installed
+    pthscope without the launcher uses `-I -m`."""
+    launcher = _PACKAGE_PARENT / "pthscope_launch.py"
+    if launcher.is_file():
+        entry = ["-I", "-S", str(launcher), "pthscope.worker"]
+    else:
+        entry = ["-I", "-m", "pthscope.worker"]
+    return [sys.executable, *entry, "--memory-limit", str(memory_limit)]
 
 
 @dataclass(frozen=True)
@@ -115,9 +131,9 @@ class WorkerClient:
         raise WorkerFailure(f"reader failed on {request['file']}: {reply.get('message')}")
 
     async def _start(self) -> asyncio.subprocess.Process:
+        command = worker_command(self.limits.memory_bytes)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pthscope.worker",
-            "--memory-limit", str(self.limits.memory_bytes),
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=_PACKAGE_PARENT,
@@ -130,7 +146,7 @@ class WorkerClient:
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
             _kill(process)
             raise WorkerFailure(
-                f"worker did not start ({sys.executable} -m pthscope.worker); "
+                f"worker did not start ({' '.join(command)}); "
                 "see the pthscope output for its error"
             ) from error
         except asyncio.CancelledError:

@@ -28,7 +28,7 @@ import traceback
 from typing import Any, BinaryIO
 
 from pthscope.gc_pause import gc_paused
-from pthscope.reader import inspect
+from pthscope.reader import audit, inspect
 from pthscope.values import tensor_stats
 
 TEST_FAULT_VARIABLE = "PTHSCOPE_TEST_WORKER_FAULT"
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     exit_when_orphaned()
     limit_memory(args.memory_limit)
+    audit.install()  # nothing may import, exec, spawn or connect while a pickle is read
     try:
         serve(sys.stdin.buffer, replies)
     except BrokenPipeError:  # the server went away

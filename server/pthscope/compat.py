@@ -1,0 +1,546 @@
+"""Will this checkpoint load into this model? What `load_state_dict` would report, and why.
+
+    expected = expected_state_dict(source, path, folders, "Net", "num_classes=10")
+    result = compare(expected, checkpoint_tensors, metadata=None, strict=True)
+    result.missing, result.unexpected, result.mismatched   # the sets torch would report
+    result.summary()         # "310/312 tensors match; 1 missing, 1 shape mismatch"
+    result.explanations      # a `module.` prefix, a wrapper dict, a changed head, a config …
+
+`checkpoint_tensors` is the object handed to `load_state_dict`: a mapping of key → tensor, where
+a tensor is anything with `.shape` (a sequence of ints) and `.dtype` — a `TensorMeta`, the
+reader's `TensorInfo`, a real `torch.Tensor` in tests — or a `(shape, dtype)` pair. Values may
+be nested mappings (a training dict's `model_state_dict`, an optimizer's `state`) or plain
+values; like torch, only the top-level keys are matched, and nested mappings are searched only
+to explain where the weights are. `metadata` is the state_dict's `_metadata` (prefix →
+{"version": n}) when the file kept one, None when it did not (a dict comprehension drops it);
+by default it is read from the mapping's `_metadata` attribute. It decides whether BatchNorm's
+missing `num_batches_tracked` is filled in, as torch does for old versions.
+
+Keys under the expected state_dict's unknown parts are neither missing nor unexpected: they are
+listed in `skipped`. Nothing here imports torch or reads files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .analysis.expected_state import ExpectedStateDict, ExpectedTensor, UnknownPart
+from .analysis.model_values import Dim, NameSource, Origin
+
+BATCH_NORMS = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
+                         "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"})  # fmt: skip
+INSTANCE_NORMS = frozenset({"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+                            "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"})  # fmt: skip
+KNOWN_PREFIXES = {
+    "module.": "saved from nn.DataParallel or DistributedDataParallel",
+    "_orig_mod.": "saved from a torch.compile'd model",
+    "module._orig_mod.": "saved from a torch.compile'd model inside DataParallel/DDP",
+    "model.": "saved from a wrapper (a LightningModule's `model` attribute, say)",
+}
+OPTIMIZER_KEYS = frozenset({"state", "param_groups"})
+SCHEDULER_KEYS = frozenset({"last_epoch", "base_lrs", "_step_count", "_last_lr"})
+SCALER_KEYS = frozenset({"scale", "growth_factor", "backoff_factor", "growth_interval"})
+AUTO: Any = object()
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    shape: tuple[int, ...]
+    dtype: str = ""
+
+
+def tensor_meta(value: Any) -> TensorMeta | None:
+    """The shape and dtype of a checkpoint value, or None when it is not a tensor."""
+    if isinstance(value, TensorMeta):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and _is_shape(value[0]):
+        return TensorMeta(tuple(value[0]), str(value[1]))
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, Mapping) and _is_shape(shape):
+        return TensorMeta(tuple(int(d) for d in shape), str(getattr(value, "dtype", "")))
+    return None
+
+
+def _is_shape(value: Any) -> bool:
+    try:
+        return all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+    except TypeError:
+        return False
+
+
+@dataclass(frozen=True)
+class DimCause:
+    """Why one dimension differs: the argument deciding it and the value the checkpoint
+    implies for the name that sets it (None when it cannot be inferred)."""
+
+    dim: int
+    argument: str  # "out_features of nn.Linear"
+    expression: str  # "num_classes" (as written at the layer call)
+    name: str | None  # the name a user would change ("num_classes", "cfg.hidden")
+    here: str | None  # its value here ("10")
+    implied: int | None  # its value in the checkpoint's model
+    where: NameSource | None
+
+
+@dataclass(frozen=True)
+class ShapeMismatch:
+    key: str
+    checkpoint: tuple[int, ...]
+    expected: tuple[int | None, ...]
+    causes: tuple[DimCause, ...]
+    origin: Origin | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A likely cause of the problems: kind is one of "strip_prefix", "add_prefix",
+    "replace_prefix", "wrapper", "optimizer_state", "not_weights", "changed_head",
+    "vocabulary", "config", "depth", "strict_false"."""
+
+    kind: str
+    message: str
+    prefix: str | None = None  # the prefix to strip (or to add, for add_prefix)
+    new_prefix: str | None = None  # replace_prefix: what goes in its place
+    path: tuple[str, ...] = ()  # wrapper: the keys to index (ckpt["state_dict"])
+    name: str | None = None  # config: the name that differs
+    here: str | None = None
+    implied: int | None = None
+    keys: tuple[str, ...] = ()
+    would_match: int | None = None  # tensors that load after the fix
+
+
+@dataclass
+class Compatibility:
+    expected_total: int = 0  # the model's tensors that can be checked
+    matched: int = 0  # of those, how many would load (present, a tensor, the same shape)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[ShapeMismatch] = field(default_factory=list)
+    not_tensors: list[str] = field(default_factory=list)
+    # BatchNorm's num_batches_tracked that torch fills in itself (state_dicts without version 2).
+    filled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # other messages torch would raise
+    unknown: list[UnknownPart] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # checkpoint keys under unknown parts
+    explanations: list[Explanation] = field(default_factory=list)
+
+    @property
+    def loads(self) -> bool:
+        """Whether `load_state_dict(strict=True)` succeeds for every part that is known."""
+        return not (self.missing or self.unexpected or self.mismatched or self.not_tensors
+                    or self.errors)  # fmt: skip
+
+    def summary(self) -> str:
+        head = f"{self.matched}/{self.expected_total} tensors match"
+        problems = [(len(self.missing), "missing"), (len(self.unexpected), "unexpected"),
+                    (len(self.mismatched), "shape mismatch" if len(self.mismatched) == 1
+                     else "shape mismatches"), (len(self.not_tensors), "not tensors")]  # fmt: skip
+        parts = [f"{n} {what}" for n, what in problems if n]
+        if self.filled:
+            parts.append(f"{len(self.filled)} num_batches_tracked filled in by torch")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} part{'s' if len(self.unknown) > 1 else ''} not known")
+        return head + ("; " + ", ".join(parts) if parts else "")
+
+
+def compare(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], *,
+            metadata: Any = AUTO, strict: bool = True) -> Compatibility:  # fmt: skip
+    """What `model.load_state_dict(checkpoint, strict=strict)` would report, with causes."""
+    if metadata is AUTO:
+        metadata = getattr(checkpoint, "_metadata", None)
+    result = _check(expected, checkpoint, metadata)
+    if result.loads and not result.skipped:
+        return result
+    _explain(expected, checkpoint, metadata, result, strict)
+    return result
+
+
+# --- the check, as torch's _load_from_state_dict does it ----------------------------------
+
+def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata: Any) -> Compatibility:
+    result = Compatibility(unknown=list(expected.unknown))
+    filled, stale = _version_rules(expected, checkpoint, metadata)
+    for key in stale:
+        result.errors.append(f"{key} is a running stat of an InstanceNorm with "
+                             "track_running_stats=False (saved before torch 0.4)")  # fmt: skip
+    for key, tensor in expected.tensors.items():
+        result.expected_total += 1
+        if key not in checkpoint:
+            (result.filled if key in filled else result.missing).append(key)
+            continue
+        meta = tensor_meta(checkpoint[key])
+        if meta is None:
+            result.not_tensors.append(key)
+            continue
+        if _shape_fits(tensor.shape, meta.shape):
+            result.matched += 1
+        else:
+            result.mismatched.append(_mismatch(tensor, meta.shape))
+    for key in checkpoint:
+        if key in expected.tensors or key in stale:
+            continue
+        if isinstance(key, str) and any(p.covers(key) for p in expected.unknown):
+            result.skipped.append(key)
+        else:
+            result.unexpected.append(key)
+    return result
+
+
+def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
+    if expected is None:
+        return True
+    if len(expected) == 0 and actual == (1,):  # torch's 0.3-era 1-dim → 0-dim rule
+        return True
+    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
+
+
+def _version_rules(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
+                   metadata: Any) -> tuple[set[str], set[str]]:  # fmt: skip
+    """BatchNorm fills in a missing num_batches_tracked for state_dicts without version 2;
+    InstanceNorm refuses running stats it does not track when there is no version at all."""
+    filled: set[str] = set()
+    stale: set[str] = set()
+    for prefix, (_, base) in expected.modules.items():
+        dot = prefix + "." if prefix else ""
+        version = None
+        if isinstance(metadata, Mapping):
+            local = metadata.get(prefix)
+            version = local.get("version") if isinstance(local, Mapping) else None
+        if base in BATCH_NORMS and (version is None or version < 2):
+            key = dot + "num_batches_tracked"
+            if key in expected.tensors and key not in checkpoint:
+                filled.add(key)
+        elif base in INSTANCE_NORMS and version is None and dot + "running_mean" not in expected.tensors:
+            stale.update(k for k in (dot + "running_mean", dot + "running_var") if k in checkpoint)
+    return filled, stale
+
+
+# --- shape mismatches and what they imply ------------------------------------------------
+
+def _mismatch(tensor: ExpectedTensor, actual: tuple[int, ...]) -> ShapeMismatch:
+    assert tensor.shape is not None
+    causes: list[DimCause] = []
+    if len(tensor.shape) == len(actual) and tensor.dims is not None:
+        for i, (dim, value) in enumerate(zip(tensor.dims, actual, strict=True)):
+            if dim.value is not None and dim.value != value:
+                causes.append(_cause(i, dim, value))
+    return ShapeMismatch(tensor.key, actual, tensor.shape, tuple(causes), tensor.origin,
+                         _mismatch_message(tensor, actual, causes))  # fmt: skip
+
+
+def _cause(index: int, dim: Dim, actual: int) -> DimCause:
+    source = dim.source
+    if source is None:
+        return DimCause(index, "a constant", str(dim.value), None, None, None, None)
+    argument = f"{source.argument} of {source.layer}"
+    expression = source.expression or f"the default {source.argument}"
+    root, implied = implied_value(dim, actual)
+    if root is None and source.name is not None:
+        root = source.name.root()
+    return DimCause(index, argument, expression, root.name if root else None,
+                    root.value if root else None, implied, root)  # fmt: skip
+
+
+def implied_value(dim: Dim, actual: int) -> tuple[NameSource | None, int | None]:
+    """The name that sets this dim, and its value if the dim were `actual`."""
+    source = dim.source
+    if source is None or source.name is None or not dim.factor or not source.scale:
+        return None, None
+    value = (Fraction(actual) / Fraction(dim.factor) - source.offset) / Fraction(source.scale)
+    link = source.name
+    while link.via is not None and link.scale:
+        value = (value - link.offset) / Fraction(link.scale)
+        link = link.via
+    if value.denominator != 1 or value <= 0:
+        return link, None
+    return link, int(value)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _mismatch_message(tensor: ExpectedTensor, actual: tuple[int, ...], causes: list[DimCause]) -> str:
+    where = tensor.origin.text.strip() if tensor.origin else tensor.key
+    text = f"{where}: the checkpoint's {tensor.key} is {_shape_text(actual)}, " \
+           f"here {_shape_text(tensor.shape or ())}"
+    names = []
+    for cause in causes:
+        if cause.name and cause.here is not None:
+            implied = f" (the checkpoint implies {cause.name}={cause.implied})" if cause.implied else ""
+            names.append(f"{cause.name}={cause.here} here{implied}")
+    return text + ("; " + "; ".join(dict.fromkeys(names)) if names else "")
+
+
+# --- explanations ------------------------------------------------------------------------
+
+def _explain(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata: Any,
+             result: Compatibility, strict: bool) -> None:  # fmt: skip
+    found: list[Explanation] = []
+    keys = set(checkpoint)
+    if OPTIMIZER_KEYS <= keys:
+        found.append(Explanation("optimizer_state", "this is an optimizer's state_dict "
+                                 "(`state`, `param_groups`), not the model's weights"))  # fmt: skip
+    elif keys and (keys <= SCHEDULER_KEYS | {"verbose", "_get_lr_called_within_step"}
+                   or SCALER_KEYS <= keys):  # fmt: skip
+        found.append(Explanation("not_weights", "this is a learning-rate scheduler's or grad "
+                                 "scaler's state_dict, not the model's weights"))  # fmt: skip
+    view = _best_view(expected, checkpoint, result)
+    fixed = result
+    if view is not None:
+        found.append(view.explanation)
+        fixed = _check(expected, view.mapping, view.metadata if view.path else metadata)
+    elif not found and not any(tensor_meta(v) for v in checkpoint.values()):
+        listed = ", ".join(map(str, list(checkpoint)[:8]))
+        found.append(Explanation("not_weights", f"it holds no tensors of a model (keys: {listed})"))
+    if not any(e.kind in ("optimizer_state", "not_weights") for e in found):
+        found.extend(_structural(expected, fixed, view.mapping if view else checkpoint))
+    if not strict and result.expected_total:
+        loaded = result.matched
+        if loaded < result.expected_total or result.mismatched:
+            what = ("none of the model's" if loaded == 0 else f"only {loaded} of the model's")
+            tail = "; the shape mismatches still raise" if result.mismatched else ""
+            found.append(Explanation("strict_false", f"with strict=False, {what} "
+                                     f"{result.expected_total} tensors would load{tail}",
+                                     would_match=loaded))  # fmt: skip
+    result.explanations = found
+
+
+@dataclass
+class _View:
+    mapping: Mapping[str, Any]
+    path: tuple[str, ...]
+    metadata: Any
+    explanation: Explanation
+
+
+def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
+               result: Compatibility) -> _View | None:  # fmt: skip
+    """The sub-mapping and prefix change under which the most expected keys are found."""
+    wanted = set(expected.tensors)
+    if not wanted:
+        return None
+    base = result.expected_total - len(result.missing) - len(result.filled)
+    best: tuple[int, tuple[str, ...], str, str, Mapping[str, Any]] | None = None
+    for path, mapping in _mappings(checkpoint):
+        for strip, add in _prefix_candidates(mapping, wanted):
+            if not path and not strip and not add:
+                continue
+            found = _found(mapping, wanted, strip, add)
+            if found > base and (best is None or found > best[0]):
+                best = (found, path, strip, add, mapping)
+    if best is None:
+        return None
+    _, path, strip, add, mapping = best
+    renamed = _renamed(mapping, strip, add)
+    meta = getattr(mapping, "_metadata", None)
+    fixed = _check(expected, renamed, None if strip or add else meta)
+    return _View(renamed, path, meta, _view_explanation(path, strip, add, mapping, fixed))
+
+
+def _mappings(checkpoint: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
+    found: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), checkpoint)]
+    for key, value in checkpoint.items():
+        if isinstance(value, Mapping) and isinstance(key, str):
+            found.append(((key,), value))
+            for inner_key, inner in value.items():
+                if isinstance(inner, Mapping) and isinstance(inner_key, str):
+                    found.append(((key, inner_key), inner))
+    return found[:40]
+
+
+def _prefix_candidates(mapping: Mapping[str, Any], wanted: set[str]) -> list[tuple[str, str]]:
+    keys = [k for k in mapping if isinstance(k, str)]
+    if not keys:
+        return []
+    strip = _common_prefixes(keys)
+    add = [p for p in _common_prefixes(list(wanted)) if p]
+    pairs = [("", "")] + [(s, "") for s in strip if s] + [("", a) for a in add]
+    pairs += [(s, a) for s in strip[:2] if s for a in add[:2] if s != a]
+    return list(dict.fromkeys(pairs))
+
+
+def _common_prefixes(keys: list[str]) -> list[str]:
+    """Dotted prefixes (one or two parts) that at least half of the keys share, most common first."""
+    counts: Counter[str] = Counter()
+    for key in keys:
+        parts = key.split(".", 2)
+        if len(parts) > 1:
+            counts[parts[0] + "."] += 1
+        if len(parts) > 2:
+            counts[parts[0] + "." + parts[1] + "."] += 1
+    threshold = max(1, len(keys) // 2)
+    return [p for p, n in counts.most_common(6) if n >= threshold]
+
+
+def _found(mapping: Mapping[str, Any], wanted: set[str], strip: str, add: str) -> int:
+    count = 0
+    cut = len(strip)
+    for key in mapping:
+        if not isinstance(key, str):
+            continue
+        if strip:
+            if not key.startswith(strip):
+                continue
+            key = key[cut:]
+        if add + key in wanted:
+            count += 1
+    return count
+
+
+def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> dict[str, Any]:
+    if not strip and not add:
+        return dict(mapping)
+    cut = len(strip)
+    return {add + (k[cut:] if strip and isinstance(k, str) and k.startswith(strip) else k): v
+            for k, v in mapping.items()}  # fmt: skip
+
+
+def _view_explanation(path: tuple[str, ...], strip: str, add: str, mapping: Mapping[str, Any],
+                      fixed: Compatibility) -> Explanation:  # fmt: skip
+    loads = f"{fixed.matched} of {fixed.expected_total} tensors match"
+    keys = [k for k in mapping if isinstance(k, str)]
+    parts = []
+    where = "".join(f"[{p!r}]" for p in path)
+    if path:
+        parts.append(f"the weights are under checkpoint{where}")
+    if strip:
+        share = sum(1 for k in keys if k.startswith(strip))
+        every = "every key" if share == len(keys) else f"{share} of {len(keys)} keys"
+        note = KNOWN_PREFIXES.get(strip)
+        parts.append(f"{every} {'there ' if path else ''}starts with '{strip}'" +
+                     (f" ({note})" if note else ""))  # fmt: skip
+    if add:
+        parts.append(f"the model's keys start with '{add}' and the checkpoint's do not")
+    message = "; ".join(parts) + f"; {'with that' if not (strip or add) else 'fixed'}, {loads}"
+    message = message[0].upper() + message[1:]
+    if path and not (strip or add):
+        kind = "wrapper"
+    elif strip and add:
+        kind = "replace_prefix"
+    elif strip:
+        kind = "strip_prefix" if not path else "wrapper"
+    else:
+        kind = "add_prefix" if not path else "wrapper"
+    return Explanation(kind, message, prefix=strip or (add if kind == "add_prefix" else None),
+                       new_prefix=add or None, path=path, would_match=fixed.matched)  # fmt: skip
+
+
+_INDEXED = re.compile(r"^(?P<prefix>.+)\.(?P<index>\d+)\.")
+_RNN_LAYER = re.compile(r"^(?P<prefix>(?:.+\.)?)weight_ih_l(?P<index>\d+)(?P<reverse>_reverse)?$")
+
+
+def _structural(expected: ExpectedStateDict, result: Compatibility,
+                checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
+    """Changed heads, vocabularies, configs and depths behind the mismatches of `result`."""
+    found: list[Explanation] = []
+    found.extend(_depths(expected, result, checkpoint))
+    if not result.mismatched:
+        return found
+    layers = {m.key.rpartition(".")[0] for m in result.mismatched}
+    only_first_dims = all(c.dim == 0 for m in result.mismatched for c in m.causes)
+    if len(layers) == 1 and only_first_dims and result.mismatched[0].causes:
+        mismatch = result.mismatched[0]
+        cause = mismatch.causes[0]
+        layer = layers.pop() or "the model"
+        embedding = expected.modules.get(layer, ("", ""))[1].startswith("Embedding")
+        here = f"; {cause.name}={cause.here} here" if cause.name else ""
+        if embedding:
+            message = (f"the checkpoint's {layer} has a vocabulary of {mismatch.checkpoint[0]} "
+                       f"(here {mismatch.expected[0]}){here}")  # fmt: skip
+            kind = "vocabulary"
+        else:
+            message = (f"the checkpoint's {layer} was trained for {mismatch.checkpoint[0]} "
+                       f"outputs (here {mismatch.expected[0]}){here}; to fine-tune, drop "
+                       f"{layer}.* from the checkpoint and load with strict=False")  # fmt: skip
+            kind = "changed_head"
+        found.append(Explanation(kind, message, name=cause.name, here=cause.here,
+                                 implied=cause.implied or mismatch.checkpoint[0],
+                                 keys=tuple(m.key for m in result.mismatched)))  # fmt: skip
+        return found
+    by_name: dict[str, list[tuple[DimCause, str]]] = {}
+    for mismatch in result.mismatched:
+        for cause in mismatch.causes:
+            if cause.name:
+                by_name.setdefault(cause.name, []).append((cause, mismatch.key))
+    for name, causes in by_name.items():
+        implied = {c.implied for c, _ in causes if c.implied is not None}
+        here = causes[0][0].here
+        keys = tuple(dict.fromkeys(k for _, k in causes))
+        if len(implied) == 1:
+            value = implied.pop()
+            message = f"{name}={here} here; the checkpoint was trained with {name}={value}"
+        else:
+            value = None
+            message = f"{name}={here} here decides {len(keys)} shapes that differ in the checkpoint"
+        found.append(Explanation("config", message, name=name, here=here, implied=value, keys=keys))
+    return found
+
+
+def _depths(expected: ExpectedStateDict, result: Compatibility,
+            checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
+    if not (result.missing or result.unexpected):
+        return []
+    counts: dict[str, set[int]] = {}
+    rnn: dict[str, set[int]] = {}
+    for key in checkpoint:
+        if not isinstance(key, str):
+            continue
+        for match in _INDEXED.finditer(key):
+            counts.setdefault(match.group("prefix"), set()).add(int(match.group("index")))
+        layer = _RNN_LAYER.match(key)
+        if layer:
+            rnn.setdefault(layer.group("prefix").rstrip("."), set()).add(int(layer.group("index")))
+    found = []
+    repeats = {r.prefix: r for r in expected.repeats}
+    for prefix, (_, base) in expected.modules.items():
+        if base in ("Sequential", "ModuleList"):
+            have = counts.get(prefix)
+            model = sum(1 for p in expected.modules if p.startswith(prefix + ".")
+                        and p[len(prefix) + 1:].isdigit())  # fmt: skip
+            if have is None or not model or max(have) + 1 == model:
+                continue
+            depth = max(have) + 1
+            repeat = repeats.get(prefix)
+            message = f"the checkpoint has {depth} blocks in {prefix}; the model here has {model}"
+            name = implied = here = None
+            if repeat is not None:
+                dim = Dim(model - repeat.offset, repeat.source)
+                root, implied = implied_value(dim, depth - repeat.offset)
+                if root is not None:
+                    name, here = root.name, root.value
+                    message += f" ({name}={here})"
+                    if implied:
+                        message += f"; the checkpoint implies {name}={implied}"
+            found.append(Explanation("depth", message, prefix=prefix, name=name, here=here,
+                                     implied=implied or depth))  # fmt: skip
+        elif base in ("RNN", "LSTM", "GRU"):
+            have = rnn.get(prefix)
+            model = {int(m.group("index")) for k in expected.tensors
+                     if (m := _RNN_LAYER.match(k)) and m.group("prefix").rstrip(".") == prefix}  # fmt: skip
+            if have and model and max(have) != max(model):
+                found.append(Explanation("depth", f"the checkpoint's {prefix} has {max(have) + 1} "
+                                         f"layers; num_layers={max(model) + 1} here",
+                                         prefix=prefix, name="num_layers",
+                                         here=str(max(model) + 1), implied=max(have) + 1))  # fmt: skip
+            if not have:
+                continue
+            dot = prefix + "." if prefix else ""
+            reverse_ck = any(str(k).startswith(dot) and str(k).endswith("_reverse") for k in checkpoint)
+            reverse_here = any(k.startswith(dot) and k.endswith("_reverse") for k in expected.tensors)
+            if reverse_ck != reverse_here:
+                found.append(Explanation("config", f"the checkpoint's {prefix} is "
+                                         f"{'' if reverse_ck else 'not '}bidirectional; "
+                                         f"bidirectional={reverse_here} here", prefix=prefix,
+                                         name="bidirectional", here=str(reverse_here)))  # fmt: skip
+    return found
+
+
+__all__ = ["AUTO", "Compatibility", "DimCause", "Explanation", "ShapeMismatch", "TensorMeta",
+           "compare", "tensor_meta"]  # fmt: skip

@@ -99,9 +99,12 @@ class ShapeMismatch:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A likely cause of the problems: kind is one of "strip_prefix", "add_prefix",
-    "replace_prefix", "wrapper", "optimizer_state", "not_weights", "changed_head",
-    "vocabulary", "config", "depth", "strict_false"."""
+    """A likely cause of the problems. kind: "strip_prefix", "add_prefix", "replace_prefix",
+    "wrapper" (the weights are elsewhere in the mapping or under another prefix);
+    "optimizer_state", "not_weights" (not a model's state_dict at all); "changed_head",
+    "vocabulary", "config" (a size argument differs; `implied` is the checkpoint's value when
+    it can be inferred), "depth" (a different number of blocks or RNN layers), "flag" (a flag
+    such as bias=False adds or leaves out tensors); "strict_false" (what strict=False loads)."""
 
     kind: str
     message: str
@@ -202,8 +205,9 @@ def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]
 
 def _version_rules(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
                    metadata: Any) -> tuple[set[str], set[str]]:  # fmt: skip
-    """BatchNorm fills in a missing num_batches_tracked for state_dicts without version 2;
-    InstanceNorm refuses running stats it does not track when there is no version at all."""
+    """BatchNorm and InstanceNorm (their _NormBase) fill in a missing num_batches_tracked for
+    state_dicts without version 2; InstanceNorm refuses running stats it does not track when
+    there is no version at all."""
     filled: set[str] = set()
     stale: set[str] = set()
     for prefix, (_, base) in expected.modules.items():
@@ -212,12 +216,12 @@ def _version_rules(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
         if isinstance(metadata, Mapping):
             local = metadata.get(prefix)
             version = local.get("version") if isinstance(local, Mapping) else None
-        if base in BATCH_NORMS and (version is None or version < 2):
+        if base in INSTANCE_NORMS and version is None and dot + "running_mean" not in expected.tensors:
+            stale.update(k for k in (dot + "running_mean", dot + "running_var") if k in checkpoint)
+        if base in BATCH_NORMS | INSTANCE_NORMS and (version is None or version < 2):
             key = dot + "num_batches_tracked"
             if key in expected.tensors and key not in checkpoint:
                 filled.add(key)
-        elif base in INSTANCE_NORMS and version is None and dot + "running_mean" not in expected.tensors:
-            stale.update(k for k in (dot + "running_mean", dot + "running_var") if k in checkpoint)
     return filled, stale
 
 
@@ -266,8 +270,19 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+def anchor(tensor: ExpectedTensor) -> str:
+    """What creates the tensor, as the user wrote it: `fc = nn.Linear(64, num_classes)` for a
+    layer's weights, the statement itself for a parameter or buffer made by hand."""
+    origin = tensor.origin
+    if origin is None:
+        return tensor.key
+    if tensor.layer.startswith("torch.nn.") and origin.call and tensor.module:
+        return f"{tensor.module} = {origin.call}"
+    return origin.text.strip()
+
+
 def _mismatch_message(tensor: ExpectedTensor, actual: tuple[int, ...], causes: list[DimCause]) -> str:
-    where = tensor.origin.text.strip() if tensor.origin else tensor.key
+    where = anchor(tensor)
     text = f"{where}: the checkpoint's {tensor.key} is {_shape_text(actual)}, " \
            f"here {_shape_text(tensor.shape or ())}"
     names = []
@@ -432,113 +447,141 @@ def _view_explanation(path: tuple[str, ...], strip: str, add: str, mapping: Mapp
                        new_prefix=add or None, path=path, would_match=fixed.matched)  # fmt: skip
 
 
-_INDEXED = re.compile(r"^(?P<prefix>.+)\.(?P<index>\d+)\.")
 _RNN_LAYER = re.compile(r"^(?P<prefix>(?:.+\.)?)weight_ih_l(?P<index>\d+)(?P<reverse>_reverse)?$")
+_HEADS = ("Linear", "Conv", "Bilinear", "LazyLinear", "LazyConv")
 
 
 def _structural(expected: ExpectedStateDict, result: Compatibility,
                 checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
-    """Changed heads, vocabularies, configs and depths behind the mismatches of `result`."""
-    found: list[Explanation] = []
-    found.extend(_depths(expected, result, checkpoint))
-    if not result.mismatched:
-        return found
-    layers = {m.key.rpartition(".")[0] for m in result.mismatched}
-    only_first_dims = all(c.dim == 0 for m in result.mismatched for c in m.causes)
-    if len(layers) == 1 and only_first_dims and result.mismatched[0].causes:
-        mismatch = result.mismatched[0]
-        cause = mismatch.causes[0]
-        layer = layers.pop() or "the model"
-        embedding = expected.modules.get(layer, ("", ""))[1].startswith("Embedding")
-        here = f"; {cause.name}={cause.here} here" if cause.name else ""
-        if embedding:
-            message = (f"the checkpoint's {layer} has a vocabulary of {mismatch.checkpoint[0]} "
-                       f"(here {mismatch.expected[0]}){here}")  # fmt: skip
-            kind = "vocabulary"
-        else:
-            message = (f"the checkpoint's {layer} was trained for {mismatch.checkpoint[0]} "
-                       f"outputs (here {mismatch.expected[0]}){here}; to fine-tune, drop "
-                       f"{layer}.* from the checkpoint and load with strict=False")  # fmt: skip
-            kind = "changed_head"
-        found.append(Explanation(kind, message, name=cause.name, here=cause.here,
-                                 implied=cause.implied or mismatch.checkpoint[0],
-                                 keys=tuple(m.key for m in result.mismatched)))  # fmt: skip
-        return found
-    by_name: dict[str, list[tuple[DimCause, str]]] = {}
+    """Changed heads, vocabularies, configs and depths behind the problems of `result`."""
+    found = _depths(expected, result, checkpoint)
+    groups: dict[str | None, list[tuple[ShapeMismatch, DimCause | None]]] = {}
     for mismatch in result.mismatched:
-        for cause in mismatch.causes:
-            if cause.name:
-                by_name.setdefault(cause.name, []).append((cause, mismatch.key))
-    for name, causes in by_name.items():
-        implied = {c.implied for c, _ in causes if c.implied is not None}
-        here = causes[0][0].here
-        keys = tuple(dict.fromkeys(k for _, k in causes))
-        if len(implied) == 1:
-            value = implied.pop()
-            message = f"{name}={here} here; the checkpoint was trained with {name}={value}"
-        else:
-            value = None
-            message = f"{name}={here} here decides {len(keys)} shapes that differ in the checkpoint"
-        found.append(Explanation("config", message, name=name, here=here, implied=value, keys=keys))
+        for cause in mismatch.causes or (None,):  # type: ignore[attr-defined]
+            groups.setdefault(cause.name if cause else None, []).append((mismatch, cause))
+    for name, items in groups.items():
+        keys = tuple(dict.fromkeys(m.key for m, _ in items))
+        layers = list(dict.fromkeys(k.rpartition(".")[0] for k in keys))
+        causes = [c for _, c in items if c is not None]
+        implied = {c.implied for c in causes if c.implied is not None}
+        value = implied.pop() if len(implied) == 1 else None
+        here = causes[0].here if causes else None
+        at = f"; {name}={here} here" if name and here is not None else ""
+        rows = [m for m, c in items if c is not None and c.dim == 0
+                and _base(expected, m.key).startswith("Embedding")]  # fmt: skip
+        if rows:
+            row = rows[0]
+            found.append(Explanation(
+                "vocabulary", f"the checkpoint's vocabulary has {row.checkpoint[0]} entries "
+                f"({row.key} is {_shape_text(row.checkpoint)}), here {row.expected[0]}{at}",
+                name=name, here=here, implied=value or row.checkpoint[0], keys=keys))
+        elif (len(layers) == 1 and causes and all(c.dim == 0 for c in causes)
+              and _base(expected, keys[0]).startswith(_HEADS)):  # fmt: skip
+            first = items[0][0]
+            layer = layers[0] or "the model"
+            found.append(Explanation(
+                "changed_head", f"the checkpoint's {layer} was trained for {first.checkpoint[0]} "
+                f"outputs, here {first.expected[0]}{at}; to fine-tune, drop {layer}.* from the "
+                "checkpoint and load with strict=False", name=name, here=here,
+                implied=value or first.checkpoint[0], keys=keys))  # fmt: skip
+        elif name is not None:
+            if value is not None:
+                message = f"{name}={here} here; the checkpoint was trained with {name}={value}"
+            else:
+                message = f"{name}={here} here decides {len(keys)} shapes that differ in the checkpoint"
+            found.append(Explanation("config", message, name=name, here=here, implied=value, keys=keys))
+    inferred = any(e.kind == "config" and e.implied is not None for e in found)
+    found = [e for e in found if not (inferred and e.kind == "config" and e.implied is None)]
+    return found + _flags(expected, result)
+
+
+def _flags(expected: ExpectedStateDict, result: Compatibility) -> list[Explanation]:
+    """Missing keys a flag argument adds (bias=True) and unexpected ones it leaves out."""
+    found = []
+    # A flag explains a layer's missing keys only when every key it misses is one a flag adds.
+    unexplained = {k.rpartition(".")[0] for k in result.missing if expected.tensors[k].presence is None}
+    missing = [k for k in result.missing if k.rpartition(".")[0] not in unexplained]
+    for keys, sources, verb in (
+        (missing, [expected.tensors[k].presence for k in missing], "adds"),
+        (result.unexpected, [expected.absent.get(k) for k in result.unexpected], "leaves out"),
+    ):
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key, source in zip(keys, sources, strict=True):
+            if source is None:
+                continue
+            root = source.name.root() if source.name is not None else None
+            name = root.name if root else f"{source.argument} of {source.layer}"
+            value = root.value if root else source.expression.removeprefix("(default ").rstrip(")")
+            groups.setdefault((name, value), []).append(key)
+        for (name, value), flagged in groups.items():
+            what = "the checkpoint does not have" if verb == "adds" else "the checkpoint has"
+            listed = ", ".join(flagged[:3]) + (", …" if len(flagged) > 3 else "")
+            found.append(Explanation("flag", f"{name}={value} here {verb} {len(flagged)} "
+                                     f"tensor{'s' if len(flagged) > 1 else ''} {what} ({listed})",
+                                     name=name, here=value, keys=tuple(flagged)))  # fmt: skip
     return found
+
+
+def _base(expected: ExpectedStateDict, key: str) -> str:
+    return expected.modules.get(key.rpartition(".")[0], ("", ""))[1]
 
 
 def _depths(expected: ExpectedStateDict, result: Compatibility,
             checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
+    """Blocks of a ModuleList/Sequential, or RNN layers, that the checkpoint has more or fewer of."""
     if not (result.missing or result.unexpected):
         return []
-    counts: dict[str, set[int]] = {}
-    rnn: dict[str, set[int]] = {}
+    have: dict[str, set[int]] = {}
     for key in checkpoint:
         if not isinstance(key, str):
             continue
-        for match in _INDEXED.finditer(key):
-            counts.setdefault(match.group("prefix"), set()).add(int(match.group("index")))
+        parts = key.split(".")
+        for i, part in enumerate(parts[1:-1], start=1):
+            if part.isdigit():
+                have.setdefault(".".join(parts[:i]), set()).add(int(part))
         layer = _RNN_LAYER.match(key)
         if layer:
-            rnn.setdefault(layer.group("prefix").rstrip("."), set()).add(int(layer.group("index")))
-    found = []
+            have.setdefault("rnn:" + layer.group("prefix").rstrip("."), set()).add(int(layer.group("index")))
     repeats = {r.prefix: r for r in expected.repeats}
+    differing: list[tuple[str, int, int]] = []
     for prefix, (_, base) in expected.modules.items():
         if base in ("Sequential", "ModuleList"):
-            have = counts.get(prefix)
-            model = sum(1 for p in expected.modules if p.startswith(prefix + ".")
-                        and p[len(prefix) + 1:].isdigit())  # fmt: skip
-            if have is None or not model or max(have) + 1 == model:
-                continue
-            depth = max(have) + 1
-            repeat = repeats.get(prefix)
-            message = f"the checkpoint has {depth} blocks in {prefix}; the model here has {model}"
-            name = implied = here = None
-            if repeat is not None:
-                dim = Dim(model - repeat.offset, repeat.source)
-                root, implied = implied_value(dim, depth - repeat.offset)
-                if root is not None:
-                    name, here = root.name, root.value
-                    message += f" ({name}={here})"
-                    if implied:
-                        message += f"; the checkpoint implies {name}={implied}"
-            found.append(Explanation("depth", message, prefix=prefix, name=name, here=here,
-                                     implied=implied or depth))  # fmt: skip
+            model = sum(1 for p in expected.modules
+                        if p.startswith(prefix + ".") and p[len(prefix) + 1:].isdigit())  # fmt: skip
+            indices = have.get(prefix)
         elif base in ("RNN", "LSTM", "GRU"):
-            have = rnn.get(prefix)
-            model = {int(m.group("index")) for k in expected.tensors
-                     if (m := _RNN_LAYER.match(k)) and m.group("prefix").rstrip(".") == prefix}  # fmt: skip
-            if have and model and max(have) != max(model):
-                found.append(Explanation("depth", f"the checkpoint's {prefix} has {max(have) + 1} "
-                                         f"layers; num_layers={max(model) + 1} here",
-                                         prefix=prefix, name="num_layers",
-                                         here=str(max(model) + 1), implied=max(have) + 1))  # fmt: skip
-            if not have:
-                continue
-            dot = prefix + "." if prefix else ""
-            reverse_ck = any(str(k).startswith(dot) and str(k).endswith("_reverse") for k in checkpoint)
-            reverse_here = any(k.startswith(dot) and k.endswith("_reverse") for k in expected.tensors)
-            if reverse_ck != reverse_here:
-                found.append(Explanation("config", f"the checkpoint's {prefix} is "
-                                         f"{'' if reverse_ck else 'not '}bidirectional; "
-                                         f"bidirectional={reverse_here} here", prefix=prefix,
-                                         name="bidirectional", here=str(reverse_here)))  # fmt: skip
+            model = repeats[prefix].count if prefix in repeats else 0
+            indices = have.get("rnn:" + prefix)
+        else:
+            continue
+        if indices and model and max(indices) + 1 != model:
+            differing.append((prefix, max(indices) + 1, model))
+    groups: dict[tuple[str | None, int | None], list[tuple[str, int, int, str | None]]] = {}
+    for prefix, depth, model in differing:
+        name = here = implied = None
+        repeat = repeats.get(prefix)
+        if repeat is not None:
+            root, implied = implied_value(Dim(model - repeat.offset, repeat.source), depth - repeat.offset)
+            if root is not None:
+                name, here = root.name, root.value
+        groups.setdefault((name, implied), []).append((prefix, depth, model, here))
+    found = []
+    for (name, implied), items in groups.items():
+        prefix, depth, model, here = items[0]
+        rnn = all(expected.modules[p][1] in ("RNN", "LSTM", "GRU") for p, _, _, _ in items)
+        what = "layers" if rnn else "blocks"
+        places = ", ".join(f"{p or 'the model'} ({d}, here {m})" for p, d, m, _ in items)
+        if len(items) == 1:
+            message = f"the checkpoint has {depth} {what} in {prefix or 'the model'}; the model here has {model}"
+        else:
+            message = f"the checkpoint has a different number of {what} in {places}"
+        if name is not None:
+            message += f" ({name}={here})"
+            if implied:
+                message += f"; the checkpoint implies {name}={implied}"
+        found.append(Explanation("depth", message, prefix=prefix, name=name, here=here,
+                                 implied=implied or depth,
+                                 keys=tuple(p for p, _, _, _ in items)))  # fmt: skip
     return found
 
 

@@ -72,6 +72,7 @@ CASES = [
     ("esd_layers", "Embeddings(vocab=30, dim=4)", False),
     ("esd_layers", "Activations()", False),
     ("esd_layers", "Adaptive()", False),
+    ("esd_layers", "Lazy()", False),
     ("esd_sequence", "Recurrent()", False),
     ("esd_sequence", "Recurrent(inputs=3, hidden=7, layers=1)", False),
     ("esd_sequence", "Attention()", False),

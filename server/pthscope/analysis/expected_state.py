@@ -52,6 +52,11 @@ class ExpectedTensor:
     origin: Origin | None  # the statement creating it (its layer's, for a layer's weights)
     layer: str  # the module's class: "torch.nn.Linear", "models.Block"
     reason: str | None = None  # why (part of) the shape is not known
+    presence: ArgSource | None = None  # the flag argument that makes it exist (bias=True)
+
+    @property
+    def module(self) -> str:
+        return self.key.rpartition(".")[0]
 
     @property
     def known(self) -> bool:
@@ -92,6 +97,8 @@ class ExpectedStateDict:
     # Module prefix ("" for the root) → (its class, the torch.nn class its state follows).
     modules: dict[str, tuple[str, str]] = field(default_factory=dict)
     repeats: list[RepeatedBlock] = field(default_factory=list)
+    # Keys a flag argument leaves out (`bias=False`, `affine=False`) → that argument.
+    absent: dict[str, ArgSource] = field(default_factory=dict)
     error: str | None = None  # the model could not be derived at all (class not found, …)
 
     def unknown_for(self, key: str) -> UnknownPart | None:
@@ -276,7 +283,11 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
                 tensor.origin or module.origin, module.type_name,
                 None if tensor.dims is not None and all(d.value is not None for d in tensor.dims)
                 else reasons[0] or "its shape is not known here",
+                tensor.presence,
             )
+    for name, flag in module.absent.items():
+        if module.params.get(name, 0) is None or module.buffers.get(name, 0) is None:
+            result.absent[prefix + name] = flag
     for name, reason in module.unknown.items():
         result.unknown.append(UnknownPart(prefix + name, reason, module.origin))
     if module.unknown_extra:
@@ -284,6 +295,10 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
     if module.repeat is not None and module.base in LIST_CONTAINERS:
         result.repeats.append(RepeatedBlock(here, len(module.children), module.repeat.source,
                                             module.repeat.offset))  # fmt: skip
+    elif module.repeat is not None and module.base in ("RNN", "LSTM", "GRU"):
+        layers = sum(1 for name in module.params if name.startswith("weight_ih_l")
+                     and not name.endswith("_reverse"))  # fmt: skip
+        result.repeats.append(RepeatedBlock(here, layers, module.repeat.source, module.repeat.offset))
     for name, child in module.children.items():
         if child is not None:
             _visit(result, child, f"{prefix}{name}.", [*path, id(module)])

@@ -590,11 +590,12 @@ def call_torch(interp: Interpreter, path: str, positional: list[Given], keywords
     first = args[0].value if args else (kwargs.get("data") or kwargs.get("input") or Arg(None)).value
     last = path.rsplit(".", 1)[-1]
     if path in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+        origin = origin_of(frame, node)
         if first is None:
-            return TensorValue((Dim(0),), None, True)
+            return TensorValue((Dim(0),), None, True, origin=origin)
         if isinstance(first, TensorValue):
-            return TensorValue(first.dims, first.dtype, True, first.reason)
-        return TensorValue(None, None, True, _why(first, "its data is not known here"))
+            return TensorValue(first.dims, first.dtype, True, first.reason, origin=origin)
+        return TensorValue(None, None, True, _why(first, "its data is not known here"), origin=origin)
     if path in ("torch.nn.Buffer", "torch.nn.parameter.Buffer"):
         persistent = keywords.get("persistent", positional[1] if len(positional) > 1 else (True, None))[0]
         tensor = first if isinstance(first, TensorValue) else TensorValue(None, reason=_why(first, "data"))

@@ -609,9 +609,16 @@ class Interpreter:
         return True
 
     def _eval_IfExp(self, node: ast.IfExp, frame: Frame) -> Any:
-        condition = truth(self.eval(node.test, frame))
+        test = self.eval(node.test, frame)
+        condition = truth(test)
         if condition is not None:
-            return self.eval(node.body if condition else node.orelse, frame)
+            value = self.eval(node.body if condition else node.orelse, frame)
+            other = node.orelse if condition else node.body
+            if isinstance(value, TensorValue) and isinstance(other, ast.Constant) and other.value is None:
+                # `nn.Parameter(...) if bias else None`: the flag decides whether it exists.
+                value.presence = model_calls.make_arg(self, frame, "if", _text(node.test), test,
+                                                      node.test).source  # fmt: skip
+            return value
         body, orelse = self.eval(node.body, frame), self.eval(node.orelse, frame)
         if _plain(body) and _plain(orelse) and body == orelse:
             return body

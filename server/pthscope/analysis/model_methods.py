@@ -350,8 +350,6 @@ def set_attribute(interp: Interpreter, obj: Any, name: str, value: Any, frame: F
         if frame.uncertain is not None:
             _uncertain_set(obj, name, value, frame.uncertain)
             return
-        if isinstance(value, TensorValue) and frame.statement is not None and value.origin is None:
-            value.origin = interp_origin(interp, frame)
         obj.assign(name, value, source)
     elif isinstance(obj, ObjectValue):
         if frame.uncertain is not None and obj.attrs.get(name, _MISSING) is not value:
@@ -378,12 +376,6 @@ def _uncertain_set(module: ModuleValue, name: str, value: Any, reason: str) -> N
     else:
         module.attrs[name] = Unknown(reason, maybe_module=False)
         module.attr_sources.pop(name, None)
-
-
-def interp_origin(interp: Interpreter, frame: Frame) -> Any:
-    from .model_calls import origin_of
-
-    return origin_of(frame, None)
 
 
 # --- iteration over containers ------------------------------------------------------------

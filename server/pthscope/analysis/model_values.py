@@ -114,6 +114,7 @@ class TensorValue:
     reason: str | None = None
     buffer_persistent: bool | None = None  # set by nn.Buffer(t, persistent=...)
     origin: Origin | None = None
+    presence: ArgSource | None = None  # the flag argument that makes it exist (bias=True)
 
     def with_dims(self, dims: tuple[Dim, ...] | None, reason: str | None = None) -> TensorValue:
         return TensorValue(dims, self.dtype, False, reason or self.reason)
@@ -169,7 +170,7 @@ class ModuleValue:
     __slots__ = (
         "type_name", "params", "buffers", "non_persistent", "children", "attrs",
         "attr_sources", "unknown", "unknown_all", "unknown_extra", "origin", "user_class",
-        "repeat", "kind", "base",
+        "repeat", "kind", "base", "absent",
     )  # fmt: skip
 
     def __init__(self, type_name: str, kind: str = "module", origin: Origin | None = None):
@@ -189,6 +190,8 @@ class ModuleValue:
         self.origin = origin
         self.user_class: Any = None
         self.repeat: Repeat | None = None
+        # Entries a flag argument left out (bias=False): name → that argument.
+        self.absent: dict[str, ArgSource] = {}
 
     def __repr__(self) -> str:
         return f"ModuleValue({self.type_name})"
@@ -289,9 +292,10 @@ def deep_copy(module: ModuleValue, memo: dict[int, ModuleValue] | None = None) -
     copy.unknown = dict(module.unknown)
     copy.unknown_all, copy.unknown_extra = module.unknown_all, module.unknown_extra
     copy.user_class, copy.repeat, copy.base = module.user_class, module.repeat, module.base
+    copy.absent = dict(module.absent)
     return copy
 
 
 def _copy_tensor(tensor: TensorValue) -> TensorValue:
     return TensorValue(tensor.dims, tensor.dtype, tensor.parameter, tensor.reason,
-                       tensor.buffer_persistent, tensor.origin)  # fmt: skip
+                       tensor.buffer_persistent, tensor.origin, tensor.presence)  # fmt: skip

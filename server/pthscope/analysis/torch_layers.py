@@ -156,17 +156,28 @@ def _buffer(dims: tuple[Dim, ...], dtype: str | None = None) -> TensorValue:
     return TensorValue(dims, dtype)
 
 
+def _optional(m: ModuleValue, a: LayerArgs, flag: str, name: str, tensor: TensorValue,
+              buffer: bool = False) -> None:  # fmt: skip
+    """An entry that exists only when the flag argument is true (bias, affine, …)."""
+    on = a.flag(flag)
+    if on is None:
+        m.set_unknown(name, a.why(flag))
+        return
+    if on:
+        tensor.presence = a.source(flag)
+    else:
+        m.absent[name] = a.source(flag)
+    if buffer:
+        m.set_buffer(name, tensor if on else None)
+    else:
+        m.set_param(name, tensor if on else None)
+
+
 def _optional_param(
     m: ModuleValue, a: LayerArgs, flag: str, name: str, dims: tuple[Dim, ...] | None,
     reason: str | None = None,
 ) -> None:
-    on = a.flag(flag)
-    if on is None:
-        m.set_unknown(name, a.why(flag))
-    elif on:
-        m.set_param(name, _tensor(dims, reason))
-    else:
-        m.set_param(name, None)
+    _optional(m, a, flag, name, _tensor(dims, reason))
 
 
 # --- the rules ---------------------------------------------------------------------------
@@ -219,56 +230,42 @@ def _norm(lazy: bool = False) -> Build:
             c = Dim(None, None, 0, "num_features of a lazy norm comes from its first input")
         else:
             c = a.dim("num_features")
-        affine = a.flag("affine")
-        if affine is None:
-            m.set_unknown("weight", a.why("affine"))
-            m.set_unknown("bias", a.why("affine"))
-        elif affine:
-            m.set_param("weight", _tensor((c,)))
-            _optional_param(m, a, "bias", "bias", (c,))
-        else:
-            m.set_param("weight", None)
-            m.set_param("bias", None)
-        track = a.flag("track_running_stats")
+        _affine(m, a, "affine", (c,))
         for name, dims, dtype in (("running_mean", (c,), None), ("running_var", (c,), None),
                                   ("num_batches_tracked", (), "int64")):  # fmt: skip
-            if track is None:
-                m.set_unknown(name, a.why("track_running_stats"))
-            else:
-                m.set_buffer(name, _buffer(dims, dtype) if track else None)
+            _optional(m, a, "track_running_stats", name, _buffer(dims, dtype), buffer=True)
 
     return build
+
+
+def _affine(m: ModuleValue, a: LayerArgs, flag: str, dims: tuple[Dim, ...] | None,
+            reason: str | None = None) -> None:  # fmt: skip
+    """weight (and bias, when the layer has a `bias` flag) that exist only when `flag` is true."""
+    _optional(m, a, flag, "weight", _tensor(dims, reason))
+    if "bias" not in a.args:
+        return
+    affine, bias = a.flag(flag), a.flag("bias")
+    if affine is None or (affine and bias is None):
+        m.set_unknown("bias", a.why(flag if affine is None else "bias"))
+        return
+    # The bias follows `flag` unless a `bias` argument was given and the flag is on.
+    decider = "bias" if affine and a["bias"].source is not None else flag
+    tensor = _tensor(dims, reason)
+    if affine and bias:
+        tensor.presence = a.source(decider)
+    else:
+        m.absent["bias"] = a.source(decider)
+    m.set_param("bias", tensor if affine and bias else None)
 
 
 def _layer_norm(m: ModuleValue, a: LayerArgs) -> None:
     shape = a.shape_of("normalized_shape")
     reason = None if shape is not None else a.why("normalized_shape")
-    affine = a.flag("elementwise_affine")
-    if affine is None:
-        m.set_unknown("weight", a.why("elementwise_affine"))
-        m.set_unknown("bias", a.why("elementwise_affine"))
-    elif affine:
-        m.set_param("weight", _tensor(shape, reason))
-        if "bias" in a.args:
-            _optional_param(m, a, "bias", "bias", shape, reason)
-    else:
-        m.set_param("weight", None)
-        if "bias" in a.args:
-            m.set_param("bias", None)
+    _affine(m, a, "elementwise_affine", shape, reason)
 
 
 def _group_norm(m: ModuleValue, a: LayerArgs) -> None:
-    c = a.dim("num_channels")
-    affine = a.flag("affine")
-    if affine is None:
-        m.set_unknown("weight", a.why("affine"))
-        m.set_unknown("bias", a.why("affine"))
-    elif affine:
-        m.set_param("weight", _tensor((c,)))
-        _optional_param(m, a, "bias", "bias", (c,))
-    else:
-        m.set_param("weight", None)
-        m.set_param("bias", None)
+    _affine(m, a, "affine", (a.dim("num_channels"),))
 
 
 def _embedding(m: ModuleValue, a: LayerArgs) -> None:
@@ -313,11 +310,11 @@ def _rnn(mode: str) -> Build:
                     inputs = real if directions == 1 else _times(real, directions)
                 m.set_param(f"weight_ih_l{layer}{suffix}", _tensor((gate, inputs)))
                 m.set_param(f"weight_hh_l{layer}{suffix}", _tensor((gate, real)))
-                if bias:
-                    m.set_param(f"bias_ih_l{layer}{suffix}", _tensor((gate,)))
-                    m.set_param(f"bias_hh_l{layer}{suffix}", _tensor((gate,)))
+                for name in (f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"):
+                    _optional(m, a, "bias", name, _tensor((gate,)))
                 if proj > 0:
                     m.set_param(f"weight_hr_l{layer}{suffix}", _tensor((a.dim("proj_size"), hidden)))
+        m.repeat = Repeat(a.source("num_layers"))
 
     return build
 
@@ -333,12 +330,8 @@ def _rnn_cell(mode: str) -> Build:
         gate = a.dim("hidden_size", gates)
         m.set_param("weight_ih", _tensor((gate, a.dim("input_size"))))
         m.set_param("weight_hh", _tensor((gate, a.dim("hidden_size"))))
-        bias = a.flag("bias")
         for name in ("bias_ih", "bias_hh"):
-            if bias is None:
-                m.set_unknown(name, a.why("bias"))
-            else:
-                m.set_param(name, _tensor((gate,)) if bias else None)
+            _optional_param(m, a, "bias", name, (gate,))
 
     return build
 
@@ -370,12 +363,8 @@ def _multihead_attention(m: ModuleValue, a: LayerArgs) -> None:
     out = _sub("NonDynamicallyQuantizableLinear", a,
                in_features=a["embed_dim"], out_features=a["embed_dim"], bias=a["bias"])  # fmt: skip
     m.set_child("out_proj", out)
-    kv = a.flag("add_bias_kv")
     for name in ("bias_k", "bias_v"):
-        if kv is None:
-            m.set_unknown(name, a.why("add_bias_kv"))
-        elif kv:
-            m.set_param(name, _tensor((Dim(1), Dim(1), embed)))
+        _optional_param(m, a, "add_bias_kv", name, (Dim(1), Dim(1), embed))
 
 
 def _encoder_layer(decoder: bool) -> Build:

@@ -17,7 +17,6 @@ class Linears(nn.Module):
         self.c = Linear(in_features=d_out, out_features=WIDTH, bias=False)
         self.bil = nn.Bilinear(d_in, d_out, 3)
         self.bil_nobias = nn.Bilinear(2, 3, 5, False)
-        self.lazy = nn.LazyLinear(6)
         self.ident = nn.Identity(54, unused="x")
 
 
@@ -31,7 +30,6 @@ class Convs(nn.Module):
         self.t1 = nn.ConvTranspose1d(c, 6, 4, groups=2)
         self.t2 = nn.ConvTranspose2d(c, 16, kernel_size=(2, 3), groups=groups, bias=False)
         self.t3 = nn.ConvTranspose3d(4, 8, 3)
-        self.lazy = nn.LazyConv2d(10, 3)
 
 
 class Norms(nn.Module):
@@ -54,7 +52,6 @@ class Norms(nn.Module):
         self.gn_noaffine = nn.GroupNorm(c // 2, c, affine=False)
         self.rms = nn.RMSNorm(c)
         self.rms2 = nn.RMSNorm([3, c], elementwise_affine=affine)
-        self.lazy_bn = nn.LazyBatchNorm1d()
 
 
 class Embeddings(nn.Module):
@@ -83,6 +80,18 @@ class Activations(nn.Module):
         self.loss = nn.CrossEntropyLoss(label_smoothing=0.1)
         self.weighted_loss = nn.CrossEntropyLoss(weight=torch.ones(5))
         self.bce = nn.BCEWithLogitsLoss(pos_weight=torch.ones(3))
+
+
+class Lazy(nn.Module):
+    """Lazy layers: their input sizes come with the first forward, so those dims are unknown."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.LazyLinear(6)
+        self.conv = nn.LazyConv2d(10, 3, bias=False)
+        self.transposed = nn.LazyConvTranspose1d(4, 2)
+        self.bn = nn.LazyBatchNorm1d()
+        self.instance = nn.LazyInstanceNorm2d(affine=False)
 
 
 class Adaptive(nn.Module):

@@ -56,7 +56,7 @@ class TensorMeta:
 
 def tensor_meta(value: Any) -> TensorMeta | None:
     """The shape and dtype of a checkpoint value, or None when it is not a tensor."""
-    if isinstance(value, TensorMeta):
+    if type(value) is TensorMeta:
         return value
     if isinstance(value, tuple) and len(value) == 2 and _is_shape(value[0]):
         return TensorMeta(tuple(value[0]), str(value[1]))
@@ -172,12 +172,14 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
     for key in stale:
         result.errors.append(f"{key} is a running stat of an InstanceNorm with "
                              "track_running_stats=False (saved before torch 0.4)")  # fmt: skip
+    missing = object()
     for key, tensor in expected.tensors.items():
         result.expected_total += 1
-        if key not in checkpoint:
+        value = checkpoint.get(key, missing)
+        if value is missing:
             (result.filled if key in filled else result.missing).append(key)
             continue
-        meta = tensor_meta(checkpoint[key])
+        meta = tensor_meta(value)
         if meta is None:
             result.not_tensors.append(key)
             continue
@@ -185,10 +187,11 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
             result.matched += 1
         else:
             result.mismatched.append(_mismatch(tensor, meta.shape))
+    parts = expected.unknown
     for key in checkpoint:
         if key in expected.tensors or key in stale:
             continue
-        if isinstance(key, str) and any(p.covers(key) for p in expected.unknown):
+        if parts and isinstance(key, str) and any(p.covers(key) for p in parts):
             result.skipped.append(key)
         else:
             result.unexpected.append(key)
@@ -196,7 +199,7 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
 
 
 def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
-    if expected is None:
+    if expected is None or expected == actual:
         return True
     if len(expected) == 0 and actual == (1,):  # torch's 0.3-era 1-dim → 0-dim rule
         return True
@@ -210,7 +213,7 @@ def _version_rules(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
     there is no version at all."""
     filled: set[str] = set()
     stale: set[str] = set()
-    for prefix, (_, base) in expected.modules.items():
+    for prefix, base in expected.norms.items():
         dot = prefix + "." if prefix else ""
         version = None
         if isinstance(metadata, Mapping):
@@ -298,19 +301,19 @@ def _mismatch_message(tensor: ExpectedTensor, actual: tuple[int, ...], causes: l
 def _explain(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata: Any,
              result: Compatibility, strict: bool) -> None:  # fmt: skip
     found: list[Explanation] = []
-    keys = set(checkpoint)
-    if OPTIMIZER_KEYS <= keys:
+    keys = set(checkpoint) if len(checkpoint) <= 16 else set()
+    if all(k in checkpoint for k in OPTIMIZER_KEYS):
         found.append(Explanation("optimizer_state", "this is an optimizer's state_dict "
                                  "(`state`, `param_groups`), not the model's weights"))  # fmt: skip
     elif keys and (keys <= SCHEDULER_KEYS | {"verbose", "_get_lr_called_within_step"}
                    or SCALER_KEYS <= keys):  # fmt: skip
         found.append(Explanation("not_weights", "this is a learning-rate scheduler's or grad "
                                  "scaler's state_dict, not the model's weights"))  # fmt: skip
-    view = _best_view(expected, checkpoint, result)
+    view = _best_view(expected, checkpoint, result) if result.missing else None
     fixed = result
     if view is not None:
         found.append(view.explanation)
-        fixed = _check(expected, view.mapping, view.metadata if view.path else metadata)
+        fixed = view.fixed
     elif not found and not any(tensor_meta(v) for v in checkpoint.values()):
         listed = ", ".join(map(str, list(checkpoint)[:8]))
         found.append(Explanation("not_weights", f"it holds no tensors of a model (keys: {listed})"))
@@ -331,7 +334,7 @@ def _explain(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadat
 class _View:
     mapping: Mapping[str, Any]
     path: tuple[str, ...]
-    metadata: Any
+    fixed: Compatibility
     explanation: Explanation
 
 
@@ -342,71 +345,77 @@ def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
     if not wanted:
         return None
     base = result.expected_total - len(result.missing) - len(result.filled)
+    adds = [p for p in _common_prefixes(list(wanted)) if p][:2]
     best: tuple[int, tuple[str, ...], str, str, Mapping[str, Any]] | None = None
     for path, mapping in _mappings(checkpoint):
-        for strip, add in _prefix_candidates(mapping, wanted):
+        keys = [k for k in mapping if isinstance(k, str)]
+        strips = _common_prefixes(keys)[:3]
+        candidates = [("", ""), *((s, "") for s in strips), *(("", a) for a in adds),
+                      *((s, a) for s in strips[:1] for a in adds[:1] if s != a)]  # fmt: skip
+        for strip, add in candidates:
             if not path and not strip and not add:
                 continue
-            found = _found(mapping, wanted, strip, add)
+            found = _found(keys, wanted, strip, add)
             if found > base and (best is None or found > best[0]):
                 best = (found, path, strip, add, mapping)
+                if found == len(wanted):
+                    break
+        if best is not None and best[0] == len(wanted):
+            break
     if best is None:
         return None
     _, path, strip, add, mapping = best
     renamed = _renamed(mapping, strip, add)
-    meta = getattr(mapping, "_metadata", None)
-    fixed = _check(expected, renamed, None if strip or add else meta)
-    return _View(renamed, path, meta, _view_explanation(path, strip, add, mapping, fixed))
+    # A dict comprehension that renames keys drops _metadata; indexing a wrapper keeps it.
+    metadata = None if strip or add else getattr(mapping, "_metadata", None)
+    fixed = _check(expected, renamed, metadata)
+    return _View(renamed, path, fixed, _view_explanation(path, strip, add, keys, fixed))
 
 
 def _mappings(checkpoint: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
     found: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), checkpoint)]
+    kinds: dict[type, bool] = {}
     for key, value in checkpoint.items():
-        if isinstance(value, Mapping) and isinstance(key, str):
+        if _is_mapping(value, kinds) and isinstance(key, str):
             found.append(((key,), value))
             for inner_key, inner in value.items():
-                if isinstance(inner, Mapping) and isinstance(inner_key, str):
+                if _is_mapping(inner, kinds) and isinstance(inner_key, str):
                     found.append(((key, inner_key), inner))
-    return found[:40]
+        if len(found) > 40:
+            break
+    return found
 
 
-def _prefix_candidates(mapping: Mapping[str, Any], wanted: set[str]) -> list[tuple[str, str]]:
-    keys = [k for k in mapping if isinstance(k, str)]
-    if not keys:
-        return []
-    strip = _common_prefixes(keys)
-    add = [p for p in _common_prefixes(list(wanted)) if p]
-    pairs = [("", "")] + [(s, "") for s in strip if s] + [("", a) for a in add]
-    pairs += [(s, a) for s in strip[:2] if s for a in add[:2] if s != a]
-    return list(dict.fromkeys(pairs))
+def _is_mapping(value: Any, kinds: dict[type, bool]) -> bool:
+    kind = type(value)
+    known = kinds.get(kind)
+    if known is None:
+        known = kinds[kind] = isinstance(value, Mapping)
+    return known
 
 
 def _common_prefixes(keys: list[str]) -> list[str]:
-    """Dotted prefixes (one or two parts) that at least half of the keys share, most common first."""
+    """Dotted prefixes (one or two parts) that at least half of the keys share, most common
+    first (counted on a sample of the keys)."""
+    sample = keys[:: max(1, len(keys) // 2000)]
     counts: Counter[str] = Counter()
-    for key in keys:
+    for key in sample:
         parts = key.split(".", 2)
         if len(parts) > 1:
             counts[parts[0] + "."] += 1
         if len(parts) > 2:
             counts[parts[0] + "." + parts[1] + "."] += 1
-    threshold = max(1, len(keys) // 2)
+    threshold = max(1, len(sample) // 2)
     return [p for p, n in counts.most_common(6) if n >= threshold]
 
 
-def _found(mapping: Mapping[str, Any], wanted: set[str], strip: str, add: str) -> int:
-    count = 0
+def _found(keys: list[str], wanted: set[str], strip: str, add: str) -> int:
+    """How many wanted keys the checkpoint's keys become after stripping/adding a prefix."""
+    if not strip and not add:
+        return len(wanted.intersection(keys))
     cut = len(strip)
-    for key in mapping:
-        if not isinstance(key, str):
-            continue
-        if strip:
-            if not key.startswith(strip):
-                continue
-            key = key[cut:]
-        if add + key in wanted:
-            count += 1
-    return count
+    renamed = {add + k[cut:] for k in keys if k.startswith(strip)}
+    return len(renamed & wanted)
 
 
 def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> dict[str, Any]:
@@ -417,10 +426,9 @@ def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> dict[str, Any]
             for k, v in mapping.items()}  # fmt: skip
 
 
-def _view_explanation(path: tuple[str, ...], strip: str, add: str, mapping: Mapping[str, Any],
+def _view_explanation(path: tuple[str, ...], strip: str, add: str, keys: list[str],
                       fixed: Compatibility) -> Explanation:  # fmt: skip
     loads = f"{fixed.matched} of {fixed.expected_total} tensors match"
-    keys = [k for k in mapping if isinstance(k, str)]
     parts = []
     where = "".join(f"[{p!r}]" for p in path)
     if path:
@@ -531,27 +539,28 @@ def _depths(expected: ExpectedStateDict, result: Compatibility,
     """Blocks of a ModuleList/Sequential, or RNN layers, that the checkpoint has more or fewer of."""
     if not (result.missing or result.unexpected):
         return []
-    have: dict[str, set[int]] = {}
-    for key in checkpoint:
+    touched: set[str] = set()
+    for key in (*result.missing, *result.unexpected):
         if not isinstance(key, str):
             continue
         parts = key.split(".")
-        for i, part in enumerate(parts[1:-1], start=1):
-            if part.isdigit():
-                have.setdefault(".".join(parts[:i]), set()).add(int(part))
+        touched.update(".".join(parts[:i]) for i, part in enumerate(parts[1:-1], start=1)
+                       if part.isdigit())  # fmt: skip
         layer = _RNN_LAYER.match(key)
         if layer:
-            have.setdefault("rnn:" + layer.group("prefix").rstrip("."), set()).add(int(layer.group("index")))
+            touched.add(layer.group("prefix").rstrip("."))
     repeats = {r.prefix: r for r in expected.repeats}
     differing: list[tuple[str, int, int]] = []
-    for prefix, (_, base) in expected.modules.items():
+    for prefix in [p for p in expected.modules if p in touched]:
+        base = expected.modules.get(prefix, ("", ""))[1]
+        dot = prefix + "." if prefix else ""
+        under = [k for k in checkpoint if isinstance(k, str) and k.startswith(dot)]
         if base in ("Sequential", "ModuleList"):
-            model = sum(1 for p in expected.modules
-                        if p.startswith(prefix + ".") and p[len(prefix) + 1:].isdigit())  # fmt: skip
-            indices = have.get(prefix)
+            model = sum(1 for p in expected.modules if p.startswith(dot) and p[len(dot):].isdigit())
+            indices = {int(part) for k in under if (part := k[len(dot):].split(".", 1)[0]).isdigit()}
         elif base in ("RNN", "LSTM", "GRU"):
             model = repeats[prefix].count if prefix in repeats else 0
-            indices = have.get("rnn:" + prefix)
+            indices = {int(m.group("index")) for k in under if (m := _RNN_LAYER.match(k))}
         else:
             continue
         if indices and model and max(indices) + 1 != model:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..gc_pause import gc_paused
 from .eval_objects import Frame, LibraryValue, TorchClass, UserClass
 from .model_calls import CONSTRUCTION, call_node
 from .model_classes import ModelSources, SourceFile, parse_source
@@ -40,7 +41,7 @@ from .model_values import ArgSource, Dim, ModuleValue, Origin, Unknown
 Kind = Literal["parameter", "buffer"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExpectedTensor:
     """One state_dict entry the model will have."""
 
@@ -99,6 +100,8 @@ class ExpectedStateDict:
     repeats: list[RepeatedBlock] = field(default_factory=list)
     # Keys a flag argument leaves out (`bias=False`, `affine=False`) → that argument.
     absent: dict[str, ArgSource] = field(default_factory=dict)
+    # BatchNorm/InstanceNorm prefixes → their class (their loading has version rules).
+    norms: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # the model could not be derived at all (class not found, …)
 
     def unknown_for(self, key: str) -> UnknownPart | None:
@@ -127,20 +130,21 @@ def expected_state_dict(
     if file is None:
         return ExpectedStateDict(name, error=f"{path} does not parse")
     interp = Interpreter(sources)
-    try:
-        found = _construction(interp, file, class_name, call_args, call_line)
-        if isinstance(found, str):
-            return ExpectedStateDict(name, error=found)
-        call, frame = found
-        name = class_name or ast.unparse(call.func)
-        value = call_node(interp, call, frame)
-    except BudgetExceeded:
-        value = Unknown("the model takes too much work to derive statically")
-    except RecursionError:
-        value = Unknown("the model's code nests too deeply to derive statically")
-    except (Raised, Returned):
-        value = Unknown("the construction raises here")
-    return flatten(name, value)
+    with gc_paused():  # all the values built stay alive until the end
+        try:
+            found = _construction(interp, file, class_name, call_args, call_line)
+            if isinstance(found, str):
+                return ExpectedStateDict(name, error=found)
+            call, frame = found
+            name = class_name or ast.unparse(call.func)
+            value = call_node(interp, call, frame)
+        except BudgetExceeded:
+            value = Unknown("the model takes too much work to derive statically")
+        except RecursionError:
+            value = Unknown("the model's code nests too deeply to derive statically")
+        except (Raised, Returned):
+            value = Unknown("the construction raises here")
+        return flatten(name, value)
 
 
 def _construction(interp: Interpreter, file: SourceFile, class_name: str | None, call_args: str,
@@ -269,6 +273,8 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
         result.unknown.append(UnknownPart(here, "the module contains itself", module.origin))
         return
     result.modules.setdefault(here, (module.type_name, module.base))
+    if "Norm" in module.base and ("Batch" in module.base or "Instance" in module.base):
+        result.norms.setdefault(here, module.base)
     if module.unknown_all:
         result.unknown.append(UnknownPart(here, module.unknown_all, module.origin))
         return

@@ -190,10 +190,8 @@ def call_value(interp: Interpreter, function: Any, positional: list[Given],
         function = function.function
     if spread is not None:
         return _spread_result(function, spread, frame, node)
-    if isinstance(function, TorchClass):
-        return construct_torch(interp, function.name, positional, keywords, frame, node)
-    if isinstance(function, UserClass):
-        return instantiate(interp, function, positional, keywords, frame, node)
+    if isinstance(function, (TorchClass, UserClass)):
+        return _construct(interp, function, positional, keywords, frame, node)
     if isinstance(function, UserFunction):
         return call_function(interp, function, positional, keywords, frame, node)
     if isinstance(function, BoundMethod):
@@ -225,6 +223,48 @@ def call_value(interp: Interpreter, function: Any, positional: list[Given],
         _touch_modules(positional, keywords, function.reason, whole=False)
         return Unknown(function.reason)
     return Unknown(f"calling {describe(function)} is not followed here")
+
+
+def _construct(interp: Interpreter, cls: TorchClass | UserClass, positional: list[Given],
+               keywords: dict[str, Given], frame: Frame, node: ast.Call | None) -> Any:  # fmt: skip
+    """Build a module or object; the same call with the same plain arguments (a block in a
+    comprehension over range(depth)) is built once and copied."""
+    key = _construction_key(interp, cls, positional, keywords, frame, node)
+    cached = interp.constructed.get(key) if key is not None else None
+    if cached is not None:
+        return deep_copy(cached)
+    if isinstance(cls, TorchClass):
+        result = construct_torch(interp, cls.name, positional, keywords, frame, node)
+    else:
+        result = instantiate(interp, cls, positional, keywords, frame, node)
+    if key is not None and isinstance(result, ModuleValue):
+        interp.constructed[key] = deep_copy(result)
+    return result
+
+
+_IMMUTABLE = (int, float, str, bool, type(None), TorchClass, TorchRef, LibraryValue, Builtin)
+
+
+def _construction_key(interp: Interpreter, cls: Any, positional: list[Given],
+                      keywords: dict[str, Given], frame: Frame,
+                      node: ast.Call | None) -> tuple[Any, ...] | None:  # fmt: skip
+    """A key for calls whose arguments are plain immutable values (with the same sources)."""
+    if node is None or frame.uncertain is not None:
+        return None
+    parts: list[Any] = [id(node), id(cls), id(frame.file)]
+    for name, (value, arg) in [*((None, g) for g in positional), *keywords.items()]:
+        if not _immutable(value):
+            return None
+        source = interp.source_of(frame, arg.id) if isinstance(arg, ast.Name) else None
+        parts.append((name, type(value), value if not isinstance(value, UserClass) else id(value),
+                      id(source)))  # fmt: skip
+    return tuple(parts)
+
+
+def _immutable(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    return isinstance(value, _IMMUTABLE) or isinstance(value, UserClass)
 
 
 def _spread_result(function: Any, spread: str, frame: Frame, node: ast.Call | None) -> Any:

@@ -46,8 +46,19 @@ class SourceFile:
     top_level: dict[str, list[ast.stmt]] = field(default_factory=dict)
 
     def text_of(self, node: ast.AST, first_line_only: bool = True) -> str:
-        text = ast.get_source_segment(self.text, node) or ""
-        return text.split("\n", 1)[0].rstrip() if first_line_only else text
+        """The source text of a node (its first line only, by default)."""
+        start = getattr(node, "lineno", None)
+        if start is None or start - 1 >= len(self.lines):
+            return ""
+        span = self.positions.span(node)
+        if first_line_only or span.end_line == span.start_line:
+            line = self.lines[span.start_line]
+            end = span.end_char if span.end_line == span.start_line else len(line)
+            return line[span.start_char:end].rstrip()
+        parts = [self.lines[span.start_line][span.start_char:]]
+        parts.extend(self.lines[span.start_line + 1:span.end_line])
+        parts.append(self.lines[span.end_line][:span.end_char])
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Calls, attributes and subscripts — the object protocol — live in `model_call
 from __future__ import annotations
 
 import ast
+import dataclasses
 import operator
 from typing import Any
 
@@ -82,6 +83,8 @@ class Interpreter:
         self.depth = 0
         # Per running loop: id(list or container) → [object, number of appends].
         self.loop_appends: list[dict[int, list[Any]]] = []
+        # Modules built from plain arguments, by call site and arguments (see model_calls).
+        self.constructed: dict[tuple[Any, ...], Any] = {}
 
     def tick(self) -> None:
         self.steps += 1
@@ -616,8 +619,8 @@ class Interpreter:
             other = node.orelse if condition else node.body
             if isinstance(value, TensorValue) and isinstance(other, ast.Constant) and other.value is None:
                 # `nn.Parameter(...) if bias else None`: the flag decides whether it exists.
-                value.presence = model_calls.make_arg(self, frame, "if", _text(node.test), test,
-                                                      node.test).source  # fmt: skip
+                value = dataclasses.replace(value, presence=model_calls.make_arg(
+                    self, frame, "if", _text(node.test), test, node.test).source)
             return value
         body, orelse = self.eval(node.body, frame), self.eval(node.orelse, frame)
         if _plain(body) and _plain(orelse) and body == orelse:

@@ -273,29 +273,27 @@ class ModuleValue:
 
 
 def deep_copy(module: ModuleValue, memo: dict[int, ModuleValue] | None = None) -> ModuleValue:
-    """`copy.deepcopy` of a module being built: a new tree, shared submodules still shared."""
+    """`copy.deepcopy` of a module being built: a new tree, shared submodules still shared.
+    Tensor values are not changed once registered, so the copies share them."""
     memo = {} if memo is None else memo
     if id(module) in memo:
         return memo[id(module)]
-    copy = ModuleValue(module.type_name, module.kind, module.origin)
+    copy = ModuleValue.__new__(ModuleValue)
     memo[id(module)] = copy
-    copy.params = {k: None if v is None else _copy_tensor(v) for k, v in module.params.items()}
-    copy.buffers = {k: None if v is None else _copy_tensor(v) for k, v in module.buffers.items()}
+    copy.type_name, copy.kind, copy.base, copy.origin = (
+        module.type_name, module.kind, module.base, module.origin)
+    copy.unknown_all, copy.unknown_extra = module.unknown_all, module.unknown_extra
+    copy.user_class, copy.repeat = module.user_class, module.repeat
+    copy.params = dict(module.params)
+    copy.buffers = dict(module.buffers)
     copy.non_persistent = set(module.non_persistent)
-    copy.children = {
-        k: None if v is None else deep_copy(v, memo) for k, v in module.children.items()
-    }
-    copy.attrs = {
-        k: deep_copy(v, memo) if isinstance(v, ModuleValue) else v for k, v in module.attrs.items()
-    }
+    copy.children = {k: None if v is None else deep_copy(v, memo) for k, v in module.children.items()}
+    if any(isinstance(v, ModuleValue) for v in module.attrs.values()):
+        copy.attrs = {k: deep_copy(v, memo) if isinstance(v, ModuleValue) else v
+                      for k, v in module.attrs.items()}  # fmt: skip
+    else:
+        copy.attrs = dict(module.attrs)
     copy.attr_sources = dict(module.attr_sources)
     copy.unknown = dict(module.unknown)
-    copy.unknown_all, copy.unknown_extra = module.unknown_all, module.unknown_extra
-    copy.user_class, copy.repeat, copy.base = module.user_class, module.repeat, module.base
     copy.absent = dict(module.absent)
     return copy
-
-
-def _copy_tensor(tensor: TensorValue) -> TensorValue:
-    return TensorValue(tensor.dims, tensor.dtype, tensor.parameter, tensor.reason,
-                       tensor.buffer_persistent, tensor.origin, tensor.presence)  # fmt: skip

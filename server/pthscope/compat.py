@@ -530,6 +530,21 @@ def _flags(expected: ExpectedStateDict, result: Compatibility) -> list[Explanati
     return found
 
 
+def _indexed(key: str) -> list[tuple[str, int]]:
+    """The (container prefix, index) pairs a key passes through: `a.3.b.0.w` → (a, 3), (a.3.b, 0);
+    an RNN layer's `lstm.weight_ih_l2` → (lstm, 2)."""
+    found = []
+    parts = key.split(".")
+    for i in range(1, len(parts) - 1):
+        if parts[i].isdigit():
+            found.append((".".join(parts[:i]), int(parts[i])))
+    if "_l" in parts[-1]:
+        layer = _RNN_LAYER.match(key)
+        if layer:
+            found.append((layer.group("prefix").rstrip("."), int(layer.group("index"))))
+    return found
+
+
 def _base(expected: ExpectedStateDict, key: str) -> str:
     return expected.modules.get(key.rpartition(".")[0], ("", ""))[1]
 
@@ -539,30 +554,27 @@ def _depths(expected: ExpectedStateDict, result: Compatibility,
     """Blocks of a ModuleList/Sequential, or RNN layers, that the checkpoint has more or fewer of."""
     if not (result.missing or result.unexpected):
         return []
-    touched: set[str] = set()
-    for key in (*result.missing, *result.unexpected):
-        if not isinstance(key, str):
-            continue
-        parts = key.split(".")
-        touched.update(".".join(parts[:i]) for i, part in enumerate(parts[1:-1], start=1)
-                       if part.isdigit())  # fmt: skip
-        layer = _RNN_LAYER.match(key)
-        if layer:
-            touched.add(layer.group("prefix").rstrip("."))
+    touched = {prefix for key in (*result.missing, *result.unexpected) if isinstance(key, str)
+               for prefix, _ in _indexed(key)}  # fmt: skip
+    have: dict[str, set[int]] = {}
+    for key in checkpoint:
+        if isinstance(key, str):
+            for prefix, index in _indexed(key):
+                if prefix in touched:
+                    have.setdefault(prefix, set()).add(index)
     repeats = {r.prefix: r for r in expected.repeats}
+    counts: Counter[str] = Counter(p.rpartition(".")[0] for p in expected.modules
+                                   if p.rpartition(".")[2].isdigit())  # fmt: skip
     differing: list[tuple[str, int, int]] = []
     for prefix in [p for p in expected.modules if p in touched]:
-        base = expected.modules.get(prefix, ("", ""))[1]
-        dot = prefix + "." if prefix else ""
-        under = [k for k in checkpoint if isinstance(k, str) and k.startswith(dot)]
+        base = expected.modules[prefix][1]
         if base in ("Sequential", "ModuleList"):
-            model = sum(1 for p in expected.modules if p.startswith(dot) and p[len(dot):].isdigit())
-            indices = {int(part) for k in under if (part := k[len(dot):].split(".", 1)[0]).isdigit()}
+            model = counts[prefix]
         elif base in ("RNN", "LSTM", "GRU"):
             model = repeats[prefix].count if prefix in repeats else 0
-            indices = {int(m.group("index")) for k in under if (m := _RNN_LAYER.match(k))}
         else:
             continue
+        indices = have.get(prefix)
         if indices and model and max(indices) + 1 != model:
             differing.append((prefix, max(indices) + 1, model))
     groups: dict[tuple[str | None, int | None], list[tuple[str, int, int, str | None]]] = {}

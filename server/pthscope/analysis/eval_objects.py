@@ -14,7 +14,7 @@ from .model_classes import SourceFile
 from .model_values import NameSource
 
 
-@dataclass
+@dataclass(repr=False)
 class Frame:
     """One function (or module, or class body) being evaluated.
 
@@ -38,7 +38,7 @@ class Frame:
     name: str = "<module>"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class UserFunction:
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
     file: SourceFile
@@ -50,8 +50,11 @@ class UserFunction:
     def name(self) -> str:
         return getattr(self.node, "name", "<lambda>")
 
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
 
-@dataclass(eq=False)
+
+@dataclass(eq=False, repr=False)
 class UserClass:
     node: ast.ClassDef
     file: SourceFile
@@ -70,6 +73,9 @@ class UserClass:
     @property
     def qualname(self) -> str:
         return f"{self.file.module_name}.{self.node.name}"
+
+    def __repr__(self) -> str:
+        return f"<class {self.qualname}>"
 
 
 @dataclass(frozen=True)

@@ -283,14 +283,14 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
             if tensor is None or (kind == "buffer" and name in module.non_persistent):
                 continue
             key = prefix + name
-            reasons = [d.reason for d in tensor.dims or () if d.reason] or [tensor.reason]
-            result.tensors[key] = ExpectedTensor(
-                key, tensor.shape_values(), kind, tensor.dtype, tensor.dims,  # type: ignore[arg-type]
-                tensor.origin or module.origin, module.type_name,
-                None if tensor.dims is not None and all(d.value is not None for d in tensor.dims)
-                else reasons[0] or "its shape is not known here",
-                tensor.presence,
-            )
+            shape = tensor.shape_values()
+            reason = None
+            if shape is None or None in shape:
+                reasons = [d.reason for d in tensor.dims or () if d.reason]
+                reason = (reasons[0] if reasons else tensor.reason) or "its shape is not known here"
+            result.tensors[key] = ExpectedTensor(key, shape, kind, tensor.dtype, tensor.dims,  # type: ignore[arg-type]
+                                                 tensor.origin or module.origin, module.type_name,
+                                                 reason, tensor.presence)  # fmt: skip
     for name, flag in module.absent.items():
         if module.params.get(name, 0) is None or module.buffers.get(name, 0) is None:
             result.absent[prefix + name] = flag

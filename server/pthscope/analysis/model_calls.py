@@ -47,7 +47,9 @@ def describe(value: Any) -> str:
         return "?"
     if isinstance(value, ObjectValue):
         return f"{value.type_name.rsplit('.', 1)[-1]}(...)"
-    text = repr(value) if isinstance(value, (int, float, bool, str, tuple, type(None))) else "…"
+    plain = isinstance(value, (int, float, bool, str, type(None))) or (
+        isinstance(value, tuple) and len(value) <= 8 and all(_numberish(v) for v in value))
+    text = repr(value) if plain else "…"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -117,7 +119,9 @@ def local_source(interp: Interpreter, frame: Frame, name: str, value: Any,
 
 
 def _numberish(value: Any) -> bool:
-    return isinstance(value, (int, float, bool, tuple)) or value is None
+    if isinstance(value, tuple):
+        return len(value) <= 8 and all(_numberish(v) for v in value)
+    return isinstance(value, (int, float, bool)) or value is None
 
 
 def _given_source(interp: Interpreter, caller: Frame, param: str, value: Any,

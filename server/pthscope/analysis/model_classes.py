@@ -30,7 +30,7 @@ LIGHTNING_MODULES = frozenset({
 })  # fmt: skip
 
 
-@dataclass
+@dataclass(repr=False)
 class SourceFile:
     """One parsed Python file. `module_name` is its dotted name from the folder it was found
     in (the file being analysed is named by its stem)."""
@@ -44,6 +44,9 @@ class SourceFile:
     imports: dict[str, ast.Import | ast.ImportFrom] = field(default_factory=dict)
     star_imports: list[ast.ImportFrom] = field(default_factory=list)
     top_level: dict[str, list[ast.stmt]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<source {self.path}>"
 
     def text_of(self, node: ast.AST, first_line_only: bool = True) -> str:
         """The source text of a node (its first line only, by default)."""

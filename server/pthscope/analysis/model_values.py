@@ -274,7 +274,8 @@ class ModuleValue:
 
 def deep_copy(module: ModuleValue, memo: dict[int, ModuleValue] | None = None) -> ModuleValue:
     """`copy.deepcopy` of a module being built: a new tree, shared submodules still shared.
-    Tensor values are not changed once registered, so the copies share them."""
+    Tensor values are not changed once registered, and plain attributes are immutable values
+    or lists the model does not change, so the copies share them."""
     memo = {} if memo is None else memo
     if id(module) in memo:
         return memo[id(module)]
@@ -288,11 +289,7 @@ def deep_copy(module: ModuleValue, memo: dict[int, ModuleValue] | None = None) -
     copy.buffers = dict(module.buffers)
     copy.non_persistent = set(module.non_persistent)
     copy.children = {k: None if v is None else deep_copy(v, memo) for k, v in module.children.items()}
-    if any(isinstance(v, ModuleValue) for v in module.attrs.values()):
-        copy.attrs = {k: deep_copy(v, memo) if isinstance(v, ModuleValue) else v
-                      for k, v in module.attrs.items()}  # fmt: skip
-    else:
-        copy.attrs = dict(module.attrs)
+    copy.attrs = dict(module.attrs)  # plain values: modules assigned to attributes are children
     copy.attr_sources = dict(module.attr_sources)
     copy.unknown = dict(module.unknown)
     copy.absent = dict(module.absent)

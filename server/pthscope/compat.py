@@ -306,7 +306,7 @@ def _explain(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadat
         found.append(Explanation("optimizer_state", "this is an optimizer's state_dict "
                                  "(`state`, `param_groups`), not the model's weights"))  # fmt: skip
     elif keys and (keys <= SCHEDULER_KEYS | {"verbose", "_get_lr_called_within_step"}
-                   or SCALER_KEYS <= keys):  # fmt: skip
+                   or keys >= SCALER_KEYS):  # fmt: skip
         found.append(Explanation("not_weights", "this is a learning-rate scheduler's or grad "
                                  "scaler's state_dict, not the model's weights"))  # fmt: skip
     view = _best_view(expected, checkpoint, result) if result.missing else None
@@ -465,7 +465,7 @@ def _structural(expected: ExpectedStateDict, result: Compatibility,
     found = _depths(expected, result, checkpoint)
     groups: dict[str | None, list[tuple[ShapeMismatch, DimCause | None]]] = {}
     for mismatch in result.mismatched:
-        for cause in mismatch.causes or (None,):  # type: ignore[attr-defined]
+        for cause in mismatch.causes or (None,):
             groups.setdefault(cause.name if cause else None, []).append((mismatch, cause))
     for name, items in groups.items():
         keys = tuple(dict.fromkeys(m.key for m, _ in items))

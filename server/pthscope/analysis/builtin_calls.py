@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .eval_objects import Builtin, Frame, SuperProxy, UserClass, UserFunction
@@ -14,7 +15,7 @@ from .model_values import ModuleValue, ObjectValue, SDict, SList, TensorValue, U
 if TYPE_CHECKING:
     from .model_eval import Interpreter
 
-_CONVERSIONS = {"int": int, "float": float, "str": str, "bool": bool, "abs": abs, "round": round}
+_CONVERSIONS: dict[str, Callable[..., Any]] = {"int": int, "float": float, "str": str, "bool": bool, "abs": abs, "round": round}
 
 
 def call_builtin(interp: Interpreter, name: str, positional: list[Given],
@@ -63,7 +64,7 @@ def call_builtin(interp: Interpreter, name: str, positional: list[Given],
         columns = [interp.items_of(v) for v in values]
         if any(c is None for c in columns):
             return _unknown_list(next(v for v, c in zip(values, columns, strict=True) if c is None), "zip()")
-        return SList(zip(*columns))  # type: ignore[arg-type]
+        return SList(zip(*columns, strict=False))
     if name in ("map", "filter") and len(values) >= 2:
         return _map(interp, name, values, frame)
     if name == "isinstance" and len(values) == 2:
@@ -144,7 +145,7 @@ def _aggregate(interp: Interpreter, name: str, values: list[Any], named: dict[st
         if name == "sorted":
             return SList(sorted(items, reverse=bool(named.get("reverse"))))
         if name in ("divmod", "pow"):
-            return divmod(*items) if name == "divmod" else pow(*items)
+            return divmod(items[0], items[1]) if name == "divmod" else pow(*items)
         return min(items) if name == "min" else max(items)
     except (TypeError, ValueError, ZeroDivisionError):
         return Unknown(f"{name}() fails here", maybe_module=False)
@@ -207,7 +208,7 @@ def _map(interp: Interpreter, name: str, values: list[Any], frame: Frame) -> Any
     if any(c is None for c in columns):
         return _unknown_list(iterables[0], f"{name}()")
     result = SList()
-    for row in zip(*columns):  # type: ignore[arg-type]
+    for row in zip(*columns, strict=False):
         value = call_value(interp, function, [(v, None) for v in row], {}, frame, None)
         if name == "map":
             result.append(value)

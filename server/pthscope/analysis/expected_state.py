@@ -26,6 +26,7 @@ guessed. Pass a `ModelSources` to reuse parsed workspace files between calls.
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -200,19 +201,17 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
                     *(a for a in (arguments.vararg, arguments.kwarg) if a)]:  # fmt: skip
             frame.env[arg.arg] = Unknown(f"`{arg.arg}` is a parameter of {function.name}()")
         body = function.body
-    try:
+    with contextlib.suppress(BudgetExceeded, Raised, Returned):
         _run_until(interp, body, call, frame)
-    except (BudgetExceeded, Raised, Returned):
-        pass
     return frame
 
 
 def _innermost_function(tree: ast.AST, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     best = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _contains(node, call):
-            if best is None or node.lineno >= best.lineno:
-                best = node
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _contains(node, call)
+                and (best is None or node.lineno >= best.lineno)):  # fmt: skip
+            best = node
     return best
 
 

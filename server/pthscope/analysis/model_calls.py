@@ -12,22 +12,50 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import tensor_shapes
 from .eval_objects import (
-    BoundMethod, Builtin, BuiltinMethod, FieldSpec, Frame, LibraryValue, ModuleObject, Partial,
-    SuperProxy, TorchClass, TorchInit, TorchRef, UserClass, UserFunction,
-)  # fmt: skip
+    BoundMethod,
+    Builtin,
+    BuiltinMethod,
+    FieldSpec,
+    Frame,
+    LibraryValue,
+    ModuleObject,
+    Partial,
+    SuperProxy,
+    TorchClass,
+    TorchInit,
+    TorchRef,
+    UserClass,
+    UserFunction,
+)
 from .model_classes import LIGHTNING_MODULES, STDLIB
 from .model_methods import class_mro, container_items
 from .model_values import (
-    ArgSource, Dim, ModuleValue, NameSource, ObjectValue, Origin, SDict, SList, TensorValue,
-    Unknown, deep_copy,
-)  # fmt: skip
+    ArgSource,
+    Dim,
+    ModuleValue,
+    NameSource,
+    ObjectValue,
+    Origin,
+    SDict,
+    SList,
+    TensorValue,
+    Unknown,
+    deep_copy,
+)
 from .torch_layers import (
-    CONTAINERS, LAYERS, NOT_DERIVED, WRAPPERS, Arg, display_name, make_layer,
-)  # fmt: skip
+    CONTAINERS,
+    LAYERS,
+    NOT_DERIVED,
+    WRAPPERS,
+    Arg,
+    display_name,
+    make_layer,
+)
 
 if TYPE_CHECKING:
     from .model_eval import Interpreter
@@ -268,7 +296,7 @@ def _construction_key(interp: Interpreter, cls: Any, positional: list[Given],
 def _immutable(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_immutable(v) for v in value)
-    return isinstance(value, _IMMUTABLE) or isinstance(value, UserClass)
+    return isinstance(value, (*_IMMUTABLE, UserClass))
 
 
 def _spread_result(function: Any, spread: str, frame: Frame, node: ast.Call | None) -> Any:
@@ -696,7 +724,7 @@ def _joined(name: str, first: Any, args: list[Arg], kwargs: dict[str, Arg]) -> T
     if tensors is None or not tensors or not all(isinstance(t, TensorValue) and t.dims is not None
                                                  for t in tensors) or not isinstance(dim_arg, int):
         return TensorValue(None, reason=f"the inputs of torch.{name}")
-    dims = [list(t.dims) for t in tensors]  # type: ignore[arg-type]
+    dims = [list(t.dims) for t in tensors]
     rank = len(dims[0])
     if name == "stack":
         at = dim_arg % (rank + 1)
@@ -707,7 +735,7 @@ def _joined(name: str, first: Any, args: list[Arg], kwargs: dict[str, Arg]) -> T
     return TensorValue((*dims[0][:at], joined, *dims[0][at + 1:]), tensors[0].dtype)
 
 
-_MATH = {"ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt, "log": math.log,
+_MATH: dict[str, Callable[..., Any]] = {"ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt, "log": math.log,
          "log2": math.log2, "log10": math.log10, "exp": math.exp, "gcd": math.gcd,
          "isqrt": math.isqrt, "prod": math.prod, "pow": math.pow, "fabs": math.fabs,
          "trunc": math.trunc, "lcm": math.lcm, "comb": math.comb}  # fmt: skip

@@ -17,11 +17,7 @@ from .source import Positions, parse_tolerant, source_lines
 
 _MAX_FILE_BYTES = 2_000_000
 # Standard modules a workspace file of the same name does not shadow in practice.
-STDLIB = frozenset("""
-    math copy collections functools dataclasses typing typing_extensions enum os sys abc
-    itertools operator warnings logging numbers types re json pathlib argparse random time
-    inspect contextlib builtins
-""".split())
+STDLIB = frozenset(["math", "copy", "collections", "functools", "dataclasses", "typing", "typing_extensions", "enum", "os", "sys", "abc", "itertools", "operator", "warnings", "logging", "numbers", "types", "re", "json", "pathlib", "argparse", "random", "time", "inspect", "contextlib", "builtins"])
 LIGHTNING_MODULES = frozenset({
     "pytorch_lightning.LightningModule", "pytorch_lightning.core.LightningModule",
     "pytorch_lightning.core.module.LightningModule", "lightning.LightningModule",

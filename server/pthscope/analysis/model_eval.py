@@ -13,21 +13,41 @@ Calls, attributes and subscripts — the object protocol — live in `model_call
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from . import model_calls, model_methods, value_methods
 from .eval_objects import (
-    Builtin, Frame, LazyImport, LibraryValue, ModuleObject, TorchClass, TorchRef, UserClass,
+    Builtin,
+    Frame,
+    LazyImport,
+    LibraryValue,
+    ModuleObject,
+    TorchClass,
+    TorchRef,
+    UserClass,
     UserFunction,
-)  # fmt: skip
+)
 from .model_classes import (
-    FileMember, LibraryPath, ModelSources, SourceFile, TorchPath, import_target,
-)  # fmt: skip
+    FileMember,
+    LibraryPath,
+    ModelSources,
+    SourceFile,
+    TorchPath,
+    import_target,
+)
 from .model_values import (
-    ModuleValue, NameSource, ObjectValue, SDict, SList, TensorValue, Unknown,
-)  # fmt: skip
+    ModuleValue,
+    NameSource,
+    ObjectValue,
+    SDict,
+    SList,
+    TensorValue,
+    Unknown,
+)
 from .tensor_shapes import DTYPES, TorchDtype, broadcast
 from .torch_layers import KNOWN_CLASSES
 
@@ -36,13 +56,7 @@ MAX_DEPTH = 48
 MAX_ITEMS = 10_000
 MAX_SEQUENCE = 100_000
 
-BUILTINS = frozenset("""
-    range len int float str bool min max sum abs round list tuple dict set frozenset sorted
-    reversed enumerate zip isinstance issubclass hasattr getattr setattr print super divmod pow
-    any all map filter callable repr type object iter next id hash format vars locals globals
-    NotImplementedError ValueError TypeError KeyError RuntimeError AssertionError Exception
-    staticmethod classmethod property
-""".split())
+BUILTINS = frozenset(["range", "len", "int", "float", "str", "bool", "min", "max", "sum", "abs", "round", "list", "tuple", "dict", "set", "frozenset", "sorted", "reversed", "enumerate", "zip", "isinstance", "issubclass", "hasattr", "getattr", "setattr", "print", "super", "divmod", "pow", "any", "all", "map", "filter", "callable", "repr", "type", "object", "iter", "next", "id", "hash", "format", "vars", "locals", "globals", "NotImplementedError", "ValueError", "TypeError", "KeyError", "RuntimeError", "AssertionError", "Exception", "staticmethod", "classmethod", "property"])
 
 
 class BudgetExceeded(Exception):
@@ -102,10 +116,8 @@ class Interpreter:
             for stmt in file.tree.body:
                 if _is_main_guard(stmt):
                     continue
-                try:
+                with contextlib.suppress(Raised, Returned, Broke, Continued):
                     self.exec_stmt(stmt, frame)
-                except (Raised, Returned, Broke, Continued):
-                    pass
         return frame
 
     def global_value(self, file: SourceFile, name: str) -> Any:
@@ -198,7 +210,7 @@ class Interpreter:
     def _exec_Pass(self, stmt: ast.Pass, frame: Frame) -> None:
         pass
 
-    _exec_Global = _exec_Nonlocal = _exec_Pass  # type: ignore[assignment]
+    _exec_Global = _exec_Nonlocal = _exec_Pass
 
     def _exec_Assign(self, stmt: ast.Assign, frame: Frame) -> None:
         value = self.eval(stmt.value, frame)
@@ -258,7 +270,7 @@ class Interpreter:
             frame.env[name] = LazyImport(frame.file, stmt, alias)
             frame.sources.pop(name, None)
 
-    _exec_ImportFrom = _exec_Import  # type: ignore[assignment]
+    _exec_ImportFrom = _exec_Import
 
     def _exec_FunctionDef(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef, frame: Frame) -> None:
         closure = frame if frame.globals is not None else None
@@ -269,7 +281,7 @@ class Interpreter:
                 function.kind = kind
         self.bind(frame, stmt.name, function)
 
-    _exec_AsyncFunctionDef = _exec_FunctionDef  # type: ignore[assignment]
+    _exec_AsyncFunctionDef = _exec_FunctionDef
 
     def _exec_ClassDef(self, stmt: ast.ClassDef, frame: Frame) -> None:
         bases = [self.eval(base, frame) for base in stmt.bases]
@@ -292,10 +304,8 @@ class Interpreter:
             body = Frame(cls.file, env=cls.namespace, parent=outer, globals=module, prelude=True,
                          name=cls.name)  # fmt: skip
             for stmt in cls.node.body:
-                try:
+                with contextlib.suppress(Raised, Returned, Broke, Continued):
                     self.exec_stmt(stmt, body)
-                except (Raised, Returned, Broke, Continued):
-                    pass
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     function = cls.namespace.get(stmt.name)
                     if isinstance(function, UserFunction):
@@ -372,7 +382,7 @@ class Interpreter:
             self.exec_block(stmt.orelse, frame)
         self._note_repeats(iterable, len(items), appends)
 
-    _exec_AsyncFor = _exec_For  # type: ignore[assignment]
+    _exec_AsyncFor = _exec_For
 
     def _note_repeats(self, iterable: Any, count: int, appends: dict[int, list[Any]]) -> None:
         from .model_values import Repeat
@@ -417,7 +427,7 @@ class Interpreter:
                 self.assign(item.optional_vars, Unknown("a context manager's value"), frame, None)
         self.exec_block(stmt.body, frame)
 
-    _exec_AsyncWith = _exec_With  # type: ignore[assignment]
+    _exec_AsyncWith = _exec_With
 
     def _exec_Try(self, stmt: ast.Try, frame: Frame) -> None:
         try:
@@ -430,7 +440,7 @@ class Interpreter:
         finally:
             self.exec_block(stmt.finalbody, frame)
 
-    _exec_TryStar = _exec_Try  # type: ignore[assignment]
+    _exec_TryStar = _exec_Try
 
     def _mark_assigned(self, stmt: ast.stmt, frame: Frame, reason: str) -> None:
         """Names a statement not run here may assign become unknown."""
@@ -582,9 +592,14 @@ class Interpreter:
             return Unknown(_reason(value, "a condition"), False) if known is None else not known
         if isinstance(value, TensorValue):
             return value.with_dims(value.dims)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) or isinstance(value, bool):
-            ops = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
-            return ops[type(node.op)](value)
+        if isinstance(value, (int, float)):
+            ops: dict[type, Callable[[Any], Any]] = {
+                ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
+            }  # fmt: skip
+            try:
+                return ops[type(node.op)](value)
+            except TypeError:  # ~1.5
+                return Unknown(f"`{_text(node)}` fails", maybe_module=False)
         return Unknown(_reason(value, f"`{_text(node)}`"), maybe_module=False)
 
     def _eval_BoolOp(self, node: ast.BoolOp, frame: Frame) -> Any:
@@ -639,7 +654,7 @@ class Interpreter:
     def _eval_ListComp(self, node: ast.ListComp | ast.GeneratorExp, frame: Frame) -> Any:
         return self.comprehension(node, frame, lambda f: self.eval(node.elt, f))
 
-    _eval_GeneratorExp = _eval_ListComp  # type: ignore[assignment]
+    _eval_GeneratorExp = _eval_ListComp
 
     def _eval_SetComp(self, node: ast.SetComp, frame: Frame) -> Any:
         items = self.comprehension(node, frame, lambda f: self.eval(node.elt, f))
@@ -772,7 +787,7 @@ def _maybe_module(value: Any) -> bool:
 
 def truth(value: Any) -> bool | None:
     """The truth of a value, or None when it is not known here."""
-    if isinstance(value, Unknown) or isinstance(value, TensorValue):
+    if isinstance(value, (Unknown, TensorValue)):
         return None
     if isinstance(value, (SList, SDict)):
         return None if value.unknown and not value else bool(value)
@@ -847,9 +862,9 @@ def safe_binop(op: ast.operator, left: Any, right: Any) -> Any:
         return Unknown("a number too big to be a size", maybe_module=False)
     if isinstance(op, ast.Mult):
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                if len(seq) * max(count, 0) > MAX_SEQUENCE:
-                    return Unknown("a sequence too long to follow", maybe_module=False)
+            if (isinstance(seq, (str, list, tuple)) and isinstance(count, int)
+                    and len(seq) * max(count, 0) > MAX_SEQUENCE):  # fmt: skip
+                return Unknown("a sequence too long to follow", maybe_module=False)
     if isinstance(left, SDict) and isinstance(right, dict) and isinstance(op, ast.BitOr):
         merged = SDict(left)
         merged.update(right)

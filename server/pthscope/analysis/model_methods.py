@@ -10,12 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 from . import tensor_shapes
 from .eval_objects import (
-    BoundMethod, BuiltinMethod, Frame, LibraryValue, ModuleObject, SuperProxy, TorchClass,
-    TorchInit, TorchRef, UserClass, UserFunction,
-)  # fmt: skip
+    BoundMethod,
+    BuiltinMethod,
+    Frame,
+    LibraryValue,
+    ModuleObject,
+    SuperProxy,
+    TorchClass,
+    TorchInit,
+    TorchRef,
+    UserClass,
+    UserFunction,
+)
 from .model_values import (
-    ModuleValue, NameSource, ObjectValue, SDict, SList, TensorValue, Unknown,
-)  # fmt: skip
+    ModuleValue,
+    NameSource,
+    ObjectValue,
+    SDict,
+    SList,
+    TensorValue,
+    Unknown,
+)
 from .torch_layers import Arg
 
 if TYPE_CHECKING:
@@ -25,26 +40,11 @@ LIST_CONTAINERS = frozenset({"Sequential", "ModuleList"})
 DICT_CONTAINERS = frozenset({"ModuleDict"})
 PARAM_CONTAINERS = frozenset({"ParameterList", "ParameterDict"})
 # nn.Module methods that return the module itself.
-RETURNS_SELF = frozenset("""
-    to cuda cpu float double half bfloat16 train eval requires_grad_ type share_memory to_empty
-    apply xpu ipu mtia
-""".split())
+RETURNS_SELF = frozenset(["to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval", "requires_grad_", "type", "share_memory", "to_empty", "apply", "xpu", "ipu", "mtia"])
 # nn.Module methods that change nothing a state_dict shows.
-NO_EFFECT = frozenset("""
-    zero_grad reset_parameters _reset_parameters reset_running_stats register_forward_hook
-    register_forward_pre_hook register_full_backward_hook register_backward_hook
-    register_load_state_dict_post_hook register_state_dict_pre_hook flatten_parameters
-    _init_flat_weights extra_repr
-""".split())
-WALKS = frozenset("""
-    children named_children modules named_modules parameters named_parameters buffers
-    named_buffers
-""".split())
-STR_METHODS = frozenset("""
-    format join upper lower title capitalize strip lstrip rstrip split rsplit replace startswith
-    endswith zfill ljust rjust center count find rfind index isdigit isalpha isalnum isnumeric
-    partition rpartition removeprefix removesuffix casefold swapcase
-""".split())
+NO_EFFECT = frozenset(["zero_grad", "reset_parameters", "_reset_parameters", "reset_running_stats", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_backward_hook", "register_load_state_dict_post_hook", "register_state_dict_pre_hook", "flatten_parameters", "_init_flat_weights", "extra_repr"])
+WALKS = frozenset(["children", "named_children", "modules", "named_modules", "parameters", "named_parameters", "buffers", "named_buffers"])
+STR_METHODS = frozenset(["format", "join", "upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "split", "rsplit", "replace", "startswith", "endswith", "zfill", "ljust", "rjust", "center", "count", "find", "rfind", "index", "isdigit", "isalpha", "isalnum", "isnumeric", "partition", "rpartition", "removeprefix", "removesuffix", "casefold", "swapcase"])
 
 
 def attribute(interp: Interpreter, obj: Any, name: str, frame: Frame) -> Any:
@@ -128,11 +128,7 @@ def _module_attribute(interp: Interpreter, module: ModuleValue, name: str) -> An
     return Unknown(f"`{name}` of {module.type_name} is not known here")
 
 
-_MODULE_METHODS = frozenset("""
-    register_buffer register_parameter add_module register_module get_submodule get_parameter
-    get_buffer append extend insert pop update keys values items forward state_dict
-    load_state_dict named_modules
-""".split())
+_MODULE_METHODS = frozenset(["register_buffer", "register_parameter", "add_module", "register_module", "get_submodule", "get_parameter", "get_buffer", "append", "extend", "insert", "pop", "update", "keys", "values", "items", "forward", "state_dict", "load_state_dict", "named_modules"])
 
 
 def class_mro(interp: Interpreter, cls: UserClass) -> list[Any]:
@@ -272,7 +268,7 @@ def subscript(interp: Interpreter, obj: Any, key: Any) -> Any:
         return result
     if isinstance(obj, interp_range_types()):
         try:
-            item = obj.values[key]
+            item = obj.values[key]  # type: ignore[attr-defined]
         except (IndexError, TypeError):
             return Unknown("out of range", maybe_module=False)
         return item if isinstance(item, int) else interp_range_types()(item)

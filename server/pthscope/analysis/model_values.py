@@ -123,7 +123,7 @@ class TensorValue:
         return None if self.dims is None else tuple(d.value for d in self.dims)
 
 
-class SList(list):  # type: ignore[type-arg]
+class SList(list):
     """A list (or tuple built into one) whose contents may be not known (`unknown` says why).
     `repeat` remembers how a comprehension or loop over `range(...)` decided its length."""
 
@@ -131,7 +131,7 @@ class SList(list):  # type: ignore[type-arg]
     repeat: Repeat | None = None
 
 
-class SDict(dict):  # type: ignore[type-arg]
+class SDict(dict):
     """A dict whose contents may be not known (`unknown` says why); `ordered` for an
     OrderedDict (nn.Sequential takes names only from one)."""
 
@@ -205,7 +205,7 @@ class ModuleValue:
         for kind, table in (("param", self.params), ("buffer", self.buffers),
                             ("child", self.children), ("attr", self.attrs)):  # fmt: skip
             if kind != keep:
-                table.pop(name, None)  # type: ignore[attr-defined]
+                table.pop(name, None)
         if keep != "buffer":
             self.non_persistent.discard(name)
         self.unknown.pop(name, None)
@@ -260,7 +260,7 @@ class ModuleValue:
             return self.attrs[name]
         for table in (self.params, self.buffers, self.children):
             if name in table:
-                return table[name]  # type: ignore[index]
+                return table[name]
         if name in self.unknown:
             return Unknown(self.unknown[name])
         raise KeyError(name)

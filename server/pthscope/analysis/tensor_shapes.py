@@ -15,15 +15,10 @@ from typing import Any
 from .model_values import Dim, TensorValue, Unknown
 from .torch_layers import Arg
 
-FACTORIES = frozenset("zeros ones empty rand randn full".split())
-LIKE = frozenset("zeros_like ones_like empty_like rand_like randn_like full_like clone".split())
+FACTORIES = frozenset(["zeros", "ones", "empty", "rand", "randn", "full"])
+LIKE = frozenset(["zeros_like", "ones_like", "empty_like", "rand_like", "randn_like", "full_like", "clone"])
 # torch functions and tensor methods whose result has the input's shape.
-SAME_SHAPE = frozenset("""
-    exp log log2 log10 log1p expm1 sin cos tan tanh sigmoid sqrt rsqrt abs neg sign floor ceil
-    round trunc reciprocal square erf relu tril triu clamp clip pow exp2 nan_to_num
-    float double half bfloat16 long int short bool byte to cpu cuda detach clone contiguous
-    requires_grad_ pin_memory type_as
-""".split())
+SAME_SHAPE = frozenset(["exp", "log", "log2", "log10", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "sqrt", "rsqrt", "abs", "neg", "sign", "floor", "ceil", "round", "trunc", "reciprocal", "square", "erf", "relu", "tril", "triu", "clamp", "clip", "pow", "exp2", "nan_to_num", "float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte", "to", "cpu", "cuda", "detach", "clone", "contiguous", "requires_grad_", "pin_memory", "type_as"])
 TENSOR_TYPES = {
     "Tensor": None, "FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16",
     "LongTensor": "int64", "IntTensor": "int32", "ShortTensor": "int16", "ByteTensor": "uint8",

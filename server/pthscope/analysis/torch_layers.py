@@ -22,8 +22,16 @@ from fractions import Fraction
 from typing import Any
 
 from .model_values import (
-    ArgSource, Dim, ModuleValue, Origin, Repeat, SList, TensorValue, Unknown, deep_copy,
-)  # fmt: skip
+    ArgSource,
+    Dim,
+    ModuleValue,
+    Origin,
+    Repeat,
+    SList,
+    TensorValue,
+    Unknown,
+    deep_copy,
+)
 
 REQUIRED = object()
 
@@ -592,29 +600,11 @@ _TABLE: dict[str, tuple[str, Build]] = {
 }  # fmt: skip
 
 # Layers that create no parameters or buffers, whatever their arguments.
-PARAMETER_FREE = frozenset("""
-    Identity ReLU ReLU6 LeakyReLU RReLU GELU SiLU Mish Sigmoid Tanh Hardtanh Hardswish
-    Hardsigmoid Hardshrink Softshrink Tanhshrink Threshold LogSigmoid Softplus Softsign Softmax
-    Softmin LogSoftmax Softmax2d ELU SELU CELU GLU
-    Dropout Dropout1d Dropout2d Dropout3d AlphaDropout FeatureAlphaDropout
-    MaxPool1d MaxPool2d MaxPool3d AvgPool1d AvgPool2d AvgPool3d AdaptiveAvgPool1d
-    AdaptiveAvgPool2d AdaptiveAvgPool3d AdaptiveMaxPool1d AdaptiveMaxPool2d AdaptiveMaxPool3d
-    LPPool1d LPPool2d LPPool3d FractionalMaxPool2d FractionalMaxPool3d MaxUnpool1d MaxUnpool2d
-    MaxUnpool3d
-    Flatten Unflatten Upsample UpsamplingNearest2d UpsamplingBilinear2d PixelShuffle
-    PixelUnshuffle ChannelShuffle Fold Unfold CosineSimilarity PairwiseDistance
-    LocalResponseNorm CrossMapLRN2d
-    ZeroPad1d ZeroPad2d ZeroPad3d ConstantPad1d ConstantPad2d ConstantPad3d ReflectionPad1d
-    ReflectionPad2d ReflectionPad3d ReplicationPad1d ReplicationPad2d ReplicationPad3d
-    CircularPad1d CircularPad2d CircularPad3d
-    L1Loss MSELoss KLDivLoss HuberLoss SmoothL1Loss SoftMarginLoss CTCLoss GaussianNLLLoss
-    PoissonNLLLoss CosineEmbeddingLoss HingeEmbeddingLoss MarginRankingLoss MultiLabelMarginLoss
-    TripletMarginLoss TripletMarginWithDistanceLoss
-""".split())
+PARAMETER_FREE = frozenset(["Identity", "ReLU", "ReLU6", "LeakyReLU", "RReLU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "LogSigmoid", "Softplus", "Softsign", "Softmax", "Softmin", "LogSoftmax", "Softmax2d", "ELU", "SELU", "CELU", "GLU", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Flatten", "Unflatten", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d", "L1Loss", "MSELoss", "KLDivLoss", "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "CTCLoss", "GaussianNLLLoss", "PoissonNLLLoss", "CosineEmbeddingLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "MultiLabelMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss"])
 
 # Module classes that hold other values; `model_eval` builds them.
 CONTAINERS = frozenset(
-    "Module Sequential ModuleList ModuleDict ParameterList ParameterDict Container".split()
+    ["Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Container"]
 )
 # Wrappers whose state is the wrapped module's, under `module.`.
 WRAPPERS = frozenset({"DataParallel", "DistributedDataParallel"})

@@ -13,11 +13,23 @@ from typing import TYPE_CHECKING, Any
 from . import tensor_shapes
 from .eval_objects import Frame, TorchClass
 from .model_calls import (
-    Given, add_child, as_parameter, describe, fill_container, make_arg, origin_of,
-)  # fmt: skip
+    Given,
+    add_child,
+    as_parameter,
+    describe,
+    fill_container,
+    make_arg,
+    origin_of,
+)
 from .model_methods import (
-    DICT_CONTAINERS, LIST_CONTAINERS, NO_EFFECT, RETURNS_SELF, STR_METHODS, WALKS, walk,
-)  # fmt: skip
+    DICT_CONTAINERS,
+    LIST_CONTAINERS,
+    NO_EFFECT,
+    RETURNS_SELF,
+    STR_METHODS,
+    WALKS,
+    walk,
+)
 from .model_values import ModuleValue, SDict, SList, TensorValue, Unknown
 from .torch_layers import Arg, make_layer
 
@@ -147,11 +159,11 @@ def _reason(value: Any, default: str) -> str:
 def _list_container_method(interp: Interpreter, module: ModuleValue, name: str,
                            values: list[Any], frame: Frame) -> Any:  # fmt: skip
     params = module.base == "ParameterList"
-    if name in ("append", "extend", "insert", "__iadd__", "__setitem__", "__delitem__", "pop"):
-        if frame.uncertain:
-            module.unknown_all = module.unknown_all or frame.uncertain
-            return module if name != "pop" else Unknown(frame.uncertain)
-    table: dict[str, Any] = module.params if params else module.children  # type: ignore[assignment]
+    mutating = ("append", "extend", "insert", "__iadd__", "__setitem__", "__delitem__", "pop")
+    if name in mutating and frame.uncertain:
+        module.unknown_all = module.unknown_all or frame.uncertain
+        return module if name != "pop" else Unknown(frame.uncertain)
+    table: dict[str, Any] = module.params if params else module.children
 
     def put(key: str, value: Any) -> None:
         if params:
@@ -208,7 +220,7 @@ def _list_reason(value: Any) -> str:
 def _dict_container_method(module: ModuleValue, name: str, values: list[Any],
                            named: dict[str, Any], frame: Frame) -> Any:  # fmt: skip
     params = module.base == "ParameterDict"
-    table: dict[str, Any] = module.params if params else module.children  # type: ignore[assignment]
+    table: dict[str, Any] = module.params if params else module.children
     if name in ("keys", "values", "items"):
         if module.unknown_all or module.unknown or module.unknown_extra:
             return _unknown_items("its entries are not all known here")
@@ -221,15 +233,17 @@ def _dict_container_method(module: ModuleValue, name: str, values: list[Any],
             else:
                 module.unknown_all = module.unknown_all or frame.uncertain or "a key not known here"
             return None
+        if name == "update":
+            fill_container("ParameterDict" if params else "ModuleDict", module,
+                           values[:1] or [SDict(named)], {})  # fmt: skip
+            return None
+        assert isinstance(key, str)
         if name == "__setitem__":
             if params:
                 tensor = as_parameter(values[1])
                 module.set_param(key, tensor) if tensor else module.set_unknown(key, "not a tensor")
             else:
                 add_child(module, key, values[1])
-        elif name == "update":
-            fill_container("ParameterDict" if params else "ModuleDict", module,
-                           values[:1] or [SDict(named)], {})  # fmt: skip
         else:
             found = table.get(key)
             module.delete(key)
@@ -305,13 +319,13 @@ def _list_method(interp: Interpreter, items: SList, name: str, values: list[Any]
 
 def _dict_method(mapping: SDict, name: str, values: list[Any], named: dict[str, Any],
                  frame: Frame) -> Any:  # fmt: skip
-    if name in ("__setitem__", "update", "setdefault", "pop", "__delitem__", "clear", "popitem"):
-        if frame.uncertain:
-            if name in ("__setitem__", "setdefault") and values and _hashable(values[0]):
-                mapping[values[0]] = Unknown(frame.uncertain)
-            else:
-                mapping.unknown = mapping.unknown or frame.uncertain
-            return None
+    mutating = ("__setitem__", "update", "setdefault", "pop", "__delitem__", "clear", "popitem")
+    if name in mutating and frame.uncertain:
+        if name in ("__setitem__", "setdefault") and values and _hashable(values[0]):
+            mapping[values[0]] = Unknown(frame.uncertain)
+        else:
+            mapping.unknown = mapping.unknown or frame.uncertain
+        return None
     try:
         if name == "__setitem__":
             if isinstance(values[0], Unknown):
@@ -324,7 +338,7 @@ def _dict_method(mapping: SDict, name: str, values: list[Any], named: dict[str, 
             if isinstance(source, dict):
                 mapping.update(source)
                 if getattr(source, "unknown", None):
-                    mapping.unknown = source.unknown  # type: ignore[union-attr]
+                    mapping.unknown = getattr(source, "unknown", None)
             else:
                 mapping.unknown = "update() from items not known here"
             mapping.update(named)

@@ -203,7 +203,7 @@ class GPT(nn.Module):
 
 
 class WithNamedTuple(nn.Module):
-    def __init__(self, sizes=Sizes(4), ns=NAMESPACE):
+    def __init__(self, sizes=Sizes(4), ns=NAMESPACE):  # noqa: B008 (as real models write it)
         super().__init__()
         self.a = nn.Linear(sizes.d_in, sizes.d_out)
         self.b = nn.Linear(sizes[1], ns.width)
@@ -218,7 +218,7 @@ class KwargsPassthrough(nn.Module):
 
 
 class PartialNorm(nn.Module):
-    def __init__(self, d=12, norm_layer=partial(nn.LayerNorm, eps=1e-6)):
+    def __init__(self, d=12, norm_layer=partial(nn.LayerNorm, eps=1e-6)):  # noqa: B008
         super().__init__()
         self.norm1 = norm_layer(d)
         self.norm2 = norm_layer(d * 2, elementwise_affine=False)
@@ -279,7 +279,7 @@ class OldStyleSuper(Base):
 
 class ExplicitSuper(nn.Module):
     def __init__(self):
-        super(ExplicitSuper, self).__init__()
+        super().__init__()
         self.fc = nn.Linear(2, 2)
 
 
@@ -330,6 +330,6 @@ class ConvNet(nn.Module):
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
         self.classifier = nn.Linear(channels[-1], num_classes)
-        self.zipped = nn.ModuleList(nn.Linear(a, b) for a, b in zip(channels, channels[1:]))
+        self.zipped = nn.ModuleList(nn.Linear(a, b) for a, b in zip(channels, channels[1:]))  # noqa: B905
         self.enumerated = nn.ModuleDict({f"s{i}": nn.Linear(c, i + 1) for i, c in enumerate(channels)})
         self.maxed = nn.Linear(max(channels), min(channels) // 2 + len(channels))

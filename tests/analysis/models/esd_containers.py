@@ -80,7 +80,7 @@ class Registered(nn.Module):
         self.transient = nn.Buffer(torch.zeros(2), persistent=False)
         self.add_module("added", nn.Linear(d, 2))
         self.register_module("registered", nn.Conv1d(d, 2, 1))
-        setattr(self, "via_setattr", nn.Linear(2, d))
+        self.via_setattr = nn.Linear(2, d)
         for i in range(2):
             setattr(self, f"head{i}", nn.Linear(d, i + 1))
         self.not_state = torch.zeros(d)  # a plain tensor attribute is not in state_dict

@@ -12,7 +12,7 @@ class ResidualBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: config.EncoderConfig = config.EncoderConfig()):
+    def __init__(self, cfg: config.EncoderConfig = config.EncoderConfig()):  # noqa: B008
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab, cfg.width)
         self.blocks = nn.ModuleList([ResidualBlock(cfg.width) for _ in range(cfg.depth)])

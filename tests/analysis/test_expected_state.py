@@ -228,6 +228,24 @@ def test_construction_with_a_parameter_of_the_function_is_unknown(tmp_path: Path
     assert "parameter of train()" in (tensor.reason or "")
 
 
+def test_code_before_the_construction_is_followed(tmp_path: Path) -> None:
+    source = ("import torch.nn as nn\nCFG = {'width': 4}\nCFG.update(width=6)\n"
+              "class Net(nn.Module):\n    def __init__(self, cfg, depth=1):\n"
+              "        super().__init__()\n"
+              "        self.fc = nn.ModuleList([nn.Linear(cfg['width'], 2) for _ in range(depth)])\n"
+              "def main():\n    cfg = dict(CFG)\n    cfg['width'] += 2\n    cfg.update(extra=1)\n"
+              "    for epoch in range(3):\n        depth = epoch\n"
+              "    model = Net(cfg, depth=2)\n    n = 0\n"
+              "    for i in range(2):\n        other = Net(cfg, depth=i + 1)\n")
+    path = str(tmp_path / "t.py")
+    expected = expected_state_dict(source, path, (), "Net", call_line=13)
+    assert {k: t.shape for k, t in expected.tensors.items()} == {
+        "fc.0.weight": (2, 8), "fc.0.bias": (2,), "fc.1.weight": (2, 8), "fc.1.bias": (2,)}
+    in_loop = expected_state_dict(source, path, (), "Net", call_line=16)
+    assert not in_loop.tensors and in_loop.unknown  # depth=i + 1 depends on the loop
+    assert "`i` is a loop variable" in in_loop.unknown[0].reason
+
+
 def test_errors_are_values(tmp_path: Path) -> None:
     assert expected_state_dict("\x00", "x.py", (), "Net").error
     assert expected_state_dict("x = 1\n", "x.py", (), "Net", call_line=0).error

@@ -231,7 +231,8 @@ def _run_until(interp: Interpreter, body: list[ast.stmt], call: ast.Call, frame:
             _run_until(interp, stmt.body if _in_block(stmt.body, call) else stmt.orelse, call, frame)
         elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
             if isinstance(stmt, (ast.For, ast.AsyncFor)):
-                interp.assign(stmt.target, Unknown("a loop variable"), frame, None, force=True)
+                loop = Unknown(f"`{ast.unparse(stmt.target)}` is a loop variable where it is built")
+                interp.assign(stmt.target, loop, frame, None, force=True)
             _run_until(interp, stmt.body, call, frame)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             _run_until(interp, stmt.body, call, frame)

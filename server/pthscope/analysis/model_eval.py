@@ -204,8 +204,23 @@ class Interpreter:
         method(stmt, frame)
 
     def _exec_Expr(self, stmt: ast.Expr, frame: Frame) -> None:
-        if not frame.prelude:
+        if not frame.prelude or self._mutates_data(stmt.value, frame):
             self.eval(stmt.value, frame)
+
+    def _mutates_data(self, node: ast.expr, frame: Frame) -> bool:
+        """`cfg.update(depth=12)` at a module's top level or before a construction: a method
+        call on a config dict, list or object (other calls there are not followed)."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)):  # fmt: skip
+            return False
+        scope: Frame | None = frame
+        while scope is not None:
+            if node.func.value.id in scope.env:
+                return isinstance(scope.env[node.func.value.id], (SDict, SList, ObjectValue))
+            scope = scope.parent
+        module = frame.globals
+        return module is not None and isinstance(module.env.get(node.func.value.id),
+                                                 (SDict, SList, ObjectValue))  # fmt: skip
 
     def _exec_Pass(self, stmt: ast.Pass, frame: Frame) -> None:
         pass
@@ -691,6 +706,8 @@ class Interpreter:
             if items is None:
                 result.unknown = (f"it is built over `{_text(generator.iter)}`, whose items are "
                                   "not known here")  # fmt: skip
+                if isinstance(iterable, Unknown) and iterable.reason:
+                    result.unknown += f" ({iterable.reason})"
                 return
             for item in items:
                 self.assign(generator.target, item, scope, None, force=True)

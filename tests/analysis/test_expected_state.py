@@ -91,6 +91,8 @@ CASES = [
     ("esd_configured", "Classifier()", False),
     ("esd_configured", "Classifier(num_classes=3, hidden=HIDDEN // 2)", False),
     ("esd_configured", "Classifier(7, 16)", False),
+    ("esd_configured", "nn.DataParallel(Classifier(num_classes=4))", False),
+    ("esd_configured", "torch.compile(Classifier(num_classes=4))", False),
     ("esd_configured", "ResNet(BasicBlock, [2, 1, 1], num_classes=10)", False),
     ("esd_configured", "ResNet(Bottleneck, [1, 2, 1], width=8)", False),
     ("esd_configured", "resnet_small(num_classes=4)", False),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .eval_objects import Builtin, Frame, SuperProxy, UserClass, UserFunction
 from .model_calls import Given, call_value, is_instance, make_arg
 from .model_methods import attribute, set_attribute
-from .model_values import ModuleValue, ObjectValue, SDict, SList, TensorValue, Unknown
+from .model_values import ModuleValue, ObjectValue, SDict, SList, SRange, TensorValue, Unknown
 
 if TYPE_CHECKING:
     from .model_eval import Interpreter
@@ -20,7 +20,7 @@ _CONVERSIONS: dict[str, Callable[..., Any]] = {"int": int, "float": float, "str"
 
 def call_builtin(interp: Interpreter, name: str, positional: list[Given],
                  keywords: dict[str, Given], frame: Frame, node: ast.Call | None) -> Any:  # fmt: skip
-    from .model_eval import SRange, truth
+    from .model_eval import truth
 
     values = [v for v, _ in positional]
     named = {k: v for k, (v, _) in keywords.items()}
@@ -106,8 +106,6 @@ def _unknown_list(value: Any, what: str) -> SList:
 
 
 def _length(interp: Interpreter, value: Any) -> Any:
-    from .model_eval import SRange
-
     if isinstance(value, SRange):
         return len(value.values)
     if isinstance(value, TensorValue):

@@ -23,9 +23,7 @@ from .eval_objects import (
     FieldSpec,
     Frame,
     LibraryValue,
-    ModuleObject,
     Partial,
-    SuperProxy,
     TorchClass,
     TorchInit,
     TorchRef,
@@ -841,7 +839,3 @@ def is_instance(interp: Interpreter, value: Any, kind: Any) -> bool | None:
             return kind in class_mro(interp, owner)
         return False if isinstance(value, (int, float, str, bool, tuple, TensorValue)) else None
     return None
-
-
-__all__ = ["CONSTRUCTION", "ModuleObject", "SuperProxy", "call_node", "call_value", "describe",
-           "local_source", "origin_of"]  # fmt: skip

@@ -45,6 +45,7 @@ from .model_values import (
     ObjectValue,
     SDict,
     SList,
+    SRange,
     TensorValue,
     Unknown,
 )
@@ -78,14 +79,6 @@ class Broke(Exception):
 
 class Continued(Exception):
     pass
-
-
-class SRange:
-    """`range(...)` with the argument that decides its length (for "depth" explanations)."""
-
-    def __init__(self, values: range, source: Any = None) -> None:
-        self.values = values
-        self.source = source
 
 
 class Interpreter:

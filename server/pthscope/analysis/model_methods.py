@@ -28,6 +28,7 @@ from .model_values import (
     ObjectValue,
     SDict,
     SList,
+    SRange,
     TensorValue,
     Unknown,
 )
@@ -94,15 +95,9 @@ def attribute(interp: Interpreter, obj: Any, name: str, frame: Frame) -> Any:
         return obj.name
     if isinstance(obj, Unknown):
         return Unknown(obj.reason, True)
-    if isinstance(obj, (SList, SDict, str, tuple, int, float, interp_range_types())):
+    if isinstance(obj, (SList, SDict, str, tuple, int, float, SRange)):
         return BuiltinMethod(obj, name)
     return Unknown(f"`.{name}` of {type(obj).__name__} is not followed here", maybe_module=False)
-
-
-def interp_range_types() -> type:
-    from .model_eval import SRange
-
-    return SRange
 
 
 _MISSING = object()
@@ -266,12 +261,12 @@ def subscript(interp: Interpreter, obj: Any, key: Any) -> Any:
         if isinstance(result, list) and not isinstance(result, SList):
             result = SList(result)
         return result
-    if isinstance(obj, interp_range_types()):
+    if isinstance(obj, SRange):
         try:
-            item = obj.values[key]  # type: ignore[attr-defined]
+            item = obj.values[key]
         except (IndexError, TypeError):
             return Unknown("out of range", maybe_module=False)
-        return item if isinstance(item, int) else interp_range_types()(item)
+        return item if isinstance(item, int) else SRange(item)
     if isinstance(obj, Unknown):
         return Unknown(obj.reason, True)
     return Unknown("a subscript not followed here", maybe_module=False)

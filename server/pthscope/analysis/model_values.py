@@ -139,6 +139,14 @@ class SDict(dict):
     ordered: bool = False
 
 
+class SRange:
+    """`range(...)`, with the argument that decides its stop (for "depth" explanations)."""
+
+    def __init__(self, values: range, source: ArgSource | None = None) -> None:
+        self.values = values
+        self.source = source
+
+
 @dataclass(frozen=True)
 class Repeat:
     """The length of a list built over `range(...)`: `length == count_of(range) + offset`,

@@ -554,14 +554,24 @@ def _depths(expected: ExpectedStateDict, result: Compatibility,
     """Blocks of a ModuleList/Sequential, or RNN layers, that the checkpoint has more or fewer of."""
     if not (result.missing or result.unexpected):
         return []
-    touched = {prefix for key in (*result.missing, *result.unexpected) if isinstance(key, str)
-               for prefix, _ in _indexed(key)}  # fmt: skip
-    have: dict[str, set[int]] = {}
-    for key in checkpoint:
-        if isinstance(key, str):
+    gone_pairs = [pair for key in result.missing for pair in _indexed(key)]
+    extra_pairs = [pair for key in result.unexpected if isinstance(key, str) for pair in _indexed(key)]
+    touched = {prefix for prefix, _ in (*gone_pairs, *extra_pairs)}
+    # The checkpoint's indices under a container: the model's that are not wholly missing,
+    # and those of its unexpected keys.
+    if expected.index_counts is None:
+        expected.index_counts = {}
+        for key in expected.tensors:
             for prefix, index in _indexed(key):
-                if prefix in touched:
-                    have.setdefault(prefix, set()).add(index)
+                slot = expected.index_counts.setdefault(prefix, {})
+                slot[index] = slot.get(index, 0) + 1
+    gone: Counter[tuple[str, int]] = Counter(gone_pairs)
+    have: dict[str, set[int]] = {}
+    for prefix in touched:
+        held = expected.index_counts.get(prefix, {})
+        have[prefix] = {i for i, n in held.items() if gone[(prefix, i)] < n}
+    for prefix, index in extra_pairs:
+        have.setdefault(prefix, set()).add(index)
     repeats = {r.prefix: r for r in expected.repeats}
     counts: Counter[str] = Counter(p.rpartition(".")[0] for p in expected.modules
                                    if p.rpartition(".")[2].isdigit())  # fmt: skip

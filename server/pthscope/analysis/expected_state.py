@@ -103,6 +103,8 @@ class ExpectedStateDict:
     absent: dict[str, ArgSource] = field(default_factory=dict)
     # BatchNorm/InstanceNorm prefixes → their class (their loading has version rules).
     norms: dict[str, str] = field(default_factory=dict)
+    # For compat: per container prefix, how many keys each index holds (built on first use).
+    index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
     error: str | None = None  # the model could not be derived at all (class not found, …)
 
     def unknown_for(self, key: str) -> UnknownPart | None:

@@ -7,9 +7,10 @@ import ast
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .eval_objects import Builtin, Frame, SuperProxy, UserClass, UserFunction
-from .model_calls import Given, call_value, is_instance, make_arg
-from .model_methods import attribute, set_attribute
+from .eval_objects import Builtin, Frame, SuperProxy, TorchClass, TorchRef, UserClass, UserFunction
+from .eval_operators import truth
+from .model_calls import Given, call_value, make_arg
+from .model_methods import attribute, class_mro, set_attribute
 from .model_values import ModuleValue, ObjectValue, SDict, SList, SRange, TensorValue, Unknown
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ _CONVERSIONS: dict[str, Callable[..., Any]] = {"int": int, "float": float, "str"
 
 def call_builtin(interp: Interpreter, name: str, positional: list[Given],
                  keywords: dict[str, Given], frame: Frame, node: ast.Call | None) -> Any:  # fmt: skip
-    from .model_eval import truth
 
     values = [v for v, _ in positional]
     named = {k: v for k, (v, _) in keywords.items()}
@@ -120,7 +120,6 @@ def _length(interp: Interpreter, value: Any) -> Any:
 
 
 def _aggregate(interp: Interpreter, name: str, values: list[Any], named: dict[str, Any]) -> Any:
-    from .model_eval import truth
 
     if named.get("key") is not None:
         return Unknown(f"{name}(key=...) is not followed here", maybe_module=False)
@@ -199,7 +198,6 @@ def _dict(interp: Interpreter, values: list[Any], named: dict[str, Any]) -> SDic
 
 
 def _map(interp: Interpreter, name: str, values: list[Any], frame: Frame) -> Any:
-    from .model_eval import truth
 
     function, iterables = values[0], values[1:]
     columns = [interp.items_of(v) for v in iterables]
@@ -220,7 +218,6 @@ def _map(interp: Interpreter, name: str, values: list[Any], frame: Frame) -> Any
 
 
 def _issubclass(interp: Interpreter, cls: Any, kind: Any) -> Any:
-    from .model_methods import class_mro
 
     if isinstance(cls, UserClass):
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -263,4 +260,43 @@ def _exists(obj: Any, attr: str, found: Any) -> bool | None:
         return False
     if isinstance(obj, ObjectValue) and obj.cls is None:
         return attr in obj.attrs
+    return None
+
+
+def is_instance(interp: Interpreter, value: Any, kind: Any) -> bool | None:
+    """`isinstance(value, kind)`, or None when it is not known here."""
+    if isinstance(kind, tuple):
+        answers = [is_instance(interp, value, k) for k in kind]
+        if True in answers:
+            return True
+        return None if None in answers else False
+    if isinstance(value, Unknown):
+        return None
+    if isinstance(kind, Builtin):
+        python = {"int": int, "float": float, "str": str, "bool": bool, "list": list,
+                  "tuple": tuple, "dict": dict, "set": set, "object": object}.get(kind.name)  # fmt: skip
+        if python is None:
+            return None
+        if isinstance(value, (ModuleValue, TensorValue, ObjectValue)):
+            return python is object
+        return isinstance(value, python)
+    if isinstance(kind, TorchClass):
+        if not isinstance(value, ModuleValue):
+            return False
+        if kind.name == "Module" or value.base == kind.name:
+            return True
+        if value.user_class is not None:
+            return kind in class_mro(interp, value.user_class)
+        return False
+    if isinstance(kind, TorchRef):
+        if kind.path in ("torch.Tensor", "torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+            if not isinstance(value, TensorValue):
+                return False
+            return value.parameter if kind.path != "torch.Tensor" else True
+        return None
+    if isinstance(kind, UserClass):
+        owner = getattr(value, "user_class", None) or getattr(value, "cls", None)
+        if isinstance(owner, UserClass):
+            return kind in class_mro(interp, owner)
+        return False if isinstance(value, (int, float, str, bool, tuple, TensorValue)) else None
     return None

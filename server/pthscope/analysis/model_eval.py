@@ -7,19 +7,20 @@ value not known here both branches run "uncertain", so what they write becomes u
 branch that only raises is dropped). Loops over known items run (bounded); loops over items not
 known here run once, uncertain. Work is bounded by a step budget and a call depth.
 
-Calls, attributes and subscripts — the object protocol — live in `model_calls`.
+Here: the interpreter's frames, names, imports and statements. Expressions are in
+`eval_expressions` (which the `Interpreter` inherits), operators in `eval_operators`, calls in
+`model_calls` (`library_calls`, `builtin_calls`), attributes and methods of values in
+`model_methods` and `value_methods`.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import dataclasses
-import operator
-from collections.abc import Callable
 from typing import Any
 
 from . import model_calls, model_methods, value_methods
+from .eval_expressions import MAX_ITEMS, Expressions
 from .eval_objects import (
     Builtin,
     Frame,
@@ -30,6 +31,13 @@ from .eval_objects import (
     TorchRef,
     UserClass,
     UserFunction,
+)
+from .eval_operators import (
+    maybe_module,
+    plain,
+    reason_of,
+    short_text,
+    truth,
 )
 from .model_classes import (
     FileMember,
@@ -46,18 +54,21 @@ from .model_values import (
     SDict,
     SList,
     SRange,
-    TensorValue,
     Unknown,
 )
-from .tensor_shapes import DTYPES, TorchDtype, broadcast
+from .tensor_shapes import DTYPES, TorchDtype
 from .torch_layers import KNOWN_CLASSES
 
 MAX_STEPS = 400_000
 MAX_DEPTH = 48
-MAX_ITEMS = 10_000
-MAX_SEQUENCE = 100_000
 
-BUILTINS = frozenset(["range", "len", "int", "float", "str", "bool", "min", "max", "sum", "abs", "round", "list", "tuple", "dict", "set", "frozenset", "sorted", "reversed", "enumerate", "zip", "isinstance", "issubclass", "hasattr", "getattr", "setattr", "print", "super", "divmod", "pow", "any", "all", "map", "filter", "callable", "repr", "type", "object", "iter", "next", "id", "hash", "format", "vars", "locals", "globals", "NotImplementedError", "ValueError", "TypeError", "KeyError", "RuntimeError", "AssertionError", "Exception", "staticmethod", "classmethod", "property"])
+BUILTINS = frozenset("""
+    range len int float str bool min max sum abs round list tuple dict set frozenset sorted
+    reversed enumerate zip isinstance issubclass hasattr getattr setattr print super divmod pow
+    any all map filter callable repr type object iter next id hash format vars locals globals
+    NotImplementedError ValueError TypeError KeyError RuntimeError AssertionError Exception
+    staticmethod classmethod property
+""".split())  # noqa: SIM905
 
 
 class BudgetExceeded(Exception):
@@ -81,7 +92,7 @@ class Continued(Exception):
     pass
 
 
-class Interpreter:
+class Interpreter(Expressions):
     def __init__(self, sources: ModelSources) -> None:
         self.sources = sources
         self.modules: dict[str, Frame] = {}
@@ -171,9 +182,9 @@ class Interpreter:
     def bind(self, frame: Frame, name: str, value: Any, source: NameSource | None = None) -> None:
         if frame.uncertain is not None:
             old = frame.env.get(name, _MISSING)
-            if old is value or (_plain(old) and _plain(value) and old == value):
+            if old is value or (plain(old) and plain(value) and old == value):
                 return
-            value, source = Unknown(frame.uncertain, _maybe_module(value)), None
+            value, source = Unknown(frame.uncertain, maybe_module(value)), None
         frame.env[name] = value
         if source is not None:
             frame.sources[name] = source
@@ -334,7 +345,7 @@ class Interpreter:
         if else_raises and not body_raises:
             self.exec_block(stmt.body, frame)
             return
-        reason = f"it depends on `if {_text(stmt.test)}`, whose value is not known here"
+        reason = f"it depends on `if {short_text(stmt.test)}`, whose value is not known here"
         self.exec_uncertain([stmt.body, stmt.orelse], frame, reason)
 
     def exec_uncertain(self, blocks: list[list[ast.stmt]], frame: Frame, reason: str) -> None:
@@ -363,7 +374,7 @@ class Interpreter:
         items = self.items_of(iterable)
         before = frame.uncertain
         if items is None:
-            reason = f"it is built in a loop over `{_text(stmt.iter)}`, whose items are not known here"
+            reason = f"it is built in a loop over `{short_text(stmt.iter)}`, whose items are not known here"
             if isinstance(iterable, Unknown) and iterable.reason:
                 reason += f" ({iterable.reason})"
             self.assign(stmt.target, Unknown(reason), frame, None, force=True)
@@ -414,7 +425,7 @@ class Interpreter:
                 self.exec_block(stmt.orelse, frame)
                 break
             if condition is None:
-                reason = f"it is built in a loop `while {_text(stmt.test)}`, not followed here"
+                reason = f"it is built in a loop `while {short_text(stmt.test)}`, not followed here"
                 self.exec_uncertain([stmt.body], frame, reason)
                 break
             try:
@@ -495,270 +506,8 @@ class Interpreter:
                 middle = SList(items[at:len(items) - tail])
                 items = [*items[:at], middle, *items[len(items) - tail:]]
         for i, element in enumerate(target.elts):
-            item = items[i] if items is not None else Unknown(_reason(value, "an unpacked value"))
+            item = items[i] if items is not None else Unknown(reason_of(value, "an unpacked value"))
             self.assign(element, item, frame, None, force)
-
-    # --- expressions -------------------------------------------------------------------
-
-    def eval(self, node: ast.expr, frame: Frame) -> Any:
-        self.tick()
-        method = getattr(self, f"_eval_{type(node).__name__}", None)
-        if method is None:
-            return Unknown(f"`{_text(node)}` is not followed here", maybe_module=False)
-        return method(node, frame)
-
-    def _eval_Constant(self, node: ast.Constant, frame: Frame) -> Any:
-        return node.value
-
-    def _eval_Name(self, node: ast.Name, frame: Frame) -> Any:
-        return self.lookup(frame, node.id)
-
-    def _eval_Attribute(self, node: ast.Attribute, frame: Frame) -> Any:
-        return model_methods.attribute(self, self.eval(node.value, frame), node.attr, frame)
-
-    def _eval_Subscript(self, node: ast.Subscript, frame: Frame) -> Any:
-        obj = self.eval(node.value, frame)
-        return model_methods.subscript(self, obj, self.eval(node.slice, frame))
-
-    def _eval_Slice(self, node: ast.Slice, frame: Frame) -> Any:
-        parts = [None if p is None else self.eval(p, frame) for p in (node.lower, node.upper, node.step)]
-        if any(isinstance(p, Unknown) for p in parts):
-            return Unknown("a slice bound is not known here", maybe_module=False)
-        return slice(*parts)
-
-    def _eval_Call(self, node: ast.Call, frame: Frame) -> Any:
-        return model_calls.call_node(self, node, frame)
-
-    def _eval_Tuple(self, node: ast.Tuple, frame: Frame) -> Any:
-        items = self._elements(node.elts, frame)
-        return tuple(items) if not isinstance(items, Unknown) else items
-
-    def _eval_List(self, node: ast.List, frame: Frame) -> Any:
-        items = self._elements(node.elts, frame)
-        if isinstance(items, Unknown):
-            result = SList()
-            result.unknown = items.reason
-            return result
-        return SList(items)
-
-    def _eval_Set(self, node: ast.Set, frame: Frame) -> Any:
-        items = self._elements(node.elts, frame)
-        try:
-            return set(items) if not isinstance(items, Unknown) else items
-        except TypeError:
-            return Unknown("a set of values not known here", maybe_module=False)
-
-    def _elements(self, elts: list[ast.expr], frame: Frame) -> list[Any] | Unknown:
-        items: list[Any] = []
-        for element in elts:
-            if isinstance(element, ast.Starred):
-                inner = self.items_of(self.eval(element.value, frame))
-                if inner is None:
-                    return Unknown(f"`{_text(element)}` has items not known here")
-                items.extend(inner)
-            else:
-                items.append(self.eval(element, frame))
-        return items
-
-    def _eval_Dict(self, node: ast.Dict, frame: Frame) -> Any:
-        result = SDict()
-        for key_node, value_node in zip(node.keys, node.values, strict=True):
-            value = self.eval(value_node, frame)
-            if key_node is None:
-                if isinstance(value, dict) and not getattr(value, "unknown", None):
-                    result.update(value)
-                else:
-                    result.unknown = _reason(value, "a ** in a dict")
-                continue
-            key = self.eval(key_node, frame)
-            if isinstance(key, Unknown) or not _hashable(key):
-                result.unknown = _reason(key, "a key")
-            else:
-                result[key] = value
-        return result
-
-    def _eval_JoinedStr(self, node: ast.JoinedStr, frame: Frame) -> Any:
-        parts = []
-        for value in node.values:
-            if isinstance(value, ast.Constant):
-                parts.append(str(value.value))
-                continue
-            assert isinstance(value, ast.FormattedValue)
-            inner = self.eval(value.value, frame)
-            if not _plain(inner) or value.format_spec is not None:
-                return Unknown(f"the f-string `{_text(node)}` is not known here", maybe_module=False)
-            parts.append(repr(inner) if value.conversion == ord("r") else str(inner))
-        return "".join(parts)
-
-    def _eval_BinOp(self, node: ast.BinOp, frame: Frame) -> Any:
-        return self.binop(node.op, self.eval(node.left, frame), self.eval(node.right, frame))
-
-    def _eval_UnaryOp(self, node: ast.UnaryOp, frame: Frame) -> Any:
-        value = self.eval(node.operand, frame)
-        if isinstance(node.op, ast.Not):
-            known = truth(value)
-            return Unknown(_reason(value, "a condition"), False) if known is None else not known
-        if isinstance(value, TensorValue):
-            return value.with_dims(value.dims)
-        if isinstance(value, (int, float)):
-            ops: dict[type, Callable[[Any], Any]] = {
-                ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
-            }  # fmt: skip
-            try:
-                return ops[type(node.op)](value)
-            except TypeError:  # ~1.5
-                return Unknown(f"`{_text(node)}` fails", maybe_module=False)
-        return Unknown(_reason(value, f"`{_text(node)}`"), maybe_module=False)
-
-    def _eval_BoolOp(self, node: ast.BoolOp, frame: Frame) -> Any:
-        is_and = isinstance(node.op, ast.And)
-        result: Any = None
-        for value_node in node.values:
-            result = self.eval(value_node, frame)
-            known = truth(result)
-            if known is None:
-                return Unknown(_reason(result, f"`{_text(node)}`"), _maybe_module(result))
-            if known is not is_and:
-                return result
-        return result
-
-    def _eval_Compare(self, node: ast.Compare, frame: Frame) -> Any:
-        left = self.eval(node.left, frame)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = self.eval(right_node, frame)
-            outcome = compare(op, left, right)
-            if outcome is None:
-                return Unknown(f"`{_text(node)}` is not known here", maybe_module=False)
-            if not outcome:
-                return False
-            left = right
-        return True
-
-    def _eval_IfExp(self, node: ast.IfExp, frame: Frame) -> Any:
-        test = self.eval(node.test, frame)
-        condition = truth(test)
-        if condition is not None:
-            value = self.eval(node.body if condition else node.orelse, frame)
-            other = node.orelse if condition else node.body
-            if isinstance(value, TensorValue) and isinstance(other, ast.Constant) and other.value is None:
-                # `nn.Parameter(...) if bias else None`: the flag decides whether it exists.
-                value = dataclasses.replace(value, presence=model_calls.make_arg(
-                    self, frame, "if", _text(node.test), test, node.test).source)
-            return value
-        body, orelse = self.eval(node.body, frame), self.eval(node.orelse, frame)
-        if _plain(body) and _plain(orelse) and body == orelse:
-            return body
-        reason = f"it depends on `{_text(node.test)}`, whose value is not known here"
-        return Unknown(reason, _maybe_module(body) or _maybe_module(orelse))
-
-    def _eval_NamedExpr(self, node: ast.NamedExpr, frame: Frame) -> Any:
-        value = self.eval(node.value, frame)
-        self.assign(node.target, value, frame, node.value)
-        return value
-
-    def _eval_Lambda(self, node: ast.Lambda, frame: Frame) -> Any:
-        return UserFunction(node, frame.file, frame if frame.globals is not None else None)
-
-    def _eval_ListComp(self, node: ast.ListComp | ast.GeneratorExp, frame: Frame) -> Any:
-        return self.comprehension(node, frame, lambda f: self.eval(node.elt, f))
-
-    _eval_GeneratorExp = _eval_ListComp
-
-    def _eval_SetComp(self, node: ast.SetComp, frame: Frame) -> Any:
-        items = self.comprehension(node, frame, lambda f: self.eval(node.elt, f))
-        try:
-            return set(items) if not items.unknown else items
-        except TypeError:
-            return Unknown("a set of values not known here", maybe_module=False)
-
-    def _eval_DictComp(self, node: ast.DictComp, frame: Frame) -> Any:
-        pairs = self.comprehension(node, frame,
-                                   lambda f: (self.eval(node.key, f), self.eval(node.value, f)))  # fmt: skip
-        result = SDict()
-        if pairs.unknown:
-            result.unknown = pairs.unknown
-            return result
-        for key, value in pairs:
-            if isinstance(key, Unknown) or not _hashable(key):
-                result.unknown = _reason(key, "a key")
-            else:
-                result[key] = value
-        return result
-
-    def comprehension(self, node: Any, frame: Frame, element: Any) -> SList:
-        """The items of a comprehension; its `repeat` when it runs over one `range(...)`."""
-        scope = Frame(frame.file, parent=frame, globals=frame.globals or frame,
-                      self_value=frame.self_value, cls=frame.cls, uncertain=frame.uncertain,
-                      statement=frame.statement, name=frame.name)  # fmt: skip
-        result = SList()
-        first = self.eval(node.generators[0].iter, frame)
-
-        def run(index: int, iterable: Any) -> None:
-            generator = node.generators[index]
-            items = self.items_of(iterable)
-            if items is None:
-                result.unknown = (f"it is built over `{_text(generator.iter)}`, whose items are "
-                                  "not known here")  # fmt: skip
-                if isinstance(iterable, Unknown) and iterable.reason:
-                    result.unknown += f" ({iterable.reason})"
-                return
-            for item in items:
-                self.assign(generator.target, item, scope, None, force=True)
-                wanted = [truth(self.eval(test, scope)) for test in generator.ifs]
-                if None in wanted:
-                    result.unknown = f"a condition of `{_text(node)}` is not known here"
-                    return
-                if not all(wanted):
-                    continue
-                if index + 1 < len(node.generators):
-                    run(index + 1, self.eval(node.generators[index + 1].iter, scope))
-                else:
-                    result.append(element(scope))
-                if len(result) > MAX_SEQUENCE:
-                    result.unknown = "it has too many items"
-                    return
-
-        run(0, first)
-        if (isinstance(first, SRange) and first.source is not None and len(node.generators) == 1
-                and not node.generators[0].ifs):  # fmt: skip
-            from .model_values import Repeat
-
-            result.repeat = Repeat(first.source, -first.values.start)
-        return result
-
-    # --- operators ---------------------------------------------------------------------
-
-    def binop(self, op: ast.operator, left: Any, right: Any) -> Any:
-        if isinstance(left, TensorValue) or isinstance(right, TensorValue):
-            if isinstance(op, ast.MatMult):
-                return TensorValue(None, reason="a matrix product")
-            if isinstance(left, TensorValue) and isinstance(right, TensorValue):
-                return broadcast(left, right)
-            tensor = left if isinstance(left, TensorValue) else right
-            other = right if tensor is left else left
-            if isinstance(other, (int, float, bool)):
-                return tensor.with_dims(tensor.dims)
-            return TensorValue(None, tensor.dtype, reason=_reason(other, "an operand"))
-        if isinstance(left, Unknown) or isinstance(right, Unknown):
-            return Unknown(_reason(left if isinstance(left, Unknown) else right, "an operand"),
-                           maybe_module=False)  # fmt: skip
-        return safe_binop(op, left, right)
-
-    # --- iteration ---------------------------------------------------------------------
-
-    def items_of(self, value: Any) -> list[Any] | None:
-        """The items a `for` would see, or None when they are not known here."""
-        if isinstance(value, SRange):
-            return list(value.values) if len(value.values) <= MAX_ITEMS else None
-        if isinstance(value, (SList, SDict)) and value.unknown:
-            return None
-        if isinstance(value, (list, tuple, str, set, frozenset)):
-            return list(value) if len(value) <= MAX_ITEMS else None
-        if isinstance(value, dict):
-            return list(value)
-        if isinstance(value, ModuleValue):
-            return model_methods.container_items(value)
-        return None
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -766,128 +515,6 @@ class Interpreter:
 _MISSING = object()
 
 
-def _text(node: ast.AST) -> str:
-    text = ast.unparse(node)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _reason(value: Any, what: str) -> str:
-    if isinstance(value, Unknown):
-        return value.reason
-    return f"{what} is not known here"
-
-
-def _plain(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str, tuple))
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-def _maybe_module(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return value.maybe_module
-    return isinstance(value, (ModuleValue, TensorValue, SList, SDict, ObjectValue))
-
-
-def truth(value: Any) -> bool | None:
-    """The truth of a value, or None when it is not known here."""
-    if isinstance(value, (Unknown, TensorValue)):
-        return None
-    if isinstance(value, (SList, SDict)):
-        return None if value.unknown and not value else bool(value)
-    if isinstance(value, ModuleValue):
-        if value.kind == "container":
-            return None if value.unknown_all else bool(value.children or value.params)
-        return True
-    if isinstance(value, SRange):
-        return bool(value.values)
-    if value is None or isinstance(value, (bool, int, float, str, tuple, set, frozenset, dict,
-                                           list, range)):  # fmt: skip
-        return bool(value)
-    return True
-
-
-def compare(op: ast.cmpop, left: Any, right: Any) -> bool | None:
-    if isinstance(op, (ast.Is, ast.IsNot)):
-        if isinstance(left, Unknown) or isinstance(right, Unknown):
-            if right is None and isinstance(left, Unknown) or left is None and isinstance(right, Unknown):
-                return None
-            return None
-        same = left is right or (left is None and right is None)
-        if _plain(left) and _plain(right) and not isinstance(left, (int, float, str)):
-            same = left is right
-        return same if isinstance(op, ast.Is) else not same
-    if isinstance(left, (Unknown, TensorValue)) or isinstance(right, (Unknown, TensorValue)):
-        return None
-    if isinstance(op, (ast.In, ast.NotIn)):
-        if isinstance(right, (SList, SDict)) and right.unknown:
-            return None
-        if isinstance(right, ModuleValue):
-            inside: bool | None = str(left) in right.children if right.kind == "container" else None
-        elif isinstance(right, SRange):
-            inside = left in right.values
-        else:
-            try:
-                inside = left in right
-            except TypeError:
-                return None
-        if inside is None:
-            return None
-        return inside if isinstance(op, ast.In) else not inside
-    ops = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-           ast.Gt: operator.gt, ast.GtE: operator.ge}  # fmt: skip
-    if not (_plain(left) or isinstance(left, (list, dict, set))) or not (
-        _plain(right) or isinstance(right, (list, dict, set))
-    ):
-        if isinstance(op, (ast.Eq, ast.NotEq)):
-            same = left is right
-            return same if isinstance(op, ast.Eq) else not same
-        return None
-    try:
-        return bool(ops[type(op)](left, right))
-    except TypeError:
-        return None
-
-
-_BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow, ast.LShift: operator.lshift, ast.RShift: operator.rshift,
-    ast.BitOr: operator.or_, ast.BitAnd: operator.and_, ast.BitXor: operator.xor,
-}  # fmt: skip
-
-
-def safe_binop(op: ast.operator, left: Any, right: Any) -> Any:
-    """`left op right` on known plain values, refusing results too big to be model sizes."""
-    function = _BINOPS.get(type(op))
-    if function is None:
-        return Unknown("an operator not followed here", maybe_module=False)
-    if isinstance(op, (ast.Pow, ast.LShift)) and isinstance(right, int) and abs(right) > 4096:
-        return Unknown("a number too big to be a size", maybe_module=False)
-    if isinstance(op, ast.Mult):
-        for seq, count in ((left, right), (right, left)):
-            if (isinstance(seq, (str, list, tuple)) and isinstance(count, int)
-                    and len(seq) * max(count, 0) > MAX_SEQUENCE):  # fmt: skip
-                return Unknown("a sequence too long to follow", maybe_module=False)
-    if isinstance(left, SDict) and isinstance(right, dict) and isinstance(op, ast.BitOr):
-        merged = SDict(left)
-        merged.update(right)
-        return merged
-    try:
-        result = function(left, right)
-    except Exception:
-        return Unknown(f"`{left!r} {type(op).__name__} {right!r}` fails", maybe_module=False)
-    if isinstance(result, int) and not isinstance(result, bool) and result.bit_length() > 4096:
-        return Unknown("a number too big to be a size", maybe_module=False)
-    if isinstance(result, list) and not isinstance(result, SList):
-        result = SList(result)
-    return result
 
 
 def _always_raises(body: list[ast.stmt]) -> bool:

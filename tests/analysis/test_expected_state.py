@@ -248,6 +248,27 @@ def test_code_before_the_construction_is_followed(tmp_path: Path) -> None:
     assert "`i` is a loop variable" in in_loop.unknown[0].reason
 
 
+def test_reused_constructions_follow_changes_to_globals(tmp_path: Path) -> None:
+    """A block built again with the same arguments is copied, unless module state changed."""
+    source = ("import torch.nn as nn\nCFG = {'w': 2}\nDEPTH = 1\n"
+              "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        self.fc = nn.Linear(CFG['w'], DEPTH)\n"
+              "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+              "        global DEPTH\n        self.blocks = nn.ModuleList()\n"
+              "        for w in (3, 4):\n            CFG['w'] = w\n            self.blocks.append(Block())\n"
+              "        DEPTH = 5\n        self.last = Block()\n        self.again = Block()\n")
+    path = tmp_path / "g.py"
+    path.write_text(source)
+    expected = expected_state_dict(source, str(path), (), "Net")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert_matches(expected, importlib.import_module("g").Net())
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert expected.tensors["blocks.1.fc.weight"].shape == (1, 4)
+    assert expected.tensors["last.fc.weight"].shape == (5, 4)
+
+
 def test_errors_are_values(tmp_path: Path) -> None:
     assert expected_state_dict("\x00", "x.py", (), "Net").error
     assert expected_state_dict("x = 1\n", "x.py", (), "Net", call_line=0).error

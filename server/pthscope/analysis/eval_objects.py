@@ -36,6 +36,7 @@ class Frame:
     returned: Any = None
     maybe_returned: str | None = None
     name: str = "<module>"
+    declared_global: set[str] = field(default_factory=set)  # `global x` in this function
 
 
 @dataclass(eq=False, repr=False)

@@ -281,7 +281,7 @@ def _construction_key(interp: Interpreter, cls: Any, positional: list[Given],
     """A key for calls whose arguments are plain immutable values (with the same sources)."""
     if node is None or frame.uncertain is not None:
         return None
-    parts: list[Any] = [id(node), id(cls), id(frame.file)]
+    parts: list[Any] = [id(node), id(cls), id(frame.file), interp.globals_epoch]
     for name, (value, arg) in [*((None, g) for g in positional), *keywords.items()]:
         if not _immutable(value):
             return None

@@ -103,6 +103,14 @@ class Interpreter(Expressions):
         self.loop_appends: list[dict[int, list[Any]]] = []
         # Modules built from plain arguments, by call site and arguments (see model_calls).
         self.constructed: dict[tuple[Any, ...], Any] = {}
+        # Bumped whenever module-level state changes (a global rebound, a module-level dict,
+        # list or object changed), so a construction is reused only while its globals are.
+        self.globals_epoch = 0
+        self.module_objects: set[int] = set()
+
+    def changed_globals(self, obj: Any = None) -> None:
+        if obj is None or id(obj) in self.module_objects:
+            self.globals_epoch += 1
 
     def tick(self) -> None:
         self.steps += 1
@@ -180,6 +188,15 @@ class Interpreter(Expressions):
         return module.sources.get(name)
 
     def bind(self, frame: Frame, name: str, value: Any, source: NameSource | None = None) -> None:
+        if name in frame.declared_global and frame.globals is not None:
+            uncertain = frame.uncertain
+            frame = frame.globals
+            frame.uncertain = uncertain
+            self.changed_globals()
+        elif frame.globals is None:
+            self.changed_globals()
+            if isinstance(value, (SDict, SList, ObjectValue)):
+                self.module_objects.add(id(value))
         if frame.uncertain is not None:
             old = frame.env.get(name, _MISSING)
             if old is value or (plain(old) and plain(value) and old == value):
@@ -229,7 +246,10 @@ class Interpreter(Expressions):
     def _exec_Pass(self, stmt: ast.Pass, frame: Frame) -> None:
         pass
 
-    _exec_Global = _exec_Nonlocal = _exec_Pass
+    _exec_Nonlocal = _exec_Pass
+
+    def _exec_Global(self, stmt: ast.Global, frame: Frame) -> None:
+        frame.declared_global.update(stmt.names)
 
     def _exec_Assign(self, stmt: ast.Assign, frame: Frame) -> None:
         value = self.eval(stmt.value, frame)

@@ -343,6 +343,7 @@ def set_attribute(interp: Interpreter, obj: Any, name: str, value: Any, frame: F
             return
         obj.assign(name, value, source)
     elif isinstance(obj, ObjectValue):
+        interp.changed_globals(obj)
         if frame.uncertain is not None and obj.attrs.get(name, _MISSING) is not value:
             obj.attrs[name] = Unknown(frame.uncertain)
             obj.attr_sources.pop(name, None)

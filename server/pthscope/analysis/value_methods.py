@@ -48,7 +48,7 @@ def call_method(interp: Interpreter, obj: Any, name: str, values: list[Any],
     if isinstance(obj, SList):
         return _list_method(interp, obj, name, values, frame)
     if isinstance(obj, SDict):
-        return _dict_method(obj, name, values, named, frame)
+        return _dict_method(interp, obj, name, values, named, frame)
     if isinstance(obj, TensorValue):
         if name == "__setitem__" or name == "__delitem__":
             return None
@@ -276,6 +276,8 @@ def _from_pretrained(name: str, values: list[Any], named: dict[str, Any], frame:
 def _list_method(interp: Interpreter, items: SList, name: str, values: list[Any], frame: Frame) -> Any:
     mutating = name in ("append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort",
                         "__setitem__", "__delitem__")  # fmt: skip
+    if mutating:
+        interp.changed_globals(items)
     if mutating and frame.uncertain:
         items.unknown = items.unknown or frame.uncertain
         return None
@@ -317,9 +319,11 @@ def _list_method(interp: Interpreter, items: SList, name: str, values: list[Any]
     return None
 
 
-def _dict_method(mapping: SDict, name: str, values: list[Any], named: dict[str, Any],
-                 frame: Frame) -> Any:  # fmt: skip
+def _dict_method(interp: Interpreter, mapping: SDict, name: str, values: list[Any],
+                 named: dict[str, Any], frame: Frame) -> Any:  # fmt: skip
     mutating = ("__setitem__", "update", "setdefault", "pop", "__delitem__", "clear", "popitem")
+    if name in mutating:
+        interp.changed_globals(mapping)
     if name in mutating and frame.uncertain:
         if name in ("__setitem__", "setdefault") and values and _hashable(values[0]):
             mapping[values[0]] = Unknown(frame.uncertain)

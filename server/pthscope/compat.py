@@ -1,0 +1,620 @@
+"""Will this checkpoint load into this model? What `load_state_dict` would report, and why.
+
+    expected = expected_state_dict(source, path, folders, "Net", "num_classes=10")
+    result = compare(expected, checkpoint_tensors, metadata=None, strict=True)
+    result.missing, result.unexpected, result.mismatched   # the sets torch would report
+    result.summary()         # "310/312 tensors match; 1 missing, 1 shape mismatch"
+    result.explanations      # a `module.` prefix, a wrapper dict, a changed head, a config …
+
+`checkpoint_tensors` is the object handed to `load_state_dict`: a mapping of key → tensor, where
+a tensor is anything with `.shape` (a sequence of ints) and `.dtype` — a `TensorMeta`, the
+reader's `TensorInfo`, a real `torch.Tensor` in tests — or a `(shape, dtype)` pair. Values may
+be nested mappings (a training dict's `model_state_dict`, an optimizer's `state`) or plain
+values; like torch, only the top-level keys are matched, and nested mappings are searched only
+to explain where the weights are. `metadata` is the state_dict's `_metadata` (prefix →
+{"version": n}) when the file kept one, None when it did not (a dict comprehension drops it);
+by default it is read from the mapping's `_metadata` attribute. It decides whether BatchNorm's
+missing `num_batches_tracked` is filled in, as torch does for old versions.
+
+Keys under the expected state_dict's unknown parts are neither missing nor unexpected: they are
+listed in `skipped`. Nothing here imports torch or reads files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .analysis.expected_state import ExpectedStateDict, ExpectedTensor, UnknownPart
+from .analysis.model_values import Dim, NameSource, Origin
+
+BATCH_NORMS = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
+                         "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"})  # fmt: skip
+INSTANCE_NORMS = frozenset({"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+                            "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"})  # fmt: skip
+KNOWN_PREFIXES = {
+    "module.": "saved from nn.DataParallel or DistributedDataParallel",
+    "_orig_mod.": "saved from a torch.compile'd model",
+    "module._orig_mod.": "saved from a torch.compile'd model inside DataParallel/DDP",
+    "model.": "saved from a wrapper (a LightningModule's `model` attribute, say)",
+}
+OPTIMIZER_KEYS = frozenset({"state", "param_groups"})
+SCHEDULER_KEYS = frozenset({"last_epoch", "base_lrs", "_step_count", "_last_lr"})
+SCALER_KEYS = frozenset({"scale", "growth_factor", "backoff_factor", "growth_interval"})
+AUTO: Any = object()
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    shape: tuple[int, ...]
+    dtype: str = ""
+
+
+def tensor_meta(value: Any) -> TensorMeta | None:
+    """The shape and dtype of a checkpoint value, or None when it is not a tensor."""
+    if type(value) is TensorMeta:
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and _is_shape(value[0]):
+        return TensorMeta(tuple(value[0]), str(value[1]))
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, Mapping) and _is_shape(shape):
+        return TensorMeta(tuple(int(d) for d in shape), str(getattr(value, "dtype", "")))
+    return None
+
+
+def _is_shape(value: Any) -> bool:
+    try:
+        return all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+    except TypeError:
+        return False
+
+
+@dataclass(frozen=True)
+class DimCause:
+    """Why one dimension differs: the argument deciding it and the value the checkpoint
+    implies for the name that sets it (None when it cannot be inferred)."""
+
+    dim: int
+    argument: str  # "out_features of nn.Linear"
+    expression: str  # "num_classes" (as written at the layer call)
+    name: str | None  # the name a user would change ("num_classes", "cfg.hidden")
+    here: str | None  # its value here ("10")
+    implied: int | None  # its value in the checkpoint's model
+    where: NameSource | None
+
+
+@dataclass(frozen=True)
+class ShapeMismatch:
+    key: str
+    checkpoint: tuple[int, ...]
+    expected: tuple[int | None, ...]
+    causes: tuple[DimCause, ...]
+    origin: Origin | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A likely cause of the problems. kind: "strip_prefix", "add_prefix", "replace_prefix",
+    "wrapper" (the weights are elsewhere in the mapping or under another prefix);
+    "optimizer_state", "not_weights" (not a model's state_dict at all); "changed_head",
+    "vocabulary", "config" (a size argument differs; `implied` is the checkpoint's value when
+    it can be inferred), "depth" (a different number of blocks or RNN layers), "flag" (a flag
+    such as bias=False adds or leaves out tensors); "strict_false" (what strict=False loads)."""
+
+    kind: str
+    message: str
+    prefix: str | None = None  # the prefix to strip (or to add, for add_prefix)
+    new_prefix: str | None = None  # replace_prefix: what goes in its place
+    path: tuple[str, ...] = ()  # wrapper: the keys to index (ckpt["state_dict"])
+    name: str | None = None  # config: the name that differs
+    here: str | None = None
+    implied: int | None = None
+    keys: tuple[str, ...] = ()
+    would_match: int | None = None  # tensors that load after the fix
+
+
+@dataclass
+class Compatibility:
+    expected_total: int = 0  # the model's tensors that can be checked
+    matched: int = 0  # of those, how many would load (present, a tensor, the same shape)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[ShapeMismatch] = field(default_factory=list)
+    not_tensors: list[str] = field(default_factory=list)
+    # BatchNorm's num_batches_tracked that torch fills in itself (state_dicts without version 2).
+    filled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # other messages torch would raise
+    unknown: list[UnknownPart] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # checkpoint keys under unknown parts
+    explanations: list[Explanation] = field(default_factory=list)
+
+    @property
+    def loads(self) -> bool:
+        """Whether `load_state_dict(strict=True)` succeeds for every part that is known."""
+        return not (self.missing or self.unexpected or self.mismatched or self.not_tensors
+                    or self.errors)  # fmt: skip
+
+    def summary(self) -> str:
+        head = f"{self.matched}/{self.expected_total} tensors match"
+        problems = [(len(self.missing), "missing"), (len(self.unexpected), "unexpected"),
+                    (len(self.mismatched), "shape mismatch" if len(self.mismatched) == 1
+                     else "shape mismatches"), (len(self.not_tensors), "not tensors")]  # fmt: skip
+        parts = [f"{n} {what}" for n, what in problems if n]
+        if self.filled:
+            parts.append(f"{len(self.filled)} num_batches_tracked filled in by torch")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} part{'s' if len(self.unknown) > 1 else ''} not known")
+        return head + ("; " + ", ".join(parts) if parts else "")
+
+
+def compare(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], *,
+            metadata: Any = AUTO, strict: bool = True) -> Compatibility:  # fmt: skip
+    """What `model.load_state_dict(checkpoint, strict=strict)` would report, with causes."""
+    if metadata is AUTO:
+        metadata = getattr(checkpoint, "_metadata", None)
+    result = _check(expected, checkpoint, metadata)
+    if result.loads and not result.skipped:
+        return result
+    _explain(expected, checkpoint, metadata, result, strict)
+    return result
+
+
+# --- the check, as torch's _load_from_state_dict does it ----------------------------------
+
+def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata: Any) -> Compatibility:
+    result = Compatibility(unknown=list(expected.unknown))
+    filled, stale = _version_rules(expected, checkpoint, metadata)
+    for key in stale:
+        result.errors.append(f"{key} is a running stat of an InstanceNorm with "
+                             "track_running_stats=False (saved before torch 0.4)")  # fmt: skip
+    missing = object()
+    for key, tensor in expected.tensors.items():
+        result.expected_total += 1
+        value = checkpoint.get(key, missing)
+        if value is missing:
+            (result.filled if key in filled else result.missing).append(key)
+            continue
+        meta = tensor_meta(value)
+        if meta is None:
+            result.not_tensors.append(key)
+            continue
+        if _shape_fits(tensor.shape, meta.shape):
+            result.matched += 1
+        else:
+            result.mismatched.append(_mismatch(tensor, meta.shape))
+    parts = expected.unknown
+    for key in checkpoint:
+        if key in expected.tensors or key in stale:
+            continue
+        if parts and isinstance(key, str) and any(p.covers(key) for p in parts):
+            result.skipped.append(key)
+        else:
+            result.unexpected.append(key)
+    return result
+
+
+def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
+    if expected is None or expected == actual:
+        return True
+    if len(expected) == 0 and actual == (1,):  # torch's 0.3-era 1-dim → 0-dim rule
+        return True
+    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
+
+
+def _version_rules(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
+                   metadata: Any) -> tuple[set[str], set[str]]:  # fmt: skip
+    """BatchNorm and InstanceNorm (their _NormBase) fill in a missing num_batches_tracked for
+    state_dicts without version 2; InstanceNorm refuses running stats it does not track when
+    there is no version at all."""
+    filled: set[str] = set()
+    stale: set[str] = set()
+    for prefix, base in expected.norms.items():
+        dot = prefix + "." if prefix else ""
+        version = None
+        if isinstance(metadata, Mapping):
+            local = metadata.get(prefix)
+            version = local.get("version") if isinstance(local, Mapping) else None
+        if base in INSTANCE_NORMS and version is None and dot + "running_mean" not in expected.tensors:
+            stale.update(k for k in (dot + "running_mean", dot + "running_var") if k in checkpoint)
+        if base in BATCH_NORMS | INSTANCE_NORMS and (version is None or version < 2):
+            key = dot + "num_batches_tracked"
+            if key in expected.tensors and key not in checkpoint:
+                filled.add(key)
+    return filled, stale
+
+
+# --- shape mismatches and what they imply ------------------------------------------------
+
+def _mismatch(tensor: ExpectedTensor, actual: tuple[int, ...]) -> ShapeMismatch:
+    assert tensor.shape is not None
+    causes: list[DimCause] = []
+    if len(tensor.shape) == len(actual) and tensor.dims is not None:
+        for i, (dim, value) in enumerate(zip(tensor.dims, actual, strict=True)):
+            if dim.value is not None and dim.value != value:
+                causes.append(_cause(i, dim, value))
+    return ShapeMismatch(tensor.key, actual, tensor.shape, tuple(causes), tensor.origin,
+                         _mismatch_message(tensor, actual, causes))  # fmt: skip
+
+
+def _cause(index: int, dim: Dim, actual: int) -> DimCause:
+    source = dim.source
+    if source is None:
+        return DimCause(index, "a constant", str(dim.value), None, None, None, None)
+    argument = f"{source.argument} of {source.layer}"
+    expression = source.expression or f"the default {source.argument}"
+    root, implied = implied_value(dim, actual)
+    if root is None and source.name is not None:
+        root = source.name.root()
+    return DimCause(index, argument, expression, root.name if root else None,
+                    root.value if root else None, implied, root)  # fmt: skip
+
+
+def implied_value(dim: Dim, actual: int) -> tuple[NameSource | None, int | None]:
+    """The name that sets this dim, and its value if the dim were `actual`."""
+    source = dim.source
+    if source is None or source.name is None or not dim.factor or not source.scale:
+        return None, None
+    value = (Fraction(actual) / Fraction(dim.factor) - source.offset) / Fraction(source.scale)
+    link = source.name
+    while link.via is not None and link.scale:
+        value = (value - link.offset) / Fraction(link.scale)
+        link = link.via
+    if value.denominator != 1 or value <= 0:
+        return link, None
+    return link, int(value)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def anchor(tensor: ExpectedTensor) -> str:
+    """What creates the tensor, as the user wrote it: `fc = nn.Linear(64, num_classes)` for a
+    layer's weights, the statement itself for a parameter or buffer made by hand."""
+    origin = tensor.origin
+    if origin is None:
+        return tensor.key
+    if tensor.layer.startswith("torch.nn.") and origin.call and tensor.module:
+        return f"{tensor.module} = {origin.call}"
+    return origin.text.strip()
+
+
+def _mismatch_message(tensor: ExpectedTensor, actual: tuple[int, ...], causes: list[DimCause]) -> str:
+    where = anchor(tensor)
+    text = f"{where}: the checkpoint's {tensor.key} is {_shape_text(actual)}, " \
+           f"here {_shape_text(tensor.shape or ())}"
+    names = []
+    for cause in causes:
+        if cause.name and cause.here is not None:
+            implied = f" (the checkpoint implies {cause.name}={cause.implied})" if cause.implied else ""
+            names.append(f"{cause.name}={cause.here} here{implied}")
+    return text + ("; " + "; ".join(dict.fromkeys(names)) if names else "")
+
+
+# --- explanations ------------------------------------------------------------------------
+
+def _explain(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata: Any,
+             result: Compatibility, strict: bool) -> None:  # fmt: skip
+    found: list[Explanation] = []
+    keys = set(checkpoint) if len(checkpoint) <= 16 else set()
+    if all(k in checkpoint for k in OPTIMIZER_KEYS):
+        found.append(Explanation("optimizer_state", "this is an optimizer's state_dict "
+                                 "(`state`, `param_groups`), not the model's weights"))  # fmt: skip
+    elif keys and (keys <= SCHEDULER_KEYS | {"verbose", "_get_lr_called_within_step"}
+                   or keys >= SCALER_KEYS):  # fmt: skip
+        found.append(Explanation("not_weights", "this is a learning-rate scheduler's or grad "
+                                 "scaler's state_dict, not the model's weights"))  # fmt: skip
+    view = _best_view(expected, checkpoint, result) if result.missing else None
+    fixed = result
+    if view is not None:
+        found.append(view.explanation)
+        fixed = view.fixed
+    elif not found and not any(tensor_meta(v) for v in checkpoint.values()):
+        listed = ", ".join(map(str, list(checkpoint)[:8]))
+        found.append(Explanation("not_weights", f"it holds no tensors of a model (keys: {listed})"))
+    if not any(e.kind in ("optimizer_state", "not_weights") for e in found):
+        found.extend(_structural(expected, fixed, view.mapping if view else checkpoint))
+    if not strict and result.expected_total:
+        loaded = result.matched
+        if loaded < result.expected_total or result.mismatched:
+            what = ("none of the model's" if loaded == 0 else f"only {loaded} of the model's")
+            tail = "; the shape mismatches still raise" if result.mismatched else ""
+            found.append(Explanation("strict_false", f"with strict=False, {what} "
+                                     f"{result.expected_total} tensors would load{tail}",
+                                     would_match=loaded))  # fmt: skip
+    result.explanations = found
+
+
+@dataclass
+class _View:
+    mapping: Mapping[str, Any]
+    path: tuple[str, ...]
+    fixed: Compatibility
+    explanation: Explanation
+
+
+def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
+               result: Compatibility) -> _View | None:  # fmt: skip
+    """The sub-mapping and prefix change under which the most expected keys are found."""
+    wanted = set(expected.tensors)
+    if not wanted:
+        return None
+    base = result.expected_total - len(result.missing) - len(result.filled)
+    adds = [p for p in _common_prefixes(list(wanted)) if p][:2]
+    best: tuple[int, tuple[str, ...], str, str, Mapping[str, Any]] | None = None
+    for path, mapping in _mappings(checkpoint):
+        keys = [k for k in mapping if isinstance(k, str)]
+        strips = _common_prefixes(keys)[:3]
+        candidates = [("", ""), *((s, "") for s in strips), *(("", a) for a in adds),
+                      *((s, a) for s in strips[:1] for a in adds[:1] if s != a)]  # fmt: skip
+        for strip, add in candidates:
+            if not path and not strip and not add:
+                continue
+            found = _found(keys, wanted, strip, add)
+            if found > base and (best is None or found > best[0]):
+                best = (found, path, strip, add, mapping)
+                if found == len(wanted):
+                    break
+        if best is not None and best[0] == len(wanted):
+            break
+    if best is None:
+        return None
+    _, path, strip, add, mapping = best
+    renamed = _renamed(mapping, strip, add)
+    # A dict comprehension that renames keys drops _metadata; indexing a wrapper keeps it.
+    metadata = None if strip or add else getattr(mapping, "_metadata", None)
+    fixed = _check(expected, renamed, metadata)
+    return _View(renamed, path, fixed, _view_explanation(path, strip, add, keys, fixed))
+
+
+def _mappings(checkpoint: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
+    found: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), checkpoint)]
+    kinds: dict[type, bool] = {}
+    for key, value in checkpoint.items():
+        if _is_mapping(value, kinds) and isinstance(key, str):
+            found.append(((key,), value))
+            for inner_key, inner in value.items():
+                if _is_mapping(inner, kinds) and isinstance(inner_key, str):
+                    found.append(((key, inner_key), inner))
+        if len(found) > 40:
+            break
+    return found
+
+
+def _is_mapping(value: Any, kinds: dict[type, bool]) -> bool:
+    kind = type(value)
+    known = kinds.get(kind)
+    if known is None:
+        known = kinds[kind] = isinstance(value, Mapping)
+    return known
+
+
+def _common_prefixes(keys: list[str]) -> list[str]:
+    """Dotted prefixes (one or two parts) that at least half of the keys share, most common
+    first (counted on a sample of the keys)."""
+    sample = keys[:: max(1, len(keys) // 2000)]
+    counts: Counter[str] = Counter()
+    for key in sample:
+        parts = key.split(".", 2)
+        if len(parts) > 1:
+            counts[parts[0] + "."] += 1
+        if len(parts) > 2:
+            counts[parts[0] + "." + parts[1] + "."] += 1
+    threshold = max(1, len(sample) // 2)
+    return [p for p, n in counts.most_common(6) if n >= threshold]
+
+
+def _found(keys: list[str], wanted: set[str], strip: str, add: str) -> int:
+    """How many wanted keys the checkpoint's keys become after stripping/adding a prefix."""
+    if not strip and not add:
+        return len(wanted.intersection(keys))
+    cut = len(strip)
+    renamed = {add + k[cut:] for k in keys if k.startswith(strip)}
+    return len(renamed & wanted)
+
+
+def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> dict[str, Any]:
+    if not strip and not add:
+        return dict(mapping)
+    cut = len(strip)
+    return {add + (k[cut:] if strip and isinstance(k, str) and k.startswith(strip) else k): v
+            for k, v in mapping.items()}  # fmt: skip
+
+
+def _view_explanation(path: tuple[str, ...], strip: str, add: str, keys: list[str],
+                      fixed: Compatibility) -> Explanation:  # fmt: skip
+    loads = f"{fixed.matched} of {fixed.expected_total} tensors match"
+    parts = []
+    where = "".join(f"[{p!r}]" for p in path)
+    if path:
+        parts.append(f"the weights are under checkpoint{where}")
+    if strip:
+        share = sum(1 for k in keys if k.startswith(strip))
+        every = "every key" if share == len(keys) else f"{share} of {len(keys)} keys"
+        note = KNOWN_PREFIXES.get(strip)
+        parts.append(f"{every} {'there ' if path else ''}starts with '{strip}'" +
+                     (f" ({note})" if note else ""))  # fmt: skip
+    if add:
+        parts.append(f"the model's keys start with '{add}' and the checkpoint's do not")
+    message = "; ".join(parts) + f"; {'with that' if not (strip or add) else 'fixed'}, {loads}"
+    message = message[0].upper() + message[1:]
+    if path and not (strip or add):
+        kind = "wrapper"
+    elif strip and add:
+        kind = "replace_prefix"
+    elif strip:
+        kind = "strip_prefix" if not path else "wrapper"
+    else:
+        kind = "add_prefix" if not path else "wrapper"
+    return Explanation(kind, message, prefix=strip or (add if kind == "add_prefix" else None),
+                       new_prefix=add or None, path=path, would_match=fixed.matched)  # fmt: skip
+
+
+_RNN_LAYER = re.compile(r"^(?P<prefix>(?:.+\.)?)weight_ih_l(?P<index>\d+)(?P<reverse>_reverse)?$")
+_HEADS = ("Linear", "Conv", "Bilinear", "LazyLinear", "LazyConv")
+
+
+def _structural(expected: ExpectedStateDict, result: Compatibility,
+                checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
+    """Changed heads, vocabularies, configs and depths behind the problems of `result`."""
+    found = _depths(expected, result, checkpoint)
+    groups: dict[str | None, list[tuple[ShapeMismatch, DimCause | None]]] = {}
+    for mismatch in result.mismatched:
+        for cause in mismatch.causes or (None,):
+            groups.setdefault(cause.name if cause else None, []).append((mismatch, cause))
+    for name, items in groups.items():
+        keys = tuple(dict.fromkeys(m.key for m, _ in items))
+        layers = list(dict.fromkeys(k.rpartition(".")[0] for k in keys))
+        causes = [c for _, c in items if c is not None]
+        implied = {c.implied for c in causes if c.implied is not None}
+        value = implied.pop() if len(implied) == 1 else None
+        here = causes[0].here if causes else None
+        at = f"; {name}={here} here" if name and here is not None else ""
+        rows = [m for m, c in items if c is not None and c.dim == 0
+                and _base(expected, m.key).startswith("Embedding")]  # fmt: skip
+        if rows:
+            row = rows[0]
+            found.append(Explanation(
+                "vocabulary", f"the checkpoint's vocabulary has {row.checkpoint[0]} entries "
+                f"({row.key} is {_shape_text(row.checkpoint)}), here {row.expected[0]}{at}",
+                name=name, here=here, implied=value or row.checkpoint[0], keys=keys))
+        elif (len(layers) == 1 and causes and all(c.dim == 0 for c in causes)
+              and _base(expected, keys[0]).startswith(_HEADS)):  # fmt: skip
+            first = items[0][0]
+            layer = layers[0] or "the model"
+            found.append(Explanation(
+                "changed_head", f"the checkpoint's {layer} was trained for {first.checkpoint[0]} "
+                f"outputs, here {first.expected[0]}{at}; to fine-tune, drop {layer}.* from the "
+                "checkpoint and load with strict=False", name=name, here=here,
+                implied=value or first.checkpoint[0], keys=keys))  # fmt: skip
+        elif name is not None:
+            if value is not None:
+                message = f"{name}={here} here; the checkpoint was trained with {name}={value}"
+            else:
+                message = f"{name}={here} here decides {len(keys)} shapes that differ in the checkpoint"
+            found.append(Explanation("config", message, name=name, here=here, implied=value, keys=keys))
+    inferred = any(e.kind == "config" and e.implied is not None for e in found)
+    found = [e for e in found if not (inferred and e.kind == "config" and e.implied is None)]
+    return found + _flags(expected, result)
+
+
+def _flags(expected: ExpectedStateDict, result: Compatibility) -> list[Explanation]:
+    """Missing keys a flag argument adds (bias=True) and unexpected ones it leaves out."""
+    found = []
+    # A flag explains a layer's missing keys only when every key it misses is one a flag adds.
+    unexplained = {k.rpartition(".")[0] for k in result.missing if expected.tensors[k].presence is None}
+    missing = [k for k in result.missing if k.rpartition(".")[0] not in unexplained]
+    for keys, sources, verb in (
+        (missing, [expected.tensors[k].presence for k in missing], "adds"),
+        (result.unexpected, [expected.absent.get(k) for k in result.unexpected], "leaves out"),
+    ):
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key, source in zip(keys, sources, strict=True):
+            if source is None:
+                continue
+            root = source.name.root() if source.name is not None else None
+            name = root.name if root else f"{source.argument} of {source.layer}"
+            value = root.value if root else source.expression.removeprefix("(default ").rstrip(")")
+            groups.setdefault((name, value), []).append(key)
+        for (name, value), flagged in groups.items():
+            what = "the checkpoint does not have" if verb == "adds" else "the checkpoint has"
+            listed = ", ".join(flagged[:3]) + (", …" if len(flagged) > 3 else "")
+            found.append(Explanation("flag", f"{name}={value} here {verb} {len(flagged)} "
+                                     f"tensor{'s' if len(flagged) > 1 else ''} {what} ({listed})",
+                                     name=name, here=value, keys=tuple(flagged)))  # fmt: skip
+    return found
+
+
+def _indexed(key: str) -> list[tuple[str, int]]:
+    """The (container prefix, index) pairs a key passes through: `a.3.b.0.w` → (a, 3), (a.3.b, 0);
+    an RNN layer's `lstm.weight_ih_l2` → (lstm, 2)."""
+    found = []
+    parts = key.split(".")
+    for i in range(1, len(parts) - 1):
+        if parts[i].isdigit():
+            found.append((".".join(parts[:i]), int(parts[i])))
+    if "_l" in parts[-1]:
+        layer = _RNN_LAYER.match(key)
+        if layer:
+            found.append((layer.group("prefix").rstrip("."), int(layer.group("index"))))
+    return found
+
+
+def _base(expected: ExpectedStateDict, key: str) -> str:
+    return expected.modules.get(key.rpartition(".")[0], ("", ""))[1]
+
+
+def _depths(expected: ExpectedStateDict, result: Compatibility,
+            checkpoint: Mapping[str, Any]) -> list[Explanation]:  # fmt: skip
+    """Blocks of a ModuleList/Sequential, or RNN layers, that the checkpoint has more or fewer of."""
+    if not (result.missing or result.unexpected):
+        return []
+    gone_pairs = [pair for key in result.missing for pair in _indexed(key)]
+    extra_pairs = [pair for key in result.unexpected if isinstance(key, str) for pair in _indexed(key)]
+    touched = {prefix for prefix, _ in (*gone_pairs, *extra_pairs)}
+    # The checkpoint's indices under a container: the model's that are not wholly missing,
+    # and those of its unexpected keys.
+    if expected.index_counts is None:
+        expected.index_counts = {}
+        for key in expected.tensors:
+            for prefix, index in _indexed(key):
+                slot = expected.index_counts.setdefault(prefix, {})
+                slot[index] = slot.get(index, 0) + 1
+    gone: Counter[tuple[str, int]] = Counter(gone_pairs)
+    have: dict[str, set[int]] = {}
+    for prefix in touched:
+        held = expected.index_counts.get(prefix, {})
+        have[prefix] = {i for i, n in held.items() if gone[(prefix, i)] < n}
+    for prefix, index in extra_pairs:
+        have.setdefault(prefix, set()).add(index)
+    repeats = {r.prefix: r for r in expected.repeats}
+    counts: Counter[str] = Counter(p.rpartition(".")[0] for p in expected.modules
+                                   if p.rpartition(".")[2].isdigit())  # fmt: skip
+    differing: list[tuple[str, int, int]] = []
+    for prefix in [p for p in expected.modules if p in touched]:
+        base = expected.modules[prefix][1]
+        if base in ("Sequential", "ModuleList"):
+            model = counts[prefix]
+        elif base in ("RNN", "LSTM", "GRU"):
+            model = repeats[prefix].count if prefix in repeats else 0
+        else:
+            continue
+        indices = have.get(prefix)
+        if indices and model and max(indices) + 1 != model:
+            differing.append((prefix, max(indices) + 1, model))
+    groups: dict[tuple[str | None, int | None], list[tuple[str, int, int, str | None]]] = {}
+    for prefix, depth, model in differing:
+        name = here = implied = None
+        repeat = repeats.get(prefix)
+        if repeat is not None:
+            root, implied = implied_value(Dim(model - repeat.offset, repeat.source), depth - repeat.offset)
+            if root is not None:
+                name, here = root.name, root.value
+        groups.setdefault((name, implied), []).append((prefix, depth, model, here))
+    found = []
+    for (name, implied), items in groups.items():
+        prefix, depth, model, here = items[0]
+        rnn = all(expected.modules[p][1] in ("RNN", "LSTM", "GRU") for p, _, _, _ in items)
+        what = "layers" if rnn else "blocks"
+        places = ", ".join(f"{p or 'the model'} ({d}, here {m})" for p, d, m, _ in items)
+        if len(items) == 1:
+            message = f"the checkpoint has {depth} {what} in {prefix or 'the model'}; the model here has {model}"
+        else:
+            message = f"the checkpoint has a different number of {what} in {places}"
+        if name is not None:
+            message += f" ({name}={here})"
+            if implied:
+                message += f"; the checkpoint implies {name}={implied}"
+        found.append(Explanation("depth", message, prefix=prefix, name=name, here=here,
+                                 implied=implied or depth,
+                                 keys=tuple(p for p, _, _, _ in items)))  # fmt: skip
+    return found
+
+
+__all__ = ["AUTO", "Compatibility", "DimCause", "Explanation", "ShapeMismatch", "TensorMeta",
+           "compare", "tensor_meta"]  # fmt: skip

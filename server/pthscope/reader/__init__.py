@@ -16,15 +16,26 @@ from .limits import DEFAULT_LIMITS, Limits
 from .model import Checkpoint, Problem
 from .pickled import memory_allowance
 from .safetensors_file import probe_safetensors, read_safetensors
+from .tar_checkpoint import probe_tar_checkpoint, read_tar_checkpoint
 from .zip_checkpoint import probe_zip, read_zip_checkpoint
 
 Reader = Callable[[str, Limits], Checkpoint]
 
-_FORMATS: list[tuple[Callable[[bytes], bool], Reader]] = [
-    (probe_zip, read_zip_checkpoint),
-    (probe_legacy, read_legacy_checkpoint),
-    (probe_safetensors, read_safetensors),
-    (probe_pickle, read_pickle_file),
+# A probe sees the file's first bytes and its path; it reads more only when the head makes the
+# file a candidate, so that probing stays cheap for every other format.
+Probe = Callable[[bytes, str], bool]
+
+
+def _by_head(probe: Callable[[bytes], bool]) -> Probe:
+    return lambda head, _path: probe(head)
+
+
+_FORMATS: list[tuple[Probe, Reader]] = [
+    (_by_head(probe_zip), read_zip_checkpoint),
+    (probe_tar_checkpoint, read_tar_checkpoint),  # torch.load tries tar before the legacy format
+    (_by_head(probe_legacy), read_legacy_checkpoint),
+    (_by_head(probe_safetensors), read_safetensors),
+    (_by_head(probe_pickle), read_pickle_file),
 ]
 
 _HEAD_BYTES = 64
@@ -53,7 +64,7 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
             "by the .metadata file beside it (distributed checkpoints are not supported yet)"))
         return checkpoint
     for probe, read in _FORMATS:
-        if probe(head):
+        if probe(head, path):
             try:
                 with gc_paused():
                     result = read(path, limits)

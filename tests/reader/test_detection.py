@@ -84,14 +84,16 @@ def test_distributed_checkpoint_folder_and_shard_are_named(tmp_path: Path) -> No
     assert checkpoint.format == "torch-distributed" and "shard" in checkpoint.errors[0].message
 
 
-def test_tar_is_named(tmp_path: Path) -> None:
+def test_tar_without_storages_is_named(tmp_path: Path) -> None:
+    """torch.load extracts `storages` first: without it, it fails before any pickle runs."""
     inner = tmp_path / "pickle"
     inner.write_bytes(b"\x80\x02}q\x00.")
     path = tmp_path / "old.pth.tar"
     with tarfile.open(path, "w") as tar:
         tar.add(inner, arcname="pickle")
     checkpoint = pthscope.inspect(path)
-    assert checkpoint.errors[0].kind == "unsupported" and "tar" in checkpoint.errors[0].message
+    assert checkpoint.format == "torch-tar"
+    assert checkpoint.errors[0].kind == "corrupt" and "without its `storages` member" in checkpoint.errors[0].message
 
 
 def test_pathlib_in_a_pickle_is_not_dangerous(tmp_path: Path) -> None:

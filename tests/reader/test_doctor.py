@@ -132,8 +132,9 @@ CASES: dict[str, tuple[bytes | Callable[[Path], None], str, str, list[str]]] = {
                      "tar", "not-a-checkpoint", ["2 members", "'run/model.pth'", "tar xf"]),
     "nemo": (_tar({"model_config.yaml": b"a: 1\n", "model_weights.ckpt": _torch_bytes({"w": torch.ones(2)})}),
              "tar", "not-a-checkpoint", ["NeMo"]),
-    "torch-tar": (_tar({"sys_info": b"\x80\x02}q\x00.", "pickle": b"\x80\x02}q\x00.", "storages": b"\x80\x02K\x00.",
-                        "tensors": b"\x80\x02K\x00."}), "torch-tar", "unsupported", ["torch's tar format", "0.4"]),
+    # A whole torch tar is read by tar_checkpoint (tests/reader/test_tar.py); one cut short is named.
+    "torch-tar-cut": (_tar({"sys_info": b"\x80\x02}q\x00.", "pickle": b"\x80\x02}q\x00.", "storages": b"\x80\x02K\x00.",
+                            "tensors": b"\x80\x02K\x00."}), "torch-tar", "corrupt", ["ends early"]),
     "keras-3": (_zip({"metadata.json": b'{"keras_version": "3.4.1"}', "config.json": b"{}", "model.weights.h5": b"x"}),
                 "keras", "not-a-checkpoint", ["Keras 3", "keras.saving.load_model"]),
     "torchserve-mar": (_zip({"model.py": b"", "MAR-INF/MANIFEST.json": b"{}", "model.pt": b""}), "torchserve-mar",

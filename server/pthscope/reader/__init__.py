@@ -29,6 +29,7 @@ from .onnx_file import probe_onnx, read_onnx
 from .other_formats import probe_other_format, probe_other_zip, read_other_format, read_other_zip
 from .pickled import memory_allowance
 from .safetensors_file import probe_safetensors, read_safetensors
+from .tar_checkpoint import probe_tar_checkpoint, read_tar_checkpoint
 from .torch_export import probe_torch_export, read_torch_export
 from .truncated_zip import probe_truncated_zip, read_truncated_zip
 from .zip_checkpoint import probe_zip, read_zip_checkpoint
@@ -50,6 +51,7 @@ _FORMATS: list[tuple[Probe, Reader]] = [
     (probe_npz, read_npz),
     (probe_other_zip, read_other_zip),  # Keras 3, TorchServe, archives of files
     (_by_head(probe_zip), read_zip_checkpoint),
+    (probe_tar_checkpoint, read_tar_checkpoint),  # torch.load tries tar before the legacy format
     (_by_head(probe_legacy), read_legacy_checkpoint),
     (_by_head(probe_safetensors), read_safetensors),
     (_by_head(probe_pickle), read_pickle_file),

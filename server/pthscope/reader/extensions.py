@@ -15,7 +15,8 @@ HOW_TO_LOAD = {
     "torch-legacy": "`torch.load(path, weights_only=True)`",
     "pickle": "`torch.load(path, weights_only=True)` (plain pickle.load would run whatever it names)",
     "torchscript": "`torch.jit.load(path)` (it runs the archive's code: only for files you trust)",
-    "torch-tar": "`torch.load(path, weights_only=True)`",
+    "torch-tar": "`torch.load(path, weights_only=False)` (weights_only=True refuses this format, and False runs its "
+                 "pickles: only for files you trust)",
     "safetensors": "`safetensors.torch.load_file(path)`",
 }
 # Extensions that promise a format, and the formats they promise.

@@ -154,9 +154,9 @@ def _tar(path: str, checkpoint: Checkpoint) -> Problem:
     checkpoint.metadata["members"] = f"{len(names):,}{more}"
     if "pickle" in names and set(names) <= _TORCH_TAR_MEMBERS:
         checkpoint.format = "torch-tar"
-        return Problem("unsupported", "torch's tar format (torch before 0.4; members " + ", ".join(names) + "): "
-                       "torch.load still reads it (`torch.load(path, weights_only=True)`; save it again with torch.save "
-                       "for the current format); pthscope does not read its contents yet")
+        # With `storages` it would be read by tar_checkpoint: torch.load extracts that member first.
+        return Problem("corrupt", "torch's tar format (torch before 0.4; members " + ", ".join(names) + ") without "
+                       "its `storages` member: torch.load fails on it before reading any pickle")
     shown = ", ".join(quote_text(n, 60) for n in names[:5]) + (", …" if len(names) > 5 else "")
     nemo = " (a NeMo .nemo archive: the weights are its model_weights.ckpt)" if any(
         n.endswith("model_weights.ckpt") for n in names) else ""

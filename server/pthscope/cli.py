@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from . import __version__
 from .gc_pause import gc_paused
 from .reader import inspect
+from .reader.counts import format_bytes
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lsp":
         from .lsp.server import main as lsp_main
 
-        return lsp_main() or 0
+        return (lsp_main(args.worker_module) if args.worker_module else lsp_main()) or 0
     if args.command == "inspect":
         try:
             return _inspect(args)
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     lsp_cmd = commands.add_parser("lsp", help="start the language server on stdio")
     # vscode-languageclient and other clients name the transport; stdio is the only one.
     lsp_cmd.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    # The module that runs the workers (`python -m MODULE`): tests start theirs, with faults.
+    lsp_cmd.add_argument("--worker-module", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -179,9 +182,12 @@ def _matches(key: str, pattern: str) -> bool:
     return pattern in key
 
 
+_ROLE_LABELS = {"parameter": "parameters", "buffer": "buffers", "optimizer_state": "optimizer", "other": "other"}
+
+
 def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", depth: int | None = None) -> None:
     summary = checkpoint.summary()
-    params = summary["parameters"]
+    roles = summary["roles"]
     out.write(f"{checkpoint.file}\n")
     out.write(f"  format      {checkpoint.format}  ({checkpoint.size:,} bytes)\n")
     if checkpoint.metadata:
@@ -189,11 +195,21 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
     out.write(f"  tensors     {summary['tensors']:,} in {summary['modules']:,} modules\n")
     grad = ("requires_grad stored" if summary["requires_grad_stored"]
             else "requires_grad not stored (a state_dict keeps tensors only)")
-    out.write(f"  parameters  {params['total']:,} total, {params['trainable']:,} trainable, "
-              f"{params['frozen']:,} frozen" + (f", {params['unknown']:,} unknown" if params["unknown"] else "")
-              + f"  [{grad}]\n")
+    for role, label in _ROLE_LABELS.items():
+        counts = roles[role]  # type: ignore[literal-required]
+        if not counts["tensors"] and role != "parameter":
+            continue
+        line = (f"  {label:<11} {counts['elements']:,} elements in {counts['tensors']:,} "
+                f"tensor{'' if counts['tensors'] == 1 else 's'} ({format_bytes(counts['bytes'])})")
+        if role == "parameter":
+            p = roles["parameter"]
+            flags = [f"{p['trainable']:,} trainable", f"{p['frozen']:,} frozen"]
+            if p["not_stored"]:
+                flags.append(f"{p['not_stored']:,} flag not stored")
+            line += ": " + ", ".join(flags) + f"  [{grad}]"
+        out.write(line + "\n")
     if summary["bytes_by_dtype"]:
-        out.write("  bytes       " + ", ".join(f"{d} {_human(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
+        out.write("  bytes       " + ", ".join(f"{d} {format_bytes(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
     if summary["locations"]:
         out.write("  locations   " + ", ".join(f"{loc} ×{n}" for loc, n in summary["locations"].items()) + "\n")
     print_dangerous_globals(checkpoint, out)
@@ -231,10 +247,11 @@ def _node_line(checkpoint: Checkpoint, node: Node) -> str:
     if node.kind == "tensor" and node.tensor is not None:
         t = checkpoint.tensors[node.tensor]
         shape = "×".join(map(str, t.shape)) if t.shape else "scalar"
-        grad = {"trainable": "trainable", "frozen": "FROZEN", "not stored": ""}[t.grad_state]
-        extra = f"  {t.kind}" if t.kind != "tensor" else ""
-        tied = f"  shares storage with {', '.join(t.shared_with[:3])}" if t.shared_with else ""
-        return f"{name}  [{shape}] {t.dtype}  {grad}{extra}{tied}".rstrip()
+        parts = [f"{name}  [{shape}] {t.dtype}",
+                 {"trainable": "trainable", "frozen": "FROZEN", "not stored": ""}[t.grad_state],
+                 "" if t.role == "parameter" else t.role.replace("_", " "),
+                 f"shares storage with {', '.join(t.shared_with[:3])}" if t.shared_with else ""]
+        return "  ".join(filter(None, parts))
     if node.kind == "module" and node.module is not None:
         m = checkpoint.modules[node.module]
         p = m.parameters
@@ -242,15 +259,6 @@ def _node_line(checkpoint: Checkpoint, node: Node) -> str:
     if node.kind == "value":
         return f"{name} = {node.value}"
     return f"{name}  <{node.type}, {len(node.children)} items>"
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command
+from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command, server_env
 
 
 def worker_pids(client: LanguageClient) -> list[int]:
@@ -120,7 +120,7 @@ async def test_cancel_stops_a_long_read(
 
 async def test_exit_stops_the_server_and_its_worker(checkpoints: dict[str, Path]) -> None:
     client = make_client()
-    await client.start_io(*server_command())
+    await client.start_io(*server_command(), env=server_env())
     try:
         await client.initialize_session(types.InitializeParams(capabilities=types.ClientCapabilities()))
         await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})

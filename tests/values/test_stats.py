@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,20 @@ import torch
 from safetensors.torch import save_file
 
 from pthscope.reader import inspect
-from pthscope.values import tensor_stats
+from pthscope.values import StatsError, find_tensor, tensor_bytes
+from pthscope.values import tensor_stats as stats_of_bytes
+
+
+def tensor_stats(file: str, path: list[Any] | str, **options: Any) -> dict[str, Any]:
+    """What the values worker answers for the tensor at `path`, as the structure worker locates it."""
+    checkpoint = inspect(file)
+    st = os.stat(file)
+    try:
+        located = tensor_bytes(checkpoint, find_tensor(checkpoint, path), st.st_size, st.st_mtime_ns)
+    except StatsError as error:
+        return {"error": str(error)}
+    return stats_of_bytes(located, **options)
+
 
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 INT_DTYPES = [torch.int64, torch.int32, torch.int8, torch.uint8]

@@ -8,8 +8,8 @@ on the first line of the finding silences it.
 from __future__ import annotations
 
 from ..analysis.facts import ModuleFacts, TorchLoad
+from ..reader.model_view import ModelView
 from .linking import Checkpoints, checkpoint_for_path
-from .lookup import CheckpointLookup, lookup_for
 from .lost_flags import find_lost_flags
 from .types import Diagnostic, Range
 
@@ -87,15 +87,14 @@ def _unsafe_loads(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnost
     return out
 
 
-def _whole_model_file(load: TorchLoad, checkpoints: Checkpoints) -> CheckpointLookup | None:
+def _whole_model_file(load: TorchLoad, checkpoints: Checkpoints) -> ModelView | None:
     if load.path is None:
         return None
     checkpoint = checkpoint_for_path(load.path, checkpoints)
     if checkpoint is None:
         return None
-    lookup = lookup_for(checkpoint)
-    unknown = any(risk == "unknown" for _, risk in lookup.risky_globals)
-    return lookup if lookup.whole_model or unknown else None
+    unknown = any(risk == "unknown" for _, risk in checkpoint.risky_globals)
+    return checkpoint if checkpoint.whole_model or unknown else None
 
 
 def _whole_model_saves(facts: ModuleFacts) -> list[Diagnostic]:

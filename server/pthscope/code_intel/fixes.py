@@ -8,7 +8,6 @@ import re
 
 from ..analysis.facts import ModuleFacts
 from .linking import Checkpoints, checkpoint_for_path
-from .lookup import lookup_for
 from .lost_flags import find_lost_flags, restore_lines
 from .text_edits import already_there, append_to_line, insert_after, quote, quote_char, replace
 from .types import Range, TextEdit
@@ -57,7 +56,7 @@ def state_dict_load(
     if load.assigned_to is None or load.path is None or load.insert_at is None:
         return None
     checkpoint = checkpoint_for_path(load.path, checkpoints)
-    root = lookup_for(checkpoint).root_class if checkpoint is not None else None
+    root = checkpoint.root_class if checkpoint is not None else None
     stmt, call_span = load.stmt, load.call
     one_line = stmt.start_line == stmt.end_line == call_span.start_line == call_span.end_line
     if not root or not one_line or stmt.end_char != call_span.end_char:

@@ -1,37 +1,61 @@
 """Open any checkpoint, safely and lazily: `inspect(path) -> Checkpoint`.
 
 The format is found by content (magic bytes), never by file extension. Each format module has a
-cheap probe and a reader; this module only holds their order.
+cheap probe and a reader; this module only holds their order, and gives every result its roles
+(roles.py) whatever the format.
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING
 
-from ..gc_pause import gc_paused
-from .legacy_checkpoint import probe_legacy, probe_pickle, read_legacy_checkpoint, read_pickle_file
 from .limits import DEFAULT_LIMITS, Limits
-from .model import Checkpoint, Problem
-from .pickled import memory_allowance
-from .safetensors_file import probe_safetensors, read_safetensors
-from .zip_checkpoint import probe_zip, read_zip_checkpoint
 
-Reader = Callable[[str, Limits], Checkpoint]
+if TYPE_CHECKING:
+    from .model import Checkpoint, Problem
 
-_FORMATS: list[tuple[Callable[[bytes], bool], Reader]] = [
-    (probe_zip, read_zip_checkpoint),
-    (probe_legacy, read_legacy_checkpoint),
-    (probe_safetensors, read_safetensors),
-    (probe_pickle, read_pickle_file),
-]
-
+Reader = Callable[[str, Limits], "Checkpoint"]
+Probe = Callable[[bytes], bool]
 _HEAD_BYTES = 64
+
+
+@cache
+def _formats() -> list[tuple[Probe, Reader]]:
+    """The probes in the order they are tried. Imported on first use: the language server uses
+    the model (model.py) without ever reading a file itself."""
+    from .legacy_checkpoint import (
+        probe_legacy,
+        probe_pickle,
+        read_legacy_checkpoint,
+        read_pickle_file,
+    )
+    from .safetensors_file import probe_safetensors, read_safetensors
+    from .zip_checkpoint import probe_zip, read_zip_checkpoint
+
+    return [
+        (probe_zip, read_zip_checkpoint),
+        (probe_legacy, read_legacy_checkpoint),
+        (probe_safetensors, read_safetensors),
+        (probe_pickle, read_pickle_file),
+    ]
+
+
+def preload() -> None:
+    """Import all the reader now: a process that caps its memory (the worker) does it first."""
+    _formats()
+    from . import pickled, roles  # noqa: F401
 
 
 def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
     """Read a checkpoint's structure. Never raises for a bad file: problems are in `.errors`."""
+    from ..gc_pause import gc_paused
+    from .model import Checkpoint, Problem
+    from .pickled import memory_allowance
+    from .roles import assign_roles
+
     path = os.path.abspath(os.fspath(path))
     checkpoint = Checkpoint(file=path, format="unknown")
     try:
@@ -52,11 +76,12 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
             "unsupported", "this is one shard of a torch.distributed checkpoint; its tensors are described "
             "by the .metadata file beside it (distributed checkpoints are not supported yet)"))
         return checkpoint
-    for probe, read in _FORMATS:
+    for probe, read in _formats():
         if probe(head):
             try:
                 with gc_paused():
                     result = read(path, limits)
+                    assign_roles(result)
             except MemoryError:
                 checkpoint.errors.append(Problem("limit", f"reading the file needs more memory than {memory_allowance()}"))
                 return checkpoint
@@ -72,6 +97,8 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
 
 
 def _unknown_format(path: str, head: bytes) -> Problem:
+    from .model import Problem
+
     if head.lstrip()[:1] == b"{" and _looks_like_shard_index(path):
         return Problem("unsupported", "this is the index of a sharded checkpoint (weight_map); "
                        "sharded checkpoints are not supported yet — open one of its shards")
@@ -103,6 +130,8 @@ def _looks_like_shard_index(path: str) -> bool:
 
 
 def _is_tar(path: str) -> bool:
+    import tarfile
+
     try:
         return tarfile.is_tarfile(path)
     except OSError:
@@ -110,6 +139,8 @@ def _is_tar(path: str) -> bool:
 
 
 def _unsupported_directory(path: str) -> Checkpoint:
+    from .model import Checkpoint, Problem
+
     checkpoint = Checkpoint(file=path, format="directory")
     if os.path.exists(os.path.join(path, ".metadata")):
         checkpoint.format = "torch-distributed"
@@ -120,4 +151,4 @@ def _unsupported_directory(path: str) -> Checkpoint:
     return checkpoint
 
 
-__all__ = ["Checkpoint", "Limits", "inspect"]
+__all__ = ["Limits", "inspect", "preload"]

@@ -83,7 +83,10 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
                 raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
         ref = storages.get(key)
         if ref is None:
-            ref = _storage_ref(key, storage_type, location, numel, members.get(f"{prefix}data/{key}"))
+            member = members.get(f"{prefix}data/{key}")
+            ref = _storage_ref(key, storage_type, location, numel, member)
+            if member is not None:  # where `values` finds its bytes, whatever the record prefix
+                checkpoint.storage_offsets[key] = member.header_offset
             if ref.nbytes is None:
                 checkpoint.warnings.append(Problem(
                     "missing", f"storage {key} has no member {prefix}data/{key} in the archive",

@@ -1,0 +1,35 @@
+"""The workers as the tests start them: the real ones, with two faults no file can cause.
+
+The server under test runs `python -m tests.lsp.faulty_worker` instead of `pthscope.worker`
+(`pthscope lsp --worker-module`). Asked to read a file named `crash-me.pt`, this worker kills
+itself with SIGSEGV; asked to read `hog-memory.pt`, it exhausts its memory limit outside the
+reader. Every other file is read by the real reader. Production code has no fault hook.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from pthscope.reader.model import Checkpoint
+from pthscope.worker import process
+
+CRASH_FILE_NAME = "crash-me.pt"
+MEMORY_HOG_FILE_NAME = "hog-memory.pt"
+_read = process.read_checkpoint
+
+
+def read_with_faults(file: str) -> Checkpoint:
+    name = os.path.basename(file)
+    if name == CRASH_FILE_NAME:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if name == MEMORY_HOG_FILE_NAME:
+        hog = [bytearray(1 << 20) for _ in range(1 << 20)]  # 1 TiB, a MiB at a time
+        del hog
+    return _read(file)
+
+
+if __name__ == "__main__":
+    process.read_checkpoint = read_with_faults
+    sys.exit(process.main())

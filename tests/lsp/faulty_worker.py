@@ -3,7 +3,9 @@
 The server under test runs `python -m tests.lsp.faulty_worker` instead of `pthscope.worker`
 (`pthscope lsp --worker-module`). Asked to read a file named `crash-me.pt`, this worker kills
 itself with SIGSEGV; asked to read `hog-memory.pt`, it exhausts its memory limit outside the
-reader. Every other file is read by the real reader. Production code has no fault hook.
+reader. Every other file is read by the real reader. And the values worker, which must never
+parse a file (it is told where the bytes are), fails if it tries to. Production code has no
+fault hook.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def read_with_faults(file: str) -> Checkpoint:
     return _read(file)
 
 
+def never_parse(file: str) -> Checkpoint:
+    raise AssertionError(f"the values worker parsed {file}")
+
+
 if __name__ == "__main__":
-    process.read_checkpoint = read_with_faults
+    values = sys.argv[sys.argv.index("--serve") + 1] == "values"
+    process.read_checkpoint = never_parse if values else read_with_faults
     sys.exit(process.main())

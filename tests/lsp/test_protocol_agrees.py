@@ -147,9 +147,8 @@ def py_fields(cls: type, params: bool) -> dict[str, Field]:
     for a in attrs.fields(cls):
         tp = hints[a.name]
         optional = a.default is not attrs.NOTHING
-        if not params and optional:
-            tp = typing.Optional[tp]  # noqa: UP007
-            members = [m for m in get_args(tp) if m is not type(None)]
+        if not params and optional:  # sent only when not None
+            members = [m for m in get_args(tp) if m is not type(None)] or [tp]
             tp = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
         name = re.sub(r"_(\w)", lambda m: m.group(1).upper(), a.name) if params else a.name
         out[name] = (py_type(tp), optional)

@@ -23,7 +23,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
 from pytest_lsp.client import register_lsp_features
 
-from pthscope.lsp.protocol import RESPONSE_TYPES
+from pthscope.lsp.protocol import response_type
 from tests.lsp.faulty_worker import CRASH_FILE_NAME, MEMORY_HOG_FILE_NAME
 from tests.reader.user_models import SmallNet
 
@@ -112,7 +112,7 @@ class PthscopeClientProtocol(LanguageClientProtocol):
     """
 
     def get_result_type(self, method: str) -> type | None:
-        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+        return response_type(method) or super().get_result_type(method)
 
 
 def make_client() -> LanguageClient:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal, TypedDict
 
 import attrs
@@ -352,8 +352,17 @@ METHODS: dict[str, tuple[type, type]] = {
 COMMANDS: dict[str, tuple[type, type]] = {
     INSERT_REQUIRES_GRAD_CODE: (InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult),
 }
-REQUEST_TYPES = {method: _request_type(method, p) for method, (p, _) in METHODS.items()}
-RESPONSE_TYPES = {method: _response_type(r) for method, (_, r) in METHODS.items()}
+
+
+@cache
+def request_type(method: str) -> type | None:
+    """The message class of a request of ours (made on first use: start-up stays quick)."""
+    return _request_type(method, METHODS[method][0]) if method in METHODS else None
+
+
+@cache
+def response_type(method: str) -> type | None:
+    return _response_type(METHODS[method][1]) if method in METHODS else None
 
 
 def _json_type_name(value: object) -> str:
@@ -421,14 +430,17 @@ def register_protocol_hooks(converter: cattrs.Converter) -> cattrs.Converter:
     """Teach `converter` (pygls' own) our messages: params are structured strictly, with
     camelCase keys; results are sent as the plain JSON they hold."""
     strict = _strict_converter()
-    for params_type, result_type in [*METHODS.values(), *COMMANDS.values()]:
+    params_types = {params for params, _ in [*METHODS.values(), *COMMANDS.values()]}
+    result_types = {result for _, result in [*METHODS.values(), *COMMANDS.values()]}
+
+    def structure_fn(params_type: type) -> Any:  # generated on first use: start-up stays quick
         renames: dict[str, Any] = {
             a.name: override(rename=_camel_case(a.name)) for a in attrs.fields(params_type)
         }
-        converter.register_structure_hook(
-            params_type, make_dict_structure_fn(params_type, strict, **renames)
-        )
-        converter.register_unstructure_hook(result_type, _unstructure_json_result)
+        return make_dict_structure_fn(params_type, strict, **renames)
+
+    converter.register_structure_hook_factory(lambda t: t in params_types, structure_fn)
+    converter.register_unstructure_hook_func(lambda t: t in result_types, _unstructure_json_result)
     return converter
 
 
@@ -468,11 +480,11 @@ class PthscopeProtocol(LanguageServerProtocol):
 
     @lru_cache  # noqa: B019  (as in pygls: one protocol per server, kept for its lifetime)
     def get_message_type(self, method: str) -> type | None:
-        return REQUEST_TYPES.get(method) or super().get_message_type(method)
+        return request_type(method) or super().get_message_type(method)
 
     @lru_cache  # noqa: B019
     def get_result_type(self, method: str) -> type | None:
-        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+        return response_type(method) or super().get_result_type(method)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Answer bad params of our requests with InvalidParams naming the field.

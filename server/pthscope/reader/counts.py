@@ -14,6 +14,7 @@ module counts a tied weight once, like `module.parameters()`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, Protocol, TypedDict, TypeVar
 
@@ -111,6 +112,21 @@ class Tally:
         if first is not None and not self._keep_view(first, (rank, numel, nbytes, grad)):
             return
         self._count(rank, numel, nbytes, grad, 1)
+
+    def add_all(self, tensors: Sequence[Countable], tied_views: dict[int, int]) -> None:
+        """`add` every tensor of a file (the same counts; one tight loop: files have 30,000)."""
+        values, ranks, grads, prod = self.values, _RANK, _GRAD, math.prod
+        for index, tensor in enumerate(tensors):
+            if index in tied_views:
+                self.add(tensor, index, tied_views)
+                continue
+            at = 3 * ranks[tensor.role]
+            numel = prod(tensor.shape)
+            values[at] += 1
+            values[at + 1] += numel
+            values[at + 2] += numel * itemsize(tensor.dtype)
+            if at == 0:
+                values[grads[tensor.grad_state]] += numel
 
     def merge(self, other: Tally) -> None:
         """Add the counts of another (disjoint) set of tensors, such as a sibling subtree."""

@@ -256,9 +256,7 @@ class Checkpoint:
     def tally(self) -> Tally:
         """Counts by role of all the file's tensors (counts.py)."""
         tally = Tally()
-        tied = self.tied_views
-        for i, t in enumerate(self.tensors):
-            tally.add(t, i, tied)
+        tally.add_all(self.tensors, self.tied_views)
         return tally
 
     def summary(self) -> SummaryJson:

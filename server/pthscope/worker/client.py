@@ -98,6 +98,7 @@ class WorkerClient:
         self.generation = 0  # how many workers were started: a new one holds nothing yet
         self._worker: _Process | None = None
         self._starting: asyncio.Lock = asyncio.Lock()
+        self._warming: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
 
     async def request(self, method: str, params: dict[str, Any], doing: str, long: bool = False) -> bytes:
@@ -144,6 +145,19 @@ class WorkerClient:
             raise WorkerFailure(f"worker ran out of memory (limit {limit}) {doing}")
         log.error("worker failed %s:\n%s", doing, reply.get("traceback", ""))
         raise WorkerFailure(f"pthscope failed {doing}: {reply.get('message')}")
+
+    def warm_up(self) -> None:
+        """Start the worker in the background, if it is not running, for a request to come."""
+        if (self._worker is None or self._worker.process.returncode is not None) and self._warming is None:
+            self._warming = asyncio.create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        try:
+            await self._running()
+        except WorkerFailure as failure:  # the request that needs it will say so
+            log.info("%s", failure)
+        finally:
+            self._warming = None
 
     async def _running(self) -> _Process:
         async with self._starting:

@@ -3,9 +3,9 @@
 The server under test runs `python -m tests.lsp.faulty_worker` instead of `pthscope.worker`
 (`pthscope lsp --worker-module`). Asked to read a file named `crash-me.pt`, this worker kills
 itself with SIGSEGV; asked to read `hog-memory.pt`, it exhausts its memory limit outside the
-reader. Every other file is read by the real reader. And the values worker, which must never
-parse a file (it is told where the bytes are), fails if it tries to. Production code has no
-fault hook.
+reader. Every other file is read by the real reader. The values worker takes 30 s over the
+statistics of `fc.weight` in `slow-stats.pt`, and, since it must never parse a file (it is told
+where the bytes are), fails if it tries to. Production code has no fault hook.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+from typing import Any
 
 from pthscope.reader.model import Checkpoint
+from pthscope.values import TensorBytes
 from pthscope.worker import process
 
 CRASH_FILE_NAME = "crash-me.pt"
 MEMORY_HOG_FILE_NAME = "hog-memory.pt"
+SLOW_STATS_FILE_NAME = "slow-stats.pt"
 _read = process.read_checkpoint
+_stats = process.compute_stats
 
 
 def read_with_faults(file: str) -> Checkpoint:
@@ -36,7 +41,16 @@ def never_parse(file: str) -> Checkpoint:
     raise AssertionError(f"the values worker parsed {file}")
 
 
+def slow_stats(tensor: TensorBytes) -> dict[str, Any]:
+    if os.path.basename(tensor.file) == SLOW_STATS_FILE_NAME and tensor.key == "fc.weight":
+        time.sleep(30)
+    return _stats(tensor)
+
+
 if __name__ == "__main__":
-    values = sys.argv[sys.argv.index("--serve") + 1] == "values"
-    process.read_checkpoint = never_parse if values else read_with_faults
+    if sys.argv[sys.argv.index("--serve") + 1] == "values":
+        process.read_checkpoint = never_parse
+        process.compute_stats = slow_stats
+    else:
+        process.read_checkpoint = read_with_faults
     sys.exit(process.main())

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 from pthscope.gc_pause import gc_paused
 from pthscope.reader import inspect, preload
 from pthscope.reader.model import Checkpoint
+from pthscope.values import TensorBytes, tensor_stats
 from pthscope.worker import InvalidRequest
 from pthscope.worker.index import CheckpointIndex, answer
 
@@ -48,8 +49,10 @@ _PARENT_POLL_SECONDS = 1.0
 _THREAD_STACK_BYTES = 1 << 20
 _QUICK_THREADS = 2
 
-# What the structure worker parses a file with; tests/lsp/faulty_worker.py wraps it.
+# What the structure worker parses a file with, and the values worker computes with;
+# tests/lsp/faulty_worker.py wraps them.
 read_checkpoint: Callable[[str], Checkpoint] = inspect
+compute_stats: Callable[[TensorBytes], dict[str, Any]] = tensor_stats
 
 
 class Replies:
@@ -172,8 +175,6 @@ def serve_structure(requests: BinaryIO, replies: Replies, capacity: int, memory_
 
 
 def serve_values(requests: BinaryIO, replies: Replies, memory_limit: int) -> None:
-    from pthscope.values import TensorBytes, tensor_stats
-
     limit_memory(memory_limit)
     replies.send(0, "ready")
     _import_engine()
@@ -182,7 +183,7 @@ def serve_values(requests: BinaryIO, replies: Replies, memory_limit: int) -> Non
         if request["method"] != "stats":
             replies.send(request["id"], "invalid", _encode({"message": f"unknown request {request['method']!r}"}))
             continue
-        reply(replies, request["id"], partial(tensor_stats, TensorBytes.from_json(request["params"])))
+        reply(replies, request["id"], partial(compute_stats, TensorBytes.from_json(request["params"])))
 
 
 def _thread(target: Callable[[], None], name: str) -> None:

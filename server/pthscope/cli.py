@@ -199,8 +199,8 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
         counts = roles[role]  # type: ignore[literal-required]
         if not counts["tensors"] and role != "parameter":
             continue
-        line = (f"  {label:<11} {counts['elements']:,} elements in {counts['tensors']:,} "
-                f"tensor{'' if counts['tensors'] == 1 else 's'} ({format_bytes(counts['bytes'])})")
+        line = (f"  {label:<11} {_plural(counts['elements'], 'element')} in {_plural(counts['tensors'], 'tensor')} "
+                f"({format_bytes(counts['bytes'])})")
         if role == "parameter":
             p = roles["parameter"]
             flags = [f"{p['trainable']:,} trainable", f"{p['frozen']:,} frozen"]
@@ -219,6 +219,10 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
     if checkpoint.root is not None:
         out.write("\n")
         out.writelines(line + "\n" for line in _tree_lines(checkpoint, checkpoint.root, 0, pattern, depth))
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:

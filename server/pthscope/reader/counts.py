@@ -15,7 +15,7 @@ module counts a tied weight once, like `module.parameters()`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypedDict, TypeVar
 
 from .dtypes import itemsize
@@ -207,13 +207,6 @@ class Tally:
         parameter = table["parameter"]
         tally.values[12:15] = [parameter["trainable"], parameter["frozen"], parameter["not_stored"]]
         return tally
-
-
-def tally_of(tensors: Sequence[Countable], indices: Iterable[int], tied_views: dict[int, int]) -> Tally:
-    tally = Tally()
-    for i in indices:
-        tally.add(tensors[i], i, tied_views)
-    return tally
 
 
 def tied_views(tensors: Sequence[Viewed]) -> dict[int, int]:

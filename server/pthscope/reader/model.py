@@ -249,10 +249,6 @@ class Checkpoint:
     def ok(self) -> bool:
         return not self.errors
 
-    @property
-    def storage_offsets_are_zip_headers(self) -> bool:
-        return self.format == "torch-zip"
-
     def tally(self) -> Tally:
         """Counts by role of all the file's tensors (counts.py)."""
         tally = Tally()

@@ -206,7 +206,7 @@
   /** The server's counts by role: model parameters, buffers, optimizer state, other tensors. */
   function renderRoles(roles) {
     const cell = (role, column, value, text) => el('td', { id: `role-${role}-${column}`, className: 'numeric', 'data-value': value, text });
-    return el('div', { className: 'card' },
+    return el('div', { className: 'card by-role' },
       el('h2', { text: 'By role' }),
       el('table', { id: 'roles', className: 'roles' },
         el('thead', {}, el('tr', {}, el('th', { text: '' }), el('th', { text: 'Tensors' }), el('th', { text: 'Elements' }), el('th', { text: 'Bytes' }))),

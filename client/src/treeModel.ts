@@ -35,6 +35,14 @@ export const ROLE_LABELS: Record<Role, string> = {
   other: 'other tensors',
 };
 
+/** What one tensor of each role is. */
+const ROLE_OF_A_TENSOR: Record<Role, string> = {
+  parameter: 'model parameter',
+  buffer: 'buffer',
+  optimizer_state: 'optimizer state',
+  other: 'other tensor',
+};
+
 const ROLE_ICONS: Record<Role, string> = {
   parameter: 'symbol-parameter',
   buffer: 'database',
@@ -111,7 +119,7 @@ export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[
   const rows: [string, string][] = [
     ['requires_grad', tensor.kind === 'parameter' || tensor.requires_grad ? String(tensor.requires_grad) : 'not stored'],
     ['state', gradStateText(tensor)],
-    ['role', ROLE_LABELS[tensor.role]],
+    ['role', ROLE_OF_A_TENSOR[tensor.role]],
     ['saved as', tensor.kind],
     ['dtype', tensor.dtype],
     ['shape', formatShape(tensor.shape)],

@@ -82,7 +82,7 @@ describe('roleRows', () => {
 describe('tensorTooltipMarkdown', () => {
   it('states requires_grad and everything else the file stores', () => {
     const text = tensorTooltipMarkdown(tensor(), ['fc.weight']);
-    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', 'role | `model parameters`', 'saved as | `parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
+    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', 'role | `model parameter`', 'saved as | `parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
       assert.ok(text.includes(expected), `missing ${expected} in\n${text}`);
     }
   });

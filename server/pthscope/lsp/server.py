@@ -99,10 +99,11 @@ class PthscopeServer(LanguageServer):
             self._python = PythonFiles(self)
         return self._python
 
-    async def ask(self, method: str, params: Any) -> Any:
-        """The structure worker's answer to a `pthscope/*` request; progress is reported while
-        the file has to be read, and a path the file lacks is an InvalidParams error."""
-        fields = attrs.asdict(params)
+    async def ask(self, method: str, params: Any, **more: Any) -> Any:
+        """The structure worker's answer to a `pthscope/*` request (its params, and `more`);
+        progress is reported while the file has to be read, and a path the file lacks is an
+        InvalidParams error."""
+        fields = {**attrs.asdict(params), **more}
         token = fields.pop("work_done_token", None)
         file = fields.pop("file")
         try:
@@ -164,7 +165,7 @@ def stop_workers(ls: PthscopeServer, _params: None) -> None:
 
 @server.feature(p.OPEN)
 async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenResult:
-    result = p.OpenResult(**await ls.ask("open", params))
+    result = p.OpenResult(**await ls.ask("open", params, limit=p.PAGE_SIZE))
     if result.root is not None:
         ls.values.warm_up()  # the page offers statistics: have the values worker ready for them
     return result

@@ -31,7 +31,6 @@ from . import InvalidRequest
 Json = dict[str, Any]
 PathKey = tuple[str | int, ...]
 
-PAGE_SIZE = 500
 _ORDERS_KEPT = 16
 _TENSOR_COLUMNS: dict[str, Callable[[Any], Any]] = {
     "key": lambda t: t.key,
@@ -192,7 +191,7 @@ def answer(index: CheckpointIndex, method: str, params: Json) -> Json:
         root = index.root
         return {**index.overview(),
                 "root": index.summary(root) if root else None,
-                "children": index.children(root, 0, PAGE_SIZE).items if root else []}
+                "children": index.children(root, 0, params["limit"]).items if root else []}
     if method == "children":
         page = index.children(index.node(params["path"]), params["offset"], params["limit"])
         return {"children": page.items, "total": page.total}

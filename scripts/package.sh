@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds pthscope.vsix: bundles the client (esbuild, production), puts the Python server and
-# its pure-Python dependencies under bundled/ (pthscope + bundled/libs, exact versions from
-# scripts/bundled-requirements.txt), and runs vsce. The .vsix needs nothing from the user's
+# its pure-Python dependencies under bundled/ (the launcher script pthscope_launch.py, pthscope,
+# and bundled/libs with exact versions from scripts/bundled-requirements.txt), and runs vsce. The .vsix needs nothing from the user's
 # Python environment but Python >= 3.10.
 # Usage: scripts/package.sh [OUT.vsix]   (default: pthscope.vsix in the repo root)
 set -euo pipefail
@@ -29,6 +29,7 @@ quietly "$PYTHON" -m pip install --disable-pip-version-check --no-deps --target 
   -r scripts/bundled-requirements.txt
 rm -rf bundled/libs/bin
 cp -r server/pthscope bundled/pthscope
+cp server/pthscope_launch.py bundled/   # the server's entry point: see its docstring
 find bundled -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # vsce walks the whole folder before applying .vscodeignore, so package from a small staging

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pthscope.plain_text import visible
 from tests.reader.user_models import SmallNet
 
 
@@ -102,3 +103,34 @@ def test_failed_read_still_lists_dangerous_globals(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "DANGEROUS" in result.stdout and "os.system" in result.stdout
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("key", ["a\nfake.weight  [3] float32  trainable", "emb\u202eded", "nul\x00key", "sur\ud800rogate"])
+def test_text_output_shows_file_characters_visibly(tmp_path: Path, key: str) -> None:
+    """A key cannot forge a line, reorder text or break the output: what does not print is escaped."""
+    path = tmp_path / "keys.pt"
+    torch.save({key: torch.zeros(3), "plain": torch.zeros(2)}, path)
+    result = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(path)], capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")  # valid UTF-8: no lone surrogate was written
+    assert visible(key) in out
+    assert out.count("\n(root)") == 1 and "\nfake.weight" not in out and "\u202e" not in out and "\x00" not in out
+
+
+def test_class_names_with_nul_and_surrogates_are_read(tmp_path: Path) -> None:
+    """type() refuses such names; pthscope must still read the file and name the class visibly."""
+    import pickle
+
+    def text(s: str) -> bytes:
+        raw = s.encode("utf-8", "surrogatepass")
+        return pickle.SHORT_BINUNICODE + bytes([len(raw)]) + raw
+
+    for index, name in enumerate(["Net\x00x", "Net\ud800"]):
+        path = tmp_path / f"class{index}.pkl"
+        path.write_bytes(pickle.PROTO + b"\x04" + text("__main__") + text(name) + pickle.STACK_GLOBAL
+                         + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.STOP)
+        result = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(path)], capture_output=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert f"__main__.{visible(name)}" in result.stdout.decode("utf-8")

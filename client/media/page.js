@@ -1,7 +1,8 @@
 // @ts-check
 // The checkpoint page (webview). Renders what the extension forwards from the server:
 // `init` (a pthscope/open result), `tensors` pages for a virtualised, filterable, sortable
-// table, and `stats` of the tensor last clicked (or chosen with Enter). It knows no file formats. Messages are {type, body}; it says `ready` first.
+// table, and `stats` of the tensor last clicked (or chosen with Enter); in Restricted Mode, `trust`
+// (what that mode changes). It knows no file formats. Messages are {type, body}; it says `ready` first.
 (function () {
   'use strict';
 
@@ -548,6 +549,20 @@
     document.getElementById('app').setAttribute('aria-busy', 'false');
   }
 
+  /** Restricted Mode's note under the title (body null: trusted, no note). */
+  function onTrust(body) {
+    document.getElementById('restricted-mode')?.remove();
+    if (!body) {
+      return;
+    }
+    const note = el('section', { id: 'restricted-mode', className: 'restricted', 'aria-label': 'Restricted Mode' },
+      codicon('shield'),
+      el('div', {},
+        el('p', { text: body.text }),
+        body.details.length ? el('ul', {}, body.details.map((line) => el('li', { text: line }))) : null));
+    document.querySelector('header.title').after(note);
+  }
+
   function onReveal(body) {
     if (!filterInput) {
       return;
@@ -567,6 +582,7 @@
       case 'tensorsFailed': onTensorsFailed(body); break;
       case 'reveal': onReveal(body); break;
       case 'stats': onStats(body); break;
+      case 'trust': onTrust(body); break;
     }
   });
   window.addEventListener('resize', () => requestAnimationFrame(renderRows));

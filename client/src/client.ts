@@ -1,9 +1,7 @@
 /**
- * Creates the language client that runs `<python> -m pthscope lsp` on stdio, with the bundled
- * pthscope package and pygls (+ pure-Python deps) in front of the user's PYTHONPATH.
+ * Creates the language client that runs the server on stdio, started as launch.ts says: from a
+ * script in the extension's folder, isolated, so nothing from a workspace is on its path.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
   LanguageClient,
@@ -11,30 +9,14 @@ import {
   RevealOutputChannelOn,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { serverPythonPath } from './interpreter';
+import type { ServerLaunch } from './launch';
 
-/**
- * Folders that hold the server code. A packaged extension ships `bundled/` (libs + pthscope);
- * a development checkout without it runs the repository's `server/` against the user's pygls.
- */
-export function serverCodeDirs(extensionPath: string): string[] {
-  const bundled = path.join(extensionPath, 'bundled');
-  return fs.existsSync(bundled) ? [path.join(bundled, 'libs'), bundled] : [path.join(extensionPath, 'server')];
-}
-
-export function createLanguageClient(python: string, extensionPath: string, log: vscode.LogOutputChannel): LanguageClient {
-  const env = {
-    ...process.env,
-    PYTHONPATH: serverPythonPath(serverCodeDirs(extensionPath), process.env.PYTHONPATH),
-    PYTHONUNBUFFERED: '1',
-    PYTHONIOENCODING: 'utf-8',
-  };
-  const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? extensionPath;
+export function createLanguageClient(launch: ServerLaunch, log: vscode.LogOutputChannel): LanguageClient {
   const serverOptions: ServerOptions = {
-    command: python,
+    command: launch.command,
     // No `transport`: stdio pipes without the `--stdio` argument the client would append.
-    args: ['-m', 'pthscope', 'lsp'],
-    options: { env, cwd },
+    args: launch.args,
+    options: { env: launch.env, cwd: launch.cwd },
   };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: 'file', language: 'python' }],

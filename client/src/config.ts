@@ -1,22 +1,36 @@
 /**
  * The extension's settings behind typed getters, and which of them need a server restart.
+ * In Restricted Mode the interpreter comes from user settings only (package.json lists it in
+ * `restrictedConfigurations`; reading `globalValue` here makes sure of it).
  */
 import * as vscode from 'vscode';
 import { expandInterpreterSetting } from './interpreter';
+
+const PAGE_SIZE = { fallback: 500, min: 10, max: 5000 };
 
 export class Config {
   static readonly section = 'pthscope';
   /** Settings whose change restarts the language server. */
   static readonly restartServerOn = ['pthscope.interpreter'];
 
-  /** `pthscope.interpreter`, with `~` and `${workspaceFolder}` expanded; "" when unset. */
+  /**
+   * `pthscope.interpreter`, with `~` and `${workspaceFolder}` expanded; "" when unset. A workspace
+   * value counts only when the workspace is trusted.
+   */
   get interpreter(): string {
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    return expandInterpreterSetting(this.get<string>('interpreter', ''), folder);
+    const value = vscode.workspace.isTrusted
+      ? this.get<string>('interpreter', '')
+      : vscode.workspace.getConfiguration(Config.section).inspect<string | null>('interpreter')?.globalValue ?? '';
+    return typeof value === 'string' ? expandInterpreterSetting(value, folder) : '';
   }
 
+  /** Clamped: the schema's bounds are not enforced when a settings file says otherwise. */
   get treePageSize(): number {
-    return this.get<number>('tree.pageSize', 500);
+    const value = this.get<unknown>('tree.pageSize', PAGE_SIZE.fallback);
+    return typeof value === 'number' && Number.isFinite(value)
+      ? Math.min(PAGE_SIZE.max, Math.max(PAGE_SIZE.min, Math.floor(value)))
+      : PAGE_SIZE.fallback;
   }
 
   needsServerRestart(event: vscode.ConfigurationChangeEvent): boolean {

@@ -2,15 +2,19 @@
  * The extension's context: owns the language client, the log channel, the settings and two
  * cleanup lists (one for the extension's lifetime, one for the running client). Everything
  * that talks to the server goes through `request`, which waits for a starting server and
- * fails with ServerNotRunning when there is none.
+ * fails with ServerNotRunning when there is none. It restarts the server when the interpreter
+ * may change: its setting, the Python extension's environment, workspace trust being granted
+ * (the workspace's settings then apply), the workspace folders (kept off the server's path).
  */
 import * as vscode from 'vscode';
 import type { CancellationToken, RequestType } from 'vscode-languageclient';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { createLanguageClient } from './client';
 import { Config } from './config';
-import { chooseInterpreter, formatVersion, interpreterCandidates } from './interpreter';
+import { candidateTiers, chooseInterpreter, describeSource, formatVersion } from './interpreter';
+import { serverCodeDir, serverLaunch } from './launch';
 import { activePythonFromExtension, onDidChangePythonEnvironment } from './pythonExtension';
+import { type RestrictedModeNote, restrictedModeNote, type RunningInterpreter } from './trust';
 
 export class ServerNotRunning extends Error {
   constructor(reason: string) {
@@ -29,16 +33,30 @@ export class Ctx implements vscode.Disposable {
   private starting: Promise<LanguageClient | undefined> | undefined;
   private notRunningReason = 'it has not been started.';
   private restartTimer: NodeJS.Timeout | undefined;
+  private running: RunningInterpreter | undefined;
+  private refused: string[] = [];
+  private readonly trustChanged = new vscode.EventEmitter<void>();
+  /** Fires when what `restrictedModeNote` says may have changed (a restart, trust granted). */
+  readonly onDidChangeTrustNote = this.trustChanged.event;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel('pthscope', { log: true });
-    this.pushCleanup(this.log);
+    this.pushCleanup(this.log, this.trustChanged);
     this.pushCleanup(
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (this.config.needsServerRestart(event)) {
           this.log.info('Interpreter setting changed: restarting the server.');
           this.scheduleRestart();
         }
+      }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        this.log.info('Workspace trusted: restarting the server with the workspace settings.');
+        this.trustChanged.fire();
+        this.scheduleRestart();
+      }),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => {
+        this.log.info('Workspace folders changed: restarting the server.');
+        this.scheduleRestart();
       }),
     );
     void onDidChangePythonEnvironment(() => {
@@ -55,6 +73,11 @@ export class Ctx implements vscode.Disposable {
 
   pushCleanup(...disposables: vscode.Disposable[]): void {
     this.disposables.push(...disposables);
+  }
+
+  /** What Restricted Mode changes, for the page; undefined in a trusted workspace. */
+  get restrictedModeNote(): RestrictedModeNote | undefined {
+    return vscode.workspace.isTrusted ? undefined : restrictedModeNote(this.running, this.refused);
   }
 
   get isServerRunning(): boolean {
@@ -111,21 +134,32 @@ export class Ctx implements vscode.Disposable {
   }
 
   private async startClient(): Promise<LanguageClient | undefined> {
-    const candidates = interpreterCandidates({
-      setting: this.config.interpreter,
-      pythonExtension: this.config.interpreter ? undefined : await activePythonFromExtension().catch(() => undefined),
+    const trusted = vscode.workspace.isTrusted;
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
+    const setting = this.config.interpreter;
+    const tiers = candidateTiers({
+      setting,
+      pythonExtension: setting ? undefined : await activePythonFromExtension().catch(() => undefined),
       platform: process.platform,
     });
-    const choice = await chooseInterpreter(candidates);
+    const codeDir = serverCodeDir(this.extension.extensionPath);
+    const choice = await chooseInterpreter(tiers, { untrustedFolders: trusted ? [] : folders, cwd: codeDir, env: process.env, platform: process.platform });
+    this.refused = choice.refused;
+    this.running = undefined;
+    choice.refused.forEach((line) => { this.log.warn(line); });
     if (!choice.ok) {
       choice.details.forEach((line) => { this.log.error(line); });
       this.notRunningReason = choice.message;
+      this.trustChanged.fire();
       void this.showStartError(choice.message);
       return undefined;
     }
-    const { candidate, version } = choice;
-    this.log.info(`Starting the server with ${candidate.command} (Python ${formatVersion(version)} at ${version.executable}; from ${candidate.source}).`);
-    const client = createLanguageClient(candidate.command, this.extension.extensionPath, this.log);
+    const { candidate, executable, version } = choice;
+    const launch = serverLaunch(executable, codeDir, process.env, folders);
+    this.log.info(`Starting the server with ${executable} (Python ${formatVersion(version)}, environment ${version.prefix}; from ${describeSource(candidate.source)}${trusted ? '' : '; Restricted Mode'}): ${[launch.command, ...launch.args].join(' ')} in ${launch.cwd}`);
+    this.running = { executable, version, source: candidate.source };
+    this.trustChanged.fire();
+    const client = createLanguageClient(launch, this.log);
     this.clientDisposables.push(
       client.onDidChangeState(() => {
         if (!client.isRunning() && this.client === client) {

@@ -1,7 +1,8 @@
 /**
  * The checkpoint page: a read-only custom editor whose webview (media/page.js) renders what
  * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. Messages are `{type, body}`; the page says
- * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows.
+ * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows. In
+ * Restricted Mode the page also gets `trust`: a note on what that mode changes (null: none).
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -92,6 +93,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
           this.tree.show(page.result);
         }
       }),
+      this.ctx.onDidChangeTrustNote(() => { page.post('trust', this.ctx.restrictedModeNote ?? null); }),
     ];
     panel.onDidDispose(() => {
       this.pages.delete(page);
@@ -115,6 +117,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     switch (message.type) {
       case 'ready':
         await this.openInPage(page);
+        page.post('trust', this.ctx.restrictedModeNote ?? null);
         page.markReady();
         return;
       case 'tensors': {

@@ -110,10 +110,24 @@ export interface ProblemJson {
   where: string;
 }
 
+/** How the pickles use a global; a `safe` one has only `referenced` and `written`. */
+export interface GlobalUsesJson {
+  referenced: number;
+  written: number;
+  called?: number;
+  arguments?: number[];
+  rebuilt?: number;
+  state?: number;
+  planted?: string[];
+}
+
 export interface GlobalJson {
   name: string;
   risk: Risk;
   count: number;
+  uses: GlobalUsesJson;
+  /** One sentence: what torch.load(weights_only=False) would do with it ("" when nothing to say). */
+  effect: string;
 }
 
 export interface SummaryJson {

@@ -12,7 +12,7 @@ import { formatBytes, formatExact } from './format';
 import type { NodeSummary, OpenResult, PathElement, ProblemJson, RoleTableJson } from './protocol';
 import {
   childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, roleTooltipMarkdown, tensorTooltipMarkdown,
-  type RoleRow,
+  visibleText, type RoleRow,
 } from './treeModel';
 
 export class CheckpointNode extends vscode.TreeItem {
@@ -71,7 +71,7 @@ export class ProblemNode extends vscode.TreeItem {
     super(problemText(problem), vscode.TreeItemCollapsibleState.None);
     this.description = problem.kind;
     this.iconPath = new vscode.ThemeIcon(severity, new vscode.ThemeColor(severity === 'error' ? 'errorForeground' : 'editorWarning.foreground'));
-    this.tooltip = new vscode.MarkdownString().appendText(`${problem.kind}: ${problem.message}${problem.where ? `\nwhere: ${problem.where}` : ''}`);
+    this.tooltip = new vscode.MarkdownString().appendText(`${problem.kind}: ${visibleText(problem.message)}${problem.where ? `\nwhere: ${visibleText(problem.where)}` : ''}`);
     this.contextValue = `pthscope.${severity}`;
   }
 }

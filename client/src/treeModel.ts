@@ -106,8 +106,8 @@ export function nodeDescription(node: NodeSummary): string {
 
 export function nodeLook(node: NodeSummary): NodeLook {
   return {
-    label: node.name === '' ? '(root)' : node.name,
-    description: nodeDescription(node),
+    label: node.name === '' ? '(root)' : visibleText(node.name),
+    description: visibleText(nodeDescription(node)),
     icon: node.tensor ? gradStateIcon(node.tensor) : { id: CONTAINER_ICONS[node.kind] ?? 'symbol-field' },
     contextValue: `pthscope.node.${node.kind}`,
     expandable: node.child_count > 0,
@@ -136,7 +136,7 @@ export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[
   if (tied.length > 0) {
     rows.push(['tied storage', tied.join(', ')]);
   }
-  return [`**${escapeMarkdown(tensor.key)}**`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | \`${v.replace(/[`|]/g, ' ')}\` |`)].join('\n');
+  return [`**${markdownText(tensor.key) || '(empty key)'}**`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${markdownCode(v, true)} |`)].join('\n');
 }
 
 /** Markdown for a module's or container's tooltip. */
@@ -144,12 +144,12 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
   if (node.tensor) {
     return tensorTooltipMarkdown(node.tensor);
   }
-  const lines = [`**${escapeMarkdown(node.key || '(root)')}**`, ''];
+  const lines = [`**${node.key ? markdownText(node.key) : '(root)'}**`, ''];
   if (node.type) {
-    lines.push(`type: \`${node.type}\``);
+    lines.push(`type: ${markdownCode(node.type)}`);
   }
   if (node.module) {
-    lines.push(`class: \`${node.module.class}\``);
+    lines.push(`class: ${markdownCode(node.module.class)}`);
     if (node.module.training !== null) {
       lines.push(`training: \`${String(node.module.training)}\``);
     }
@@ -158,7 +158,7 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
     lines.push(...roleLines(node.counts));
   }
   if (node.value !== undefined) {
-    lines.push(`value: \`${node.value.replace(/`/g, "'")}\``);
+    lines.push(`value: ${markdownCode(node.value)}`);
   }
   if (node.child_count > 0) {
     lines.push(`children: ${formatExact(node.child_count)}`);
@@ -212,7 +212,7 @@ export function roleTooltipMarkdown(row: RoleRow, counts: RoleTableJson): string
 }
 
 export function problemText(problem: ProblemJson): string {
-  return problem.where ? `${problem.message} (${problem.where})` : problem.message;
+  return visibleText(problem.where ? `${problem.message} (${problem.where})` : problem.message);
 }
 
 /** How many more children a "Load more" item would fetch, or 0 when all are loaded. */
@@ -244,6 +244,39 @@ export function childTowards<T extends { key: string }>(children: readonly T[], 
   return best;
 }
 
-function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+!|<>]/g, '\\$&');
+// The one way file text enters tooltip Markdown (the server's hovers do the same in
+// code_intel/markdown.py). Characters that do not print (controls, bidi overrides, NUL, line
+// separators, lone surrogates, non-ASCII spaces) are shown as \u escapes, so a name stays on
+// one line and cannot reorder or hide what follows.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
+
+/** `text` with every non-printing character written as `\xNN`, `\uNNNN` or `\u{N}`. */
+export function visibleText(text: string): string {
+  return text.replace(INVISIBLE, (c) => {
+    const code = c.codePointAt(0) ?? 0;
+    if (code < 0x100) {
+      return { 9: '\\t', 10: '\\n', 13: '\\r' }[code] ?? `\\x${code.toString(16).padStart(2, '0')}`;
+    }
+    return code < 0x10000 ? `\\u${code.toString(16).padStart(4, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** Inline Markdown text: every ASCII punctuation character escaped (no emphasis, link, HTML,
+ * entity, table cell or autolinked URL can come from `text`), invisible characters shown. */
+export function markdownText(text: string): string {
+  return visibleText(text).replace(/[!-/:-@[-`{-~]/g, '\\$&');
+}
+
+/** An inline code span no backtick in `text` can close; in a table cell, `|` is escaped so that
+ * it cannot split the cell (GFM unescapes it inside the span). */
+export function markdownCode(text: string, inTable = false): string {
+  let shown = visibleText(text);
+  const longest = Math.max(0, ...(shown.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  if (shown.trim() === '') {
+    shown = shown || ' ';
+  } else if (/^[ `]|[ `]$/.test(shown)) {
+    shown = ` ${shown} `; // CommonMark strips one space from each side of a padded span
+  }
+  return `${fence}${inTable ? shown.replace(/\|/g, '\\|') : shown}${fence}`;
 }

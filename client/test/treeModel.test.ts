@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatBytes, formatCount, formatParameterCounts, formatRoleSummary } from '../src/format';
 import type { NodeSummary, RoleTableJson, TensorJson } from '../src/protocol';
-import { childTowards, nodeId, nodeLook, nodeTooltipMarkdown, remainingChildren, roleRows, tensorTooltipMarkdown } from '../src/treeModel';
+import {
+  childTowards, markdownCode, markdownText, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, tensorTooltipMarkdown, visibleText,
+} from '../src/treeModel';
 
 function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
   return {
@@ -90,6 +92,64 @@ describe('tensorTooltipMarkdown', () => {
   it('says when requires_grad is not stored', () => {
     assert.ok(tensorTooltipMarkdown(tensor({ kind: 'tensor', grad_state: 'not stored' })).includes('requires_grad | `not stored`'));
   });
+});
+
+// Names a checkpoint can hold (tests/code_intel/hostile_text.py has the server's family).
+const HOSTILE = [
+  'x; import os', 'a b', '0', 'class', "'", '"', '\\', 'a\nb', 'a\r\nb', '\u0000', '\u001b[31m', '\u202eevil',
+  '\u2066iso\u2069', '\u200bzw', 'x\u2028y', '\ufeff', '\t', '\ud800', '\u00a0', '`', '``', '```', '**x**', '_x_',
+  '[a](command:foo)', '![i](x.png)', '<img src=x onerror=alert(1)>', '&lt;', 'https://evil.example/x',
+  'www.evil.example', 'me@evil.example', '$(touch /tmp/pwn)', '# h', '- item', '1. x', '> q', '| a | b |', '=',
+  '---', '    indented', ' ', '', '😀', '\u{E0041}tag',
+];
+const PUNCTUATION = /[!-/:-@[-`{-~]/;
+
+/** The text CommonMark shows for escaped inline text (every escape a backslash + punctuation). */
+function unescape(markdown: string): string {
+  let out = '';
+  for (let i = 0; i < markdown.length; i++) {
+    const c = markdown[i];
+    if (c === '\\') {
+      assert.match(markdown[i + 1] ?? '', PUNCTUATION, markdown);
+      out += markdown[++i];
+    } else {
+      assert.doesNotMatch(c, PUNCTUATION, `unescaped ${c} in ${markdown}`);
+      out += c;
+    }
+  }
+  return out;
+}
+
+function printable(text: string): boolean {
+  return !/[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u.test(text.replace(/\n/g, ''));
+}
+
+describe('tooltip Markdown from file text', () => {
+  for (const text of HOSTILE) {
+    it(`shows ${JSON.stringify(text)} as text only`, () => {
+      assert.ok(printable(visibleText(text)));
+      assert.equal(unescape(markdownText(text)), visibleText(text));
+      const span = markdownCode(text);
+      const fence = /^`+/.exec(span)?.[0] ?? '';
+      const inner = span.slice(fence.length, span.length - fence.length);
+      assert.ok(fence.length > 0 && span.endsWith(fence));
+      assert.ok(!inner.includes(fence) && !inner.includes('\n'), span);
+      assert.ok([visibleText(text), ` ${visibleText(text)} `, ' '].includes(inner), span);
+      // A tooltip keeps its shape: one bold title line, rows of exactly two cells.
+      const tip = tensorTooltipMarkdown(tensor({ key: text, dtype: text, location: text, storage: text }), [text]);
+      assert.ok(printable(tip), tip);
+      const lines = tip.split('\n');
+      assert.equal(lines.length, text ? 17 : 16, tip); // an empty storage name has no row
+      assert.match(lines[0], /^\*\*[^*]/, tip);
+      for (const row of lines.slice(2)) {
+        assert.equal(row.replace(/\\\|/g, '').split('|').length, 4, row);
+      }
+      const node = nodeTooltipMarkdown({ path: [text], key: text, name: text, kind: 'module', type: text, child_count: 1, value: text, module: { path: [text], key: text, class: text, training: true, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 } } });
+      assert.ok(printable(node) && node.split('  \n').every((line) => !line.includes('\n') || line.startsWith('**')), node);
+      assert.ok(printable(nodeLook({ path: [text], key: text, name: text, kind: 'value', type: text, child_count: 0, value: text }).label));
+      assert.ok(printable(problemText({ kind: 'corrupt', message: text, where: text })));
+    });
+  }
 });
 
 describe('paging and paths', () => {

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import fnmatch
 import functools
+import io
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ from typing import Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
-from .reader import inspect
+from .plain_text import visible
+from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         except KeyboardInterrupt:
             return 130
+        except Exception as exc:  # a pthscope bug: one line, never a traceback or half a JSON
+            print(f"pthscope: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+            return 1
     parser.print_help(sys.stderr)
     return 2
 
@@ -80,6 +85,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _inspect_one(file: str, args: argparse.Namespace) -> int:
+    audit.install()  # in the reading child: nothing may import, exec, spawn or connect during a read
     with gc_paused():
         checkpoint = inspect(file, _CLI_LIMITS)
         if args.json:
@@ -87,16 +93,37 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
             if args.filter:
                 payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
                 payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
-            write_json(payload, sys.stdout)
-        elif checkpoint.ok:
-            print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
+            # Made whole before anything is written: a failure cannot leave half a JSON object.
+            text = io.StringIO()
+            write_json(payload, text)
+            sys.stdout.write(text.getvalue())
         else:
-            print_dangerous_globals(checkpoint, sys.stdout)  # what a failed read still found
+            text = VisibleText()
+            if checkpoint.ok:
+                print_checkpoint(checkpoint, text, args.filter, args.depth)
+            else:
+                print_dangerous_globals(checkpoint, text)  # what a failed read still found
+            sys.stdout.write(text.getvalue())
     for error in checkpoint.errors[:1]:
         where = f" (at {error.where})" if error.where else ""
         more = f" (+{len(checkpoint.errors) - 1} more problems; --json lists them)" if len(checkpoint.errors) > 1 else ""
-        print(f"pthscope: {file}: {error.message}{where}{more}", file=sys.stderr)
+        print(visible(f"pthscope: {file}: {error.message}{where}{more}"), file=sys.stderr)
     return 1 if checkpoint.errors else 0
+
+
+class VisibleText(io.StringIO):
+    """The text output, with every character a file chose shown visibly (plain_text.visible).
+
+    Each write is whole lines of ours: newlines at its start and end are the layout, any other
+    character that does not print (a newline inside a key, a bidi override, NUL, a lone
+    surrogate) came from the file and is escaped, so a file cannot forge or hide lines."""
+
+    def write(self, s: str) -> int:
+        body = s.strip("\n")
+        if body.isprintable():
+            return super().write(s)
+        start = s.index(body) if body else len(s)
+        return super().write(s[:start] + visible(body) + s[start + len(body):])
 
 
 def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> int:
@@ -116,6 +143,9 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
             code = work()
         except BrokenPipeError:
             code = 0
+        except Exception as exc:  # a pthscope bug: one line on stderr, exit 1
+            print(f"pthscope: {file}: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+            code = 1
         finally:
             with contextlib.suppress(BrokenPipeError):
                 sys.stdout.flush()
@@ -226,11 +256,12 @@ def _plural(n: int, noun: str) -> str:
 
 
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
-    dangerous = [g.name for g in checkpoint.globals if g.risk == "dangerous"]
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
     if dangerous:
         out.write(f"\n  !! DANGEROUS: {checkpoint.file}: torch.load(weights_only=False) would run: "
-                  f"{', '.join(dangerous)}\n")
+                  f"{', '.join(g.name for g in dangerous)}\n")
+        out.writelines(f"     {g.name}: {g.effect}\n" for g in dangerous[:20])
     if unknown:
         out.write(f"  !  unknown classes (a weights_only=False load imports them): {', '.join(unknown)}\n")
 

@@ -30,6 +30,17 @@ export function workbenchSettings(extra) {
   };
 }
 
+/**
+ * Workspace trust on, the folder not trusted, no prompt: the workbench opens in Restricted Mode
+ * (with startCodeServer's `workspaceTrust`). Recipe: shared/real-vscode-e2e.md.
+ */
+export const RESTRICTED_MODE_SETTINGS = {
+  'security.workspace.trust.enabled': true,
+  'security.workspace.trust.startupPrompt': 'never',
+  'security.workspace.trust.banner': 'never',
+  'security.workspace.trust.untrustedFiles': 'open',
+};
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -71,12 +82,16 @@ export function installExtension(profile, vsix) {
   });
 }
 
-/** Starts code-server on 127.0.0.1:`port` in its own process group; resolves once /healthz answers. */
-export async function startCodeServer(profile, port) {
+/**
+ * Starts code-server on 127.0.0.1:`port` in its own process group; resolves once /healthz answers.
+ * Workspace trust is off unless `workspaceTrust` (then the profile's settings decide).
+ */
+export async function startCodeServer(profile, port, { workspaceTrust = false } = {}) {
   const log = createWriteStream(join(profile.runDir, 'code-server.log'));
   const child = spawn(
     CODE_SERVER,
-    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check',
+      ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override', '--user-data-dir', profile.data, '--extensions-dir', profile.exts, profile.ws],
     { env: profile.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -131,16 +146,15 @@ export async function stopCodeServer(server) {
   process.removeListener('exit', server.killGroup);
 }
 
-/** The tail of the extension's log channel and of code-server's log, for a failure report. */
-export function diagnostics(profile) {
-  const tail = (file, lines = 40) => readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+/** The profile's log files whose names match `pattern` (the extension's channel: /pthscope/). */
+export function logFiles(profile, pattern) {
   const found = [];
   const walk = (dir) => {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) {
         walk(path);
-      } else if (/pthscope|exthost\.log/.test(name)) {
+      } else if (pattern.test(name)) {
         found.push(path);
       }
     }
@@ -150,7 +164,24 @@ export function diagnostics(profile) {
   } catch {
     // no logs yet
   }
+  return found;
+}
+
+/** The tail of the extension's log channel and of code-server's log, for a failure report. */
+export function diagnostics(profile) {
+  const tail = (file, lines = 40) => readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  const found = logFiles(profile, /pthscope|exthost\.log/);
   return [...found.map((f) => `--- ${f}\n${tail(f)}`), `--- code-server.log\n${tail(join(profile.runDir, 'code-server.log'))}`].join('\n');
+}
+
+/** Chromium as shared/real-vscode-e2e.md says (no background networking, no sandbox as root). */
+export function launchChromium(chromium) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
 }
 
 // ---------- workbench helpers (playwright page) ----------
@@ -218,6 +249,17 @@ export async function setColorTheme(page, theme) {
 /** The active custom editor's page (webviews are two nested iframes). */
 export function activeWebview(page) {
   return page.frameLocator('iframe.webview.ready:visible').frameLocator('iframe#active-frame');
+}
+
+/** Waits until the active page shows its summary; fails at once with the page's error instead. */
+export async function openedPage(page) {
+  const webview = activeWebview(page);
+  await webview.locator('#summary-tensors, #status.problem').first().waitFor({ timeout: 90_000 });
+  const failure = webview.locator('#status.problem');
+  if (await failure.count()) {
+    throw new Error(`the page shows an error: ${await failure.innerText()}`);
+  }
+  return webview;
 }
 
 /** Shows the pthscope side panel (clicking its activity-bar icon when it is not already open). */

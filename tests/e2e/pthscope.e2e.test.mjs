@@ -1,7 +1,8 @@
 // End to end in a real VS Code: packages pthscope.vsix, installs it into a fresh code-server
 // profile, generates the demo workspace with torch, and drives the workbench with Debian's
-// Chromium through playwright-core. Nothing is mocked: the extension starts the real
-// `python -m pthscope lsp` from the .vsix's bundled libs with the repo's .venv python.
+// Chromium through playwright-core. Nothing is mocked: the extension starts the real server
+// (the .vsix's bundled/pthscope_launch.py) with the repo's .venv python. Workspace trust is off
+// here; restricted.e2e.test.mjs runs an untrusted workspace.
 // Expected numbers come from scripts/make_demo.py (expected.json), computed from the models.
 // Screenshots: .e2e/shots/. Needs scripts/setup-vscode.sh and scripts/setup.sh to have run.
 import assert from 'node:assert/strict';
@@ -11,15 +12,14 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, quickOpen, REPO, runCommand, setColorTheme, showCheckpointTree,
-  startCodeServer, stopCodeServer, workbenchSettings,
+  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage as pageOpened, quickOpen, REPO, runCommand,
+  setColorTheme, showCheckpointTree, startCodeServer, stopCodeServer, workbenchSettings,
 } from './codeServer.mjs';
 
 const { chromium } = createRequire(join(E2E_ROOT, 'tools', 'package.json'))('playwright-core');
 const PYTHON = join(REPO, '.venv', 'bin', 'python');
 const RUN = join(E2E_ROOT, 'run');
 const SHOTS = join(E2E_ROOT, 'shots');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () => {
   let profile;
@@ -30,16 +30,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
 
   const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
 
-  // Waits until the active page shows its summary; fails at once with the page's error instead.
-  const openedPage = async () => {
-    const webview = activeWebview(page);
-    await webview.locator('#summary-tensors, #status.problem').first().waitFor({ timeout: 90_000 });
-    const failure = webview.locator('#status.problem');
-    if (await failure.count()) {
-      throw new Error(`the page shows an error: ${await failure.innerText()}`);
-    }
-    return webview;
-  };
+  const openedPage = () => pageOpened(page);
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -50,12 +41,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     expected = JSON.parse(readFileSync(join(profile.ws, 'expected.json'), 'utf8'));
     installExtension(profile, vsix);
     server = await startCodeServer(profile, await freePort());
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(chromium);
     page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
     await page.goto(server.url, { waitUntil: 'domcontentloaded' });
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'train.py' }).waitFor({ timeout: 120_000 });

@@ -2,12 +2,16 @@
 
 The flags-lost finding appears on a load into a fresh model and not on the tutorial's restore
 into the very model that was frozen; `# noqa` silences; changes are debounced and published
-with their version; a linked checkpoint read later, or the side panel's, publishes again.
+with their version; a linked checkpoint read later, or the side panel's, publishes again; a
+linked file that would run code makes PTH002 an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +19,11 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
+from tests.reader.hostile_files import Asm, s, shell_touch, torch_zip
+
 from .code_intel import (
     change_document,
+    code_actions,
     code_workspace,
     codes,
     hover_text,
@@ -150,3 +157,37 @@ async def test_side_panel_checkpoint_is_linked(
     assert codes(await published(python_client, uri, after=count)) == []
     with pytest.raises(JsonRpcInvalidParams, match="file"):
         await ask(python_client, "pthscope/setActiveCheckpoint", {"file": "runs/x.pth"})
+
+
+async def test_a_linked_file_that_would_run_code_is_an_error_with_no_weights_only_false(
+    python_client: LanguageClient, code_workspace: Path
+) -> None:
+    """The verdict reaches the editor: `os.system` spliced into a real whole-model pickle makes
+    PTH002 an error, the light bulb offers only weights_only=True, and the hover says why."""
+    runs = code_workspace / "verdict_runs"
+    runs.mkdir(exist_ok=True)
+    template = (code_workspace / "runs" / "full_model.pth").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(template)) as archive:
+        original = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    call = Asm(None).call("os", "system", s(shell_touch(runs / "canary"))).raw(pickle.POP)
+    (runs / "evil.pth").write_bytes(
+        torch_zip(original[:2] + call.out + original[2:], template=template)
+    )
+    text = "import torch\n\nmodel = torch.load('verdict_runs/evil.pth')\n"
+    uri = open_document(python_client, code_workspace / "verdict_load.py", text)
+    found = await published(
+        python_client, uri, lambda p: any("would run code" in d.message for d in p.diagnostics)
+    )
+    (unsafe,) = found.diagnostics
+    assert unsafe.code == "PTH002" and unsafe.severity == types.DiagnosticSeverity.Error
+    assert "os.system" in unsafe.message
+    actions = await code_actions(python_client, uri, 2)
+    titles = [a.title for a in actions if a.kind == "quickfix"]
+    assert titles == [
+        "Add weights_only=True (this file would run code with weights_only=False)",
+        "Suppress PTH002 on this line",
+    ]
+    hover = await hover_text(python_client, uri, utf16_position(text, "verdict_runs", 1))
+    assert hover is not None
+    assert hover.startswith("⚠ Would run code if loaded with weights_only=False: `os.system`")
+    assert not (runs / "canary").exists()

@@ -41,12 +41,18 @@ async def test_checkpoint_path_literal(python_client: LanguageClient, code_works
     text = path.read_text()
     uri = open_document(python_client, path)
     whole = await hover_text(python_client, uri, utf16_position(text, '"runs/full_model.pth"', 3))
-    assert whole is not None and whole.startswith("```python\n(checkpoint) runs/full_model.pth")
+    # The verdict first, then the code block naming the file.
+    assert whole is not None and whole.startswith(
+        "Needs weights_only=False or safe_globals: imports 4 classes\n\n"
+        "```python\n(checkpoint) runs/full_model.pth"
+    )
     assert "whole model" in whole and "**stored**" in whole and "| 450 | 34 | 416 |" in whole
+    assert "- `tests.code_intel.models.Net`" in whole
     training = await hover_text(
         python_client, uri, utf16_position(text, '"runs/checkpoint.pth"', 3)
     )
     assert training is not None and "**not stored**" in training
+    assert training.startswith("✓ Safe to load with weights_only=True\n")
     # Where nothing is linked there is no hover.
     assert await hover_text(python_client, uri, utf16_position(text, "optimizer.zero_grad")) is None
 

@@ -70,8 +70,8 @@ async def test_stats_whatever_the_record_prefix(shared_client: LanguageClient, t
     torch.save({"w": weights}, original)
     moved = tmp_path / "moved.pt"
     with zipfile.ZipFile(original) as read, zipfile.ZipFile(moved, "w") as write:
-        for info in read.infolist():  # the archive's record folder, removed
-            write.writestr(info.filename.split("/", 1)[1], read.read(info))
+        for info in read.infolist():  # the archive's record folder, renamed
+            write.writestr("odd.name ü/" + info.filename.split("/", 1)[1], read.read(info))
     result = await ask(shared_client, "pthscope/stats", {"file": str(moved), "path": ["w"]})
     assert result.error is None
     assert result.stats["max"] == pytest.approx(float(weights.max()))

@@ -210,11 +210,11 @@ def payloads(canary: Path) -> list[Payload]:
         # NEWOBJ / NEWOBJ_EX / BUILD of a user class whose code runs on unpickling.
         Payload("newobj-user-class",
                 Asm().glob(EVIL_MODULE, "OnNew").tup(s(name)).raw(pickle.NEWOBJ).stop(),
-                (), f"{EVIL_MODULE}.OnNew", needs_evil_module=True),
+                (f"{EVIL_MODULE}.OnNew",), needs_evil_module=True),
         Payload("newobj-ex-user-class",
                 Asm(4).stack_glob(EVIL_MODULE, "OnNew").raw(pickle.EMPTY_TUPLE + pickle.EMPTY_DICT)
                 .text("canary").text(name).raw(pickle.SETITEM + pickle.NEWOBJ_EX).stop(),
-                (), f"{EVIL_MODULE}.OnNew", needs_evil_module=True),
+                (f"{EVIL_MODULE}.OnNew",), needs_evil_module=True),
         Payload("build-user-setstate",
                 Asm().glob(EVIL_MODULE, "OnSetstate").raw(pickle.EMPTY_TUPLE + pickle.NEWOBJ)
                 .raw(pickle.EMPTY_DICT).text("canary").text(name).raw(pickle.SETITEM + pickle.BUILD).stop(),

@@ -226,7 +226,7 @@ def test_unsigned_and_rare_float_types(tmp_path: Path) -> None:
 
 
 def _with_record_prefix(source: Path, target: Path, prefix: str) -> None:
-    """The archive `source` with its members moved under `prefix` ("" : at the top): what other
+    """The archive `source` with its members moved under another folder `prefix`: what other
     writers, renamed folders or a rezip do. torch.load still finds data.pkl and its storages."""
     import zipfile
 
@@ -236,7 +236,7 @@ def _with_record_prefix(source: Path, target: Path, prefix: str) -> None:
             write.writestr(prefix + info.filename[len(old):], read.read(info))
 
 
-@pytest.mark.parametrize("prefix", ["", "weird name.v2/", "ünïcödé/"])
+@pytest.mark.parametrize("prefix", ["x/", "weird name.v2/", "ünïcödé/", "a.b.c d/"])
 def test_any_record_prefix(files: dict[str, Path], tmp_path: Path, prefix: str) -> None:
     moved = tmp_path / "moved.pt"
     _with_record_prefix(files["zip"], moved, prefix)

@@ -22,7 +22,12 @@ pass the same object until the file changes.
 `resolve_code_action` on codeAction/resolve. Pass the client's diagnostics (converted back to
 `Diagnostic`, keeping `data`) or None to recompute them. Diagnostic codes: PTH001 flags lost on
 load, PTH002 torch.load without weights_only, PTH003 whole-model save; every one has a quick
-fix and a "Suppress … on this line" fix that appends `# noqa: PTH00x`.
+fix and a "Suppress … on this line" fix that appends `# noqa: PTH00x`. PTH002, its fixes and the
+path hover follow the linked file's verdict (verdict.py).
+
+File text crosses one boundary per output: generated Python through `python_text` (identifiers
+or quoted strings), hover Markdown through `markdown`, plain text (messages, titles) through
+`plain_text.visible`.
 """
 
 from .code_actions import (

@@ -11,12 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..analysis.facts import ModuleFacts, Statement
+from ..plain_text import visible
 from . import fixes, snippets
 from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .linking import Checkpoints, linked_views
 from .lost_flags import find_lost_flags, latest_assignment
-from .text_edits import already_there, insert_after, quote, quote_char
+from .python_text import attribute_path, string_literal
+from .safe_globals_fix import safe_globals_load
+from .text_edits import already_there, insert_after, quote_char
 from .types import SOURCE, CodeAction, Diagnostic, Range, TextEdit
+from .verdict import linked_verdict
 
 QUICKFIX = "quickfix"
 REFACTOR = "refactor"
@@ -79,7 +83,8 @@ def _fixes_for(
                 continue
             for n, source in enumerate(lost.sources()):
                 suffix = {"code": "", "map": " from the saved requires_grad map"}.get(
-                    source, f" from {_basename(lost.checkpoint.file) if lost.checkpoint else ''}"
+                    source,
+                    f" from {visible(_basename(lost.checkpoint.file)) if lost.checkpoint else ''}",
                 )
                 offer(
                     f"Restore requires_grad flags{suffix}",
@@ -89,12 +94,21 @@ def _fixes_for(
                     source=source,
                 )
     elif diagnostic.code == UNSAFE_LOAD:
-        index = data.get("torch_load", -1)
-        if data.get("whole_model"):
+        index = int(data.get("torch_load", -1))
+        load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
+        linked = linked_verdict(load, checkpoints) if load is not None else None
+        level = linked[1].level if linked is not None else None
+        if level == "classes":
             offer(
                 "Switch to the state_dict pattern (re-save the file once)",
                 True,
                 action="state_dict_load",
+                torch_load=index,
+            )
+            offer(
+                "Load with weights_only=True, allowing its classes (safe_globals)",
+                not any(a.data["action"] == "state_dict_load" for a in out),
+                action="safe_globals",
                 torch_load=index,
             )
             offer(
@@ -104,9 +118,10 @@ def _fixes_for(
                 value=False,
             )
         else:
-            offer(
-                "Add weights_only=True", True, action="weights_only", torch_load=index, value=True
-            )
+            title = "Add weights_only=True"
+            if level == "runs_code":
+                title += " (this file would run code with weights_only=False)"
+            offer(title, True, action="weights_only", torch_load=index, value=True)
     elif diagnostic.code == WHOLE_MODEL_SAVE:
         offer(
             "Save the state_dict and a requires_grad map instead",
@@ -220,9 +235,9 @@ _NEEDS_MODULE = ("freeze_except", "freeze_module")
 
 def _flag_title(action: str, var: str, module: str | None) -> str:
     if action == "freeze_except":
-        return f"Freeze all parameters of {var} except {module}"
+        return f"Freeze all parameters of {var} except {visible(str(module))}"
     if action == "freeze_module":
-        return f"Freeze {snippets.module_expr(var, str(module))}"
+        return f"Freeze {attribute_path(var, str(module)) or var}"
     if action == "unfreeze_all":
         return f"Unfreeze all parameters of {var}"
     return f"Print parameters and requires_grad of {var}"
@@ -262,11 +277,11 @@ def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit]
         return None
     q = quote_char(facts)
     name = data.get("action")
-    lines: list[str]
+    lines: list[str] | None
     if name == "freeze_except" and module:
         lines = snippets.freeze_all_except(var, module, q)
     elif name == "freeze_module" and module:
-        lines = snippets.freeze_module(var, module)
+        lines = snippets.freeze_module(var, module, q)
     elif name == "unfreeze_all":
         lines = snippets.unfreeze_all(var)
     elif name == "print_parameters":
@@ -276,7 +291,7 @@ def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit]
     else:
         return None
     end, indent = statement.span.end_line, statement.indent
-    if already_there(facts, end, indent, lines):
+    if lines is None or already_there(facts, end, indent, lines):
         return None
     return [insert_after(facts, end, indent, lines)]
 
@@ -288,7 +303,7 @@ def _path_for(facts: ModuleFacts, var: str, kind: str, q: str) -> str:
         span = save.path.span if save.path else None
         if save.kind == save_kind and save.var == var and span and span.start_line == span.end_line:
             return facts.lines[span.start_line][span.start_char : span.end_char]
-    return quote(_DEFAULT_PATHS[kind], q)
+    return string_literal(_DEFAULT_PATHS[kind], q)
 
 
 def _free_name(facts: ModuleFacts, wanted: str) -> str:
@@ -335,7 +350,14 @@ _SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Statement], list[str]]] = 
 
 # ----------------------------------------------------------------------------- dispatch
 
-_FIXES = {"restore_flags", "weights_only", "state_dict_load", "save_grad_map", "suppress"}
+_FIXES = {
+    "restore_flags",
+    "weights_only",
+    "state_dict_load",
+    "safe_globals",
+    "save_grad_map",
+    "suppress",
+}
 
 
 def _edits(
@@ -345,7 +367,9 @@ def _edits(
     if action == "restore_flags":
         return fixes.restore_flags(facts, checkpoints, int(data["load"]), str(data["source"]))
     if action == "weights_only":
-        return fixes.weights_only(facts, int(data["torch_load"]), bool(data["value"]))
+        return fixes.weights_only(facts, checkpoints, int(data["torch_load"]), bool(data["value"]))
+    if action == "safe_globals":
+        return safe_globals_load(facts, checkpoints, int(data["torch_load"]))
     if action == "state_dict_load":
         return fixes.state_dict_load(facts, checkpoints, int(data["torch_load"]))
     if action == "save_grad_map":

@@ -1,21 +1,25 @@
 """Diagnostics with stable codes; each one's `data` says which fact it is about.
 
-PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning; TorchFix
-TOR102 parity), PTH003 whole-model save (information). A `# noqa` or `# noqa: PTH00x` comment
-on the first line of the finding silences it.
+PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning, TorchFix
+TOR102 parity; an error when the linked file would run code, see verdict.py), PTH003 whole-model
+save (information). A `# noqa` or `# noqa: PTH00x` comment on the first line of the finding
+silences it. Messages are plain text; names from a file go through `plain_text.visible`.
 """
 
 from __future__ import annotations
 
-from ..analysis.facts import ModuleFacts, TorchLoad
+from ..analysis.facts import ModuleFacts
+from ..plain_text import visible
 from ..reader.model_view import ModelView
-from .linking import Checkpoints, checkpoint_for_path
+from .linking import Checkpoints
 from .lost_flags import find_lost_flags
-from .types import Diagnostic, Range
+from .types import Diagnostic, Range, Severity
+from .verdict import linked_verdict
 
 FLAGS_LOST = "PTH001"
 UNSAFE_LOAD = "PTH002"
 WHOLE_MODEL_SAVE = "PTH003"
+_NAMES_LISTED = 3
 
 
 def diagnostics(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic]:
@@ -35,7 +39,7 @@ def _flags_lost(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
             )
         else:
             assert lost.checkpoint is not None
-            why = f"`{_basename(lost.checkpoint.file)}` shows this model partly frozen"
+            why = f"`{visible(_basename(lost.checkpoint.file))}` shows this model partly frozen"
         message = (
             f"`{var}` is a fresh `{lost.callee}(...)`: load_state_dict copies tensor values, but a "
             f"state_dict does not store requires_grad, so every parameter of `{var}` is trainable "
@@ -58,43 +62,50 @@ def _unsafe_loads(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnost
     for index, load in enumerate(facts.torch_loads):
         if load.has_weights_only or load.has_star_kwargs or load.insert_at is None:
             continue
-        pickled = _whole_model_file(load, checkpoints)
-        if pickled is None:
+        linked = linked_verdict(load, checkpoints)
+        severity: Severity = "warning"
+        if linked is not None and linked[1].level == "runs_code":
+            severity = "error"
+            message = (
+                f"torch.load without weights_only=: `{_file_name(linked[0])}` would run code if "
+                f"loaded with weights_only=False ({_listed(linked[1].dangerous)}). Pass "
+                "weights_only=True, and never weights_only=False for this file."
+            )
+        elif linked is not None and linked[1].level == "classes":
+            lookup, classes = linked[0], linked[1].classes
+            what = (
+                f"a pickled whole model ({visible(lookup.root_class or 'an object')})"
+                if lookup.whole_model
+                else f"a pickle of {len(classes)} class{'' if len(classes) == 1 else 'es'}"
+            )
+            message = (
+                f"torch.load without weights_only=: `{_file_name(lookup)}` is {what}, which "
+                "weights_only=True refuses unless its classes are allowed with "
+                "torch.serialization.safe_globals. Save and load a state_dict instead, or pass "
+                "weights_only=False only for a file you trust."
+            )
+        else:
             message = (
                 "torch.load without weights_only=: a pickle can run arbitrary code when loaded "
                 "with weights_only=False. Pass weights_only=True (TorchFix TOR102)."
             )
-        else:
-            root = pickled.root_class or "an object"
-            message = (
-                f"torch.load without weights_only=: `{_basename(pickled.file)}` is a pickled whole "
-                f"model ({root}), which weights_only=True refuses. Save and load a state_dict "
-                "instead, or pass weights_only=False only for a file you trust."
-            )
-        out.append(
-            Diagnostic(
-                Range.of(load.func),
-                "warning",
-                UNSAFE_LOAD,
-                message,
-                {
-                    "torch_load": index,
-                    "line": load.call.start_line,
-                    "whole_model": pickled is not None,
-                },
-            )
-        )
+        data = {
+            "torch_load": index,
+            "line": load.call.start_line,
+            "whole_model": bool(linked and linked[0].whole_model),
+            "verdict": linked[1].level if linked else None,
+        }
+        out.append(Diagnostic(Range.of(load.func), severity, UNSAFE_LOAD, message, data))
     return out
 
 
-def _whole_model_file(load: TorchLoad, checkpoints: Checkpoints) -> ModelView | None:
-    if load.path is None:
-        return None
-    checkpoint = checkpoint_for_path(load.path, checkpoints)
-    if checkpoint is None:
-        return None
-    unknown = any(risk == "unknown" for _, risk in checkpoint.risky_globals)
-    return checkpoint if checkpoint.whole_model or unknown else None
+def _file_name(lookup: ModelView) -> str:
+    return visible(_basename(lookup.file))
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    shown = ", ".join(visible(n) for n in names[:_NAMES_LISTED])
+    return shown + (f" and {len(names) - _NAMES_LISTED} more" if len(names) > _NAMES_LISTED else "")
 
 
 def _whole_model_saves(facts: ModuleFacts) -> list[Diagnostic]:

@@ -1,5 +1,7 @@
-"""Edits of the quick fixes: restore flags (PTH001), weights_only (PTH002), save a state_dict and
-requires_grad map (PTH003), and `# noqa` suppression. Each returns None when it cannot apply.
+"""Edits of the quick fixes: restore flags (PTH001), weights_only and the state_dict route
+(PTH002; the safe_globals block is in safe_globals_fix.py), save a state_dict and requires_grad
+map (PTH003), and `# noqa` suppression. Each returns None when it cannot apply, and the PTH002
+ones follow the linked file's verdict (verdict.py).
 """
 
 from __future__ import annotations
@@ -7,11 +9,14 @@ from __future__ import annotations
 import re
 
 from ..analysis.facts import ModuleFacts
-from .linking import Checkpoints, checkpoint_for_path
+from .linking import Checkpoints
 from .lost_flags import find_lost_flags, restore_lines
-from .text_edits import already_there, append_to_line, insert_after, quote, quote_char, replace
+from .python_text import dotted_name, string_literal
+from .text_edits import already_there, append_to_line, insert_after, quote_char, replace
 from .types import Range, TextEdit
+from .verdict import linked_verdict
 
+_CODE = re.compile(r"[A-Z]+[0-9]+")  # the code comes back from the client: only a code
 _NOQA = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*", re.I)
 
 
@@ -32,12 +37,19 @@ def restore_flags(
     return None
 
 
-def weights_only(facts: ModuleFacts, index: int, value: bool) -> list[TextEdit] | None:
-    """Add `weights_only=True|False` after the last argument of a torch.load call."""
+def weights_only(
+    facts: ModuleFacts, checkpoints: Checkpoints, index: int, value: bool
+) -> list[TextEdit] | None:
+    """Add `weights_only=True|False` after the last argument of a torch.load call; False only
+    for a linked file whose verdict allows it (classes only: never one that would run code, could
+    not be checked, or is not linked)."""
     if index >= len(facts.torch_loads):
         return None
     load = facts.torch_loads[index]
     if load.has_weights_only or load.has_star_kwargs or load.insert_at is None:
+        return None
+    linked = linked_verdict(load, checkpoints)
+    if value is False and (linked is None or not linked[1].allows_weights_only_false):
         return None
     return [TextEdit(Range.at(*load.insert_at), f", weights_only={value}")]
 
@@ -48,18 +60,21 @@ def state_dict_load(
     """`m = torch.load(p)` of a whole model → `m = Net()` + `m.load_state_dict(torch.load(...))`,
     with a comment saying how to re-save the file once as a state_dict.
 
-    Offered only when the saved class is defined or imported in this file.
+    Offered only when the saved class is defined or imported in this file, and the file imports
+    classes only (the re-save goes through weights_only=False).
     """
     if index >= len(facts.torch_loads):
         return None
     load = facts.torch_loads[index]
     if load.assigned_to is None or load.path is None or load.insert_at is None:
         return None
-    checkpoint = checkpoint_for_path(load.path, checkpoints)
-    root = checkpoint.root_class if checkpoint is not None else None
+    linked = linked_verdict(load, checkpoints)
+    if linked is None or linked[1].level != "classes":
+        return None
+    root = linked[0].root_class
     stmt, call_span = load.stmt, load.call
     one_line = stmt.start_line == stmt.end_line == call_span.start_line == call_span.end_line
-    if not root or not one_line or stmt.end_char != call_span.end_char:
+    if not root or not dotted_name(root) or not one_line or stmt.end_char != call_span.end_char:
         return None
     class_name = root.rsplit(".", 1)[-1]
     if not _class_known(facts, class_name):
@@ -98,8 +113,8 @@ def save_with_grad_map(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
     q, var, ind = quote_char(facts), save.var, save.indent
     new = (
         f"{func}({{\n"
-        f"{ind}    {quote('model', q)}: {var}.state_dict(),\n"
-        f"{ind}    {quote('requires_grad', q)}: {{n: p.requires_grad for n, p in {var}.named_parameters()}},\n"
+        f"{ind}    {string_literal('model', q)}: {var}.state_dict(),\n"
+        f"{ind}    {string_literal('requires_grad', q)}: {{n: p.requires_grad for n, p in {var}.named_parameters()}},\n"
         f"{ind}}}, {save.rest_text})"
     )
     return [replace(save.call, new)]
@@ -107,7 +122,7 @@ def save_with_grad_map(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
 
 def suppress(facts: ModuleFacts, line: int, code: str) -> list[TextEdit] | None:
     """Append `# noqa: CODE` to the line, or add CODE to its existing `# noqa:` list."""
-    if line >= len(facts.lines) or facts.suppressed(line, code):
+    if not _CODE.fullmatch(code) or line >= len(facts.lines) or facts.suppressed(line, code):
         return None
     text = facts.lines[line]
     match = _NOQA.search(text)

@@ -1,7 +1,9 @@
 """Hovers: a checkpoint path, a parameter key or attribute path, or a requires_grad statement.
 
 Each hover is Markdown in Pylance's shape: a `python` code block naming the thing, then one
-compact table, then at most a line or two of explanation.
+compact table, then at most a line or two of explanation. A checkpoint path's hover starts with
+the verdict (verdict.py): safe with weights_only=True, needs classes, or would run code. Every
+string from a file goes through markdown.py; code labels through python_text.py.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from ..analysis.facts import AttrRef, FlagOp, ModuleFacts, PathElement, Span
 from ..analysis.name_rules import loop_rule
 from ..reader.counts import ROLES, Tally, format_bytes
 from ..reader.model_view import ModelTensor, ModelView
+from . import markdown as md
 from .linking import Checkpoints, checkpoint_for_path, linked_views
+from .python_text import attribute_path, string_literal
 from .types import Hover, Range
+from .verdict import Verdict, verdict_for
 
 _NAMES_SHOWN = 6
 _LOOP_CACHE_SIZE = 64
@@ -24,7 +29,9 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
             checkpoint = checkpoint_for_path(path, checkpoints)
             if checkpoint is None:
                 return None
-            return Hover(hover_for_checkpoint(checkpoint, path.text), Range.of(path.span))
+            return Hover(
+                hover_for_checkpoint(checkpoint, path.text), Range.of(path.span)
+            )
     for op in facts.flag_ops:
         if op.kind != "replace" and any(s.contains(line, character) for s in op.sites):
             lookups = linked_views(facts, checkpoints, op.var)
@@ -36,14 +43,15 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
     if ref is not None:
         text = _key(ref.path)
         for lookup in linked_views(facts, checkpoints, ref.var):
-            contents = hover_for_key(lookup, text, f"{ref.var}.{_code_path(ref.path)}")
+            label = attribute_path(ref.var, ref.path) or ref.var
+            contents = hover_for_key(lookup, text, label)
             if contents:
                 return Hover(contents, Range.of(ref.span))
         return None
     for key in facts.key_strings:
         if key.span.contains(line, character):
             for lookup in linked_views(facts, checkpoints):
-                contents = hover_for_key(lookup, key.text, repr(key.text))
+                contents = hover_for_key(lookup, key.text, string_literal(key.text))
                 if contents:
                     return Hover(contents, Range.of(key.span))
             return None
@@ -69,11 +77,30 @@ def _key(path: tuple[PathElement, ...]) -> str:
     return ".".join(map(str, path))
 
 
-def _code_path(path: tuple[PathElement, ...]) -> str:
-    out = ""
-    for element in path:
-        out += f"[{element}]" if isinstance(element, int) else f".{element}"
-    return out.lstrip(".")
+def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
+    """The verdict first, then format, tensors, parameter counts, whether requires_grad is
+    stored, and the globals a `weights_only=False` load would import or run."""
+    verdict = verdict_for(lookup)
+    lines = [verdict.headline(md.code), ""]
+    if lookup.errors and not lookup.tensor_count:
+        lines += [
+            md.block(f"(checkpoint) {text}: not readable"),
+            f"pthscope could not read it: {md.text(lookup.errors[0])}",
+        ]
+    else:
+        lines += _contents(lookup, text)
+        if lookup.errors:
+            lines += ["", f"pthscope could not read all of it: {md.text(lookup.errors[0])}"]
+    if verdict.dangerous:
+        lines += ["", "Run by `torch.load(weights_only=False)`:", *_global_items(verdict, True)]
+    if verdict.classes:
+        lines += [
+            "",
+            "Classes it imports (`weights_only=False`, or `weights_only=True` inside "
+            "`torch.serialization.safe_globals`):",
+            *_global_items(verdict, False),
+        ]
+    return "\n".join(lines)
 
 
 _ROLE_NAMES = {"parameter": "model parameters", "buffer": "buffers", "optimizer_state": "optimizer state",
@@ -82,12 +109,8 @@ _TENSOR_LABELS = {"parameter": "parameter", "buffer": "buffer", "optimizer_state
                   "other": "tensor"}
 
 
-def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
-    """Format, tensors, counts by role, whether requires_grad is stored, risky globals."""
-    if lookup.errors and not lookup.tensor_count:
-        title = _code(f"(checkpoint) {text}: not readable")
-        return f"{title}\npthscope could not read it: {lookup.errors[0]}"
-    counts = lookup.counts
+def _contents(lookup: ModelView, text: str) -> list[str]:
+    counts = lookup.counts  # the file's, by role (reader/counts.py): what the CLI and page show
     kind = "whole model" if lookup.whole_model else "state_dict / tensors"
     if lookup.stores_flags:
         flags = "**stored** (whole model): loading it restores which parameters are frozen."
@@ -98,36 +121,39 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
             "every parameter is trainable again."
         )
         trainable = frozen = "not stored"
-    lines = [
-        _code(f"(checkpoint) {text}: {kind}"),
+    return [
+        md.block(f"(checkpoint) {text}: {kind}"),
         "| format | tensors | parameters | trainable | frozen |",
         "|---|---|---|---|---|",
-        f"| {lookup.format} | {_n(lookup.tensor_count)} | {_n(counts.parameter_elements)} | {trainable} | {frozen} |",
+        f"| {md.text(lookup.format)} | {_n(lookup.tensor_count)} | {_n(counts.parameter_elements)} "
+        f"| {trainable} | {frozen} |",
         "",
         *_role_table(counts),
         "",
         f"requires_grad: {flags}",
     ]
-    dangerous = [name for name, risk in lookup.risky_globals if risk == "dangerous"]
-    unknown = [name for name, risk in lookup.risky_globals if risk == "unknown"]
-    if dangerous:
-        lines += [
-            "",
-            f"⚠ **Dangerous globals** (run by `torch.load(weights_only=False)`): {_names(dangerous)}",
-        ]
-    if unknown:
-        lines += ["", f"Classes needed to unpickle it (`weights_only=False`): {_names(unknown)}"]
-    return "\n".join(lines)
 
 
 def _role_table(counts: Tally) -> list[str]:
-    """Tensors, elements and bytes of each role the file has (counts.py)."""
+    """Tensors, elements and bytes of each role the file has."""
     rows = ["| | tensors | elements | bytes |", "|---|---|---|---|"]
     for role in ROLES:
         c = counts.role(role)
         if c["tensors"]:
             rows.append(f"| {_ROLE_NAMES[role]} | {_n(c['tensors'])} | {_n(c['elements'])} | {format_bytes(c['bytes'])} |")
     return rows
+
+
+def _global_items(verdict: Verdict, dangerous: bool) -> list[str]:
+    """A list item per global: its name, and the reader's sentence on what a load would do."""
+    names = verdict.dangerous if dangerous else verdict.classes
+    items = []
+    for name in names[:_NAMES_SHOWN]:
+        effect = verdict.effects.get(name)
+        items.append(f"- {md.code(name)}" + (f" — {md.text(effect)}" if effect else ""))
+    if len(names) > _NAMES_SHOWN:
+        items.append(f"- … and {len(names) - _NAMES_SHOWN} more")
+    return items
 
 
 def hover_for_key(lookup: ModelView, key: str, label: str) -> str | None:
@@ -149,12 +175,12 @@ def _tensor_hover(lookup: ModelView, record: ModelTensor, label: str) -> str:
     shape = ", ".join(map(str, record.shape))
     return "\n".join(
         [
-            _code(f"({_TENSOR_LABELS[record.role]}) {label}: Tensor[{shape}] {record.dtype}"),
+            md.block(f"({_TENSOR_LABELS[record.role]}) {label}: Tensor[{shape}] {record.dtype}"),
             "| requires_grad | shape | dtype | elements |",
             "|---|---|---|---|",
-            f"| {flag} | [{shape}] | {record.dtype} | {_n(record.numel)} |",
+            f"| {flag} | [{shape}] | {md.text(record.dtype)} | {_n(record.numel)} |",
             "",
-            f"`{record.key}` in `{_basename(lookup.file)}`",
+            f"{md.code(record.key)} in {md.code(_basename(lookup.file))}",
         ]
     )
 
@@ -170,12 +196,12 @@ def _module_hover(lookup: ModelView, prefix: str, counts: Tally, label: str) -> 
         row = f"| {_n(counts.parameter_elements)} | not stored in this state_dict | {_n(tensors)} |"
     return "\n".join(
         [
-            _code(f"(module) {label}: {class_name}"),
+            md.block(f"(module) {label}: {class_name}"),
             header,
             _rule(header),
             row,
             "",
-            f"`{prefix}.*` in `{_basename(lookup.file)}`",
+            f"{md.code(prefix + '.*')} in {md.code(_basename(lookup.file))}",
         ]
     )
 
@@ -183,10 +209,11 @@ def _module_hover(lookup: ModelView, prefix: str, counts: Tally, label: str) -> 
 def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: ModelView) -> str:
     """Which parameters of the linked checkpoint a requires_grad statement sets, and to what."""
     statement = _statement_text(facts, op.stmt)
-    title = _code(statement.splitlines()[0].strip() if statement else op.var)
+    title = md.block(statement.splitlines()[0].strip() if statement else op.var)
     table = _effect_table(op, lookup, statement)
     if table is None:
-        return f"{title}\nAffects parameters of `{op.var}` in a way that is not statically clear."
+        unclear = "in a way that is not statically clear"
+        return f"{title}\nAffects parameters of {md.code(op.var)} {unclear}."
     return "\n".join([title, *table])
 
 
@@ -210,7 +237,7 @@ def _effect_table(op: FlagOp, lookup: ModelView, statement: str) -> list[str] | 
             lines.append("| — | 0 | 0 |")
         shown = [r.name for r in (set_false or set_true)]
         if shown:
-            lines += ["", f"{_names(shown)} — in `{_basename(lookup.file)}`"]
+            lines += ["", f"{_names(shown)} — in {md.code(_basename(lookup.file))}"]
     _remember(lookup, cache_key, lines)
     return lines
 
@@ -284,16 +311,12 @@ def _rule(header: str) -> str:
     return "|" + "---|" * (header.count("|") - 1)
 
 
-def _code(text: str) -> str:
-    return f"```python\n{text}\n```"
-
-
 def _n(value: int) -> str:
     return f"{value:,}"
 
 
 def _names(names: list[str]) -> str:
-    shown = ", ".join(f"`{n}`" for n in names[:_NAMES_SHOWN])
+    shown = ", ".join(md.code(n) for n in names[:_NAMES_SHOWN])
     extra = len(names) - _NAMES_SHOWN
     return f"{shown} … (+{extra})" if extra > 0 else shown
 

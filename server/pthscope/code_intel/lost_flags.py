@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..analysis.facts import Assignment, FlagOp, ModuleFacts, PathElement, StateDictLoad
+from ..analysis.facts import Assignment, FlagOp, ModuleFacts, StateDictLoad
 from ..reader.model_view import ModelView
 from .linking import Checkpoints, linked_views
-from .text_edits import quote, quote_char, retarget, statement_lines
+from .python_text import attribute_path, comment, string_literal
+from .text_edits import quote_char, retarget, statement_lines
 
 
 @dataclass
@@ -172,21 +173,28 @@ def restore_lines(facts: ModuleFacts, lost: LostFlags, source: str) -> list[str]
         q = quote_char(facts)
         return [
             f"for name, param in {var}.named_parameters():",
-            f"    param.requires_grad = {holder}[{quote(key, q)}].get(name, param.requires_grad)",
+            f"    param.requires_grad = {holder}[{string_literal(key, q)}].get(name, param.requires_grad)",
         ]
     if source == "checkpoint" and lost.checkpoint is not None:
         return _from_checkpoint(facts, lost.checkpoint, var)
     return None
 
 
-def _from_code(facts: ModuleFacts, instance: FrozenInstance, var: str) -> list[str]:
+def _from_code(facts: ModuleFacts, instance: FrozenInstance, var: str) -> list[str] | None:
     """The instance's own flag statements, re-targeted; later module replacements → unfreeze."""
     out: list[str] = []
     froze = False
     for op in instance.ops:
         if op.kind == "replace":
             if froze:
-                out.append(f"{var}{_code_path(op.module_path)}.requires_grad_(True)")
+                module = (
+                    attribute_path(var, op.module_path, quote_char(facts))
+                    if op.module_path
+                    else var
+                )
+                if module is None:
+                    return None
+                out.append(f"{module}.requires_grad_(True)")
             continue
         froze = froze or op.may_freeze
         out.extend(retarget(statement_lines(facts, op.stmt), instance.var, var))
@@ -209,16 +217,16 @@ def _from_checkpoint(facts: ModuleFacts, lookup: ModelView, var: str) -> list[st
     q = quote_char(facts)
     tests = []
     if prefixes:
-        items = ", ".join(quote(p, q) for p in prefixes)
+        items = ", ".join(string_literal(p, q) for p in prefixes)
         tests.append(
             f"name.startswith(({items},))" if len(prefixes) > 1 else f"name.startswith({items})"
         )
     if exact:
-        tests.append("name in {" + ", ".join(quote(n, q) for n in exact) + "}")
+        tests.append("name in {" + ", ".join(string_literal(n, q) for n in exact) + "}")
     condition = " or ".join(tests) if tests else "False"
     file_name = lookup.file.replace("\\", "/").rsplit("/", 1)[-1]
     return [
-        f"# Trainable parameters as saved in {file_name}",
+        comment(f"Trainable parameters as saved in {file_name}"),
         f"for name, param in {var}.named_parameters():",
         f"    param.requires_grad = {condition}",
     ]
@@ -228,10 +236,6 @@ def _widest_trainable_prefix(lookup: ModelView, name: str) -> str | None:
     parts = name.split(".")
     for end in range(1, len(parts)):
         counts = lookup.prefixes.get(".".join(parts[:end]))
-        if counts is not None and counts.frozen == 0:  # elements of frozen parameters under it
+        if counts is not None and counts.frozen == 0:  # no frozen parameter element under it
             return ".".join(parts[:end])
     return None
-
-
-def _code_path(path: tuple[PathElement, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)

@@ -1,33 +1,29 @@
 """Code inserted by the refactor actions: freezing, printing flags, saving and loading.
 
 Each function returns unindented lines for one model variable; callers indent and place them.
-`q` is the quote character the file uses.
+`q` is the quote character the file uses. Module keys come from checkpoints: they reach the code
+only through `python_text` (an attribute path of identifiers, or a quoted string).
 """
 
 from __future__ import annotations
 
-from .text_edits import quote
+from .python_text import attribute_path, string_literal
 
 GRAD_MAP = "{{n: p.requires_grad for n, p in {var}.named_parameters()}}"
 
 
-def module_expr(var: str, module: str) -> str:
-    """`model.layer1[0]` for module key "layer1.0"."""
-    out = var
-    for part in module.split("."):
-        out += f"[{part}]" if part.isdigit() else f".{part}"
-    return out
-
-
-def freeze_all_except(var: str, module: str, q: str) -> list[str]:
+def freeze_all_except(var: str, module: str, q: str) -> list[str] | None:
+    if attribute_path(var, module) is None:
+        return None
     return [
         f"for name, param in {var}.named_parameters():",
-        f"    param.requires_grad = name.startswith({quote(module + '.', q)})",
+        f"    param.requires_grad = name.startswith({string_literal(module + '.', q)})",
     ]
 
 
-def freeze_module(var: str, module: str) -> list[str]:
-    return [f"{module_expr(var, module)}.requires_grad_(False)"]
+def freeze_module(var: str, module: str, q: str) -> list[str] | None:
+    expression = attribute_path(var, module, q)
+    return None if expression is None else [f"{expression}.requires_grad_(False)"]
 
 
 def unfreeze_all(var: str) -> list[str]:
@@ -57,17 +53,17 @@ def save_training_checkpoint(
 ) -> list[str]:
     lines = ["torch.save({"]
     if epoch:
-        lines.append(f"    {quote('epoch', q)}: {epoch},")
-    lines.append(f"    {quote('model', q)}: {var}.state_dict(),")
+        lines.append(f"    {string_literal('epoch', q)}: {epoch},")
+    lines.append(f"    {string_literal('model', q)}: {var}.state_dict(),")
     if optimizer:
-        lines.append(f"    {quote('optimizer', q)}: {optimizer}.state_dict(),")
-    lines.append(f"    {quote('requires_grad', q)}: {GRAD_MAP.format(var=var)},")
+        lines.append(f"    {string_literal('optimizer', q)}: {optimizer}.state_dict(),")
+    lines.append(f"    {string_literal('requires_grad', q)}: {GRAD_MAP.format(var=var)},")
     lines.append(f"}}, {path})")
     return lines
 
 
 def load_state_dict(var: str, path: str, q: str) -> list[str]:
-    cpu = quote("cpu", q)
+    cpu = string_literal("cpu", q)
     return [
         f"{var}.load_state_dict(torch.load({path}, map_location={cpu}, weights_only=True), strict=True)",
         "# A state_dict does not store requires_grad: re-apply any freezing after this line.",
@@ -75,7 +71,7 @@ def load_state_dict(var: str, path: str, q: str) -> list[str]:
 
 
 def load_entire_model(var: str, path: str, q: str) -> list[str]:
-    cpu = quote("cpu", q)
+    cpu = string_literal("cpu", q)
     return [
         "# Unpickling runs code from the file: only for files you trust; needs the model's class.",
         f"{var} = torch.load({path}, map_location={cpu}, weights_only=False)",
@@ -85,16 +81,16 @@ def load_entire_model(var: str, path: str, q: str) -> list[str]:
 def load_training_checkpoint(
     var: str, optimizer: str | None, holder: str, path: str, q: str
 ) -> list[str]:
-    cpu = quote("cpu", q)
+    cpu = string_literal("cpu", q)
     lines = [
         f"{holder} = torch.load({path}, map_location={cpu}, weights_only=True)",
-        f"{var}.load_state_dict({holder}[{quote('model', q)}], strict=True)",
+        f"{var}.load_state_dict({holder}[{string_literal('model', q)}], strict=True)",
     ]
     if optimizer:
-        lines.append(f"{optimizer}.load_state_dict({holder}[{quote('optimizer', q)}])")
+        lines.append(f"{optimizer}.load_state_dict({holder}[{string_literal('optimizer', q)}])")
     lines += [
-        f"start_epoch = {holder}.get({quote('epoch', q)}, -1) + 1",
+        f"start_epoch = {holder}.get({string_literal('epoch', q)}, -1) + 1",
         f"for name, param in {var}.named_parameters():",
-        f"    param.requires_grad = {holder}.get({quote('requires_grad', q)}, {{}}).get(name, param.requires_grad)",
+        f"    param.requires_grad = {holder}.get({string_literal('requires_grad', q)}, {{}}).get(name, param.requires_grad)",
     ]
     return lines

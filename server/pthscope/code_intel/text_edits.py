@@ -1,8 +1,8 @@
 """Building text edits that keep the file's indentation and quote style.
 
 `insert_after` places lines after a statement at its indentation; `retarget` renames a variable
-in a piece of code by tokens (never inside strings or after a dot); `quote` writes a string
-literal with the quote character the file mostly uses.
+in a piece of code by tokens (never inside strings or after a dot); `quote_char` is the quote
+character the file mostly uses (string literals themselves come from `python_text`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,31 @@ def statement_lines(facts: ModuleFacts, span: Span) -> list[str]:
     ]
 
 
+def indent_lines(lines: list[str], indent: str, unit: str) -> list[str] | None:
+    """A statement's lines (the first starting with `indent`) one level deeper, or None when a
+    string literal spans lines (indenting would change its value)."""
+    first = lines[0][len(indent) :]
+    try:
+        tokens = list(
+            tokenize.generate_tokens(io.StringIO("\n".join([first, *lines[1:]])).readline)
+        )
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    opened: list[int] = []  # rows where the f-strings (3.12+ tokens) still open began
+    for token in tokens:
+        name = tokenize.tok_name[token.type]
+        if (
+            name in ("STRING", "FSTRING_MIDDLE", "TSTRING_MIDDLE")
+            and token.start[0] != token.end[0]
+        ):
+            return None
+        if name in ("FSTRING_START", "TSTRING_START"):
+            opened.append(token.start[0])
+        elif name in ("FSTRING_END", "TSTRING_END") and opened and opened.pop() != token.end[0]:
+            return None
+    return [indent + unit + first] + [unit + line if line.strip() else line for line in lines[1:]]
+
+
 def retarget(code: list[str], old: str, new: str) -> list[str]:
     """Rename the variable `old` to `new` in `code`, token by token."""
     lines = list(code)
@@ -65,13 +90,6 @@ def quote_char(facts: ModuleFacts) -> str:
     """The quote the file uses most for string literals."""
     sample = "\n".join(facts.lines[:400])
     return "'" if sample.count("'") > sample.count('"') else '"'
-
-
-def quote(text: str, char: str) -> str:
-    literal = repr(text)
-    if char == '"' and literal.startswith("'") and '"' not in text:
-        return '"' + literal[1:-1] + '"'
-    return literal
 
 
 def replace(span: Span, text: str) -> TextEdit:

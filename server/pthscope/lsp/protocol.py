@@ -32,6 +32,7 @@ from ..reader.counts import (
 )
 from ..reader.model import (
     GlobalJson,
+    GlobalUsesJson,
     GradState,
     ModelJson,
     ModuleJson,
@@ -75,7 +76,7 @@ _REQUEST_ID: Any = int | str
 _RESPONSE_ID: Any = int | str | None
 
 __all__ = [  # the payload shapes defined elsewhere, part of this contract
-    "ROLES", "GlobalJson", "GradState", "ModelJson", "ModuleJson", "NodeKind", "ParamCountsJson",
+    "ROLES", "GlobalJson", "GlobalUsesJson", "GradState", "ModelJson", "ModuleJson", "NodeKind", "ParamCountsJson",
     "ParameterCountsJson", "PathElement", "ProblemJson", "Risk", "Role", "RoleCountsJson", "RoleTableJson",
     "SummaryJson", "TensorJson", "TensorKind",
 ]

@@ -8,6 +8,7 @@ Only the pickles and the 8-byte counts are read; storage bytes are skipped with 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import struct
 from typing import Any, BinaryIO
@@ -20,11 +21,13 @@ from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-_MAGIC_PICKLE_PREFIX = b"\x80\x02\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
+PROTOCOL_VERSION = 1001
+# The magic-number pickle as torch.save writes it at each pickle_protocol (0-5).
+_MAGIC_PICKLES = tuple({pickle.dumps(MAGIC_NUMBER, protocol=p) for p in range(6)})
 
 
 def probe_legacy(head: bytes) -> bool:
-    return head.startswith(_MAGIC_PICKLE_PREFIX)
+    return head.startswith(_MAGIC_PICKLES)
 
 
 # Protocol 0/1 GLOBAL: "c<module>\n<name>\n", how pickle.dumps starts an object that is a REDUCE.
@@ -45,16 +48,29 @@ def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
         log = UnpickleLog()
         storages: dict[str, StorageRef] = {}
         try:
-            unpickle(stream, "magic number", _no_persistent_ids, log, limits)
-            protocol = unpickle(stream, "protocol version", _no_persistent_ids, log, limits)
-            sys_info = unpickle(stream, "sys info", _no_persistent_ids, log, limits)
+            # torch.load reads these three with plain pickle.load, then the object with its own
+            # unpickler, then the key list with plain pickle.load again.
+            magic = unpickle(stream, "magic number", _no_persistent_ids, log, limits, torch_loader=False)
+            protocol = unpickle(stream, "protocol version", _no_persistent_ids, log, limits, torch_loader=False)
+            if type(magic) is not int or magic != MAGIC_NUMBER or type(protocol) is not int or protocol != PROTOCOL_VERSION:
+                checkpoint.errors.append(Problem(
+                    "corrupt", f"the legacy header says magic {safe_repr(magic)}, protocol {safe_repr(protocol)}; "
+                    f"torch.load accepts only magic {MAGIC_NUMBER:#x} and protocol {PROTOCOL_VERSION} and refuses "
+                    "this file (after running its first two pickles)", where="magic number"))
+                return report_globals(checkpoint, log)
+            sys_info = unpickle(stream, "sys info", _no_persistent_ids, log, limits, torch_loader=False)
             checkpoint.metadata["protocol version"] = safe_repr(protocol)
             if isinstance(sys_info, dict):
-                checkpoint.metadata["byteorder"] = "little" if sys_info.get("little_endian", True) else "big"
+                little = sys_info.get("little_endian", True)
+                checkpoint.metadata["byteorder"] = "little" if little else "big"
+                if type(little) is not bool:
+                    checkpoint.warnings.append(Problem(
+                        "corrupt", f"sys info's little_endian is {safe_repr(little)}, not true or false",
+                        where="sys info"))
             root = unpickle(stream, "main pickle", lambda pid: _legacy_storage(pid, storages), log, limits)
-            keys = unpickle(stream, "storage keys", _no_persistent_ids, log, limits)
+            keys = unpickle(stream, "storage keys", _no_persistent_ids, log, limits, torch_loader=False)
         except PickleError as exc:
-            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
         _locate_storages(stream, keys, storages, size, checkpoint)
     return fill_checkpoint(checkpoint, root, log, limits)
@@ -69,9 +85,9 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
     log = UnpickleLog()
     with open(path, "rb") as f:
         try:
-            root = unpickle(f, "pickle", _no_persistent_ids, log, limits)
+            root = unpickle(f, "pickle", _no_persistent_ids, log, limits, torch_loader=False)
         except PickleError as exc:
-            checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
+            checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
     return fill_checkpoint(checkpoint, root, log, limits)
 
@@ -83,10 +99,12 @@ def _no_persistent_ids(pid: Any) -> Any:
 def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
     if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module":
         return pid[1]  # a whole-model save names its classes (and their source) this way
-    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-        raise ValueError(f"unsupported persistent id {safe_repr(pid)}")
-    storage_type, root_key, location, numel = pid[1:5]
-    view = pid[5] if len(pid) > 5 else None
+    if not (type(pid) is tuple and len(pid) == 6 and pid[0] == "storage"):
+        raise ValueError(f"persistent id {safe_repr(pid)} is not ('storage', type, key, location, numel, view), "
+                         "the kind torch reads from a legacy checkpoint")
+    storage_type, root_key, location, numel, view = pid[1:6]
+    if type(location) is not str or type(numel) is not int or not 0 <= numel < 1 << 63:
+        raise ValueError(f"persistent id {safe_repr(pid)} has a location or element count torch cannot use")
     key = key_text(root_key)  # never hash or str() an arbitrary object: it may be a DAG bomb
     if key is None:
         raise ValueError(f"storage key {safe_repr(root_key)} is not a name")
@@ -96,10 +114,17 @@ def _legacy_storage(pid: Any, storages: dict[str, StorageRef]) -> Any:
         ref = StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
                          numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0)
         storages[key] = ref
-    if isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int:
-        # A view of the root storage: tensors built on it start `offset` elements in.
-        return StorageRef(ref.key, ref.dtype, ref.location, ref.numel, ref.nbytes, view_offset=view[1])
-    return ref
+    if view is None:
+        return ref
+    if not (isinstance(view, tuple) and len(view) == 3 and type(view[1]) is int and type(view[2]) is int):
+        raise ValueError(f"storage {key} has a view record {safe_repr(view)}, not (key, offset, size)")
+    offset, size = view[1], view[2]
+    if offset < 0 or size < 0 or offset + size > ref.numel:
+        raise ValueError(f"a view of storage {key} covers elements {offset:,} to {offset + size:,}, past the "
+                         f"{ref.numel:,} elements of the storage")
+    # A view of the root storage: tensors built on it start `offset` elements in and end by its end.
+    return StorageRef(ref.key, ref.dtype, ref.location, ref.numel, (offset + size) * itemsize(ref.dtype),
+                      view_offset=offset, view_numel=size)
 
 
 def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef],
@@ -123,7 +148,7 @@ def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef
         element = itemsize(ref.dtype) if ref else 1
         end = position + 8 + numel * element
         if ref is not None:
-            ref.nbytes = numel * element
+            ref.set_nbytes(numel * element)
             checkpoint.storage_offsets[key] = position + 8
         if numel < 0 or end > size:
             checkpoint.errors.append(Problem(

@@ -53,14 +53,20 @@ class Problem:
 
 @dataclass
 class GlobalRef:
-    """A global (module.qualname) that the file's pickle names."""
+    """A global (module.qualname; an attribute walk as module:a.b.c) that the file's pickles name:
+    its risk, how the pickles use it, and one sentence on what torch.load(weights_only=False)
+    would do with it."""
 
     name: str
     risk: Risk
-    count: int = 1
+    count: int = 1  # GLOBAL opcodes naming it
+    uses: dict[str, Any] = field(default_factory=dict)
+    effect: str = ""
 
     def to_json(self) -> GlobalJson:
-        return {"name": self.name, "risk": self.risk, "count": self.count}
+        return {"name": self.name, "risk": self.risk, "count": self.count,
+                "uses": self.uses,  # type: ignore[typeddict-item]  # global_risk.uses_json's shape
+                "effect": self.effect}
 
 
 @dataclass(slots=True)
@@ -316,10 +322,27 @@ class ProblemJson(TypedDict):
     where: str
 
 
+class _GlobalUsesRequired(TypedDict):
+    referenced: int
+    written: int
+
+
+class GlobalUsesJson(_GlobalUsesRequired, total=False):
+    """How the pickles use a global (global_risk.py); a `safe` one has only the two above."""
+
+    called: int
+    arguments: list[int]
+    rebuilt: int
+    state: int
+    planted: list[str]
+
+
 class GlobalJson(TypedDict):
     name: str
     risk: Risk
     count: int
+    uses: GlobalUsesJson
+    effect: str
 
 
 class TensorJson(TypedDict):

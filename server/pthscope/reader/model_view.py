@@ -50,6 +50,8 @@ class ModelView:
     counts: Tally  # of every tensor of the file, by role (summary.roles)
     errors: list[str]
     risky_globals: list[tuple[str, Risk]]
+    # What a weights_only=False load would do with a global, when the reader says (`effect`).
+    global_effects: dict[str, str]
     whole_model: bool  # the file's root is a pickled nn.Module
     stores_flags: bool  # the model's parameters are nn.Parameters, with requires_grad
     classes: dict[str, str]  # model-relative module name → saved class ("": the root model)
@@ -121,7 +123,7 @@ class ModelView:
         return {
             "file": self.file, "format": self.format, "tensor_count": self.tensor_count,
             "counts": self.counts.to_json(), "errors": self.errors,
-            "risky_globals": [list(g) for g in self.risky_globals],
+            "risky_globals": [list(g) for g in self.risky_globals], "global_effects": self.global_effects,
             "whole_model": self.whole_model, "stores_flags": self.stores_flags, "classes": self.classes,
             "tensors": [[t.name, t.key, t.shape, t.dtype, t.requires_grad, t.kind, t.role, t.grad_state]
                         for t in self.tensors],
@@ -135,6 +137,7 @@ class ModelView:
             file=data["file"], format=data["format"], tensor_count=data["tensor_count"],
             counts=Tally.from_json(counts), errors=list(data["errors"]),
             risky_globals=[(name, risk) for name, risk in data["risky_globals"]],
+            global_effects=dict(data["global_effects"]),
             whole_model=data["whole_model"], stores_flags=data["stores_flags"], classes=dict(data["classes"]),
             tensors=[ModelTensor(*row) for row in data["tensors"]],
             tied={i: first for i, first in data["tied"]},
@@ -164,6 +167,7 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
         file=checkpoint.file, format=checkpoint.format, tensor_count=len(checkpoint.tensors),
         counts=checkpoint.tally(), errors=[e.message for e in checkpoint.errors],
         risky_globals=[(g.name, g.risk) for g in checkpoint.globals if g.risk != "safe"],
+        global_effects={g.name: g.effect for g in checkpoint.globals if g.effect},
         whole_model=any(m.saved_as == "module" and not m.path for m in models),
         stores_flags=any(t.kind == "parameter" for t in tensors),
         classes=classes, tensors=tensors, tied=tied,

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from . import audit
 from .limits import Limits, address_space_limit, memory_budget
-from .model import Checkpoint, Problem
+from .model import Checkpoint, GlobalRef, Problem
 from .tree import TreeBuilder
 from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
 
@@ -22,18 +23,27 @@ from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
 class PickleError(Exception):
     """A pickle that cannot be read; `where` names the member and byte offset."""
 
-    def __init__(self, message: str, where: str):
+    def __init__(self, message: str, where: str, kind: str = "corrupt"):
         super().__init__(message)
         self.where = where
+        self.kind = kind
 
 
 def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
-             log: UnpickleLog, limits: Limits) -> Any:
+             log: UnpickleLog, limits: Limits, torch_loader: bool = True) -> Any:
+    """One pickle through the restricted unpickler. `torch_loader`: read it as torch's own
+    unpickler reads a checkpoint's main pickle (else as plain pickle.load)."""
     start = stream.tell()
-    unpickler = RestrictedUnpickler(stream, persistent_load, log)
+    unpickler = RestrictedUnpickler(stream, persistent_load, log, torch_loader)
     try:
-        with memory_budget(limits.memory_budget_bytes), _no_extension_cache():
+        with memory_budget(limits.memory_budget_bytes), _no_extension_cache(), audit.loading(where):
             return unpickler.load()
+    except audit.LoadEscaped as escaped:
+        raise PickleError(
+            f"reading stopped: while this pickle was read, something tried to {escaped.event} "
+            f"({escaped.detail or 'no detail'}); pthscope never runs what a file names, so this is a pthscope "
+            "bug — please report it with the file", f"{where} byte {stream.tell() - start}", kind="blocked",
+        ) from None
     except MemoryError:
         raise PickleError(
             f"the pickle asks for more memory than {memory_allowance()} (a memo or size field is "
@@ -82,16 +92,31 @@ def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits:
     return report_globals(checkpoint, log)
 
 
+_RISK_ORDER = {"dangerous": 0, "unknown": 1, "safe": 2}
+
+
+def global_refs(log: UnpickleLog) -> list[GlobalRef]:
+    """Every global the pickles named, classified by how they used it; dangerous first."""
+    refs = []
+    for use in log.globals.values():
+        risk, effect = use.classify()
+        refs.append(GlobalRef(use.full_name, risk, use.references, use.uses_json(risk), effect))
+    return sorted(refs, key=lambda g: (_RISK_ORDER[g.risk], g.name))
+
+
 def report_globals(checkpoint: Checkpoint, log: UnpickleLog) -> Checkpoint:
-    """Every global the pickle named, dangerous first, with a warning naming the dangerous ones;
-    also when the pickle could not be read to its end (torch.load would have run them by then)."""
-    checkpoint.globals = sorted(log.globals.values(), key=lambda g: ({"dangerous": 0, "unknown": 1, "safe": 2}[g.risk], g.name))
-    dangerous = [g.name for g in checkpoint.globals if g.risk == "dangerous"]
+    """Every global the pickle named, dangerous first, with a warning naming the dangerous ones
+    and what a load would do with each; also when the pickle could not be read to its end
+    (torch.load would have run them by then)."""
+    checkpoint.globals = global_refs(log)
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     if dangerous:
+        shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
+        more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""
         checkpoint.warnings.insert(0, Problem(
             "dangerous-globals",
-            "torch.load(weights_only=False) would call " + ", ".join(dangerous)
-            + "; pthscope only listed it. Do not load this file with weights_only=False.",
+            f"torch.load(weights_only=False) would run code from this file: {shown}{more}. pthscope only "
+            "listed them; do not load this file with weights_only=False.",
         ))
     return checkpoint
 

@@ -51,15 +51,26 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
             ))
             return checkpoint
         raw = f.read(header_len)
+    if not raw.startswith(b"{"):
+        checkpoint.errors.append(Problem("corrupt", "the header does not start with '{'; the safetensors library "
+                                         "refuses it", where="header"))
+        return checkpoint
+    duplicates: list[str] = []
     try:
-        header = json.loads(raw)
+        header = json.loads(raw, object_pairs_hook=lambda pairs: _no_duplicates(pairs, duplicates))
     except (ValueError, RecursionError) as exc:
         checkpoint.errors.append(Problem("corrupt", f"the JSON header is malformed: {exc}", where="header"))
         return checkpoint
     if not isinstance(header, dict):
         checkpoint.errors.append(Problem("corrupt", "the JSON header is not an object", where="header"))
         return checkpoint
+    if duplicates:
+        checkpoint.errors.append(Problem("corrupt", f"the header names {duplicates[0]!r} twice: which entry a "
+                                         "reader takes is not defined", where=duplicates[0]))
     meta = header.pop("__metadata__", None)
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        checkpoint.errors.append(Problem("corrupt", "__metadata__ must map names to strings; the safetensors "
+                                         "library refuses this header", where="__metadata__"))
     if isinstance(meta, dict):
         checkpoint.metadata.update({str(k): str(v)[: limits.max_value_chars] for k, v in meta.items()})
     data_size = size - 8 - header_len
@@ -78,7 +89,36 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         checkpoint.storage_offsets[name] = 8 + header_len + begin
         root.children.append(Node(name, [name], "tensor", "torch.Tensor", tensor=len(checkpoint.tensors) - 1))
     checkpoint.root = root
+    if not checkpoint.errors:
+        _check_layout(header, data_size, checkpoint)
     return checkpoint
+
+
+def _no_duplicates(pairs: list[tuple[str, object]], duplicates: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            duplicates.append(key)
+        out[key] = value
+    return out
+
+
+def _check_layout(header: dict[str, dict[str, list[int]]], data_size: int, checkpoint: Checkpoint) -> None:
+    """The library's validate(): tensors tile the data section from 0 to its end, no gap, no
+    overlap, nothing after the last one."""
+    spans = sorted((entry["data_offsets"][0], entry["data_offsets"][1], name) for name, entry in header.items())
+    end, previous = 0, ""
+    for begin, stop, name in spans:
+        if begin != end:
+            what = f"overlaps {previous!r}" if begin < end else f"leaves a gap of {begin - end:,} bytes after " + (
+                repr(previous) if previous else "the header")
+            checkpoint.errors.append(Problem("corrupt", f"tensor {name!r} {what}; the safetensors library refuses "
+                                             "the file", where=name))
+            return
+        end, previous = stop, name
+    if end != data_size:
+        checkpoint.errors.append(Problem("corrupt", f"the data section has {data_size - end:,} bytes after the last "
+                                         "tensor; the safetensors library refuses the file", where="data"))
 
 
 def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
@@ -87,6 +127,9 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
     offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
     if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and 0 <= d < _INT64 for d in shape)):
         return Problem("corrupt", f"tensor {name!r} has no valid dtype/shape", where=name)
+    if dtype not in _BITS:
+        return Problem("corrupt", f"tensor {name!r} has dtype {dtype[:40]!r}, which safetensors does not define",
+                       where=name)
     numel = 1
     for d in shape:
         numel *= d

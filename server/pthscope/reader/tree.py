@@ -4,15 +4,18 @@ Walks the graph once, depth- and count-bounded, and produces `Node`s plus the fl
 `TensorInfo` and `ModuleInfo`. An `nn.Module` is recognised by its pickled state (`_modules`,
 `_parameters`, `_buffers`), never by importing its class. What the tensors are for (roles) and
 how many there are (counts) is decided afterwards, by roles.py, for every format alike.
+
+This is the one boundary where what the unpickler built leaves it: sealed `TensorRecord`s
+become the model's `TensorInfo` here, and each is checked once (dtype, location, extent).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
 from operator import mul
 from typing import Any
 
-from .dtypes import itemsize
+from .dtypes import ITEMSIZE, itemsize
 from .limits import Limits
 from .model import ModuleInfo, Node, PathElement, Problem, TensorInfo, key_of
 from .safe_repr import safe_repr
@@ -21,7 +24,9 @@ from .unpickler import (
     NdarrayRecord,
     NumpyDtype,
     StorageRef,
+    StorageType,
     Stub,
+    TensorRecord,
     saved_type_name,
 )
 
@@ -41,7 +46,7 @@ class TreeBuilder:
         self._visited = 0
         self._on_path: set[int] = set()
         self._depth_reported = False
-        self._placed: set[int] = set()
+        self._locations: set[str] = set()  # locations already checked
         self._expanded: dict[int, str] = {}  # id of each container shown → its key
 
     def build(self, root: Any) -> Node:
@@ -62,7 +67,7 @@ class TreeBuilder:
         self._visited += 1
         if self._visited > self.limits.max_nodes:
             raise _TooMany
-        if isinstance(obj, TensorInfo):
+        if type(obj) is TensorRecord:
             return self._tensor(obj, name, path, "tensor")
         if isinstance(obj, NdarrayRecord):
             return self._ndarray(obj, name, path)
@@ -115,10 +120,10 @@ class TreeBuilder:
 
         limits = self.limits
         for child_name, value in _dict_items(state.get("_parameters"), limits):
-            if isinstance(value, TensorInfo):
+            if type(value) is TensorRecord:
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
         for child_name, value in _dict_items(state.get("_buffers"), limits):
-            if isinstance(value, TensorInfo):
+            if type(value) is TensorRecord:
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
         for child_name, value in _dict_items(state.get("_modules"), limits):
@@ -131,17 +136,30 @@ class TreeBuilder:
                 node.children.append(self._visit(value, attr, [*path, attr], depth + 1))
         return node
 
-    def _tensor(self, record: TensorInfo, name: str, path: list[PathElement], kind: str) -> Node:
+    def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
         # A tensor object reached twice (tied parameters of a whole model) is listed at each place.
-        if id(record) in self._placed:
-            record = replace(record, path=path, shared_with=[])
+        (shape, stride, storage_offset, dtype, requires_grad, record_kind, location, storage, storage_nbytes,
+         layout) = record
+        info = TensorInfo(path, shape, dtype, requires_grad, record_kind if kind == "tensor" else kind,  # type: ignore[arg-type]
+                          location, stride, storage_offset, storage, storage_nbytes, layout=layout)
+        if dtype not in ITEMSIZE and dtype not in self._locations:
+            self._locations.add(dtype)  # named once per dtype
+            self.problems.append(Problem("corrupt", f"tensor {info.key} has dtype {dtype!r}, which torch does not "
+                                         "know: its size in bytes cannot be told", where=info.key))
+        if location not in self._locations:
+            self._check_location(location, info.key)
+        self.tensors.append(info)
+        return Node(name, path, "tensor", _tensor_type(info), tensor=len(self.tensors) - 1)
+
+    def _check_location(self, location: str, key: str) -> None:
+        if _TORCH_LOCATION.fullmatch(location):
+            self._locations.add(location)
         else:
-            self._placed.add(id(record))
-            record.path = path
-        if kind != "tensor":
-            record.kind = kind  # type: ignore[assignment]
-        self.tensors.append(record)
-        return Node(name, path, "tensor", _tensor_type(record), tensor=len(self.tensors) - 1)
+            self.problems.append(Problem(
+                "corrupt", f"tensor {key} is stored on location {location[:80]!r}, which torch.load cannot restore "
+                "(it knows cpu, cuda[:N], mps, meta, xpu, hpu, mtia, privateuseone); it would fail without "
+                "map_location", where=key))
+            self._locations.add(location)  # named once
 
     def _ndarray(self, record: NdarrayRecord, name: str, path: list[PathElement]) -> Node:
         info = TensorInfo(path=path, shape=record.shape, dtype=record.dtype, requires_grad=False,
@@ -161,6 +179,8 @@ class TreeBuilder:
             return f"numpy.dtype({obj.name})"
         if isinstance(obj, StorageRef):
             return f"storage {obj.key} ({obj.dtype}, {obj.numel:,} elements, {obj.location})"
+        if isinstance(obj, StorageType):
+            return f"<storage class of {obj.dtype}>"
         if isinstance(obj, type) and issubclass(obj, Stub):
             return f"<class {obj.qualname}>"
         if isinstance(obj, int) and obj.bit_length() > 256:
@@ -190,12 +210,12 @@ def _dict_items(value: Any, limits: Limits) -> list[tuple[str, Any]]:
 
 
 def _holds_tensors(value: Any) -> bool:
-    if isinstance(value, (TensorInfo, NdarrayRecord)):
+    if isinstance(value, (TensorRecord, NdarrayRecord)):
         return True
     if isinstance(value, Stub):
         return _module_state(value) is not None
     if isinstance(value, (list, tuple)):
-        return any(isinstance(v, (TensorInfo, NdarrayRecord)) for v in value[:64])
+        return any(isinstance(v, (TensorRecord, NdarrayRecord)) for v in value[:64])
     return False
 
 
@@ -234,6 +254,9 @@ def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
 
 
 _INT64 = 1 << 63
+# Locations torch.load's registered deserializers restore (serialization.py: _cpu_deserialize,
+# _mps_deserialize (any "mps…"), _meta_deserialize, and the backends checked with a device index).
+_TORCH_LOCATION = re.compile(r"cpu|meta|mps.*|(cuda|hpu|xpu|mtia|privateuseone)(:\d+|\d+)?")
 
 
 def _path_element(key: Any, limits: Limits) -> PathElement:

@@ -1,9 +1,16 @@
 """A restricted unpickler that builds inert records and never imports or calls what a file names.
 
 `find_class` is the only door through which a pickle reaches code. Here it returns, for every
-global, either one of our own record builders (tensor rebuild functions, dtypes, collections) or
-an inert `Stub` class that remembers its qualified name, arguments and state. Nothing the file
-names is imported. Persistent ids (torch storages) go to a callback supplied by the format reader.
+global, one of our own objects: a record builder for what torch's `weights_only` loader accepts
+(tensor rebuild functions, dtypes, collections) or an inert, recording stub class for anything
+else. The C unpickler then does with those objects exactly what it would do with the real ones
+(REDUCE calls them, NEWOBJ calls `__new__`, BUILD calls `__setstate__`, APPEND calls `append`),
+so each global's `GlobalUse` learns how a real load would use it: called with N arguments,
+rebuilt as an object, given state, written into, or planted as an attribute the unpickler calls.
+
+Everything here that the pickle VM can touch is sealed: no instance `__dict__`, attribute writes
+refused, BUILD refused where we did not define what state means. What leaves this module is raw
+records (`TensorRecord`, `Stub`, ...); tree.py validates them once, where they become the model.
 """
 
 from __future__ import annotations
@@ -11,166 +18,383 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import IO, Any, ClassVar
 
 from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
-from .global_risk import canonical_global_name, classify_global
-from .model import GlobalRef, TensorInfo, contiguous_stride
+from .global_risk import (
+    STORAGE_TYPE_NAMES,
+    WEIGHTS_ONLY_ALLOWED,
+    GlobalUse,
+    canonical_global_name,
+)
 from .safe_repr import safe_repr
 
+# Attributes the unpickler looks up on the objects it builds and then calls: a pickle that puts a
+# callable under one of these names in an object's __dict__ (BUILD) gets it called.
+_PLANTABLE = ("__setstate__", "append", "extend", "add")
+_INT64 = 1 << 63
 
-@dataclass(slots=True)
-class StorageRef:
+
+class RefusedState(pickle.UnpicklingError):
+    """BUILD or an attribute write on one of our records: torch never writes such state."""
+
+
+def _refuse(what: str) -> RefusedState:
+    return RefusedState(f"the pickle writes state into {what} (BUILD or an attribute), which torch's own "
+                        "pickles never do: the file is crafted or corrupt")
+
+
+class _Sealed:
+    """Base of the records handed to the VM: no __dict__, no attribute writes, no BUILD."""
+
+    __slots__ = ()
+    _what: ClassVar[str] = "a record"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _refuse(self._what)
+
+    def __delattr__(self, name: str) -> None:
+        raise _refuse(self._what)
+
+    def __setstate__(self, state: Any) -> None:
+        raise _refuse(self._what)
+
+
+_put = object.__setattr__
+
+
+def _init(obj: Any, **fields: Any) -> None:
+    for name, value in fields.items():
+        object.__setattr__(obj, name, value)
+
+
+class StorageRef(_Sealed):
     """A storage named by a persistent id: key, dtype, location and element count as saved."""
 
+    __slots__ = ("key", "dtype", "location", "numel", "nbytes", "view_offset", "view_numel")
+    _what = "a storage record"
     key: str
     dtype: str
     location: str
     numel: int
-    nbytes: int | None = None
-    view_offset: int = 0  # legacy format: a view starting this many elements into the storage
+    nbytes: int | None
+    view_offset: int  # legacy format: a view starting this many elements into the storage
+    view_numel: int | None
+
+    def __init__(self, key: str, dtype: str, location: str, numel: int, nbytes: int | None = None,
+                 view_offset: int = 0, view_numel: int | None = None) -> None:
+        put = _put  # one per storage: direct calls, no kwargs dict
+        put(self, "key", key)
+        put(self, "dtype", dtype)
+        put(self, "location", location)
+        put(self, "numel", numel)
+        put(self, "nbytes", nbytes)
+        put(self, "view_offset", view_offset)
+        put(self, "view_numel", view_numel)
+
+    def set_nbytes(self, nbytes: int) -> None:
+        object.__setattr__(self, "nbytes", nbytes)
 
 
-# Rebuild functions produce the model's TensorInfo directly; tree.py gives it its path and kind.
+class TensorRecord(tuple):
+    """A rebuilt tensor, as the pickle described it; immutable (a tuple), validated by tree.py.
+
+    Fields: shape, stride, storage_offset, dtype, requires_grad, kind, location, storage key,
+    storage bytes (None: unknown), layout.
+    """
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise _refuse("a tensor record")
+
+    shape = property(lambda self: self[0])
+    stride = property(lambda self: self[1])
+    storage_offset = property(lambda self: self[2])
+    dtype = property(lambda self: self[3])
+    requires_grad = property(lambda self: self[4])
+    kind = property(lambda self: self[5])
+    location = property(lambda self: self[6])
+    storage = property(lambda self: self[7])
+    storage_nbytes = property(lambda self: self[8])
+    layout = property(lambda self: self[9])
+
+    def but(self, **changes: Any) -> TensorRecord:
+        fields = list(self)
+        for name, value in changes.items():
+            fields[_TENSOR_FIELDS[name]] = value
+        return tuple.__new__(TensorRecord, fields)
+
+
+_TENSOR_FIELDS = {name: i for i, name in enumerate(
+    ("shape", "stride", "storage_offset", "dtype", "requires_grad", "kind", "location", "storage",
+     "storage_nbytes", "layout"))}
+_new_tensor = tuple.__new__
 
 
 def _tensor_on(storage: StorageRef, storage_offset: int, shape: list[int], stride: list[int],
-               requires_grad: bool, dtype: str) -> TensorInfo:
+               requires_grad: bool, dtype: str) -> TensorRecord:
     nbytes = storage.nbytes if storage.nbytes is not None else storage.numel * itemsize(storage.dtype)
-    return TensorInfo([], shape, dtype, requires_grad, "tensor", storage.location, stride,
-                      storage_offset, storage.key, nbytes)
+    return _new_tensor(TensorRecord, (shape, stride, storage_offset, dtype, requires_grad, "tensor",
+                                      storage.location, storage.key, nbytes, "strided"))
 
 
 def _tensor_without_storage(shape: list[int], stride: list[int], requires_grad: bool, dtype: str,
-                            location: str = "cpu", layout: str = "strided") -> TensorInfo:
-    return TensorInfo([], shape, dtype, requires_grad, "tensor", location, stride, layout=layout)
+                            location: str = "cpu", layout: str = "strided") -> TensorRecord:
+    return _new_tensor(TensorRecord, (shape, stride, 0, dtype, requires_grad, "tensor", location, "", None, layout))
 
 
-@dataclass
-class NdarrayRecord:
-    shape: list[int] = field(default_factory=list)
-    dtype: str = "unknown"
-    nbytes: int = 0
+class NdarrayRecord(_Sealed):
+    __slots__ = ("shape", "dtype", "nbytes", "built")
+    _what = "a numpy array record"
+    shape: list[int]
+    dtype: str
+    nbytes: int
+    built: bool
 
-    def __setstate__(self, state: Any) -> None:
-        # numpy's ndarray.__reduce__ state: (version, shape, dtype, is_fortran, rawdata)
-        if isinstance(state, tuple) and len(state) >= 5:
-            self.shape = _shape(state[1])
-            if isinstance(state[2], NumpyDtype):
-                self.dtype = state[2].name
-            raw = state[4]
-            self.nbytes = len(raw) if isinstance(raw, (bytes, bytearray, str)) else 0
-
-
-class _Sealed(type):
-    """Metaclass of the classes handed to pickles: BUILD with slot state cannot set their class
-    attributes, which every later file read by this process would otherwise see."""
-
-    def __setattr__(cls, name: str, value: Any) -> None:
-        raise AttributeError(f"{cls.__name__}.{name} cannot be set")
-
-    def __delattr__(cls, name: str) -> None:
-        raise AttributeError(f"{cls.__name__}.{name} cannot be deleted")
-
-
-class _SealedCall:
-    """A builder function handed to pickles, without attributes a BUILD could set (a plain
-    function's __defaults__, for one, would change it for every later file)."""
-
-    __slots__ = ("_fn",)
-    _fn: Callable[..., Any]
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        object.__setattr__(self, "_fn", fn)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"{name} cannot be set")
-
-    def __call__(self, *args: Any) -> Any:
-        return self._fn(*args)
-
-
-class NumpyDtype(metaclass=_Sealed):
-    saved_type = "numpy.dtype"
-
-    def __init__(self, code: Any = "", *_: Any) -> None:
-        self.code = code if isinstance(code, str) else safe_repr(code)
-        self.name = dtype_from_numpy_code(self.code)
+    def __init__(self) -> None:
+        _init(self, shape=[], dtype="unknown", nbytes=0, built=False)
 
     def __setstate__(self, state: Any) -> None:
-        pass
+        # numpy's ndarray.__reduce__ state: (version, shape, dtype, is_fortran, rawdata), once.
+        if self.built or not (isinstance(state, tuple) and len(state) >= 5):
+            raise _refuse(self._what)
+        _init(self, shape=_shape(state[1]), built=True,
+              dtype=state[2].name if isinstance(state[2], NumpyDtype) else "unknown",
+              nbytes=len(state[4]) if isinstance(state[4], (bytes, bytearray, str)) else 0)
 
 
-@dataclass
-class DtypeRef:
+class NumpyDtype(_Sealed):
+    __slots__ = ("code", "name")
+    _what = "a numpy dtype record"
+    saved_type: ClassVar[str] = "numpy.dtype"
+    code: str
     name: str
 
+    def __init__(self, code: Any = "", *_: Any) -> None:
+        text = code if isinstance(code, str) else safe_repr(code)
+        _init(self, code=text, name=dtype_from_numpy_code(text))
 
-class Stub:
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple):  # numpy's own: (3, '<', None, None, None, -1, -1, 0)
+            raise _refuse(self._what)
+
+
+class DtypeRef(_Sealed):
+    """A torch dtype or layout named as a global (torch.float32, torch.per_tensor_affine)."""
+
+    __slots__ = ("name",)
+    _what = "a dtype record"
+    name: str
+
+    def __init__(self, name: str) -> None:
+        _init(self, name=name)
+
+
+class StorageType(_Sealed):
+    """A storage class (torch.FloatStorage, ...), as torch's loader reads it: a dtype."""
+
+    __slots__ = ("dtype",)
+    _what = "a storage class record"
+    dtype: str
+
+    def __init__(self, dtype: str) -> None:
+        _init(self, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stubs: what an unknown global becomes. The class records how it is used.
+
+
+class _StubMeta(type):
+    """Metaclass of stub classes: calling one (REDUCE, INST/OBJ with arguments, a builder calling
+    its argument) is recorded as a call; BUILD on the class itself as a write into the global."""
+
+    _use: GlobalUse
+    _make: Callable[..., Any] | None
+    qualname: str
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        cls._use.called(len(args) + len(kwargs))
+        if cls._make is not None:
+            return cls._make(*args, **kwargs)
+        return Stub.make(cls, args, kwargs)  # type: ignore[arg-type]
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        cls._use.written += 1
+        raise _refuse(f"the global {cls._use.full_name}")
+
+    def __delattr__(cls, name: str) -> None:
+        cls._use.written += 1
+        raise _refuse(f"the global {cls._use.full_name}")
+
+    @property
+    def __setstate__(cls) -> Callable[[Any], None]:
+        # A data descriptor on the metaclass wins over Stub.__setstate__ for `cls.__setstate__`:
+        # BUILD on the class object itself lands here, BUILD on its instances does not.
+        def written(state: Any) -> None:
+            cls._use.written += 1
+
+        return written
+
+
+class Stub(metaclass=_StubMeta):
     """An instance of a class the file names but we never import."""
 
+    __slots__ = ("args", "kwargs", "state", "items", "setitems")
     qualname: ClassVar[str] = "?"
+    _use: ClassVar[GlobalUse]
+    _make: ClassVar[Callable[..., Any] | None] = None
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     state: Any
     items: list[Any]
     setitems: dict[Any, Any] | None
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
+    @staticmethod
+    def make(cls: type[Stub], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Stub:
         self = object.__new__(cls)
-        self.args = args
-        self.kwargs = kwargs
-        self.state = None
-        self.items = []
-        self.setitems = None
+        _init(self, args=args, kwargs=kwargs, state=None, items=[], setitems=None)
         return self
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
+        # NEWOBJ, NEWOBJ_EX and INST/OBJ without arguments call this, not the metaclass.
+        if args or kwargs:
+            cls._use.called(len(args) + len(kwargs))
+        else:
+            cls._use.rebuilt += 1
+        return Stub.make(cls, args, kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def __setattr__(self, name: str, value: Any) -> None:  # BUILD's slot state on a class without __setstate__
+        type(self)._use.states += 1
+        _plant(name, value)
+
     def __setstate__(self, state: Any) -> None:
-        self.state = state
+        _call_planted(self.state, "__setstate__", 1)
+        type(self)._use.states += 1
+        _scan_for_planted(state)
+        object.__setattr__(self, "state", state)
 
     def append(self, item: Any) -> None:
+        _call_planted(self.state, "append", 1)
         self.items.append(item)
 
     def extend(self, items: Any) -> None:
+        _call_planted(self.state, "extend", 1)
         self.items.extend(items)
+
+    def add(self, item: Any) -> None:
+        _call_planted(self.state, "add", 1)
+        self.items.append(item)
+
+    def __iter__(self) -> Any:  # APPENDS on a stub: items, never the stub itself
+        raise TypeError("a stub object is not iterable")
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if self.setitems is None:
-            self.setitems = {}
-        self.setitems[key] = value
+            object.__setattr__(self, "setitems", {})
+        self.setitems[key] = value  # type: ignore[index]
 
 
-class _SavedDict(dict, metaclass=_Sealed):
+def use_of(value: Any) -> GlobalUse | None:
+    """The GlobalUse behind a global's object, if `value` is one."""
+    if isinstance(value, _StubMeta):
+        return value._use
+    if isinstance(value, _Builder):
+        return value.use
+    return None
+
+
+def _plant(attribute: str, value: Any) -> None:
+    use = use_of(value)
+    if attribute in _PLANTABLE and use is not None and attribute not in use.planted:
+        use.planted.append(attribute)
+
+
+def _scan_for_planted(state: Any) -> None:
+    """BUILD state `{name: callable}` (or `(dict, slots)`) would land in the object's __dict__."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, dict):
+            for name in _PLANTABLE:
+                if name in part:
+                    _plant(name, part[name])
+
+
+def _call_planted(state: Any, attribute: str, arguments: int) -> None:
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, dict) and attribute in part:
+            use = use_of(part[attribute])
+            if use is not None:
+                use.called(arguments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dicts the file names as globals (OrderedDict, Counter, defaultdict).
+
+
+class _SavedDict(dict):
+    __slots__ = ("state",)
     saved_type: ClassVar[str] = "dict"
+    state: Any
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _plant(name, value)
+        raise _refuse(f"a {self.saved_type}")
+
+    def __setstate__(self, state: Any) -> None:
+        # An OrderedDict's BUILD updates its __dict__ (state_dict._metadata): kept, and checked
+        # for callables planted where the unpickler would call them.
+        _call_planted(getattr(self, "state", None), "__setstate__", 1)
+        _scan_for_planted(state)
+        object.__setattr__(self, "state", state)
+
+    def append(self, item: Any) -> None:
+        _call_planted(getattr(self, "state", None), "append", 1)
+        raise AttributeError(f"{self.saved_type} has no append")
+
+    def extend(self, items: Any) -> None:
+        _call_planted(getattr(self, "state", None), "extend", 1)
+        raise AttributeError(f"{self.saved_type} has no extend")
 
 
 class _OrderedDict(_SavedDict):
+    __slots__ = ()
     saved_type = "collections.OrderedDict"
 
 
 class _Counter(_SavedDict):
+    __slots__ = ()
     saved_type = "collections.Counter"
 
 
 class _DefaultDict(_SavedDict):
+    __slots__ = ()
     saved_type = "collections.defaultdict"
 
     def __init__(self, *args: Any) -> None:
         # defaultdict(factory, items): the factory is a global we never call.
         super().__init__(*(a for a in args[1:2] if isinstance(a, (dict, list))))
 
+    def __setstate__(self, state: Any) -> None:  # a real defaultdict has no __dict__
+        raise _refuse("a collections.defaultdict")
+
+
+# ---------------------------------------------------------------------------------------------
+# The log and the unpickler.
+
 
 class UnpickleLog:
-    """What the unpickler saw: globals (with counts) and non-fatal problems."""
+    """What the unpickler saw: each global's use, and non-fatal problems."""
 
     MAX_PROBLEMS = 100  # listed; beyond that only counted (a hostile file may cause millions)
 
     def __init__(self) -> None:
-        self.globals: dict[str, GlobalRef] = {}
+        self.globals: dict[tuple[str, str], GlobalUse] = {}
         self.problems: list[str] = []
         self.more_problems = 0
 
@@ -180,63 +404,103 @@ class UnpickleLog:
         else:
             self.more_problems += 1
 
-    def saw_global(self, name: str) -> None:
-        ref = self.globals.get(name)
-        if ref:
-            ref.count += 1
-        else:
-            self.globals[name] = GlobalRef(name=name, risk=classify_global(name))
+    def use(self, module: str, name: str) -> GlobalUse:
+        use = self.globals.get((module, name))
+        if use is None:
+            use = self.globals[(module, name)] = GlobalUse(module, name)
+        use.references += 1
+        return use
 
 
 PersistentLoad = Callable[[Any], Any]
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], persistent_load: PersistentLoad, log: UnpickleLog):
+    """`torch_loader`: read the way torch's UnpicklerWrapper reads a checkpoint's main pickle
+    (storage class names become storage types without an import); else as plain pickle.load."""
+
+    def __init__(self, file: IO[bytes], persistent_load: PersistentLoad, log: UnpickleLog,
+                 torch_loader: bool = True):
         super().__init__(file, encoding="latin1")
         # An instance attribute, not a method: one call frame less per storage.
         self.persistent_load = persistent_load  # type: ignore[method-assign]
         self.log = log
-        self._stub_classes: dict[str, type[Stub]] = {}
+        self.torch_loader = torch_loader
+        self._objects: dict[tuple[str, str], Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        full = canonical_global_name(str(module), str(name))
-        self.log.saw_global(full)
-        builder = _BUILDERS.get(full)
-        if builder is not None:
-            return builder(self.log) if isinstance(builder, _LogBound) else builder
-        if full.startswith(("torch.", "torch.cuda.")):
-            attribute = full.rsplit(".", 1)[1]
-            if attribute in STORAGE_DTYPES:
-                return _StorageType(STORAGE_DTYPES[attribute])
-            if full.count(".") == 1 and classify_global(full) == "safe" and attribute[:1].islower():
+        if type(module) is not str or type(name) is not str:
+            raise pickle.UnpicklingError("a global whose module or name is not text")
+        module, name = canonical_global_name(module, name)
+        key = (module, name)
+        use = self.log.use(module, name)
+        made = self._objects.get(key)
+        if made is None:
+            made = self._objects[key] = self._object_for(use)
+        return made
+
+    def _object_for(self, use: GlobalUse) -> Any:
+        full, attribute = use.full_name, use.name
+        if "." in attribute:  # an attribute walk: never resolved, always a stub
+            return self._stub(use, None)
+        if self.torch_loader and "Storage" in attribute and attribute in STORAGE_TYPE_NAMES:
+            return StorageType(STORAGE_DTYPES[attribute])
+        if full in WEIGHTS_ONLY_ALLOWED:
+            builder = _SAFE_BUILDERS.get(full)
+            if builder is not None:
+                return builder if isinstance(builder, type) else _Builder(full, builder, use, self.log)
+            if attribute in STORAGE_TYPE_NAMES:
+                return StorageType(STORAGE_DTYPES[attribute])
+            if use.module == "torch" and attribute[:1].islower():
                 return DtypeRef(attribute)
-        return self._stub_class(full)
+        return self._stub(use, _HARMLESS_BUILDERS.get(full))
 
-    def _stub_class(self, full: str) -> type[Stub]:
-        cls = self._stub_classes.get(full)
-        if cls is None:
-            cls = type(full.rsplit(".", 1)[-1], (Stub,), {"qualname": full})
-            self._stub_classes[full] = cls
-        return cls
-
-
-@dataclass
-class _StorageType:
-    dtype: str
+    @staticmethod
+    def _stub(use: GlobalUse, make: Callable[..., Any] | None) -> _StubMeta:
+        namespace = {"__slots__": (), "qualname": use.full_name, "_use": use, "_make": make}
+        # The class's own __name__ is for tracebacks only (the file's name is in `qualname`);
+        # type() refuses NUL and lone surrogates, which a pickle may well name.
+        short = use.name.rsplit(".", 1)[-1]
+        return _StubMeta(short if short.isidentifier() else "global", (Stub,), namespace)
 
 
-class _LogBound:
-    """A builder that needs the log to report problems (constructed per unpickler)."""
+class _Builder:
+    """One of our record builders, handed to the pickle for a global torch allows. Malformed
+    arguments become a problem and a stub, not a crash; BUILD on it is a write into the global."""
 
-    def __init__(self, make: Callable[[UnpickleLog], Any]):
-        self.make = make
+    __slots__ = ("name", "fn", "use", "log", "fallback")
+    name: str
+    fn: Callable[..., Any]
+    use: GlobalUse
+    log: UnpickleLog
+    fallback: _StubMeta | None
 
-    def __call__(self, log: UnpickleLog) -> Any:
-        return self.make(log)
+    def __init__(self, name: str, fn: Callable[..., Any], use: GlobalUse, log: UnpickleLog) -> None:
+        _init(self, name=name, fn=fn, use=use, log=log, fallback=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.use.written += 1
+        raise _refuse(f"the global {self.name}")
+
+    def __setstate__(self, state: Any) -> None:
+        self.use.written += 1
+        raise _refuse(f"the global {self.name}")
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self.fn(*args)
+        except (RefusedState, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # malformed pickle: report and keep reading
+            self.log.problem(f"{self.name}: cannot rebuild ({_one_line(exc)})")
+            if self.fallback is None:  # one stub class per global, not one per failure
+                object.__setattr__(self, "fallback", RestrictedUnpickler._stub(self.use, None))
+            return Stub.make(self.fallback, args, {})  # type: ignore[arg-type]
 
 
-_INT64 = 1 << 63
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def _int_list(value: Any) -> list[int]:
@@ -267,102 +531,88 @@ def _shape(value: Any) -> list[int]:
     raise ValueError(f"expected a tensor size (int64 values, numel within int64), got {safe_repr(value)}")
 
 
-def _tolerant(name: str) -> _LogBound:
-    """Wrap a rebuild function so malformed arguments become a problem and a stub, not a crash."""
-
-    def bind(log: UnpickleLog) -> Callable[..., Any]:
-        rebuild = _REBUILDERS[name]
-        fallback: list[type[Stub]] = []  # one stub class per unpickler, not one per failure
-
-        def call(*args: Any) -> Any:
-            try:
-                return rebuild(*args)
-            except Exception as exc:  # malformed pickle: report and keep reading
-                log.problem(f"{name}: cannot rebuild tensor ({exc})")
-                if not fallback:
-                    fallback.append(type(name.rsplit(".", 1)[-1], (Stub,), {"qualname": name}))
-                return fallback[0](*args)
-
-        return call
-
-    return _LogBound(bind)
-
-
-def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> TensorInfo:
+def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> TensorRecord:
     return _rebuild_tensor_v2(storage, storage_offset, size, stride, False)
 
 
 def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                       requires_grad: Any = False, *_: Any) -> TensorInfo:
+                       requires_grad: Any = False, *_: Any) -> TensorRecord:
     # The hot path: one call per tensor of every checkpoint.
-    if not isinstance(storage, StorageRef):
+    if type(storage) is not StorageRef:
         raise ValueError("storage is not a storage reference")
-    if type(storage_offset) is not int or not -_INT64 <= storage_offset < _INT64:
-        raise ValueError("storage offset is not an int64")
+    if type(storage_offset) is not int or not 0 <= storage_offset < _INT64:
+        raise ValueError("storage offset is not a non-negative int64")
     view_offset = storage.view_offset
     return _tensor_on(storage, storage_offset + view_offset if view_offset else storage_offset,
                       _shape(size), _int_list(stride), requires_grad is True, storage.dtype)
 
 
 def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                       requires_grad: Any, backward_hooks: Any, dtype: Any, *_: Any) -> TensorInfo:
+                       requires_grad: Any, backward_hooks: Any, dtype: Any, *_: Any) -> TensorRecord:
     record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
-    if isinstance(dtype, DtypeRef):
-        record.dtype = dtype.name
-    return record
+    return record.but(dtype=dtype.name) if type(dtype) is DtypeRef else record
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorInfo:
-    if not isinstance(data, TensorInfo):
+def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
+    if type(data) is not TensorRecord:
         raise ValueError("parameter data is not a tensor")
-    return replace(data, kind="parameter", requires_grad=requires_grad is True, path=[])
+    return data.but(kind="parameter", requires_grad=requires_grad is True)
 
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
-    # Tensor subclasses: func is one of our builders (or a stub class); both are inert.
+    # Tensor subclasses: torch calls func(*args) — one of our builders, or a stub class whose
+    # call is recorded — and gives new_type's __setstate__ the state.
+    if isinstance(new_type, _StubMeta) and state:
+        new_type._use.states += 1
+        _scan_for_planted(state)
     result = func(*args) if isinstance(args, tuple) else func()
-    if isinstance(result, TensorInfo) and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
-        result.kind = "parameter"
+    if type(result) is TensorRecord and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
+        result = result.but(kind="parameter")
     return result
 
 
 def _rebuild_qtensor(storage: Any, storage_offset: Any, size: Any, stride: Any,
-                     quantizer_params: Any, requires_grad: Any = False, *_: Any) -> TensorInfo:
-    record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
-    record.layout = "quantized"
-    return record
+                     quantizer_params: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
+    return _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad).but(layout="quantized")
 
 
 def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires_grad: Any = False,
-                                    *_: Any) -> TensorInfo:
+                                    *_: Any) -> TensorRecord:
     return _tensor_without_storage(_shape(size), _int_list(stride), requires_grad is True,
-                                   dtype.name if isinstance(dtype, DtypeRef) else "unknown", location="meta")
+                                   dtype.name if type(dtype) is DtypeRef else "unknown", location="meta")
 
 
 def _rebuild_wrapper_subclass(cls: Any, dtype: Any, size: Any, stride: Any, storage_offset: Any,
-                              layout: Any, device: Any, requires_grad: Any = False, *_: Any) -> TensorInfo:
+                              layout: Any, device: Any, requires_grad: Any = False, *_: Any) -> TensorRecord:
     record = _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
-    record.location = device if isinstance(device, str) else "unknown"
-    record.layout = getattr(cls, "qualname", "subclass")
-    return record
+    if isinstance(cls, _StubMeta):
+        cls._use.rebuilt += 1
+    return record.but(location=device if type(device) is str else "unknown",
+                      layout=getattr(cls, "qualname", "subclass") if isinstance(cls, _StubMeta) else "subclass")
 
 
 def _rebuild_from_numpy(data: Any, dtype: Any, device: Any, requires_grad: Any = False,
-                        *_: Any) -> TensorInfo:
-    if isinstance(data, TensorInfo):
-        record = replace(data, path=[])
-    elif isinstance(data, NdarrayRecord):
-        record = _tensor_without_storage(data.shape, contiguous_stride(data.shape), False, data.dtype)
+                        *_: Any) -> TensorRecord:
+    if type(data) is TensorRecord:
+        record = data
+    elif type(data) is NdarrayRecord:
+        record = _tensor_without_storage(data.shape, _contiguous(data.shape), False, data.dtype)
     else:
         raise ValueError("device tensor data is neither a tensor nor an array")
-    if isinstance(dtype, DtypeRef):
-        record.dtype = dtype.name
-    record.location = device if isinstance(device, str) else record.location
-    record.requires_grad = requires_grad is True
-    return record
+    return record.but(dtype=dtype.name if type(dtype) is DtypeRef else record.dtype,
+                      location=device if type(device) is str else record.location,
+                      requires_grad=requires_grad is True)
 
 
-def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorInfo:
+def _contiguous(shape: list[int]) -> list[int]:
+    stride, acc = [], 1
+    for d in reversed(shape):
+        stride.append(acc)
+        acc *= max(d, 1)
+    return stride[::-1]
+
+
+def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorRecord:
     """COO: (indices, values, size[, is_coalesced]); CSR/CSC/BSR/BSC: (compressed indices,
     plain indices, values, size). The record has the sparse tensor's shape and the values'
     dtype and storage; a sparse tensor has no strides."""
@@ -372,44 +622,23 @@ def _rebuild_sparse_tensor(layout: Any, data: Any) -> TensorInfo:
     coo = name == "sparse_coo" if name else len(data) == 3 or type(data[3]) is bool
     values, size = (data[1], data[2]) if coo else (data[2], data[3])
     shape = _shape(size)
-    layout_text = name or ("sparse_coo" if coo else "sparse_compressed")
-    if not isinstance(values, TensorInfo):
+    if type(values) is not TensorRecord:
         raise ValueError("sparse tensor values are not a tensor")
-    return replace(values, path=[], shape=shape, stride=[], layout=layout_text)
+    return values.but(shape=shape, stride=[], layout=name or ("sparse_coo" if coo else "sparse_compressed"))
 
 
 def _layout_name(layout: Any) -> str | None:
     """`torch.sparse_csr` → "sparse_csr", whether pickled as a global or via _get_layout("…")."""
-    text = getattr(layout, "qualname", None) if isinstance(layout, type) else None
-    if isinstance(layout, Stub) and layout.args and isinstance(layout.args[0], str):
-        text = layout.args[0]
-    if isinstance(layout, DtypeRef):
+    text = layout.qualname if isinstance(layout, _StubMeta) else layout if type(layout) is str else None
+    if type(layout) is DtypeRef:
         text = layout.name
     return text.rsplit(".", 1)[-1][:40] if isinstance(text, str) else None
 
 
-def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorInfo:
-    if not isinstance(buffer, TensorInfo):
+def _rebuild_nested_tensor(buffer: Any, sizes: Any, *_: Any) -> TensorRecord:
+    if type(buffer) is not TensorRecord:
         raise ValueError("nested tensor buffer is not a tensor")
-    return replace(buffer, path=[], layout="nested")
-
-
-_REBUILDERS: dict[str, Callable[..., Any]] = {
-    "torch._utils._rebuild_tensor": _rebuild_tensor,
-    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
-    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
-    "torch._utils._rebuild_parameter": _rebuild_parameter,
-    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
-    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
-    "torch._tensor._rebuild_from_type": _rebuild_from_type_v2,
-    "torch._utils._rebuild_qtensor": _rebuild_qtensor,
-    "torch._utils._rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,
-    "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
-    "torch._utils._rebuild_device_tensor_from_numpy": _rebuild_from_numpy,
-    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _rebuild_from_numpy,
-    "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
-    "torch._utils._rebuild_nested_tensor": _rebuild_nested_tensor,
-}
+    return buffer.but(layout="nested")
 
 
 def _torch_size(items: Any = ()) -> tuple[Any, ...]:
@@ -421,6 +650,12 @@ def _torch_device(kind: Any = "cpu", index: Any = None) -> str:
     if index is None:
         return name
     return f"{name}:{index}" if type(index) is int and -_INT64 <= index < _INT64 else f"{name}:?"
+
+
+def _get_layout(name: Any) -> str:
+    if type(name) is not str:
+        raise ValueError("layout name is not text")
+    return name
 
 
 def _codecs_encode(text: Any, encoding: Any = "utf-8", *_: Any) -> bytes:
@@ -436,7 +671,7 @@ def _safe_bytearray(data: Any = b"", *_: Any) -> bytearray:
 
 
 def _safe_complex(real: Any = 0.0, imag: Any = 0.0) -> complex:
-    if isinstance(real, (int, float)) and isinstance(imag, (int, float)):
+    if type(real) in (int, float) and type(imag) in (int, float):
         return complex(real, imag)
     raise ValueError("complex built from something other than numbers")
 
@@ -459,7 +694,7 @@ _SCALAR_FORMATS = {"f2": "<e", "f4": "<f", "f8": "<d", "i1": "<b", "i2": "<h", "
 
 def _numpy_scalar(dtype: Any = None, raw: Any = b"", *_: Any) -> Any:
     """numpy scalars (e.g. a saved best accuracy) decoded with struct, never with numpy."""
-    if isinstance(dtype, NumpyDtype) and isinstance(raw, bytes):
+    if type(dtype) is NumpyDtype and isinstance(raw, bytes):
         code = dtype.code.lstrip("<>=|")
         fmt = _SCALAR_FORMATS.get(code)
         if fmt and len(raw) == struct.calcsize(fmt):
@@ -468,29 +703,86 @@ def _numpy_scalar(dtype: Any = None, raw: Any = b"", *_: Any) -> Any:
     raise ValueError("numpy scalar without a dtype")
 
 
-_BUILDERS: dict[str, Any] = {
-    **{name: _tolerant(name) for name in _REBUILDERS},
+def _copyreg_reconstructor(cls: Any = None, base: Any = None, state: Any = None, *_: Any) -> Any:
+    """copyreg._reconstructor(cls, base, state): `base.__new__(cls, state)` and, unless base is
+    object, `base.__init__(obj, state)` — a class rebuilt when base is a builtin type, a call of
+    `base` with the file's state otherwise."""
+    base_use = use_of(base)
+    if base_use is not None and base_use.full_name not in _BUILTIN_BASES:
+        base_use.called(1)
+    if isinstance(cls, _StubMeta):
+        cls._use.rebuilt += 1
+        return Stub.make(cls, (), {})  # type: ignore[arg-type]
+    raise ValueError("copyreg._reconstructor of something other than a class")
+
+
+_BUILTIN_BASES = frozenset(f"builtins.{t}" for t in (
+    "object", "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
+    "bytearray", "bool"))
+
+
+def _copyreg_newobj(cls: Any = None, *args: Any) -> Any:
+    """copyreg.__newobj__(cls, *args) is `cls.__new__(cls, *args)`: NEWOBJ spelled as a call."""
+    if isinstance(cls, _StubMeta):
+        return cls.__new__(cls, *args)  # type: ignore[arg-type]
+    raise ValueError("copyreg.__newobj__ of something other than a class")
+
+
+def _copyreg_newobj_ex(cls: Any = None, args: Any = (), kwargs: Any = None, *_: Any) -> Any:
+    if isinstance(cls, _StubMeta) and isinstance(args, tuple):
+        return cls.__new__(cls, *args, **(kwargs if isinstance(kwargs, dict) else {}))  # type: ignore[arg-type]
+    raise ValueError("copyreg.__newobj_ex__ of something other than a class")
+
+
+_REBUILDERS: dict[str, Callable[..., Any]] = {
+    "torch._utils._rebuild_tensor": _rebuild_tensor,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch._utils._rebuild_qtensor": _rebuild_qtensor,
+    "torch._utils._rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,
+    "torch._utils._rebuild_wrapper_subclass": _rebuild_wrapper_subclass,
+    "torch._utils._rebuild_device_tensor_from_numpy": _rebuild_from_numpy,
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor": _rebuild_from_numpy,
+    "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
+    "torch._utils._rebuild_nested_tensor": _rebuild_nested_tensor,
+}
+
+# Globals torch's weights_only loader accepts, built by our own inert code.
+_SAFE_BUILDERS: dict[str, Any] = {
+    **_REBUILDERS,
     "collections.OrderedDict": _OrderedDict,
     "collections.Counter": _Counter,
+    "builtins.set": _safe_set,
+    "builtins.complex": _safe_complex,
+    "builtins.bytearray": _safe_bytearray,
+    "_codecs.encode": _codecs_encode,
+    "torch.Size": _torch_size,
+    "torch.device": _torch_device,
+    "torch.serialization._get_layout": _get_layout,
+}
+
+# Reviewed harmless constructors that we also build (the others stay inert stubs).
+_HARMLESS_BUILDERS: dict[str, Callable[..., Any]] = {
     "collections.defaultdict": _DefaultDict,
-    "builtins.set": _SealedCall(_safe_set),
-    "builtins.frozenset": _SealedCall(_safe_frozenset),
-    "builtins.complex": _SealedCall(_safe_complex),
-    "builtins.bytearray": _SealedCall(_safe_bytearray),
-    "_codecs.encode": _SealedCall(_codecs_encode),
-    "torch.Size": _SealedCall(_torch_size),
-    "torch.device": _SealedCall(_torch_device),
-    "numpy.core.multiarray._reconstruct": _SealedCall(_numpy_reconstruct),
-    "numpy._core.multiarray._reconstruct": _SealedCall(_numpy_reconstruct),
-    "numpy.core.multiarray.scalar": _SealedCall(_numpy_scalar),
-    "numpy._core.multiarray.scalar": _SealedCall(_numpy_scalar),
+    "builtins.frozenset": _safe_frozenset,
+    "numpy.core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy._core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
     "numpy.dtype": NumpyDtype,
+    "copyreg._reconstructor": _copyreg_reconstructor,
+    "copyreg.__newobj__": _copyreg_newobj,
+    "copyreg.__newobj_ex__": _copyreg_newobj_ex,
+    "torch._tensor._rebuild_from_type": _rebuild_from_type_v2,
 }
 
 # Exported for readers that compute storage sizes.
 __all__ = [
-    "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "Stub",
-    "UnpickleLog", "itemsize", "itemsize_of_numpy_code",
+    "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "StorageType", "Stub",
+    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "use_of",
 ]
 
 
@@ -500,12 +792,17 @@ def saved_type_name(obj: Any) -> str:
         return type(obj).qualname
     if isinstance(obj, _SavedDict):
         return obj.saved_type
+    if isinstance(obj, NumpyDtype):
+        return "numpy.dtype"
     return type(obj).__name__
 
 
 def storage_type_dtype(storage_type: Any) -> str:
-    """The dtype of the storage class in a persistent id (its location is saved separately)."""
-    if isinstance(storage_type, _StorageType):
+    """The dtype of the storage class in a persistent id, as torch reads it; ValueError for
+    anything that is not a storage class (torch would fail on it)."""
+    if type(storage_type) is StorageType:
         return storage_type.dtype
-    # torch.storage.UntypedStorage (a stub): bytes; v3 rebuild passes the real dtype.
-    return "uint8 (untyped)"
+    if isinstance(storage_type, _StubMeta) and storage_type.qualname == "torch.storage.UntypedStorage":
+        return "uint8 (untyped)"
+    what = storage_type.qualname if isinstance(storage_type, _StubMeta) else f"a {saved_type_name(storage_type)}"
+    raise ValueError(f"the storage class of a persistent id is {what}, which is not a storage type torch knows")

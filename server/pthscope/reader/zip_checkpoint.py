@@ -1,7 +1,16 @@
-"""torch's zip format (torch >= 1.6): `<prefix>/data.pkl` plus one member per storage.
+"""torch's zip format (torch >= 1.6): `<archive>/data.pkl` plus one member per storage.
 
-Reads the zip's central directory and the pickle only; storage sizes come from the directory.
-TorchScript archives (code/, constants.pkl) are recognised and reported as not supported yet.
+Reads the zip's central directory and the pickles only; storage sizes come from the directory.
+The record shown is the one torch 2.13 runs (caffe2/serialize/inline_container.cc,
+`PyTorchStreamReader::init` and `getRecord`; torch/serialization.py, `torch.load` and `_load`):
+the archive name is the first central-directory entry's name up to its first `/`, and
+`<archive>/data.pkl`, `<archive>/data/<key>`, `byteorder`, `version` are found by miniz's lookup
+(zip_directory.py). torch refuses an archive with a member outside that folder, without a
+`version` record, or with a byteorder other than little/big; those are errors here too. Every
+other pickle in the archive is read for its globals as well and named as a crafted-archive
+problem, so the verdict covers whatever any loader could run. TorchScript archives (torch's test:
+a `constants.pkl` record) are recognised and reported as not supported yet, their pickles'
+globals listed.
 """
 
 from __future__ import annotations
@@ -14,9 +23,10 @@ from .model import Checkpoint, Problem
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
-from .zip_directory import Member, ZipError, file_size_of, read_directory, read_member
+from .zip_directory import Member, ZipDirectory, ZipError, file_size_of, read_directory, read_member
 
 _SMALL_MEMBERS = ("byteorder", ".format_version", ".storage_alignment", "version", ".data/version")
+_NAME_BUFFER = 511  # miniz copies at most this many bytes of a name for getAllRecords
 
 
 def probe_zip(head: bytes) -> bool:
@@ -33,80 +43,176 @@ def read_zip_checkpoint(path: str, limits: Limits) -> Checkpoint:
             return checkpoint
 
 
+def _c_string(raw: bytes) -> bytes:
+    return raw.split(b"\0", 1)[0]
+
+
 def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
     size = file_size_of(f)
-    duplicates: list[str] = []
-    members = read_directory(f, size, duplicates=duplicates)
-    if duplicates:
-        checkpoint.errors.append(Problem(
-            "corrupt", f"{len(duplicates):,} member names appear more than once ({duplicates[0]}, ...): which copy "
-            "torch.load reads is not defined, so what is shown (the first copies) may not be what it would "
-            "run; such an archive is likely crafted", where=duplicates[0],
-        ))
-    pickles = sorted((name for name in members if name == "data.pkl" or name.endswith("/data.pkl")), key=len)
-    if any(n.endswith("/constants.pkl") or "/code/" in n for n in members):
-        checkpoint.format = "torchscript"
-        checkpoint.errors.append(Problem(
-            "unsupported", "this is a TorchScript archive (torch.jit.save); pthscope does not read TorchScript yet",
-            where=pickles[0] if pickles else "zip directory",
-        ))
-        return checkpoint
-    if not pickles:
+    directory = read_directory(f, size)
+    refuse = checkpoint.errors.append
+    for reason in directory.refusals[:3]:
+        refuse(Problem("corrupt", f"torch's zip reader refuses this archive: {reason}", where="zip directory"))
+    if not directory.entries:
         checkpoint.format = "zip"
-        checkpoint.errors.append(Problem(
-            "unsupported", f"a zip archive without data.pkl is not a torch checkpoint ({len(members)} members)",
-            where="zip directory",
-        ))
+        refuse(Problem("unsupported", "the zip archive is empty; torch.load refuses it", where="zip directory"))
         return checkpoint
-    pickle_member = members[pickles[0]]
-    prefix = pickle_member.name[: -len("data.pkl")]
-    checkpoint.metadata["record prefix"] = prefix.rstrip("/")
-    for small in _SMALL_MEMBERS:
-        member = members.get(prefix + small)
-        if member is not None and member.size <= 64:
-            checkpoint.metadata[small.lstrip(".")] = read_member(f, member, size).decode("utf-8", "replace").strip()
-    if pickle_member.size > limits.max_pickle_bytes:
-        checkpoint.errors.append(Problem(
-            "limit", f"{pickle_member.name} is {pickle_member.size:,} bytes, over the "
-            f"{limits.max_pickle_bytes:,}-byte limit", where=pickle_member.name,
-        ))
-        return checkpoint
+    first = directory.entries[0].raw
+    slash = first.find(b"/")
+    prefix = first[:slash + 1] if slash >= 0 else b""
+    records = _records(directory, prefix)
+    torchscript = prefix and "constants.pkl" in records
+    main = directory.get(prefix + b"data.pkl") if prefix else None
+    if not torchscript and main is None:
+        if prefix and not any(n.lower().endswith(".pkl") for n in records):
+            checkpoint.format = "zip"
+            refuse(Problem("unsupported", f"a zip archive without data.pkl is not a torch checkpoint "
+                           f"({len(directory):,} members)", where="zip directory"))
+            return checkpoint
+        refuse(Problem("crafted", _no_main_record(first, prefix), where=directory.entries[0].name))
+    if prefix:
+        checkpoint.metadata["record prefix"] = prefix[:-1].decode("utf-8", "replace")
+        _check_archive_rules(directory, prefix, records, checkpoint)
+        _read_small_records(f, directory, prefix, size, checkpoint)
+    log = UnpickleLog()
     storages: dict[str, StorageRef] = {}
+    prefix_text = prefix.decode("utf-8", "surrogateescape")
+    persistent_load = _storage_loader(directory, prefix_text, storages, checkpoint)
+    others = [m for m in directory.entries if m is not main and m.raw.lower().endswith(b".pkl")]
+    if torchscript:
+        checkpoint.format = "torchscript"
+        refuse(Problem("unsupported", "this is a TorchScript archive (torch.jit.save); pthscope does not read "
+                       "TorchScript yet. torch.load hands it to torch.jit.load, which compiles and runs the "
+                       "TorchScript code in the archive; its pickles' globals are listed",
+                       where=main.name if main else "zip directory"))
+        for member in ([main] if main else []) + others:
+            _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=False)
+        return report_globals(checkpoint, log)
+    for member in others:
+        _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=True, main=main)
+    if main is None:
+        return report_globals(checkpoint, log)
+    if main.size > limits.max_pickle_bytes:
+        refuse(Problem("limit", f"{main.name} is {main.size:,} bytes, over the {limits.max_pickle_bytes:,}-byte "
+                       "limit", where=main.name))
+        return report_globals(checkpoint, log)
+    stream = io.BytesIO(read_member(f, main, size))
+    try:
+        root = unpickle(stream, main.name, persistent_load, log, limits)
+    except PickleError as exc:
+        refuse(Problem(exc.kind, str(exc), where=exc.where))
+        return report_globals(checkpoint, log)
+    return fill_checkpoint(checkpoint, root, log, limits)
+
+
+def _records(directory: ZipDirectory, prefix: bytes) -> set[str]:
+    """torch's getAllRecords: each name as a C string (at most 511 bytes) without the prefix."""
+    return {_c_string(m.raw[:_NAME_BUFFER])[len(prefix):].decode("utf-8", "replace") for m in directory.entries
+            if _c_string(m.raw[:_NAME_BUFFER])[:len(prefix)] == _c_string(prefix)[:len(prefix)]}
+
+
+def _no_main_record(first: bytes, prefix: bytes) -> str:
+    shown = safe_repr(first.decode("utf-8", "replace"))
+    if not prefix:
+        return (f"the archive's first member {shown} is not inside a folder, so torch.load refuses the archive "
+                "(it takes the archive's folder from its first member); its pickles are read for their globals")
+    return (f"the archive has no {safe_repr(prefix.decode('utf-8', 'replace') + 'data.pkl')} (torch reads the folder "
+            "of the first member); torch.load would fail, other loaders might read its other pickles, whose "
+            "globals are listed")
+
+
+def _check_archive_rules(directory: ZipDirectory, prefix: bytes, records: set[str], checkpoint: Checkpoint) -> None:
+    """What torch.load checks before it unpickles anything: it refuses such an archive."""
+    refuse = checkpoint.errors.append
+    outside = [m.name for m in directory.entries
+               if _c_string(m.raw[:_NAME_BUFFER])[:len(prefix)] != _c_string(prefix)[:len(prefix)]]
+    if outside:
+        refuse(Problem("crafted", f"{len(outside):,} member(s) lie outside the archive folder "
+                       f"{safe_repr(prefix.decode('utf-8', 'replace'))} ({safe_repr(outside[0])}, ...): torch.load "
+                       "refuses such an archive; such a file is crafted or not a torch checkpoint", where=outside[0]))
+    if b"\0" in prefix:
+        refuse(Problem("crafted", "the archive folder name holds a NUL byte: which records torch would read cannot "
+                       "be told; such a file is crafted", where=directory.entries[0].name))
+    colliding = directory.colliding_names()
+    if colliding:
+        chosen = directory.get(colliding[0])
+        checkpoint.warnings.append(Problem(
+            "crafted", f"{len(colliding):,} members share a name (ignoring case), e.g. {safe_repr(colliding[0])}: "
+            f"shown is the copy torch's zip reader finds (at byte {chosen.header_offset if chosen else 0:,}); "
+            "other zip tools may read another. Such an archive is crafted", where=colliding[0]))
+    if directory.get(prefix + b".data/version") is None and directory.get(prefix + b"version") is None:
+        refuse(Problem("corrupt", "the archive has no version record; torch.load refuses it", where="zip directory"))
+
+
+def _read_small_records(f: Any, directory: ZipDirectory, prefix: bytes, size: int, checkpoint: Checkpoint) -> None:
+    for small in _SMALL_MEMBERS:
+        member = directory.get(prefix + small.encode())
+        if member is None or member.size > 64 or member.unreadable_reason():
+            continue
+        data = read_member(f, member, size)
+        checkpoint.metadata[small.lstrip(".")] = data.decode("utf-8", "replace").strip()
+        if small == "byteorder" and data not in (b"little", b"big"):
+            checkpoint.errors.append(Problem(
+                "corrupt", f"the byteorder record says {safe_repr(data[:20])}; torch.load accepts only 'little' or "
+                "'big' and refuses this file", where=member.name))
+
+
+def _analyse_other_pickle(f: Any, member: Member, size: int, log: UnpickleLog, limits: Limits,
+                          checkpoint: Checkpoint, crafted: bool, main: Member | None = None) -> None:
+    """Read another pickle of the archive for its globals only (into the same log)."""
+    if crafted:
+        runs = f"torch.load runs {main.name}" if main else "torch.load finds no main record"
+        checkpoint.warnings.append(Problem(
+            "crafted", f"the archive holds another pickle, {safe_repr(member.name)}, which torch.load does not run "
+            f"({runs}); another loader might, so its globals are included in the verdict", where=member.name))
+    if member.size > limits.max_pickle_bytes or member.unreadable_reason():
+        return
+    try:
+        stream = io.BytesIO(read_member(f, member, size))
+        unpickle(stream, member.name, _any_storage, log, limits)
+    except (PickleError, ZipError):
+        pass  # its globals up to the damage are in the log
+
+
+def _any_storage(pid: Any) -> Any:
+    return StorageRef("?", "uint8 (untyped)", "cpu", 0, 0)
+
+
+def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
+                    checkpoint: Checkpoint) -> Any:
+    data_prefix = f"{prefix}data/"
 
     def persistent_load(pid: Any) -> StorageRef:
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise ValueError(f"unsupported persistent id {safe_repr(pid)}")
-        _, storage_type, key, location, numel = pid[:5]
+        # torch's _load: ("storage", storage_type, key, location, numel), exactly.
+        if not (type(pid) is tuple and len(pid) == 5 and pid[0] == "storage"):
+            raise ValueError(f"persistent id {safe_repr(pid)} is not ('storage', type, key, location, numel), "
+                             "the only kind torch reads from a zip checkpoint")
+        _, storage_type, key, location, numel = pid
         if type(key) is not str:  # never hash or str() an arbitrary object: it may be a DAG bomb
             key = key_text(key)
             if key is None:
                 raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
         ref = storages.get(key)
         if ref is None:
-            member = members.get(f"{prefix}data/{key}")
+            member = directory.get(data_prefix + key)
             ref = _storage_ref(key, storage_type, location, numel, member)
             if member is not None:  # where `values` finds its bytes, whatever the record prefix
                 checkpoint.storage_offsets[key] = member.header_offset
             if ref.nbytes is None:
                 checkpoint.warnings.append(Problem(
-                    "missing", f"storage {key} has no member {prefix}data/{key} in the archive",
-                    where=f"{prefix}data/{key}",
+                    "missing", f"storage {key} has no member {data_prefix}{key} in the archive",
+                    where=f"{data_prefix}{key}",
                 ))
             storages[key] = ref
         return ref
 
-    log = UnpickleLog()
-    stream = io.BytesIO(read_member(f, pickle_member, size))
-    try:
-        root = unpickle(stream, pickle_member.name, persistent_load, log, limits)
-    except PickleError as exc:
-        checkpoint.errors.append(Problem("corrupt", str(exc), where=exc.where))
-        return report_globals(checkpoint, log)
-    return fill_checkpoint(checkpoint, root, log, limits)
+    return persistent_load
 
 
 def _storage_ref(key: str, storage_type: Any, location: Any, numel: Any, member: Member | None) -> StorageRef:
     dtype = storage_type_dtype(storage_type)
-    return StorageRef(key=key, dtype=dtype, location=location if type(location) is str else safe_repr(location),
-                      numel=numel if type(numel) is int and 0 <= numel < 1 << 63 else 0,
-                      nbytes=member.size if member else None)
+    if type(location) is not str:
+        raise ValueError(f"storage {key} has location {safe_repr(location)}, not a device name")
+    if type(numel) is not int or not 0 <= numel < 1 << 63:
+        raise ValueError(f"storage {key} has {safe_repr(numel)} elements, not a count")
+    return StorageRef(key=key, dtype=dtype, location=location, numel=numel, nbytes=member.size if member else None)

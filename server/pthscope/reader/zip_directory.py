@@ -1,8 +1,20 @@
-"""A minimal zip central-directory reader: member names, sizes and data offsets.
+"""A zip central-directory reader that finds members the way torch's reader (miniz) does.
 
 `zipfile.ZipFile` builds a full `ZipInfo` object per member, which dominates listing time for
-checkpoints with tens of thousands of storages. This reads only what pthscope needs, handles
-zip64 (torch writes it for large files) and reports damage as `ZipError` with a location.
+checkpoints with tens of thousands of storages; and it looks names up by its own rules. This
+reads only what pthscope needs and mirrors miniz 3 (`mz_zip_reader_read_central_dir`,
+`mz_zip_reader_locate_file`), which torch's `PyTorchStreamReader` uses:
+
+* the end record is the last `PK\\5\\6` with at least 22 bytes after it; a zip64 locator right
+  before it makes the zip64 record (first the one right before the locator, else where the
+  locator points) the source of the entry count and directory offset;
+* entries keep their order (torch takes the archive name from the first one); names are bytes;
+* a lookup compares names ASCII-case-insensitively, by binary search over miniz's heap sort of
+  the names — which of several same-named entries it finds depends on that sort, so it is
+  replayed exactly when names collide;
+* what miniz refuses at open (a stored member whose sizes differ, a member past the end,
+  encrypted central directories, multi-disk archives) and at extraction (encryption, methods
+  other than stored/deflate) is reported as `refusals` / by `unreadable_reason`.
 """
 
 from __future__ import annotations
@@ -10,6 +22,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -19,8 +32,12 @@ _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _EOCD_SIZE = 22
-_CENTRAL_ENTRY = struct.Struct("<10xHHHIIIHHHHHII")  # after the signature and versions
-_MAX_COMMENT = 0xFFFF
+_EOCD64_SIZE = 56
+_LOCATOR_SIZE = 20
+_CENTRAL_ENTRY = struct.Struct("<8xHHHHIIIHHHHHII")  # after the signature and versions
+_SEARCH_BACK = 0xFFFF + _EOCD_SIZE + 4096  # miniz gives up after about this many bytes
+_U32 = 0xFFFFFFFF
+_ENCRYPTED, _PATCH, _STRONG, _MASKED = 1, 1 << 5, 1 << 6, 1 << 13
 
 
 class ZipError(Exception):
@@ -31,61 +48,188 @@ class ZipError(Exception):
 
 @dataclass(slots=True)
 class Member:
-    name: str
+    name: str  # for display; lookups use `raw`
     size: int  # uncompressed
     compressed_size: int
     method: int
     header_offset: int
+    raw: bytes = b""
+    flags: int = 0
+
+    def unreadable_reason(self) -> str | None:
+        """Why miniz would refuse to extract this member, or None."""
+        if self.flags & (_ENCRYPTED | _STRONG | _PATCH):
+            return "it is encrypted (or a patch), which torch's zip reader refuses"
+        if self.method not in (0, 8):
+            return f"it uses compression method {self.method}; torch's zip reader reads only stored and deflate"
+        return None
 
 
-def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000,
-                   duplicates: list[str] | None = None) -> dict[str, Member]:
-    """Members by name, from the central directory at the end of the file.
+class ZipDirectory:
+    """The members of an archive, in central-directory order, looked up as miniz looks them up."""
 
-    A name that appears twice keeps its first entry (torch's reader found the first in our
-    tests; other zip tools take the last) and is added to `duplicates`.
-    """
-    tail_len = min(file_size, _EOCD_SIZE + _MAX_COMMENT + 20)
-    f.seek(file_size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(_EOCD)
-    if at < 0 or len(tail) - at < _EOCD_SIZE:
-        raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
-                       "was not fully written", "end of file")
-    (_, _, _, _, count, dir_size, dir_offset, _) = struct.unpack_from("<4sHHHHIIH", tail, at)
-    eocd_pos = file_size - tail_len + at
-    if count == 0xFFFF or dir_offset == 0xFFFFFFFF or dir_size == 0xFFFFFFFF:
-        count, dir_size, dir_offset = _zip64_end(f, tail, at, file_size - tail_len)
-    if dir_offset + dir_size > eocd_pos or count > max_members:
+    def __init__(self, entries: list[Member], refusals: list[str]) -> None:
+        self.entries = entries
+        self.refusals = refusals  # why miniz would refuse to open the archive at all
+        self._exact = {m.name: m for m in entries}  # the fast path, when names do not collide
+        self._by_folded: dict[bytes, int] | None = {}
+        for index, member in enumerate(entries):
+            folded = member.raw.lower()
+            if folded in self._by_folded:
+                self._by_folded = None  # names collide: replay miniz's sort and search
+                break
+            self._by_folded[folded] = index
+        self._sorted: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Member]:
+        return iter(self.entries)
+
+    def colliding_names(self) -> list[str]:
+        """Names that appear more than once, ignoring ASCII case."""
+        seen: dict[bytes, int] = {}
+        for member in self.entries:
+            folded = member.raw.lower()
+            seen[folded] = seen.get(folded, 0) + 1
+        return [m.name for m in self.entries if seen[m.raw.lower()] > 1]
+
+    def get(self, name: str | bytes) -> Member | None:
+        """The member miniz's mz_zip_reader_locate_file(name, flags=0) finds, or None."""
+        if self._by_folded is not None and type(name) is str:
+            found = self._exact.get(name)
+            if found is not None and "\0" not in name:
+                return found
+        key = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
+        key = key.split(b"\0", 1)[0].lower()  # torch passes a C string
+        if self._by_folded is not None:
+            index = self._by_folded.get(key)
+            return None if index is None else self.entries[index]
+        if self._sorted is None:
+            self._sorted = _miniz_heap_sort([m.raw.lower() for m in self.entries])
+        folded = [self.entries[i].raw.lower() for i in self._sorted]
+        low, high = 0, len(folded) - 1
+        while low <= high:
+            middle = low + ((high - low) >> 1)
+            if folded[middle] == key:
+                return self.entries[self._sorted[middle]]
+            if folded[middle] < key:
+                low = middle + 1
+            else:
+                high = middle - 1
+        return None
+
+
+def _miniz_heap_sort(keys: list[bytes]) -> list[int]:
+    """miniz's mz_zip_reader_sort_central_dir_offsets_by_filename, step for step: a heap sort of
+    entry indices by lower-cased name (bytes order is miniz's filename_less). Not stable, so the
+    order of equal names is whatever this exact sequence of swaps leaves."""
+    size = len(keys)
+    indices = list(range(size))
+    if size <= 1:
+        return indices
+
+    def sift(root: int, end: int) -> None:
+        while True:
+            child = 2 * root + 1
+            if child >= end:
+                return
+            if child + 1 < end and keys[indices[child]] < keys[indices[child + 1]]:
+                child += 1
+            if not keys[indices[root]] < keys[indices[child]]:
+                return
+            indices[root], indices[child] = indices[child], indices[root]
+            root = child
+
+    for start in range((size - 2) >> 1, -1, -1):
+        sift(start, size)
+    for end in range(size - 1, 0, -1):
+        indices[end], indices[0] = indices[0], indices[end]
+        sift(0, end)
+    return indices
+
+
+def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -> ZipDirectory:
+    """The central directory at the end of the file, as miniz reads it."""
+    eocd_pos, eocd = _find_end_record(f, file_size)
+    (_, disk, cdir_disk, on_disk, count, dir_size, dir_offset, _) = struct.unpack("<4sHHHHIIH", eocd)
+    refusals: list[str] = []
+    zip64 = False
+    if eocd_pos >= _LOCATOR_SIZE + _EOCD64_SIZE:
+        f.seek(eocd_pos - _LOCATOR_SIZE)
+        locator = f.read(_LOCATOR_SIZE)
+        if locator[:4] == _EOCD64_LOCATOR:
+            zip64 = True
+            disks, record = _zip64_end(f, locator, eocd_pos, file_size)
+            on_disk, count, dir_size, dir_offset = struct.unpack_from("<QQQQ", record, 24)
+            disk, cdir_disk = struct.unpack_from("<II", record, 16)
+            if disks != 1:
+                refusals.append("the archive says it spans several disks")
+    if count != on_disk or (disk | cdir_disk) and (disk, cdir_disk) != (1, 1):
+        refusals.append("the archive says it spans several disks")
+    if dir_offset + dir_size > eocd_pos or count > max_members or dir_size < count * 46:
         raise ZipError(f"the zip directory claims {count:,} members in {dir_size:,} bytes at {dir_offset:,}, "
                        f"past the end of a {file_size:,}-byte file: it is truncated or corrupt", "zip directory")
+    archive_size = file_size - (eocd_pos - (dir_offset + dir_size) - (_EOCD64_SIZE + _LOCATOR_SIZE if zip64 else 0))
     f.seek(dir_offset)
     directory = f.read(dir_size)
-    members: dict[str, Member] = {}
+    entries: list[Member] = []
     pos = 0
     unpack = _CENTRAL_ENTRY.unpack_from
     size = len(directory)
     for index in range(count):
         if pos + 46 > size or directory[pos:pos + 4] != _CENTRAL:
             raise ZipError(f"zip directory entry {index} is damaged", f"zip directory byte {pos}")
-        (method, _, _, _, csize, usize, name_len, extra_len, comment_len, _, _, _, offset) = unpack(
+        (flags, method, _, _, _, csize, usize, name_len, extra_len, comment_len, disk_start, _, _, offset) = unpack(
             directory, pos)
         name_start = pos + 46
-        name = directory[name_start:name_start + name_len].decode("utf-8", "replace")
-        if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
+        raw = directory[name_start:name_start + name_len]
+        if csize == _U32 or usize == _U32 or offset == _U32:
             usize, csize, offset = _zip64_extra(directory[name_start + name_len:name_start + name_len + extra_len],
                                                 usize, csize, offset)
-        if name not in members:
-            members[name] = Member(name, usize, csize, method, offset)
-        elif duplicates is not None:
-            duplicates.append(name)
+        member = Member(raw.decode("utf-8", "replace"), usize, csize, method, offset, raw, flags)
+        entries.append(member)
+        _check_entry(member, disk_start, archive_size, refusals)
         pos = name_start + name_len + extra_len + comment_len
         if pos > len(directory):
             raise ZipError("the zip directory ends inside an entry", f"zip directory entry {index}")
-    return members
+    return ZipDirectory(entries, refusals)
+
+
+def _find_end_record(f: BinaryIO, file_size: int) -> tuple[int, bytes]:
+    """The last end-of-directory signature with a whole record after it (miniz scans back)."""
+    tail_len = min(file_size, _SEARCH_BACK)
+    f.seek(file_size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(_EOCD)
+    while at >= 0 and len(tail) - at < _EOCD_SIZE:
+        at = tail.rfind(_EOCD, 0, at)
+    if at < 0:
+        raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
+                       "was not fully written", "end of file")
+    return file_size - tail_len + at, tail[at:at + _EOCD_SIZE]
+
+
+def _check_entry(member: Member, disk_start: int, archive_size: int, refusals: list[str]) -> None:
+    if len(refusals) > 20:
+        return
+    if member.compressed_size != _U32 and member.size != _U32 and (
+            member.method == 0 and member.size != member.compressed_size
+            or member.size and not member.compressed_size):
+        refusals.append(f"{member.name}: its compressed and uncompressed sizes contradict each other")
+    if disk_start == 0xFFFF:
+        refusals.append(f"{member.name}: it says it starts on another disk")
+    if member.header_offset + 30 + member.compressed_size > archive_size:
+        refusals.append(f"{member.name}: it ends past the end of the archive")
+    if member.flags & _MASKED:
+        refusals.append(f"{member.name}: its central directory entry is masked (encrypted directory)")
 
 
 def read_member(f: BinaryIO, member: Member, file_size: int) -> bytes:
+    reason = member.unreadable_reason()
+    if reason:
+        raise ZipError(f"{member.name} cannot be read: {reason}", member.name)
     data_start = data_offset(f, member)
     if data_start + member.compressed_size > file_size:
         raise ZipError(f"{member.name} ends past the end of the file: it is truncated", member.name)
@@ -93,21 +237,19 @@ def read_member(f: BinaryIO, member: Member, file_size: int) -> bytes:
     raw = f.read(member.compressed_size)
     if member.method == 0:
         return raw
-    if member.method == 8:
-        inflater = zlib.decompressobj(-15)
-        try:
-            data = inflater.decompress(raw, member.size)
-        except zlib.error as exc:
-            raise ZipError(f"{member.name} cannot be inflated ({exc}): it is corrupt", member.name) from None
-        if len(data) != member.size:
-            raise ZipError(f"{member.name} does not inflate to its declared size", member.name)
-        return data
-    raise ZipError(f"{member.name} uses zip compression method {member.method}, which pthscope cannot read",
-                   member.name)
+    inflater = zlib.decompressobj(-15)
+    try:
+        data = inflater.decompress(raw, member.size)
+    except zlib.error as exc:
+        raise ZipError(f"{member.name} cannot be inflated ({exc}): it is corrupt", member.name) from None
+    if len(data) != member.size:
+        raise ZipError(f"{member.name} does not inflate to its declared size", member.name)
+    return data
 
 
 def data_offset(f: BinaryIO, member: Member) -> int:
-    """Where a member's bytes start: after its local header (whose extra field may differ)."""
+    """Where a member's bytes start: after its local header (whose name and extra field may
+    differ from the central directory's; miniz, like this, uses only their lengths)."""
     f.seek(member.header_offset)
     header = f.read(30)
     if len(header) < 30 or header[:4] != _LOCAL:
@@ -116,17 +258,20 @@ def data_offset(f: BinaryIO, member: Member) -> int:
     return member.header_offset + 30 + name_len + extra_len
 
 
-def _zip64_end(f: BinaryIO, tail: bytes, at: int, tail_start: int) -> tuple[int, int, int]:
-    locator = at - 20
-    if locator < 0 or tail[locator:locator + 4] != _EOCD64_LOCATOR:
-        raise ZipError("the zip64 end-of-directory locator is missing", "end of file")
-    (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
-    f.seek(eocd64_offset)
-    record = f.read(56)
-    if len(record) < 56 or record[:4] != _EOCD64:
-        raise ZipError("the zip64 end-of-directory record is damaged", f"byte {eocd64_offset}")
-    count, dir_size, dir_offset = struct.unpack_from("<QQQ", record, 32)
-    return count, dir_size, dir_offset
+def _zip64_end(f: BinaryIO, locator: bytes, eocd_pos: int, file_size: int) -> tuple[int, bytes]:
+    """The zip64 end record: right before the locator if one is there, else where it points."""
+    (disks,) = struct.unpack_from("<I", locator, 16)
+    f.seek(eocd_pos - _LOCATOR_SIZE - _EOCD64_SIZE)
+    record = f.read(_EOCD64_SIZE)
+    if record[:4] != _EOCD64:
+        (offset,) = struct.unpack_from("<Q", locator, 8)
+        if offset > file_size - _EOCD64_SIZE:
+            raise ZipError("the zip64 end-of-directory record is missing", "end of file")
+        f.seek(offset)
+        record = f.read(_EOCD64_SIZE)
+        if len(record) < _EOCD64_SIZE or record[:4] != _EOCD64:
+            raise ZipError("the zip64 end-of-directory record is damaged", f"byte {offset}")
+    return disks, record
 
 
 def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -134,12 +279,12 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     while pos + 4 <= len(extra):
         tag, size = struct.unpack_from("<HH", extra, pos)
         if tag == 1:
-            values = list(struct.unpack_from(f"<{size // 8}Q", extra, pos + 4))
-            if usize == 0xFFFFFFFF and values:
+            values = list(struct.unpack_from(f"<{min(size, len(extra) - pos - 4) // 8}Q", extra, pos + 4))
+            if usize == _U32 and values:
                 usize = values.pop(0)
-            if csize == 0xFFFFFFFF and values:
+            if csize == _U32 and values:
                 csize = values.pop(0)
-            if offset == 0xFFFFFFFF and values:
+            if offset == _U32 and values:
                 offset = values.pop(0)
             break
         pos += 4 + size

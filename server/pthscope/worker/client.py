@@ -23,14 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pthscope
+
 from . import InvalidRequest
 
 log = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 20.0
-# The directory holding the `pthscope` package: the worker's cwd, hence on its sys.path.
-_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+# The folder holding the `pthscope` package (and, in the extension and the repository, the
+# launcher script): the worker's working directory, never a workspace.
+_PACKAGE_PARENT = Path(pthscope.__file__).resolve().parent.parent
 WORKER_MODULE = "pthscope.worker"
+
+
+def worker_command(memory_limit: int, module: str = WORKER_MODULE, arguments: tuple[str, ...] = ()) -> list[str]:
+    """A worker's command line: isolated (`-I`: no script folder, working directory, PYTHON*
+    variable or user site on sys.path), through the launcher next to the package, which puts the
+    bundled libraries first and runs `site` itself (`-S`; see pthscope_launch.py); an installed
+    pthscope without the launcher uses `-I -m`. `module` runs it (tests pass their own)."""
+    launcher = _PACKAGE_PARENT / "pthscope_launch.py"
+    entry = ["-I", "-S", str(launcher), module] if launcher.is_file() else ["-I", "-m", module]
+    return [sys.executable, *entry, "--memory-limit", str(memory_limit), *arguments]
 
 
 @dataclass(frozen=True)
@@ -167,8 +180,7 @@ class WorkerClient:
             return worker
 
     async def _start(self) -> _Process:
-        command = [sys.executable, "-m", self.module, "--serve", self.role,
-                   "--memory-limit", str(self.limits.memory_bytes), *self.arguments]
+        command = worker_command(self.limits.memory_bytes, self.module, ("--serve", self.role, *self.arguments))
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
         )
@@ -180,7 +192,7 @@ class WorkerClient:
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
             _kill(process)
             raise WorkerFailure(
-                f"worker did not start ({' '.join(command[:3])}); see the pthscope output for its error"
+                f"worker did not start ({' '.join(command)}); see the pthscope output for its error"
             ) from error
         except asyncio.CancelledError:
             _kill(process)

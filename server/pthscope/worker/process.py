@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from pthscope.gc_pause import gc_paused
-from pthscope.reader import inspect, preload
+from pthscope.reader import audit, inspect, preload
 from pthscope.reader.model import Checkpoint
 from pthscope.values import TensorBytes, tensor_stats
 from pthscope.worker import InvalidRequest
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     exit_when_orphaned()
-    preload()  # under the memory limit, even importing can fail
+    preload()  # under the memory limit, even importing can fail; and no import during a read
+    audit.install()  # nothing may import, exec, spawn or connect while a pickle is read
     replies = Replies(out)
     try:
         if args.serve == "structure":

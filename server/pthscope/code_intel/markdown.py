@@ -1,0 +1,50 @@
+"""The one way text from a file (keys, class and global names, file names, the reader's messages)
+enters the Markdown of hovers.
+
+- `text(s)`: inline text. Every ASCII punctuation character is backslash-escaped (CommonMark
+  allows that for all of them), so nothing in `s` can open emphasis, a link, an image, HTML, an
+  entity, a heading, a list or a table cell, and no bare URL or e-mail address is linkified
+  (`www\\.x\\.com` is not a URL to a linkifier).
+- `code(s)`: an inline code span whose fence is longer than any run of backticks in `s`, so it
+  cannot be closed from inside. Not for table cells (a `|` would split the cell): use `text`.
+- `block(s)`: a fenced code block, fenced the same way.
+
+All three first make invisible characters visible (`plain_text.visible`), so `s` stays on one
+line and cannot reorder or hide what follows. The hover's own markup (its tables, `**stored**`)
+is written by hover.py and never contains file text unescaped; no link or command is ever built.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from ..plain_text import visible
+
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+_BACKTICKS = re.compile("`+")
+
+
+def text(s: str) -> str:
+    return _PUNCTUATION.sub(r"\\\1", visible(s))
+
+
+def code(s: str) -> str:
+    shown = visible(s)
+    fence = "`" * (_longest_backtick_run(shown) + 1)
+    if not shown.strip(" "):
+        shown = shown or " "  # an all-space span is shown as it is
+    elif shown[0] in " `" or shown[-1] in " `":
+        # CommonMark strips one space from each side of a padded span: `` ` `` shows one backtick.
+        shown = f" {shown} "
+    return f"{fence}{shown}{fence}"
+
+
+def block(s: str, language: str = "python") -> str:
+    shown = visible(s)
+    fence = "`" * max(3, _longest_backtick_run(shown) + 1)
+    return f"{fence}{language}\n{shown}\n{fence}"
+
+
+def _longest_backtick_run(s: str) -> int:
+    return max((len(run) for run in _BACKTICKS.findall(s)), default=0)

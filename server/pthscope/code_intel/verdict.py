@@ -1,0 +1,92 @@
+"""What `torch.load` would do with a linked checkpoint: the one rule PTH002, its fixes and the
+path hover follow.
+
+It comes from the reader's classification of every global the file's pickles name (`risk`, and
+the `effect` sentence when the reader gives one) and from whether the file could be read:
+
+- `runs_code`: some global is dangerous; a `weights_only=False` load runs code the file chose.
+  Nothing may suggest `weights_only=False` (nor re-saving through it).
+- `unchecked`: the file could not be read, so nothing is known; treated like `runs_code` for
+  fixes (only `weights_only=True`, which refuses what it does not know).
+- `classes`: the only globals outside torch's `weights_only` allow-list are classes to import
+  and rebuild; `torch.serialization.safe_globals([...])` with those classes loads it with
+  `weights_only=True`.
+- `safe`: `weights_only=True` loads it as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..analysis.facts import TorchLoad
+from ..reader.model_view import ModelView
+from .linking import Checkpoints, checkpoint_for_path
+
+Level = Literal["runs_code", "unchecked", "classes", "safe"]
+_NAMES_IN_HEADLINE = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: Level
+    dangerous: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    # name → the reader's sentence on what a weights_only=False load would do with it.
+    effects: dict[str, str] = field(default_factory=dict)
+    # Why the file could not be checked (the reader's first error), for `unchecked`.
+    problem: str | None = None
+    safetensors: bool = False
+
+    @property
+    def allows_weights_only_false(self) -> bool:
+        """Whether a fix may ever write `weights_only=False` for this file (which only a file
+        that needs its classes does)."""
+        return self.level == "classes"
+
+    def headline(self, name: Callable[[str], str]) -> str:
+        """One line saying what a load would do; `name` formats each global's name (hover.py
+        passes a Markdown code span)."""
+        if self.level == "runs_code":
+            return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
+        if self.level == "unchecked":
+            return "⚠ Not checked: pthscope could not read this file, so what a load would run is unknown"
+        if self.level == "classes":
+            count = len(self.classes)
+            return (
+                f"Needs weights_only=False or safe_globals: imports {count} "
+                f"class{'' if count == 1 else 'es'}"
+            )
+        if self.safetensors:
+            return "✓ Safe: a safetensors file holds tensors only; nothing in it runs"
+        return "✓ Safe to load with weights_only=True"
+
+
+def verdict_for(lookup: ModelView) -> Verdict:
+    dangerous = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "dangerous"))
+    classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
+    effects = dict(lookup.global_effects)
+    if dangerous:
+        return Verdict("runs_code", dangerous, classes, effects)
+    if lookup.errors:
+        return Verdict("unchecked", (), classes, effects, lookup.errors[0])
+    if classes:
+        return Verdict("classes", (), classes, effects)
+    return Verdict("safe", safetensors=lookup.format == "safetensors")
+
+
+def linked_verdict(
+    load: TorchLoad, checkpoints: Checkpoints
+) -> tuple[ModelView, Verdict] | None:
+    """The checkpoint a `torch.load` call reads, if it is linked, and its verdict."""
+    checkpoint = checkpoint_for_path(load.path, checkpoints) if load.path else None
+    if checkpoint is None:
+        return None
+    return checkpoint, verdict_for(checkpoint)
+
+
+def _names(names: tuple[str, ...], name: Callable[[str], str]) -> str:
+    shown = ", ".join(name(n) for n in names[:_NAMES_IN_HEADLINE])
+    extra = len(names) - _NAMES_IN_HEADLINE
+    return f"{shown} (+{extra} more)" if extra > 0 else shown

@@ -1,0 +1,124 @@
+"""The record pthscope shows is the one torch.load runs, however the archive is crafted.
+
+Each archive holds several pickles; each, if run, touches its own canary and has a root dict
+{"which": <its letter>}. torch.load(weights_only=False) runs one of them (or refuses the file);
+pthscope must show that one as the checkpoint, name the others as crafted, and list every
+dangerous global in any of them.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from . import hostile_files as H
+from .test_verdict import pthscope_reads
+
+
+def payload(folder: Path, letter: str) -> bytes:
+    """{"which": letter, "run": os.system(touch canary-<letter>)}"""
+    return (H.Asm().raw(pickle.EMPTY_DICT).text("which").text(letter).raw(pickle.SETITEM)
+            .text("run").call("os", "system", H.s(H.shell_touch(folder / f"canary-{letter}")))
+            .raw(pickle.SETITEM).stop())
+
+
+def archive(entries: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", compression) as out:
+        warnings.simplefilter("ignore")
+        for name, data in entries:
+            out.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tricks(folder: Path) -> dict[str, bytes]:
+    p = {letter: payload(folder, letter) for letter in "ABCD"}
+    version = ("archive/version", b"3\n")
+    return {
+        "duplicate-2": archive([("archive/data.pkl", p["A"]), version, ("archive/data.pkl", p["B"])]),
+        "duplicate-3": archive([("archive/data.pkl", p["A"]), ("archive/data.pkl", p["B"]), version,
+                                ("archive/data.pkl", p["C"])]),
+        "duplicate-first-last": archive([("archive/data.pkl", p["A"]), version, *[(f"archive/data/{i}", b"x")
+                                         for i in range(7)], ("archive/data.pkl", p["B"])]),
+        "case-upper-only": archive([version, ("archive/DATA.PKL", p["A"])]),
+        "case-both": archive([("archive/Data.pkl", p["A"]), version, ("archive/data.pkl", p["B"]),
+                              ("archive/DATA.PKL", p["C"])]),
+        "other-folder-first": archive([("evil/data.pkl", p["A"]), ("evil/version", b"3\n"),
+                                       ("archive/data.pkl", p["B"]), version]),
+        "no-folder": archive([("data.pkl", p["A"]), version, ("archive/data.pkl", p["B"])]),
+        "nested-only": archive([version, ("archive/x/data.pkl", p["A"])]),
+        "decoy-code-folder": archive([("archive/data.pkl", p["A"]), version, ("archive/code/__torch__.py", b"")]),
+        "deflated": archive([("archive/data.pkl", p["A"]), version], zipfile.ZIP_DEFLATED),
+        "extra-pickles": archive([("archive/data.pkl", p["A"]), version, ("archive/extra.pkl", p["B"]),
+                                  ("archive/data/0.pkl", p["C"])]),
+    }
+
+
+TRICKS = list(tricks(Path("x")))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str | None], dict[str, dict]]:
+    """Which payload torch.load runs for each trick (None: it refuses the file), and pthscope's reads."""
+    folder = tmp_path_factory.mktemp("tricks")
+    torch_ran: dict[str, str | None] = {}
+    paths = []
+    for name, data in tricks(folder).items():
+        path = folder / f"{name}.pt"
+        path.write_bytes(data)
+        paths.append(path)
+        try:
+            result = torch.load(path, weights_only=False)
+            torch_ran[name] = result["which"]
+        except Exception:
+            torch_ran[name] = None
+        ran = [c.name[-1] for c in folder.glob("canary-*")]
+        assert ran == ([torch_ran[name]] if torch_ran[name] else []), (name, ran)
+        for canary in folder.glob("canary-*"):
+            canary.unlink()
+    return folder, torch_ran, pthscope_reads(paths)
+
+
+@pytest.mark.parametrize("name", TRICKS)
+def test_shown_record_is_the_one_torch_runs(runs: tuple[Path, dict[str, str | None], dict[str, dict]],
+                                            name: str) -> None:
+    folder, torch_ran, results = runs
+    result = results[str(folder / f"{name}.pt")]
+    assert not list(folder.glob("canary-*"))
+    assert any(g["name"] == "os.system" and g["risk"] == "dangerous" for g in result["globals"])
+    if torch_ran[name] is None:
+        assert result["errors"], f"torch.load refuses {name}; pthscope must say the file cannot be loaded"
+    else:
+        assert result["format"] == "torch-zip"
+        assert result["root"] == ["which", "run"]
+        # The shown tree is torch's: the root's "which" value is the letter torch ran.
+        data = pthscope_tree_value(folder / f"{name}.pt")
+        assert data == repr(torch_ran[name])
+
+
+def pthscope_tree_value(path: Path) -> str | None:
+    import pthscope
+
+    root = pthscope.inspect(path).root
+    return next((c.value for c in root.children if c.name == "which"), None) if root else None
+
+
+def test_other_pickles_are_named_as_crafted(runs: tuple[Path, dict[str, str | None], dict[str, dict]]) -> None:
+    folder, _, results = runs
+    for name in ("duplicate-2", "duplicate-3", "case-both", "extra-pickles"):
+        kinds = [w["kind"] for w in results[str(folder / f"{name}.pt")]["warnings"]]
+        assert "crafted" in kinds, name
+
+
+def test_torchscript_needs_constants_pkl(runs: tuple[Path, dict[str, str | None], dict[str, dict]]) -> None:
+    """torch treats an archive as TorchScript only when it has <archive>/constants.pkl; a code/
+    folder alone is an ordinary checkpoint whose data.pkl torch.load runs."""
+    folder, torch_ran, results = runs
+    assert torch_ran["decoy-code-folder"] == "A"
+    assert results[str(folder / "decoy-code-folder.pt")]["format"] == "torch-zip"

@@ -202,7 +202,7 @@ def large_model_state_dict() -> dict[str, torch.Tensor]:
     }
 
 
-def lightning_checkpoint(model: nn.Module) -> dict[str, object]:
+def lightning_checkpoint(model: nn.Module) -> tuple[dict[str, object], torch.optim.Optimizer]:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)
     loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3]))
@@ -220,12 +220,13 @@ def lightning_checkpoint(model: nn.Module) -> dict[str, object]:
         "optimizer_states": [optimizer.state_dict()],
         "lr_schedulers": [scheduler.state_dict()],
         "hyper_parameters": {"lr": 1e-3, "num_classes": 10, "frozen": list(FROZEN_PREFIXES)},
-    }
+    }, optimizer
 
 
 def expected_numbers(model: nn.Module, hostile_sd: dict[str, torch.Tensor]) -> dict[str, object]:
     params = list(model.named_parameters(remove_duplicate=False))
     buffers = list(model.named_buffers(remove_duplicate=False))
+    persistent = [(n, b) for n, b in buffers if n in model.state_dict()]
     frozen = [(n, p) for n, p in params if not p.requires_grad]
     trainable = [(n, p) for n, p in params if p.requires_grad]
     return {
@@ -236,12 +237,22 @@ def expected_numbers(model: nn.Module, hostile_sd: dict[str, torch.Tensor]) -> d
             "parameters_total": sum(p.numel() for _, p in params),
             "parameters_trainable": sum(p.numel() for _, p in trainable),
             "parameters_frozen": sum(p.numel() for _, p in frozen),
+            "parameter_tensors": len(params),
+            "buffer_tensors": len(buffers),
+            "buffer_elements": sum(b.numel() for _, b in buffers),
             "top_level_modules": [name for name, _ in model.named_children()],
             "frozen_tensor": frozen[0][0],
             "trainable_tensor": trainable[-1][0],
             "deep_tensor": max((n for n, _ in params), key=lambda n: (n.count("."), n)),
         },
         "state_dict": {"file": "resnet_state_dict.pth", "tensors": len(model.state_dict())},
+        # The Lightning file holds the same model as a state_dict: its persistent buffers only.
+        "lightning": {
+            "file": "lightning.ckpt",
+            "parameter_tensors": len(params),
+            "parameters_total": sum(p.numel() for _, p in params),
+            "buffer_tensors": len(persistent),
+        },
         "hostile": {
             "file": "hostile_payload.pth",
             "dangerous_globals": [f"{os.system.__module__}.{os.system.__name__}"],
@@ -270,7 +281,10 @@ def main(argv: list[str]) -> int:
         _use_new_zipfile_serialization=False,
     )
     expected = expected_numbers(model, state_dict)  # before training changes requires_grad use
-    torch.save(lightning_checkpoint(model), out / "lightning.ckpt")
+    lightning, optimizer = lightning_checkpoint(model)
+    torch.save(lightning, out / "lightning.ckpt")
+    state = [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    expected["lightning"].update(optimizer_tensors=len(state), optimizer_elements=sum(t.numel() for t in state))
 
     large = large_model_state_dict()
     write_safetensors(large, out / "large_model.safetensors")

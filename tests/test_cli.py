@@ -32,10 +32,15 @@ def test_text_tree_and_summary(whole_model: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "format      torch-zip" in out
-    assert "parameters  1,552 total, 90 trainable, 1,462 frozen  [requires_grad stored]" in out
+    assert ("parameters  1,552 elements in 14 tensors (6.1 KiB): 90 trainable, 1,462 frozen  "
+            "[requires_grad stored]") in out
+    assert "buffers     50 elements in 8 tensors (208 B)" in out
+    assert "other       10 elements in 1 tensor (40 B)" in out
     assert "unknown classes (a weights_only=False load imports them): tests.reader.user_models" in out
     assert "  fc  (torch.nn.modules.linear.Linear)  90 params, 90 trainable, 0 frozen" in out
-    assert "weight  [8×3×3×3] float32  FROZEN  parameter" in out
+    assert "weight  [8×3×3×3] float32  FROZEN\n" in out
+    assert "running_mean  [8] float32  buffer\n" in out
+    assert "mask  [10] float32  other\n" in out
 
 
 def test_filter_and_depth(whole_model: Path) -> None:

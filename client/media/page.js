@@ -18,7 +18,7 @@
     { id: 'shape', title: 'Shape', cell: (t) => `[${t.shape.join(', ')}]` },
     { id: 'dtype', title: 'DType', sort: 'dtype', cell: (t) => t.dtype },
     { id: 'grad', title: 'requires_grad', sort: 'grad_state', cell: gradCell },
-    { id: 'kind', title: 'Kind', cell: (t) => t.kind },
+    { id: 'role', title: 'Role', sort: 'role', cell: roleCell },
     { id: 'numel', title: 'Numel', sort: 'numel', numeric: true, cell: (t) => formatExact(t.numel) },
     { id: 'bytes', title: 'Size', sort: 'nbytes', numeric: true, cell: (t) => formatBytes(t.nbytes) },
     { id: 'location', title: 'Device', cell: (t) => t.location },
@@ -59,9 +59,18 @@
     }
     return `${value.toFixed(unit === 0 || value >= 100 ? 0 : 1)} ${units[unit]}`;
   }
+  /** What each role the server assigns is called. */
+  const ROLE_LABELS = { parameter: 'model parameters', buffer: 'buffers', optimizer_state: 'optimizer state', other: 'other tensors' };
+  const ROLE_CELLS = { parameter: 'parameter', buffer: 'buffer', optimizer_state: 'optimizer state', other: 'other' };
+  function roleCell(t) {
+    return { text: ROLE_CELLS[t.role] || t.role, title: `saved as ${t.kind}` };
+  }
   function gradCell(t) {
-    if (t.kind === 'buffer') {
+    if (t.role === 'buffer') {
       return { icon: 'database', cls: 'grad-buffer', text: 'buffer' };
+    }
+    if (t.role !== 'parameter') {
+      return { icon: 'dash', cls: 'grad-unknown', text: '—', title: 'not a model parameter' };
     }
     if (t.grad_state === 'trainable') {
       return { icon: 'flame', cls: 'grad-trainable', text: 'trainable' };
@@ -161,12 +170,12 @@
 
   function renderSummary(result) {
     const s = result.summary;
-    const p = s.parameters;
-    const share = (n) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(n > 0 && n < p.total ? 1 : 0)}%` : '0%');
-    const bar = el('div', { className: 'param-bar', role: 'img', 'aria-label': `trainable ${share(p.trainable)}, frozen ${share(p.frozen)}, flag not stored ${share(p.unknown)}` },
+    const p = s.roles.parameter;
+    const share = (n) => (p.elements > 0 ? `${((100 * n) / p.elements).toFixed(n > 0 && n < p.elements ? 1 : 0)}%` : '0%');
+    const bar = el('div', { className: 'param-bar', role: 'img', 'aria-label': `trainable ${share(p.trainable)}, frozen ${share(p.frozen)}, flag not stored ${share(p.not_stored)}` },
       el('span', { className: 'seg trainable', style: { width: share(p.trainable) } }),
       el('span', { className: 'seg frozen', style: { width: share(p.frozen) } }),
-      el('span', { className: 'seg unknown', style: { width: share(p.unknown) } }));
+      el('span', { className: 'seg unknown', style: { width: share(p.not_stored) } }));
     const metadata = Object.entries(result.metadata || {});
     return el('section', { id: 'summary', 'aria-label': 'Summary' },
       el('div', { className: 'card' },
@@ -176,12 +185,13 @@
         stat('summary-size', 'File size', result.size, formatBytes(result.size)),
         stat('summary-tensor-bytes', 'Tensor bytes', s.tensor_bytes, formatBytes(s.tensor_bytes)),
         stat('summary-storage-bytes', 'Storage bytes', s.storage_bytes, formatBytes(s.storage_bytes))),
+      renderRoles(s.roles),
       el('div', { className: 'card' },
-        el('h2', { text: 'Parameters' }),
-        stat('summary-parameters', 'Total', p.total),
+        el('h2', { text: 'Model parameters' }),
+        stat('summary-parameters', 'Elements', p.elements),
         stat('summary-trainable', 'Trainable', p.trainable, undefined, 'trainable'),
         stat('summary-frozen', 'Frozen', p.frozen, undefined, 'frozen'),
-        stat('summary-unknown', 'Flag not stored', p.unknown, undefined, 'unknown'),
+        stat('summary-unknown', 'Flag not stored', p.not_stored, undefined, 'unknown'),
         bar,
         s.requires_grad_stored ? null : el('p', { className: 'muted note', text: 'This file stores tensors only: requires_grad is not saved, so after load_state_dict every parameter is trainable again.' })),
       el('div', { className: 'card' },
@@ -192,6 +202,20 @@
       metadata.length > 0 ? el('details', { className: 'card metadata' },
         el('summary', { text: `Metadata (${metadata.length})` }),
         keyValueList(Object.fromEntries(metadata), String)) : null);
+  }
+
+  /** The server's counts by role: model parameters, buffers, optimizer state, other tensors. */
+  function renderRoles(roles) {
+    const cell = (role, column, value, text) => el('td', { id: `role-${role}-${column}`, className: 'numeric', 'data-value': value, text });
+    return el('div', { className: 'card by-role' },
+      el('h2', { text: 'By role' }),
+      el('table', { id: 'roles', className: 'roles' },
+        el('thead', {}, el('tr', {}, el('th', { text: '' }), el('th', { text: 'Tensors' }), el('th', { text: 'Elements' }), el('th', { text: 'Bytes' }))),
+        el('tbody', {}, Object.entries(roles).map(([role, c]) => el('tr', { className: c.tensors ? '' : 'muted' },
+          el('th', { scope: 'row', text: ROLE_LABELS[role] || role }),
+          cell(role, 'tensors', c.tensors, formatExact(c.tensors)),
+          cell(role, 'elements', c.elements, formatExact(c.elements)),
+          cell(role, 'bytes', c.bytes, formatBytes(c.bytes)))))));
   }
 
   // ---------- the tensor table ----------
@@ -346,8 +370,14 @@
       const value = column.cell(tensor);
       const cell = el('div', { className: `cell col-${column.id}${column.numeric ? ' numeric' : ''}`, role: 'gridcell' });
       if (typeof value === 'object') {
-        cell.classList.add(value.cls);
-        cell.append(codicon(value.icon), el('span', { text: value.text }));
+        if (value.cls) {
+          cell.classList.add(value.cls);
+        }
+        if (value.icon) {
+          cell.append(codicon(value.icon));
+        }
+        cell.append(el('span', { text: value.text }));
+        cell.title = value.title || value.text;
       } else {
         cell.textContent = value;
         cell.title = value;

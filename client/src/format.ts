@@ -2,7 +2,7 @@
  * Text for numbers, sizes and shapes as the tree and tooltips show them. Pure: no `vscode`.
  * (The checkpoint page has its own copy in media/page.js, which runs in the webview.)
  */
-import type { ParamCounts } from './protocol';
+import type { ParameterCountsJson, RoleTableJson } from './protocol';
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -38,7 +38,7 @@ export function formatExact(count: number): string {
 }
 
 /** "1.2K trainable · 300 frozen", leaving out zero parts; "" when there are no parameters. */
-export function formatParamCounts(counts: ParamCounts): string {
+export function formatParameterCounts(counts: ParameterCountsJson): string {
   const parts: string[] = [];
   if (counts.trainable > 0) {
     parts.push(`${formatCount(counts.trainable)} trainable`);
@@ -46,8 +46,24 @@ export function formatParamCounts(counts: ParamCounts): string {
   if (counts.frozen > 0) {
     parts.push(`${formatCount(counts.frozen)} frozen`);
   }
-  if (counts.unknown > 0) {
-    parts.push(`${formatCount(counts.unknown)} flag not stored`);
+  if (counts.not_stored > 0) {
+    parts.push(`${formatCount(counts.not_stored)} flag not stored`);
   }
   return parts.join(' · ');
+}
+
+/** Parameters as above, then the other roles a subtree holds: "8 trainable · 3 buffers · 1.2K optimizer state". */
+export function formatRoleSummary(counts: RoleTableJson): string {
+  const parts = [formatParameterCounts(counts.parameter)];
+  const { buffer, optimizer_state: optimizer, other } = counts;
+  if (buffer.tensors > 0) {
+    parts.push(`${formatCount(buffer.tensors)} ${buffer.tensors === 1 ? 'buffer' : 'buffers'}`);
+  }
+  if (optimizer.tensors > 0) {
+    parts.push(`${formatCount(optimizer.elements)} optimizer state`);
+  }
+  if (other.tensors > 0) {
+    parts.push(`${formatCount(other.tensors)} other ${other.tensors === 1 ? 'tensor' : 'tensors'}`);
+  }
+  return parts.filter(Boolean).join(' · ');
 }

@@ -1,7 +1,9 @@
 /**
- * The custom `pthscope/*` requests, typed once (docs/protocol.md). Call sites send these
- * constants and never spell a method string. The server's twin is server/pthscope/lsp/protocol.py;
- * tests/lsp/test_protocol_agrees.py checks that both name the same methods.
+ * The custom `pthscope/*` requests, typed once (docs/protocol.md): methods, params, results and
+ * the payload shapes. Call sites send these constants and never spell a method string. The
+ * server's twin is server/pthscope/lsp/protocol.py (with the reader's JSON shapes it reuses);
+ * tests/lsp/test_protocol_agrees.py checks both field by field: names, JSON types, and which
+ * fields are optional. Names match the Python TypedDicts (`TensorJson`, `SummaryJson`, ...).
  *
  * This module is type-only apart from the request constants, so pure helpers may import its
  * types without pulling in `vscode`.
@@ -10,17 +12,45 @@ import { RequestType } from 'vscode-languageclient';
 
 export type PathElement = string | number;
 export type GradState = 'trainable' | 'frozen' | 'not stored';
+/** How a tensor was saved: an nn.Parameter, in a module's `_buffers`, a plain tensor, a numpy array. */
 export type TensorKind = 'parameter' | 'buffer' | 'tensor' | 'ndarray';
+/** What a tensor is for, decided by the server from the file's structure (docs/json-contract.md). */
+export type Role = 'parameter' | 'buffer' | 'optimizer_state' | 'other';
 /** "group": keys of a dict that share a dotted prefix ("model.layers"), grouped by the server. */
 export type NodeKind = 'dict' | 'list' | 'tuple' | 'set' | 'object' | 'module' | 'tensor' | 'value' | 'group';
 export type Risk = 'safe' | 'unknown' | 'dangerous';
-export type TensorSort = 'index' | 'key' | 'numel' | 'nbytes' | 'dtype' | 'grad_state';
+export type SavedAs = 'module' | 'state_dict';
+export type TensorSort = 'index' | 'key' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role';
+/** The actions of the `pthscope.insertRequiresGradCode` command. */
+export type RequiresGradAction = 'freezeAllExcept' | 'freezeModule' | 'unfreezeAll' | 'printParameters';
 
-export interface ParamCounts {
+/** Model-parameter elements in the older shape (modules, `summary.parameters`). */
+export interface ParamCountsJson {
   total: number;
   trainable: number;
   frozen: number;
   unknown: number;
+}
+
+export interface RoleCountsJson {
+  tensors: number;
+  elements: number;
+  bytes: number;
+}
+
+/** Model parameters, with their elements by requires_grad state (`not_stored`: a state_dict). */
+export interface ParameterCountsJson extends RoleCountsJson {
+  trainable: number;
+  frozen: number;
+  not_stored: number;
+}
+
+/** Tensors, elements and bytes by role; the server counts, the client shows. */
+export interface RoleTableJson {
+  parameter: ParameterCountsJson;
+  buffer: RoleCountsJson;
+  optimizer_state: RoleCountsJson;
+  other: RoleCountsJson;
 }
 
 export interface TensorJson {
@@ -31,6 +61,7 @@ export interface TensorJson {
   requires_grad: boolean;
   grad_state: GradState;
   kind: TensorKind;
+  role: Role;
   location: string;
   stride: number[];
   storage_offset: number;
@@ -39,12 +70,24 @@ export interface TensorJson {
   storage: string;
   storage_nbytes: number | null;
   shared_with: string[];
+  layout: string;
 }
 
 export interface ModuleJson {
+  path: PathElement[];
+  key: string;
   class: string;
   training: boolean | null;
-  parameters: ParamCounts;
+  parameters: ParamCountsJson;
+}
+
+/** Where a model's state sits in the file (a whole module, or a state_dict). */
+export interface ModelJson {
+  path: PathElement[];
+  key: string;
+  saved_as: SavedAs;
+  ema: boolean;
+  prefix: string;
 }
 
 export interface NodeSummary {
@@ -53,36 +96,52 @@ export interface NodeSummary {
   name: string;
   kind: NodeKind;
   type: string;
-  value?: string;
   child_count: number;
+  value?: string;
   tensor?: TensorJson;
   module?: ModuleJson;
-  parameters?: ParamCounts;
+  /** Containers, modules and groups: the tensors of their subtree, by role. */
+  counts?: RoleTableJson;
 }
 
-export interface Problem {
+export interface ProblemJson {
   kind: string;
   message: string;
   where: string;
 }
 
-export interface GlobalRef {
+/** How the pickles use a global; a `safe` one has only `referenced` and `written`. */
+export interface GlobalUsesJson {
+  referenced: number;
+  written: number;
+  called?: number;
+  arguments?: number[];
+  rebuilt?: number;
+  state?: number;
+  planted?: string[];
+}
+
+export interface GlobalJson {
   name: string;
   risk: Risk;
   count: number;
+  uses: GlobalUsesJson;
+  /** One sentence: what torch.load(weights_only=False) would do with it ("" when nothing to say). */
+  effect: string;
 }
 
-export interface CheckpointSummary {
+export interface SummaryJson {
   tensors: number;
   modules: number;
-  parameters: ParamCounts;
+  roles: RoleTableJson;
+  parameters: ParamCountsJson;
   requires_grad_stored: boolean;
   bytes_by_dtype: Record<string, number>;
   tensor_bytes: number;
   storage_bytes: number;
   locations: Record<string, number>;
   kinds: Record<string, number>;
-  globals_by_risk: Record<Risk, number>;
+  globals_by_risk: Record<string, number>;
 }
 
 export interface OpenParams {
@@ -94,17 +153,18 @@ export interface OpenResult {
   format: string;
   size: number;
   metadata: Record<string, string>;
-  summary: CheckpointSummary;
-  globals: GlobalRef[];
-  warnings: Problem[];
-  errors: Problem[];
+  summary: SummaryJson;
+  models: ModelJson[];
+  globals: GlobalJson[];
+  warnings: ProblemJson[];
+  errors: ProblemJson[];
   root: NodeSummary | null;
   children: NodeSummary[];
 }
 
 export interface ChildrenParams {
   file: string;
-  path: PathElement[];
+  path?: PathElement[];
   offset?: number;
   limit?: number;
 }
@@ -116,7 +176,7 @@ export interface ChildrenResult {
 
 export interface DetailsParams {
   file: string;
-  path: PathElement[];
+  path?: PathElement[];
 }
 
 export interface DetailsResult {
@@ -152,7 +212,7 @@ export interface TensorsResult {
 /** Statistics of one tensor's values, read on demand from its own bytes (docs/protocol.md). */
 export interface StatsParams {
   file: string;
-  path: PathElement[];
+  path?: PathElement[];
 }
 
 export interface TensorHistogram {
@@ -197,6 +257,19 @@ export interface SetActiveCheckpointResult {
   file: string | null;
 }
 
+/** Arguments of the `pthscope.insertRequiresGradCode` command (`workspace/executeCommand`). */
+export interface InsertRequiresGradCodeArgs {
+  uri: string;
+  line: number;
+  action: RequiresGradAction;
+  module?: string | null;
+}
+
+export interface InsertRequiresGradCodeResult {
+  applied: boolean;
+  message: string;
+}
+
 export const open = new RequestType<OpenParams, OpenResult, void>('pthscope/open');
 export const children = new RequestType<ChildrenParams, ChildrenResult, void>('pthscope/children');
 export const details = new RequestType<DetailsParams, DetailsResult, void>('pthscope/details');
@@ -204,3 +277,9 @@ export const search = new RequestType<SearchParams, SearchResult, void>('pthscop
 export const tensors = new RequestType<TensorsParams, TensorsResult, void>('pthscope/tensors');
 export const setActiveCheckpoint = new RequestType<SetActiveCheckpointParams, SetActiveCheckpointResult, void>('pthscope/setActiveCheckpoint');
 export const stats = new RequestType<StatsParams, StatsResult, void>('pthscope/stats');
+
+/** Commands the server runs (`workspace/executeCommand`): name → [arguments, result]. */
+export const INSERT_REQUIRES_GRAD_CODE = 'pthscope.insertRequiresGradCode';
+export interface ServerCommands {
+  'pthscope.insertRequiresGradCode': [InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult];
+}

@@ -1,14 +1,19 @@
 /**
- * The side panel's checkpoint tree: the current checkpoint (the one in the active page),
- * expanded lazily one page of children at a time through `pthscope/children`. How a node
- * looks is decided in treeModel.ts; this module only keeps the loaded nodes and talks to VS Code.
+ * The side panel's checkpoint tree: the current checkpoint (the one in the active page), its
+ * contents by role (the root's counts, as the server sends them) at the top, then its nodes,
+ * expanded lazily one page of children at a time through `pthscope/children`. How a node looks
+ * is decided in treeModel.ts; this module only keeps the loaded nodes and talks to VS Code.
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import * as protocol from './protocol';
-import type { NodeSummary, OpenResult, PathElement, Problem } from './protocol';
-import { childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown, visibleText } from './treeModel';
+import { formatBytes, formatExact } from './format';
+import type { NodeSummary, OpenResult, PathElement, ProblemJson, RoleTableJson } from './protocol';
+import {
+  childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, roleTooltipMarkdown, tensorTooltipMarkdown,
+  visibleText, type RoleRow,
+} from './treeModel';
 
 export class CheckpointNode extends vscode.TreeItem {
   constructor(readonly file: string, readonly summary: NodeSummary, readonly parent: CheckpointNode | undefined) {
@@ -34,8 +39,35 @@ export class LoadMoreNode extends vscode.TreeItem {
   }
 }
 
+/** "Contents": the file's tensors by role, above its tree. */
+export class ContentsNode extends vscode.TreeItem {
+  readonly parent = undefined;
+
+  constructor(readonly file: string, result: OpenResult, readonly counts: RoleTableJson) {
+    super('Contents', vscode.TreeItemCollapsibleState.Expanded);
+    this.id = `${file}\u0000contents`;
+    const tensors = result.summary.tensors;
+    this.description = `${formatExact(tensors)} ${tensors === 1 ? 'tensor' : 'tensors'} · ${formatBytes(result.summary.tensor_bytes)}`;
+    this.iconPath = new vscode.ThemeIcon('layers');
+    this.contextValue = 'pthscope.contents';
+    this.accessibilityInformation = { label: `Contents, ${this.description}` };
+  }
+}
+
+export class RoleNode extends vscode.TreeItem {
+  constructor(row: RoleRow, readonly parent: ContentsNode) {
+    super(row.label, vscode.TreeItemCollapsibleState.None);
+    this.id = `${parent.file}\u0000role\u0000${row.role}`;
+    this.description = row.description;
+    this.iconPath = new vscode.ThemeIcon(row.icon);
+    this.tooltip = new vscode.MarkdownString(roleTooltipMarkdown(row, parent.counts));
+    this.contextValue = `pthscope.role.${row.role}`;
+    this.accessibilityInformation = { label: `${row.label}, ${row.description}` };
+  }
+}
+
 export class ProblemNode extends vscode.TreeItem {
-  constructor(problem: Problem, severity: 'error' | 'warning', readonly parent?: CheckpointNode) {
+  constructor(problem: ProblemJson, severity: 'error' | 'warning', readonly parent?: CheckpointNode) {
     super(problemText(problem), vscode.TreeItemCollapsibleState.None);
     this.description = problem.kind;
     this.iconPath = new vscode.ThemeIcon(severity, new vscode.ThemeColor(severity === 'error' ? 'errorForeground' : 'editorWarning.foreground'));
@@ -44,7 +76,7 @@ export class ProblemNode extends vscode.TreeItem {
   }
 }
 
-export type TreeNode = CheckpointNode | LoadMoreNode | ProblemNode;
+export type TreeNode = ContentsNode | RoleNode | CheckpointNode | LoadMoreNode | ProblemNode;
 
 interface LoadedChildren {
   nodes: CheckpointNode[];
@@ -114,7 +146,14 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
         ...checkpoint.errors.map((p) => new ProblemNode(p, 'error')),
         ...checkpoint.warnings.map((p) => new ProblemNode(p, 'warning')),
       ];
-      return checkpoint.root ? [...problems, ...(await this.childrenWithLoadMore(checkpoint.file, undefined))] : problems;
+      if (!checkpoint.root) {
+        return problems;
+      }
+      const contents = checkpoint.root.counts ? [new ContentsNode(checkpoint.file, checkpoint, checkpoint.root.counts)] : [];
+      return [...problems, ...contents, ...(await this.childrenWithLoadMore(checkpoint.file, undefined))];
+    }
+    if (element instanceof ContentsNode) {
+      return roleRows(element.counts).map((row) => new RoleNode(row, element));
     }
     if (!(element instanceof CheckpointNode)) {
       return [];

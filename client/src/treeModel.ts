@@ -4,8 +4,8 @@
  * runner; tree.ts turns these into TreeItems. Nothing here knows file formats: it renders the
  * NodeSummary the server sends.
  */
-import { formatBytes, formatCount, formatExact, formatParamCounts, formatShape } from './format';
-import type { NodeSummary, PathElement, Problem, TensorJson } from './protocol';
+import { formatBytes, formatCount, formatExact, formatRoleSummary, formatShape } from './format';
+import type { NodeSummary, PathElement, ProblemJson, Role, RoleTableJson, TensorJson } from './protocol';
 
 export interface NodeLook {
   label: string;
@@ -27,9 +27,35 @@ const CONTAINER_ICONS: Record<string, string> = {
   group: 'folder',
 };
 
+/** How each role is named. */
+export const ROLE_LABELS: Record<Role, string> = {
+  parameter: 'model parameters',
+  buffer: 'buffers',
+  optimizer_state: 'optimizer state',
+  other: 'other tensors',
+};
+
+/** What one tensor of each role is. */
+const ROLE_OF_A_TENSOR: Record<Role, string> = {
+  parameter: 'model parameter',
+  buffer: 'buffer',
+  optimizer_state: 'optimizer state',
+  other: 'other tensor',
+};
+
+const ROLE_ICONS: Record<Role, string> = {
+  parameter: 'symbol-parameter',
+  buffer: 'database',
+  optimizer_state: 'graph-line',
+  other: 'symbol-misc',
+};
+
 export function gradStateIcon(tensor: TensorJson): { id: string; color?: string } {
-  if (tensor.kind === 'buffer') {
+  if (tensor.role === 'buffer') {
     return { id: 'database', color: 'descriptionForeground' };
+  }
+  if (tensor.role === 'optimizer_state') {
+    return { id: 'graph-line', color: 'descriptionForeground' };
   }
   switch (tensor.grad_state) {
     case 'trainable':
@@ -42,8 +68,11 @@ export function gradStateIcon(tensor: TensorJson): { id: string; color?: string 
 }
 
 export function gradStateText(tensor: TensorJson): string {
-  if (tensor.kind === 'buffer') {
+  if (tensor.role === 'buffer') {
     return 'buffer (no gradient)';
+  }
+  if (tensor.role === 'optimizer_state') {
+    return 'optimizer state (no gradient)';
   }
   switch (tensor.grad_state) {
     case 'trainable':
@@ -63,8 +92,8 @@ export function nodeDescription(node: NodeSummary): string {
   if (node.tensor) {
     return `${formatShape(node.tensor.shape)} ${node.tensor.dtype}`;
   }
+  const counts = node.counts ? formatRoleSummary(node.counts) : '';
   if (node.module) {
-    const counts = formatParamCounts(node.module.parameters);
     const className = shortType(node.module.class);
     return counts ? `${className} · ${counts}` : className;
   }
@@ -72,7 +101,6 @@ export function nodeDescription(node: NodeSummary): string {
     return node.value ?? shortType(node.type);
   }
   const items = `${formatCount(node.child_count)} ${node.child_count === 1 ? 'item' : 'items'}`;
-  const counts = node.parameters ? formatParamCounts(node.parameters) : '';
   return [shortType(node.type), items, counts].filter(Boolean).join(' · ');
 }
 
@@ -91,7 +119,8 @@ export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[
   const rows: [string, string][] = [
     ['requires_grad', tensor.kind === 'parameter' || tensor.requires_grad ? String(tensor.requires_grad) : 'not stored'],
     ['state', gradStateText(tensor)],
-    ['kind', tensor.kind],
+    ['role', ROLE_OF_A_TENSOR[tensor.role]],
+    ['saved as', tensor.kind],
     ['dtype', tensor.dtype],
     ['shape', formatShape(tensor.shape)],
     ['numel', formatExact(tensor.numel)],
@@ -125,11 +154,8 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
       lines.push(`training: \`${String(node.module.training)}\``);
     }
   }
-  const counts = node.module?.parameters ?? node.parameters;
-  if (counts && counts.total > 0) {
-    lines.push(
-      `parameters: ${formatExact(counts.total)} (trainable ${formatExact(counts.trainable)}, frozen ${formatExact(counts.frozen)}, flag not stored ${formatExact(counts.unknown)})`,
-    );
+  if (node.counts) {
+    lines.push(...roleLines(node.counts));
   }
   if (node.value !== undefined) {
     lines.push(`value: ${markdownCode(node.value)}`);
@@ -140,7 +166,52 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
   return lines.join('  \n');
 }
 
-export function problemText(problem: Problem): string {
+/** One line per role the subtree holds: "model parameters: 1,552 elements in 14 tensors (6.1 KiB)". */
+export function roleLines(counts: RoleTableJson): string[] {
+  const lines: string[] = [];
+  for (const row of roleRows(counts)) {
+    if (row.counts.tensors > 0) {
+      lines.push(`${row.label}: ${row.description}`);
+    }
+  }
+  const p = counts.parameter;
+  if (p.elements > 0) {
+    lines.push(`parameters by flag: trainable ${formatExact(p.trainable)}, frozen ${formatExact(p.frozen)}, flag not stored ${formatExact(p.not_stored)}`);
+  }
+  return lines;
+}
+
+export interface RoleRow {
+  role: Role;
+  label: string;
+  /** "14 tensors · 1,552 elements · 6.1 KiB", or "none". */
+  description: string;
+  icon: string;
+  counts: RoleTableJson[Role];
+}
+
+/** The roles of a role table (the tree's "Contents"), in the order the server sends them. */
+export function roleRows(counts: RoleTableJson): RoleRow[] {
+  return (Object.keys(counts) as Role[]).map((role) => {
+    const c = counts[role];
+    const description = c.tensors === 0
+      ? 'none'
+      : `${formatExact(c.tensors)} ${c.tensors === 1 ? 'tensor' : 'tensors'} · ${formatExact(c.elements)} elements · ${formatBytes(c.bytes)}`;
+    return { role, label: ROLE_LABELS[role], description, icon: ROLE_ICONS[role], counts: c };
+  });
+}
+
+/** Markdown for a role row's tooltip: for model parameters, their requires_grad flags. */
+export function roleTooltipMarkdown(row: RoleRow, counts: RoleTableJson): string {
+  const lines = [`**${row.label}**`, '', row.description];
+  if (row.role === 'parameter' && counts.parameter.elements > 0) {
+    const p = counts.parameter;
+    lines.push('', `trainable ${formatExact(p.trainable)} · frozen ${formatExact(p.frozen)} · flag not stored ${formatExact(p.not_stored)} (elements)`);
+  }
+  return lines.join('  \n');
+}
+
+export function problemText(problem: ProblemJson): string {
   return visibleText(problem.where ? `${problem.message} (${problem.where})` : problem.message);
 }
 

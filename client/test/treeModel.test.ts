@@ -1,14 +1,24 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatBytes, formatCount, formatParamCounts } from '../src/format';
-import type { NodeSummary, TensorJson } from '../src/protocol';
-import { childTowards, markdownCode, markdownText, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, tensorTooltipMarkdown, visibleText } from '../src/treeModel';
+import { formatBytes, formatCount, formatParameterCounts, formatRoleSummary } from '../src/format';
+import type { NodeSummary, RoleTableJson, TensorJson } from '../src/protocol';
+import {
+  childTowards, markdownCode, markdownText, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, tensorTooltipMarkdown, visibleText,
+} from '../src/treeModel';
 
 function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
   return {
     path: ['conv1', 'weight'], key: 'conv1.weight', shape: [16, 3, 3, 3], dtype: 'float32', requires_grad: false,
-    grad_state: 'frozen', kind: 'parameter', location: 'cpu', stride: [27, 9, 3, 1], storage_offset: 0, numel: 432,
-    nbytes: 1728, storage: '0', storage_nbytes: 1728, shared_with: [], ...overrides,
+    grad_state: 'frozen', kind: 'parameter', role: 'parameter', location: 'cpu', stride: [27, 9, 3, 1], storage_offset: 0,
+    numel: 432, nbytes: 1728, storage: '0', storage_nbytes: 1728, shared_with: [], layout: 'strided', ...overrides,
+  };
+}
+
+function roles(parameter: Partial<RoleTableJson['parameter']> = {}, rest: Partial<RoleTableJson> = {}): RoleTableJson {
+  const none = { tensors: 0, elements: 0, bytes: 0 };
+  return {
+    parameter: { ...none, trainable: 0, frozen: 0, not_stored: 0, ...parameter },
+    buffer: none, optimizer_state: none, other: none, ...rest,
   };
 }
 
@@ -18,7 +28,10 @@ function node(overrides: Partial<NodeSummary>): NodeSummary {
 
 describe('nodeLook', () => {
   it('shows a module with its class and trainable/frozen counts', () => {
-    const look = nodeLook(node({ module: { class: 'Conv2d', training: true, parameters: { total: 448, trainable: 16, frozen: 432, unknown: 0 } } }));
+    const look = nodeLook(node({
+      module: { path: ['conv1'], key: 'conv1', class: 'Conv2d', training: true, parameters: { total: 448, trainable: 16, frozen: 432, unknown: 0 } },
+      counts: roles({ tensors: 2, elements: 448, bytes: 1792, trainable: 16, frozen: 432 }),
+    }));
     assert.equal(look.label, 'conv1');
     assert.equal(look.description, 'Conv2d · 16 trainable · 432 frozen');
     assert.equal(look.expandable, true);
@@ -34,8 +47,11 @@ describe('nodeLook', () => {
     assert.equal(trainable.icon.id, 'flame');
     const unknown = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'tensor', grad_state: 'not stored' }) }));
     assert.equal(unknown.icon.id, 'circle-outline');
-    const buffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'buffer', grad_state: 'not stored' }) }));
+    const buffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'buffer', role: 'buffer', grad_state: 'not stored' }) }));
     assert.equal(buffer.icon.id, 'database');
+    // A state_dict's running_mean is a plain tensor the server calls a buffer: the role decides.
+    const stateDictBuffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'tensor', role: 'buffer', grad_state: 'not stored' }) }));
+    assert.equal(stateDictBuffer.icon.id, 'database');
   });
 
   it('shows a container with its type and item count, and a plain value with its repr', () => {
@@ -43,12 +59,32 @@ describe('nodeLook', () => {
     assert.equal(nodeLook(node({ kind: 'value', type: 'int', value: '3', child_count: 0, name: 'epoch' })).description, '3');
     assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', name: '', path: [], key: '' })).label, '(root)');
   });
+
+  it('shows what a container holds by role, as the server counted it', () => {
+    const optimizer = roles({}, { optimizer_state: { tensors: 18, elements: 1540, bytes: 6160 } });
+    assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', child_count: 2, name: 'optimizer', counts: optimizer })).description, 'dict · 2 items · 1.5K optimizer state');
+    const tooltip = nodeTooltipMarkdown(node({ kind: 'dict', type: 'dict', counts: roles({ tensors: 14, elements: 1552, bytes: 6208, not_stored: 1552 }) }));
+    assert.ok(tooltip.includes('model parameters: 14 tensors · 1,552 elements · 6.1 KiB'), tooltip);
+    assert.ok(tooltip.includes('flag not stored 1,552'), tooltip);
+  });
+});
+
+describe('roleRows', () => {
+  it('lists the four roles in the server\'s order, the empty ones as none', () => {
+    const rows = roleRows(roles({ tensors: 46, elements: 891_469, bytes: 3_565_876 }, { buffer: { tensors: 1, elements: 8, bytes: 64 } }));
+    assert.deepEqual(rows.map((r) => [r.label, r.description]), [
+      ['model parameters', '46 tensors · 891,469 elements · 3.4 MiB'],
+      ['buffers', '1 tensor · 8 elements · 64 B'],
+      ['optimizer state', 'none'],
+      ['other tensors', 'none'],
+    ]);
+  });
 });
 
 describe('tensorTooltipMarkdown', () => {
   it('states requires_grad and everything else the file stores', () => {
     const text = tensorTooltipMarkdown(tensor(), ['fc.weight']);
-    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', '`parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
+    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', 'role | `model parameter`', 'saved as | `parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
       assert.ok(text.includes(expected), `missing ${expected} in\n${text}`);
     }
   });
@@ -103,12 +139,12 @@ describe('tooltip Markdown from file text', () => {
       const tip = tensorTooltipMarkdown(tensor({ key: text, dtype: text, location: text, storage: text }), [text]);
       assert.ok(printable(tip), tip);
       const lines = tip.split('\n');
-      assert.equal(lines.length, text ? 16 : 15, tip); // an empty storage name has no row
+      assert.equal(lines.length, text ? 17 : 16, tip); // an empty storage name has no row
       assert.match(lines[0], /^\*\*[^*]/, tip);
       for (const row of lines.slice(2)) {
         assert.equal(row.replace(/\\\|/g, '').split('|').length, 4, row);
       }
-      const node = nodeTooltipMarkdown({ path: [text], key: text, name: text, kind: 'module', type: text, child_count: 1, value: text, module: { class: text, training: true, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 } } });
+      const node = nodeTooltipMarkdown({ path: [text], key: text, name: text, kind: 'module', type: text, child_count: 1, value: text, module: { path: [text], key: text, class: text, training: true, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 } } });
       assert.ok(printable(node) && node.split('  \n').every((line) => !line.includes('\n') || line.startsWith('**')), node);
       assert.ok(printable(nodeLook({ path: [text], key: text, name: text, kind: 'value', type: text, child_count: 0, value: text }).label));
       assert.ok(printable(problemText({ kind: 'corrupt', message: text, where: text })));
@@ -143,7 +179,8 @@ describe('format', () => {
     assert.equal(formatCount(11_689_512), '11.7M');
     assert.equal(formatBytes(512), '512 B');
     assert.equal(formatBytes(1536), '1.5 KiB');
-    assert.equal(formatParamCounts({ total: 10, trainable: 0, frozen: 0, unknown: 10 }), '10 flag not stored');
-    assert.equal(formatParamCounts({ total: 0, trainable: 0, frozen: 0, unknown: 0 }), '');
+    assert.equal(formatParameterCounts({ tensors: 1, elements: 10, bytes: 40, trainable: 0, frozen: 0, not_stored: 10 }), '10 flag not stored');
+    assert.equal(formatParameterCounts(roles().parameter), '');
+    assert.equal(formatRoleSummary(roles({}, { buffer: { tensors: 3, elements: 9, bytes: 36 }, other: { tensors: 1, elements: 1, bytes: 4 } })), '3 buffers · 1 other tensor');
   });
 });

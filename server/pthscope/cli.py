@@ -17,14 +17,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
 from .plain_text import visible
 from .reader import audit, inspect
+from .reader.counts import format_bytes
 from .reader.limits import Limits
-from .reader.model import Checkpoint, Node
+
+if TYPE_CHECKING:  # `pthscope lsp` starts without the model: the server imports what it needs
+    from .reader.model import Checkpoint, Node
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lsp":
         from .lsp.server import main as lsp_main
 
-        return lsp_main() or 0
+        return (lsp_main(args.worker_module) if args.worker_module else lsp_main()) or 0
     if args.command == "inspect":
         try:
             return _inspect(args)
@@ -71,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     lsp_cmd = commands.add_parser("lsp", help="start the language server on stdio")
     # vscode-languageclient and other clients name the transport; stdio is the only one.
     lsp_cmd.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    # The module that runs the workers (`python -m MODULE`): tests start theirs, with faults.
+    lsp_cmd.add_argument("--worker-module", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -209,9 +214,12 @@ def _matches(key: str, pattern: str) -> bool:
     return pattern in key
 
 
+_ROLE_LABELS = {"parameter": "parameters", "buffer": "buffers", "optimizer_state": "optimizer", "other": "other"}
+
+
 def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", depth: int | None = None) -> None:
     summary = checkpoint.summary()
-    params = summary["parameters"]
+    roles = summary["roles"]
     out.write(f"{checkpoint.file}\n")
     out.write(f"  format      {checkpoint.format}  ({checkpoint.size:,} bytes)\n")
     if checkpoint.metadata:
@@ -219,11 +227,21 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
     out.write(f"  tensors     {summary['tensors']:,} in {summary['modules']:,} modules\n")
     grad = ("requires_grad stored" if summary["requires_grad_stored"]
             else "requires_grad not stored (a state_dict keeps tensors only)")
-    out.write(f"  parameters  {params['total']:,} total, {params['trainable']:,} trainable, "
-              f"{params['frozen']:,} frozen" + (f", {params['unknown']:,} unknown" if params["unknown"] else "")
-              + f"  [{grad}]\n")
+    for role, label in _ROLE_LABELS.items():
+        counts = roles[role]  # type: ignore[literal-required]
+        if not counts["tensors"] and role != "parameter":
+            continue
+        line = (f"  {label:<11} {_plural(counts['elements'], 'element')} in {_plural(counts['tensors'], 'tensor')} "
+                f"({format_bytes(counts['bytes'])})")
+        if role == "parameter":
+            p = roles["parameter"]
+            flags = [f"{p['trainable']:,} trainable", f"{p['frozen']:,} frozen"]
+            if p["not_stored"]:
+                flags.append(f"{p['not_stored']:,} flag not stored")
+            line += ": " + ", ".join(flags) + f"  [{grad}]"
+        out.write(line + "\n")
     if summary["bytes_by_dtype"]:
-        out.write("  bytes       " + ", ".join(f"{d} {_human(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
+        out.write("  bytes       " + ", ".join(f"{d} {format_bytes(n)}" for d, n in summary["bytes_by_dtype"].items()) + "\n")
     if summary["locations"]:
         out.write("  locations   " + ", ".join(f"{loc} ×{n}" for loc, n in summary["locations"].items()) + "\n")
     print_dangerous_globals(checkpoint, out)
@@ -233,6 +251,10 @@ def print_checkpoint(checkpoint: Checkpoint, out: TextIO, pattern: str = "", dep
     if checkpoint.root is not None:
         out.write("\n")
         out.writelines(line + "\n" for line in _tree_lines(checkpoint, checkpoint.root, 0, pattern, depth))
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
@@ -262,10 +284,11 @@ def _node_line(checkpoint: Checkpoint, node: Node) -> str:
     if node.kind == "tensor" and node.tensor is not None:
         t = checkpoint.tensors[node.tensor]
         shape = "×".join(map(str, t.shape)) if t.shape else "scalar"
-        grad = {"trainable": "trainable", "frozen": "FROZEN", "not stored": ""}[t.grad_state]
-        extra = f"  {t.kind}" if t.kind != "tensor" else ""
-        tied = f"  shares storage with {', '.join(t.shared_with[:3])}" if t.shared_with else ""
-        return f"{name}  [{shape}] {t.dtype}  {grad}{extra}{tied}".rstrip()
+        parts = [f"{name}  [{shape}] {t.dtype}",
+                 {"trainable": "trainable", "frozen": "FROZEN", "not stored": ""}[t.grad_state],
+                 "" if t.role == "parameter" else t.role.replace("_", " "),
+                 f"shares storage with {', '.join(t.shared_with[:3])}" if t.shared_with else ""]
+        return "  ".join(filter(None, parts))
     if node.kind == "module" and node.module is not None:
         m = checkpoint.modules[node.module]
         p = m.parameters
@@ -273,15 +296,6 @@ def _node_line(checkpoint: Checkpoint, node: Node) -> str:
     if node.kind == "value":
         return f"{name} = {node.value}"
     return f"{name}  <{node.type}, {len(node.children)} items>"
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 if __name__ == "__main__":

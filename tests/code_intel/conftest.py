@@ -1,6 +1,7 @@
 """Real checkpoints made with torch once per session and read with `pthscope.inspect`.
 
-`checkpoints` maps absolute paths (under a temporary workspace's `runs/`) to `Checkpoint`s;
+`checkpoints` maps absolute paths (under a temporary workspace's `runs/`) to their views
+(`ModelView`, as the language server gets them from its worker);
 `workspace` is that folder, passed to `analyze` as the workspace folder so the scripts'
 relative paths (`runs/…`) resolve there.
 """
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 import pthscope
-from pthscope.reader.model import Checkpoint
+from pthscope.reader.model_view import ModelView, model_view
 from tests.code_intel.models import Net
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -51,8 +52,10 @@ def make_workspace(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkpoints(workspace: Path) -> dict[str, Checkpoint]:
+def checkpoints(workspace: Path) -> dict[str, ModelView]:
     found = {}
     for path in sorted((workspace / "runs").iterdir()):
-        found[os.path.normpath(str(path))] = pthscope.inspect(str(path))
+        # Through JSON, as the server receives it.
+        view = model_view(pthscope.inspect(str(path)))
+        found[os.path.normpath(str(path))] = ModelView.from_json(view.to_json())
     return found

@@ -8,7 +8,7 @@ import pytest
 
 from pthscope.analysis import analyze
 from pthscope.code_intel import diagnostics
-from pthscope.reader.model import Checkpoint
+from pthscope.reader.model_view import ModelView
 from tests.code_intel.conftest import SCRIPTS
 
 EXPECTED = {
@@ -22,7 +22,7 @@ EXPECTED = {
 }
 
 
-def _codes(source: str, name: str, workspace: Path, checkpoints: dict[str, Checkpoint]) -> list:
+def _codes(source: str, name: str, workspace: Path, checkpoints: dict[str, ModelView]) -> list:
     facts = analyze(source, str(SCRIPTS / name), (str(workspace),))
     found = diagnostics(facts, checkpoints)
     return sorted((d.code, d.range.start.line + 1) for d in found)
@@ -30,13 +30,13 @@ def _codes(source: str, name: str, workspace: Path, checkpoints: dict[str, Check
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_expected_diagnostics(
-    name: str, workspace: Path, checkpoints: dict[str, Checkpoint]
+    name: str, workspace: Path, checkpoints: dict[str, ModelView]
 ) -> None:
     source = (SCRIPTS / name).read_text()
     assert _codes(source, name, workspace, checkpoints) == sorted(EXPECTED[name])
 
 
-def test_noqa_silences_one_code(workspace: Path, checkpoints: dict[str, Checkpoint]) -> None:
+def test_noqa_silences_one_code(workspace: Path, checkpoints: dict[str, ModelView]) -> None:
     lines = (SCRIPTS / "fresh_model_load.py").read_text().split("\n")
     lines[26] += "  # noqa: PTH001"
     assert _codes("\n".join(lines), "fresh_model_load.py", workspace, checkpoints) == [
@@ -47,7 +47,7 @@ def test_noqa_silences_one_code(workspace: Path, checkpoints: dict[str, Checkpoi
 
 
 def test_whole_model_checkpoint_explains_itself(
-    workspace: Path, checkpoints: dict[str, Checkpoint]
+    workspace: Path, checkpoints: dict[str, ModelView]
 ) -> None:
     facts = analyze(
         (SCRIPTS / "whole_model_link.py").read_text(), str(SCRIPTS / "x.py"), (str(workspace),)

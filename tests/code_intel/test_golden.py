@@ -16,7 +16,7 @@ import pytest
 
 from pthscope.analysis import analyze
 from pthscope.code_intel import Range, code_actions, diagnostics, resolve_code_action
-from pthscope.reader.model import Checkpoint
+from pthscope.reader.model_view import ModelView
 from tests.code_intel.applying import apply_edits
 from tests.code_intel.conftest import GOLDEN, SCRIPTS
 
@@ -43,7 +43,7 @@ def _cases() -> list[tuple[str, int | None]]:
 
 @pytest.mark.parametrize(("script", "line"), _cases())
 def test_actions_match_golden(
-    script: str, line: int | None, workspace: Path, checkpoints: dict[str, Checkpoint]
+    script: str, line: int | None, workspace: Path, checkpoints: dict[str, ModelView]
 ) -> None:
     source = (SCRIPTS / script).read_text()
     path = str(SCRIPTS / script)
@@ -78,7 +78,7 @@ def _assert_idempotent(
     result: str,
     path: str,
     folders: tuple[str, ...],
-    checkpoints: dict[str, Checkpoint],
+    checkpoints: dict[str, ModelView],
     title: str,
     line: int | None,
 ) -> None:

@@ -29,8 +29,8 @@ from pthscope.code_intel import (
     requires_grad_action,
     resolve_code_action,
 )
-from pthscope.code_intel.lookup import lookup_for
 from pthscope.code_intel.python_text import attribute_path, dotted_name, is_attribute_name
+from pthscope.reader.model_view import ModelView, model_view
 from tests.code_intel.applying import apply_edits
 from tests.code_intel.hostile_text import (
     HOSTILE,
@@ -58,9 +58,9 @@ def _case(hostile_root: Any, index: int, form: str) -> tuple[str, ModuleFacts, d
     paths = files[index]
     checkpoints: dict[str, Any] = {}
     for path in paths.values():
-        checkpoint = pthscope.inspect(str(path))
+        view = model_view(pthscope.inspect(str(path)))
         checkpoints[os.path.normpath(str(path))] = (
-            checkpoint if form == "model" else checkpoint.to_json()
+            view if form == "model" else ModelView.from_json(view.to_json())  # as the server gets it
         )
     source = script_for(paths, root)
     return source, analyze(source, str(root / "train.py"), (str(root),)), checkpoints
@@ -76,7 +76,7 @@ def _offered(facts: ModuleFacts, checkpoints: dict[str, Any]) -> list[CodeAction
         actions += code_actions(facts, Range.of_lines(line), checkpoints, [])
     actions += fix_all_actions(facts, checkpoints)
     resolved = [resolve_code_action(facts, a.data, checkpoints) for a in actions]
-    modules = {key for c in checkpoints.values() for key in lookup_for(c).prefixes if key}
+    modules = {key for c in checkpoints.values() for key in c.prefixes if key}
     for module in sorted(modules):
         for name in FLAG_ACTIONS:
             action = requires_grad_action(facts, len(facts.lines) - 2, name, module)
@@ -90,7 +90,7 @@ def _class_names(checkpoints: dict[str, Any]) -> set[str]:
     are dotted identifier paths."""
     names: set[str] = set()
     for checkpoint in checkpoints.values():
-        for name, risk in lookup_for(checkpoint).risky_globals:
+        for name, risk in checkpoint.risky_globals:
             if risk == "unknown" and dotted_name(name):
                 names.update(name.split("."))
     return names
@@ -100,8 +100,7 @@ def _key_members(checkpoints: dict[str, Any]) -> set[str]:
     """The parts of the files' keys that may become attributes (`model.layer1`)."""
     names: set[str] = set()
     for checkpoint in checkpoints.values():
-        lookup = lookup_for(checkpoint)
-        for key in [*lookup.prefixes, *lookup.exact, *lookup.relative]:
+        for key in [*checkpoint.prefixes, *checkpoint.by_name]:
             names.update(part for part in key.split(".") if is_attribute_name(part))
     return names
 

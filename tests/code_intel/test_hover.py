@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pthscope.analysis import analyze
 from pthscope.code_intel import hover
-from pthscope.reader.model import Checkpoint
+from pthscope.reader.model_view import ModelView
 from tests.code_intel.conftest import SCRIPTS
 
 
@@ -21,7 +21,7 @@ def _hover(source: str, needle: str, workspace: Path, checkpoints: dict, offset:
     return found.contents
 
 
-def test_checkpoint_path_hovers(workspace: Path, checkpoints: dict[str, Checkpoint]) -> None:
+def test_checkpoint_path_hovers(workspace: Path, checkpoints: dict[str, ModelView]) -> None:
     source = (SCRIPTS / "training_loop.py").read_text()
     text = _hover(source, '"runs/full_model.pth"', workspace, checkpoints, 2)
     assert "whole model" in text and "**stored**" in text and "| 450 | 34 | 416 |" in text
@@ -32,7 +32,7 @@ def test_checkpoint_path_hovers(workspace: Path, checkpoints: dict[str, Checkpoi
     assert text.startswith("✓ Safe to load with weights_only=True\n")
 
 
-def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, Checkpoint]) -> None:
+def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, ModelView]) -> None:
     source = (SCRIPTS / "whole_model_link.py").read_text()
     text = _hover(source, "weight.requires_grad", workspace, checkpoints)
     assert "(parameter) full.head.weight: Tensor[2, 16] float32" in text
@@ -44,7 +44,7 @@ def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, C
 
 
 def test_state_dict_and_data_parallel_keys(
-    workspace: Path, checkpoints: dict[str, Checkpoint]
+    workspace: Path, checkpoints: dict[str, ModelView]
 ) -> None:
     source = (
         "import torch\nmodel = Net()\n"
@@ -57,7 +57,7 @@ def test_state_dict_and_data_parallel_keys(
 
 
 def test_flag_statements_show_affected_parameters(
-    workspace: Path, checkpoints: dict[str, Checkpoint]
+    workspace: Path, checkpoints: dict[str, ModelView]
 ) -> None:
     source = (
         "import torch\nmodel = torch.load('runs/full_model.pth', weights_only=False)\n"

@@ -23,6 +23,7 @@ import torch
 import pthscope
 from pthscope.analysis import analyze
 from pthscope.code_intel import Range, code_actions, diagnostics, hover, resolve_code_action
+from pthscope.reader.model_view import ModelView, model_view
 from tests.code_intel.applying import apply_edits
 from tests.code_intel.hostile_text import assert_edit_is_inert, assert_markdown_is_inert, shows
 from tests.reader.hostile_files import Asm, payloads, s, shell_touch, torch_zip
@@ -89,7 +90,7 @@ def _data_pkl(archive: bytes) -> bytes:
 
 
 def _checkpoints(root: Path) -> dict[str, Any]:
-    return {os.path.normpath(str(p)): pthscope.inspect(str(p)) for p in (root / "runs").iterdir()}
+    return {os.path.normpath(str(p)): model_view(pthscope.inspect(str(p))) for p in (root / "runs").iterdir()}
 
 
 def _fixes(source: str, root: Path, checkpoints: dict[str, Any]) -> tuple[Any, list, list]:
@@ -348,13 +349,14 @@ def test_a_long_class_list_is_one_class_per_line(
 
 
 def test_the_hover_states_the_readers_effect_sentence_as_text(root: Path) -> None:
-    """`globals[i].effect` (optional in the JSON) is listed under the verdict, escaped."""
+    """`globals[i].effect` is listed under the verdict, escaped."""
     checkpoints = {k: c.to_json() for k, c in _checkpoints(root).items()}
     evil = checkpoints[os.path.normpath(str(root / "runs" / "evil_model.pt"))]
     effect = "would call `os.system(…)` with 1 argument from the file **[x](command:y)**"
-    for found in evil["globals"]:
-        if found["risk"] == "dangerous":
-            found["effect"] = effect
+    for name, risk in evil["risky_globals"]:
+        if risk == "dangerous":
+            evil["global_effects"][name] = effect
+    checkpoints = {k: ModelView.from_json(c) for k, c in checkpoints.items()}
     source = "import torch\n\nmodel = torch.load('runs/evil_model.pt')\n"
     facts = analyze(source, str(root / "load.py"), (str(root),))
     contents = hover(facts, 2, 25, checkpoints)

@@ -74,6 +74,13 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.equal(Number(await webview.locator('#summary-frozen').getAttribute('data-value')), whole.parameters_frozen);
     assert.equal(Number(await webview.locator('#summary-trainable').getAttribute('data-value')), whole.parameters_trainable);
     assert.equal(Number(await webview.locator('#summary-parameters').getAttribute('data-value')), whole.parameters_total);
+    // the summary separates the roles the server decided: parameters and buffers of the model
+    const role = async (id) => Number(await webview.locator(`#role-${id}`).getAttribute('data-value'));
+    assert.equal(await role('parameter-tensors'), whole.parameter_tensors);
+    assert.equal(await role('parameter-elements'), whole.parameters_total);
+    assert.equal(await role('buffer-tensors'), whole.buffer_tensors);
+    assert.equal(await role('buffer-elements'), whole.buffer_elements);
+    assert.equal(await role('optimizer_state-tensors'), 0);
     // the virtualised table: its first page arrives through pthscope/tensors
     await webview.locator('#viewport .row', { hasText: whole.frozen_tensor }).first().waitFor({ timeout: 30_000 });
     await webview.locator('#row-count', { hasText: `${whole.tensors} of ${whole.tensors} tensors` }).waitFor({ timeout: 30_000 });
@@ -103,6 +110,12 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     for (const name of whole.top_level_modules) {
       await row(name).waitFor({ timeout: 60_000 });
     }
+    // above the modules, the file's contents by role, as the server counted them
+    const parameters = page.locator('.part.sidebar .monaco-list-row[aria-label^="model parameters, "]').first();
+    await parameters.waitFor({ timeout: 30_000 });
+    assert.match(await parameters.getAttribute('aria-label'),
+      new RegExp(`^model parameters, ${whole.parameter_tensors} tensors · ${whole.parameters_total.toLocaleString('en-US')} elements`));
+    await page.locator('.part.sidebar .monaco-list-row[aria-label^="optimizer state, none"]').first().waitFor({ timeout: 10_000 });
     const [moduleName, tensorName] = whole.frozen_tensor.split('.');
     assert.match(await row(moduleName).getAttribute('aria-label'), /frozen/);
     await row(moduleName).click();
@@ -138,6 +151,22 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     const selected = page.locator(`.part.sidebar .monaco-list-row.selected[aria-label^="${leaf}, "]`);
     await selected.waitFor({ timeout: 30_000 });
     await shot('03b-find-revealed');
+  });
+
+  step('a Lightning checkpoint: model parameters apart from the optimizer state', async () => {
+    const lightning = expected.lightning;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, lightning.file);
+    const webview = await openedPage();
+    const role = async (id) => Number(await webview.locator(`#role-${id}`).getAttribute('data-value'));
+    assert.equal(await role('parameter-tensors'), lightning.parameter_tensors);
+    assert.equal(await role('parameter-elements'), lightning.parameters_total);
+    assert.equal(Number(await webview.locator('#summary-parameters').getAttribute('data-value')), lightning.parameters_total);
+    assert.equal(await role('buffer-tensors'), lightning.buffer_tensors);
+    assert.equal(await role('optimizer_state-tensors'), lightning.optimizer_tensors);
+    assert.equal(await role('optimizer_state-elements'), lightning.optimizer_elements);
+    await webview.locator('#roles').scrollIntoViewIfNeeded();
+    await shot('01b-lightning-roles');
   });
 
   step('the hostile file shows the red safety banner', async () => {

@@ -1,11 +1,10 @@
 """A real pthscope server over stdio (pytest-lsp), and real checkpoints made with torch.
 
 `client` starts `python -m pthscope lsp`, initializes it with the options of the test's
-`server_options` marker, and shuts it down (and so its worker) afterwards; `shared_client` does
-the same once per module. `checkpoints` are
-written once per session. The server's environment sets the worker's test-only fault hook for
-two file names: reading `crash-me.pt` segfaults the worker, reading `hog-memory.pt` exhausts its
-memory outside the reader. No other file is affected.
+`server_options` marker, and shuts it down (and so its workers) afterwards; `shared_client`
+does the same once per module. `checkpoints` are written once per session. The server runs its
+workers from tests/lsp/faulty_worker.py: reading `crash-me.pt` segfaults the worker, reading
+`hog-memory.pt` exhausts its memory outside the reader. No other file is affected.
 """
 
 from __future__ import annotations
@@ -24,11 +23,10 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtocol
 from pytest_lsp.client import register_lsp_features
 
-from pthscope.lsp.protocol import RESPONSE_TYPES
+from pthscope.lsp.protocol import response_type
+from tests.lsp.faulty_worker import CRASH_FILE_NAME, MEMORY_HOG_FILE_NAME
 from tests.reader.user_models import SmallNet
 
-CRASH_FILE_NAME = "crash-me.pt"
-MEMORY_HOG_FILE_NAME = "hog-memory.pt"
 BIG_TENSOR_COUNT = 30_000
 WIDE_TENSOR_COUNT = 1_200
 
@@ -94,8 +92,17 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def server_command() -> list[str]:
-    return [sys.executable, "-m", "pthscope", "lsp"]
+    return [sys.executable, "-m", "pthscope", "lsp", "--worker-module", "tests.lsp.faulty_worker"]
+
+
+def server_env() -> dict[str, str]:
+    """The environment of the server and its workers: `tests` importable, as in this process."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 class PthscopeClientProtocol(LanguageClientProtocol):
@@ -105,7 +112,7 @@ class PthscopeClientProtocol(LanguageClientProtocol):
     """
 
     def get_result_type(self, method: str) -> type | None:
-        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+        return response_type(method) or super().get_result_type(method)
 
 
 def make_client() -> LanguageClient:
@@ -119,10 +126,7 @@ def make_client() -> LanguageClient:
 SERVER = ClientServerConfig(
     server_command=server_command(),
     client_factory=make_client,
-    server_env={
-        **os.environ,
-        "PTHSCOPE_TEST_WORKER_FAULT": f"segfault:{CRASH_FILE_NAME},memory:{MEMORY_HOG_FILE_NAME}",
-    },
+    server_env=server_env(),
 )
 
 

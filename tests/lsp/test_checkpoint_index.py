@@ -1,36 +1,31 @@
-"""`CheckpointIndex` on a 30,000-tensor file: pages, search, sorting and grouping.
+"""`CheckpointIndex` (the structure worker's) on a 30,000-tensor file: pages, search, sorting
+and grouping.
 
-Its speed (about 50 ms to build, under 10 ms a page on a loaded 2-core machine) is measured by
-benchmarks/bench_lsp.py, never asserted in a test.
+Its speed is measured by benchmarks/bench_lsp.py, never asserted in a test.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import pthscope
-from pthscope.worker.index import CheckpointIndex, load_index, matching
+from pthscope.reader.grouping import grouped_children
+from pthscope.reader.model import Node
+from pthscope.worker.index import CheckpointIndex, matching
 
 from .conftest import BIG_TENSOR_COUNT
 
 
 @pytest.fixture(scope="module")
-def big_json(checkpoints: dict[str, Path]) -> bytes:
-    return json.dumps(pthscope.inspect(checkpoints["big"]).to_json()).encode()
-
-
-@pytest.fixture(scope="module")
-def big_index(big_json: bytes) -> CheckpointIndex:
-    return load_index(big_json)
+def big_index(checkpoints: dict[str, Path]) -> CheckpointIndex:
+    return CheckpointIndex(pthscope.inspect(checkpoints["big"]))
 
 
 def test_pages_answer_fresh_questions(big_index: CheckpointIndex) -> None:
     # Speed is measured by benchmarks/bench_lsp.py, not asserted here; this checks the answers.
-    assert big_index.children(big_index.node([]) or {}, 1_500, 500).items
+    assert big_index.children(big_index.node([]), 1_500, 500).items
     assert big_index.search("sub7", 200).total == 2 * 3_000
     assert big_index.search("layer1*sub*weight", 200).items
     assert big_index.tensor_page(0, 500, sort="key", descending=True).total == 30_000
@@ -41,14 +36,18 @@ def test_answers(big_index: CheckpointIndex) -> None:
     layers = BIG_TENSOR_COUNT // 10
     # Keys `layerN.subM.weight` are grouped: `layerN` → `subM` → `weight`.
     assert big_index.node_count == 1 + layers + 2 * BIG_TENSOR_COUNT
-    page = big_index.children(big_index.node([]) or {}, layers - 1, 500)
+    page = big_index.children(big_index.node([]), layers - 1, 500)
     assert page.total == layers
     assert [n["key"] for n in page.items] == [f"layer{layers - 1}"]
-    leaf = big_index.children(big_index.node(["layer2999.sub9"]) or {}, 0, 10)
+    leaf = big_index.children(big_index.node(["layer2999.sub9"]), 0, 10)
     assert [n["key"] for n in leaf.items] == ["layer2999.sub9.weight"]
-    root = big_index.summary(big_index.root or {})
-    assert root["parameters"] == {
-        "total": 6 * BIG_TENSOR_COUNT, "trainable": 0, "frozen": 0, "unknown": 6 * BIG_TENSOR_COUNT}
+    assert big_index.root is not None
+    root = big_index.summary(big_index.root)
+    assert root["counts"]["parameter"] == {
+        "tensors": BIG_TENSOR_COUNT, "elements": 6 * BIG_TENSOR_COUNT, "bytes": 24 * BIG_TENSOR_COUNT,
+        "trainable": 0, "frozen": 0, "not_stored": 6 * BIG_TENSOR_COUNT}
+    group = big_index.summary(big_index.node(["layer7"]))
+    assert group["kind"] == "group" and group["counts"]["parameter"]["tensors"] == 10
     by_key = big_index.tensor_page(0, 2, sort="key", descending=True)
     assert [t["key"] for t in by_key.items] == ["layer999.sub9.weight", "layer999.sub8.weight"]
 
@@ -63,17 +62,14 @@ def test_matching() -> None:
 
 
 def test_dotted_keys_that_collide_with_a_prefix_stay_flat() -> None:
-    from pthscope.worker.index import group_dotted_keys
+    def leaf(name: str) -> Node:
+        return Node(name, [name], "tensor", "")
 
-    def leaf(name: str) -> dict[str, Any]:
-        return {"name": name, "path": [name], "key": name, "kind": "tensor", "type": "", "children": []}
-
-    flat = {"name": "", "path": [], "key": "", "kind": "dict", "type": "dict",
-            "children": [leaf("fc"), leaf("fc.weight"), leaf("fc.bias")]}
-    group_dotted_keys(flat)
-    assert [c["name"] for c in flat["children"]] == ["fc", "fc.weight", "fc.bias"]
-    nested = {**flat, "children": [leaf("a.b.c"), leaf("a.d"), leaf("epoch")]}
-    group_dotted_keys(nested)
-    (a, epoch) = nested["children"]
-    assert a["kind"] == "group" and [c["name"] for c in a["children"]] == ["b", "d"]
-    assert a["children"][0]["children"][0]["path"] == ["a.b.c"] and epoch["name"] == "epoch"
+    flat = Node("", [], "dict", "dict", children=[leaf("fc"), leaf("fc.weight"), leaf("fc.bias")])
+    assert grouped_children(flat) is None
+    nested = Node("", [], "dict", "dict", children=[leaf("a.b.c"), leaf("a.d"), leaf("epoch")])
+    grouped = grouped_children(nested)
+    assert grouped is not None
+    (a, epoch) = grouped
+    assert a.kind == "group" and [c.name for c in a.children] == ["b", "d"]
+    assert a.children[0].children[0].path == ["a.b.c"] and epoch.name == "epoch"

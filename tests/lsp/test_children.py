@@ -73,7 +73,7 @@ async def test_details_of_a_tensor_module_and_value(
     block = await ask(shared_client, "pthscope/details", {"file": file, "path": ["layers"]})
     assert block.node["kind"] == "module" and block.tied is None
     assert block.node["module"]["class"] == "torch.nn.modules.container.Sequential"
-    assert block.node["parameters"]["frozen"] == block.node["parameters"]["total"] > 0
+    assert block.node["counts"]["parameter"]["frozen"] == block.node["counts"]["parameter"]["elements"] > 0
 
     epoch = await ask(
         shared_client, "pthscope/details", {"file": str(checkpoints["training"]), "path": ["epoch"]}

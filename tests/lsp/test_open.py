@@ -28,8 +28,12 @@ async def test_state_dict(shared_client: LanguageClient, checkpoints: dict[str, 
     weight = stem.children[0]
     assert weight["name"] == "weight" and weight["key"] == "stem.weight" and weight["path"] == ["stem.weight"]
     assert weight["tensor"]["shape"] == [8, 3, 3, 3]
-    # A state_dict keeps no requires_grad: every parameter element is "unknown".
-    assert root["parameters"]["total"] == root["parameters"]["unknown"] > 0
+    # A state_dict keeps no requires_grad: no parameter element has a stored flag.
+    parameters = root["counts"]["parameter"]
+    assert parameters["elements"] == parameters["not_stored"] > 0
+    # BatchNorm's running statistics are buffers, not parameters; the root counts the file.
+    assert root["counts"]["buffer"]["tensors"] == 6
+    assert root["counts"] == result.summary["roles"]
     assert [c["name"] for c in result.children] == ["stem", "layers", "heads", "fc"]
 
 
@@ -43,10 +47,13 @@ async def test_whole_model(shared_client: LanguageClient, checkpoints: dict[str,
     assert {"stem", "layers", "heads", "fc"} <= set(names)
     # The whole model keeps requires_grad: only `fc` is trainable.
     fc = next(c for c in result.children if c["name"] == "fc")
-    assert fc["parameters"]["trainable"] == fc["parameters"]["total"] == 8 * 10 + 10
-    assert root["parameters"]["frozen"] > 0
-    # Only the plain tensor attribute `mask` (10 elements) has no stored flag.
-    assert root["parameters"]["unknown"] == 10
+    fc_parameters = fc["counts"]["parameter"]
+    assert fc_parameters["trainable"] == fc_parameters["elements"] == 8 * 10 + 10
+    assert fc["module"]["parameters"]["trainable"] == 8 * 10 + 10
+    assert root["counts"]["parameter"]["frozen"] > 0
+    # The plain tensor attribute `mask` (10 elements) is no parameter: an "other" tensor.
+    assert root["counts"]["parameter"]["not_stored"] == 0
+    assert root["counts"]["other"] == {"tensors": 1, "elements": 10, "bytes": 40}
     assert any(g["risk"] != "safe" for g in result.globals)
 
 
@@ -59,7 +66,11 @@ async def test_training_checkpoint(
     assert set(by_name) == {"epoch", "model", "optimizer", "config"}
     assert by_name["epoch"]["kind"] == "value" and by_name["epoch"]["value"] == "7"
     assert by_name["model"]["kind"] == "dict" and by_name["model"]["child_count"] > 0
-    assert by_name["model"]["parameters"]["total"] > 0
+    assert by_name["model"]["counts"]["parameter"]["elements"] > 0
+    # SGD's momentum buffers are optimizer state, as many elements as the parameters.
+    assert by_name["optimizer"]["counts"]["optimizer_state"]["elements"] == (
+        by_name["model"]["counts"]["parameter"]["elements"])
+    assert result.summary["roles"]["parameter"] == by_name["model"]["counts"]["parameter"]
 
 
 async def test_truncated_file_is_a_result_with_errors(

@@ -1,7 +1,9 @@
-"""`pthscope/stats`: statistics of one tensor's values, computed in the worker."""
+"""`pthscope/stats`: statistics of one tensor's values, computed in the values worker from where
+the structure worker says the bytes are (the test workers fail if the values worker parses)."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
-from .conftest import ask
+from .conftest import BIG_TENSOR_COUNT, ask
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -51,3 +53,25 @@ async def test_a_container_is_not_a_tensor(shared_client: LanguageClient, checkp
         await ask(shared_client, "pthscope/stats", {"file": str(checkpoints["training"]), "path": ["model"]})
     with pytest.raises(JsonRpcInvalidParams, match="names no node"):
         await ask(shared_client, "pthscope/stats", {"file": str(checkpoints["state_dict"]), "path": ["nope"]})
+
+
+async def test_stats_do_not_read_the_file_again(shared_client: LanguageClient, checkpoints: dict[str, Path]) -> None:
+    file = str(checkpoints["big"])
+    table = await ask(shared_client, "pthscope/tensors", {"file": file, "offset": BIG_TENSOR_COUNT - 1, "limit": 1})
+    result = await ask(shared_client, "pthscope/stats", {"file": file, "path": table.tensors[0]["path"]})
+    assert result.error is None and result.stats["numel"] == 6
+    reads = [m for m in shared_client.log_messages if f"read {file}:" in m.message]
+    assert len(reads) == 1
+
+
+async def test_stats_whatever_the_record_prefix(shared_client: LanguageClient, tmp_path: Path) -> None:
+    original = tmp_path / "original.pt"
+    weights = torch.randn(4, 6)
+    torch.save({"w": weights}, original)
+    moved = tmp_path / "moved.pt"
+    with zipfile.ZipFile(original) as read, zipfile.ZipFile(moved, "w") as write:
+        for info in read.infolist():  # the archive's record folder, renamed
+            write.writestr("odd.name ü/" + info.filename.split("/", 1)[1], read.read(info))
+    result = await ask(shared_client, "pthscope/stats", {"file": str(moved), "path": ["w"]})
+    assert result.error is None
+    assert result.stats["max"] == pytest.approx(float(weights.max()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -17,15 +18,16 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command
+from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command, server_env
+from .faulty_worker import SLOW_STATS_FILE_NAME
 
 
-def worker_pids(client: LanguageClient) -> list[int]:
-    """Workers the server said it started, in order."""
+def worker_pids(client: LanguageClient, role: str = "structure") -> list[int]:
+    """Workers (parsing ones, by default) the server said it started, in order."""
     return [
         int(m.group(1))
         for message in client.log_messages
-        if (m := re.search(r"worker (\d+) started", message.message))
+        if (m := re.search(rf"{role} worker (\d+) started", message.message))
     ]
 
 
@@ -120,7 +122,7 @@ async def test_cancel_stops_a_long_read(
 
 async def test_exit_stops_the_server_and_its_worker(checkpoints: dict[str, Path]) -> None:
     client = make_client()
-    await client.start_io(*server_command())
+    await client.start_io(*server_command(), env=server_env())
     try:
         await client.initialize_session(types.InitializeParams(capabilities=types.ClientCapabilities()))
         await ask(client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
@@ -147,3 +149,46 @@ async def test_requests_for_one_file_share_one_read(
     assert (await listing).total == BIG_TENSOR_COUNT
     reads = [m for m in client.log_messages if f"read {file}:" in m.message]
     assert len(reads) == 1 and len(worker_pids(client)) == 1
+
+
+async def test_a_long_statistics_request_holds_up_nothing_and_cancels(
+    client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    slow = tmp_path / SLOW_STATS_FILE_NAME
+    shutil.copy(checkpoints["state_dict"], slow)
+    await ask(client, "pthscope/open", {"file": str(slow)})
+    computing = asyncio.create_task(client.protocol.send_request_async(
+        "pthscope/stats", {"file": str(slow), "path": ["fc.weight"]}, msg_id="slow-stats"))
+    await asyncio.sleep(0.5)
+    # The tree and the table of the same file are answered while the values are computed.
+    page = await ask(client, "pthscope/children", {"file": str(slow), "path": ["fc"]})
+    table = await ask(client, "pthscope/tensors", {"file": str(slow), "limit": 2})
+    assert page.total == 2 and table.total > 2 and not computing.done()
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="slow-stats"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await computing
+    [values_worker] = worker_pids(client, "values")
+    assert await wait_until_gone(values_worker)
+    # Only the values worker was stopped: what the structure worker parsed is still there.
+    again = await ask(client, "pthscope/stats", {"file": str(slow), "path": ["stem.bias"]})
+    assert again.error is None and again.stats["numel"] == 8
+    assert len(worker_pids(client)) == 1
+    assert [m for m in client.log_messages if f"read {slow}:" in m.message][1:] == []
+
+
+async def test_pages_of_a_parsed_file_come_while_another_is_parsed(
+    client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    small = str(checkpoints["state_dict"])
+    await ask(client, "pthscope/open", {"file": small})
+    done: list[str] = []
+
+    async def record(name: str, method: str, params: dict[str, object]) -> None:
+        await ask(client, method, params)
+        done.append(name)
+
+    big = asyncio.create_task(record("big", "pthscope/open", {"file": str(checkpoints["big"])}))
+    await asyncio.sleep(0.2)  # the structure worker is parsing the big file now
+    await record("small", "pthscope/children", {"file": small, "path": ["fc"]})
+    await big
+    assert done == ["small", "big"]

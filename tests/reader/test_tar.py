@@ -173,3 +173,16 @@ def test_truncated_archives_get_clear_errors(tmp_path: Path, cut: float) -> None
 def test_an_ordinary_tar_is_not_a_torch_checkpoint(tmp_path: Path) -> None:
     path = write_tar(tmp_path / "files.tar", {"README": b"hello", "data.csv": b"1,2"})
     assert pthscope.inspect(path).format != "torch-tar"
+
+
+def test_tensor_statistics_read_the_located_bytes(tmp_path: Path) -> None:
+    from pthscope.values.stats import find_tensor, tensor_bytes, tensor_stats
+
+    path = write_tar(tmp_path / "old.tar", tar_parts(TENSORS))
+    checkpoint = pthscope.inspect(path)
+    st = path.stat()
+    for key, tensor in TENSORS.items():
+        stats = tensor_stats(tensor_bytes(checkpoint, find_tensor(checkpoint, key), st.st_size, st.st_mtime_ns))
+        assert "stats" in stats, stats
+        assert stats["stats"]["min"] == pytest.approx(tensor.min().item())
+        assert stats["stats"]["max"] == pytest.approx(tensor.max().item())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,20 @@ import torch
 from safetensors.torch import save_file
 
 from pthscope.reader import inspect
-from pthscope.values import tensor_stats
+from pthscope.values import StatsError, find_tensor, tensor_bytes
+from pthscope.values import tensor_stats as stats_of_bytes
+
+
+def tensor_stats(file: str, path: list[Any] | str, **options: Any) -> dict[str, Any]:
+    """What the values worker answers for the tensor at `path`, as the structure worker locates it."""
+    checkpoint = inspect(file)
+    st = os.stat(file)
+    try:
+        located = tensor_bytes(checkpoint, find_tensor(checkpoint, path), st.st_size, st.st_mtime_ns)
+    except StatsError as error:
+        return {"error": str(error)}
+    return stats_of_bytes(located, **options)
+
 
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 INT_DTYPES = [torch.int64, torch.int32, torch.int8, torch.uint8]
@@ -209,3 +223,37 @@ def test_unsigned_and_rare_float_types(tmp_path: Path) -> None:
     assert "numpy" in tensor_stats(str(path), ["uint64"], engine="torch")["error"]
     assert (tensor_stats(str(path), ["e8m0"])["stats"]["min"], tensor_stats(str(path), ["e8m0"])["stats"]["max"]) == (0.5, 4.0)
     assert tensor_stats(str(path), ["e4m3fnuz"])["stats"]["mean"] == pytest.approx(1 / 3)
+
+
+def _with_record_prefix(source: Path, target: Path, prefix: str) -> None:
+    """The archive `source` with its members moved under another folder `prefix`: what other
+    writers, renamed folders or a rezip do. torch.load still finds data.pkl and its storages."""
+    import zipfile
+
+    old = next(n for n in zipfile.ZipFile(source).namelist() if n.endswith("data.pkl"))[: -len("data.pkl")]
+    with zipfile.ZipFile(source) as read, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as write:
+        for info in read.infolist():
+            write.writestr(prefix + info.filename[len(old):], read.read(info))
+
+
+@pytest.mark.parametrize("prefix", ["x/", "weird name.v2/", "ünïcödé/", "a.b.c d/"])
+def test_any_record_prefix(files: dict[str, Path], tmp_path: Path, prefix: str) -> None:
+    moved = tmp_path / "moved.pt"
+    _with_record_prefix(files["zip"], moved, prefix)
+    assert inspect(moved).metadata["record prefix"] == prefix.rstrip("/")
+    loaded = torch.load(files["zip"], weights_only=True)
+    for name in ("float32", "view", "int8"):
+        result = tensor_stats(str(moved), [name])
+        assert "error" not in result, result
+        _check(result["stats"], loaded[name])
+
+
+@pytest.mark.parametrize(("name", "prefix"), [("my.model.v1.pt", "my.model.v1"), ("a-b c.pth.tar", "a-b c.pth"),
+                                              ("ünï cödé.pt", "archive")])
+def test_files_torch_named_with_dots_spaces_and_unicode(tmp_path: Path, name: str, prefix: str) -> None:
+    path = tmp_path / name
+    weights = torch.randn(7, 5)
+    torch.save({"w": weights, "t": weights.t()}, path)
+    assert inspect(path).metadata["record prefix"] == prefix  # torch names the record after the file
+    _check(tensor_stats(str(path), ["w"])["stats"], weights)
+    _check(tensor_stats(str(path), ["t"])["stats"], weights.t())

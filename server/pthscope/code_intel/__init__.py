@@ -12,10 +12,11 @@ The API the language server wires (all pure functions, no pygls, plain dataclass
     requires_grad_action(facts, line, "freeze_except", "layer4") -> CodeAction | None  # resolved
     fix_all_actions(facts, checkpoints) -> list[CodeAction]   # a "source" fix-all, or none
 
-`checkpoints` maps absolute normalised paths (`os.path.normpath`) to a `Checkpoint` or its
-`to_json()` dict; put there the files whose candidates exist (see `checkpoint_paths()`) and the
-one open in the side panel. Missing files simply give no hover. Lookups per checkpoint are
-built once and cached by object identity, so pass the same object until the file changes.
+`checkpoints` maps absolute normalised paths (`os.path.normpath`) to checkpoints' views
+(`reader.model_view.ModelView`: the reader's roles, names and counts, typed); put there the
+files whose candidates exist (see `checkpoint_paths()`) and the one open in the side panel.
+Missing files simply give no hover. Answers derived from a view are kept on it (`memo`), so
+pass the same object until the file changes.
 
 `code_actions` returns entries with `edits=None` and JSON-safe `data`; send `data` back to
 `resolve_code_action` on codeAction/resolve. Pass the client's diagnostics (converted back to

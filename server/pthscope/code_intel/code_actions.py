@@ -14,7 +14,7 @@ from ..analysis.facts import ModuleFacts, Statement
 from ..plain_text import visible
 from . import fixes, snippets
 from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
-from .linking import Checkpoints, linked_lookups
+from .linking import Checkpoints, linked_views
 from .lost_flags import find_lost_flags, latest_assignment
 from .python_text import attribute_path, string_literal
 from .safe_globals_fix import safe_globals_load
@@ -180,7 +180,7 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
     var = _model_in_scope(facts, statement)
     if var is None:
         return []
-    lookups = linked_lookups(facts, checkpoints, var)
+    lookups = linked_views(facts, checkpoints, var)
     if lookups:
         modules = lookups[0].top_modules[-_MODULES_OFFERED:]
     else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..analysis.facts import ModuleFacts
 from ..plain_text import visible
+from ..reader.model_view import ModelView
 from .linking import Checkpoints
-from .lookup import CheckpointLookup
 from .lost_flags import find_lost_flags
 from .types import Diagnostic, Range, Severity
 from .verdict import linked_verdict
@@ -99,7 +99,7 @@ def _unsafe_loads(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnost
     return out
 
 
-def _file_name(lookup: CheckpointLookup) -> str:
+def _file_name(lookup: ModelView) -> str:
     return visible(_basename(lookup.file))
 
 

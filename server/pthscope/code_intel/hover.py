@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from ..analysis.facts import AttrRef, FlagOp, ModuleFacts, PathElement, Span
 from ..analysis.name_rules import loop_rule
+from ..reader.counts import ROLES, Tally, format_bytes
+from ..reader.model_view import ModelTensor, ModelView
 from . import markdown as md
-from .linking import Checkpoints, checkpoint_for_path, linked_lookups
-from .lookup import CheckpointLookup, Counts, TensorRecord, lookup_for
+from .linking import Checkpoints, checkpoint_for_path, linked_views
 from .python_text import attribute_path, string_literal
 from .types import Hover, Range
 from .verdict import Verdict, verdict_for
@@ -29,11 +30,11 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
             if checkpoint is None:
                 return None
             return Hover(
-                hover_for_checkpoint(lookup_for(checkpoint), path.text), Range.of(path.span)
+                hover_for_checkpoint(checkpoint, path.text), Range.of(path.span)
             )
     for op in facts.flag_ops:
         if op.kind != "replace" and any(s.contains(line, character) for s in op.sites):
-            lookups = linked_lookups(facts, checkpoints, op.var)
+            lookups = linked_views(facts, checkpoints, op.var)
             site = next(s for s in op.sites if s.contains(line, character))
             return (
                 Hover(hover_for_flag_op(facts, op, lookups[0]), Range.of(site)) if lookups else None
@@ -41,7 +42,7 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
     ref = _innermost_ref(facts, line, character)
     if ref is not None:
         text = _key(ref.path)
-        for lookup in linked_lookups(facts, checkpoints, ref.var):
+        for lookup in linked_views(facts, checkpoints, ref.var):
             label = attribute_path(ref.var, ref.path) or ref.var
             contents = hover_for_key(lookup, text, label)
             if contents:
@@ -49,7 +50,7 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
         return None
     for key in facts.key_strings:
         if key.span.contains(line, character):
-            for lookup in linked_lookups(facts, checkpoints):
+            for lookup in linked_views(facts, checkpoints):
                 contents = hover_for_key(lookup, key.text, string_literal(key.text))
                 if contents:
                     return Hover(contents, Range.of(key.span))
@@ -76,7 +77,7 @@ def _key(path: tuple[PathElement, ...]) -> str:
     return ".".join(map(str, path))
 
 
-def hover_for_checkpoint(lookup: CheckpointLookup, text: str) -> str:
+def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
     """The verdict first, then format, tensors, parameter counts, whether requires_grad is
     stored, and the globals a `weights_only=False` load would import or run."""
     verdict = verdict_for(lookup)
@@ -102,8 +103,14 @@ def hover_for_checkpoint(lookup: CheckpointLookup, text: str) -> str:
     return "\n".join(lines)
 
 
-def _contents(lookup: CheckpointLookup, text: str) -> list[str]:
-    counts = lookup.model
+_ROLE_NAMES = {"parameter": "model parameters", "buffer": "buffers", "optimizer_state": "optimizer state",
+               "other": "other tensors"}
+_TENSOR_LABELS = {"parameter": "parameter", "buffer": "buffer", "optimizer_state": "optimizer state",
+                  "other": "tensor"}
+
+
+def _contents(lookup: ModelView, text: str) -> list[str]:
+    counts = lookup.counts  # the file's, by role (reader/counts.py): what the CLI and page show
     kind = "whole model" if lookup.whole_model else "state_dict / tensors"
     if lookup.stores_flags:
         flags = "**stored** (whole model): loading it restores which parameters are frozen."
@@ -118,11 +125,23 @@ def _contents(lookup: CheckpointLookup, text: str) -> list[str]:
         md.block(f"(checkpoint) {text}: {kind}"),
         "| format | tensors | parameters | trainable | frozen |",
         "|---|---|---|---|---|",
-        f"| {md.text(lookup.format)} | {_n(lookup.tensor_count)} | {_n(counts.total)} "
+        f"| {md.text(lookup.format)} | {_n(lookup.tensor_count)} | {_n(counts.parameter_elements)} "
         f"| {trainable} | {frozen} |",
+        "",
+        *_role_table(counts),
         "",
         f"requires_grad: {flags}",
     ]
+
+
+def _role_table(counts: Tally) -> list[str]:
+    """Tensors, elements and bytes of each role the file has."""
+    rows = ["| | tensors | elements | bytes |", "|---|---|---|---|"]
+    for role in ROLES:
+        c = counts.role(role)
+        if c["tensors"]:
+            rows.append(f"| {_ROLE_NAMES[role]} | {_n(c['tensors'])} | {_n(c['elements'])} | {format_bytes(c['bytes'])} |")
+    return rows
 
 
 def _global_items(verdict: Verdict, dangerous: bool) -> list[str]:
@@ -137,7 +156,7 @@ def _global_items(verdict: Verdict, dangerous: bool) -> list[str]:
     return items
 
 
-def hover_for_key(lookup: CheckpointLookup, key: str, label: str) -> str | None:
+def hover_for_key(lookup: ModelView, key: str, label: str) -> str | None:
     """A tensor's shape, dtype and flag, or a module's counts; None if the key is not there."""
     record = lookup.tensor(key)
     if record is not None:
@@ -148,7 +167,7 @@ def hover_for_key(lookup: CheckpointLookup, key: str, label: str) -> str | None:
     return None
 
 
-def _tensor_hover(lookup: CheckpointLookup, record: TensorRecord, label: str) -> str:
+def _tensor_hover(lookup: ModelView, record: ModelTensor, label: str) -> str:
     if record.grad_state == "not stored":
         flag = "not stored in this state_dict"
     else:
@@ -156,7 +175,7 @@ def _tensor_hover(lookup: CheckpointLookup, record: TensorRecord, label: str) ->
     shape = ", ".join(map(str, record.shape))
     return "\n".join(
         [
-            md.block(f"({record.kind}) {label}: Tensor[{shape}] {record.dtype}"),
+            md.block(f"({_TENSOR_LABELS[record.role]}) {label}: Tensor[{shape}] {record.dtype}"),
             "| requires_grad | shape | dtype | elements |",
             "|---|---|---|---|",
             f"| {flag} | [{shape}] | {md.text(record.dtype)} | {_n(record.numel)} |",
@@ -166,14 +185,15 @@ def _tensor_hover(lookup: CheckpointLookup, record: TensorRecord, label: str) ->
     )
 
 
-def _module_hover(lookup: CheckpointLookup, prefix: str, counts: Counts, label: str) -> str:
+def _module_hover(lookup: ModelView, prefix: str, counts: Tally, label: str) -> str:
     class_name = lookup.classes.get(prefix, "module").rsplit(".", 1)[-1]
+    tensors = sum(counts.role(role)["tensors"] for role in ROLES)
     if lookup.stores_flags:
         header = "| parameters | trainable | frozen | tensors |"
-        row = f"| {_n(counts.total)} | {_n(counts.trainable)} | {_n(counts.frozen)} | {_n(counts.tensors)} |"
+        row = f"| {_n(counts.parameter_elements)} | {_n(counts.trainable)} | {_n(counts.frozen)} | {_n(tensors)} |"
     else:
         header = "| parameters | requires_grad | tensors |"
-        row = f"| {_n(counts.total)} | not stored in this state_dict | {_n(counts.tensors)} |"
+        row = f"| {_n(counts.parameter_elements)} | not stored in this state_dict | {_n(tensors)} |"
     return "\n".join(
         [
             md.block(f"(module) {label}: {class_name}"),
@@ -186,7 +206,7 @@ def _module_hover(lookup: CheckpointLookup, prefix: str, counts: Counts, label: 
     )
 
 
-def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: CheckpointLookup) -> str:
+def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: ModelView) -> str:
     """Which parameters of the linked checkpoint a requires_grad statement sets, and to what."""
     statement = _statement_text(facts, op.stmt)
     title = md.block(statement.splitlines()[0].strip() if statement else op.var)
@@ -197,12 +217,12 @@ def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: CheckpointLookup) 
     return "\n".join([title, *table])
 
 
-def _effect_table(op: FlagOp, lookup: CheckpointLookup, statement: str) -> list[str] | None:
+def _effect_table(op: FlagOp, lookup: ModelView, statement: str) -> list[str] | None:
     """The table under the title; kept with the effect, so that hovering the same loop again
     does not count 30,000 parameters again."""
     cache_key = f"table|{op.module_path}|{statement.replace(op.var, '')}"
-    if cache_key in lookup.loop_cache:
-        cached: list[str] | None = lookup.loop_cache[cache_key]
+    if cache_key in lookup.memo:
+        cached: list[str] | None = lookup.memo[cache_key]
         return cached
     effect = _effect(op, lookup, statement)
     lines: list[str] | None = None
@@ -215,7 +235,7 @@ def _effect_table(op: FlagOp, lookup: CheckpointLookup, statement: str) -> list[
                 lines.append(f"| {value} | {_n(len(names))} | {_n(elements)} |")
         if not set_false and not set_true:
             lines.append("| — | 0 | 0 |")
-        shown = [r.rel_key or r.key for r in (set_false or set_true)]
+        shown = [r.name for r in (set_false or set_true)]
         if shown:
             lines += ["", f"{_names(shown)} — in {md.code(_basename(lookup.file))}"]
     _remember(lookup, cache_key, lines)
@@ -223,17 +243,17 @@ def _effect_table(op: FlagOp, lookup: CheckpointLookup, statement: str) -> list[
 
 
 def _effect(
-    op: FlagOp, lookup: CheckpointLookup, statement: str
-) -> tuple[list[TensorRecord], list[TensorRecord]] | None:
+    op: FlagOp, lookup: ModelView, statement: str
+) -> tuple[list[ModelTensor], list[ModelTensor]] | None:
     """(set to False, set to True) parameter records, or None when not statically clear."""
     # Keyed without the variable's name: the same loop over another model gives the same answer.
     cache_key = f"{op.module_path}|{statement.replace(op.var, '')}"
-    if cache_key in lookup.loop_cache:
-        cached: tuple[list[TensorRecord], list[TensorRecord]] | None = lookup.loop_cache[cache_key]
+    if cache_key in lookup.memo:
+        cached: tuple[list[ModelTensor], list[ModelTensor]] | None = lookup.memo[cache_key]
         return cached
     prefix = _key(op.module_path)
     single = lookup.tensor(prefix) if prefix else None
-    selected: list[TensorRecord]
+    selected: list[ModelTensor]
     if single is not None:
         selected, prefix = [single], ""
     else:
@@ -242,8 +262,8 @@ def _effect(
             return None
         prefix = module[0]
         start = prefix + "." if prefix else ""
-        selected = [p for p in lookup.parameters if (p.rel_key or "").startswith(start)]
-    result: tuple[list[TensorRecord], list[TensorRecord]] | None
+        selected = [p for p in lookup.parameters if p.name.startswith(start)]
+    result: tuple[list[ModelTensor], list[ModelTensor]] | None
     if op.kind == "loop" and op.loop is not None:
         result = _loop_effect(op, selected, prefix)
     elif op.value is None or op.kind == "helper":
@@ -254,15 +274,15 @@ def _effect(
     return result
 
 
-def _remember(lookup: CheckpointLookup, key: str, value: object) -> None:
-    lookup.loop_cache[key] = value
-    while len(lookup.loop_cache) > _LOOP_CACHE_SIZE:
-        lookup.loop_cache.popitem(last=False)
+def _remember(lookup: ModelView, key: str, value: object) -> None:
+    lookup.memo[key] = value
+    while len(lookup.memo) > _LOOP_CACHE_SIZE:
+        lookup.memo.popitem(last=False)
 
 
 def _loop_effect(
-    op: FlagOp, selected: list[TensorRecord], prefix: str
-) -> tuple[list[TensorRecord], list[TensorRecord]] | None:
+    op: FlagOp, selected: list[ModelTensor], prefix: str
+) -> tuple[list[ModelTensor], list[ModelTensor]] | None:
     assert op.loop is not None
     iterated = op.loop.iter
     method = getattr(getattr(iterated, "func", None), "attr", "")
@@ -272,10 +292,10 @@ def _loop_effect(
     if rule is None:
         return None
     cut = len(prefix) + 1 if prefix else 0
-    set_false: list[TensorRecord] = []
-    set_true: list[TensorRecord] = []
+    set_false: list[ModelTensor] = []
+    set_true: list[ModelTensor] = []
     for record in selected:
-        value = rule((record.rel_key or record.key)[cut:])
+        value = rule(record.name[cut:])
         if value is False:
             set_false.append(record)
         elif value is True:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..analysis.facts import Assignment, FlagOp, ModuleFacts, StateDictLoad
-from .linking import Checkpoints, linked_lookups
-from .lookup import CheckpointLookup
+from ..reader.model_view import ModelView
+from .linking import Checkpoints, linked_views
 from .python_text import attribute_path, comment, string_literal
 from .text_edits import quote_char, retarget, statement_lines
 
@@ -38,7 +38,7 @@ class LostFlags:
     load: StateDictLoad
     callee: str
     instance: FrozenInstance | None
-    checkpoint: CheckpointLookup | None
+    checkpoint: ModelView | None
     grad_map: tuple[str, str] | None
 
     def sources(self) -> list[str]:
@@ -57,7 +57,7 @@ def find_lost_flags(facts: ModuleFacts, checkpoints: Checkpoints) -> list[LostFl
     """Every `load_state_dict` that silently makes a frozen model trainable again."""
     found: list[LostFlags] = []
     instances: dict[str, list[FrozenInstance]] | None = None
-    frozen_by_class: dict[str, CheckpointLookup | None] = {}
+    frozen_by_class: dict[str, ModelView | None] = {}
     for index, load in enumerate(facts.loads):
         made = latest_assignment(facts, load.var, load.scope, load.call.start_line)
         if made is None or not _constructs(facts, made.callee):
@@ -140,14 +140,14 @@ def frozen_instances(facts: ModuleFacts) -> list[FrozenInstance]:
 
 def _frozen_checkpoint(
     facts: ModuleFacts, checkpoints: Checkpoints, short: str
-) -> CheckpointLookup | None:
-    for lookup in linked_lookups(facts, checkpoints):
+) -> ModelView | None:
+    for lookup in linked_views(facts, checkpoints):
         root = lookup.root_class
         if (
             lookup.stores_flags
             and root
             and root.rsplit(".", 1)[-1] == short
-            and lookup.model.frozen
+            and lookup.model.frozen > 0
         ):
             return lookup
     return None
@@ -201,7 +201,7 @@ def _from_code(facts: ModuleFacts, instance: FrozenInstance, var: str) -> list[s
     return out
 
 
-def _from_checkpoint(facts: ModuleFacts, lookup: CheckpointLookup, var: str) -> list[str]:
+def _from_checkpoint(facts: ModuleFacts, lookup: ModelView, var: str) -> list[str]:
     """Explicit trainable names (as module prefixes where a whole module is trainable)."""
     trainable, _ = lookup.frozen_names()
     prefixes: list[str] = []
@@ -232,10 +232,10 @@ def _from_checkpoint(facts: ModuleFacts, lookup: CheckpointLookup, var: str) -> 
     ]
 
 
-def _widest_trainable_prefix(lookup: CheckpointLookup, name: str) -> str | None:
+def _widest_trainable_prefix(lookup: ModelView, name: str) -> str | None:
     parts = name.split(".")
     for end in range(1, len(parts)):
         counts = lookup.prefixes.get(".".join(parts[:end]))
-        if counts is not None and counts.frozen == 0:
+        if counts is not None and counts.frozen == 0:  # no frozen parameter element under it
             return ".".join(parts[:end])
     return None

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..analysis.facts import TorchLoad
+from ..reader.model_view import ModelView
 from .linking import Checkpoints, checkpoint_for_path
-from .lookup import CheckpointLookup, lookup_for
 
 Level = Literal["runs_code", "unchecked", "classes", "safe"]
 _NAMES_IN_HEADLINE = 3
@@ -63,7 +63,7 @@ class Verdict:
         return "✓ Safe to load with weights_only=True"
 
 
-def verdict_for(lookup: CheckpointLookup) -> Verdict:
+def verdict_for(lookup: ModelView) -> Verdict:
     dangerous = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "dangerous"))
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)
@@ -78,13 +78,12 @@ def verdict_for(lookup: CheckpointLookup) -> Verdict:
 
 def linked_verdict(
     load: TorchLoad, checkpoints: Checkpoints
-) -> tuple[CheckpointLookup, Verdict] | None:
+) -> tuple[ModelView, Verdict] | None:
     """The checkpoint a `torch.load` call reads, if it is linked, and its verdict."""
     checkpoint = checkpoint_for_path(load.path, checkpoints) if load.path else None
     if checkpoint is None:
         return None
-    lookup = lookup_for(checkpoint)
-    return lookup, verdict_for(lookup)
+    return checkpoint, verdict_for(checkpoint)
 
 
 def _names(names: tuple[str, ...], name: Callable[[str], str]) -> str:

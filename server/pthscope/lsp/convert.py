@@ -16,6 +16,9 @@ from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
 from .. import code_intel
+from .protocol import FIX_ALL_KIND, REQUIRES_GRAD_KIND, SAVE_LOAD_KIND
+
+_FLAG_ACTIONS = {"freeze_except", "freeze_module", "unfreeze_all", "print_parameters"}
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SEVERITIES = {
@@ -24,22 +27,6 @@ _SEVERITIES = {
     "information": types.DiagnosticSeverity.Information,
     "hint": types.DiagnosticSeverity.Hint,
 }
-
-# LSP kinds of the refactors, by the `action` in their data; quick fixes stay `quickfix`.
-REQUIRES_GRAD_KIND = "refactor.rewrite.pthscope.requiresGrad"
-SAVE_LOAD_KIND = "refactor.rewrite.pthscope.saveLoad"
-FIX_ALL_KIND = "source.fixAll.pthscope"
-_FLAG_ACTIONS = {"freeze_except", "freeze_module", "unfreeze_all", "print_parameters"}
-CODE_ACTION_KINDS = [
-    types.CodeActionKind.QuickFix,
-    types.CodeActionKind.Refactor,
-    types.CodeActionKind.RefactorRewrite,
-    REQUIRES_GRAD_KIND,
-    SAVE_LOAD_KIND,
-    types.CodeActionKind.SourceFixAll,
-    FIX_ALL_KIND,
-]
-
 
 def split_lines(source: str) -> list[str]:
     """The lines as LSP counts them (unlike `str.splitlines`, not at `\\f` or `\\u2028`)."""

@@ -2,35 +2,34 @@
 
 A document links the first existing location of each checkpoint path its code names
 (`ModuleFacts.checkpoint_paths()`, at most `MAX_FILES_PER_DOCUMENT`), plus the checkpoint the
-side panel shows (`active`). Missing files link nothing. Files are read through the
-`CheckpointStore` (isolated worker, cache) in background tasks, and the per-checkpoint lookup
-`actions` uses is built in a thread, so no request waits on the event loop for a parse.
-`checkpoints(uri, facts)` returns what is read and still fresh (same size and mtime on disk)
-and starts reads for the rest; `on_loaded(file)` is called when a read finishes, so that the
-server can publish the diagnostics of the documents that link the file again. A file that
-cannot be read links as a checkpoint that carries the reader's errors.
+side panel shows (`active`). Missing files link nothing. For each linked file the structure
+worker (through the `CheckpointStore`) sends the code-intelligence view of what it parsed
+(`reader.model_view.ModelView`), which is decoded in a thread, so no request waits on the event
+loop for a parse. `checkpoints(uri, facts)` returns the views read and still fresh (same size
+and mtime on disk) and starts reads for the rest; `on_loaded(file)` is called when a read
+finishes, so that the server can publish the diagnostics of the documents that link the file
+again. A file that cannot be read links as a view that carries the reader's errors.
 
-What `actions` needs is `{normalised absolute path: checkpoint JSON}`, with the same JSON
-object for a file until it changes on disk (its lookup is cached by identity).
+What `code_intel` gets is `{normalised absolute path: ModelView}`, the same object for a file
+until it changes on disk (code_intel keeps answers derived from it on it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..analysis import ModuleFacts
-from ..code_intel.lookup import lookup_for
+from ..reader.model_view import ModelView
 from ..worker.store import CheckpointStore, FileStamp, file_stamp
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 MAX_FILES_PER_DOCUMENT = 8
 # How long a document's list of existing files is trusted before it is looked up again
 # (a training run may write the file the code names while the code stays the same).
@@ -46,7 +45,7 @@ class LinkedCheckpoints:
         self.active: str | None = None
         # uri → (the facts the files were found for, when, the files)
         self._documents: dict[str, tuple[ModuleFacts, float, tuple[str, ...]]] = {}
-        self._read: dict[str, tuple[FileStamp, Json]] = {}
+        self._read: dict[str, tuple[FileStamp, ModelView]] = {}
         self._reading: dict[str, asyncio.Task[None]] = {}
 
     def set_active(self, file: str | None) -> str | None:
@@ -59,10 +58,10 @@ class LinkedCheckpoints:
             self._start_read(self.active, stamp)
         return self.active
 
-    def checkpoints(self, uri: str, facts: ModuleFacts) -> dict[str, Json]:
+    def checkpoints(self, uri: str, facts: ModuleFacts) -> dict[str, ModelView]:
         """The document's linked checkpoints that have been read; starts reading the others and
         those changed on disk since (whose last reading is returned until the new one is in)."""
-        found: dict[str, Json] = {}
+        found: dict[str, ModelView] = {}
         for file in self.files(uri, facts):
             stamp = _stamp_or_none(file)
             if stamp is None:  # gone: nothing to link
@@ -115,16 +114,15 @@ class LinkedCheckpoints:
 
     async def _read_file(self, file: str, stamp: FileStamp) -> None:
         try:
-            index = await self.store.load(file)
-            checkpoint = index.checkpoint
-            await asyncio.to_thread(lookup_for, checkpoint)
+            answer = await self.store.ask_json(file, "model", {})
+            read_stamp, view = await asyncio.to_thread(_view, answer)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a bug, not a bad file (those come back with errors)
             log.exception("linking %s failed", file)
-            checkpoint = _error_checkpoint(file, f"{type(error).__name__}: {error}")
+            read_stamp, view = stamp, _error_view(file, f"{type(error).__name__}: {error}")
         if file in self._linked():
-            self._read[file] = (stamp, checkpoint)
+            self._read[file] = (read_stamp, view)
             # A 30,000-tensor file is a million long-lived objects; every full collection would
             # walk them (~120 ms, e.g. in the middle of analysing an edit). Freezing moves what
             # exists now out of the collector's sight; it is still freed by reference counting.
@@ -166,12 +164,16 @@ def _stamp_or_none(file: str) -> FileStamp | None:
         return None
 
 
-def _error_checkpoint(file: str, message: str) -> Json:
-    return {
-        "file": file,
-        "format": "unknown",
-        "tensors": [],
-        "modules": [],
-        "globals": [],
-        "errors": [{"kind": "internal", "message": message, "where": ""}],
-    }
+def _view(answer: bytes) -> tuple[FileStamp, ModelView]:
+    """The stamp of the file the worker read, and its view."""
+    decoded = json.loads(answer)
+    return FileStamp(decoded["size"], decoded["mtime_ns"]), ModelView.from_json(decoded["view"])
+
+
+def _error_view(file: str, message: str) -> ModelView:
+    from ..reader.model import Checkpoint, Problem
+    from ..reader.model_view import model_view
+
+    checkpoint = Checkpoint(file=file, format="unknown")
+    checkpoint.errors.append(Problem("internal", message))
+    return model_view(checkpoint)

@@ -1,24 +1,49 @@
-"""The custom `pthscope/<verb>` requests, typed once: params, results and the pygls wiring.
+"""The custom `pthscope/<verb>` requests, typed once: params, results, payloads, pygls wiring.
 
 docs/protocol.md describes the requests; client/src/protocol.ts is the client's copy and
-tests/lsp/test_protocol_agrees.py keeps the two in step. Params are structured strictly: a
-wrong type or value becomes a JSON-RPC `InvalidParams` error that names the field, instead of
-being coerced. Results carry plain JSON (`NodeSummary`, `TensorJson` are dicts in the shapes of
-`pthscope inspect --json`); building them is `worker.index`'s job, not this module's.
+tests/lsp/test_protocol_agrees.py checks the two field by field (names, JSON types, optional or
+required). Params are structured strictly: a wrong type or value becomes a JSON-RPC
+`InvalidParams` error that names the field, instead of being coerced. Results carry plain JSON
+typed by TypedDicts: the reader's own serialisation (`TensorJson`, `SummaryJson`, ... from
+reader/model.py and reader/counts.py, the shapes of `pthscope inspect --json`) and the shapes
+below (`NodeSummary`, `TensorStats`); the structure worker builds them (worker/index.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, Literal, TypedDict
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
+
+from ..reader.counts import (
+    ROLES,
+    ParamCountsJson,
+    ParameterCountsJson,
+    Role,
+    RoleCountsJson,
+    RoleTableJson,
+)
+from ..reader.model import (
+    GlobalJson,
+    GlobalUsesJson,
+    GradState,
+    ModelJson,
+    ModuleJson,
+    NodeKind,
+    PathElement,
+    ProblemJson,
+    Risk,
+    SummaryJson,
+    TensorJson,
+    TensorKind,
+)
 
 OPEN = "pthscope/open"
 CHILDREN = "pthscope/children"
@@ -29,20 +54,85 @@ SET_ACTIVE_CHECKPOINT = "pthscope/setActiveCheckpoint"
 STATS = "pthscope/stats"
 # A `workspace/executeCommand` command (the side panel's context menu on a module).
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
-REQUIRES_GRAD_ACTIONS = ("freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters")
+RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters"]
+REQUIRES_GRAD_ACTIONS: tuple[RequiresGradAction, ...] = (
+    "freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters")
+
+# LSP kinds of the code actions (standard LSP; the refactors and fix-all are ours).
+REQUIRES_GRAD_KIND = "refactor.rewrite.pthscope.requiresGrad"
+SAVE_LOAD_KIND = "refactor.rewrite.pthscope.saveLoad"
+FIX_ALL_KIND = "source.fixAll.pthscope"
+CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.rewrite", REQUIRES_GRAD_KIND, SAVE_LOAD_KIND,
+                     "source.fixAll", FIX_ALL_KIND]
 
 PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
-TENSOR_SORT_KEYS = ("index", "key", "numel", "nbytes", "dtype", "grad_state")
+TensorSort = Literal["index", "key", "numel", "nbytes", "dtype", "grad_state", "role"]
+TENSOR_SORT_KEYS: tuple[TensorSort, ...] = ("index", "key", "numel", "nbytes", "dtype", "grad_state", "role")
 
-PathElement = str | int
 ProgressToken = int | str
 # JSON-RPC ids, typed loosely for attrs.make_class.
 _REQUEST_ID: Any = int | str
 _RESPONSE_ID: Any = int | str | None
-# Plain JSON objects in the shapes of docs/json-contract.md.
-NodeSummary = dict[str, Any]
-TensorJson = dict[str, Any]
+
+__all__ = [  # the payload shapes defined elsewhere, part of this contract
+    "ROLES", "GlobalJson", "GlobalUsesJson", "GradState", "ModelJson", "ModuleJson", "NodeKind", "ParamCountsJson",
+    "ParameterCountsJson", "PathElement", "ProblemJson", "Risk", "Role", "RoleCountsJson", "RoleTableJson",
+    "SummaryJson", "TensorJson", "TensorKind",
+]
+
+
+# Optional keys are declared in `total=False` subclasses: NotRequired[...] is lost to string
+# annotations (`from __future__ import annotations`) before Python 3.14.
+
+
+class _NodeSummaryRequired(TypedDict):
+    path: list[PathElement]
+    key: str
+    name: str
+    kind: NodeKind
+    type: str
+    child_count: int
+
+
+class NodeSummary(_NodeSummaryRequired, total=False):
+    """One node of the tree, without its children (docs/protocol.md)."""
+
+    value: str  # plain values
+    tensor: TensorJson  # tensors
+    module: ModuleJson  # modules
+    counts: RoleTableJson  # containers, modules, groups: their subtree's tensors by role
+
+
+class TensorHistogram(TypedDict):
+    min: float
+    max: float
+    counts: list[int]
+
+
+class _TensorStatsRequired(TypedDict):
+    key: str
+    dtype: str
+    shape: list[int]
+    numel: int
+    engine: Literal["torch", "numpy"]
+    sampled: bool
+    sample_size: int
+
+
+class TensorStats(_TensorStatsRequired, total=False):
+    """One tensor's values (docs/protocol.md); these are absent for an empty tensor."""
+
+    min: float | None  # None: no finite value
+    max: float | None
+    mean: float | None
+    std: float | None
+    zeros: int
+    nan: int
+    posinf: int
+    neginf: int
+    histogram: TensorHistogram
+    values: list[tuple[float, int]]  # integers and bool with few distinct values: [value, count]
 
 
 class ParamError(ValueError):
@@ -129,7 +219,7 @@ class TensorsParams:
     offset: int = attrs.field(default=0, validator=_non_negative)
     limit: int = attrs.field(default=PAGE_SIZE, validator=_page_size)
     filter: str = ""
-    sort: str = attrs.field(default="index", validator=_tensor_sort_key)
+    sort: TensorSort = attrs.field(default="index", validator=_tensor_sort_key)
     descending: bool = False
     work_done_token: ProgressToken | None = None
 
@@ -156,7 +246,7 @@ class InsertRequiresGradCodeArgs:
 
     uri: str
     line: int = attrs.field(validator=_non_negative)
-    action: str = attrs.field(validator=_requires_grad_action)
+    action: RequiresGradAction = attrs.field(validator=_requires_grad_action)
     # The module key as the checkpoint tree names it (`layer4`, `layer1.0`), for the freezes.
     module: str | None = attrs.field(default=None, validator=_module_key)
 
@@ -170,11 +260,12 @@ class OpenResult:
     file: str
     format: str
     size: int
-    metadata: dict[str, Any]
-    summary: dict[str, Any]
-    globals: list[dict[str, Any]]
-    warnings: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
+    metadata: dict[str, str]
+    summary: SummaryJson
+    models: list[ModelJson]
+    globals: list[GlobalJson]
+    warnings: list[ProblemJson]
+    errors: list[ProblemJson]
     # None when nothing could be read (then `errors` says why).
     root: NodeSummary | None
     children: list[NodeSummary]
@@ -207,7 +298,7 @@ class TensorsResult:
 @attrs.define
 class StatsResult:
     # One of the two: the statistics (docs/protocol.md), or why there are none.
-    stats: dict[str, Any] | None = None
+    stats: TensorStats | None = None
     error: str | None = None
 
 
@@ -262,8 +353,17 @@ METHODS: dict[str, tuple[type, type]] = {
 COMMANDS: dict[str, tuple[type, type]] = {
     INSERT_REQUIRES_GRAD_CODE: (InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult),
 }
-REQUEST_TYPES = {method: _request_type(method, p) for method, (p, _) in METHODS.items()}
-RESPONSE_TYPES = {method: _response_type(r) for method, (_, r) in METHODS.items()}
+
+
+@cache
+def request_type(method: str) -> type | None:
+    """The message class of a request of ours (made on first use: start-up stays quick)."""
+    return _request_type(method, METHODS[method][0]) if method in METHODS else None
+
+
+@cache
+def response_type(method: str) -> type | None:
+    return _response_type(METHODS[method][1]) if method in METHODS else None
 
 
 def _json_type_name(value: object) -> str:
@@ -292,6 +392,10 @@ def _strict_converter() -> cattrs.Converter:
         str | None, _exactly(str, type(None), expected="a string or null")
     )
     converter.register_structure_hook(bool, _exactly(bool, expected="true or false"))
+    # Names from a fixed list: a string here, checked against the list by the field's validator.
+    converter.register_structure_hook_func(
+        lambda t: t in (TensorSort, RequiresGradAction), _exactly(str, expected="a string")
+    )
     structure_path_element = _exactly(str, int, expected="a string or an integer")
     converter.register_structure_hook(PathElement, structure_path_element)
     converter.register_structure_hook(
@@ -327,14 +431,17 @@ def register_protocol_hooks(converter: cattrs.Converter) -> cattrs.Converter:
     """Teach `converter` (pygls' own) our messages: params are structured strictly, with
     camelCase keys; results are sent as the plain JSON they hold."""
     strict = _strict_converter()
-    for params_type, result_type in [*METHODS.values(), *COMMANDS.values()]:
+    params_types = {params for params, _ in [*METHODS.values(), *COMMANDS.values()]}
+    result_types = {result for _, result in [*METHODS.values(), *COMMANDS.values()]}
+
+    def structure_fn(params_type: type) -> Any:  # generated on first use: start-up stays quick
         renames: dict[str, Any] = {
             a.name: override(rename=_camel_case(a.name)) for a in attrs.fields(params_type)
         }
-        converter.register_structure_hook(
-            params_type, make_dict_structure_fn(params_type, strict, **renames)
-        )
-        converter.register_unstructure_hook(result_type, _unstructure_json_result)
+        return make_dict_structure_fn(params_type, strict, **renames)
+
+    converter.register_structure_hook_factory(lambda t: t in params_types, structure_fn)
+    converter.register_unstructure_hook_func(lambda t: t in result_types, _unstructure_json_result)
     return converter
 
 
@@ -374,11 +481,11 @@ class PthscopeProtocol(LanguageServerProtocol):
 
     @lru_cache  # noqa: B019  (as in pygls: one protocol per server, kept for its lifetime)
     def get_message_type(self, method: str) -> type | None:
-        return REQUEST_TYPES.get(method) or super().get_message_type(method)
+        return request_type(method) or super().get_message_type(method)
 
     @lru_cache  # noqa: B019
     def get_result_type(self, method: str) -> type | None:
-        return RESPONSE_TYPES.get(method) or super().get_result_type(method)
+        return response_type(method) or super().get_result_type(method)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Answer bad params of our requests with InvalidParams naming the field.

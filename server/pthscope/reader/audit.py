@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from _thread import get_ident
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,9 +64,11 @@ def installed() -> bool:
 
 @contextmanager
 def loading(where: str) -> Iterator[None]:
-    """Mark a read in progress (`where`: the pickle being read)."""
+    """Mark a read in progress in this thread (`where`: the pickle being read). Other threads
+    (the worker answers requests about files it read while it reads another) run our own code,
+    never the pickle's: their events are not the read's."""
     outer = _state["loading"]
-    _state["loading"] = where
+    _state["loading"] = (where, get_ident())
     try:
         yield
     finally:
@@ -73,9 +76,10 @@ def loading(where: str) -> Iterator[None]:
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    where = _state["loading"]
-    if where is None:  # the cheap path: no read in progress
+    reading = _state["loading"]
+    if reading is None or reading[1] != get_ident():  # the cheap path: no read in this thread
         return
+    where = reading[0]
     if event == "open":
         if not _writes(args):
             return

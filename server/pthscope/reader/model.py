@@ -1,24 +1,29 @@
 """The one data model every reader returns, and its JSON form.
 
 A `Checkpoint` is a tree of `Node`s (containers, modules, tensors, plain values) plus flat,
-file-ordered lists of `TensorInfo` and `ModuleInfo` that the nodes point into. The JSON form
-(`Checkpoint.to_json`) is the contract that `pthscope inspect --json`, the language server and
-the tests share; docs/json-contract.md describes it field by field.
+file-ordered lists of `TensorInfo` and `ModuleInfo` that the nodes point into, and the
+`ModelInfo`s roles.py finds. The JSON form (`to_json`, typed by the `*Json` TypedDicts here and
+in counts.py) is the contract that `pthscope inspect --json`, the language server and the tests
+share; docs/json-contract.md describes it field by field.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
-from .dtypes import can_require_grad, itemsize
+from .counts import ParamCountsJson, Role, RoleTableJson, Tally
+from .dtypes import itemsize
 
 PathElement = str | int
-NodeKind = Literal["dict", "list", "tuple", "set", "object", "module", "tensor", "value"]
+# "group": dotted state_dict keys shown as the module tree they spell (roles.group_dotted_keys);
+# the worker's index makes them for display, readers never do.
+NodeKind = Literal["dict", "list", "tuple", "set", "object", "module", "tensor", "value", "group"]
 TensorKind = Literal["parameter", "buffer", "tensor", "ndarray"]
 Risk = Literal["safe", "unknown", "dangerous"]
 GradState = Literal["trainable", "frozen", "not stored"]
+SavedAs = Literal["module", "state_dict"]
 
 
 def key_of(path: list[PathElement]) -> str:
@@ -42,7 +47,7 @@ class Problem:
     message: str
     where: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ProblemJson:
         return {"kind": self.kind, "message": self.message, "where": self.where}
 
 
@@ -58,8 +63,9 @@ class GlobalRef:
     uses: dict[str, Any] = field(default_factory=dict)
     effect: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "risk": self.risk, "count": self.count, "uses": self.uses,
+    def to_json(self) -> GlobalJson:
+        return {"name": self.name, "risk": self.risk, "count": self.count,
+                "uses": self.uses,  # type: ignore[typeddict-item]  # global_risk.uses_json's shape
                 "effect": self.effect}
 
 
@@ -72,13 +78,7 @@ class ParamCounts:
     frozen: int = 0
     unknown: int = 0
 
-    def add(self, other: ParamCounts) -> None:
-        self.total += other.total
-        self.trainable += other.trainable
-        self.frozen += other.frozen
-        self.unknown += other.unknown
-
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> ParamCountsJson:
         return {
             "total": self.total,
             "trainable": self.trainable,
@@ -104,6 +104,7 @@ class TensorInfo:
     shared_with: list[str] = field(default_factory=list)
     persistent: bool = True
     layout: str = "strided"  # or sparse, quantized, nested, a wrapper subclass name
+    role: Role = "other"  # set by roles.py once the whole file is read
 
     @property
     def key(self) -> str:
@@ -125,21 +126,7 @@ class TensorInfo:
             return "frozen"
         return "not stored"
 
-    def counts(self) -> ParamCounts:
-        """Parameter counts this tensor contributes (buffers, arrays and integer tensors, such as
-        BatchNorm's num_batches_tracked in a state_dict, contribute none)."""
-        if self.kind in ("buffer", "ndarray") or not can_require_grad(self.dtype):
-            return ParamCounts()
-        n = self.numel
-        state = self.grad_state
-        return ParamCounts(
-            total=n,
-            trainable=n if state == "trainable" else 0,
-            frozen=n if state == "frozen" else 0,
-            unknown=n if state == "not stored" else 0,
-        )
-
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TensorJson:
         numel = self.numel
         return {
             "path": self.path,
@@ -149,6 +136,7 @@ class TensorInfo:
             "requires_grad": self.requires_grad,
             "grad_state": self.grad_state,
             "kind": self.kind,
+            "role": self.role,
             "location": self.location,
             "stride": self.stride,
             "storage_offset": self.storage_offset,
@@ -172,7 +160,7 @@ class ModuleInfo:
     def key(self) -> str:
         return key_of(self.path)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ModuleJson:
         return {
             "path": self.path,
             "key": self.key,
@@ -180,6 +168,26 @@ class ModuleInfo:
             "training": self.training,
             "parameters": self.parameters.to_json(),
         }
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """Where a model's state sits in the file, as roles.py found it: a whole module or a
+    state_dict at `path` (with `prefix`, only its keys starting so: a state_dict's EMA group).
+    An `ema` model is a copy of another one's weights; its tensors are "other"."""
+
+    path: list[PathElement]
+    saved_as: SavedAs
+    ema: bool = False
+    prefix: str = ""
+
+    @property
+    def key(self) -> str:
+        return key_of(self.path)
+
+    def to_json(self) -> ModelJson:
+        return {"path": self.path, "key": self.key, "saved_as": self.saved_as, "ema": self.ema,
+                "prefix": self.prefix}
 
 
 @dataclass(slots=True)
@@ -234,39 +242,35 @@ class Checkpoint:
     root: Node | None = None
     # Format-specific facts worth showing (zip prefix, byteorder, format version, ...).
     metadata: dict[str, str] = field(default_factory=dict)
-    # Where each storage's first byte is in the file, by storage key, for formats whose reader
-    # finds it without extra reads (legacy: after the record's 8-byte count; safetensors: data
-    # section + begin). Zip members are located on demand by `values`. Not part of the JSON.
+    models: list[ModelInfo] = field(default_factory=list)
+    # Where each storage's bytes are, by storage key (not part of the JSON): for torch-zip the
+    # offset of its member's local header (from the central directory; `values` reads the
+    # header, whose extra field may differ, when it needs the data), for torch-legacy the first
+    # byte after the record's 8-byte count, for safetensors the data section + begin.
     storage_offsets: dict[str, int] = field(default_factory=dict)
+    # Tensors whose exact view another tensor shares (tied weights): index → the first one's.
+    tied_views: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
-    def summary(self) -> dict[str, Any]:
-        # One pass, no object per tensor (TensorInfo.counts() inlined): this runs for every
-        # `inspect --json` and every checkpoint the server opens.
-        params = ParamCounts()
+    def tally(self) -> Tally:
+        """Counts by role of all the file's tensors (counts.py)."""
+        tally = Tally()
+        tally.add_all(self.tensors, self.tied_views)
+        return tally
+
+    def summary(self) -> SummaryJson:
+        # One pass over the tensors: this runs for every `inspect --json` and every open.
         bytes_by_dtype: dict[str, int] = {}
         locations: dict[str, int] = {}
         kinds: dict[str, int] = {}
         storages: dict[str, int] = {}
-        # A file that stores nn.Parameters (a whole model) counts those; a state_dict, whose
-        # tensors are all plain, counts its tensors with their flags unknown.
-        has_parameters = any(t.kind == "parameter" for t in self.tensors)
         for t in self.tensors:
-            dtype, kind = t.dtype, t.kind
-            numel = t.numel
-            nbytes = numel * itemsize(dtype)
-            if ((kind == "parameter" or not has_parameters) and kind != "buffer" and kind != "ndarray"
-                    and can_require_grad(dtype)):
-                params.total += numel
-                if t.requires_grad:
-                    params.trainable += numel
-                elif kind == "parameter":
-                    params.frozen += numel
-                else:
-                    params.unknown += numel
+            dtype = t.dtype
+            nbytes = t.numel * itemsize(dtype)
+            kind = t.kind
             bytes_by_dtype[dtype] = bytes_by_dtype.get(dtype, 0) + nbytes
             locations[t.location] = locations.get(t.location, 0) + 1
             kinds[kind] = kinds.get(kind, 0) + 1
@@ -275,11 +279,13 @@ class Checkpoint:
         risks = {"safe": 0, "unknown": 0, "dangerous": 0}
         for g in self.globals:
             risks[g.risk] += 1
+        tally = self.tally()
         return {
             "tensors": len(self.tensors),
             "modules": len(self.modules),
-            "parameters": params.to_json(),
-            "requires_grad_stored": has_parameters,
+            "roles": tally.to_json(),
+            "parameters": tally.parameters_json(),
+            "requires_grad_stored": kinds.get("parameter", 0) > 0,
             "bytes_by_dtype": bytes_by_dtype,
             "tensor_bytes": sum(bytes_by_dtype.values()),
             "storage_bytes": sum(storages.values()),
@@ -295,6 +301,7 @@ class Checkpoint:
             "size": self.size,
             "metadata": self.metadata,
             "summary": self.summary(),
+            "models": [m.to_json() for m in self.models],
             "tensors": [t.to_json() for t in self.tensors],
             "modules": [m.to_json() for m in self.modules],
             "globals": [g.to_json() for g in self.globals],
@@ -304,3 +311,87 @@ class Checkpoint:
         if tree:
             out["tree"] = self.root.to_json() if self.root else None
         return out
+
+
+# The JSON shapes (docs/json-contract.md); the language server's payloads reuse them.
+
+
+class ProblemJson(TypedDict):
+    kind: str
+    message: str
+    where: str
+
+
+class _GlobalUsesRequired(TypedDict):
+    referenced: int
+    written: int
+
+
+class GlobalUsesJson(_GlobalUsesRequired, total=False):
+    """How the pickles use a global (global_risk.py); a `safe` one has only the two above."""
+
+    called: int
+    arguments: list[int]
+    rebuilt: int
+    state: int
+    planted: list[str]
+
+
+class GlobalJson(TypedDict):
+    name: str
+    risk: Risk
+    count: int
+    uses: GlobalUsesJson
+    effect: str
+
+
+class TensorJson(TypedDict):
+    path: list[PathElement]
+    key: str
+    shape: list[int]
+    dtype: str
+    requires_grad: bool
+    grad_state: GradState
+    kind: TensorKind
+    role: Role
+    location: str
+    stride: list[int]
+    storage_offset: int
+    numel: int
+    nbytes: int
+    storage: str
+    storage_nbytes: int | None
+    shared_with: list[str]
+    layout: str
+
+
+# `class` is a keyword, hence the functional form.
+ModuleJson = TypedDict("ModuleJson", {
+    "path": list[PathElement],
+    "key": str,
+    "class": str,
+    "training": bool | None,
+    "parameters": ParamCountsJson,
+})
+
+
+class ModelJson(TypedDict):
+    path: list[PathElement]
+    key: str
+    saved_as: SavedAs
+    ema: bool
+    prefix: str
+
+
+class SummaryJson(TypedDict):
+    tensors: int
+    modules: int
+    roles: RoleTableJson
+    parameters: ParamCountsJson
+    requires_grad_stored: bool
+    bytes_by_dtype: dict[str, int]
+    tensor_bytes: int
+    storage_bytes: int
+    locations: dict[str, int]
+    kinds: dict[str, int]
+    globals_by_risk: dict[str, int]

@@ -2,7 +2,8 @@
 
 Walks the graph once, depth- and count-bounded, and produces `Node`s plus the flat lists of
 `TensorInfo` and `ModuleInfo`. An `nn.Module` is recognised by its pickled state (`_modules`,
-`_parameters`, `_buffers`), never by importing its class.
+`_parameters`, `_buffers`), never by importing its class. What the tensors are for (roles) and
+how many there are (counts) is decided afterwards, by roles.py, for every format alike.
 
 This is the one boundary where what the unpickler built leaves it: sealed `TensorRecord`s
 become the model's `TensorInfo` here, and each is checked once (dtype, location, extent).
@@ -16,7 +17,7 @@ from typing import Any
 
 from .dtypes import ITEMSIZE, itemsize
 from .limits import Limits
-from .model import ModuleInfo, Node, ParamCounts, PathElement, Problem, TensorInfo, key_of
+from .model import ModuleInfo, Node, PathElement, Problem, TensorInfo, key_of
 from .safe_repr import safe_repr
 from .unpickler import (
     DtypeRef,
@@ -29,7 +30,6 @@ from .unpickler import (
     saved_type_name,
 )
 
-_NO_COUNTS = ParamCounts()  # returned, never mutated
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray)
 
 
@@ -51,7 +51,7 @@ class TreeBuilder:
 
     def build(self, root: Any) -> Node:
         try:
-            node, _ = self._visit(root, "", [], 0)
+            node = self._visit(root, "", [], 0)
         except _TooMany:
             self.problems.append(Problem(
                 "limit",
@@ -63,17 +63,16 @@ class TreeBuilder:
         return node
 
     # One frame per level: nesting is bounded by limits.max_depth.
-    def _visit(self, obj: Any, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+    def _visit(self, obj: Any, name: str, path: list[PathElement], depth: int) -> Node:
         self._visited += 1
         if self._visited > self.limits.max_nodes:
             raise _TooMany
         if type(obj) is TensorRecord:
-            # Outside a module's _parameters, tensors count toward no module: skip the counting.
-            return self._tensor(obj, name, path, "tensor"), _NO_COUNTS
+            return self._tensor(obj, name, path, "tensor")
         if isinstance(obj, NdarrayRecord):
-            return self._ndarray(obj, name, path), _NO_COUNTS
+            return self._ndarray(obj, name, path)
         if isinstance(obj, _PLAIN) or not _is_container(obj):
-            return Node(name, path, "value", _type_label(obj), value=self._short_repr(obj)), _NO_COUNTS
+            return Node(name, path, "value", _type_label(obj), value=self._short_repr(obj))
         if depth >= self.limits.max_depth:
             if not self._depth_reported:
                 self._depth_reported = True
@@ -81,15 +80,15 @@ class TreeBuilder:
                     "limit", f"objects nested deeper than {self.limits.max_depth} levels were not read",
                     where=".".join(map(str, path)),
                 ))
-            return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>"), _NO_COUNTS
+            return Node(name, path, "value", saved_type_name(obj), value="<nested too deep>")
         if id(obj) in self._on_path:
-            return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>"), _NO_COUNTS
+            return Node(name, path, "value", saved_type_name(obj), value="<reference cycle>")
         first = self._expanded.get(id(obj))
         if first is not None:
             # Shown once, referenced after: a pickle of shared containers (a DAG) cannot make the
             # tree exponentially larger than the file. Torch's named_modules() also lists a
             # shared module once.
-            return Node(name, path, "value", saved_type_name(obj), value=f"<same object as {first or '(root)'}>"), _NO_COUNTS
+            return Node(name, path, "value", saved_type_name(obj), value=f"<same object as {first or '(root)'}>")
         self._expanded[id(obj)] = key_of(path)
         self._on_path.add(id(obj))
         try:
@@ -99,7 +98,7 @@ class TreeBuilder:
         finally:
             self._on_path.discard(id(obj))
 
-    def _container(self, obj: Any, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+    def _container(self, obj: Any, name: str, path: list[PathElement], depth: int) -> Node:
         kind, entries = _entries(obj)
         node = Node(name, path, kind, saved_type_name(obj))
         children = node.children
@@ -107,11 +106,10 @@ class TreeBuilder:
         for child_key, child in entries:
             element = (child_key if type(child_key) is str and len(child_key) <= max_key
                        else _path_element(child_key, self.limits))
-            children.append(self._visit(child, str(element), [*path, element], depth + 1)[0])
-        # Only modules count parameters (as module.parameters() does); containers do not.
-        return node, _NO_COUNTS
+            children.append(self._visit(child, str(element), [*path, element], depth + 1))
+        return node
 
-    def _module(self, obj: Stub, name: str, path: list[PathElement], depth: int) -> tuple[Node, ParamCounts]:
+    def _module(self, obj: Stub, name: str, path: list[PathElement], depth: int) -> Node:
         state = _module_state(obj) or {}
         info = ModuleInfo(path=path, class_name=type(obj).qualname,
                           training=state.get("training") if isinstance(state.get("training"), bool) else None)
@@ -124,23 +122,19 @@ class TreeBuilder:
         for child_name, value in _dict_items(state.get("_parameters"), limits):
             if type(value) is TensorRecord:
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
-                info.parameters.add(self.tensors[-1].counts())
         for child_name, value in _dict_items(state.get("_buffers"), limits):
             if type(value) is TensorRecord:
                 node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
         for child_name, value in _dict_items(state.get("_modules"), limits):
             if value is not None:
-                child_node, child_counts = self._visit(value, child_name, [*path, child_name], depth + 1)
-                node.children.append(child_node)
-                info.parameters.add(child_counts)
-        # Tensors kept as plain attributes (self.mask = torch.ones(...)) are shown under the module
-        # but, like in module.parameters(), are not counted as its parameters.
+                node.children.append(self._visit(value, child_name, [*path, child_name], depth + 1))
+        # Tensors kept as plain attributes (self.mask = torch.ones(...)) are shown under the module.
         for attr, value in state.items():
             if isinstance(attr, str) and not attr.startswith("_") and _holds_tensors(value):
                 attr = str(_path_element(attr, limits))
-                node.children.append(self._visit(value, attr, [*path, attr], depth + 1)[0])
-        return node, info.parameters
+                node.children.append(self._visit(value, attr, [*path, attr], depth + 1))
+        return node
 
     def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
         # A tensor object reached twice (tied parameters of a whole model) is listed at each place.

@@ -194,7 +194,10 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
                 raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
         ref = storages.get(key)
         if ref is None:
-            ref = _storage_ref(key, storage_type, location, numel, directory.get(data_prefix + key))
+            member = directory.get(data_prefix + key)
+            ref = _storage_ref(key, storage_type, location, numel, member)
+            if member is not None:  # where `values` finds its bytes, whatever the record prefix
+                checkpoint.storage_offsets[key] = member.header_offset
             if ref.nbytes is None:
                 checkpoint.warnings.append(Problem(
                     "missing", f"storage {key} has no member {data_prefix}{key} in the archive",

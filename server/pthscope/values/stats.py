@@ -1,15 +1,18 @@
 """Statistics of one tensor, from its own bytes only (memory-mapped, read-only).
 
-The structure comes from the reader (`inspect`: the pickle is read with the restricted
-unpickler, never executed); this module then finds where the asked-for tensor's storage starts
-in the file — a torch zip member's data offset, a legacy storage record (after its 8-byte
-count), a safetensors data section + begin — checks that every byte the tensor views lies
-inside its storage and inside the file, maps just that range and computes with torch when it
-is importable (every dtype, bfloat16 and float8 included), else with numpy (no bfloat16 or
-float8). Tensors over `max_elements` are sampled: evenly spaced blocks for contiguous tensors,
-evenly spaced elements for views; the answer says so (`sampled`, `sample_size`).
+The structure worker, which keeps what the reader parsed, says where the tensor's bytes are
+(`tensor_bytes`: the storage's place the reader recorded, the tensor's view of it, the file's
+size and mtime then); the values worker computes from that alone (`tensor_stats`), without
+reading the pickle again. A torch zip storage is found by its member's local header (the
+reader took the member from the central directory, whatever the record prefix), a legacy
+storage after its record's 8-byte count, a safetensors one at the data section + begin. Every
+byte the tensor views is checked to lie inside its storage and the file; just that range is
+mapped, and computed with torch when it is importable (every dtype, bfloat16 and float8
+included), else with numpy (no bfloat16 or float8). Tensors over `max_elements` are sampled:
+evenly spaced blocks for contiguous tensors, evenly spaced elements for views; the answer says
+so (`sampled`, `sample_size`).
 
-Every failure is a value: `{"error": "..."}`, never an exception.
+`tensor_stats` returns every failure as a value, `{"error": "..."}`, never an exception.
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ import contextlib
 import math
 import mmap
 import os
+import struct
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO, Protocol
 
-from ..reader import inspect
 from ..reader.dtypes import itemsize
 from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
-from ..reader.zip_directory import ZipError, data_offset, read_directory
 
 DEFAULT_MAX_ELEMENTS = 10_000_000
 HISTOGRAM_BINS = 20
 _SAMPLE_BLOCKS = 64
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+_READABLE_FORMATS = ("torch-zip", "torch-legacy", "torch-tar", "safetensors")
 
 _FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
 _FLOATS = ("float64", "float32", "float16", "bfloat16", *_FLOAT8)
@@ -47,12 +52,58 @@ class StatsError(Exception):
     """Why the values of a tensor cannot be shown; the message is for the user."""
 
 
-def tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int = DEFAULT_MAX_ELEMENTS,
+@dataclass(frozen=True)
+class TensorBytes:
+    """Where one tensor's values are and how to read them: all the values worker is told."""
+
+    file: str
+    size: int  # the file's size and mtime when it was parsed: a changed file is not read
+    mtime_ns: int
+    format: str
+    byteorder: str
+    key: str
+    dtype: str
+    shape: list[int]
+    stride: list[int]
+    storage_offset: int  # elements
+    layout: str
+    location: str  # the device it was saved from
+    storage: str
+    storage_start: int | None  # byte offset (a zip member's local header for torch-zip); None: missing
+    storage_nbytes: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorBytes:
+        return cls(**data)
+
+
+def tensor_bytes(checkpoint: Checkpoint, tensor: TensorInfo, size: int, mtime_ns: int) -> TensorBytes:
+    """Where a tensor of a parsed file is; `size` and `mtime_ns` are the file's when parsed."""
+    return TensorBytes(
+        checkpoint.file, size, mtime_ns, checkpoint.format, checkpoint.metadata.get("byteorder", "little"),
+        tensor.key, tensor.dtype, tensor.shape, tensor.stride or contiguous_stride(tensor.shape),
+        tensor.storage_offset, tensor.layout, tensor.location, tensor.storage,
+        checkpoint.storage_offsets.get(tensor.storage), tensor.storage_nbytes)
+
+
+def find_tensor(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> TensorInfo:
+    """The tensor at `path` (its path list, or its dotted key)."""
+    for t in checkpoint.tensors:
+        if (t.key == path) if isinstance(path, str) else (t.path == list(path)):
+            return t
+    why = f": {checkpoint.errors[0].message}" if checkpoint.errors else ""
+    raise StatsError(f"no tensor at {path if isinstance(path, str) else list(path)} in {checkpoint.file}{why}")
+
+
+def tensor_stats(tensor: TensorBytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
                  engine: str | None = None) -> dict[str, Any]:
-    """`{"stats": {...}}` for the tensor at `path` (its path list, or its dotted key) of `file`,
-    or `{"error": message}`. `engine` forces "torch" or "numpy" (tests); default: the best one."""
+    """`{"stats": {...}}` for the tensor, or `{"error": message}`. `engine` forces "torch" or
+    "numpy" (tests); default: the best one."""
     try:
-        return {"stats": _tensor_stats(file, path, max_elements, engine)}
+        return {"stats": _tensor_stats(tensor, max_elements, engine)}
     except StatsError as error:
         return {"error": str(error)}
     except MemoryError:
@@ -61,30 +112,30 @@ def tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int
         return {"error": f"pthscope failed while reading this tensor ({type(error).__name__}: {error})"}
 
 
-def _tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: int,
-                  engine_name: str | None) -> dict[str, Any]:
-    checkpoint = _structure(file)
-    tensor = _find(checkpoint, path)
-    _check_readable(checkpoint, tensor)
+def _tensor_stats(tensor: TensorBytes, max_elements: int, engine_name: str | None) -> dict[str, Any]:
+    _check_readable(tensor)
     engine = _engine(tensor.dtype, engine_name)
-    numel = tensor.numel
+    numel = math.prod(tensor.shape)
     out: dict[str, Any] = {"key": tensor.key, "dtype": tensor.dtype, "shape": tensor.shape, "numel": numel,
                            "engine": engine.name, "sampled": False, "sample_size": numel}
     if numel == 0:
         return out
-    size = os.path.getsize(file)
-    with open(file, "rb") as f:
-        storage_start, storage_nbytes = _storage_location(checkpoint, tensor, f)
+    with open(tensor.file, "rb") as f:
+        st = os.fstat(f.fileno())
+        if (st.st_size, st.st_mtime_ns) != (tensor.size, tensor.mtime_ns):
+            raise StatsError(f"{tensor.file} changed since it was read; open it again")
+        size = st.st_size
+        storage_start = _storage_start(tensor, f)
         element = itemsize(tensor.dtype)
-        stride = tensor.stride or contiguous_stride(tensor.shape)
+        stride = tensor.stride
         if len(stride) != len(tensor.shape) or any(s < 0 for s in stride) or tensor.storage_offset < 0:
             raise StatsError(f"tensor {tensor.key} has an invalid stride {stride} or storage offset "
                              f"{tensor.storage_offset} (the file is corrupt)")
         first = tensor.storage_offset
         end = first + 1 + sum((d - 1) * s for d, s in zip(tensor.shape, stride, strict=True))
-        if storage_nbytes is not None and end * element > storage_nbytes:
+        if tensor.storage_nbytes is not None and end * element > tensor.storage_nbytes:
             raise StatsError(f"tensor {tensor.key} views elements {first:,}–{end:,} of {tensor.dtype}, past the "
-                             f"end of its {storage_nbytes:,}-byte storage {tensor.storage} (the file is corrupt)")
+                             f"end of its {tensor.storage_nbytes:,}-byte storage {tensor.storage} (the file is corrupt)")
         if storage_start < 0 or storage_start + end * element > size:
             raise StatsError(f"tensor {tensor.key} lies at bytes {storage_start + first * element:,}–"
                              f"{storage_start + end * element:,}, past the end of the {size:,}-byte file "
@@ -103,61 +154,38 @@ def _tensor_stats(file: str, path: Sequence[PathElement] | str, max_elements: in
     return out
 
 
-_last_read: tuple[tuple[str, int, int], Checkpoint] | None = None
-
-
-def _structure(file: str) -> Checkpoint:
-    """The file's structure; the last one is kept while the file is unchanged (size, mtime), so
-    that the statistics of one tensor after another do not read the pickle again each time."""
-    global _last_read
-    st = os.stat(file)
-    stamp = (file, st.st_size, st.st_mtime_ns)
-    if _last_read is None or _last_read[0] != stamp:
-        _last_read = None  # let the old one go before reading the new one
-        _last_read = (stamp, inspect(file))
-    return _last_read[1]
-
-
-def _find(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> TensorInfo:
-    for tensor in checkpoint.tensors:
-        if (tensor.key == path) if isinstance(path, str) else (tensor.path == list(path)):
-            return tensor
-    why = f": {checkpoint.errors[0].message}" if checkpoint.errors else ""
-    raise StatsError(f"no tensor at {path if isinstance(path, str) else list(path)} in {checkpoint.file}{why}")
-
-
-def _check_readable(checkpoint: Checkpoint, tensor: TensorInfo) -> None:
+def _check_readable(tensor: TensorBytes) -> None:
+    if tensor.format not in _READABLE_FORMATS:
+        raise StatsError(f"statistics are not supported for tensors of {tensor.format} files")
     if tensor.layout != "strided":
         raise StatsError(f"{tensor.key} is a {tensor.layout} tensor; statistics are shown for plain (strided) "
                          "tensors only")
     if tensor.location == "meta":
         raise StatsError(f"{tensor.key} is a meta tensor: it has no values")
-    if checkpoint.metadata.get("byteorder", "little") != "little":
+    if tensor.byteorder != "little":
         raise StatsError("the file stores big-endian tensors; statistics need little-endian data")
     if tensor.dtype not in _FLOATS and tensor.dtype not in _INTS:
         raise StatsError(f"statistics of {tensor.dtype} tensors are not supported")
 
 
-def _storage_location(checkpoint: Checkpoint, tensor: TensorInfo, f: BinaryIO) -> tuple[int, int | None]:
-    """The storage's first byte in the file and its size (None: unknown)."""
-    if checkpoint.format == "torch-zip":
-        prefix = checkpoint.metadata.get("record prefix", "archive")
-        name = f"{prefix}/data/{tensor.storage}"
-        try:
-            member = read_directory(f, os.fstat(f.fileno()).st_size).get(name)
-            if member is None:
-                raise StatsError(f"storage {tensor.storage} of {tensor.key} is missing: the archive has no {name}")
-            if member.method != 0:
-                raise StatsError(f"{name} is compressed in the zip; torch stores tensors uncompressed")
-            return data_offset(f, member), member.size
-        except ZipError as error:
-            raise StatsError(str(error)) from None
-    if checkpoint.format in ("torch-legacy", "safetensors"):
-        start = checkpoint.storage_offsets.get(tensor.storage)
-        if start is None:
-            raise StatsError(f"storage {tensor.storage} of {tensor.key} is not in the file (truncated or corrupt)")
-        return start, tensor.storage_nbytes
-    raise StatsError(f"statistics are not supported for tensors of {checkpoint.format} files")
+def _storage_start(tensor: TensorBytes, f: BinaryIO) -> int:
+    """The storage's first byte in the file."""
+    start = tensor.storage_start
+    if start is None:
+        what = "member" if tensor.format == "torch-zip" else "record"
+        raise StatsError(f"storage {tensor.storage} of {tensor.key} is missing: the file has no {what} for it "
+                         "(truncated or corrupt)")
+    if tensor.format != "torch-zip":
+        return start
+    f.seek(start)  # the member's local header: its name and extra field come before the data
+    header = f.read(30)
+    if len(header) < 30 or header[:4] != _ZIP_LOCAL_HEADER:
+        raise StatsError(f"the zip entry of storage {tensor.storage} is damaged (no local header at byte {start:,})")
+    method, = struct.unpack_from("<H", header, 8)
+    if method != 0:
+        raise StatsError(f"storage {tensor.storage} is compressed in the zip; torch stores tensors uncompressed")
+    name_len, extra_len = struct.unpack_from("<HH", header, 26)
+    return start + 30 + name_len + extra_len
 
 
 @contextmanager

@@ -1,16 +1,20 @@
-"""Drive the isolated parse worker (`process.py`) from the server's event loop.
+"""Drive one isolated worker process (`process.py`) from the server's event loop.
 
-`WorkerClient.read_checkpoint(file)` sends one file to the worker process and returns the
-checkpoint's JSON, undecoded (the store decodes it off the event loop). Whatever goes wrong inside the worker — a hang past the time limit, running
-out of its memory limit, a crash — comes back as a `WorkerFailure` whose message says what
-happened to which file; the worker is then killed and the next request starts a fresh one.
-Cancelling a read kills the worker too, so a long parse never outlives its request.
+`WorkerClient.request(method, params, doing)` sends a request with an id and awaits its reply;
+replies are matched by id, so requests are answered in whatever order the worker finishes them.
+Whatever goes wrong inside the worker — a request past the time limit, running out of its
+memory limit, a crash — comes back as a `WorkerFailure` whose message says what happened while
+doing what; the worker is then killed and the next request starts a fresh one. The other
+requests that were waiting on a worker killed for one of them are sent again, once, to the
+next. Cancelling a `long` request (a parse, a statistics computation) kills the worker too, so
+long work never outlives its request; cancelling a quick one only forgets its reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import signal
@@ -21,25 +25,25 @@ from typing import Any
 
 import pthscope
 
+from . import InvalidRequest
+
 log = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 20.0
 # The folder holding the `pthscope` package (and, in the extension and the repository, the
 # launcher script): the worker's working directory, never a workspace.
 _PACKAGE_PARENT = Path(pthscope.__file__).resolve().parent.parent
+WORKER_MODULE = "pthscope.worker"
 
 
-def worker_command(memory_limit: int) -> list[str]:
-    """The worker's command line: isolated (`-I`: no script folder, working directory, PYTHON*
+def worker_command(memory_limit: int, module: str = WORKER_MODULE, arguments: tuple[str, ...] = ()) -> list[str]:
+    """A worker's command line: isolated (`-I`: no script folder, working directory, PYTHON*
     variable or user site on sys.path), through the launcher next to the package, which puts the
     bundled libraries first and runs `site` itself (`-S`; see pthscope_launch.py); an installed
-    pthscope without the launcher uses `-I -m`."""
+    pthscope without the launcher uses `-I -m`. `module` runs it (tests pass their own)."""
     launcher = _PACKAGE_PARENT / "pthscope_launch.py"
-    if launcher.is_file():
-        entry = ["-I", "-S", str(launcher), "pthscope.worker"]
-    else:
-        entry = ["-I", "-m", "pthscope.worker"]
-    return [sys.executable, *entry, "--memory-limit", str(memory_limit)]
+    entry = ["-I", "-S", str(launcher), module] if launcher.is_file() else ["-I", "-m", module]
+    return [sys.executable, *entry, "--memory-limit", str(memory_limit), *arguments]
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,11 @@ class WorkerLimits:
 
 
 class WorkerFailure(Exception):
-    """The worker could not read a file; the message is for the user."""
+    """The worker could not answer; the message is for the user."""
+
+
+class _Restarted(Exception):
+    """The worker was killed for another request: this one may be sent again."""
 
 
 def format_bytes(n: int) -> str:
@@ -70,100 +78,163 @@ def describe_exit(returncode: int) -> str:
     return f"worker exited unexpectedly (exit code {returncode})"
 
 
+@dataclass
+class _Pending:
+    future: asyncio.Future[tuple[str, bytes]]
+    doing: str
+
+
+class _Process:
+    """One running worker: its process, its pending requests and the task reading its replies."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.pending: dict[int, _Pending] = {}
+        self.reader: asyncio.Task[None] | None = None
+
+    def fail_all(self, error_for: Any) -> None:
+        for pending in self.pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(error_for(pending))
+        self.pending.clear()
+
+
 class WorkerClient:
-    """One worker process at a time, used by one read at a time."""
+    """One worker process at a time (`role`: "structure" or "values"), many requests in flight."""
 
-    def __init__(self, limits: WorkerLimits) -> None:
+    def __init__(self, role: str, limits: WorkerLimits, module: str = WORKER_MODULE,
+                 arguments: tuple[str, ...] = ()) -> None:
+        self.role = role
         self.limits = limits
-        self._process: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self.module = module
+        self.arguments = arguments
+        self.generation = 0  # how many workers were started: a new one holds nothing yet
+        self._worker: _Process | None = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+        self._warming: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
 
-    async def read_checkpoint(self, file: str) -> bytes:
-        """The file's `Checkpoint.to_json()` as JSON bytes, read in the worker within limits."""
-        return await self._request({"file": file}, "checkpoint", f"reading {file}")
+    async def request(self, method: str, params: dict[str, Any], doing: str, long: bool = False) -> bytes:
+        """The JSON of the worker's answer. Raises WorkerFailure, or InvalidRequest."""
+        try:
+            return await self._request_once(method, params, doing, long)
+        except _Restarted:
+            return await self._request_once(method, params, doing, long)
 
-    async def tensor_stats(self, file: str, path: list[str | int]) -> dict[str, Any]:
-        """`values.tensor_stats` of the tensor at `path`, computed in the worker within limits:
-        `{"stats": ...}` or `{"error": ...}`."""
-        doing = f"computing statistics of {'.'.join(map(str, path))} in {file}"
-        reply: dict[str, Any] = json.loads(await self._request({"file": file, "stats": path}, "stats", doing))
-        return reply
-
-    async def _request(self, request: dict[str, Any], expected: str, doing: str) -> bytes:
-        async with self._lock:
-            process = self._process
-            if process is None or process.returncode is not None:  # never started, or died idle
-                process = await self._start()
-            try:
-                return await self._ask(process, request, expected, doing)
-            except asyncio.CancelledError:
-                log.info("%s cancelled; stopping worker %d", doing, process.pid)
-                self.kill()
-                raise
-
-    async def _ask(self, process: asyncio.subprocess.Process, request: dict[str, Any], expected: str,
-                   doing: str) -> bytes:
-        assert process.stdin is not None and process.stdout is not None
+    async def _request_once(self, method: str, params: dict[str, Any], doing: str, long: bool) -> bytes:
+        worker = await self._running()
+        request_id = next(self._ids)
+        future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
+        worker.pending[request_id] = _Pending(future, doing)
         seconds = self.limits.time_seconds
         try:
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            await process.stdin.drain()
-            kind, body = await asyncio.wait_for(_read_frame(process.stdout), seconds)
+            assert worker.process.stdin is not None
+            line = json.dumps({"id": request_id, "method": method, "params": params}).encode() + b"\n"
+            worker.process.stdin.write(line)
+            await worker.process.stdin.drain()
+            kind, body = await asyncio.wait_for(asyncio.shield(future), seconds)
         except asyncio.TimeoutError:
-            self.kill()
+            worker.pending.pop(request_id, None)
+            self._kill(worker, f"a request took longer than {seconds:g} s ({doing})")
             raise WorkerFailure(f"worker timed out after {seconds:g} s {doing}") from None
-        except ValueError as error:  # not a frame: the worker's output is corrupt
-            self.kill()
-            raise WorkerFailure(f"worker sent an unreadable reply {doing}") from error
-        except (asyncio.IncompleteReadError, ConnectionError) as error:
-            returncode = await process.wait()
-            self._process = None
-            log.info("worker %d ended: %s", process.pid, describe_exit(returncode))
-            raise WorkerFailure(f"{describe_exit(returncode)} {doing}") from error
-        if kind == expected:
+        except (ConnectionError, RuntimeError) as error:  # its stdin is gone: it died
+            worker.pending.pop(request_id, None)
+            self._kill(worker, "it stopped reading")
+            raise WorkerFailure(f"worker stopped {doing}") from error
+        except asyncio.CancelledError:
+            worker.pending.pop(request_id, None)
+            if long:
+                log.info("%s cancelled; stopping the %s worker %d", doing, self.role, worker.process.pid)
+                self._kill(worker, f"{doing} was cancelled")
+            raise
+        if kind == "result":
             return body
-        self.kill()  # after a MemoryError or a reader bug, start afresh
+        if kind == "invalid":
+            raise InvalidRequest(json.loads(body)["message"])
         reply = json.loads(body)
-        if reply["reason"] == "memory":
+        self._kill(worker, "it failed")  # after a MemoryError or a bug, start afresh
+        if reply.get("reason") == "memory":
             limit = format_bytes(self.limits.memory_bytes)
             raise WorkerFailure(f"worker ran out of memory (limit {limit}) {doing}")
         log.error("worker failed %s:\n%s", doing, reply.get("traceback", ""))
-        raise WorkerFailure(f"reader failed on {request['file']}: {reply.get('message')}")
+        raise WorkerFailure(f"pthscope failed {doing}: {reply.get('message')}")
 
-    async def _start(self) -> asyncio.subprocess.Process:
-        command = worker_command(self.limits.memory_bytes)
+    def warm_up(self) -> None:
+        """Start the worker in the background, if it is not running, for a request to come."""
+        if (self._worker is None or self._worker.process.returncode is not None) and self._warming is None:
+            self._warming = asyncio.create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        try:
+            await self._running()
+        except WorkerFailure as failure:  # the request that needs it will say so
+            log.info("%s", failure)
+        finally:
+            self._warming = None
+
+    async def _running(self) -> _Process:
+        async with self._starting:
+            worker = self._worker
+            if worker is None or worker.process.returncode is not None:  # never started, or died idle
+                worker = self._worker = await self._start()
+            return worker
+
+    async def _start(self) -> _Process:
+        command = worker_command(self.limits.memory_bytes, self.module, ("--serve", self.role, *self.arguments))
         process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=_PACKAGE_PARENT,
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
         )
         assert process.stdout is not None
         try:
-            kind, _ = await asyncio.wait_for(_read_frame(process.stdout), _STARTUP_SECONDS)
+            _, kind, _ = await asyncio.wait_for(_read_frame(process.stdout), _STARTUP_SECONDS)
             if kind != "ready":
                 raise ValueError(f"worker said {kind!r} instead of 'ready'")
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
             _kill(process)
             raise WorkerFailure(
-                f"worker did not start ({' '.join(command)}); "
-                "see the pthscope output for its error"
+                f"worker did not start ({' '.join(command)}); see the pthscope output for its error"
             ) from error
         except asyncio.CancelledError:
             _kill(process)
             raise
-        log.info(
-            "worker %d started (time limit %g s, memory limit %s)",
-            process.pid, self.limits.time_seconds, format_bytes(self.limits.memory_bytes),
-        )
-        self._process = process
-        return process
+        self.generation += 1
+        log.info("%s worker %d started (time limit %g s, memory limit %s)", self.role, process.pid,
+                 self.limits.time_seconds, format_bytes(self.limits.memory_bytes))
+        worker = _Process(process)
+        worker.reader = asyncio.create_task(self._read_replies(worker))
+        return worker
+
+    async def _read_replies(self, worker: _Process) -> None:
+        assert worker.process.stdout is not None
+        try:
+            while True:
+                request_id, kind, body = await _read_frame(worker.process.stdout)
+                pending = worker.pending.pop(int(request_id), None)
+                if pending is not None and not pending.future.done():
+                    pending.future.set_result((kind, body))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            returncode = await worker.process.wait()
+            log.info("%s worker %d ended: %s", self.role, worker.process.pid, describe_exit(returncode))
+            if self._worker is worker:
+                self._worker = None
+            worker.fail_all(lambda p: WorkerFailure(f"{describe_exit(returncode)} {p.doing}"))
+        except ValueError as error:  # not a frame: the worker's output is corrupt
+            self._kill(worker, "it sent an unreadable reply")
+            log.error("%s worker sent an unreadable reply: %s", self.role, error)
+
+    def _kill(self, worker: _Process, why: str) -> None:
+        """Stop `worker`; the requests still waiting on it will be sent to the next one."""
+        if self._worker is worker:
+            self._worker = None
+        _kill(worker.process)
+        if worker.reader is not None:
+            worker.reader.cancel()
+        worker.fail_all(lambda _: _Restarted(why))
 
     def kill(self) -> None:
-        """Stop the worker now; the next read starts a new one."""
-        process, self._process = self._process, None
-        if process is not None:
-            _kill(process)
+        """Stop the worker now; the next request starts a new one."""
+        if self._worker is not None:
+            self._kill(self._worker, "the server stopped it")
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
@@ -173,10 +244,10 @@ def _kill(process: asyncio.subprocess.Process) -> None:
             process.kill()
 
 
-async def _read_frame(stream: asyncio.StreamReader) -> tuple[str, bytes]:
-    """One `<kind> <length>\\n<body>` frame from the worker."""
+async def _read_frame(stream: asyncio.StreamReader) -> tuple[str, str, bytes]:
+    """One `<id> <kind> <length>\\n<body>` frame from the worker."""
     header = await stream.readline()
     if not header:
         raise asyncio.IncompleteReadError(header, None)
-    kind, length = header.split()
-    return kind.decode(), await stream.readexactly(int(length))
+    request_id, kind, length = header.split()
+    return request_id.decode(), kind.decode(), await stream.readexactly(int(length))

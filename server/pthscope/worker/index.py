@@ -1,9 +1,13 @@
 """Answer tree and table questions about one parsed checkpoint, quickly and page by page.
 
-`CheckpointIndex` is built once from `Checkpoint.to_json()` (what the worker sends) and then
-serves the `pthscope/*` requests: a node's children a page at a time, details of one node,
-key search, and the flat tensor table sorted and filtered. Every answer is plain JSON in the
-shapes of docs/protocol.md (`NodeSummary`, `TensorJson`). It knows nothing about LSP.
+`CheckpointIndex` is built once per parsed file, in the structure worker, from the reader's
+typed `Checkpoint`; `answer(index, method, params)` then serves the `pthscope/*` requests from
+it: the overview and first level (`open`), a node's children a page at a time, one node's
+details, key search, the flat tensor table sorted and filtered, where a tensor's bytes are
+(`locate`, for the values worker) and the code-intelligence view (`model`). Answers are plain
+JSON in the shapes of lsp/protocol.py (`NodeSummary`, `TensorJson`, ...). State_dict keys are
+shown grouped (reader/grouping.py); every count is a tally of the reader's roles (counts.py).
+It knows nothing about LSP or processes.
 """
 
 from __future__ import annotations
@@ -17,21 +21,32 @@ from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any
 
-from ..gc_pause import gc_paused
-from ..reader.dtypes import can_require_grad
+from ..reader.counts import Tally, tally_tree
+from ..reader.grouping import grouped_children
+from ..reader.model import Checkpoint, Node, SummaryJson
+from ..reader.model_view import model_view
+from ..values.stats import tensor_bytes
+from . import InvalidRequest
 
 Json = dict[str, Any]
 PathKey = tuple[str | int, ...]
 
-_CONTAINER_KINDS = frozenset({"dict", "list", "tuple", "set", "object", "module", "group"})
 _ORDERS_KEPT = 16
+_TENSOR_COLUMNS: dict[str, Callable[[Any], Any]] = {
+    "key": lambda t: t.key,
+    "numel": lambda t: t.numel,
+    "nbytes": lambda t: t.nbytes,
+    "dtype": lambda t: t.dtype,
+    "grad_state": lambda t: t.grad_state,
+    "role": lambda t: t.role,
+}
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of a longer list, and how long the whole list is."""
 
-    items: list[Json]
+    items: list[Any]
     total: int
 
 
@@ -47,194 +62,164 @@ def matching(keys: list[str], query: str) -> list[int]:
     return list(compress(range(len(keys)), hits))
 
 
-def _counts_json(counts: Sequence[int]) -> dict[str, int]:
-    total, trainable, frozen, unknown = counts
-    return {"total": total, "trainable": trainable, "frozen": frozen, "unknown": unknown}
-
-
 class CheckpointIndex:
-    """Lookups over one checkpoint's JSON: nodes by path, subtree counts, sorted tensor tables."""
+    """Lookups over one parsed checkpoint: nodes by path, grouped children, subtree counts,
+    sorted tensor tables."""
 
-    def __init__(self, checkpoint: Json) -> None:
+    def __init__(self, checkpoint: Checkpoint, size: int = 0, mtime_ns: int = 0) -> None:
         self.checkpoint = checkpoint
-        self.tensors: list[Json] = checkpoint.get("tensors", [])
-        self.modules: list[Json] = checkpoint.get("modules", [])
-        self.root: Json | None = checkpoint.get("tree")
-        self._nodes: dict[PathKey, Json] = {}
+        self.size, self.mtime_ns = size, mtime_ns  # of the file when it was read
+        self.tensors = checkpoint.tensors
+        self.root = checkpoint.root
+        self._grouped: dict[int, list[Node]] = {}  # id of a dict → its children, grouped
+        self._nodes: dict[PathKey, Node] = {}
         # Every node but the root in file order, and its key lower-cased for search.
-        self._search_nodes: list[Json] = []
+        self._search_nodes: list[Node] = []
         self._search_keys: list[str] = []
         self._searches: OrderedDict[str, list[int]] = OrderedDict()
-        # Parameter counts (total, trainable, frozen, unknown) of each container's subtree,
-        # by id of the node; a tensor's count follows `TensorInfo.counts`.
-        self._counts: dict[int, tuple[int, int, int, int]] = {}
-        self._tensor_keys = [t["key"].lower() for t in self.tensors]
+        self._tensor_keys = [t.key.lower() for t in self.tensors]
         self._tensor_orders: OrderedDict[tuple[str, str, bool], list[int]] = OrderedDict()
+        self._summary: SummaryJson | None = None
+        self._tallies: dict[int, Tally] = {}
         if self.root is not None:
-            group_dotted_keys(self.root)
             self._nodes[()] = self.root
-            if self.root["kind"] in _CONTAINER_KINDS:
-                self._visit(self.root)
+            self._visit(self.root)
+            self._tallies = tally_tree(self.root, self.tensors, checkpoint.tied_views, self.children_of,
+                                       lambda node: True)
 
-    def _visit(self, node: Json) -> tuple[int, int, int, int]:
-        """Record the subtree under a container; return and remember its parameter counts.
-
-        Written as one tight loop over children: this runs once per node of files with
-        tens of thousands of tensors, and tensors are counted in line.
-        """
-        nodes, tensors = self._nodes, self.tensors
-        search_nodes, search_keys = self._search_nodes, self._search_keys
-        total = trainable = frozen = unknown = 0
-        for child in node["children"]:
-            nodes[tuple(child["path"])] = child
-            search_nodes.append(child)
-            search_keys.append(child["key"].lower())
-            index = child.get("tensor")
-            if index is None:
-                if child["kind"] in _CONTAINER_KINDS:
-                    t, tr, fr, un = self._visit(child)
-                    total, trainable, frozen, unknown = (
-                        total + t, trainable + tr, frozen + fr, unknown + un)
-                continue
-            tensor = tensors[index]
-            if tensor["kind"] in ("buffer", "ndarray") or not can_require_grad(tensor["dtype"]):
-                continue  # the rule of TensorInfo.counts
-            n = tensor["numel"]
-            total += n
-            state = tensor["grad_state"]
-            if state == "trainable":
-                trainable += n
-            elif state == "frozen":
-                frozen += n
-            else:
-                unknown += n
-        counts = (total, trainable, frozen, unknown)
-        self._counts[id(node)] = counts
-        return counts
+    def _visit(self, root: Node) -> None:
+        """Group dotted keys and record every node, in file order (one pass, no recursion)."""
+        nodes, search_nodes, search_keys = self._nodes, self._search_nodes, self._search_keys
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node.kind == "dict":
+                grouped = grouped_children(node)
+                if grouped is not None:
+                    self._grouped[id(node)] = grouped
+            kids = self.children_of(node)
+            for child in kids:
+                nodes[tuple(child.path)] = child
+            if node is not root:
+                search_nodes.append(node)
+                search_keys.append(node.key.lower())
+            stack.extend(reversed(kids))
 
     @property
     def node_count(self) -> int:
         return len(self._nodes)
 
+    def children_of(self, node: Node) -> list[Node]:
+        return self._grouped.get(id(node), node.children)
+
+    def node(self, path: Sequence[str | int]) -> Node:
+        """The node at `path`, or InvalidRequest saying there is none."""
+        found = self._nodes.get(tuple(path))
+        if found is not None:
+            return found
+        reason = f"path {_json_path(path)} names no node in {self.checkpoint.file}"
+        if self.root is None:
+            reason += " (nothing could be read from it; see the errors of pthscope/open)"
+        raise InvalidRequest(reason)
+
     def overview(self) -> Json:
-        """What `pthscope/open` shows above the tree: format, summary, globals, problems."""
+        """What `pthscope/open` shows above the tree: format, summary, models, globals, problems."""
         c = self.checkpoint
-        return {name: c[name] for name in (
-            "file", "format", "size", "metadata", "summary", "globals", "warnings", "errors")}
+        if self._summary is None:
+            self._summary = c.summary()
+        return {
+            "file": c.file, "format": c.format, "size": c.size, "metadata": c.metadata,
+            "summary": self._summary, "models": [m.to_json() for m in c.models],
+            "globals": [g.to_json() for g in c.globals], "warnings": [w.to_json() for w in c.warnings],
+            "errors": [e.to_json() for e in c.errors],
+        }
 
-    def node(self, path: Sequence[str | int]) -> Json | None:
-        return self._nodes.get(tuple(path))
-
-    def summary(self, node: Json) -> Json:
+    def summary(self, node: Node) -> Json:
         """The `NodeSummary` of a node: itself without its children, records inlined."""
         out: Json = {
-            "path": node["path"],
-            "key": node["key"],
-            "name": node["name"],
-            "kind": node["kind"],
-            "type": node["type"],
-            "child_count": len(node["children"]),
+            "path": node.path,
+            "key": node.key,
+            "name": node.name,
+            "kind": node.kind,
+            "type": node.type,
+            "child_count": len(self.children_of(node)),
         }
-        if "value" in node:
-            out["value"] = node["value"]
-        if node.get("tensor") is not None:
-            out["tensor"] = self.tensors[node["tensor"]]
-        if node.get("module") is not None:
-            out["module"] = self.modules[node["module"]]
-        counts = self._counts.get(id(node))
-        if counts is not None:
-            out["parameters"] = _counts_json(counts)
+        if node.value is not None:
+            out["value"] = node.value
+        if node.tensor is not None:
+            out["tensor"] = self.tensors[node.tensor].to_json()
+        if node.module is not None:
+            out["module"] = self.checkpoint.modules[node.module].to_json()
+        if node.kind not in ("tensor", "value"):
+            out["counts"] = (self._tallies.get(id(node)) or Tally()).to_json()
         return out
 
-    def children(self, node: Json, offset: int, limit: int) -> Page:
-        """A page of a node's children."""
-        kids = node["children"]
+    def children(self, node: Node, offset: int, limit: int) -> Page:
+        kids = self.children_of(node)
         return Page([self.summary(k) for k in kids[offset:offset + limit]], len(kids))
-
-    def tied(self, node: Json) -> list[str] | None:
-        """Keys of the other tensors sharing this tensor's storage; None for non-tensors."""
-        if node.get("tensor") is None:
-            return None
-        return list(self.tensors[node["tensor"]].get("shared_with", []))
 
     def search(self, query: str, limit: int) -> Page:
         """Nodes whose key contains `query` (case-insensitive, `*` wildcards), in file order."""
         found = _remembered(self._searches, query, lambda: matching(self._search_keys, query))
         return Page([self.summary(self._search_nodes[i]) for i in found[:limit]], len(found))
 
-    def tensor_page(
-        self, offset: int, limit: int, filter: str = "", sort: str = "index",
-        descending: bool = False,
-    ) -> Page:
+    def tensor_page(self, offset: int, limit: int, filter: str = "", sort: str = "index",
+                    descending: bool = False) -> Page:
         """A page of the flat tensor table, filtered by key and sorted (ties in file order).
 
-        `sort` is "index" (file order) or a tensor field: key, numel, nbytes, dtype,
-        grad_state. Each row order is remembered, so paging through it is cheap.
-        """
-        rows = _remembered(
-            self._tensor_orders, (filter, sort, descending),
-            lambda: self._tensor_order(filter, sort, descending),
-        )
-        return Page([self.tensors[i] for i in rows[offset:offset + limit]], len(rows))
+        `sort` is "index" (file order) or a tensor field: key, numel, nbytes, dtype, grad_state,
+        role. Each row order is remembered, so paging through it is cheap."""
+        rows = _remembered(self._tensor_orders, (filter, sort, descending),
+                           lambda: self._tensor_order(filter, sort, descending))
+        tensors = self.tensors
+        return Page([tensors[i].to_json() for i in rows[offset:offset + limit]], len(rows))
 
     def _tensor_order(self, filter: str, sort: str, descending: bool) -> list[int]:
         rows = matching(self._tensor_keys, filter) if filter else list(range(len(self.tensors)))
         if sort != "index":
-            column = [t[sort] for t in self.tensors]
+            column = list(map(_TENSOR_COLUMNS[sort], self.tensors))
             rows.sort(key=column.__getitem__, reverse=descending)
         elif descending:
             rows.reverse()
         return rows
 
 
-def group_dotted_keys(node: Json) -> None:
-    """Show a state_dict's flat dotted keys as the module tree they spell.
+def answer(index: CheckpointIndex, method: str, params: Json) -> Json:
+    """The result of one request about the indexed file (the `pthscope/*` results, plus `locate`
+    and `model`); InvalidRequest for a path that names no node, or no tensor where one is needed."""
+    if method == "open":
+        root = index.root
+        return {**index.overview(),
+                "root": index.summary(root) if root else None,
+                "children": index.children(root, 0, params["limit"]).items if root else []}
+    if method == "children":
+        page = index.children(index.node(params["path"]), params["offset"], params["limit"])
+        return {"children": page.items, "total": page.total}
+    if method == "details":
+        node = index.node(params["path"])
+        out: Json = {"node": index.summary(node)}
+        if node.tensor is not None:
+            out["tied"] = list(index.tensors[node.tensor].shared_with)
+        return out
+    if method == "search":
+        page = index.search(params["query"], params["limit"])
+        return {"matches": page.items, "total": page.total}
+    if method == "tensors":
+        page = index.tensor_page(params["offset"], params["limit"], params["filter"], params["sort"],
+                                 params["descending"])
+        return {"tensors": page.items, "total": page.total}
+    if method == "locate":
+        node = index.node(params["path"])
+        if node.tensor is None:
+            raise InvalidRequest(f"path {_json_path(params['path'])} names a {node.kind}, not a tensor")
+        return tensor_bytes(index.checkpoint, index.tensors[node.tensor], index.size, index.mtime_ns).to_json()
+    if method == "model":
+        return {"size": index.size, "mtime_ns": index.mtime_ns, "view": model_view(index.checkpoint).to_json()}
+    raise InvalidRequest(f"unknown request {method!r}")
 
-    `{"layer1.0.conv1.weight": ...}` gets `group` nodes `layer1` → `0` → `conv1` with the tensor
-    (its real path and key unchanged, named `weight`) inside. A group's path is its parent's path
-    plus the dotted prefix (`"layer1.0"`). A dict whose keys collide with their own prefixes
-    (`"fc"` beside `"fc.weight"`) is left flat. Applied to every dict in the tree.
-    """
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        children = current["children"]
-        if current["kind"] == "dict" and sum(1 for c in children if "." in c["name"]) >= 2:
-            grouped = _grouped_children(current)
-            if grouped is not None:
-                current["children"] = grouped
-        stack.extend(c for c in children if c["children"])
 
-
-def _grouped_children(parent: Json) -> list[Json] | None:
-    top: list[Json] = []
-    groups: dict[str, Json] = {}
-    leaves: set[str] = set()
-    for child in parent["children"]:
-        name = child["name"]
-        if not isinstance(child["path"][-1], str) or "." not in name or name.startswith(".") or name.endswith("."):
-            top.append(child)
-            leaves.add(name)
-            continue
-        *prefixes, leaf = name.split(".")
-        siblings = top
-        for depth in range(1, len(prefixes) + 1):
-            prefix = ".".join(prefixes[:depth])
-            group = groups.get(prefix)
-            if group is None:
-                group = groups[prefix] = {
-                    "name": prefixes[depth - 1],
-                    "path": [*parent["path"], prefix],
-                    "key": f"{parent['key']}.{prefix}" if parent["key"] else prefix,
-                    "kind": "group",
-                    "type": "",
-                    "children": [],
-                }
-                siblings.append(group)
-            siblings = group["children"]
-        siblings.append({**child, "name": leaf})
-        leaves.add(name)
-    return None if leaves & groups.keys() else top
+def _json_path(path: Sequence[str | int]) -> str:
+    return json.dumps(list(path))
 
 
 def _remembered(memo: OrderedDict[Any, list[int]], key: Any, compute: Callable[[], list[int]]
@@ -247,10 +232,3 @@ def _remembered(memo: OrderedDict[Any, list[int]], key: Any, compute: Callable[[
             memo.popitem(last=False)
     memo.move_to_end(key)
     return value
-
-
-def load_index(checkpoint_json: bytes) -> CheckpointIndex:
-    """Decode and index a checkpoint's JSON with the garbage collector paused: the JSON is
-    millions of objects, all in use, and collections in the middle only double the time."""
-    with gc_paused():
-        return CheckpointIndex(json.loads(checkpoint_json))

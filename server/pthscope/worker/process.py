@@ -1,46 +1,205 @@
-"""The isolated parse worker: `python -m pthscope.worker --memory-limit BYTES`.
+"""The isolated workers: `python -m pthscope.worker --serve structure|values --memory-limit BYTES`.
 
-The language server never parses a checkpoint in its own process. It starts this worker, which
-caps its own address space, says `ready`, then reads one request per line on stdin
-(`{"file": path}`) and answers each with one frame on stdout: a line `<kind> <length>`, then
-that many bytes of JSON. A `checkpoint` frame holds `Checkpoint.to_json()`; a request
-`{"file": path, "stats": tensor path}` is answered by a `stats` frame holding
-`values.tensor_stats` (`{"stats": ...}` or `{"error": ...}`); a `failure` frame
-holds `{"reason": "memory"}` or `{"reason": "error", "message": ..., "traceback": ...}`.
-A worker that hangs or dies is the server's problem (`client.py`): it kills it and
-starts another. The worker exits when stdin closes or its parent goes away.
+The language server never parses a checkpoint or reads tensor values in its own process. It
+starts two of these (client.py), each capping its own address space:
 
-For tests only, `PTHSCOPE_TEST_WORKER_FAULT=segfault:<file name>,memory:<file name>` makes the
-worker kill itself with SIGSEGV, or exhaust its memory limit outside the reader, when asked to
-read a file of that name; no file can do either on its own.
+* the **structure** worker parses files (`reader.inspect`) and keeps what it parsed — the typed
+  `Checkpoint` and its `CheckpointIndex` — for the last `--cache-size` files, each while its
+  size and mtime stay the same; it answers tree, search, table, `locate` and `model` requests
+  from them (index.py), parsing again only a file it does not hold (or that changed). Requests
+  about files it holds are answered by two threads, so a page of one file comes while another
+  file is parsed; parses take turns in the main thread.
+* the **values** worker is stateless: a `stats` request carries where the tensor's bytes are
+  (`values.TensorBytes`, from the structure worker's `locate`), so a long computation never
+  holds up the tree, and stopping it loses nothing.
+
+Protocol, on stdin/stdout: one request per line, `{"id": N, "method": ..., "params": {...}}`;
+replies come as they are ready, in any order, each a frame: a line `<id> <kind> <length>`, then
+that many bytes of JSON. Kinds: `result` (the answer), `invalid` (`{"message"}`: the request
+names something the file does not have), `failure` (`{"reason": "memory"}` or
+`{"reason": "error", "message", "traceback"}`). The first frame is `0 ready 0`. A worker that
+hangs or dies is the server's problem: it kills it and starts another. A worker exits when
+stdin closes or its parent goes away.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import signal
+import queue
 import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
 from typing import Any, BinaryIO
 
 from pthscope.gc_pause import gc_paused
-from pthscope.reader import audit, inspect
-from pthscope.values import tensor_stats
+from pthscope.reader import audit, inspect, preload
+from pthscope.reader.model import Checkpoint
+from pthscope.values import TensorBytes, tensor_stats
+from pthscope.worker import InvalidRequest
+from pthscope.worker.index import CheckpointIndex, answer
 
-TEST_FAULT_VARIABLE = "PTHSCOPE_TEST_WORKER_FAULT"
 _PARENT_POLL_SECONDS = 1.0
-_WATCHDOG_STACK_BYTES = 256 * 1024
+_THREAD_STACK_BYTES = 1 << 20
+_QUICK_THREADS = 2
+
+# What the structure worker parses a file with, and the values worker computes with;
+# tests/lsp/faulty_worker.py wraps them.
+read_checkpoint: Callable[[str], Checkpoint] = inspect
+compute_stats: Callable[[TensorBytes], dict[str, Any]] = tensor_stats
 
 
-def write_frame(out: BinaryIO, kind: str, message: dict[str, Any] | None = None) -> None:
-    body = json.dumps(message, separators=(",", ":")).encode() if message is not None else b""
-    out.write(b"%s %d\n" % (kind.encode(), len(body)))
-    out.write(body)
-    out.flush()
+class Replies:
+    """Frames to the server, written whole by one thread at a time."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def send(self, request_id: int, kind: str, body: bytes = b"") -> None:
+        with self._lock:
+            self.out.write(b"%d %s %d\n" % (request_id, kind.encode(), len(body)))
+            self.out.write(body)
+            self.out.flush()
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def reply(replies: Replies, request_id: int, work: Callable[[], Any]) -> None:
+    """Run one request and send its frame: the result, or why there is none."""
+    try:
+        replies.send(request_id, "result", _encode(work()))
+    except InvalidRequest as invalid:
+        replies.send(request_id, "invalid", _encode({"message": str(invalid)}))
+    except MemoryError:
+        replies.send(request_id, "failure", _encode({"reason": "memory"}))
+    except Exception as error:  # a bug; the reader itself reports bad files as values
+        replies.send(request_id, "failure", _encode({
+            "reason": "error", "message": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc()}))
+
+
+class ParsedFiles:
+    """The structure worker's cache: the index of each recently used file, while unchanged."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._cache: OrderedDict[str, CheckpointIndex] = OrderedDict()
+        self._lock = threading.Lock()
+        self._parsing = threading.Lock()  # the reader uses process-wide state: one parse at a time
+
+    def holds(self, file: str) -> bool:
+        """Whether the file is parsed and unchanged (a request about it needs no parse)."""
+        known = self._cache.get(file)
+        return known is not None and (known.size, known.mtime_ns) == _stamp(file)
+
+    def index(self, file: str) -> tuple[CheckpointIndex, bool]:
+        """(the file's CheckpointIndex, whether it was parsed for this request)."""
+        stamp = _stamp(file)
+        with self._lock:
+            known = self._cache.get(file)
+            if known is not None and (known.size, known.mtime_ns) == stamp:
+                self._cache.move_to_end(file)
+                return known, False
+        with self._parsing:
+            with self._lock:  # parsed by another request meanwhile?
+                known = self._cache.get(file)
+                if known is not None and (known.size, known.mtime_ns) == stamp:
+                    return known, False
+                self._cache.pop(file, None)  # let the old one go before reading the new one
+            with gc_paused():
+                index = CheckpointIndex(read_checkpoint(file), *stamp)
+            with self._lock:
+                self._cache[file] = index
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+        return index, True
+
+
+def _stamp(file: str) -> tuple[int, int]:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return 0, 0  # the reader reports why it cannot be opened
+    return st.st_size, st.st_mtime_ns
+
+
+def serve_structure(requests: BinaryIO, replies: Replies, capacity: int, memory_limit: int) -> None:
+    """Answer requests about files already parsed in `_QUICK_THREADS` threads, and parse in this
+    (the main) thread, whose stack is the process's own: hostile pickles can nest deeply."""
+    files = ParsedFiles(capacity)
+    parse_queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    quick_queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+
+    def run(request: dict[str, Any]) -> Any:
+        method, params = request["method"], request["params"]
+        if method == "load":  # parse if needed; say what was read
+            started = time.perf_counter()
+            index, parsed = files.index(params["file"])
+            return {"parsed": parsed, "tensors": len(index.tensors), "nodes": index.node_count,
+                    "seconds": time.perf_counter() - started}
+        return answer(files.index(params["file"])[0], method, params)
+
+    def answer_quickly() -> None:
+        while (request := quick_queue.get()) is not None:
+            if files.holds(request["params"]["file"]):
+                reply(replies, request["id"], partial(run, request))
+            else:  # evicted or changed meanwhile: it needs a parse
+                parse_queue.put(request)
+
+    def dispatch() -> None:
+        for line in requests:
+            request = json.loads(line)
+            holds = request["method"] != "load" and files.holds(request["params"]["file"])
+            (quick_queue if holds else parse_queue).put(request)
+        for _ in range(_QUICK_THREADS):
+            quick_queue.put(None)
+        parse_queue.put(None)
+
+    # Threads first: their stacks would not fit under a small memory limit.
+    _thread(dispatch, "requests")
+    for n in range(_QUICK_THREADS):
+        _thread(answer_quickly, f"answers-{n}")
+    limit_memory(memory_limit)
+    replies.send(0, "ready")
+    while (request := parse_queue.get()) is not None:
+        reply(replies, request["id"], partial(run, request))
+
+
+def serve_values(requests: BinaryIO, replies: Replies, memory_limit: int) -> None:
+    limit_memory(memory_limit)
+    replies.send(0, "ready")
+    _import_engine()
+    for line in requests:
+        request = json.loads(line)
+        if request["method"] != "stats":
+            replies.send(request["id"], "invalid", _encode({"message": f"unknown request {request['method']!r}"}))
+            continue
+        reply(replies, request["id"], partial(compute_stats, TensorBytes.from_json(request["params"])))
+
+
+def _thread(target: Callable[[], None], name: str) -> None:
+    """A daemon thread with a small stack: these threads neither parse nor recurse."""
+    threading.stack_size(_THREAD_STACK_BYTES)
+    threading.Thread(target=target, name=name, daemon=True).start()
+    threading.stack_size(0)
+
+
+def _import_engine() -> None:
+    """Import torch (else numpy) once, at start: every request needs it."""
+    try:
+        import torch  # noqa: F401
+    except Exception:  # not installed, or over the memory limit: the request will say so
+        with contextlib.suppress(Exception):
+            import numpy  # noqa: F401
 
 
 def limit_memory(limit_bytes: int) -> None:
@@ -61,67 +220,26 @@ def exit_when_orphaned() -> None:
             time.sleep(_PARENT_POLL_SECONDS)
         os._exit(1)
 
-    threading.stack_size(_WATCHDOG_STACK_BYTES)
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
-def _apply_test_fault(file: str) -> None:
-    for fault in os.environ.get(TEST_FAULT_VARIABLE, "").split(","):
-        kind, _, name = fault.partition(":")
-        if os.path.basename(file) != name:
-            continue
-        if kind == "segfault":
-            os.kill(os.getpid(), signal.SIGSEGV)
-        if kind == "memory":
-            hog = [bytearray(1 << 20) for _ in range(1 << 20)]  # 1 TiB, a MiB at a time
-            del hog
-
-
-def answer(file: str, replies: BinaryIO) -> None:
-    """Write the frame for one request: the checkpoint's JSON, or why it could not be made."""
-    try:
-        _apply_test_fault(file)
-        write_frame(replies, "checkpoint", inspect(file).to_json())
-    except MemoryError:
-        write_frame(replies, "failure", {"reason": "memory"})
-    except Exception as error:  # a reader bug; the reader itself reports bad files as values
-        write_frame(replies, "failure", {
-            "reason": "error",
-            "message": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exc(),
-        })
-
-
-def answer_stats(file: str, path: list[Any], replies: BinaryIO) -> None:
-    """Write a `stats` frame: `{stats}` or `{error}` for the tensor at `path` (values/)."""
-    try:
-        write_frame(replies, "stats", tensor_stats(file, path))
-    except MemoryError:
-        write_frame(replies, "failure", {"reason": "memory"})
-
-
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    write_frame(replies, "ready")
-    for line in requests:
-        request = json.loads(line)
-        if "stats" in request:
-            answer_stats(request["file"], request["stats"], replies)
-            continue
-        with gc_paused():
-            answer(request["file"], replies)
+    _thread(watch, "parent-watchdog")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pthscope.worker")
+    parser.add_argument("--serve", choices=("structure", "values"), required=True)
     parser.add_argument("--memory-limit", type=int, required=True, help="address space, bytes")
+    parser.add_argument("--cache-size", type=int, default=8, help="parsed files kept (structure)")
     args = parser.parse_args(argv)
-    replies = sys.stdout.buffer
+    out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     exit_when_orphaned()
-    limit_memory(args.memory_limit)
+    preload()  # under the memory limit, even importing can fail; and no import during a read
     audit.install()  # nothing may import, exec, spawn or connect while a pickle is read
+    replies = Replies(out)
     try:
-        serve(sys.stdin.buffer, replies)
+        if args.serve == "structure":
+            serve_structure(sys.stdin.buffer, replies, args.cache_size, args.memory_limit)
+        else:
+            serve_values(sys.stdin.buffer, replies, args.memory_limit)
     except BrokenPipeError:  # the server went away
         return 1
     return 0

@@ -1,32 +1,34 @@
-"""Parsed checkpoints kept by path, fresh as long as the file on disk is unchanged.
+"""The server's side of the parsed checkpoints, which the structure worker keeps.
 
-`CheckpointStore.load(file)` returns a `CheckpointIndex`: from the cache when the file's size
-and mtime are what they were when it was read, otherwise by asking the worker. The cache holds
-the most recently used few files. Requests for a file that is being read wait for that read
-instead of starting another; the read is abandoned only when every one of them is cancelled.
-A file the worker could not read is cached too (as a checkpoint carrying the error), so that a
-file which hangs the worker costs one time-out, not one per request.
+`CheckpointStore.ask(file, method, params)` answers a request about a file from the structure
+worker, first having it read the file (`load`) unless it already holds it unchanged (same size
+and mtime, same worker, among the last `capacity` files used). Requests for a file that is
+being read wait for that read instead of starting another; the read is abandoned (and the
+worker stopped) only when every one of them is cancelled. A file the worker could not read — it
+crashed, hung or ran out of memory — is remembered with the reason, and requests about it are
+answered here, from a checkpoint that carries the error, so that such a file costs one
+time-out, not one per request. A worker that died takes what it held with it; the next
+request reads the file again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from ..reader.model import Checkpoint, Problem
 from .client import WorkerClient, WorkerFailure
-from .index import CheckpointIndex, load_index
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FileStamp:
-    """What must stay the same for a cached parse to still describe the file."""
+    """What must stay the same for a parse to still describe the file."""
 
     size: int
     mtime_ns: int
@@ -37,41 +39,58 @@ def file_stamp(file: str) -> FileStamp:
     return FileStamp(st.st_size, st.st_mtime_ns)
 
 
-def _error_index(file: str, size: int, kind: str, message: str) -> CheckpointIndex:
-    checkpoint = Checkpoint(file=file, format="unknown", size=size)
-    checkpoint.errors.append(Problem(kind, message))
-    return CheckpointIndex(checkpoint.to_json())
+def _stamp_or_missing(file: str) -> FileStamp:
+    try:
+        return file_stamp(file)
+    except OSError:
+        return FileStamp(0, 0)  # the worker's reader says why it cannot be opened
 
 
 class CheckpointStore:
     def __init__(self, worker: WorkerClient, capacity: int) -> None:
         self.worker = worker
         self.capacity = capacity
-        self._cache: OrderedDict[str, tuple[FileStamp, CheckpointIndex]] = OrderedDict()
-        self._reads: dict[tuple[str, FileStamp], asyncio.Task[CheckpointIndex]] = {}
+        # file → (stamp, worker generation) of what the worker holds, most recently used last.
+        self._held: OrderedDict[str, tuple[FileStamp, int]] = OrderedDict()
+        self._failed: dict[str, tuple[FileStamp, str]] = {}
+        self._reads: dict[tuple[str, FileStamp], asyncio.Task[None]] = {}
         self._waiters: dict[tuple[str, FileStamp], int] = {}
 
-    def cached(self, file: str) -> CheckpointIndex | None:
-        """The cached index if the file is unchanged since it was read, else None."""
-        entry = self._cache.get(file)
-        try:
-            if entry is None or entry[0] != file_stamp(file):
-                return None
-        except OSError:
-            return None
-        self._cache.move_to_end(file)
-        return entry[1]
+    def is_ready(self, file: str) -> bool:
+        """Whether a request about `file` would be answered without reading it first."""
+        stamp = _stamp_or_missing(file)
+        failed = self._failed.get(file)
+        return (failed is not None and failed[0] == stamp) or self._holds(file, stamp)
 
-    async def load(self, file: str) -> CheckpointIndex:
-        """The file's index, reading it in the worker unless the cache is still fresh."""
+    def _holds(self, file: str, stamp: FileStamp) -> bool:
+        return self._held.get(file) == (stamp, self.worker.generation)
+
+    async def ask(self, file: str, method: str, params: dict[str, Any]) -> Any:
+        """The worker's answer, decoded; raises InvalidRequest for a path the file lacks."""
+        return json.loads(await self.ask_json(file, method, params))
+
+    async def ask_json(self, file: str, method: str, params: dict[str, Any]) -> bytes:
+        """The worker's answer as JSON text (for callers that decode it off the event loop)."""
+        stamp = _stamp_or_missing(file)
+        if not self._holds(file, stamp) and not self._has_failed(file, stamp):
+            await self._load(file, stamp)
+        failed = self._failed.get(file)
+        if failed is not None and failed[0] == stamp:
+            return _answer_unreadable(file, stamp, failed[1], method, params)
         try:
-            stamp = file_stamp(file)
-        except OSError as error:
-            return _error_index(file, 0, "unreadable", f"cannot open the file: {error.strerror}")
-        entry = self._cache.get(file)
-        if entry is not None and entry[0] == stamp:
-            self._cache.move_to_end(file)
-            return entry[1]
+            body = await self.worker.request(method, {"file": file, **params}, f"answering {method} about {file}")
+        except WorkerFailure as failure:
+            self._fail(file, stamp, str(failure))
+            return _answer_unreadable(file, stamp, str(failure), method, params)
+        self._held[file] = (stamp, self.worker.generation)
+        self._held.move_to_end(file)
+        return body
+
+    def _has_failed(self, file: str, stamp: FileStamp) -> bool:
+        failed = self._failed.get(file)
+        return failed is not None and failed[0] == stamp
+
+    async def _load(self, file: str, stamp: FileStamp) -> None:
         key = (file, stamp)
         read = self._reads.get(key)
         if read is None:
@@ -79,7 +98,7 @@ class CheckpointStore:
             read.add_done_callback(lambda _: self._reads.pop(key, None))
         self._waiters[key] = self._waiters.get(key, 0) + 1
         try:
-            return await asyncio.shield(read)
+            await asyncio.shield(read)
         except asyncio.CancelledError:
             if self._waiters[key] == 1 and not read.done():
                 read.cancel()  # nobody wants it any more: stop the worker
@@ -89,24 +108,32 @@ class CheckpointStore:
             if not self._waiters[key]:
                 del self._waiters[key]
 
-    async def _read(self, file: str, stamp: FileStamp) -> CheckpointIndex:
-        started = time.perf_counter()
+    async def _read(self, file: str, stamp: FileStamp) -> None:
         try:
-            checkpoint_json = await self.worker.read_checkpoint(file)
+            body = await self.worker.request("load", {"file": file}, f"reading {file}", long=True)
         except WorkerFailure as failure:
             log.warning("%s", failure)
-            index = _error_index(file, stamp.size, "worker", str(failure))
-        else:
-            index = await asyncio.to_thread(load_index, checkpoint_json)
-            log.info(
-                "read %s: %d tensors, %d nodes in %.2f s", file, len(index.tensors),
-                index.node_count, time.perf_counter() - started,
-            )
-        self._remember(file, stamp, index)
-        return index
+            self._fail(file, stamp, str(failure))
+            return
+        read = json.loads(body)
+        if read["parsed"]:
+            log.info("read %s: %d tensors, %d nodes in %.2f s", file, read["tensors"], read["nodes"], read["seconds"])
+        self._failed.pop(file, None)
+        self._held[file] = (stamp, self.worker.generation)
+        self._held.move_to_end(file)
+        while len(self._held) > self.capacity:
+            self._held.popitem(last=False)
 
-    def _remember(self, file: str, stamp: FileStamp, index: CheckpointIndex) -> None:
-        self._cache[file] = (stamp, index)
-        self._cache.move_to_end(file)
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+    def _fail(self, file: str, stamp: FileStamp, message: str) -> None:
+        self._failed[file] = (stamp, message)
+        self._held.pop(file, None)
+
+
+def _answer_unreadable(file: str, stamp: FileStamp, message: str, method: str, params: dict[str, Any]) -> bytes:
+    """What the worker would answer about a file whose reader produced only this error."""
+    from ..reader.model import Checkpoint, Problem
+    from .index import CheckpointIndex, answer
+
+    checkpoint = Checkpoint(file=file, format="unknown", size=stamp.size)
+    checkpoint.errors.append(Problem("worker", message))
+    return json.dumps(answer(CheckpointIndex(checkpoint, stamp.size, stamp.mtime_ns), method, params)).encode()

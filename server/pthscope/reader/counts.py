@@ -1,0 +1,271 @@
+"""Counting tensors by role: the one place where the numbers every view shows are added up.
+
+A `Tally` holds, per role (model parameter, buffer, optimizer state, other tensor; roles.py
+decides them), how many tensors, elements and bytes there are, and for model parameters how
+many elements are trainable, frozen or of unknown flag. The same bytes viewed by several
+tensors of a file (tied weights, or an optimizer object that holds the model's parameters) are
+counted once, in the role that ranks first: a tensor is tallied by its index, and
+`Checkpoint.tied_views` names, for every tensor whose exact view (storage, offset, shape, stride,
+dtype) recurs, the first tensor with that view. A subtree's tally merges its children's, so a
+module counts a tied weight once, like `module.parameters()`.
+
+`summary`, the tree's container counts, module counts and the hovers' counts are all tallies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, TypedDict, TypeVar
+
+from .dtypes import itemsize
+
+Role = Literal["parameter", "buffer", "optimizer_state", "other"]
+ROLES: tuple[Role, ...] = ("parameter", "buffer", "optimizer_state", "other")
+_RANK = {role: i for i, role in enumerate(ROLES)}
+_GRAD = {"trainable": 12, "frozen": 13, "not stored": 14}
+_SLOTS = 15  # tensors, elements, bytes for each of the 4 roles; then the 3 grad states
+
+
+class RoleCountsJson(TypedDict):
+    tensors: int
+    elements: int
+    bytes: int
+
+
+class ParameterCountsJson(RoleCountsJson):
+    """Elements of model parameters by requires_grad state (`not_stored`: a state_dict)."""
+
+    trainable: int
+    frozen: int
+    not_stored: int
+
+
+class RoleTableJson(TypedDict):
+    parameter: ParameterCountsJson
+    buffer: RoleCountsJson
+    optimizer_state: RoleCountsJson
+    other: RoleCountsJson
+
+
+class ParamCountsJson(TypedDict):
+    """Model-parameter elements in the older shape (`summary.parameters`, `Module.parameters`)."""
+
+    total: int
+    trainable: int
+    frozen: int
+    unknown: int
+
+
+class Countable(Protocol):
+    """What a tally reads of a tensor (TensorInfo and the code-intelligence view's tensors)."""
+
+    @property
+    def role(self) -> Role: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def grad_state(self) -> str: ...
+
+
+class Viewed(Countable, Protocol):
+    @property
+    def storage(self) -> str: ...
+    @property
+    def storage_offset(self) -> int: ...
+    @property
+    def stride(self) -> list[int]: ...
+
+
+class TreeNode(Protocol):
+    @property
+    def tensor(self) -> int | None: ...
+
+
+AnyNode = TypeVar("AnyNode", bound=TreeNode)
+
+
+# What a tally remembers of a tied view: its role's rank, elements, bytes, grad slot.
+_View = tuple[int, int, int, int]
+
+
+class Tally:
+    """Counts per role over some tensors; tied views counted once (see the module docstring)."""
+
+    __slots__ = ("values", "views")
+
+    def __init__(self) -> None:
+        self.values = [0] * _SLOTS
+        self.views: dict[int, _View] | None = None
+
+    def add(self, tensor: Countable, index: int, tied_views: dict[int, int]) -> None:
+        """Count `tensor`, the file's tensor number `index`."""
+        rank = _RANK[tensor.role]
+        numel = 1
+        for d in tensor.shape:
+            numel *= d
+        nbytes = numel * itemsize(tensor.dtype)
+        grad = _GRAD[tensor.grad_state] if rank == 0 else -1
+        first = tied_views.get(index)
+        if first is not None and not self._keep_view(first, (rank, numel, nbytes, grad)):
+            return
+        self._count(rank, numel, nbytes, grad, 1)
+
+    def add_all(self, tensors: Sequence[Countable], tied_views: dict[int, int]) -> None:
+        """`add` every tensor of a file (the same counts; one tight loop: files have 30,000)."""
+        values, ranks, grads, prod = self.values, _RANK, _GRAD, math.prod
+        for index, tensor in enumerate(tensors):
+            if index in tied_views:
+                self.add(tensor, index, tied_views)
+                continue
+            at = 3 * ranks[tensor.role]
+            numel = prod(tensor.shape)
+            values[at] += 1
+            values[at + 1] += numel
+            values[at + 2] += numel * itemsize(tensor.dtype)
+            if at == 0:
+                values[grads[tensor.grad_state]] += numel
+
+    def merge(self, other: Tally) -> None:
+        """Add the counts of another (disjoint) set of tensors, such as a sibling subtree."""
+        values, more = self.values, other.values
+        for i in range(_SLOTS):
+            values[i] += more[i]
+        if other.views:
+            for first, view in other.views.items():
+                known = self.views.get(first) if self.views else None
+                if known is None:
+                    if self.views is None:
+                        self.views = {}
+                    self.views[first] = view
+                elif view[0] < known[0]:
+                    self._count(*known, -1)
+                    self.views[first] = view  # type: ignore[index]
+                else:
+                    self._count(*view, -1)
+
+    def _keep_view(self, first: int, view: _View) -> bool:
+        """Whether a tied view is to be counted here (and the earlier copy uncounted)."""
+        if self.views is None:
+            self.views = {}
+        known = self.views.get(first)
+        if known is not None:
+            if view[0] >= known[0]:
+                return False
+            self._count(*known, -1)
+        self.views[first] = view
+        return True
+
+    def _count(self, rank: int, numel: int, nbytes: int, grad: int, sign: int) -> None:
+        values = self.values
+        at = 3 * rank
+        values[at] += sign
+        values[at + 1] += sign * numel
+        values[at + 2] += sign * nbytes
+        if grad >= 0:
+            values[grad] += sign * numel
+
+    def role(self, role: Role) -> RoleCountsJson:
+        at = 3 * _RANK[role]
+        v = self.values
+        return {"tensors": v[at], "elements": v[at + 1], "bytes": v[at + 2]}
+
+    @property
+    def parameter_elements(self) -> int:
+        return self.values[1]
+
+    @property
+    def trainable(self) -> int:
+        return self.values[12]
+
+    @property
+    def frozen(self) -> int:
+        return self.values[13]
+
+    def to_json(self) -> RoleTableJson:
+        v = self.values
+        return {
+            "parameter": {"tensors": v[0], "elements": v[1], "bytes": v[2],
+                          "trainable": v[12], "frozen": v[13], "not_stored": v[14]},
+            "buffer": self.role("buffer"),
+            "optimizer_state": self.role("optimizer_state"),
+            "other": self.role("other"),
+        }
+
+    def parameters_json(self) -> ParamCountsJson:
+        v = self.values
+        return {"total": v[1], "trainable": v[12], "frozen": v[13], "unknown": v[14]}
+
+    @classmethod
+    def from_json(cls, table: RoleTableJson) -> Tally:
+        tally = cls()
+        for rank, role in enumerate(ROLES):
+            counts = table[role]
+            tally.values[3 * rank:3 * rank + 3] = [counts["tensors"], counts["elements"], counts["bytes"]]
+        parameter = table["parameter"]
+        tally.values[12:15] = [parameter["trainable"], parameter["frozen"], parameter["not_stored"]]
+        return tally
+
+
+def tied_views(tensors: Sequence[Viewed]) -> dict[int, int]:
+    """For every tensor whose exact view another tensor shares: index → the first such index."""
+    on_storage: dict[str, int] = {}
+    for t in tensors:
+        if t.storage:
+            on_storage[t.storage] = on_storage.get(t.storage, 0) + 1
+    first_of: dict[tuple[object, ...], int] = {}
+    tied: dict[int, int] = {}
+    for i, t in enumerate(tensors):
+        if t.storage and on_storage[t.storage] > 1:
+            view = (t.storage, t.storage_offset, tuple(t.shape), tuple(t.stride), t.dtype)
+            first = first_of.setdefault(view, i)
+            if first != i:
+                tied[first] = first
+                tied[i] = first
+    return tied
+
+
+def tally_tree(root: AnyNode, tensors: Sequence[Countable], tied: dict[int, int],
+               children: Callable[[AnyNode], Sequence[AnyNode]], wanted: Callable[[AnyNode], bool]
+               ) -> dict[int, Tally]:
+    """The tally of every container under `root` (itself included) for which `wanted(node)`
+    holds, by `id(node)`. One pass, bottom-up, without recursion; `children(node)` may differ
+    from `node.children` (the worker's index passes the grouped children)."""
+    tallies: dict[int, Tally] = {}
+    top = Tally()
+    if root.tensor is not None:  # the file is one tensor
+        top.add(tensors[root.tensor], root.tensor, tied)
+    # Entries (node, its tally, expanded?): a node is finished after all it holds, so the
+    # tallies of the nodes being expanded form the chain of its ancestors.
+    stack: list[tuple[AnyNode, Tally, bool]] = [(root, top, False)]
+    open_tallies: list[Tally] = []
+    while stack:
+        node, tally, expanded = stack.pop()
+        if not expanded:
+            stack.append((node, tally, True))
+            open_tallies.append(tally)
+            for child in children(node):
+                index = child.tensor
+                if index is not None:
+                    tally.add(tensors[index], index, tied)
+                elif children(child):
+                    stack.append((child, Tally(), False))
+            continue
+        open_tallies.pop()
+        if open_tallies:
+            open_tallies[-1].merge(tally)
+        if wanted(node):
+            tallies[id(node)] = tally
+    return tallies
+
+
+def format_bytes(n: int) -> str:
+    """Bytes as text (CLI, hovers): 4 B, 1.5 KiB, 3.2 MiB, 1.1 GiB."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

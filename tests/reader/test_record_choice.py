@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -37,6 +38,24 @@ def archive(entries: list[tuple[str, bytes]], compression: int = zipfile.ZIP_STO
     return buffer.getvalue()
 
 
+def shadowed_directory(entries: list[tuple[str, bytes]], shown: int) -> bytes:
+    """An archive whose end record's comment holds a second central directory, listing only the
+    entries from `shown` on, and a second end record pointing at it: the last end record wins."""
+    data = archive(entries)
+    end = data.rfind(b"PK\x05\x06")
+    size, offset = struct.unpack_from("<II", data, end + 12)
+    directory, records, at = data[offset:offset + size], [], 0
+    while at < len(directory):
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", directory, at + 28)
+        records.append(directory[at:at + 46 + name_len + extra_len + comment_len])
+        at += 46 + name_len + extra_len + comment_len
+    second = b"".join(records[shown:])
+    count = len(records) - shown
+    fake_end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, len(second), end + 22, 0)
+    comment = second + fake_end
+    return data[:end + 20] + struct.pack("<H", len(comment)) + comment
+
+
 def tricks(folder: Path) -> dict[str, bytes]:
     p = {letter: payload(folder, letter) for letter in "ABCD"}
     version = ("archive/version", b"3\n")
@@ -57,6 +76,8 @@ def tricks(folder: Path) -> dict[str, bytes]:
         "deflated": archive([("archive/data.pkl", p["A"]), version], zipfile.ZIP_DEFLATED),
         "extra-pickles": archive([("archive/data.pkl", p["A"]), version, ("archive/extra.pkl", p["B"]),
                                   ("archive/data/0.pkl", p["C"])]),
+        "shadowed-directory": shadowed_directory([("archive/data.pkl", p["A"]), version, ("evil/data.pkl", p["B"]),
+                                                  ("evil/version", b"3\n")], shown=2),
     }
 
 
@@ -122,3 +143,19 @@ def test_torchscript_needs_constants_pkl(runs: tuple[Path, dict[str, str | None]
     folder, torch_ran, results = runs
     assert torch_ran["decoy-code-folder"] == "A"
     assert results[str(folder / "decoy-code-folder.pt")]["format"] == "torch-zip"
+
+
+def test_a_pickle_before_a_zip_is_read_as_torch_does(tmp_path: Path) -> None:
+    """Bytes before the zip: torch sees no zip (its first bytes), tries tar, then the legacy
+    format, whose first pickle.load runs the leading pickle; pthscope reads that pickle too."""
+    path = tmp_path / "prepended.pt"
+    path.write_bytes(payload(tmp_path, "A") + archive([("archive/data.pkl", payload(tmp_path, "B")),
+                                                       ("archive/version", b"3\n")]))
+    with pytest.raises(Exception):  # noqa: B017 - torch refuses it after running the first pickle
+        torch.load(path, weights_only=False)
+    assert sorted(c.name for c in tmp_path.glob("canary-*")) == ["canary-A"]
+    (tmp_path / "canary-A").unlink()
+    result = pthscope_reads([path])[str(path)]
+    assert not list(tmp_path.glob("canary-*"))
+    assert result["format"] != "torch-zip"
+    assert any(g["name"] == "os.system" and g["risk"] == "dangerous" for g in result["globals"])

@@ -10,17 +10,16 @@ import argparse
 import contextlib
 import fnmatch
 import functools
-import io
-import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
+from .json_text import json_chunks
 from .reader import audit, inspect
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node
@@ -85,14 +84,10 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
     with gc_paused():
         checkpoint = inspect(file, _CLI_LIMITS)
         if args.json:
-            payload = checkpoint.to_json(tree=not args.no_tree)
-            if args.filter:
-                payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
-                payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
+            keep = functools.partial(_matches, pattern=args.filter) if args.filter else None
             # Made whole before anything is written: a failure cannot leave half a JSON object.
-            text = io.StringIO()
-            write_json(payload, text)
-            sys.stdout.write(text.getvalue())
+            chunks = list(json_chunks(checkpoint, tree=not args.no_tree, keep=keep))
+            sys.stdout.writelines(chunks)
         elif checkpoint.ok:
             print_checkpoint(checkpoint, sys.stdout, args.filter, args.depth)
         else:
@@ -147,39 +142,6 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
               "(out of memory?)", file=sys.stderr)
         return 1
     return os.WEXITSTATUS(status)
-
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def write_json(payload: dict[str, Any], out: TextIO) -> None:
-    """`json.dump(payload, out)` plus a newline, as compact JSON, but fast and lean.
-
-    json.dump() to a stream always takes the pure-Python encoder (5-7x slower: seconds for a
-    30,000-tensor checkpoint); json.dumps() uses the C encoder but holds the whole text and its
-    pieces at once. This writes the long lists (tensors, modules, the root's children) in slices
-    of 512 items, each slice through the C encoder.
-    """
-
-    def write(value: Any, depth: int) -> None:
-        if type(value) is list and len(value) > 64:
-            out.write("[")
-            for start in range(0, len(value), 512):
-                if start:
-                    out.write(",")
-                out.write(_encode(value[start:start + 512])[1:-1])  # the slice's items, no brackets
-            out.write("]")
-        elif type(value) is dict and depth < 2:  # the payload and the tree's root node
-            out.write("{")
-            for i, (key, item) in enumerate(value.items()):
-                out.write(("," if i else "") + _encode(key) + ":")
-                write(item, depth + 1)
-            out.write("}")
-        else:
-            out.write(_encode(value))
-
-    write(payload, 0)
-    out.write("\n")
 
 
 def _matches(key: str, pattern: str) -> bool:

@@ -72,9 +72,9 @@ class ZipDirectory:
     Per entry only its raw name and a tuple of its fields are kept; a `Member` is made when one
     is asked for (a checkpoint with 30,000 storages looks up each once, by name)."""
 
-    def __init__(self, names: list[bytes], fields: list[tuple[int, int, int, int, int]], refusals: list[str]) -> None:
+    def __init__(self, names: list[bytes], fields: list[tuple[int, ...]], refusals: list[str]) -> None:
         self.names = names  # raw names, in central-directory order
-        self._fields = fields  # (flags, method, compressed size, size, header offset) per entry
+        self._fields = fields  # per entry: the _CENTRAL_ENTRY fields, zip64 sizes and offset applied
         self.refusals = refusals  # why miniz would refuse to open the archive at all
         self._members: dict[int, Member] = {}
         self._entries: list[Member] | None = None
@@ -100,7 +100,7 @@ class ZipDirectory:
         found = self._members.get(index)
         if found is None:
             raw = self.names[index]
-            flags, method, compressed_size, size, header_offset = self._fields[index]
+            flags, method, compressed_size, size, *_, header_offset = self._fields[index]
             found = self._members[index] = Member(raw.decode("utf-8", "replace"), size, compressed_size, method,
                                                   header_offset, raw, flags)
         return found
@@ -206,27 +206,27 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -
     f.seek(dir_offset)
     directory = f.read(dir_size)
     names: list[bytes] = []
-    fields: list[tuple[int, int, int, int, int]] = []
+    fields: list[tuple[int, ...]] = []
     add_name, add_fields = names.append, fields.append
     pos = 0
     unpack = _CENTRAL_ENTRY.unpack_from
     size = len(directory)
-    # One pass, one unpack per entry; the checks miniz makes at open are one test that passes for
-    # every sound entry (`_check_entry` names what is wrong when it fails).
+    # One pass, one unpack per entry, its tuple kept as the entry's fields; the checks miniz makes
+    # at open are one test that every sound entry passes (`_check_entry` names what is wrong).
     for index in range(count):
         if pos + 46 > size or not directory.startswith(_CENTRAL, pos):
             raise ZipError(f"zip directory entry {index} is damaged", f"zip directory byte {pos}")
-        (flags, method, csize, usize, name_len, extra_len, comment_len, disk_start, offset) = unpack(directory, pos)
-        name_start = pos + 46
-        name_end = name_start + name_len
-        raw = directory[name_start:name_end]
+        entry = unpack(directory, pos)
+        flags, method, csize, usize, name_len, extra_len, comment_len, disk_start, offset = entry
+        name_end = pos + 46 + name_len
+        add_name(directory[pos + 46:name_end])
         if csize == _U32 or usize == _U32 or offset == _U32:
             usize, csize, offset = _zip64_extra(directory[name_end:name_end + extra_len], usize, csize, offset)
-        add_name(raw)
-        add_fields((flags, method, csize, usize, offset))
+            entry = (flags, method, csize, usize, name_len, extra_len, comment_len, disk_start, offset)
+        add_fields(entry)
         if (disk_start == 0xFFFF or offset + 30 + csize > archive_size or flags & _MASKED
                 or (method == 0 and usize != csize or usize and not csize) and csize != _U32 and usize != _U32):
-            _check_entry(raw, flags, method, csize, usize, offset, disk_start, archive_size, refusals)
+            _check_entry(names[-1], flags, method, csize, usize, offset, disk_start, archive_size, refusals)
         pos = name_end + extra_len + comment_len
         if pos > size:
             raise ZipError("the zip directory ends inside an entry", f"zip directory entry {index}")

@@ -40,6 +40,7 @@ from .safe_repr import safe_repr
 # callable under one of these names in an object's __dict__ (BUILD) gets it called.
 _PLANTABLE = ("__setstate__", "append", "extend", "add")
 _INT64 = 1 << 63
+_MIN64 = -_INT64
 
 
 class RefusedState(pickle.UnpicklingError):
@@ -506,38 +507,40 @@ class _Builder:
             return Stub.make(self.fallback, args, {})  # type: ignore[arg-type]
 
 
+_NOT_GIVEN: Any = object()  # an argument the pickle did not pass (the file cannot make this object)
+
+
 class _TensorV2Builder(_Builder):
     """`torch._utils._rebuild_tensor_v2`, called once per tensor by nearly every checkpoint. The
-    usual call — a storage, an int offset, size and stride as int tuples of one length — is
-    checked and built here in one frame, with exactly `_rebuild_tensor_v2`'s checks; any other
-    call goes the general way, which names what is wrong. On the way it sees whether the view
-    stays inside its storage (positive sizes, strides >= 0, last element within the bytes)."""
+    usual call — a storage, an int offset, size and stride as int tuples of one length, sizes
+    >= 1 and strides >= 0, all int64 — is checked and built here in one frame: the same checks
+    as `_rebuild_tensor_v2`, which gets every other call (and names what is wrong). On the way it
+    sees whether the view stays inside its storage (`inside`; tree.py looks again if not)."""
 
     __slots__ = ()
 
-    def __call__(self, *args: Any) -> Any:
-        if len(args) >= 4:
-            storage, storage_offset, size, stride = args[0], args[1], args[2], args[3]
-            if (type(storage) is StorageRef and type(storage_offset) is int and 0 <= storage_offset < _INT64
-                    and type(size) is tuple and type(stride) is tuple and len(size) == len(stride) <= 64):
-                numel, last = 1, 0
-                for d, s in zip(size, stride, strict=True):
-                    if type(d) is not int or type(s) is not int or not -_INT64 <= d < _INT64 or not -_INT64 <= s < _INT64:
-                        break
-                    numel *= d  # at most 64 factors: no early stop needed for a huge product
-                    last += (d - 1) * s
-                else:
-                    if -_INT64 <= numel < _INT64 or 0 in size:
-                        key, dtype, location, storage_numel, nbytes, view_offset, _ = storage.fields
-                        offset = storage_offset + view_offset
-                        item = ITEMSIZE.get(dtype, 1)
-                        if nbytes is None:
-                            nbytes = storage_numel * item
-                        inside = not size or min(size) > 0 and min(stride) >= 0 and (offset + last + 1) * item <= nbytes
-                        return _new_tensor(TensorRecord, (
-                            list(size), list(stride), offset, dtype, len(args) > 4 and args[4] is True, "tensor",
-                            location, key, nbytes, "strided", inside))
-        return _Builder.__call__(self, *args)
+    def __call__(self, storage: Any = _NOT_GIVEN, storage_offset: Any = _NOT_GIVEN, size: Any = _NOT_GIVEN,
+                 stride: Any = _NOT_GIVEN, requires_grad: Any = _NOT_GIVEN, *rest: Any) -> Any:
+        if (type(storage) is StorageRef and type(storage_offset) is int and 0 <= storage_offset < _INT64
+                and type(size) is tuple and type(stride) is tuple and len(size) == len(stride) <= 64):
+            numel, last = 1, 0
+            for d, s in zip(size, stride, strict=False):  # one length (checked); strict costs 30% here
+                if type(d) is not int or type(s) is not int or not 0 < d < _INT64 or not 0 <= s < _INT64:
+                    break
+                numel *= d  # at most 64 factors, each < 2**63: no early stop needed
+                last += (d - 1) * s
+            else:
+                if numel < _INT64:
+                    key, dtype, location, storage_numel, nbytes, view_offset, _ = storage.fields
+                    offset = storage_offset + view_offset
+                    item = ITEMSIZE.get(dtype, 1)
+                    if nbytes is None:
+                        nbytes = storage_numel * item
+                    return _new_tensor(TensorRecord, (
+                        list(size), list(stride), offset, dtype, requires_grad is True, "tensor", location, key,
+                        nbytes, "strided", (offset + last + 1) * item <= nbytes))
+        given = [a for a in (storage, storage_offset, size, stride, requires_grad) if a is not _NOT_GIVEN]
+        return _Builder.__call__(self, *given, *rest)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -91,13 +91,23 @@ class StorageRef(_Sealed):
                  view_offset: int = 0, view_numel: int | None = None) -> None:
         _put(self, "fields", (key, dtype, location, numel, nbytes, view_offset, view_numel))
 
-    key = property(lambda self: self.fields[0])
+    key = property(lambda self: self.fields[0])  # for the hot path: `new_storage_ref`, `.fields`
     dtype = property(lambda self: self.fields[1])
     location = property(lambda self: self.fields[2])
     numel = property(lambda self: self.fields[3])
     nbytes = property(lambda self: self.fields[4])
     view_offset = property(lambda self: self.fields[5])  # legacy: elements into the root storage
     view_numel = property(lambda self: self.fields[6])
+
+
+def new_storage_ref(key: str, dtype: str, location: str, numel: int, nbytes: int | None) -> StorageRef:
+    """`StorageRef(key, dtype, location, numel, nbytes)`, made by two C calls: one per storage."""
+    ref = _new_object(StorageRef)
+    _put(ref, "fields", (key, dtype, location, numel, nbytes, 0, None))
+    return ref
+
+
+_new_object = object.__new__
 
 
 class TensorRecord(tuple):
@@ -827,7 +837,7 @@ _HARMLESS_BUILDERS: dict[str, Callable[..., Any]] = {
 # Exported for readers that compute storage sizes.
 __all__ = [
     "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "StorageType", "Stub",
-    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "use_of",
+    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "new_storage_ref", "use_of",
 ]
 
 

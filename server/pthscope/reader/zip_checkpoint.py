@@ -23,7 +23,7 @@ from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
-from .unpickler import StorageRef, StorageType, UnpickleLog, storage_type_dtype
+from .unpickler import StorageRef, StorageType, UnpickleLog, new_storage_ref, storage_type_dtype
 from .zip_directory import Member, ZipDirectory, ZipError, file_size_of, read_directory, read_member
 
 _SMALL_MEMBERS = ("byteorder", ".format_version", ".storage_alignment", "version", ".data/version")
@@ -212,7 +212,8 @@ def _any_storage(pid: Any) -> Any:
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
                     checkpoint: Checkpoint) -> Any:
     data_prefix = f"{prefix}data/"
-    by_name = directory.size_lookup()  # None when names collide: then miniz's own search
+    by_name = directory.folded_names()  # None when names collide: then miniz's own search
+    sizes = directory.sizes()
 
     def persistent_load(pid: Any) -> StorageRef:
         # torch's _load: ("storage", storage_type, key, location, numel), exactly. Called once per
@@ -237,7 +238,8 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
             index = by_name.get(name.encode("utf-8", "surrogateescape").lower())
         else:
             index = directory.index(name)
-        ref = storages[key] = StorageRef(key, dtype, location, numel, None if index is None else directory.size_of(index))
+        ref = new_storage_ref(key, dtype, location, numel, None if index is None else sizes[index])
+        storages[key] = ref
         if index is None:
             checkpoint.warnings.append(Problem("missing", f"storage {key} has no member {name} in the archive", where=name))
         return ref

@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import BinaryIO
 
 _EOCD = b"PK\x05\x06"
@@ -142,14 +143,14 @@ class ZipDirectory:
                 high = middle - 1
         return None
 
-    def size_lookup(self) -> dict[bytes, int] | None:
+    def folded_names(self) -> dict[bytes, int] | None:
         """Lower-cased name → index, for callers that look up many names at once; None when
         names collide (then only `index`/`get` find what miniz finds)."""
         return self._by_folded
 
-    def size_of(self, index: int) -> int:
-        """The uncompressed size of the entry at `index`."""
-        return self._fields[index][3]
+    def sizes(self) -> list[int]:
+        """The uncompressed size of each entry, in central-directory order."""
+        return list(map(itemgetter(3), self._fields))
 
 
 def _miniz_heap_sort(keys: list[bytes]) -> list[int]:

@@ -13,7 +13,6 @@ import functools
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import TextIO
 
@@ -123,20 +122,24 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
             with contextlib.suppress(BrokenPipeError):
                 sys.stdout.flush()
             os._exit(code)
-    deadline = time.monotonic() + seconds
-    pause = 0.001
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            print(f"pthscope: {file}: reading took longer than {seconds:g} s and was stopped "
-                  "(the file is pathological or hostile; --timeout changes the limit)", file=sys.stderr)
-            return 1
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    # Wait for the child (no polling: its end is seen at once); a timer kills it when time is up.
+    timed_out = []
+
+    def stop(signum: int, frame: object) -> None:
+        timed_out.append(True)
+        os.kill(pid, signal.SIGKILL)
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        _, status = os.waitpid(pid, 0)  # retried after the timer's handler (PEP 475)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if timed_out:
+        print(f"pthscope: {file}: reading took longer than {seconds:g} s and was stopped "
+              "(the file is pathological or hostile; --timeout changes the limit)", file=sys.stderr)
+        return 1
     if os.WIFSIGNALED(status):
         print(f"pthscope: {file}: the reader was killed by signal {os.WTERMSIG(status)} "
               "(out of memory?)", file=sys.stderr)

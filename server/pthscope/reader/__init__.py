@@ -7,7 +7,6 @@ cheap probe and a reader; this module only holds their order.
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable
 
 from ..gc_pause import gc_paused
@@ -103,6 +102,8 @@ def _looks_like_shard_index(path: str) -> bool:
 
 
 def _is_tar(path: str) -> bool:
+    import tarfile  # only for files no other format claims: not worth 10 ms at every start
+
     try:
         return tarfile.is_tarfile(path)
     except OSError:

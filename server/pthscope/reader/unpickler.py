@@ -80,8 +80,9 @@ class StorageRef(_Sealed):
     """A storage named by a persistent id: key, dtype, location and element count as saved, its
     bytes (None: unknown), and for a legacy view, where it starts and how many elements it has.
 
-    The fields sit in one tuple (`fields`): one is made per storage of every checkpoint, and the
-    rebuild function reads them all at once."""
+    The fields sit in one tuple, `fields` = (key, dtype, location, numel, nbytes, view_offset,
+    view_numel): one record is made per storage of every checkpoint (the zip reader sets `fields`
+    directly, in C calls), and the rebuild function reads them all at once."""
 
     __slots__ = ("fields",)
     _what = "a storage record"
@@ -91,23 +92,13 @@ class StorageRef(_Sealed):
                  view_offset: int = 0, view_numel: int | None = None) -> None:
         _put(self, "fields", (key, dtype, location, numel, nbytes, view_offset, view_numel))
 
-    key = property(lambda self: self.fields[0])  # for the hot path: `new_storage_ref`, `.fields`
+    key = property(lambda self: self.fields[0])  # the hot paths use `fields`
     dtype = property(lambda self: self.fields[1])
     location = property(lambda self: self.fields[2])
     numel = property(lambda self: self.fields[3])
     nbytes = property(lambda self: self.fields[4])
     view_offset = property(lambda self: self.fields[5])  # legacy: elements into the root storage
     view_numel = property(lambda self: self.fields[6])
-
-
-def new_storage_ref(key: str, dtype: str, location: str, numel: int, nbytes: int | None) -> StorageRef:
-    """`StorageRef(key, dtype, location, numel, nbytes)`, made by two C calls: one per storage."""
-    ref = _new_object(StorageRef)
-    _put(ref, "fields", (key, dtype, location, numel, nbytes, 0, None))
-    return ref
-
-
-_new_object = object.__new__
 
 
 class TensorRecord(tuple):
@@ -534,7 +525,7 @@ class _TensorV2Builder(_Builder):
         if (type(storage) is StorageRef and type(storage_offset) is int and 0 <= storage_offset < _INT64
                 and type(size) is tuple and type(stride) is tuple and len(size) == len(stride) <= 64):
             numel, last = 1, 0
-            for d, s in zip(size, stride, strict=False):  # one length (checked); strict costs 30% here
+            for d, s in zip(size, stride):  # noqa: B905 (one length, checked; a keyword costs 150 ns)
                 if type(d) is not int or type(s) is not int or not 0 < d < _INT64 or not 0 <= s < _INT64:
                     break
                 numel *= d  # at most 64 factors, each < 2**63: no early stop needed
@@ -837,7 +828,7 @@ _HARMLESS_BUILDERS: dict[str, Callable[..., Any]] = {
 # Exported for readers that compute storage sizes.
 __all__ = [
     "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "StorageType", "Stub",
-    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "new_storage_ref", "use_of",
+    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "use_of",
 ]
 
 

@@ -23,7 +23,7 @@ from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
-from .unpickler import StorageRef, StorageType, UnpickleLog, new_storage_ref, storage_type_dtype
+from .unpickler import StorageRef, StorageType, UnpickleLog, storage_type_dtype
 from .zip_directory import Member, ZipDirectory, ZipError, file_size_of, read_directory, read_member
 
 _SMALL_MEMBERS = ("byteorder", ".format_version", ".storage_alignment", "version", ".data/version")
@@ -212,6 +212,7 @@ def _any_storage(pid: Any) -> Any:
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
                     checkpoint: Checkpoint) -> Any:
     data_prefix = f"{prefix}data/"
+    new_object, set_field = object.__new__, object.__setattr__
     by_name = directory.folded_names()  # None when names collide: then miniz's own search
     sizes = directory.sizes()
 
@@ -238,8 +239,9 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
             index = by_name.get(name.encode("utf-8", "surrogateescape").lower())
         else:
             index = directory.index(name)
-        ref = new_storage_ref(key, dtype, location, numel, None if index is None else sizes[index])
-        storages[key] = ref
+        # StorageRef(key, dtype, location, numel, nbytes) in two C calls, no frame: one per storage
+        ref = storages[key] = new_object(StorageRef)
+        set_field(ref, "fields", (key, dtype, location, numel, None if index is None else sizes[index], 0, None))
         if index is None:
             checkpoint.warnings.append(Problem("missing", f"storage {key} has no member {name} in the archive", where=name))
         return ref

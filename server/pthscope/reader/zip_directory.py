@@ -38,6 +38,7 @@ _LOCATOR_SIZE = 20
 # flags, method, compressed size, size, name/extra/comment lengths, start disk, header offset
 _CENTRAL_ENTRY = struct.Struct("<8xHH8xIIHHHH6xI")
 _SEARCH_BACK = 0xFFFF + _EOCD_SIZE + 4096  # miniz gives up after about this many bytes
+_QUICK_SEARCH_BACK = 4096
 _U32 = 0xFFFFFFFF
 _ENCRYPTED, _PATCH, _STRONG, _MASKED = 1, 1 << 5, 1 << 6, 1 << 13
 
@@ -235,17 +236,21 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -
 
 
 def _find_end_record(f: BinaryIO, file_size: int) -> tuple[int, bytes]:
-    """The last end-of-directory signature with a whole record after it (miniz scans back)."""
-    tail_len = min(file_size, _SEARCH_BACK)
-    f.seek(file_size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(_EOCD)
-    while at >= 0 and len(tail) - at < _EOCD_SIZE:
-        at = tail.rfind(_EOCD, 0, at)
-    if at < 0:
-        raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
-                       "was not fully written", "end of file")
-    return file_size - tail_len + at, tail[at:at + _EOCD_SIZE]
+    """The last end-of-directory signature with a whole record after it (miniz scans back). The
+    last 4 KiB first: where the record is for every archive without a long comment."""
+    for window in (_QUICK_SEARCH_BACK, _SEARCH_BACK):
+        tail_len = min(file_size, window)
+        f.seek(file_size - tail_len)
+        tail = f.read(tail_len)
+        at = tail.rfind(_EOCD)
+        while at >= 0 and len(tail) - at < _EOCD_SIZE:
+            at = tail.rfind(_EOCD, 0, at)
+        if at >= 0:
+            return file_size - tail_len + at, tail[at:at + _EOCD_SIZE]
+        if tail_len == file_size:
+            break
+    raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
+                   "was not fully written", "end of file")
 
 
 def _check_entry(raw: bytes, flags: int, method: int, compressed_size: int, size: int, header_offset: int,

@@ -89,12 +89,12 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         stride = strides.get(key := tuple(shape))
         if stride is None:
             stride = strides[key] = contiguous_stride(shape)
-        path = [name]
+        key_path = [name]
         # Positional (keywords cost a third more per call): one TensorInfo and one Node per tensor.
-        tensors.append(TensorInfo(path, shape, dtype, False, "tensor", "cpu", list(stride), 0, name, end - begin,
+        tensors.append(TensorInfo(key_path, shape, dtype, False, "tensor", "cpu", list(stride), 0, name, end - begin,
                                   [], True, "strided"))
         checkpoint.storage_offsets[name] = 8 + header_len + begin
-        children.append(Node(name, path, "tensor", "torch.Tensor", None, len(tensors) - 1, None, []))
+        children.append(Node(name, key_path, "tensor", "torch.Tensor", None, len(tensors) - 1, None, []))
     checkpoint.root = root
     if not checkpoint.errors:
         _check_layout(header, data_size, checkpoint)

@@ -68,8 +68,7 @@ class _Itemsizes(dict[str, int]):
 class _Writer:
     """Text of tensors and nodes; a tensor node reuses its tensor's path and key text."""
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.tensors = checkpoint.tensors
+    def __init__(self) -> None:
         self.texts = _Texts()
         self.itemsizes = _Itemsizes()
         self.ints = _IntsTexts()
@@ -159,7 +158,7 @@ def json_chunks(checkpoint: Checkpoint, tree: bool = True,
     tensors = checkpoint.tensors if keep is None else [t for t in checkpoint.tensors if keep(t.key)]
     if keep is not None:
         payload["modules"] = [m for m in payload["modules"] if keep(m["key"])]
-    writer = _Writer(checkpoint)
+    writer = _Writer()
     fast = _agrees(writer, checkpoint)
     yield "{"
     for i, (name, value) in enumerate(payload.items()):

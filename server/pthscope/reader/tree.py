@@ -11,6 +11,7 @@ become the model's `TensorInfo` here, and each is checked once (dtype, location,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from operator import attrgetter, mul
 from typing import Any
 
@@ -249,15 +250,15 @@ def _holds_tensors(value: Any) -> bool:
     return False
 
 
-def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+def _entries(obj: Any) -> tuple[Any, Iterable[tuple[Any, Any]]]:
     if isinstance(obj, dict):
-        return "dict", list(obj.items())
+        return "dict", obj.items()  # a view: no list of 30,000 pairs for a state_dict
     if isinstance(obj, list):
-        return "list", list(enumerate(obj))
+        return "list", enumerate(obj)
     if isinstance(obj, tuple):
-        return "tuple", list(enumerate(obj))
+        return "tuple", enumerate(obj)
     if isinstance(obj, (set, frozenset)):
-        return "set", list(enumerate(obj))
+        return "set", enumerate(obj)
     # A stub object: its state (attributes), then what its constructor got, then appended items.
     entries: list[tuple[Any, Any]] = []
     state = obj.state

@@ -10,17 +10,15 @@ import argparse
 import contextlib
 import fnmatch
 import functools
-import io
-import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
+from .json_text import json_chunks
 from .plain_text import visible
 from .reader import audit, inspect
 from .reader.counts import format_bytes
@@ -91,14 +89,10 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
     with gc_paused():
         checkpoint = inspect(file, _CLI_LIMITS)
         if args.json:
-            payload = checkpoint.to_json(tree=not args.no_tree)
-            if args.filter:
-                payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
-                payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
+            keep = functools.partial(_matches, pattern=args.filter) if args.filter else None
             # Made whole before anything is written: a failure cannot leave half a JSON object.
-            text = io.StringIO()
-            write_json(payload, text)
-            sys.stdout.write(text.getvalue())
+            chunks = list(json_chunks(checkpoint, tree=not args.no_tree, keep=keep))
+            sys.stdout.writelines(chunks)
         else:
             text = VisibleText()
             if checkpoint.ok:
@@ -152,58 +146,29 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
             with contextlib.suppress(BrokenPipeError):
                 sys.stdout.flush()
             os._exit(code)
-    deadline = time.monotonic() + seconds
-    pause = 0.001
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            print(f"pthscope: {file}: reading took longer than {seconds:g} s and was stopped "
-                  "(the file is pathological or hostile; --timeout changes the limit)", file=sys.stderr)
-            return 1
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    # Wait for the child (no polling: its end is seen at once); a timer kills it when time is up.
+    timed_out = []
+
+    def stop(signum: int, frame: object) -> None:
+        timed_out.append(True)
+        os.kill(pid, signal.SIGKILL)
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        _, status = os.waitpid(pid, 0)  # retried after the timer's handler (PEP 475)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if timed_out:
+        print(f"pthscope: {file}: reading took longer than {seconds:g} s and was stopped "
+              "(the file is pathological or hostile; --timeout changes the limit)", file=sys.stderr)
+        return 1
     if os.WIFSIGNALED(status):
         print(f"pthscope: {file}: the reader was killed by signal {os.WTERMSIG(status)} "
               "(out of memory?)", file=sys.stderr)
         return 1
     return os.WEXITSTATUS(status)
-
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def write_json(payload: dict[str, Any], out: TextIO) -> None:
-    """`json.dump(payload, out)` plus a newline, as compact JSON, but fast and lean.
-
-    json.dump() to a stream always takes the pure-Python encoder (5-7x slower: seconds for a
-    30,000-tensor checkpoint); json.dumps() uses the C encoder but holds the whole text and its
-    pieces at once. This writes the long lists (tensors, modules, the root's children) in slices
-    of 512 items, each slice through the C encoder.
-    """
-
-    def write(value: Any, depth: int) -> None:
-        if type(value) is list and len(value) > 64:
-            out.write("[")
-            for start in range(0, len(value), 512):
-                if start:
-                    out.write(",")
-                out.write(_encode(value[start:start + 512])[1:-1])  # the slice's items, no brackets
-            out.write("]")
-        elif type(value) is dict and depth < 2:  # the payload and the tree's root node
-            out.write("{")
-            for i, (key, item) in enumerate(value.items()):
-                out.write(("," if i else "") + _encode(key) + ":")
-                write(item, depth + 1)
-            out.write("}")
-        else:
-            out.write(_encode(value))
-
-    write(payload, 0)
-    out.write("\n")
 
 
 def _matches(key: str, pattern: str) -> bool:

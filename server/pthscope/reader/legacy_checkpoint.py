@@ -148,7 +148,6 @@ def _locate_storages(stream: BinaryIO, keys: Any, storages: dict[str, StorageRef
         element = itemsize(ref.dtype) if ref else 1
         end = position + 8 + numel * element
         if ref is not None:
-            ref.set_nbytes(numel * element)
             checkpoint.storage_offsets[key] = position + 8
         if numel < 0 or end > size:
             checkpoint.errors.append(Problem(

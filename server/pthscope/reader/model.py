@@ -294,7 +294,9 @@ class Checkpoint:
             "globals_by_risk": risks,
         }
 
-    def to_json(self, tree: bool = True) -> dict[str, Any]:
+    def to_json(self, tree: bool = True, long_lists: bool = True) -> dict[str, Any]:
+        """The JSON contract. `long_lists=False`: `tensors` and `tree` are None, for a writer that
+        encodes them itself from `tensors` and `root` (json_text.py, for the CLI)."""
         out: dict[str, Any] = {
             "file": self.file,
             "format": self.format,
@@ -302,14 +304,14 @@ class Checkpoint:
             "metadata": self.metadata,
             "summary": self.summary(),
             "models": [m.to_json() for m in self.models],
-            "tensors": [t.to_json() for t in self.tensors],
+            "tensors": [t.to_json() for t in self.tensors] if long_lists else None,
             "modules": [m.to_json() for m in self.modules],
             "globals": [g.to_json() for g in self.globals],
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
         }
         if tree:
-            out["tree"] = self.root.to_json() if self.root else None
+            out["tree"] = self.root.to_json() if self.root and long_lists else None
         return out
 
 

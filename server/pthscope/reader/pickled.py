@@ -9,6 +9,7 @@ from __future__ import annotations
 import copyreg
 import pickle
 import struct
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -32,12 +33,12 @@ class PickleError(Exception):
 def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
              log: UnpickleLog, limits: Limits, torch_loader: bool = True) -> Any:
     """One pickle through the restricted unpickler. `torch_loader`: read it as torch's own
-    unpickler reads a checkpoint's main pickle (else as plain pickle.load)."""
+    unpickler reads a checkpoint's main pickle (else as plain pickle.load). A buffered stream
+    (with `peek`) is read 3x faster: the C unpickler then parses from its buffer."""
     start = stream.tell()
-    unpickler = RestrictedUnpickler(stream, persistent_load, log, torch_loader)
+    started = time.monotonic()
     try:
-        with memory_budget(limits.memory_budget_bytes), _no_extension_cache(), audit.loading(where):
-            return unpickler.load()
+        return _load(stream, where, persistent_load, log, limits, torch_loader)
     except audit.LoadEscaped as escaped:
         raise PickleError(
             f"reading stopped: while this pickle was read, something tried to {escaped.event} "
@@ -52,12 +53,44 @@ def unpickle(stream: IO[bytes], where: str, persistent_load: PersistentLoad,
     except RecursionError:
         raise PickleError("the pickle nests too deeply", f"{where} byte {stream.tell() - start}") from None
     except EOFError:
-        raise PickleError("the pickle ends early (the file is truncated)",
-                          f"{where} byte {stream.tell() - start}") from None
-    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            UnicodeDecodeError, OverflowError, struct.error) as exc:
-        raise PickleError(f"the pickle is malformed: {_one_line(exc)}",
-                          f"{where} byte {stream.tell() - start}") from None
+        at = _failed_at(stream, start, started, where, persistent_load, limits, torch_loader)
+        raise PickleError("the pickle ends early (the file is truncated)", f"{where} byte {at}") from None
+    except _MALFORMED as exc:
+        at = _failed_at(stream, start, started, where, persistent_load, limits, torch_loader)
+        raise PickleError(f"the pickle is malformed: {_one_line(exc)}", f"{where} byte {at}") from None
+
+
+_MALFORMED = (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+              UnicodeDecodeError, OverflowError, struct.error)
+
+
+def _load(stream: IO[bytes], where: str, persistent_load: PersistentLoad, log: UnpickleLog, limits: Limits,
+          torch_loader: bool) -> Any:
+    unpickler = RestrictedUnpickler(stream, persistent_load, log, torch_loader)
+    with memory_budget(limits.memory_budget_bytes), _no_extension_cache(), audit.loading(where):
+        return unpickler.load()
+
+
+def _failed_at(stream: IO[bytes], start: int, started: float, where: str, persistent_load: PersistentLoad,
+               limits: Limits, torch_loader: bool) -> int:
+    """The byte where a pickle that failed stopped being readable. Through a buffer the unpickler
+    only tells the chunk it was in, so a pickle that failed quickly is read again, unbuffered
+    (position exact, read by read), into a scratch log: the same bytes with the same
+    persistent_load (it keeps what it made) fail at the same opcode."""
+    raw = getattr(stream, "raw", None)
+    if raw is None or time.monotonic() - started > _REREAD_SECONDS:
+        return stream.tell() - start
+    try:
+        raw.seek(start)
+        _load(raw, where, persistent_load, UnpickleLog(), limits, torch_loader)
+    except (EOFError, MemoryError, RecursionError, *_MALFORMED):
+        return int(raw.tell()) - start
+    except OSError:
+        pass
+    return stream.tell() - start
+
+
+_REREAD_SECONDS = 1.0  # a slower failure (a hostile file's work) keeps the chunk's position
 
 
 @contextmanager

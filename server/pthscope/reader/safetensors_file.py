@@ -29,6 +29,7 @@ _BITS = {
     "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8, "C64": 64, "C128": 128,
 }
 _INT64 = 1 << 63
+_INT_ONLY = frozenset((int,))  # the types a shape may hold (not bool, as the library)
 
 
 def probe_safetensors(head: bytes) -> bool:
@@ -75,6 +76,8 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         checkpoint.metadata.update({str(k): str(v)[: limits.max_value_chars] for k, v in meta.items()})
     data_size = size - 8 - header_len
     root = Node("", [], "dict", "dict")
+    tensors, children = checkpoint.tensors, root.children
+    strides: dict[tuple[int, ...], list[int]] = {}  # contiguous stride by shape: shapes repeat
     for name, entry in header.items():
         problem = _check_entry(name, entry, data_size)
         if problem:
@@ -83,11 +86,15 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         begin, end = entry["data_offsets"]
         dtype = _DTYPES.get(entry["dtype"], entry["dtype"].lower())
         shape = list(entry["shape"])
-        info = TensorInfo(path=[name], shape=shape, dtype=dtype, requires_grad=False, kind="tensor",
-                          stride=contiguous_stride(shape), storage=name, storage_nbytes=end - begin)
-        checkpoint.tensors.append(info)
+        stride = strides.get(key := tuple(shape))
+        if stride is None:
+            stride = strides[key] = contiguous_stride(shape)
+        key_path = [name]
+        # Positional (keywords cost a third more per call): one TensorInfo and one Node per tensor.
+        tensors.append(TensorInfo(key_path, shape, dtype, False, "tensor", "cpu", list(stride), 0, name, end - begin,
+                                  [], True, "strided"))
         checkpoint.storage_offsets[name] = 8 + header_len + begin
-        root.children.append(Node(name, [name], "tensor", "torch.Tensor", tensor=len(checkpoint.tensors) - 1))
+        children.append(Node(name, key_path, "tensor", "torch.Tensor", None, len(tensors) - 1, None, []))
     checkpoint.root = root
     if not checkpoint.errors:
         _check_layout(header, data_size, checkpoint)
@@ -95,11 +102,13 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
 
 
 def _no_duplicates(pairs: list[tuple[str, object]], duplicates: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in pairs:
-        if key in out:
-            duplicates.append(key)
-        out[key] = value
+    out = dict(pairs)  # in C; the names of a key given twice are looked for only when there is one
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                duplicates.append(key)
+            seen.add(key)
     return out
 
 
@@ -125,7 +134,8 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
     if not isinstance(entry, dict):
         return Problem("corrupt", f"entry {name!r} is not an object", where=name)
     offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
-    if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and 0 <= d < _INT64 for d in shape)):
+    if not (isinstance(dtype, str) and isinstance(shape, list) and _INT_ONLY.issuperset(map(type, shape))
+            and (not shape or min(shape) >= 0 and max(shape) < _INT64)):
         return Problem("corrupt", f"tensor {name!r} has no valid dtype/shape", where=name)
     if dtype not in _BITS:
         return Problem("corrupt", f"tensor {name!r} has dtype {dtype[:40]!r}, which safetensors does not define",
@@ -135,7 +145,7 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
         numel *= d
         if numel >= _INT64:
             return Problem("corrupt", f"tensor {name!r} claims more elements than a tensor can hold", where=name)
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and type(offsets[0]) is int and type(offsets[1]) is int
             and 0 <= offsets[0] <= offsets[1]):
         return Problem("corrupt", f"tensor {name!r} has invalid data_offsets {offsets!r}", where=name)
     if offsets[1] > data_size:

@@ -12,7 +12,8 @@ become the model's `TensorInfo` here, and each is checked once (dtype, location,
 from __future__ import annotations
 
 import re
-from operator import mul
+from collections.abc import Iterable
+from operator import attrgetter, mul
 from typing import Any
 
 from .dtypes import ITEMSIZE, itemsize
@@ -48,6 +49,7 @@ class TreeBuilder:
         self._depth_reported = False
         self._locations: set[str] = set()  # locations already checked
         self._expanded: dict[int, str] = {}  # id of each container shown → its key
+        self._past_storage: list[TensorInfo] = []  # views that may reach past their storage
 
     def build(self, root: Any) -> Node:
         try:
@@ -59,7 +61,7 @@ class TreeBuilder:
             ))
             node = Node(name="", path=[], kind="value", type=saved_type_name(root), value="<too large>")
         _link_shared_storages(self.tensors, self.limits.max_shared_listed)
-        _check_tensor_extents(self.tensors, self.problems)
+        _check_tensor_extents(self._past_storage, self.problems)
         return node
 
     # One frame per level: nesting is bounded by limits.max_depth.
@@ -102,11 +104,18 @@ class TreeBuilder:
         kind, entries = _entries(obj)
         node = Node(name, path, kind, saved_type_name(obj))
         children = node.children
-        max_key = self.limits.max_key_chars
+        max_key, max_nodes = self.limits.max_key_chars, self.limits.max_nodes
         for child_key, child in entries:
             element = (child_key if type(child_key) is str and len(child_key) <= max_key
                        else _path_element(child_key, self.limits))
-            children.append(self._visit(child, str(element), [*path, element], depth + 1))
+            name = element if type(element) is str else str(element)
+            if type(child) is TensorRecord:  # a state_dict's tensors: what _visit would do, one frame less
+                self._visited += 1
+                if self._visited > max_nodes:
+                    raise _TooMany
+                children.append(self._tensor(child, name, [*path, element], "tensor"))
+            else:
+                children.append(self._visit(child, name, [*path, element], depth + 1))
         return node
 
     def _module(self, obj: Stub, name: str, path: list[PathElement], depth: int) -> Node:
@@ -139,17 +148,33 @@ class TreeBuilder:
     def _tensor(self, record: TensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
         # A tensor object reached twice (tied parameters of a whole model) is listed at each place.
         (shape, stride, storage_offset, dtype, requires_grad, record_kind, location, storage, storage_nbytes,
-         layout) = record
-        info = TensorInfo(path, shape, dtype, requires_grad, record_kind if kind == "tensor" else kind,  # type: ignore[arg-type]
-                          location, stride, storage_offset, storage, storage_nbytes, layout=layout)
+         layout, inside) = record
+        if kind == "tensor":
+            kind = record_kind
+        # Positional: keyword arguments cost a third more per call, and this runs for every tensor.
+        info = TensorInfo(path, shape, dtype, requires_grad, kind, location, stride, storage_offset,  # type: ignore[arg-type]
+                          storage, storage_nbytes, [], True, layout)
         if dtype not in ITEMSIZE and dtype not in self._locations:
             self._locations.add(dtype)  # named once per dtype
             self.problems.append(Problem("corrupt", f"tensor {info.key} has dtype {dtype!r}, which torch does not "
                                          "know: its size in bytes cannot be told", where=info.key))
         if location not in self._locations:
             self._check_location(location, info.key)
-        self.tensors.append(info)
-        return Node(name, path, "tensor", _tensor_type(info), tensor=len(self.tensors) - 1)
+        # Does the view stay inside its storage? The usual answer, in a few C calls per tensor, unless
+        # the rebuild saw it; a view that may not is looked at again, and named, by _check_tensor_extents.
+        if not inside and storage_nbytes is not None and stride and len(stride) == len(shape):
+            smallest = min(shape)
+            if smallest and (smallest < 0 or storage_offset < 0 or min(stride) < 0 or (
+                    storage_offset + sum(map(mul, shape, stride)) - sum(stride) + 1) * ITEMSIZE.get(dtype, 1)
+                    > storage_nbytes):
+                self._past_storage.append(info)
+        tensors = self.tensors
+        tensors.append(info)
+        if kind == "parameter":
+            shown = "torch.nn.Parameter"
+        else:
+            shown = "torch.Tensor" if layout == "strided" else f"torch.Tensor ({layout})"
+        return Node(name, path, "tensor", shown, None, len(tensors) - 1, None, [])
 
     def _check_location(self, location: str, key: str) -> None:
         if _TORCH_LOCATION.fullmatch(location):
@@ -219,15 +244,15 @@ def _holds_tensors(value: Any) -> bool:
     return False
 
 
-def _entries(obj: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+def _entries(obj: Any) -> tuple[Any, Iterable[tuple[Any, Any]]]:
     if isinstance(obj, dict):
-        return "dict", list(obj.items())
+        return "dict", obj.items()  # a view: no list of 30,000 pairs for a state_dict
     if isinstance(obj, list):
-        return "list", list(enumerate(obj))
+        return "list", enumerate(obj)
     if isinstance(obj, tuple):
-        return "tuple", list(enumerate(obj))
+        return "tuple", enumerate(obj)
     if isinstance(obj, (set, frozenset)):
-        return "set", list(enumerate(obj))
+        return "set", enumerate(obj)
     # A stub object: its state (attributes), then what its constructor got, then appended items.
     entries: list[tuple[Any, Any]] = []
     state = obj.state
@@ -281,13 +306,10 @@ def _type_label(obj: Any) -> str:
     return saved_type_name(obj)
 
 
-def _tensor_type(record: TensorInfo) -> str:
-    if record.kind == "parameter":
-        return "torch.nn.Parameter"
-    return "torch.Tensor" if record.layout == "strided" else f"torch.Tensor ({record.layout})"
-
-
 def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
+    storages = list(filter(None, map(attrgetter("storage"), tensors)))  # in C: a state_dict has many
+    if len(set(storages)) == len(storages):
+        return  # every storage viewed once: nothing to link
     by_storage: dict[str, list[TensorInfo]] = {}
     for t in tensors:
         if t.storage:
@@ -301,7 +323,8 @@ def _link_shared_storages(tensors: list[TensorInfo], max_listed: int) -> None:
 
 
 def _check_tensor_extents(tensors: list[TensorInfo], problems: list[Problem]) -> None:
-    """A tensor whose view reaches past its storage is corrupt; say which, keep the rest."""
+    """A tensor whose view reaches past its storage is corrupt; say which, keep the rest.
+    (`tensors`: those TreeBuilder._tensor found may.)"""
     for t in tensors:
         shape, stride = t.shape, t.stride
         if t.storage_nbytes is None or not stride or len(stride) != len(shape):

@@ -18,9 +18,16 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Callable
+from operator import itemgetter
 from typing import IO, Any, ClassVar
 
-from .dtypes import STORAGE_DTYPES, dtype_from_numpy_code, itemsize, itemsize_of_numpy_code
+from .dtypes import (
+    ITEMSIZE,
+    STORAGE_DTYPES,
+    dtype_from_numpy_code,
+    itemsize,
+    itemsize_of_numpy_code,
+)
 from .global_risk import (
     STORAGE_TYPE_NAMES,
     WEIGHTS_ONLY_ALLOWED,
@@ -33,6 +40,7 @@ from .safe_repr import safe_repr
 # callable under one of these names in an object's __dict__ (BUILD) gets it called.
 _PLANTABLE = ("__setstate__", "append", "extend", "add")
 _INT64 = 1 << 63
+_MIN64 = -_INT64
 
 
 class RefusedState(pickle.UnpicklingError):
@@ -69,38 +77,36 @@ def _init(obj: Any, **fields: Any) -> None:
 
 
 class StorageRef(_Sealed):
-    """A storage named by a persistent id: key, dtype, location and element count as saved."""
+    """A storage named by a persistent id: key, dtype, location and element count as saved, its
+    bytes (None: unknown), and for a legacy view, where it starts and how many elements it has.
 
-    __slots__ = ("key", "dtype", "location", "numel", "nbytes", "view_offset", "view_numel")
+    The fields sit in one tuple, `fields` = (key, dtype, location, numel, nbytes, view_offset,
+    view_numel): one record is made per storage of every checkpoint (the zip reader sets `fields`
+    directly, in C calls), and the rebuild function reads them all at once."""
+
+    __slots__ = ("fields",)
     _what = "a storage record"
-    key: str
-    dtype: str
-    location: str
-    numel: int
-    nbytes: int | None
-    view_offset: int  # legacy format: a view starting this many elements into the storage
-    view_numel: int | None
+    fields: tuple[str, str, str, int, int | None, int, int | None]
 
     def __init__(self, key: str, dtype: str, location: str, numel: int, nbytes: int | None = None,
                  view_offset: int = 0, view_numel: int | None = None) -> None:
-        put = _put  # one per storage: direct calls, no kwargs dict
-        put(self, "key", key)
-        put(self, "dtype", dtype)
-        put(self, "location", location)
-        put(self, "numel", numel)
-        put(self, "nbytes", nbytes)
-        put(self, "view_offset", view_offset)
-        put(self, "view_numel", view_numel)
+        _put(self, "fields", (key, dtype, location, numel, nbytes, view_offset, view_numel))
 
-    def set_nbytes(self, nbytes: int) -> None:
-        object.__setattr__(self, "nbytes", nbytes)
+    key = property(lambda self: self.fields[0])  # the hot paths use `fields`
+    dtype = property(lambda self: self.fields[1])
+    location = property(lambda self: self.fields[2])
+    numel = property(lambda self: self.fields[3])
+    nbytes = property(lambda self: self.fields[4])
+    view_offset = property(lambda self: self.fields[5])  # legacy: elements into the root storage
+    view_numel = property(lambda self: self.fields[6])
 
 
 class TensorRecord(tuple):
     """A rebuilt tensor, as the pickle described it; immutable (a tuple), validated by tree.py.
 
     Fields: shape, stride, storage_offset, dtype, requires_grad, kind, location, storage key,
-    storage bytes (None: unknown), layout.
+    storage bytes (None: unknown), layout, and `inside`: True when the rebuild already saw that
+    the view stays inside its storage (False: tree.py looks).
     """
 
     __slots__ = ()
@@ -108,27 +114,31 @@ class TensorRecord(tuple):
     def __setstate__(self, state: Any) -> None:
         raise _refuse("a tensor record")
 
-    shape = property(lambda self: self[0])
-    stride = property(lambda self: self[1])
-    storage_offset = property(lambda self: self[2])
-    dtype = property(lambda self: self[3])
-    requires_grad = property(lambda self: self[4])
-    kind = property(lambda self: self[5])
-    location = property(lambda self: self[6])
-    storage = property(lambda self: self[7])
-    storage_nbytes = property(lambda self: self[8])
-    layout = property(lambda self: self[9])
+    shape = property(itemgetter(0))  # itemgetter: read in C, no Python frame
+    stride = property(itemgetter(1))
+    storage_offset = property(itemgetter(2))
+    dtype = property(itemgetter(3))
+    requires_grad = property(itemgetter(4))
+    kind = property(itemgetter(5))
+    location = property(itemgetter(6))
+    storage = property(itemgetter(7))
+    storage_nbytes = property(itemgetter(8))
+    layout = property(itemgetter(9))
+    inside = property(itemgetter(10))
 
     def but(self, **changes: Any) -> TensorRecord:
         fields = list(self)
         for name, value in changes.items():
             fields[_TENSOR_FIELDS[name]] = value
+        if not _EXTENT_FIELDS.isdisjoint(changes):
+            fields[10] = False  # a new extent: looked at again
         return tuple.__new__(TensorRecord, fields)
 
 
 _TENSOR_FIELDS = {name: i for i, name in enumerate(
     ("shape", "stride", "storage_offset", "dtype", "requires_grad", "kind", "location", "storage",
      "storage_nbytes", "layout"))}
+_EXTENT_FIELDS = frozenset(("shape", "stride", "storage_offset", "dtype", "storage", "storage_nbytes"))
 _new_tensor = tuple.__new__
 
 
@@ -136,12 +146,13 @@ def _tensor_on(storage: StorageRef, storage_offset: int, shape: list[int], strid
                requires_grad: bool, dtype: str) -> TensorRecord:
     nbytes = storage.nbytes if storage.nbytes is not None else storage.numel * itemsize(storage.dtype)
     return _new_tensor(TensorRecord, (shape, stride, storage_offset, dtype, requires_grad, "tensor",
-                                      storage.location, storage.key, nbytes, "strided"))
+                                      storage.location, storage.key, nbytes, "strided", False))
 
 
 def _tensor_without_storage(shape: list[int], stride: list[int], requires_grad: bool, dtype: str,
                             location: str = "cpu", layout: str = "strided") -> TensorRecord:
-    return _new_tensor(TensorRecord, (shape, stride, 0, dtype, requires_grad, "tensor", location, "", None, layout))
+    return _new_tensor(TensorRecord, (shape, stride, 0, dtype, requires_grad, "tensor", location, "", None, layout,
+                                      False))
 
 
 class NdarrayRecord(_Sealed):
@@ -448,7 +459,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if full in WEIGHTS_ONLY_ALLOWED:
             builder = _SAFE_BUILDERS.get(full)
             if builder is not None:
-                return builder if isinstance(builder, type) else _Builder(full, builder, use, self.log)
+                if isinstance(builder, type):
+                    return builder
+                return (_TensorV2Builder if builder is _rebuild_tensor_v2 else _Builder)(full, builder, use, self.log)
             if attribute in STORAGE_TYPE_NAMES:
                 return StorageType(STORAGE_DTYPES[attribute])
             if use.module == "torch" and attribute[:1].islower():
@@ -496,6 +509,52 @@ class _Builder:
             if self.fallback is None:  # one stub class per global, not one per failure
                 object.__setattr__(self, "fallback", RestrictedUnpickler._stub(self.use, None))
             return Stub.make(self.fallback, args, {})  # type: ignore[arg-type]
+
+
+_NOT_GIVEN: Any = object()  # an argument the pickle did not pass (the file cannot make this object)
+
+
+class _TensorV2Builder(_Builder):
+    """`torch._utils._rebuild_tensor_v2`, called once per tensor by nearly every checkpoint. The
+    usual call — a storage, an int offset, size and stride as int tuples of one length, sizes
+    >= 1 and strides >= 0, all int64 — is checked and built here in one frame: the same checks
+    as `_rebuild_tensor_v2`, which gets every other call (and names what is wrong). On the way it
+    sees whether the view stays inside its storage (`inside`; tree.py looks again if not)."""
+
+    __slots__ = ()
+
+    def __call__(self, storage: Any = _NOT_GIVEN, storage_offset: Any = _NOT_GIVEN, size: Any = _NOT_GIVEN,
+                 stride: Any = _NOT_GIVEN, requires_grad: Any = _NOT_GIVEN, *rest: Any) -> Any:
+        if (type(storage) is StorageRef and type(storage_offset) is int and 0 <= storage_offset < _INT64
+                and type(size) is tuple and type(stride) is tuple and len(size) == len(stride) <= 64):
+            # numel 0 below: not the usual call (a usual tensor has at least one element)
+            if len(size) == 2:  # a matrix, the commonest tensor: the loop's checks, unrolled (-25 %)
+                d0, d1 = size
+                s0, s1 = stride
+                if (type(d0) is int and type(d1) is int and type(s0) is int and type(s1) is int
+                        and 0 < d0 < _INT64 and 0 < d1 < _INT64 and 0 <= s0 < _INT64 and 0 <= s1 < _INT64):
+                    numel, last = d0 * d1, (d0 - 1) * s0 + (d1 - 1) * s1
+                else:
+                    numel = 0
+            else:
+                numel, last = 1, 0
+                for d, s in zip(size, stride):  # noqa: B905 (one length, checked; a keyword costs 150 ns)
+                    if type(d) is not int or type(s) is not int or not 0 < d < _INT64 or not 0 <= s < _INT64:
+                        numel = 0
+                        break
+                    numel *= d  # at most 64 factors, each < 2**63: no early stop needed
+                    last += (d - 1) * s
+            if 0 < numel < _INT64:
+                key, dtype, location, storage_numel, nbytes, view_offset, _ = storage.fields
+                offset = storage_offset + view_offset
+                item = ITEMSIZE.get(dtype, 1)
+                if nbytes is None:
+                    nbytes = storage_numel * item
+                return _new_tensor(TensorRecord, (
+                    list(size), list(stride), offset, dtype, requires_grad is True, "tensor", location, key,
+                    nbytes, "strided", (offset + last + 1) * item <= nbytes))
+        given = [a for a in (storage, storage_offset, size, stride, requires_grad) if a is not _NOT_GIVEN]
+        return _Builder.__call__(self, *given, *rest)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import BinaryIO
 
 _EOCD = b"PK\x05\x06"
@@ -34,8 +35,10 @@ _LOCAL = b"PK\x03\x04"
 _EOCD_SIZE = 22
 _EOCD64_SIZE = 56
 _LOCATOR_SIZE = 20
-_CENTRAL_ENTRY = struct.Struct("<8xHHHHIIIHHHHHII")  # after the signature and versions
+# flags, method, compressed size, size, name/extra/comment lengths, start disk, header offset
+_CENTRAL_ENTRY = struct.Struct("<8xHH8xIIHHHH6xI")
 _SEARCH_BACK = 0xFFFF + _EOCD_SIZE + 4096  # miniz gives up after about this many bytes
+_QUICK_SEARCH_BACK = 4096
 _U32 = 0xFFFFFFFF
 _ENCRYPTED, _PATCH, _STRONG, _MASKED = 1, 1 << 5, 1 << 6, 1 << 13
 
@@ -66,59 +69,93 @@ class Member:
 
 
 class ZipDirectory:
-    """The members of an archive, in central-directory order, looked up as miniz looks them up."""
+    """The members of an archive, in central-directory order, looked up as miniz looks them up.
 
-    def __init__(self, entries: list[Member], refusals: list[str]) -> None:
-        self.entries = entries
+    Per entry only its raw name and a tuple of its fields are kept; a `Member` is made when one
+    is asked for (a checkpoint with 30,000 storages looks up each once, by name)."""
+
+    def __init__(self, names: list[bytes], fields: list[tuple[int, ...]], refusals: list[str]) -> None:
+        self.names = names  # raw names, in central-directory order
+        self._fields = fields  # per entry: the _CENTRAL_ENTRY fields, zip64 sizes and offset applied
         self.refusals = refusals  # why miniz would refuse to open the archive at all
-        self._exact = {m.name: m for m in entries}  # the fast path, when names do not collide
-        self._by_folded: dict[bytes, int] | None = {}
-        for index, member in enumerate(entries):
-            folded = member.raw.lower()
-            if folded in self._by_folded:
-                self._by_folded = None  # names collide: replay miniz's sort and search
-                break
-            self._by_folded[folded] = index
+        self._members: dict[int, Member] = {}
+        self._entries: list[Member] | None = None
+        # Lower-cased name → index, made in C; when two names fold to one, miniz's sort decides.
+        folded = dict(zip(map(bytes.lower, names), range(len(names)), strict=True))
+        self._by_folded: dict[bytes, int] | None = folded if len(folded) == len(names) else None
         self._sorted: list[int] | None = None
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.names)
 
     def __iter__(self) -> Iterator[Member]:
         return iter(self.entries)
 
+    @property
+    def entries(self) -> list[Member]:
+        if self._entries is None:
+            self._entries = [self.member(i) for i in range(len(self.names))]
+        return self._entries
+
+    def member(self, index: int) -> Member:
+        """The entry at `index` in central-directory order."""
+        found = self._members.get(index)
+        if found is None:
+            raw = self.names[index]
+            flags, method, compressed_size, size, *_, header_offset = self._fields[index]
+            found = self._members[index] = Member(raw.decode("utf-8", "replace"), size, compressed_size, method,
+                                                  header_offset, raw, flags)
+        return found
+
     def colliding_names(self) -> list[str]:
         """Names that appear more than once, ignoring ASCII case."""
+        if self._by_folded is not None:
+            return []
         seen: dict[bytes, int] = {}
-        for member in self.entries:
-            folded = member.raw.lower()
+        for raw in self.names:
+            folded = raw.lower()
             seen[folded] = seen.get(folded, 0) + 1
-        return [m.name for m in self.entries if seen[m.raw.lower()] > 1]
+        return [self.member(i).name for i, raw in enumerate(self.names) if seen[raw.lower()] > 1]
 
     def get(self, name: str | bytes) -> Member | None:
         """The member miniz's mz_zip_reader_locate_file(name, flags=0) finds, or None."""
-        if self._by_folded is not None and type(name) is str:
-            found = self._exact.get(name)
-            if found is not None and "\0" not in name:
-                return found
+        index = self.index(name)
+        return None if index is None else self.member(index)
+
+    def index(self, name: str | bytes) -> int | None:
+        """The index of the entry `get(name)` finds, or None."""
         key = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
-        key = key.split(b"\0", 1)[0].lower()  # torch passes a C string
+        if b"\0" in key:
+            key = key.split(b"\0", 1)[0]  # torch passes a C string
+        key = key.lower()
         if self._by_folded is not None:
-            index = self._by_folded.get(key)
-            return None if index is None else self.entries[index]
+            return self._by_folded.get(key)
         if self._sorted is None:
-            self._sorted = _miniz_heap_sort([m.raw.lower() for m in self.entries])
-        folded = [self.entries[i].raw.lower() for i in self._sorted]
+            self._sorted = _miniz_heap_sort([raw.lower() for raw in self.names])
+        folded = [self.names[i].lower() for i in self._sorted]
         low, high = 0, len(folded) - 1
         while low <= high:
             middle = low + ((high - low) >> 1)
             if folded[middle] == key:
-                return self.entries[self._sorted[middle]]
+                return self._sorted[middle]
             if folded[middle] < key:
                 low = middle + 1
             else:
                 high = middle - 1
         return None
+
+    def folded_names(self) -> dict[bytes, int] | None:
+        """Lower-cased name → index, for callers that look up many names at once; None when
+        names collide (then only `index`/`get` find what miniz finds)."""
+        return self._by_folded
+
+    def sizes(self) -> list[int]:
+        """The uncompressed size of each entry, in central-directory order."""
+        return list(map(itemgetter(3), self._fields))
+
+    def header_offsets(self) -> list[int]:
+        """Each entry's local-header offset, in directory order (where `values` finds its bytes)."""
+        return list(map(itemgetter(-1), self._fields))
 
 
 def _miniz_heap_sort(keys: list[bytes]) -> list[int]:
@@ -174,56 +211,66 @@ def read_directory(f: BinaryIO, file_size: int, max_members: int = 10_000_000) -
     archive_size = file_size - (eocd_pos - (dir_offset + dir_size) - (_EOCD64_SIZE + _LOCATOR_SIZE if zip64 else 0))
     f.seek(dir_offset)
     directory = f.read(dir_size)
-    entries: list[Member] = []
+    names: list[bytes] = []
+    fields: list[tuple[int, ...]] = []
+    add_name, add_fields = names.append, fields.append
     pos = 0
     unpack = _CENTRAL_ENTRY.unpack_from
     size = len(directory)
+    # One pass, one unpack per entry, its tuple kept as the entry's fields; the checks miniz makes
+    # at open are one test that every sound entry passes (`_check_entry` names what is wrong).
     for index in range(count):
-        if pos + 46 > size or directory[pos:pos + 4] != _CENTRAL:
+        if pos + 46 > size or not directory.startswith(_CENTRAL, pos):
             raise ZipError(f"zip directory entry {index} is damaged", f"zip directory byte {pos}")
-        (flags, method, _, _, _, csize, usize, name_len, extra_len, comment_len, disk_start, _, _, offset) = unpack(
-            directory, pos)
-        name_start = pos + 46
-        raw = directory[name_start:name_start + name_len]
+        entry = unpack(directory, pos)
+        flags, method, csize, usize, name_len, extra_len, comment_len, disk_start, offset = entry
+        name_end = pos + 46 + name_len
+        add_name(directory[pos + 46:name_end])
         if csize == _U32 or usize == _U32 or offset == _U32:
-            usize, csize, offset = _zip64_extra(directory[name_start + name_len:name_start + name_len + extra_len],
-                                                usize, csize, offset)
-        member = Member(raw.decode("utf-8", "replace"), usize, csize, method, offset, raw, flags)
-        entries.append(member)
-        _check_entry(member, disk_start, archive_size, refusals)
-        pos = name_start + name_len + extra_len + comment_len
-        if pos > len(directory):
+            usize, csize, offset = _zip64_extra(directory[name_end:name_end + extra_len], usize, csize, offset)
+            entry = (flags, method, csize, usize, name_len, extra_len, comment_len, disk_start, offset)
+        add_fields(entry)
+        if (disk_start == 0xFFFF or offset + 30 + csize > archive_size or flags & _MASKED
+                or (method == 0 and usize != csize or usize and not csize) and csize != _U32 and usize != _U32):
+            _check_entry(names[-1], flags, method, csize, usize, offset, disk_start, archive_size, refusals)
+        pos = name_end + extra_len + comment_len
+        if pos > size:
             raise ZipError("the zip directory ends inside an entry", f"zip directory entry {index}")
-    return ZipDirectory(entries, refusals)
+    return ZipDirectory(names, fields, refusals)
 
 
 def _find_end_record(f: BinaryIO, file_size: int) -> tuple[int, bytes]:
-    """The last end-of-directory signature with a whole record after it (miniz scans back)."""
-    tail_len = min(file_size, _SEARCH_BACK)
-    f.seek(file_size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(_EOCD)
-    while at >= 0 and len(tail) - at < _EOCD_SIZE:
-        at = tail.rfind(_EOCD, 0, at)
-    if at < 0:
-        raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
-                       "was not fully written", "end of file")
-    return file_size - tail_len + at, tail[at:at + _EOCD_SIZE]
+    """The last end-of-directory signature with a whole record after it (miniz scans back). The
+    last 4 KiB first: where the record is for every archive without a long comment."""
+    for window in (_QUICK_SEARCH_BACK, _SEARCH_BACK):
+        tail_len = min(file_size, window)
+        f.seek(file_size - tail_len)
+        tail = f.read(tail_len)
+        at = tail.rfind(_EOCD)
+        while at >= 0 and len(tail) - at < _EOCD_SIZE:
+            at = tail.rfind(_EOCD, 0, at)
+        if at >= 0:
+            return file_size - tail_len + at, tail[at:at + _EOCD_SIZE]
+        if tail_len == file_size:
+            break
+    raise ZipError("the zip directory at the end of the file is missing: the file is truncated or "
+                   "was not fully written", "end of file")
 
 
-def _check_entry(member: Member, disk_start: int, archive_size: int, refusals: list[str]) -> None:
+def _check_entry(raw: bytes, flags: int, method: int, compressed_size: int, size: int, header_offset: int,
+                 disk_start: int, archive_size: int, refusals: list[str]) -> None:
     if len(refusals) > 20:
         return
-    if member.compressed_size != _U32 and member.size != _U32 and (
-            member.method == 0 and member.size != member.compressed_size
-            or member.size and not member.compressed_size):
-        refusals.append(f"{member.name}: its compressed and uncompressed sizes contradict each other")
+    name = raw.decode("utf-8", "replace")
+    if compressed_size != _U32 and size != _U32 and (
+            method == 0 and size != compressed_size or size and not compressed_size):
+        refusals.append(f"{name}: its compressed and uncompressed sizes contradict each other")
     if disk_start == 0xFFFF:
-        refusals.append(f"{member.name}: it says it starts on another disk")
-    if member.header_offset + 30 + member.compressed_size > archive_size:
-        refusals.append(f"{member.name}: it ends past the end of the archive")
-    if member.flags & _MASKED:
-        refusals.append(f"{member.name}: its central directory entry is masked (encrypted directory)")
+        refusals.append(f"{name}: it says it starts on another disk")
+    if header_offset + 30 + compressed_size > archive_size:
+        refusals.append(f"{name}: it ends past the end of the archive")
+    if flags & _MASKED:
+        refusals.append(f"{name}: its central directory entry is masked (encrypted directory)")
 
 
 def read_member(f: BinaryIO, member: Member, file_size: int) -> bytes:

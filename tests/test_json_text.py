@@ -1,0 +1,77 @@
+"""`inspect --json` text (json_text.py) is exactly json.dumps of `Checkpoint.to_json()`, for every kind of file."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pthscope
+from pthscope.cli import _matches
+from pthscope.json_text import _agrees, _Writer, json_chunks
+from pthscope.reader.model import Checkpoint, TensorInfo
+from tests.reader.fixtures import make_all
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _odd_keys() -> dict[object, object]:
+    """Keys and values whose JSON needs escapes: quotes, newlines, bidi and control characters,
+    non-ASCII, astral and lone-surrogate code points, and keys that are not text."""
+    t = torch.ones(2, 3)
+    return {
+        'q"uote\\back\nline\t\u202eevil\x00': t, "é😀\ud800": t[1], 3: t.t(), (1, "a"): torch.zeros(0),
+        1.5: torch.tensor(2.0), True: t[:, 1:], "nested": {"list": [t, np.arange(3)], 7: {"deep": t}},
+        "value": "text with \"quotes\" and \u2028", "none": None, "big": 2**70,
+    }
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("json")
+    paths = [path for path, _ in make_all(folder).values()]
+    for name, zipped in (("odd.zip.pt", True), ("odd.legacy.pt", False)):
+        torch.save(_odd_keys(), folder / name, _use_new_zipfile_serialization=zipped)
+        paths.append(folder / name)
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(4), "b.c": torch.ones(2, 2)}, str(folder / "s.safetensors"))
+    (folder / "broken.pt").write_bytes((folder / "odd.zip.pt").read_bytes()[:300])
+    return [*paths, folder / "s.safetensors", folder / "broken.pt"]
+
+
+def _expected(checkpoint: Checkpoint, tree: bool, pattern: str) -> str:
+    payload = checkpoint.to_json(tree)
+    if pattern:
+        payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], pattern)]
+        payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], pattern)]
+    return _compact(payload) + "\n"
+
+
+@pytest.mark.parametrize("pattern", ["", "weight", "*.bn.*"])
+@pytest.mark.parametrize("tree", [True, False])
+def test_same_text_as_json_of_to_json(files: list[Path], tree: bool, pattern: str) -> None:
+    for path in files:
+        checkpoint = pthscope.inspect(path)
+        keep = functools.partial(_matches, pattern=pattern) if pattern else None
+        assert "".join(json_chunks(checkpoint, tree, keep)) == _expected(checkpoint, tree, pattern), path.name
+
+
+def test_the_fast_text_is_used(files: list[Path]) -> None:
+    for path in files:
+        checkpoint = pthscope.inspect(path)
+        assert _agrees(_Writer(), checkpoint), path.name
+
+
+def test_a_field_the_text_does_not_know_goes_through_the_dicts(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field added to TensorInfo.to_json() and not to json_text.py: the output still has it."""
+    plain = TensorInfo.to_json
+    monkeypatch.setattr(TensorInfo, "to_json", lambda self: {**plain(self), "added": self.numel % 2 == 0})
+    checkpoint = pthscope.inspect(files[0])
+    assert not _agrees(_Writer(), checkpoint)
+    text = "".join(json_chunks(checkpoint))
+    assert text == _expected(checkpoint, True, "") and '"added":' in text

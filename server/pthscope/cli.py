@@ -10,11 +10,12 @@ import argparse
 import contextlib
 import fnmatch
 import functools
+import io
 import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused

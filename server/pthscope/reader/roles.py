@@ -50,6 +50,9 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _COPY_WORDS = re.compile(r"(?:^|_)(ema|swa|shadow|averaged)(?:_|$)")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _CONTAINERS = frozenset({"dict", "list", "tuple", "set", "object"})
+# An optimizer's state_dict has 2 entries, a pickled optimizer or a Lightning checkpoint a dozen:
+# a bigger dict (a model's state_dict of 30,000 tensors) is not looked through for their keys.
+_FEW_ENTRIES = 64
 
 
 def assign_roles(checkpoint: Checkpoint) -> None:
@@ -99,11 +102,15 @@ def _search(root: Node, found: list[tuple[ModelInfo, Node]], tensors: list[Tenso
 
 
 def _is_lightning(root: Node) -> bool:
+    if len(root.children) > _FEW_ENTRIES:
+        return False
     names = {c.name for c in root.children}
     return "state_dict" in names and bool(names & _LIGHTNING_KEYS)
 
 
 def _is_optimizer_state(node: Node) -> bool:
+    if len(node.children) > _FEW_ENTRIES:
+        return False
     kinds = {c.name: c.kind for c in node.children}
     return kinds.get("state") in ("dict", "object") and kinds.get("param_groups") in ("list", "tuple")
 
@@ -113,11 +120,13 @@ def _is_state_dict(node: Node, root: Node, lightning: bool) -> bool:
     has_tensor = False
     parameter_like = False
     for child in node.children:
-        if child.kind == "tensor":
+        kind = child.kind
+        if kind == "tensor":
             has_tensor = True
-            leaf = child.name.rsplit(".", 1)[-1]
-            parameter_like = parameter_like or leaf in ("weight", "bias") or leaf.endswith(("_weight", "_bias"))
-        elif child.kind != "value":
+            if not parameter_like:
+                leaf = child.name.rpartition(".")[2]
+                parameter_like = leaf in ("weight", "bias") or leaf.endswith(("_weight", "_bias"))
+        elif kind != "value":
             return False
     if lightning and node.path == ["state_dict"]:
         return True
@@ -149,26 +158,24 @@ def _module_roles(node: Node, tensors: list[TensorInfo], copy: bool) -> None:
 
 def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -> list[ModelInfo]:
     """Give a state_dict's tensors their roles; return its EMA groups (rule 5) as models."""
-    copies: dict[str, bool] = {}  # first key part → is it an EMA copy?
-    for child in node.children:
-        if child.tensor is not None:
-            first = child.name.split(".", 1)[0]
-            if first not in copies:
-                copies[first] = _is_copy_name(first)
+    tensor_children = [child for child in node.children if child.tensor is not None]
+    # First key part → is it an EMA copy? Decided once per distinct first part (a handful).
+    copies = {first: _is_copy_name(first) for first in {c.name.partition(".")[0] for c in tensor_children}}
     mixed = any(copies.values()) and not all(copies.values())
     groups = [ModelInfo(model.path, "state_dict", True, prefix=first + ".")
               for first, copy in copies.items() if mixed and copy]
-    for child in node.children:
-        index = child.tensor
-        if index is None:
-            continue
-        tensor = tensors[index]
-        if model.ema or tensor.kind == "ndarray" or (mixed and copies[child.name.split(".", 1)[0]]):
+    grad_capable: dict[str, bool] = {}  # by dtype: one call per dtype, not per tensor
+    for child in tensor_children:
+        tensor = tensors[child.tensor]  # type: ignore[index]
+        name = child.name
+        if model.ema or tensor.kind == "ndarray" or (mixed and copies[name.partition(".")[0]]):
             role: Role = "other"
-        elif not can_require_grad(tensor.dtype) or child.name.rsplit(".", 1)[-1] in BUFFER_NAMES:
-            role = "buffer"
         else:
-            role = "parameter"
+            dtype = tensor.dtype
+            capable = grad_capable.get(dtype)
+            if capable is None:
+                capable = grad_capable[dtype] = can_require_grad(dtype)
+            role = "buffer" if not capable or name.rpartition(".")[2] in BUFFER_NAMES else "parameter"
         tensor.role = role
     return groups
 

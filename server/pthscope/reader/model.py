@@ -2,7 +2,9 @@
 
 A `Checkpoint` is a tree of `Node`s (containers, modules, tensors, plain values) plus flat,
 file-ordered lists of `TensorInfo` and `ModuleInfo` that the nodes point into, and the
-`ModelInfo`s roles.py finds. The JSON form (`to_json`, typed by the `*Json` TypedDicts here and
+`ModelInfo`s roles.py finds. A checkpoint made of several files (a sharded set, a
+torch.distributed folder, per-rank files) lists them in `parts`; each tensor names its part, and
+a distributed tensor its `ShardingInfo` (global shape, placements, chunks). The JSON form (`to_json`, typed by the `*Json` TypedDicts here and
 in counts.py) is the contract that `pthscope inspect --json`, the language server and the tests
 share; docs/json-contract.md describes it field by field.
 """
@@ -88,6 +90,74 @@ class ParamCounts:
 
 
 @dataclass(slots=True)
+class PartInfo:
+    """One file of a checkpoint made of several (a shard, a `.distcp` file, one rank's file):
+    where it is, its format, and its size and mtime when it was read (a tensor's values are
+    read from it only while they are the same)."""
+
+    file: str  # absolute path
+    format: str  # safetensors, torch-zip, torch-legacy, torch-distributed (a .distcp file), ...
+    size: int = 0
+    mtime_ns: int = 0
+    tensors: int = 0  # tensors listed from it
+    byteorder: str = "little"
+
+    def to_json(self) -> PartJson:
+        return {"file": self.file, "format": self.format, "size": self.size, "tensors": self.tensors}
+
+
+@dataclass(slots=True)
+class PartOf:
+    """The set a single file belongs to: opening `file` (an index, a folder) shows the whole."""
+
+    file: str
+    format: str  # what opening `file` gives: sharded, torch-distributed, torch-ranks
+    part: int  # this file is part `part` (1-based) of `parts`
+    parts: int
+
+    def to_json(self) -> PartOfJson:
+        return {"file": self.file, "format": self.format, "part": self.part, "parts": self.parts}
+
+
+@dataclass(slots=True)
+class ChunkInfo:
+    """A piece of a distributed tensor: where it sits in the global tensor, and where it is saved
+    (`part`: index into `Checkpoint.parts`, None when no file of this checkpoint holds it;
+    `byte_offset`/`byte_length`: its bytes in that file, for a torch.distributed chunk)."""
+
+    offsets: list[int]
+    sizes: list[int]
+    part: int | None = None
+    rank: int | None = None
+    byte_offset: int | None = None
+    byte_length: int | None = None
+
+    def to_json(self) -> ChunkJson:
+        return {"offsets": self.offsets, "sizes": self.sizes, "part": self.part, "rank": self.rank,
+                "byte_offset": self.byte_offset, "byte_length": self.byte_length}
+
+
+@dataclass(slots=True)
+class ShardingInfo:
+    """How a distributed tensor is split. `kind`: `DTensor`, `ShardedTensor` (a rank's piece, as
+    torch.save wrote it) or `DCP` (an entry of torch.distributed.checkpoint's metadata).
+    `local`: the tensor's `shape` is one rank's piece (else the global tensor)."""
+
+    kind: str
+    global_shape: list[int]
+    local: bool
+    placements: list[str] = field(default_factory=list)  # DTensor: Shard(dim=0), Replicate(), Partial(sum)
+    mesh: str = ""  # DTensor: device type and mesh shape (and dim names); ShardedTensor: its sharding spec
+    chunks: list[ChunkInfo] = field(default_factory=list)
+    rank: int | None = None  # the rank whose piece `shape` is (local only)
+
+    def to_json(self) -> ShardingJson:
+        return {"kind": self.kind, "global_shape": self.global_shape, "local": self.local,
+                "placements": self.placements, "mesh": self.mesh, "rank": self.rank,
+                "chunks": [c.to_json() for c in self.chunks]}
+
+
+@dataclass(slots=True)
 class TensorInfo:
     path: list[PathElement]
     shape: list[int]
@@ -105,6 +175,8 @@ class TensorInfo:
     persistent: bool = True
     layout: str = "strided"  # or sparse, quantized, nested, a wrapper subclass name
     role: Role = "other"  # set by roles.py once the whole file is read
+    part: int | None = None  # index into Checkpoint.parts of the file holding its bytes; None: the file itself
+    sharding: ShardingInfo | None = None  # a distributed tensor's global shape, placements, chunks
 
     @property
     def key(self) -> str:
@@ -146,6 +218,8 @@ class TensorInfo:
             "storage_nbytes": self.storage_nbytes,
             "shared_with": self.shared_with,
             "layout": self.layout,
+            "part": self.part,
+            "sharding": self.sharding.to_json() if self.sharding is not None else None,
         }
 
 
@@ -250,6 +324,11 @@ class Checkpoint:
     storage_offsets: dict[str, int] = field(default_factory=dict)
     # Tensors whose exact view another tensor shares (tied weights): index → the first one's.
     tied_views: dict[int, int] = field(default_factory=dict)
+    # The files of a checkpoint made of several (TensorInfo.part points here); storage keys are
+    # then unique across them, and `storage_offsets` are offsets in the tensor's part.
+    parts: list[PartInfo] = field(default_factory=list)
+    # A single file that is one part of a set: the set's index, folder or metadata.
+    part_of: PartOf | None = None
 
     @property
     def ok(self) -> bool:
@@ -307,6 +386,8 @@ class Checkpoint:
             "globals": [g.to_json() for g in self.globals],
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
+            "parts": [p.to_json() for p in self.parts],
+            "part_of": self.part_of.to_json() if self.part_of is not None else None,
         }
         if tree:
             out["tree"] = self.root.to_json() if self.root else None
@@ -345,6 +426,39 @@ class GlobalJson(TypedDict):
     effect: str
 
 
+class PartJson(TypedDict):
+    file: str
+    format: str
+    size: int
+    tensors: int
+
+
+class PartOfJson(TypedDict):
+    file: str
+    format: str
+    part: int
+    parts: int
+
+
+class ChunkJson(TypedDict):
+    offsets: list[int]
+    sizes: list[int]
+    part: int | None
+    rank: int | None
+    byte_offset: int | None
+    byte_length: int | None
+
+
+class ShardingJson(TypedDict):
+    kind: str
+    global_shape: list[int]
+    local: bool
+    placements: list[str]
+    mesh: str
+    rank: int | None
+    chunks: list[ChunkJson]
+
+
 class TensorJson(TypedDict):
     path: list[PathElement]
     key: str
@@ -363,6 +477,8 @@ class TensorJson(TypedDict):
     storage_nbytes: int | None
     shared_with: list[str]
     layout: str
+    part: int | None
+    sharding: ShardingJson | None
 
 
 # `class` is a keyword, hence the functional form.

@@ -9,8 +9,7 @@ the archive name is the first central-directory entry's name up to its first `/`
 `version` record, or with a byteorder other than little/big; those are errors here too. Every
 other pickle in the archive is read for its globals as well and named as a crafted-archive
 problem, so the verdict covers whatever any loader could run. TorchScript archives (torch's test:
-a `constants.pkl` record) are recognised and reported as not supported yet, their pickles'
-globals listed.
+a `constants.pkl` record) are read by torchscript.py.
 """
 
 from __future__ import annotations
@@ -80,14 +79,10 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
     persistent_load = _storage_loader(directory, prefix_text, storages, checkpoint)
     others = [m for m in directory.entries if m is not main and m.raw.lower().endswith(b".pkl")]
     if torchscript:
-        checkpoint.format = "torchscript"
-        refuse(Problem("unsupported", "this is a TorchScript archive (torch.jit.save); pthscope does not read "
-                       "TorchScript yet. torch.load hands it to torch.jit.load, which compiles and runs the "
-                       "TorchScript code in the archive; its pickles' globals are listed",
-                       where=main.name if main else "zip directory"))
-        for member in ([main] if main else []) + others:
-            _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=False)
-        return report_globals(checkpoint, log)
+        from .torchscript import read_torchscript
+
+        return read_torchscript(f, directory, prefix, size, checkpoint, log, limits, lambda folder: _storage_loader(
+            directory, prefix_text, storages, checkpoint, folder))
     for member in others:
         _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=True, main=main)
     if main is None:
@@ -179,8 +174,11 @@ def _any_storage(pid: Any) -> Any:
 
 
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
-                    checkpoint: Checkpoint) -> Any:
-    data_prefix = f"{prefix}data/"
+                    checkpoint: Checkpoint, folder: str = "data") -> Any:
+    """Storages named by persistent ids, in `<prefix><folder>/<key>` (a TorchScript archive's
+    constants are in `constants/`; their storage keys say so: `constants/0`)."""
+    data_prefix = f"{prefix}{folder}/"
+    key_prefix = "" if folder == "data" else f"{folder}/"
 
     def persistent_load(pid: Any) -> StorageRef:
         # torch's _load: ("storage", storage_type, key, location, numel), exactly.
@@ -192,18 +190,18 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
             key = key_text(key)
             if key is None:
                 raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
-        ref = storages.get(key)
+        ref = storages.get(key_prefix + key)
         if ref is None:
             member = directory.get(data_prefix + key)
-            ref = _storage_ref(key, storage_type, location, numel, member)
+            ref = _storage_ref(key_prefix + key, storage_type, location, numel, member)
             if member is not None:  # where `values` finds its bytes, whatever the record prefix
-                checkpoint.storage_offsets[key] = member.header_offset
+                checkpoint.storage_offsets[key_prefix + key] = member.header_offset
             if ref.nbytes is None:
                 checkpoint.warnings.append(Problem(
                     "missing", f"storage {key} has no member {data_prefix}{key} in the archive",
                     where=f"{data_prefix}{key}",
                 ))
-            storages[key] = ref
+            storages[key_prefix + key] = ref
         return ref
 
     return persistent_load

@@ -45,6 +45,7 @@ from .zip_directory import ZipError, read_directory, read_member
 FORMAT = "torch-distributed"
 METADATA = ".metadata"
 _RANK_METADATA = re.compile(r"__(\d+)\.metadata")
+_DATA_FILE = re.compile(r"__(\d+)_\d+\.distcp")
 _MAX_BYTES_ENTRIES = 10_000  # bytes entries read for their values and globals; the rest is counted
 _MAX_BYTES_ENTRY_SIZE = 64 << 20
 
@@ -234,6 +235,11 @@ class _Entries:
             self.checkpoint.metadata["transforms"] = safe_repr(transforms)[:80]
         return index, offset, length
 
+    def _rank(self, part: int) -> int | None:
+        """The rank that wrote a data file, from FileSystemWriter's name for it: `__R_N.distcp`."""
+        found = _DATA_FILE.fullmatch(os.path.basename(self.checkpoint.parts[part].file))
+        return int(found[1]) if found else None
+
     def _add_part(self, relative: str) -> int:
         path = os.path.normpath(os.path.join(self.folder, relative))
         if os.path.isabs(relative) or os.path.dirname(os.path.relpath(path, self.folder)).startswith(".."):
@@ -271,7 +277,8 @@ class _Entries:
                 infos.append(ChunkInfo(offsets, sizes))
                 continue
             part, byte_offset, byte_length = self._part(info, key)
-            infos.append(ChunkInfo(offsets, sizes, part=part, byte_offset=byte_offset, byte_length=byte_length))
+            infos.append(ChunkInfo(offsets, sizes, part=part, rank=self._rank(part), byte_offset=byte_offset,
+                                   byte_length=byte_length))
         whole = len(infos) == 1 and infos[0].sizes == shape and infos[0].part is not None
         storage_key = key
         numel = 1

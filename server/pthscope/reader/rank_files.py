@@ -132,7 +132,8 @@ def _merge_ranks(checkpoint: Checkpoint, first: int, tensor: TensorInfo, pieces:
         chunks = [ChunkInfo(c.offsets, c.sizes, part=i, rank=c.rank)
                   for i, piece in [(first, tensor), *pieces.items()] if piece is not None and piece.sharding
                   for c in piece.sharding.chunks[:1]]
-    whole = [c for c in chunks if c.sizes == sharding.global_shape and c.part == first]
+    partial = any(p.startswith("Partial") for p in sharding.placements)  # each rank holds a summand
+    whole = [c for c in chunks if c.sizes == sharding.global_shape and c.part == first and not partial]
     tensor.sharding = ShardingInfo(sharding.kind, sharding.global_shape, local=False, placements=sharding.placements,
                                    mesh=sharding.mesh, chunks=chunks)
     if not whole:  # sharded: no one storage holds the global tensor

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 from pytest_lsp import LanguageClient
-from safetensors.torch import save_file
 
 from .conftest import ask
 

@@ -13,11 +13,14 @@ import functools
 import io
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from . import __version__
 from .gc_pause import gc_paused
@@ -91,14 +94,16 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
     with gc_paused():
         checkpoint = inspect(file, _CLI_LIMITS)
         if args.json:
-            payload = checkpoint.to_json(tree=not args.no_tree)
+            payload = checkpoint.to_json(tree=not args.no_tree, lazy=not args.filter)
             if args.filter:
                 payload["tensors"] = [t for t in payload["tensors"] if _matches(t["key"], args.filter)]
                 payload["modules"] = [m for m in payload["modules"] if _matches(m["key"], args.filter)]
             # Made whole before anything is written: a failure cannot leave half a JSON object.
-            text = io.StringIO()
-            write_json(payload, text)
-            sys.stdout.write(text.getvalue())
+            # Past 8 MiB in a temporary file (a StringIO holds 4 bytes per character).
+            with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="ascii") as whole:
+                write_json(payload, cast(TextIO, whole))
+                whole.seek(0)
+                shutil.copyfileobj(whole, sys.stdout)
         else:
             text = VisibleText()
             if checkpoint.ok:
@@ -173,7 +178,7 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
     return os.WEXITSTATUS(status)
 
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode  # our own trees: no cycles
 
 
 def write_json(payload: dict[str, Any], out: TextIO) -> None:
@@ -181,8 +186,10 @@ def write_json(payload: dict[str, Any], out: TextIO) -> None:
 
     json.dump() to a stream always takes the pure-Python encoder (5-7x slower: seconds for a
     30,000-tensor checkpoint); json.dumps() uses the C encoder but holds the whole text and its
-    pieces at once. This writes the long lists (tensors, modules, the root's children) in slices
-    of 512 items, each slice through the C encoder.
+    pieces at once. This writes the long lists (tensors, modules, a node's children) in slices
+    of 512 items, each slice through the C encoder; an iterator (`Checkpoint.to_json(lazy=True)`'s
+    tensors) is made into JSON a slice at a time, and a `Node` (its tree) is written node by node,
+    so that 100,000 tensors never exist as dicts all at once.
     """
 
     def write(value: Any, depth: int) -> None:
@@ -193,6 +200,15 @@ def write_json(payload: dict[str, Any], out: TextIO) -> None:
                     out.write(",")
                 out.write(_encode(value[start:start + 512])[1:-1])  # the slice's items, no brackets
             out.write("]")
+        elif type(value) is map:
+            out.write("[")
+            first = True
+            while batch := list(islice(value, 512)):
+                out.write(("" if first else ",") + _encode(batch)[1:-1])
+                first = False
+            out.write("]")
+        elif isinstance(value, Node):
+            write_node(value)
         elif type(value) is dict and depth < 2:  # the payload and the tree's root node
             out.write("{")
             for i, (key, item) in enumerate(value.items()):
@@ -201,6 +217,29 @@ def write_json(payload: dict[str, Any], out: TextIO) -> None:
             out.write("}")
         else:
             out.write(_encode(value))
+
+    def write_node(node: Node) -> None:
+        """A node and its subtree: leaves 512 at a time, inner nodes one by one."""
+        out.write(_encode(node.to_json(children=False))[:-1] + ',"children":[')
+        leaves: list[Node] = []
+        first = True
+        for child in node.children:
+            if not child.children:
+                leaves.append(child)
+                if len(leaves) < 512:
+                    continue
+            if leaves:
+                out.write(("" if first else ",") + _encode([leaf.to_json() for leaf in leaves])[1:-1])
+                first, leaves = False, []
+            if child.children:
+                out.write("" if first else ",")
+                first = False
+                write_node(child)
+        if leaves:
+            out.write(("" if first else ",") + _encode([leaf.to_json() for leaf in leaves])[1:-1])
+        out.write("]}")
+
+    from .reader.model import Node  # here: `pthscope lsp` starts without the model
 
     write(payload, 0)
     out.write("\n")

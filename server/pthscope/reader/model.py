@@ -12,11 +12,14 @@ share; docs/json-contract.md describes it field by field.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import attrgetter, mul
 from typing import Any, Literal, TypedDict
 
 from .counts import ParamCountsJson, Role, RoleTableJson, Tally
-from .dtypes import itemsize
+from .dtypes import ITEMSIZE, itemsize
 
 PathElement = str | int
 # "group": dotted state_dict keys shown as the module tree they spell (roles.group_dotted_keys);
@@ -26,6 +29,10 @@ TensorKind = Literal["parameter", "buffer", "tensor", "ndarray"]
 Risk = Literal["safe", "unknown", "dangerous"]
 GradState = Literal["trainable", "frozen", "not stored"]
 SavedAs = Literal["module", "state_dict"]
+
+
+_DTYPE, _SHAPE, _LOCATION, _KIND, _STORAGE, _STORAGE_NBYTES = map(attrgetter, (
+    "dtype", "shape", "location", "kind", "storage", "storage_nbytes"))
 
 
 def key_of(path: list[PathElement]) -> str:
@@ -199,21 +206,21 @@ class TensorInfo:
         return "not stored"
 
     def to_json(self) -> TensorJson:
-        numel = self.numel
+        numel = math.prod(self.shape)
         return {
             "path": self.path,
-            "key": self.key,
+            "key": ".".join(map(str, self.path)),
             "shape": self.shape,
             "dtype": self.dtype,
             "requires_grad": self.requires_grad,
-            "grad_state": self.grad_state,
+            "grad_state": "trainable" if self.requires_grad else "frozen" if self.kind == "parameter" else "not stored",
             "kind": self.kind,
             "role": self.role,
             "location": self.location,
             "stride": self.stride,
             "storage_offset": self.storage_offset,
             "numel": numel,
-            "nbytes": numel * itemsize(self.dtype),
+            "nbytes": numel * ITEMSIZE.get(self.dtype, 1),
             "storage": self.storage,
             "storage_nbytes": self.storage_nbytes,
             "shared_with": self.shared_with,
@@ -285,7 +292,8 @@ class Node:
     def key(self) -> str:
         return key_of(self.path)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, children: bool = True) -> dict[str, Any]:
+        """`children=False`: without the `children` field (a writer streams them)."""
         out: dict[str, Any] = {
             "name": self.name,
             "path": self.path,
@@ -299,7 +307,8 @@ class Node:
             out["tensor"] = self.tensor
         if self.module is not None:
             out["module"] = self.module
-        out["children"] = [c.to_json() for c in self.children]
+        if children:
+            out["children"] = [c.to_json() for c in self.children]
         return out
 
 
@@ -341,20 +350,24 @@ class Checkpoint:
         return tally
 
     def summary(self) -> SummaryJson:
-        # One pass over the tensors: this runs for every `inspect --json` and every open.
-        bytes_by_dtype: dict[str, int] = {}
-        locations: dict[str, int] = {}
-        kinds: dict[str, int] = {}
-        storages: dict[str, int] = {}
-        for t in self.tensors:
-            dtype = t.dtype
-            nbytes = t.numel * itemsize(dtype)
-            kind = t.kind
-            bytes_by_dtype[dtype] = bytes_by_dtype.get(dtype, 0) + nbytes
-            locations[t.location] = locations.get(t.location, 0) + 1
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if t.storage:
-                storages[t.storage] = max(storages.get(t.storage, 0), t.storage_nbytes or nbytes)
+        # This runs for every `inspect --json` and every open: the counting is done in C
+        # (Counter, map, compress), one pass per column; only shared storages take a loop.
+        tensors = self.tensors
+        dtypes = list(map(_DTYPE, tensors))
+        nbytes = list(map(mul, map(math.prod, map(_SHAPE, tensors)), map(ITEMSIZE.get, dtypes, repeat(1))))
+        bytes_by_dtype = {d: sum(compress(nbytes, map(d.__eq__, dtypes))) for d in dict.fromkeys(dtypes)}
+        locations = dict(Counter(map(_LOCATION, tensors)))
+        kinds = dict(Counter(map(_KIND, tensors)))
+        keys = list(map(_STORAGE, tensors))
+        held = [s or n for n, s in zip(nbytes, map(_STORAGE_NBYTES, tensors), strict=True)]
+        if len(set(keys)) == len(keys):  # a storage per tensor (safetensors, most state dicts)
+            storage_bytes = sum(compress(held, keys))
+        else:
+            storages: dict[str, int] = {}
+            for key, n in zip(keys, held, strict=True):
+                if key:
+                    storages[key] = max(storages.get(key, 0), n)
+            storage_bytes = sum(storages.values())
         risks = {"safe": 0, "unknown": 0, "dangerous": 0}
         for g in self.globals:
             risks[g.risk] += 1
@@ -367,13 +380,17 @@ class Checkpoint:
             "requires_grad_stored": kinds.get("parameter", 0) > 0,
             "bytes_by_dtype": bytes_by_dtype,
             "tensor_bytes": sum(bytes_by_dtype.values()),
-            "storage_bytes": sum(storages.values()),
+            "storage_bytes": storage_bytes,
             "locations": locations,
             "kinds": kinds,
             "globals_by_risk": risks,
         }
 
-    def to_json(self, tree: bool = True) -> dict[str, Any]:
+    def to_json(self, tree: bool = True, lazy: bool = False) -> dict[str, Any]:
+        """The JSON form. `lazy`: the tensors and modules as iterators of their JSON and the tree
+        as its root Node, for a writer that streams them (cli.write_json) instead of holding
+        100,000 dicts at once."""
+        listed: Any = (lambda items: map(_item_json, items)) if lazy else (lambda items: [i.to_json() for i in items])
         out: dict[str, Any] = {
             "file": self.file,
             "format": self.format,
@@ -381,8 +398,8 @@ class Checkpoint:
             "metadata": self.metadata,
             "summary": self.summary(),
             "models": [m.to_json() for m in self.models],
-            "tensors": [t.to_json() for t in self.tensors],
-            "modules": [m.to_json() for m in self.modules],
+            "tensors": listed(self.tensors),
+            "modules": listed(self.modules),
             "globals": [g.to_json() for g in self.globals],
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
@@ -390,8 +407,12 @@ class Checkpoint:
             "part_of": self.part_of.to_json() if self.part_of is not None else None,
         }
         if tree:
-            out["tree"] = self.root.to_json() if self.root else None
+            out["tree"] = (self.root if lazy else self.root.to_json()) if self.root else None
         return out
+
+
+def _item_json(item: TensorInfo | ModuleInfo) -> Any:
+    return item.to_json()
 
 
 # The JSON shapes (docs/json-contract.md); the language server's payloads reuse them.

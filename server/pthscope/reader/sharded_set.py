@@ -162,9 +162,11 @@ def _add_shard(checkpoint: Checkpoint, path: str, shard: str, read: Checkpoint, 
         if node.name in holder:
             duplicates.append(node.name)
             continue
-        _shift(node, offset)
         if node.tensor is not None:
+            node.tensor += offset
             holder[node.name] = part_index
+        elif node.children:
+            _shift(node, offset)
         children.append(node)
     if duplicates:
         first = os.path.basename(checkpoint.parts[holder[duplicates[0]]].file)
@@ -207,12 +209,11 @@ def _compare_with_index(checkpoint: Checkpoint, shard: str, holds: list[str], ex
 def _check_total_size(checkpoint: Checkpoint, total_size: int | None) -> None:
     if total_size is None or not checkpoint.tensors or checkpoint.errors:
         return
-    summary = checkpoint.summary()
-    held = {summary["tensor_bytes"], summary["storage_bytes"]}
-    if total_size not in held:
+    tensor_bytes = sum(t.nbytes for t in checkpoint.tensors)
+    if total_size != tensor_bytes and total_size != checkpoint.summary()["storage_bytes"]:
         checkpoint.warnings.append(Problem(
             "unexpected", f"the index's total_size is {total_size:,} bytes, but the shards' tensors hold "
-            f"{summary['tensor_bytes']:,}: the index was written for other shards, or they changed since", where="metadata"))
+            f"{tensor_bytes:,}: the index was written for other shards, or they changed since", where="metadata"))
 
 
 def _where(shard: str, problem: Problem) -> str:

@@ -134,3 +134,26 @@ def test_class_names_with_nul_and_surrogates_are_read(tmp_path: Path) -> None:
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         assert f"__main__.{visible(name)}" in result.stdout.decode("utf-8")
+
+
+def test_json_is_streamed_as_it_would_be_dumped(whole_model: Path, tmp_path: Path) -> None:
+    """The lazy JSON (tensors and the tree a slice at a time) is the eager JSON, byte for byte,
+    and the process prints it whole: nested dicts, a 3,000-key state dict, a whole model."""
+    import io
+
+    from pthscope.cli import write_json
+    from pthscope.reader import inspect
+
+    nested = tmp_path / "nested.pt"
+    torch.save({"model": {f"layer{i}.weight": torch.zeros(2) for i in range(3000)},
+                "optimizer": {"state": {0: {"exp_avg": torch.ones(2)}}, "param_groups": [{"lr": 0.1, "params": [0]}]},
+                "note": "x" * 300}, nested)
+    for path in (whole_model, nested):
+        checkpoint = inspect(path)
+        eager, lazy = io.StringIO(), io.StringIO()
+        write_json(checkpoint.to_json(), eager)
+        write_json(checkpoint.to_json(lazy=True), lazy)
+        assert eager.getvalue() == lazy.getvalue()
+        assert json.loads(eager.getvalue()) == json.loads(json.dumps(checkpoint.to_json()))
+        result = _run("inspect", "--json", str(path))
+        assert result.returncode == 0 and result.stdout == eager.getvalue()

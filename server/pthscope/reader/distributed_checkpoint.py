@@ -22,10 +22,12 @@ directory and pickle. Nothing is imported from torch.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from typing import Any, BinaryIO
 
+from .dtypes import ITEMSIZE
 from .file_slice import FileSlice
 from .limits import Limits
 from .model import Checkpoint, ChunkInfo, PartInfo, PartOf, Problem, ShardingInfo, contiguous_stride
@@ -119,6 +121,7 @@ def read_distributed_checkpoint(path: str, limits: Limits) -> Checkpoint:
     except MetadataError as exc:
         checkpoint.errors.append(Problem("corrupt", f"{metadata_name}: {exc}", where=metadata_name))
         return report_globals(checkpoint, log)
+    del metadata  # its records, before the tree is built from what they said
     fill_checkpoint(checkpoint, root, log, limits)
     reader.attach(checkpoint)
     return checkpoint
@@ -163,6 +166,8 @@ class _Entries:
         self.folder, self.checkpoint, self.log, self.limits = folder, checkpoint, log, limits
         self.parts: dict[str, int] = {}
         self.sharding: dict[str, tuple[int | None, ShardingInfo]] = {}  # storage key → (part, sharding)
+        self.ranks: dict[int, int | None] = {}  # part → the rank that wrote it
+        self.strides: dict[tuple[int, ...], list[int]] = {}  # one stride list per shape
         self.bytes_read = 0
         self.bytes_skipped = 0
 
@@ -207,13 +212,13 @@ class _Entries:
             raise MetadataError("its Metadata has no storage_data (which file holds which chunk)")
         index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] = {}
         for where, info in data.items():
-            if not (_is_record(where, "MetadataIndex") and _is_record(info, "_StorageInfo")):
+            if _name_of(where) != "MetadataIndex" or _name_of(info) != "_StorageInfo":
                 raise MetadataError(f"storage_data maps {_what(where)} to {_what(info)}, not MetadataIndex to _StorageInfo")
             at = _fields(where)
             fqn, offset = at.get("fqn"), at.get("offset")
             if type(fqn) is not str:
                 raise MetadataError(f"a storage_data key names {_what(fqn)}, not an entry")
-            index[(fqn, tuple(offset) if isinstance(offset, tuple) else None)] = _fields(info)
+            index[(fqn, offset if type(offset) is tuple else None)] = _fields(info)
         return index
 
     def _part(self, info: dict[str, Any], key: str) -> tuple[int, int, int]:
@@ -225,8 +230,9 @@ class _Entries:
         index = self.parts.get(relative)
         if index is None:
             index = self.parts[relative] = self._add_part(relative)
+            self.ranks[index] = self._rank(index)
         part = self.checkpoint.parts[index]
-        if part.size and offset + length > part.size:
+        if offset + length > part.size and part.size:
             self.checkpoint.errors.append(Problem(
                 "truncated", f"{safe_repr(key)} lies at bytes {offset:,}–{offset + length:,} of {relative}, which has "
                 f"{part.size:,}: the file is truncated", where=relative))
@@ -255,41 +261,41 @@ class _Entries:
         return len(self.checkpoint.parts) - 1
 
     def _tensor(self, key: str, entry: DataRecord, storage: dict[Any, dict[str, Any]]) -> TensorRecord:
+        # 100,000 of these for a large model: each check is a C call or two, messages are made
+        # only for a file that fails one.
         fields = _fields(entry)
         properties = fields.get("properties")
-        dtype = _dtype(_state(properties) if _is_record(properties, "TensorProperties") else None)
-        shape = _ints(fields.get("size"), f"the size of {safe_repr(key)}")
+        dtype = _dtype(_state(properties) if _name_of(properties) == "TensorProperties" else None)
+        shape = _sizes(fields.get("size"), "the size", key)
         chunks = fields.get("chunks")
-        if not isinstance(chunks, list):
+        if type(chunks) is not list:
             raise MetadataError(f"{safe_repr(key)} has no chunk list")
         infos: list[ChunkInfo] = []
         for chunk in chunks:
-            if not _is_record(chunk, "ChunkStorageMetadata"):
+            if _name_of(chunk) != "ChunkStorageMetadata":
                 raise MetadataError(f"a chunk of {safe_repr(key)} is {_what(chunk)}")
             at = _fields(chunk)
-            offsets = _ints(at.get("offsets"), f"a chunk offset of {safe_repr(key)}")
-            sizes = _ints(at.get("sizes"), f"a chunk size of {safe_repr(key)}")
-            info = storage.get((key, tuple(offsets)))
+            offsets = _sizes(at.get("offsets"), "a chunk offset", key)
+            sizes = _sizes(at.get("sizes"), "a chunk size", key)
+            info = storage.get((key, offsets))
             if info is None:
                 self.checkpoint.errors.append(Problem(
-                    "missing", f"chunk {offsets} of {safe_repr(key)} has no storage entry: it was never written",
+                    "missing", f"chunk {list(offsets)} of {safe_repr(key)} has no storage entry: it was never written",
                     where=key))
-                infos.append(ChunkInfo(offsets, sizes))
+                infos.append(ChunkInfo(list(offsets), list(sizes)))
                 continue
             part, byte_offset, byte_length = self._part(info, key)
-            infos.append(ChunkInfo(offsets, sizes, part=part, rank=self._rank(part), byte_offset=byte_offset,
-                                   byte_length=byte_length))
-        whole = len(infos) == 1 and infos[0].sizes == shape and infos[0].part is not None
-        storage_key = key
-        numel = 1
-        for d in shape:
-            numel *= d
-        self.sharding[storage_key] = (infos[0].part if whole else None, ShardingInfo("DCP", shape, local=False, chunks=infos))
+            infos.append(ChunkInfo(list(offsets), list(sizes), part, self.ranks[part], byte_offset, byte_length))
+        whole = len(infos) == 1 and sizes == shape and infos[0].part is not None
+        stride = self.strides.get(shape)
+        if stride is None:
+            stride = self.strides[shape] = contiguous_stride(list(shape))
+        shape_list = list(shape)
+        self.sharding[key] = (infos[0].part if whole else None, ShardingInfo("DCP", shape_list, False, chunks=infos))
         if whole:
-            self.checkpoint.storage_offsets[storage_key] = infos[0].byte_offset or 0
-        nbytes = None if not whole else numel * _itemsize(dtype)
-        return tuple.__new__(TensorRecord, (shape, contiguous_stride(shape), 0, dtype, False, "tensor", "cpu",
-                                            storage_key, nbytes, "strided"))
+            self.checkpoint.storage_offsets[key] = infos[0].byte_offset or 0
+        nbytes = math.prod(shape) * ITEMSIZE.get(dtype, 1) if whole else None
+        return tuple.__new__(TensorRecord, (shape_list, stride, 0, dtype, False, "tensor", "cpu", key, nbytes, "strided"))
 
     def _bytes(self, key: str, info: dict[str, Any] | None) -> Any:
         """A bytes entry's object, as torch.save wrote it into the data file (read restricted)."""
@@ -400,7 +406,20 @@ def _as_lists(node: dict[Any, Any]) -> Any:
 
 
 def _is_record(obj: Any, name: str) -> bool:
-    return isinstance(obj, DataRecord) and obj.qualname.rsplit(".", 1)[-1] == name
+    return _name_of(obj) == name
+
+
+_NAMES: dict[type, str] = {}  # record class → its short name
+
+
+def _name_of(obj: Any) -> str:
+    """The class name of a data record (`Metadata`, `TensorStorageMetadata`, ...), "" for
+    anything else."""
+    cls = type(obj)
+    name = _NAMES.get(cls)
+    if name is None:
+        name = _NAMES[cls] = obj.qualname.rsplit(".", 1)[-1] if isinstance(obj, DataRecord) else ""
+    return name
 
 
 def _state(record: Any) -> Any:
@@ -412,8 +431,8 @@ def _state(record: Any) -> Any:
 
 def _fields(record: Any) -> dict[str, Any]:
     """A dataclass record's fields (its BUILD state: a dict)."""
-    state = _state(record)
-    if not isinstance(state, dict):
+    state = record[0] if len(record) == 1 else _state(record)
+    if type(state) is not dict:
         raise MetadataError(f"a {record.qualname} has the state {safe_repr(state)}, not its fields")
     return state
 
@@ -432,16 +451,15 @@ def _dtype(properties: Any) -> str:
     return dtype.name
 
 
-def _ints(value: Any, what: str) -> list[int]:
-    if isinstance(value, (tuple, list)) and all(type(v) is int and 0 <= v < 1 << 63 for v in value):
-        return list(value)
-    raise MetadataError(f"{what} is {safe_repr(value)}, not a list of sizes")
+_INT_ONLY = {int}
 
 
-def _itemsize(dtype: str) -> int:
-    from .dtypes import itemsize
-
-    return itemsize(dtype)
+def _sizes(value: Any, what: str, key: str) -> tuple[int, ...]:
+    """A torch.Size as the record holds it: a tuple of non-negative ints."""
+    if type(value) is tuple and (not value or (set(map(type, value)) == _INT_ONLY and min(value) >= 0
+                                               and max(value) < 1 << 63)):
+        return value
+    raise MetadataError(f"{what} of {safe_repr(key)} is {safe_repr(value)}, not a list of sizes")
 
 
 def _what(obj: Any) -> str:

@@ -177,7 +177,7 @@ def main() -> int:
         ]
         print(f"{TENSORS:,} tensors; median of {args.runs} runs, alternating: wall time, CPU time (user + system) "
               "and peak RSS of each process; ratios: theirs over ours")
-        print(f"{'set':<24}{'pthscope':>26}{'library':>30}{'':>26}{'ratio (wall, cpu)':>20}{'goal':>6}")
+        print(f"{'set':<22}{'pthscope (wall, cpu, peak)':<36}{'library':<64}{'ratio wall, cpu':>16}{'goal':>6}")
         missed = False
         for case in cases:
             for flags in ((), ("--no-tree",)):
@@ -188,9 +188,8 @@ def main() -> int:
                 if not flags:
                     missed |= not ok
                 label = case.name + (" --no-tree" if flags else "")
-                print(f"{label:<24}{_cell(ours):>26}{case.library:>30}{_cell(theirs):>26}"
-                      f"{ratio:>9.1f}x {cpu_ratio:>7.1f}x{case.goal:>6.0f}x"
-                      f"{'' if ok or flags else '  MISSED'}")
+                print(f"{label:<22}{_cell(ours):<36}{case.library + ': ' + _cell(theirs):<64}"
+                      f"{ratio:>8.1f}x {cpu_ratio:>5.1f}x{case.goal:>6.0f}x{'' if ok or flags else '  MISSED'}")
         return 1 if missed and args.check else 0
     finally:
         if args.keep is None:

@@ -320,3 +320,17 @@ def test_a_metadata_that_is_not_metadata(single: Path, tmp_path: Path, content: 
     (folder / ".metadata").write_bytes(content)
     checkpoint = pthscope.inspect(folder)
     assert checkpoint.errors and checkpoint.errors[0].kind == kind and checkpoint.errors[0].where.startswith(".metadata")
+
+
+@pytest.mark.parametrize("relative", ["../outside.distcp", "/etc/hostname", "..", "fifo"])
+def test_a_data_file_outside_the_folder_or_not_a_file_is_never_read(single: Path, tmp_path: Path, relative: str) -> None:
+    folder = Path(shutil.copytree(single, tmp_path / "elsewhere"))
+    os.mkfifo(folder / "fifo")  # opening it would block: it must never be opened
+    metadata = FileSystemReader(str(folder)).read_metadata()
+    for info in metadata.storage_data.values():
+        info.relative_path = relative
+    (folder / ".metadata").write_bytes(pickle.dumps(metadata))
+    checkpoint = pthscope.inspect(folder)
+    assert checkpoint.errors
+    assert ("outside the checkpoint folder" in checkpoint.errors[0].message if relative != "fifo"
+            else checkpoint.errors[0].kind == "missing")

@@ -248,13 +248,14 @@ class _Entries:
 
     def _add_part(self, relative: str) -> int:
         path = os.path.normpath(os.path.join(self.folder, relative))
-        if os.path.isabs(relative) or os.path.dirname(os.path.relpath(path, self.folder)).startswith(".."):
+        inside = os.path.relpath(path, self.folder)
+        if os.path.isabs(relative) or inside == os.pardir or inside.startswith(os.pardir + os.sep) or inside == ".":
             raise MetadataError(f"a data file {safe_repr(relative)} lies outside the checkpoint folder")
         part = PartInfo(path, FORMAT)
-        try:
+        if os.path.isfile(path):  # a regular file: a pipe or a device is never opened
             st = os.stat(path)
             part.size, part.mtime_ns = st.st_size, st.st_mtime_ns
-        except OSError:
+        else:
             self.checkpoint.errors.append(Problem(
                 "missing", f"data file {relative} is missing: its tensors cannot be loaded", where=relative))
         self.checkpoint.parts.append(part)
@@ -309,6 +310,8 @@ class _Entries:
             return BytesEntry(f"<{length:,} bytes, not read>")
         self.bytes_read += 1
         path = self.checkpoint.parts[part].file
+        if not self.checkpoint.parts[part].size:
+            return BytesEntry("<not read: its data file is missing>")
         try:
             with open(path, "rb") as f:
                 return read_embedded_pickle(f, offset, length, f"{os.path.basename(path)} byte {offset} ({key})",

@@ -123,15 +123,11 @@ class TreeBuilder:
 
         limits = self.limits
         for child_name, value in _dict_items(state.get("_parameters"), limits):
-            if type(value) is TensorRecord:
-                node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
-            elif type(value) is SubclassTensorRecord:
-                node.children.append(self._subclass_tensor(value, child_name, [*path, child_name], "parameter"))
+            if type(value) is TensorRecord or type(value) is SubclassTensorRecord:
+                node.children.append(self._any_tensor(value, child_name, [*path, child_name], "parameter"))
         for child_name, value in _dict_items(state.get("_buffers"), limits):
-            if type(value) in (TensorRecord, SubclassTensorRecord):
-                node.children.append(self._subclass_tensor(value, child_name, [*path, child_name], "buffer")
-                                     if type(value) is SubclassTensorRecord
-                                     else self._tensor(value, child_name, [*path, child_name], "buffer"))
+            if type(value) is TensorRecord or type(value) is SubclassTensorRecord:
+                node.children.append(self._any_tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
         for child_name, value in _dict_items(state.get("_modules"), limits):
             if value is not None:
@@ -157,6 +153,12 @@ class TreeBuilder:
             self._check_location(location, info.key)
         self.tensors.append(info)
         return Node(name, path, "tensor", _tensor_type(info), tensor=len(self.tensors) - 1)
+
+    def _any_tensor(self, obj: TensorRecord | SubclassTensorRecord, name: str, path: list[PathElement],
+                    kind: str) -> Node:
+        if type(obj) is SubclassTensorRecord:
+            return self._subclass_tensor(obj, name, path, kind)
+        return self._tensor(obj, name, path, kind)  # type: ignore[arg-type]
 
     def _subclass_tensor(self, obj: SubclassTensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
         """A DTensor or ShardedTensor is listed as its local piece, with how it is sharded;

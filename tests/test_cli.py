@@ -134,3 +134,18 @@ def test_class_names_with_nul_and_surrogates_are_read(tmp_path: Path) -> None:
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         assert f"__main__.{visible(name)}" in result.stdout.decode("utf-8")
+
+
+def test_json_is_printed_whole_as_json_would_dump_it(whole_model: Path, tmp_path: Path) -> None:
+    """`inspect --json` (written in chunks, spooled past 8 MiB) is json.dumps of the contract:
+    nested dicts, a 3,000-key state dict, a whole model."""
+    from pthscope.reader import inspect
+
+    nested = tmp_path / "nested.pt"
+    torch.save({"model": {f"layer{i}.weight": torch.zeros(2) for i in range(3000)},
+                "optimizer": {"state": {0: {"exp_avg": torch.ones(2)}}, "param_groups": [{"lr": 0.1, "params": [0]}]},
+                "note": "x" * 300}, nested)
+    for path in (whole_model, nested):
+        result = _run("inspect", "--json", str(path))
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == json.loads(json.dumps(inspect(path).to_json()))

@@ -15,7 +15,7 @@
   /** Columns of the tensor table; `sort` names the server's sort key when sortable. */
   const COLUMNS = [
     { id: 'key', title: 'Key', sort: 'key', cell: (t) => t.key },
-    { id: 'shape', title: 'Shape', cell: (t) => `[${t.shape.join(', ')}]` },
+    { id: 'shape', title: 'Shape', cell: shapeCell },
     { id: 'dtype', title: 'DType', sort: 'dtype', cell: (t) => t.dtype },
     { id: 'grad', title: 'requires_grad', sort: 'grad_state', cell: gradCell },
     { id: 'role', title: 'Role', sort: 'role', cell: roleCell },
@@ -62,6 +62,34 @@
   /** What each role the server assigns is called. */
   const ROLE_LABELS = { parameter: 'model parameters', buffer: 'buffers', optimizer_state: 'optimizer state', other: 'other tensors' };
   const ROLE_CELLS = { parameter: 'parameter', buffer: 'buffer', optimizer_state: 'optimizer state', other: 'other' };
+  /** A distributed tensor's piece says what it is a piece of; the title, how it is split. */
+  function shapeCell(t) {
+    const text = `[${t.shape.join(', ')}]`;
+    const sharding = t.sharding;
+    if (!sharding) {
+      return text;
+    }
+    return { text: sharding.local ? `${text} of [${sharding.global_shape.join(', ')}]` : text, title: shardingText(t) };
+  }
+
+  function shardingText(t) {
+    const s = t.sharding;
+    if (!s) {
+      return '';
+    }
+    const how = [s.kind, ...s.placements, s.mesh].filter(Boolean).join(' · ');
+    const files = new Set(s.chunks.map((c) => partName(c.part)).filter(Boolean));
+    const where = s.local ? `rank ${s.rank ?? '?'}'s piece of [${s.global_shape.join(', ')}]`
+      : `${s.chunks.length} chunk${s.chunks.length === 1 ? '' : 's'}${files.size ? ` in ${[...files].join(', ')}` : ''}`;
+    return `${how}: ${where}`;
+  }
+
+  /** The file name of a part of a multi-file checkpoint (null: the checkpoint's own file). */
+  function partName(part) {
+    const parts = state.result ? state.result.parts : [];
+    return part === null || part === undefined || !parts[part] ? '' : parts[part].file.split(/[\\/]/).pop();
+  }
+
   function roleCell(t) {
     return { text: ROLE_CELLS[t.role] || t.role, title: `saved as ${t.kind}` };
   }
@@ -154,6 +182,31 @@
       safe.length > 0 ? el('p', { className: 'muted', text: `Also named, and safe: ${safe.map((g) => g.name).join(', ')}` }) : null);
   }
 
+  /** A file that is one part of a set: which part, and a way to open the whole set. */
+  function renderPartOf(result) {
+    const of = result.part_of;
+    if (!of) {
+      return null;
+    }
+    const what = { sharded: 'shard', 'torch-distributed': 'data file', 'torch-ranks': 'rank file' }[of.format] || 'part';
+    return el('section', { id: 'part-of', className: 'banner unknown', role: 'note' },
+      codicon('files'),
+      el('span', { text: `${what} ${of.part} of ${of.parts} of ${of.file}` }),
+      el('button', { id: 'open-set', text: 'Open the whole set', onclick: () => vscode.postMessage({ type: 'openSet', body: { file: of.file } }) }));
+  }
+
+  /** The files of a checkpoint made of several: each with its format, size and tensors. */
+  function renderParts(result) {
+    if (!result.parts || result.parts.length === 0) {
+      return null;
+    }
+    return el('details', { id: 'parts', className: 'card metadata' },
+      el('summary', { text: `Files (${result.parts.length})` }),
+      el('dl', { className: 'kv' }, result.parts.flatMap((part) => [
+        el('dt', { text: part.file.split(/[\\/]/).pop() }),
+        el('dd', { text: `${part.format}, ${formatBytes(part.size)}, ${formatExact(part.tensors)} tensors` })])));
+  }
+
   function stat(id, label, value, text, extraClass) {
     return el('div', { className: `stat ${extraClass || ''}` },
       el('span', { className: 'stat-label', text: label }),
@@ -201,7 +254,8 @@
         keyValueList(s.locations, (n) => `${formatExact(n)} tensors`)),
       metadata.length > 0 ? el('details', { className: 'card metadata' },
         el('summary', { text: `Metadata (${metadata.length})` }),
-        keyValueList(Object.fromEntries(metadata), String)) : null);
+        keyValueList(Object.fromEntries(metadata), String)) : null,
+      renderParts(result));
   }
 
   /** The server's counts by role: model parameters, buffers, optimizer state, other tensors. */
@@ -384,8 +438,10 @@
       }
       row.append(cell);
     }
-    if (tensor.shared_with.length > 0) {
-      row.title = `shares storage with ${tensor.shared_with.join(', ')}`;
+    const notes = [tensor.shared_with.length > 0 ? `shares storage with ${tensor.shared_with.join(', ')}` : '',
+      partName(tensor.part) ? `in ${partName(tensor.part)}` : '', shardingText(tensor)].filter(Boolean);
+    if (notes.length > 0) {
+      row.title = notes.join('\n');
     }
     return row;
   }
@@ -530,7 +586,7 @@
     const app = document.getElementById('app');
     document.getElementById('format').textContent = result.format;
     document.getElementById('status').remove();
-    const parts = [renderProblems(result), renderSafety(result)];
+    const parts = [renderPartOf(result), renderProblems(result), renderSafety(result)];
     if (result.root !== null || result.summary.tensors > 0) {
       parts.push(renderSummary(result), renderTable(), renderStatsPanel());
     }

@@ -5,9 +5,10 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ServerNotRunning, type Ctx } from './ctx';
-import { type CheckpointEditorProvider, checkpointViewType } from './editor';
+import type { CheckpointEditorProvider } from './editor';
 import { formatShape } from './format';
 import * as protocol from './protocol';
+import { openCheckpointPage } from './setPage';
 import { CheckpointNode, type CheckpointTree, LoadMoreNode } from './tree';
 
 export interface Services {
@@ -23,15 +24,30 @@ interface CommandFactory {
   create(services: Services): Cmd;
 }
 
-const CHECKPOINT_FILTERS = { 'PyTorch checkpoints': ['pth', 'pt', 'ckpt', 'bin', 'tar', 'safetensors'], 'All files': ['*'] };
+const CHECKPOINT_FILTERS = {
+  'PyTorch checkpoints': ['pth', 'pt', 'ckpt', 'bin', 'tar', 'safetensors', 'json', 'metadata', 'distcp'],
+  'All files': ['*'],
+};
 const SEARCH_DEBOUNCE_MS = 150;
 
+/** A file, a shard index, a `.metadata` or (from the explorer) a folder: setPage.ts decides where it opens. */
 const openCheckpoint: CommandFactory = {
   needsServer: false,
-  create: () => async (uri?: unknown) => {
+  create: ({ ctx, pages }) => async (uri?: unknown) => {
     const target = uri instanceof vscode.Uri ? uri : (await vscode.window.showOpenDialog({ canSelectMany: false, filters: CHECKPOINT_FILTERS, openLabel: 'Open Checkpoint' }))?.[0];
     if (target) {
-      await vscode.commands.executeCommand('vscode.openWith', target, checkpointViewType(target));
+      await openCheckpointPage(pages, ctx.extension.extensionUri, target);
+    }
+  },
+};
+
+/** A folder: a torch.distributed checkpoint, a sharded set, per-rank files (dialogs pick files or folders, not both). */
+const openCheckpointFolder: CommandFactory = {
+  needsServer: false,
+  create: ({ ctx, pages }) => async () => {
+    const target = (await vscode.window.showOpenDialog({ canSelectMany: false, canSelectFiles: false, canSelectFolders: true, openLabel: 'Open Checkpoint Folder' }))?.[0];
+    if (target) {
+      await openCheckpointPage(pages, ctx.extension.extensionUri, target);
     }
   },
 };
@@ -174,6 +190,7 @@ const insertRequiresGradCode: CommandFactory = {
 const COMMANDS: Record<string, CommandFactory> = {
   'pthscope.insertFreezingCode': insertRequiresGradCode,
   'pthscope.openCheckpoint': openCheckpoint,
+  'pthscope.openCheckpointFolder': openCheckpointFolder,
   'pthscope.restartServer': restartServer,
   'pthscope.showLog': showLog,
   'pthscope.refreshTree': refreshTree,

@@ -30,7 +30,8 @@ type PageMessage =
   | { type: 'tensors'; body: TensorsParams & { requestId: number } }
   | { type: 'stats'; body: { requestId: number; path: PathElement[] } }
   | { type: 'revealInTree'; body: { key: string } }
-  | { type: 'copy'; body: { text: string } };
+  | { type: 'copy'; body: { text: string } }
+  | { type: 'openSet'; body: { file: string } };
 
 class CheckpointPage {
   result: OpenResult | undefined;
@@ -82,7 +83,12 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
   }
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
-    const page = new CheckpointPage(document.uri.fsPath, panel);
+    this.showInPanel(document.uri.fsPath, panel);
+  }
+
+  /** The page of `file` in `panel`: a custom editor's, or a panel of its own (setPage.ts: a folder). */
+  showInPanel(file: string, panel: vscode.WebviewPanel): void {
+    const page = new CheckpointPage(file, panel);
     this.pages.add(page);
     panel.webview.options = { enableScripts: true, localResourceRoots: pageResourceRoots(this.ctx.extension.extensionUri) };
     panel.webview.html = pageHtml(panel.webview, this.ctx.extension.extensionUri, path.basename(page.file));
@@ -103,14 +109,24 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
 
   /** Opens (or focuses) the page for `file` and shows the tensors under `key`. */
   async revealInPage(file: string, key: string): Promise<void> {
-    const existing = [...this.pages].find((p) => p.file === file);
+    const existing = this.pageOf(file);
     if (existing) {
       existing.revealKey(key);
       return;
     }
-    const uri = vscode.Uri.file(file);
-    await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri));
-    [...this.pages].find((p) => p.file === file)?.revealKey(key);
+    await vscode.commands.executeCommand('pthscope.openCheckpoint', vscode.Uri.file(file));
+    this.pageOf(file)?.revealKey(key);
+  }
+
+  /** Focuses the page of `file` if one is open; false when there is none. */
+  focusPage(file: string): boolean {
+    const page = this.pageOf(file);
+    page?.panel.reveal();
+    return page !== undefined;
+  }
+
+  private pageOf(file: string): CheckpointPage | undefined {
+    return [...this.pages].find((p) => p.file === file);
   }
 
   private async onMessage(page: CheckpointPage, message: PageMessage): Promise<void> {
@@ -150,6 +166,9 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       case 'copy':
         await vscode.env.clipboard.writeText(message.body.text);
         void vscode.window.setStatusBarMessage(`Copied ${message.body.text}`, 2000);
+        return;
+      case 'openSet':
+        await vscode.commands.executeCommand('pthscope.openCheckpoint', vscode.Uri.file(message.body.file));
         return;
     }
   }

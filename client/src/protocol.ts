@@ -53,6 +53,43 @@ export interface RoleTableJson {
   other: RoleCountsJson;
 }
 
+/** One file of a checkpoint made of several (a shard, a `.distcp` file, one rank's file). */
+export interface PartJson {
+  file: string;
+  format: string;
+  size: number;
+  tensors: number;
+}
+
+/** The set a single file is one part of: opening `file` shows the whole. */
+export interface PartOfJson {
+  file: string;
+  format: string;
+  part: number;
+  parts: number;
+}
+
+/** A piece of a distributed tensor: where it sits in the global tensor and which file holds it. */
+export interface ChunkJson {
+  offsets: number[];
+  sizes: number[];
+  part: number | null;
+  rank: number | null;
+  byte_offset: number | null;
+  byte_length: number | null;
+}
+
+/** How a distributed tensor is split (DTensor, ShardedTensor, a DCP entry); `local`: `shape` is one rank's piece. */
+export interface ShardingJson {
+  kind: string;
+  global_shape: number[];
+  local: boolean;
+  placements: string[];
+  mesh: string;
+  rank: number | null;
+  chunks: ChunkJson[];
+}
+
 export interface TensorJson {
   path: PathElement[];
   key: string;
@@ -71,6 +108,9 @@ export interface TensorJson {
   storage_nbytes: number | null;
   shared_with: string[];
   layout: string;
+  /** Index into OpenResult.parts of the file holding its bytes; null: the checkpoint's own file. */
+  part: number | null;
+  sharding: ShardingJson | null;
 }
 
 export interface ModuleJson {
@@ -160,6 +200,8 @@ export interface OpenResult {
   errors: ProblemJson[];
   root: NodeSummary | null;
   children: NodeSummary[];
+  parts: PartJson[];
+  part_of: PartOfJson | null;
 }
 
 export interface ChildrenParams {

@@ -10,7 +10,8 @@ function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
   return {
     path: ['conv1', 'weight'], key: 'conv1.weight', shape: [16, 3, 3, 3], dtype: 'float32', requires_grad: false,
     grad_state: 'frozen', kind: 'parameter', role: 'parameter', location: 'cpu', stride: [27, 9, 3, 1], storage_offset: 0,
-    numel: 432, nbytes: 1728, storage: '0', storage_nbytes: 1728, shared_with: [], layout: 'strided', ...overrides,
+    numel: 432, nbytes: 1728, storage: '0', storage_nbytes: 1728, shared_with: [], layout: 'strided', part: null, sharding: null,
+    ...overrides,
   };
 }
 

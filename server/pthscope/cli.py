@@ -12,8 +12,10 @@ import fnmatch
 import functools
 import io
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -92,8 +94,11 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
         if args.json:
             keep = functools.partial(_matches, pattern=args.filter) if args.filter else None
             # Made whole before anything is written: a failure cannot leave half a JSON object.
-            chunks = list(json_chunks(checkpoint, tree=not args.no_tree, keep=keep))
-            sys.stdout.writelines(chunks)
+            # Past 8 MiB in a temporary file, not memory (100,000 tensors are ~70 MB of text).
+            with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="ascii") as whole:
+                whole.writelines(json_chunks(checkpoint, tree=not args.no_tree, keep=keep))
+                whole.seek(0)
+                shutil.copyfileobj(whole, sys.stdout)
         else:
             text = VisibleText()
             if checkpoint.ok:

@@ -86,7 +86,7 @@ class _Writer:
         path = t.path
         path_text, key = self.key_texts.get(id(path)) or self.path_and_key(path)
         shape, dtype, storage_nbytes, shared_with = t.shape, t.dtype, t.storage_nbytes, t.shared_with
-        requires_grad = t.requires_grad
+        requires_grad, part, sharding = t.requires_grad, t.part, t.sharding
         numel = math.prod(shape)
         return (f'{{"path":{path_text},"key":{key},"shape":{ints[tuple(shape)]},"dtype":{texts[dtype]},'
                 f'"requires_grad":{_bool(requires_grad) if type(requires_grad) is not bool else "true" if requires_grad else "false"},'
@@ -94,7 +94,9 @@ class _Writer:
                 f'"stride":{ints[tuple(t.stride)]},"storage_offset":{t.storage_offset},"numel":{numel},'
                 f'"nbytes":{numel * self.itemsizes[dtype]},"storage":{_text(t.storage)},'
                 f'"storage_nbytes":{"null" if storage_nbytes is None else storage_nbytes},'
-                f'"shared_with":[{",".join(map(_text, shared_with)) if shared_with else ""}],"layout":{texts[t.layout]}}}')
+                f'"shared_with":[{",".join(map(_text, shared_with)) if shared_with else ""}],"layout":{texts[t.layout]},'
+                f'"part":{"null" if part is None else part},'
+                f'"sharding":{"null" if sharding is None else _encode(sharding.to_json())}}}')
 
     def node(self, node: Node) -> str:
         texts = self.texts

@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.protocol import default_converter
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 from tests.code_intel.conftest import GOLDEN, SCRIPTS, make_workspace
 
-from .conftest import CRASH_FILE_NAME, SERVER, PthscopeClientProtocol
+from .conftest import CRASH_FILE_NAME, SERVER, PthscopeClientProtocol, client_converter
 
 __all__ = ["GOLDEN", "SCRIPTS"]
 
@@ -64,7 +63,7 @@ def _apply_edit(
 
 def make_python_client() -> LanguageClient:
     client = LanguageClient(
-        protocol_cls=PthscopeClientProtocol, converter_factory=default_converter
+        protocol_cls=PthscopeClientProtocol, converter_factory=client_converter
     )
     client.published = {}  # type: ignore[attr-defined]
     client.applied_edits = []  # type: ignore[attr-defined]

@@ -115,9 +115,22 @@ class PthscopeClientProtocol(LanguageClientProtocol):
         return response_type(method) or super().get_result_type(method)
 
 
+def client_converter() -> Any:
+    """pygls' converter, reading our results with the snake_case keys the server sends (as the
+    VS Code client does); LSP's own types keep their camelCase."""
+    from cattrs.gen import make_dict_structure_fn
+
+    from pthscope.lsp.protocol import METHODS
+
+    converter = default_converter()
+    results = {result for _, result in METHODS.values()}
+    converter.register_structure_hook_factory(lambda t: t in results, lambda t: make_dict_structure_fn(t, converter))
+    return converter
+
+
 def make_client() -> LanguageClient:
     client = LanguageClient(
-        protocol_cls=PthscopeClientProtocol, converter_factory=default_converter
+        protocol_cls=PthscopeClientProtocol, converter_factory=client_converter
     )
     register_lsp_features(client)
     return client

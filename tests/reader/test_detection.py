@@ -57,31 +57,33 @@ def test_truncated_safetensors_names_the_tensor(tmp_path: Path) -> None:
     assert [t.key for t in checkpoint.tensors] == ["a"]  # what could be read is kept
 
 
-def test_torchscript_is_named(tmp_path: Path) -> None:
+def test_torchscript_is_read(tmp_path: Path) -> None:
     path = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
     checkpoint = pthscope.inspect(path)
-    assert checkpoint.format == "torchscript"
-    assert "TorchScript" in checkpoint.errors[0].message
+    assert checkpoint.format == "torchscript" and not checkpoint.errors
+    assert [t.key for t in checkpoint.tensors] == ["weight", "bias"]  # tests/reader/test_torchscript.py: the rest
 
 
-def test_shard_index_is_named(tmp_path: Path) -> None:
+def test_shard_index_is_read_as_its_set(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors.index.json"
     path.write_text(json.dumps({"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001.safetensors"}}))
     checkpoint = pthscope.inspect(path)
-    assert checkpoint.errors[0].kind == "unsupported" and "sharded" in checkpoint.errors[0].message
+    assert checkpoint.format == "sharded"
+    assert checkpoint.errors[0].kind == "missing" and "model-00001.safetensors" in checkpoint.errors[0].message
 
 
-def test_distributed_checkpoint_folder_and_shard_are_named(tmp_path: Path) -> None:
+def test_distributed_checkpoint_folder_and_data_file_are_named(tmp_path: Path) -> None:
     import torch.distributed.checkpoint as dcp
 
     folder = tmp_path / "dcp"
     with pytest.warns(UserWarning):
         dcp.save({"model": {"w": torch.ones(2)}}, checkpoint_id=str(folder))
     assert pthscope.inspect(folder).format == "torch-distributed"
-    shard = next(folder.glob("*.distcp"))
-    checkpoint = pthscope.inspect(shard)
-    assert checkpoint.format == "torch-distributed" and "shard" in checkpoint.errors[0].message
+    data_file = next(folder.glob("*.distcp"))
+    checkpoint = pthscope.inspect(data_file)
+    assert checkpoint.format == "torch-distributed" and "open the folder" in checkpoint.errors[0].message
+    assert checkpoint.part_of is not None and checkpoint.part_of.file == str(folder)
 
 
 def test_tar_without_storages_is_named(tmp_path: Path) -> None:

@@ -31,15 +31,19 @@ from ..reader.counts import (
     RoleTableJson,
 )
 from ..reader.model import (
+    ChunkJson,
     GlobalJson,
     GlobalUsesJson,
     GradState,
     ModelJson,
     ModuleJson,
     NodeKind,
+    PartJson,
+    PartOfJson,
     PathElement,
     ProblemJson,
     Risk,
+    ShardingJson,
     SummaryJson,
     TensorJson,
     TensorKind,
@@ -76,9 +80,9 @@ _REQUEST_ID: Any = int | str
 _RESPONSE_ID: Any = int | str | None
 
 __all__ = [  # the payload shapes defined elsewhere, part of this contract
-    "ROLES", "GlobalJson", "GlobalUsesJson", "GradState", "ModelJson", "ModuleJson", "NodeKind", "ParamCountsJson",
-    "ParameterCountsJson", "PathElement", "ProblemJson", "Risk", "Role", "RoleCountsJson", "RoleTableJson",
-    "SummaryJson", "TensorJson", "TensorKind",
+    "ROLES", "ChunkJson", "GlobalJson", "GlobalUsesJson", "GradState", "ModelJson", "ModuleJson", "NodeKind",
+    "ParamCountsJson", "ParameterCountsJson", "PartJson", "PartOfJson", "PathElement", "ProblemJson", "Risk", "Role",
+    "RoleCountsJson", "RoleTableJson", "ShardingJson", "SummaryJson", "TensorJson", "TensorKind",
 ]
 
 
@@ -269,6 +273,9 @@ class OpenResult:
     # None when nothing could be read (then `errors` says why).
     root: NodeSummary | None
     children: list[NodeSummary]
+    # The files of a checkpoint made of several, and the set a single file is part of.
+    parts: list[PartJson]
+    part_of: PartOfJson | None
 
 
 @attrs.define

@@ -83,8 +83,46 @@ HARMLESS_CONSTRUCTORS: frozenset[str] = frozenset((
     "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePath", "pathlib.PurePosixPath",
     "pathlib.PureWindowsPath", "argparse.Namespace", "decimal.Decimal", "fractions.Fraction", "uuid.UUID",
     "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__", "torch._tensor._rebuild_from_type",
+    # TorchScript's pickles (torch/jit/_pickle.py): each returns the list or value it is given
+    *(f"torch.jit._pickle.{f}" for f in ("build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
+                                         "build_tensor_from_id", "restore_type_tag")),
     *(f"builtins.{t}" for t in ("int", "float", "str", "bytes", "bool", "tuple", "list", "dict", "frozenset",
                                 "slice", "range", "object")),
+))
+
+# ---------------------------------------------------------------------------------------------
+# unknown, not dangerous, although torch.distributed is a dangerous module: the data classes that
+# torch.distributed.checkpoint's `.metadata` and torch.save'd DTensors and ShardedTensors are made
+# of (dataclasses, named tuples and enums whose construction only stores fields; reviewed in
+# torch 2.13, with the paths they had in older releases). `DATA_RECORD_CLASSES` are rebuilt as
+# lean records (unpickler.DataRecord); the others as stubs.
+
+_DCP = "torch.distributed.checkpoint"
+_OLD_DCP = "torch.distributed._shard.checkpoint"  # torch 1.13 - 2.0
+_SHARD = "torch.distributed._shard"
+DATA_RECORD_CLASSES: frozenset[str] = frozenset((
+    *(f"{m}.metadata.{c}" for m in (_DCP, _OLD_DCP) for c in (
+        "Metadata", "TensorStorageMetadata", "ChunkStorageMetadata", "BytesStorageMetadata", "MetadataIndex",
+        "TensorProperties", "StorageMeta")),
+    *(f"{m}.filesystem.{c}" for m in (_DCP, _OLD_DCP) for c in ("_StorageInfo", "_StoragePrefix")),
+    f"{_SHARD}.sharded_tensor.metadata.TensorProperties",
+))
+DISTRIBUTED_RECORDS: frozenset[str] = frozenset((
+    *DATA_RECORD_CLASSES,
+    *(f"{m}.metadata._MEM_FORMAT_ENCODING" for m in (_DCP, _OLD_DCP)),
+    f"{_SHARD}.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
+    f"{_SHARD}.sharded_tensor.metadata.ShardedTensorMetadata", f"{_SHARD}.sharded_tensor.api.ShardedTensor",
+    f"{_SHARD}.sharded_tensor.shard.Shard", f"{_SHARD}.metadata.ShardMetadata",
+    f"{_SHARD}.sharding_spec.chunk_sharding_spec.ChunkShardingSpec", "torch.distributed.remote_device._remote_device",
+    # DTensor (torch.distributed.tensor since 2.5; torch.distributed._tensor before)
+    *(f"{m}.{c}" for m in ("torch.distributed.tensor", "torch.distributed.tensor._api", "torch.distributed._tensor",
+                           "torch.distributed._tensor.api") for c in ("DTensor",)),
+    *(f"{m}.{c}" for m in ("torch.distributed.tensor._dtensor_spec", "torch.distributed._tensor.placement_types",
+                           "torch.distributed.tensor.placement_types", "torch.distributed._tensor._dtensor_spec")
+      for c in ("DTensorSpec", "TensorMeta", "ShardOrderEntry", "Shard", "Replicate", "Partial", "_Partial",
+                "_StridedShard", "MaskPartial", "_MaskPartial")),
+    *(f"{m}.DeviceMesh" for m in ("torch.distributed.device_mesh", "torch.distributed._tensor.device_mesh")),
+    "torch.distributed._mesh_layout._MeshLayout", "torch.distributed._mesh_layout._FlatLayout",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +197,7 @@ def is_dangerous_by_name(module: str, name: str) -> bool:
     full = f"{module}.{name}"
     if full in _DANGEROUS_NAMES:
         return True
-    if full in WEIGHTS_ONLY_ALLOWED or full in HARMLESS_CONSTRUCTORS:
+    if full in WEIGHTS_ONLY_ALLOWED or full in HARMLESS_CONSTRUCTORS or full in DISTRIBUTED_RECORDS:
         return False
     if module in ("builtins", "__builtin__", "exceptions"):
         return name not in _HARMLESS_BUILTIN_NAMES
@@ -211,7 +249,7 @@ class GlobalUse:
             return "dangerous", f"{doing}: it runs code, imports, spawns processes, writes files or opens sockets"
         if full in WEIGHTS_ONLY_ALLOWED:
             return "safe", "accepted by torch.load(weights_only=True) (tensor, storage, dtype or collection rebuilding)"
-        if self.calls and full not in HARMLESS_CONSTRUCTORS:
+        if self.calls and full not in HARMLESS_CONSTRUCTORS and full not in DISTRIBUTED_RECORDS:
             return "dangerous", (f"would import `{module}` and call `{full}(…)` {called}: the file chooses what "
                                  "that call receives")
         if self.calls:

@@ -2,7 +2,9 @@
 
 A `Checkpoint` is a tree of `Node`s (containers, modules, tensors, plain values) plus flat,
 file-ordered lists of `TensorInfo` and `ModuleInfo` that the nodes point into, and the
-`ModelInfo`s roles.py finds. The JSON form (`to_json`, typed by the `*Json` TypedDicts here and
+`ModelInfo`s roles.py finds. A checkpoint made of several files (a sharded set, a
+torch.distributed folder, per-rank files) lists them in `parts`; each tensor names its part, and
+a distributed tensor its `ShardingInfo` (global shape, placements, chunks). The JSON form (`to_json`, typed by the `*Json` TypedDicts here and
 in counts.py) is the contract that `pthscope inspect --json`, the language server and the tests
 share; docs/json-contract.md describes it field by field.
 """
@@ -10,11 +12,14 @@ share; docs/json-contract.md describes it field by field.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import attrgetter, mul
 from typing import Any, Literal, TypedDict
 
 from .counts import ParamCountsJson, Role, RoleTableJson, Tally
-from .dtypes import itemsize
+from .dtypes import ITEMSIZE, itemsize
 
 PathElement = str | int
 # "group": dotted state_dict keys shown as the module tree they spell (roles.group_dotted_keys);
@@ -24,6 +29,10 @@ TensorKind = Literal["parameter", "buffer", "tensor", "ndarray"]
 Risk = Literal["safe", "unknown", "dangerous"]
 GradState = Literal["trainable", "frozen", "not stored"]
 SavedAs = Literal["module", "state_dict"]
+
+
+_DTYPE, _SHAPE, _LOCATION, _KIND, _STORAGE, _STORAGE_NBYTES = map(attrgetter, (
+    "dtype", "shape", "location", "kind", "storage", "storage_nbytes"))
 
 
 def key_of(path: list[PathElement]) -> str:
@@ -88,6 +97,74 @@ class ParamCounts:
 
 
 @dataclass(slots=True)
+class PartInfo:
+    """One file of a checkpoint made of several (a shard, a `.distcp` file, one rank's file):
+    where it is, its format, and its size and mtime when it was read (a tensor's values are
+    read from it only while they are the same)."""
+
+    file: str  # absolute path
+    format: str  # safetensors, torch-zip, torch-legacy, torch-distributed (a .distcp file), ...
+    size: int = 0
+    mtime_ns: int = 0
+    tensors: int = 0  # tensors listed from it
+    byteorder: str = "little"
+
+    def to_json(self) -> PartJson:
+        return {"file": self.file, "format": self.format, "size": self.size, "tensors": self.tensors}
+
+
+@dataclass(slots=True)
+class PartOf:
+    """The set a single file belongs to: opening `file` (an index, a folder) shows the whole."""
+
+    file: str
+    format: str  # what opening `file` gives: sharded, torch-distributed, torch-ranks
+    part: int  # this file is part `part` (1-based) of `parts`
+    parts: int
+
+    def to_json(self) -> PartOfJson:
+        return {"file": self.file, "format": self.format, "part": self.part, "parts": self.parts}
+
+
+@dataclass(slots=True)
+class ChunkInfo:
+    """A piece of a distributed tensor: where it sits in the global tensor, and where it is saved
+    (`part`: index into `Checkpoint.parts`, None when no file of this checkpoint holds it;
+    `byte_offset`/`byte_length`: its bytes in that file, for a torch.distributed chunk)."""
+
+    offsets: list[int]
+    sizes: list[int]
+    part: int | None = None
+    rank: int | None = None
+    byte_offset: int | None = None
+    byte_length: int | None = None
+
+    def to_json(self) -> ChunkJson:
+        return {"offsets": self.offsets, "sizes": self.sizes, "part": self.part, "rank": self.rank,
+                "byte_offset": self.byte_offset, "byte_length": self.byte_length}
+
+
+@dataclass(slots=True)
+class ShardingInfo:
+    """How a distributed tensor is split. `kind`: `DTensor`, `ShardedTensor` (a rank's piece, as
+    torch.save wrote it) or `DCP` (an entry of torch.distributed.checkpoint's metadata).
+    `local`: the tensor's `shape` is one rank's piece (else the global tensor)."""
+
+    kind: str
+    global_shape: list[int]
+    local: bool
+    placements: list[str] = field(default_factory=list)  # DTensor: Shard(dim=0), Replicate(), Partial(sum)
+    mesh: str = ""  # DTensor: device type and mesh shape (and dim names); ShardedTensor: its sharding spec
+    chunks: list[ChunkInfo] = field(default_factory=list)
+    rank: int | None = None  # the rank whose piece `shape` is (local only)
+
+    def to_json(self) -> ShardingJson:
+        return {"kind": self.kind, "global_shape": self.global_shape, "local": self.local,
+                "placements": self.placements, "mesh": self.mesh, "rank": self.rank,
+                "chunks": [c.to_json() for c in self.chunks]}
+
+
+@dataclass(slots=True)
 class TensorInfo:
     path: list[PathElement]
     shape: list[int]
@@ -105,6 +182,8 @@ class TensorInfo:
     persistent: bool = True
     layout: str = "strided"  # or sparse, quantized, nested, a wrapper subclass name
     role: Role = "other"  # set by roles.py once the whole file is read
+    part: int | None = None  # index into Checkpoint.parts of the file holding its bytes; None: the file itself
+    sharding: ShardingInfo | None = None  # a distributed tensor's global shape, placements, chunks
 
     @property
     def key(self) -> str:
@@ -127,25 +206,27 @@ class TensorInfo:
         return "not stored"
 
     def to_json(self) -> TensorJson:
-        numel = self.numel
+        numel = math.prod(self.shape)
         return {
             "path": self.path,
-            "key": self.key,
+            "key": ".".join(map(str, self.path)),
             "shape": self.shape,
             "dtype": self.dtype,
             "requires_grad": self.requires_grad,
-            "grad_state": self.grad_state,
+            "grad_state": "trainable" if self.requires_grad else "frozen" if self.kind == "parameter" else "not stored",
             "kind": self.kind,
             "role": self.role,
             "location": self.location,
             "stride": self.stride,
             "storage_offset": self.storage_offset,
             "numel": numel,
-            "nbytes": numel * itemsize(self.dtype),
+            "nbytes": numel * ITEMSIZE.get(self.dtype, 1),
             "storage": self.storage,
             "storage_nbytes": self.storage_nbytes,
             "shared_with": self.shared_with,
             "layout": self.layout,
+            "part": self.part,
+            "sharding": self.sharding.to_json() if self.sharding is not None else None,
         }
 
 
@@ -250,6 +331,11 @@ class Checkpoint:
     storage_offsets: dict[str, int] = field(default_factory=dict)
     # Tensors whose exact view another tensor shares (tied weights): index → the first one's.
     tied_views: dict[int, int] = field(default_factory=dict)
+    # The files of a checkpoint made of several (TensorInfo.part points here); storage keys are
+    # then unique across them, and `storage_offsets` are offsets in the tensor's part.
+    parts: list[PartInfo] = field(default_factory=list)
+    # A single file that is one part of a set: the set's index, folder or metadata.
+    part_of: PartOf | None = None
 
     @property
     def ok(self) -> bool:
@@ -262,20 +348,24 @@ class Checkpoint:
         return tally
 
     def summary(self) -> SummaryJson:
-        # One pass over the tensors: this runs for every `inspect --json` and every open.
-        bytes_by_dtype: dict[str, int] = {}
-        locations: dict[str, int] = {}
-        kinds: dict[str, int] = {}
-        storages: dict[str, int] = {}
-        for t in self.tensors:
-            dtype = t.dtype
-            nbytes = t.numel * itemsize(dtype)
-            kind = t.kind
-            bytes_by_dtype[dtype] = bytes_by_dtype.get(dtype, 0) + nbytes
-            locations[t.location] = locations.get(t.location, 0) + 1
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if t.storage:
-                storages[t.storage] = max(storages.get(t.storage, 0), t.storage_nbytes or nbytes)
+        # This runs for every `inspect --json` and every open: the counting is done in C
+        # (Counter, map, compress), one pass per column; only shared storages take a loop.
+        tensors = self.tensors
+        dtypes = list(map(_DTYPE, tensors))
+        nbytes = list(map(mul, map(math.prod, map(_SHAPE, tensors)), map(ITEMSIZE.get, dtypes, repeat(1))))
+        bytes_by_dtype = {d: sum(compress(nbytes, map(d.__eq__, dtypes))) for d in dict.fromkeys(dtypes)}
+        locations = dict(Counter(map(_LOCATION, tensors)))
+        kinds = dict(Counter(map(_KIND, tensors)))
+        keys = list(map(_STORAGE, tensors))
+        held = [s or n for n, s in zip(nbytes, map(_STORAGE_NBYTES, tensors), strict=True)]
+        if len(set(keys)) == len(keys):  # a storage per tensor (safetensors, most state dicts)
+            storage_bytes = sum(compress(held, keys))
+        else:
+            storages: dict[str, int] = {}
+            for key, n in zip(keys, held, strict=True):
+                if key:
+                    storages[key] = max(storages.get(key, 0), n)
+            storage_bytes = sum(storages.values())
         risks = {"safe": 0, "unknown": 0, "dangerous": 0}
         for g in self.globals:
             risks[g.risk] += 1
@@ -288,7 +378,7 @@ class Checkpoint:
             "requires_grad_stored": kinds.get("parameter", 0) > 0,
             "bytes_by_dtype": bytes_by_dtype,
             "tensor_bytes": sum(bytes_by_dtype.values()),
-            "storage_bytes": sum(storages.values()),
+            "storage_bytes": storage_bytes,
             "locations": locations,
             "kinds": kinds,
             "globals_by_risk": risks,
@@ -309,6 +399,8 @@ class Checkpoint:
             "globals": [g.to_json() for g in self.globals],
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
+            "parts": [p.to_json() for p in self.parts],
+            "part_of": self.part_of.to_json() if self.part_of is not None else None,
         }
         if tree:
             out["tree"] = self.root.to_json() if self.root and long_lists else None
@@ -347,6 +439,39 @@ class GlobalJson(TypedDict):
     effect: str
 
 
+class PartJson(TypedDict):
+    file: str
+    format: str
+    size: int
+    tensors: int
+
+
+class PartOfJson(TypedDict):
+    file: str
+    format: str
+    part: int
+    parts: int
+
+
+class ChunkJson(TypedDict):
+    offsets: list[int]
+    sizes: list[int]
+    part: int | None
+    rank: int | None
+    byte_offset: int | None
+    byte_length: int | None
+
+
+class ShardingJson(TypedDict):
+    kind: str
+    global_shape: list[int]
+    local: bool
+    placements: list[str]
+    mesh: str
+    rank: int | None
+    chunks: list[ChunkJson]
+
+
 class TensorJson(TypedDict):
     path: list[PathElement]
     key: str
@@ -365,6 +490,8 @@ class TensorJson(TypedDict):
     storage_nbytes: int | None
     shared_with: list[str]
     layout: str
+    part: int | None
+    sharding: ShardingJson | None
 
 
 # `class` is a keyword, hence the functional form.

@@ -142,6 +142,11 @@ def report_globals(checkpoint: Checkpoint, log: UnpickleLog) -> Checkpoint:
     and what a load would do with each; also when the pickle could not be read to its end
     (torch.load would have run them by then)."""
     checkpoint.globals = global_refs(log)
+    return warn_dangerous_globals(checkpoint)
+
+
+def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
+    """The warning naming `checkpoint.globals`' dangerous ones and what a load would do with each."""
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     if dangerous:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])

@@ -7,11 +7,13 @@ gets a precise message per tensor.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
+from typing import Any
 
 from .limits import Limits
-from .model import Checkpoint, Node, Problem, TensorInfo, contiguous_stride
+from .model import Checkpoint, Node, PathElement, Problem, TensorInfo, contiguous_stride
 
 _DTYPES = {
     "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
@@ -29,7 +31,6 @@ _BITS = {
     "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8, "C64": 64, "C128": 128,
 }
 _INT64 = 1 << 63
-_INT_ONLY = frozenset((int,))  # the types a shape may hold (not bool, as the library)
 
 
 def probe_safetensors(head: bytes) -> bool:
@@ -56,19 +57,23 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         checkpoint.errors.append(Problem("corrupt", "the header does not start with '{'; the safetensors library "
                                          "refuses it", where="header"))
         return checkpoint
-    duplicates: list[str] = []
     try:
-        header = json.loads(raw, object_pairs_hook=lambda pairs: _no_duplicates(pairs, duplicates))
+        # Every object as its (key, value) pairs, so that a key given twice stays visible; the
+        # pairs' own type tells an object from an array. All of it runs in C.
+        pairs = json.loads(raw, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError) as exc:
         checkpoint.errors.append(Problem("corrupt", f"the JSON header is malformed: {exc}", where="header"))
         return checkpoint
-    if not isinstance(header, dict):
+    if type(pairs) is not _Pairs:
         checkpoint.errors.append(Problem("corrupt", "the JSON header is not an object", where="header"))
         return checkpoint
-    if duplicates:
-        checkpoint.errors.append(Problem("corrupt", f"the header names {duplicates[0]!r} twice: which entry a "
-                                         "reader takes is not defined", where=duplicates[0]))
+    header = dict(pairs)
+    duplicate = _first_duplicate(pairs) if len(header) != len(pairs) else None
     meta = header.pop("__metadata__", None)
+    if type(meta) is _Pairs:
+        meta_pairs, meta = meta, dict(meta)
+        if len(meta) != len(meta_pairs):
+            duplicate = duplicate or _first_duplicate(meta_pairs)
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
         checkpoint.errors.append(Problem("corrupt", "__metadata__ must map names to strings; the safetensors "
                                          "library refuses this header", where="__metadata__"))
@@ -76,48 +81,81 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
         checkpoint.metadata.update({str(k): str(v)[: limits.max_value_chars] for k, v in meta.items()})
     data_size = size - 8 - header_len
     root = Node("", [], "dict", "dict")
-    tensors, children = checkpoint.tensors, root.children
-    strides: dict[tuple[int, ...], list[int]] = {}  # contiguous stride by shape: shapes repeat
-    for name, entry in header.items():
-        problem = _check_entry(name, entry, data_size)
-        if problem:
-            checkpoint.errors.append(problem)
-            continue
-        begin, end = entry["data_offsets"]
-        dtype = _DTYPES.get(entry["dtype"], entry["dtype"].lower())
-        shape = list(entry["shape"])
-        stride = strides.get(key := tuple(shape))
+    children, tensors, offsets = root.children, checkpoint.tensors, checkpoint.storage_offsets
+    data_start = 8 + header_len
+    strides: dict[tuple[int, ...], list[int]] = {}  # one stride list per shape: tensors share them
+    spans: list[tuple[int, int, str]] = []
+    bits_of, int64, prod = _BITS.get, _INT64, math.prod
+    entry: Any
+    dtype: Any
+    shape: Any
+    span: Any
+    for name, value in header.items():
+        entry = dict(value) if type(value) is _Pairs else value
+        if type(value) is _Pairs and len(entry) != len(value):
+            duplicate = duplicate or _first_duplicate(value)
+        dtype = entry.get("dtype") if type(entry) is dict else None
+        shape = entry.get("shape") if type(entry) is dict else None
+        span = entry.get("data_offsets") if type(entry) is dict else None
+        # The common case, checked in a few C calls; anything else gets _check_entry's message.
+        bits = bits_of(dtype) if type(dtype) is str else None
+        numel = prod(shape) if type(shape) is list and _all_ints(shape) else 0
+        if (bits is None or not 0 < numel < int64 or type(span) is not list or len(span) != 2
+                or type(span[0]) is not int or type(span[1]) is not int
+                or not 0 <= span[0] <= span[1] <= data_size or (numel * bits + 7) // 8 != span[1] - span[0]
+                or min(shape, default=1) < 0 or max(shape, default=0) >= int64):
+            problem = _check_entry(name, entry, data_size)
+            if problem:
+                checkpoint.errors.append(problem)
+                continue
+        begin, end = span
+        spans.append((begin, end, name))
+        shape_key = tuple(shape)
+        stride = strides.get(shape_key)
         if stride is None:
-            stride = strides[key] = contiguous_stride(shape)
-        key_path = [name]
-        # Positional (keywords cost a third more per call): one TensorInfo and one Node per tensor.
-        tensors.append(TensorInfo(key_path, shape, dtype, False, "tensor", "cpu", list(stride), 0, name, end - begin,
-                                  [], True, "strided"))
-        checkpoint.storage_offsets[name] = 8 + header_len + begin
-        children.append(Node(name, key_path, "tensor", "torch.Tensor", None, len(tensors) - 1, None, []))
+            stride = strides[shape_key] = contiguous_stride(shape)
+        key_path: list[PathElement] = [name]
+        tensors.append(TensorInfo(key_path, shape, _DTYPES.get(dtype) or dtype.lower(), False, "tensor", "cpu", stride,
+                                  0, name, end - begin))
+        offsets[name] = data_start + begin
+        children.append(Node(name, key_path, "tensor", "torch.Tensor", None, len(tensors) - 1))
+    if duplicate is not None:
+        checkpoint.errors.insert(0, Problem("corrupt", f"the header names {duplicate!r} twice: which entry a reader "
+                                            "takes is not defined", where=duplicate))
     checkpoint.root = root
     if not checkpoint.errors:
-        _check_layout(header, data_size, checkpoint)
+        _check_layout(spans, data_size, checkpoint)
     return checkpoint
 
 
-def _no_duplicates(pairs: list[tuple[str, object]], duplicates: list[str]) -> dict[str, object]:
-    out = dict(pairs)  # in C; the names of a key given twice are looked for only when there is one
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                duplicates.append(key)
-            seen.add(key)
-    return out
+class _Pairs(list[Any]):
+    """A JSON object's (key, value) pairs, in order (json's object_pairs_hook)."""
+
+    __slots__ = ()
 
 
-def _check_layout(header: dict[str, dict[str, list[int]]], data_size: int, checkpoint: Checkpoint) -> None:
+def _first_duplicate(pairs: list[tuple[str, object]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
+
+
+def _all_ints(values: list[object]) -> bool:
+    """Every item is an int (not a bool, not a float): one C pass."""
+    return not values or set(map(type, values)) == _INT_ONLY
+
+
+_INT_ONLY = {int}
+
+
+def _check_layout(spans: list[tuple[int, int, str]], data_size: int, checkpoint: Checkpoint) -> None:
     """The library's validate(): tensors tile the data section from 0 to its end, no gap, no
     overlap, nothing after the last one."""
-    spans = sorted((entry["data_offsets"][0], entry["data_offsets"][1], name) for name, entry in header.items())
     end, previous = 0, ""
-    for begin, stop, name in spans:
+    for begin, stop, name in sorted(spans):
         if begin != end:
             what = f"overlaps {previous!r}" if begin < end else f"leaves a gap of {begin - end:,} bytes after " + (
                 repr(previous) if previous else "the header")
@@ -134,8 +172,7 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
     if not isinstance(entry, dict):
         return Problem("corrupt", f"entry {name!r} is not an object", where=name)
     offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
-    if not (isinstance(dtype, str) and isinstance(shape, list) and _INT_ONLY.issuperset(map(type, shape))
-            and (not shape or min(shape) >= 0 and max(shape) < _INT64)):
+    if not (isinstance(dtype, str) and isinstance(shape, list) and all(type(d) is int and 0 <= d < _INT64 for d in shape)):
         return Problem("corrupt", f"tensor {name!r} has no valid dtype/shape", where=name)
     if dtype not in _BITS:
         return Problem("corrupt", f"tensor {name!r} has dtype {dtype[:40]!r}, which safetensors does not define",
@@ -145,7 +182,7 @@ def _check_entry(name: str, entry: object, data_size: int) -> Problem | None:
         numel *= d
         if numel >= _INT64:
             return Problem("corrupt", f"tensor {name!r} claims more elements than a tensor can hold", where=name)
-    if not (isinstance(offsets, list) and len(offsets) == 2 and type(offsets[0]) is int and type(offsets[1]) is int
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
             and 0 <= offsets[0] <= offsets[1]):
         return Problem("corrupt", f"tensor {name!r} has invalid data_offsets {offsets!r}", where=name)
     if offsets[1] > data_size:

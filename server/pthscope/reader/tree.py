@@ -27,6 +27,7 @@ from .unpickler import (
     StorageRef,
     StorageType,
     Stub,
+    SubclassTensorRecord,
     TensorRecord,
     saved_type_name,
 )
@@ -71,6 +72,8 @@ class TreeBuilder:
             raise _TooMany
         if type(obj) is TensorRecord:
             return self._tensor(obj, name, path, "tensor")
+        if type(obj) is SubclassTensorRecord:
+            return self._subclass_tensor(obj, name, path, "tensor")
         if isinstance(obj, NdarrayRecord):
             return self._ndarray(obj, name, path)
         if isinstance(obj, _PLAIN) or not _is_container(obj):
@@ -129,11 +132,11 @@ class TreeBuilder:
 
         limits = self.limits
         for child_name, value in _dict_items(state.get("_parameters"), limits):
-            if type(value) is TensorRecord:
-                node.children.append(self._tensor(value, child_name, [*path, child_name], "parameter"))
+            if type(value) is TensorRecord or type(value) is SubclassTensorRecord:
+                node.children.append(self._any_tensor(value, child_name, [*path, child_name], "parameter"))
         for child_name, value in _dict_items(state.get("_buffers"), limits):
-            if type(value) is TensorRecord:
-                node.children.append(self._tensor(value, child_name, [*path, child_name], "buffer"))
+            if type(value) is TensorRecord or type(value) is SubclassTensorRecord:
+                node.children.append(self._any_tensor(value, child_name, [*path, child_name], "buffer"))
                 self.tensors[-1].persistent = child_name not in non_persistent
         for child_name, value in _dict_items(state.get("_modules"), limits):
             if value is not None:
@@ -175,6 +178,22 @@ class TreeBuilder:
         else:
             shown = "torch.Tensor" if layout == "strided" else f"torch.Tensor ({layout})"
         return Node(name, path, "tensor", shown, None, len(tensors) - 1, None, [])
+
+    def _any_tensor(self, obj: TensorRecord | SubclassTensorRecord, name: str, path: list[PathElement],
+                    kind: str) -> Node:
+        if type(obj) is SubclassTensorRecord:
+            return self._subclass_tensor(obj, name, path, kind)
+        return self._tensor(obj, name, path, kind)  # type: ignore[arg-type]
+
+    def _subclass_tensor(self, obj: SubclassTensorRecord, name: str, path: list[PathElement], kind: str) -> Node:
+        """A DTensor or ShardedTensor is listed as its local piece, with how it is sharded;
+        any other subclass as the wrapper it was saved as."""
+        from .distributed_tensors import local_piece
+
+        local, sharding = local_piece(obj.record, obj.state)
+        node = self._tensor(local, name, path, kind)
+        self.tensors[-1].sharding = sharding
+        return node
 
     def _check_location(self, location: str, key: str) -> None:
         if _TORCH_LOCATION.fullmatch(location):
@@ -235,12 +254,12 @@ def _dict_items(value: Any, limits: Limits) -> list[tuple[str, Any]]:
 
 
 def _holds_tensors(value: Any) -> bool:
-    if isinstance(value, (TensorRecord, NdarrayRecord)):
+    if isinstance(value, (TensorRecord, NdarrayRecord, SubclassTensorRecord)):
         return True
     if isinstance(value, Stub):
         return _module_state(value) is not None
     if isinstance(value, (list, tuple)):
-        return any(isinstance(v, (TensorRecord, NdarrayRecord)) for v in value[:64])
+        return any(isinstance(v, (TensorRecord, NdarrayRecord, SubclassTensorRecord)) for v in value[:64])
     return False
 
 

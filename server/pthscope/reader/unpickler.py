@@ -29,6 +29,7 @@ from .dtypes import (
     itemsize_of_numpy_code,
 )
 from .global_risk import (
+    DATA_RECORD_CLASSES,
     STORAGE_TYPE_NAMES,
     WEIGHTS_ONLY_ALLOWED,
     GlobalUse,
@@ -396,6 +397,63 @@ class _DefaultDict(_SavedDict):
 
 
 # ---------------------------------------------------------------------------------------------
+# Reviewed data classes (global_risk.DATA_RECORD_CLASSES: torch.distributed.checkpoint's
+# metadata). A DCP `.metadata` holds five of them per tensor, so they cost as little as a record
+# can: NEWOBJ counts the instance and makes an empty list, BUILD appends its state (C code, no
+# copy). A record is `[state]`; anything else (two BUILDs, APPENDs) is for the reader to refuse.
+
+
+class DataRecord(list):
+    __slots__ = ()
+    qualname: ClassVar[str] = "?"
+    _use: ClassVar[GlobalUse]
+    __setstate__ = list.append
+    __hash__ = object.__hash__  # type: ignore[assignment]  # MetadataIndex records key a dict
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> DataRecord:
+        if args or kwargs:
+            cls._use.called(len(args) + len(kwargs))
+        else:
+            cls._use.rebuilt += 1
+        return list.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # list.__init__ would take the arguments as items
+        pass
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _plant(name, value)
+        raise _refuse(f"a {self.qualname} record")
+
+
+class SubclassTensorRecord(_Sealed):
+    """A tensor subclass saved with its own state (`_rebuild_from_type_v2` of a wrapper subclass:
+    a DTensor's local tensor and spec, a ShardedTensor's shards and metadata): the wrapper as
+    saved (global shape, dtype) and the state, for the reader to interpret."""
+
+    __slots__ = ("record", "state")
+    _what = "a tensor subclass record"
+    record: TensorRecord
+    state: Any
+
+    def __init__(self, record: TensorRecord, state: Any) -> None:
+        _init(self, record=record, state=state)
+
+
+def check_record_state(record: DataRecord) -> Any:
+    """A data record's one BUILD state ({} when it had none: an object without attributes);
+    ValueError for anything else (a crafted file). States before a second BUILD are scanned for
+    callables planted where that BUILD would call them."""
+    if not record:
+        return {}
+    if len(record) != 1:
+        for state in record[:-1]:
+            _scan_for_planted(state)
+            _call_planted(state, "__setstate__", 1)
+        raise ValueError(f"a {record.qualname} record got {len(record)} states (BUILD or APPEND), which torch never writes")
+    return record[0]
+
+
+# ---------------------------------------------------------------------------------------------
 # The log and the unpickler.
 
 
@@ -466,7 +524,24 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return StorageType(STORAGE_DTYPES[attribute])
             if use.module == "torch" and attribute[:1].islower():
                 return DtypeRef(attribute)
+        if full in DATA_RECORD_CLASSES:
+            return type(attribute, (DataRecord,), {"__slots__": (), "qualname": full, "_use": use})
+        if full == "builtins.getattr":
+            return self._stub(use, self._attribute_of)
         return self._stub(use, _HARMLESS_BUILDERS.get(full))
+
+    def _attribute_of(self, *args: Any) -> Any:
+        """`getattr(Class, "Name")`, as pickle protocol 2 writes a nested class (ShardedTensor's
+        ProcessGroupState): the attribute walk `module:Class.Name`, a stub class of its own, so
+        that NEWOBJ can rebuild it. Any other getattr call gives a stub object, as before."""
+        owner, name = (args + (None, None))[:2]
+        if len(args) != 2 or not isinstance(owner, _StubMeta) or type(name) is not str or not name.isidentifier():
+            return Stub.make(self._objects[("builtins", "getattr")], args, {})
+        key = (owner._use.module, f"{owner._use.name}.{name}")
+        made = self._objects.get(key)
+        if made is None:
+            made = self._objects[key] = self._stub(self.log.use(*key), None)
+        return made
 
     @staticmethod
     def _stub(use: GlobalUse, make: Callable[..., Any] | None) -> _StubMeta:
@@ -612,7 +687,9 @@ def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any
     return record.but(dtype=dtype.name) if type(dtype) is DtypeRef else record
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> TensorRecord:
+def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> Any:
+    if type(data) is SubclassTensorRecord:  # an nn.Parameter holding a DTensor
+        return SubclassTensorRecord(data.record.but(kind="parameter", requires_grad=requires_grad is True), data.state)
     if type(data) is not TensorRecord:
         raise ValueError("parameter data is not a tensor")
     return data.but(kind="parameter", requires_grad=requires_grad is True)
@@ -627,6 +704,8 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None
     result = func(*args) if isinstance(args, tuple) else func()
     if type(result) is TensorRecord and getattr(new_type, "qualname", "") == "torch.nn.parameter.Parameter":
         result = result.but(kind="parameter")
+    elif type(result) is TensorRecord and result.layout != "strided" and state:
+        return SubclassTensorRecord(result, state)  # a DTensor, a ShardedTensor: tree.py asks the reader
     return result
 
 
@@ -793,6 +872,11 @@ def _copyreg_newobj_ex(cls: Any = None, args: Any = (), kwargs: Any = None, *_: 
     raise ValueError("copyreg.__newobj_ex__ of something other than a class")
 
 
+def _jit_value(value: Any = None, *_: Any) -> Any:
+    """TorchScript's list builders and type tags return what they are given."""
+    return value
+
+
 _REBUILDERS: dict[str, Callable[..., Any]] = {
     "torch._utils._rebuild_tensor": _rebuild_tensor,
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
@@ -836,18 +920,21 @@ _HARMLESS_BUILDERS: dict[str, Callable[..., Any]] = {
     "copyreg.__newobj__": _copyreg_newobj,
     "copyreg.__newobj_ex__": _copyreg_newobj_ex,
     "torch._tensor._rebuild_from_type": _rebuild_from_type_v2,
+    **{f"torch.jit._pickle.{f}": _jit_value for f in (
+        "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "restore_type_tag")},
 }
 
 # Exported for readers that compute storage sizes.
 __all__ = [
-    "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "StorageType", "Stub",
-    "TensorRecord", "UnpickleLog", "itemsize", "itemsize_of_numpy_code", "use_of",
+    "DataRecord", "DtypeRef", "NdarrayRecord", "NumpyDtype", "RestrictedUnpickler", "StorageRef", "StorageType", "Stub",
+    "SubclassTensorRecord", "TensorRecord", "UnpickleLog", "check_record_state", "itemsize", "itemsize_of_numpy_code",
+    "use_of",
 ]
 
 
 def saved_type_name(obj: Any) -> str:
     """The type name a file saved for an object we built."""
-    if isinstance(obj, Stub):
+    if isinstance(obj, (Stub, DataRecord)):
         return type(obj).qualname
     if isinstance(obj, _SavedDict):
         return obj.saved_type

@@ -9,12 +9,12 @@ the archive name is the first central-directory entry's name up to its first `/`
 `version` record, or with a byteorder other than little/big; those are errors here too. Every
 other pickle in the archive is read for its globals as well and named as a crafted-archive
 problem, so the verdict covers whatever any loader could run. TorchScript archives (torch's test:
-a `constants.pkl` record) are recognised and reported as not supported yet, their pickles'
-globals listed.
+a `constants.pkl` record) are read by torchscript.py.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from itertools import repeat
 from typing import Any
@@ -83,14 +83,10 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
     persistent_load = _storage_loader(directory, prefix_text, storages, checkpoint)
     others = _other_pickles(directory, main)
     if torchscript:
-        checkpoint.format = "torchscript"
-        refuse(Problem("unsupported", "this is a TorchScript archive (torch.jit.save); pthscope does not read "
-                       "TorchScript yet. torch.load hands it to torch.jit.load, which compiles and runs the "
-                       "TorchScript code in the archive; its pickles' globals are listed",
-                       where=main.name if main else "zip directory"))
-        for member in ([main] if main else []) + others:
-            _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=False)
-        return report_globals(checkpoint, log)
+        from .torchscript import read_torchscript
+
+        loader_for_folder = functools.partial(_storage_loader, directory, prefix_text, storages, checkpoint)
+        return read_torchscript(f, directory, prefix, size, checkpoint, log, limits, loader_for_folder)
     for member in others:
         _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=True, main=main)
     if main is None:
@@ -213,8 +209,11 @@ def _any_storage(pid: Any) -> Any:
 
 
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
-                    checkpoint: Checkpoint) -> Any:
-    data_prefix = f"{prefix}data/"
+                    checkpoint: Checkpoint, folder: str = "data") -> Any:
+    """Storages named by persistent ids, in `<prefix><folder>/<key>` (a TorchScript archive's
+    constants are in `constants/`; their storage keys say so: `constants/0`)."""
+    data_prefix = f"{prefix}{folder}/"
+    key_prefix = "" if folder == "data" else f"{folder}/"
     new_object, set_field = object.__new__, object.__setattr__
     by_name = directory.folded_names()  # None when names collide: then miniz's own search
     sizes = directory.sizes()
@@ -231,6 +230,8 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
             key = key_text(key)
             if key is None:
                 raise ValueError(f"storage key {safe_repr(pid[2])} is not a name")
+        if key_prefix:
+            key = key_prefix + key
         ref = storages.get(key)
         if ref is not None:
             return ref
@@ -238,7 +239,7 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
             dtype = storage_type.dtype
         else:
             dtype = _checked_storage(key, storage_type, location, numel)
-        name = data_prefix + key
+        name = data_prefix + key[len(key_prefix):]
         if by_name is not None and "\0" not in name:
             index = by_name.get(name.encode("utf-8", "surrogateescape").lower())
         else:

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Protocol
 
 from ..reader.dtypes import itemsize
 from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
+from ..reader.storage_place import storage_place
 
 DEFAULT_MAX_ELEMENTS = 10_000_000
 HISTOGRAM_BINS = 20
@@ -71,6 +72,7 @@ class TensorBytes:
     storage: str
     storage_start: int | None  # byte offset (a zip member's local header for torch-zip); None: missing
     storage_nbytes: int | None
+    unreadable: str = ""  # why there are no values to read (a sharded tensor's global view), if so
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,12 +83,13 @@ class TensorBytes:
 
 
 def tensor_bytes(checkpoint: Checkpoint, tensor: TensorInfo, size: int, mtime_ns: int) -> TensorBytes:
-    """Where a tensor of a parsed file is; `size` and `mtime_ns` are the file's when parsed."""
+    """Where a tensor of a parsed file is; `size` and `mtime_ns` are the file's when parsed. In a
+    checkpoint of several files, the file is the tensor's part (reader/storage_place.py)."""
+    place = storage_place(checkpoint, tensor, size, mtime_ns)
     return TensorBytes(
-        checkpoint.file, size, mtime_ns, checkpoint.format, checkpoint.metadata.get("byteorder", "little"),
-        tensor.key, tensor.dtype, tensor.shape, tensor.stride or contiguous_stride(tensor.shape),
-        tensor.storage_offset, tensor.layout, tensor.location, tensor.storage,
-        checkpoint.storage_offsets.get(tensor.storage), tensor.storage_nbytes)
+        place.file, place.size, place.mtime_ns, place.format, place.byteorder,
+        tensor.key, tensor.dtype, tensor.shape, place.stride, place.storage_offset, tensor.layout, tensor.location,
+        tensor.storage, place.storage_start, place.storage_nbytes, place.unreadable)
 
 
 def find_tensor(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> TensorInfo:
@@ -155,6 +158,8 @@ def _tensor_stats(tensor: TensorBytes, max_elements: int, engine_name: str | Non
 
 
 def _check_readable(tensor: TensorBytes) -> None:
+    if tensor.unreadable:
+        raise StatsError(tensor.unreadable)
     if tensor.format not in _READABLE_FORMATS:
         raise StatsError(f"statistics are not supported for tensors of {tensor.format} files")
     if tensor.layout != "strided":

@@ -1,0 +1,250 @@
+"""Sharded checkpoints: an index naming the shard file of every tensor, read as one checkpoint.
+
+The index is the JSON that transformers and huggingface_hub write beside the shards —
+`model.safetensors.index.json`, `pytorch_model.bin.index.json`, or any `*.index.json` with a
+`weight_map` (`{"metadata": {"total_size": N}, "weight_map": {key: shard file}}`); the shards are
+safetensors or torch files (`.bin`, `.pt`, `.pth`), each read by its own reader, by content. The
+set is one logical state dict: every tensor keeps its shard (`part`), and what a loader that
+follows the index would trip over is named — a missing or unreadable shard, keys the index puts
+in a shard that lacks them (and the reverse), a key in two shards, a `total_size` that
+disagrees with the shards. `index_naming` finds the index of a shard opened alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .checkpoint_sets import merge_global, sorted_globals
+from .limits import Limits
+from .model import Checkpoint, GlobalRef, Node, PartInfo, PartOf, Problem
+from .pickled import warn_dangerous_globals
+from .safe_repr import safe_repr
+
+FORMAT = "sharded"
+INDEX_SUFFIX = ".index.json"
+_INDEX_MAX = 256 << 20
+_SHOWN = 3  # keys named in a message
+
+ReadFile = Callable[[str, Limits], Checkpoint]
+
+
+class IndexError_(Exception):
+    """The index is not a weight map."""
+
+
+def probe_shard_index(head: bytes, path: str) -> bool:
+    if head.lstrip()[:1] != b"{":
+        return False
+    try:
+        with open(path, "rb") as f:
+            return b'"weight_map"' in f.read(1 << 20)
+    except OSError:
+        return False
+
+
+def read_sharded_set(path: str, limits: Limits, read_file: ReadFile) -> Checkpoint:
+    checkpoint = Checkpoint(file=path, format=FORMAT)
+    try:
+        weight_map, total_size = _read_index(path)
+    except IndexError_ as exc:
+        checkpoint.errors.append(Problem("corrupt", f"the index is not a weight map: {exc}", where=os.path.basename(path)))
+        return checkpoint
+    folder = os.path.dirname(path)
+    shards = sorted(set(weight_map.values()))
+    checkpoint.metadata.update({"index": os.path.basename(path), "shards": f"{len(shards):,}"})
+    if total_size is not None:
+        checkpoint.metadata["total_size"] = f"{total_size:,}"
+    root = Node("", [], "dict", "dict")
+    checkpoint.root = root
+    holder: dict[str, int] = {}  # key → the part holding it (the first shard read that has it)
+    expected: dict[str, list[str]] = {}
+    for key, shard in weight_map.items():
+        expected.setdefault(shard, []).append(key)
+    globals_by_name: dict[str, GlobalRef] = {}
+    formats: set[str] = set()
+    for shard in shards:
+        shard_path = _shard_path(folder, shard, checkpoint)
+        if shard_path is None:
+            continue
+        if not os.path.isfile(shard_path):
+            keys = expected[shard]
+            checkpoint.errors.append(Problem("missing", f"shard {shard} is missing: the index puts {len(keys):,} tensors "
+                                             f"in it ({_some(keys)})", where=shard))
+            continue
+        read = read_file(shard_path, limits)
+        part = _add_shard(checkpoint, shard_path, shard, read, holder, globals_by_name)
+        if part is not None:
+            formats.add(checkpoint.parts[part].format)
+            _compare_with_index(checkpoint, shard, [t.key for t in read.tensors], expected.get(shard, []), weight_map)
+    if formats:
+        checkpoint.metadata["shard format"] = ", ".join(sorted(formats))
+    checkpoint.globals = sorted_globals(globals_by_name.values())
+    warn_dangerous_globals(checkpoint)
+    _check_total_size(checkpoint, total_size)
+    return checkpoint
+
+
+def _read_index(path: str) -> tuple[dict[str, str], int | None]:
+    if os.path.getsize(path) > _INDEX_MAX:
+        raise IndexError_(f"it is over {_INDEX_MAX >> 20} MiB")
+    duplicates: list[str] = []
+
+    def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            duplicates.extend(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return out
+
+    try:
+        with open(path, "rb") as f:
+            index = json.load(f, object_pairs_hook=pairs_to_dict)
+    except (ValueError, RecursionError) as exc:
+        raise IndexError_(f"its JSON is malformed ({exc})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        raise IndexError_("it has no weight_map object")
+    if duplicates:
+        raise IndexError_(f"it names {safe_repr(duplicates[0])} twice: which shard a loader takes is not defined")
+    weight_map = index["weight_map"]
+    bad = next((k for k, v in weight_map.items() if type(v) is not str or not v), None)
+    if bad is not None:
+        raise IndexError_(f"the weight_map maps {safe_repr(bad)} to {safe_repr(weight_map[bad])}, not a file name")
+    metadata = index.get("metadata")
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    return weight_map, total if type(total) is int else None
+
+
+def _shard_path(folder: str, shard: str, checkpoint: Checkpoint) -> str | None:
+    """The shard's path; None (with an error) for a name outside the index's folder."""
+    path = os.path.normpath(os.path.join(folder, shard))
+    if os.path.isabs(shard) or os.path.relpath(path, folder).split(os.sep)[0] == "..":
+        checkpoint.errors.append(Problem("crafted", f"the index names shard {safe_repr(shard)}, outside its folder; "
+                                         "it was not read", where=shard))
+        return None
+    return path
+
+
+def _add_shard(checkpoint: Checkpoint, path: str, shard: str, read: Checkpoint, holder: dict[str, int],
+               globals_by_name: dict[str, GlobalRef]) -> int | None:
+    """Merge one shard's state dict into the set's; its part index, or None if it has none."""
+    for problem in read.errors:
+        checkpoint.errors.append(Problem(problem.kind, f"shard {shard}: {problem.message}", _where(shard, problem)))
+    for problem in read.warnings:
+        if problem.kind != "dangerous-globals":  # said once for the set, below
+            checkpoint.warnings.append(Problem(problem.kind, f"shard {shard}: {problem.message}", _where(shard, problem)))
+    for ref in read.globals:
+        merge_global(globals_by_name, ref)
+    if read.root is None:
+        return None
+    if read.root.kind != "dict" or read.modules:
+        checkpoint.errors.append(Problem("unexpected", f"shard {shard} holds a {read.root.type}, not a state dict; "
+                                         "it was not merged", where=shard))
+        return None
+    st = os.stat(path)
+    part_index = len(checkpoint.parts)
+    checkpoint.parts.append(PartInfo(path, read.format, st.st_size, st.st_mtime_ns, len(read.tensors),
+                                     read.metadata.get("byteorder", "little")))
+    prefix = f"{part_index}/"
+    offset = len(checkpoint.tensors)
+    duplicates: list[str] = []
+    for tensor in read.tensors:
+        tensor.part = part_index
+        if tensor.storage:
+            tensor.storage = prefix + tensor.storage
+    for key, at in read.storage_offsets.items():
+        checkpoint.storage_offsets[prefix + key] = at
+    checkpoint.tensors.extend(read.tensors)
+    children = checkpoint.root.children if checkpoint.root else []
+    for node in read.root.children:
+        if node.name in holder:
+            duplicates.append(node.name)
+            continue
+        if node.tensor is not None:
+            node.tensor += offset
+            holder[node.name] = part_index
+        elif node.children:
+            _shift(node, offset)
+        children.append(node)
+    if duplicates:
+        first = os.path.basename(checkpoint.parts[holder[duplicates[0]]].file)
+        checkpoint.warnings.append(Problem(
+            "duplicate", f"shard {shard} holds {len(duplicates):,} keys another shard holds too ({_some(duplicates)}; "
+            f"first in {first}): which copy a loader keeps depends on the order it reads the shards; the tree shows "
+            "the first", where=shard))
+    return part_index
+
+
+def _shift(node: Node, offset: int) -> None:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.tensor is not None:
+            current.tensor += offset
+        stack.extend(current.children)
+
+
+def _compare_with_index(checkpoint: Checkpoint, shard: str, holds: list[str], expected: list[str],
+                        weight_map: dict[str, str]) -> None:
+    held = set(holds)
+    lacking = [k for k in expected if k not in held]
+    if lacking:
+        checkpoint.errors.append(Problem(
+            "missing", f"the index puts {len(lacking):,} keys in shard {shard} that it does not hold ({_some(lacking)}): "
+            "loading the set fails on them", where=shard))
+    unnamed = [k for k in holds if k not in weight_map]
+    elsewhere = [k for k in holds if weight_map.get(k, shard) != shard]
+    if unnamed:
+        checkpoint.warnings.append(Problem(
+            "unexpected", f"shard {shard} holds {len(unnamed):,} tensors the index does not name ({_some(unnamed)}): "
+            "a loader that follows the index skips them", where=shard))
+    if elsewhere:
+        checkpoint.warnings.append(Problem(
+            "unexpected", f"shard {shard} holds {len(elsewhere):,} tensors the index puts in another shard "
+            f"({_some(elsewhere)}, in {weight_map[elsewhere[0]]})", where=shard))
+
+
+def _check_total_size(checkpoint: Checkpoint, total_size: int | None) -> None:
+    if total_size is None or not checkpoint.tensors or checkpoint.errors:
+        return
+    tensor_bytes = sum(t.nbytes for t in checkpoint.tensors)
+    if total_size != tensor_bytes and total_size != checkpoint.summary()["storage_bytes"]:
+        checkpoint.warnings.append(Problem(
+            "unexpected", f"the index's total_size is {total_size:,} bytes, but the shards' tensors hold "
+            f"{tensor_bytes:,}: the index was written for other shards, or they changed since", where="metadata"))
+
+
+def _where(shard: str, problem: Problem) -> str:
+    return f"{shard}: {problem.where}" if problem.where else shard
+
+
+def _some(keys: list[str]) -> str:
+    shown = ", ".join(safe_repr(k) for k in keys[:_SHOWN])
+    return shown + (", …" if len(keys) > _SHOWN else "")
+
+
+def index_naming(path: str) -> PartOf | None:
+    """The index beside `path` that names it as a shard: which part of how many."""
+    folder = os.path.dirname(path)
+    name = os.path.basename(path)
+    needle = json.dumps(name).encode()
+    try:
+        candidates = sorted(n for n in os.listdir(folder) if n.endswith(INDEX_SUFFIX))
+    except OSError:
+        return None
+    for candidate in candidates:
+        index_path = os.path.join(folder, candidate)
+        try:
+            with open(index_path, "rb") as f:
+                raw = f.read(_INDEX_MAX)
+            if needle not in raw:
+                continue
+            weight_map, _ = _read_index(index_path)
+        except (OSError, IndexError_):
+            continue
+        shards = sorted(set(weight_map.values()))
+        if name in shards:
+            return PartOf(index_path, FORMAT, shards.index(name) + 1, len(shards))
+    return None

@@ -1,0 +1,56 @@
+"""The workspace of tests/e2e/formats.e2e.test.mjs: `python tests/e2e/make_formats.py FOLDER`.
+
+Writes, with torch 2.13 and huggingface_hub, a TorchScript archive of a model with a frozen
+block, a sharded safetensors set (three shards and their index, as save_pretrained writes them)
+and a torch.distributed.checkpoint folder of a model and its Adam state; and `expected.json`,
+the numbers torch gives for each, for the test to compare the page with.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from huggingface_hub import save_torch_state_dict
+from torch import nn
+
+
+def main(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    script = torch.jit.script(model)
+    torch.jit.save(script, folder / "scripted.pt")
+    parameters = list(model.parameters())
+
+    state = {f"model.layers.{i}.weight": torch.randn(64, 64) for i in range(6)}
+    (folder / "hf_model").mkdir()
+    save_torch_state_dict(state, folder / "hf_model", max_shard_size="40KB")
+    shards = sorted(p.name for p in (folder / "hf_model").glob("*.safetensors"))
+
+    optimizer = torch.optim.Adam(model[3].parameters())
+    model(torch.randn(4, 8)).sum().backward()
+    optimizer.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no process group: dcp.save saves alone
+        dcp.save({"model": model.state_dict(), "optim": optimizer.state_dict()}, checkpoint_id=str(folder / "dcp_checkpoint"))
+
+    expected = {
+        "torchscript": {"file": "scripted.pt", "tensors": len(model.state_dict()), "modules": len(list(model.modules())),
+                        "frozen": sum(p.numel() for p in parameters if not p.requires_grad),
+                        "trainable": sum(p.numel() for p in parameters if p.requires_grad)},
+        "sharded": {"shard": shards[1], "shards": len(shards), "tensors": len(state)},
+        "dcp": {"folder": "dcp_checkpoint", "tensors": len(model.state_dict()) + sum(
+            len(s) for s in optimizer.state_dict()["state"].values()), "first": "model.0.weight"},
+    }
+    (folder / "expected.json").write_text(json.dumps(expected, indent=2))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ _STARTUP_SECONDS = 20.0
 # launcher script): the worker's working directory, never a workspace.
 _PACKAGE_PARENT = Path(pthscope.__file__).resolve().parent.parent
 WORKER_MODULE = "pthscope.worker"
+# glibc reserves 64 MiB of address space per thread's malloc arena; the worker's few threads
+# would take a quarter of its memory limit before it reads anything. One arena: the GIL
+# serialises them anyway.
+_WORKER_ENVIRONMENT = {"MALLOC_ARENA_MAX": "1"}
 
 
 def worker_command(memory_limit: int, module: str = WORKER_MODULE, arguments: tuple[str, ...] = ()) -> list[str]:
@@ -183,6 +188,7 @@ class WorkerClient:
         command = worker_command(self.limits.memory_bytes, self.module, ("--serve", self.role, *self.arguments))
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
+            env={**os.environ, **_WORKER_ENVIRONMENT},
         )
         assert process.stdout is not None
         try:

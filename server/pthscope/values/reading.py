@@ -1,0 +1,203 @@
+"""One tensor's bytes, checked and memory-mapped a bounded piece at a time.
+
+`open_tensor(tensor_bytes)` opens the file a `TensorBytes` names (stats.py says how one is made),
+checks that it is the file that was parsed (size and mtime), finds the storage's first byte (a
+torch zip member's data follows its local header, whose name and extra field are read here; other
+formats record it directly), and checks that every element the tensor's view reaches lies inside
+its storage and inside the file. `pieces(shape, views, limit)` splits a tensor — or two tensors of
+one shape, for a diff — into row-major pieces of at most `limit` elements, and
+`OpenedTensor.mapped(piece)` maps only the bytes one piece spans, read-only, unmapped when done:
+memory stays bounded whatever the tensor's size. Errors are `ValuesError`s naming the tensor, what
+is wrong and why (truncated, corrupt, changed on disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from ..reader.dtypes import itemsize
+from ..reader.model import contiguous_stride
+from .reduction import value_kind
+
+if TYPE_CHECKING:
+    from .stats import TensorBytes
+
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+# Formats whose storages the reader located (Checkpoint.storage_offsets) as plain bytes.
+READABLE_FORMATS = ("torch-zip", "torch-legacy", "torch-tar", "safetensors", "gguf")
+
+
+class ValuesError(Exception):
+    """Why the values of a tensor cannot be read; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class View:
+    """Where a piece of a tensor is in its storage: element offset and strides."""
+
+    offset: int
+    stride: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A row-major piece of one or more same-shaped tensors: its shape and each tensor's view."""
+
+    shape: tuple[int, ...]
+    views: tuple[View, ...]
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def check_readable(tensor: TensorBytes) -> None:
+    """That this tensor has values pthscope can read (before anything is opened)."""
+    if tensor.format not in READABLE_FORMATS:
+        raise ValuesError(f"values are not read from {tensor.format} files")
+    if tensor.layout != "strided":
+        raise ValuesError(f"{tensor.key} is a {tensor.layout} tensor; values are read for plain (strided) tensors only")
+    if tensor.location == "meta":
+        raise ValuesError(f"{tensor.key} is a meta tensor: it has no values")
+    if tensor.byteorder != "little":
+        raise ValuesError("the file stores big-endian tensors; values are read from little-endian files only")
+    if value_kind(tensor.dtype) is None:
+        raise ValuesError(f"values of {tensor.dtype} tensors are not supported")
+
+
+class OpenedTensor:
+    """An open, checked tensor: its file, the byte where its storage starts, its view."""
+
+    def __init__(self, tensor: TensorBytes, f: BinaryIO, storage_start: int) -> None:
+        self.tensor = tensor
+        self.file = f
+        self.storage_start = storage_start
+        self.itemsize = itemsize(tensor.dtype)
+        self.shape = tuple(tensor.shape)
+        self.view = View(tensor.storage_offset, tuple(tensor.stride))
+        self.numel = math.prod(self.shape)
+        self.contiguous = list(tensor.stride) == contiguous_stride(tensor.shape)
+
+    def flat_view(self) -> tuple[tuple[int, ...], View]:
+        """Shape and view to read it by: one dimension when contiguous (pieces split evenly)."""
+        if self.contiguous:
+            return (self.numel,), View(self.view.offset, (1,))
+        return self.shape, self.view
+
+    @contextmanager
+    def mapped(self, shape: Sequence[int], view: View) -> Iterator[memoryview]:
+        """The bytes the view of `shape` spans, mapped read-only; its first element is at 0."""
+        span = 1 + sum((d - 1) * s for d, s in zip(shape, view.stride, strict=True))
+        with map_bytes(self.file, self.storage_start + view.offset * self.itemsize, span * self.itemsize) as data:
+            yield data
+
+
+@contextmanager
+def open_tensor(tensor: TensorBytes) -> Iterator[OpenedTensor]:
+    check_readable(tensor)
+    try:
+        f = open(tensor.file, "rb")  # noqa: SIM115  (closed below, after the tensor's use)
+    except OSError as error:
+        raise ValuesError(f"cannot open {tensor.file}: {error.strerror or error}") from None
+    with f:
+        st = os.fstat(f.fileno())
+        if (st.st_size, st.st_mtime_ns) != (tensor.size, tensor.mtime_ns):
+            raise ValuesError(f"{tensor.file} changed since it was read; open it again")
+        start = _storage_start(tensor, f)
+        _check_bounds(tensor, start, st.st_size)
+        yield OpenedTensor(tensor, f, start)
+
+
+def _storage_start(tensor: TensorBytes, f: BinaryIO) -> int:
+    start = tensor.storage_start
+    if start is None:
+        what = "member" if tensor.format == "torch-zip" else "record"
+        raise ValuesError(f"storage {tensor.storage} of {tensor.key} is missing: the file has no {what} for it "
+                          "(truncated or corrupt)")
+    if tensor.format != "torch-zip":
+        return start
+    f.seek(start)  # the member's local header: its name and extra field come before the data
+    header = f.read(30)
+    if len(header) < 30 or header[:4] != _ZIP_LOCAL_HEADER:
+        raise ValuesError(f"the zip entry of storage {tensor.storage} is damaged (no local header at byte {start:,})")
+    (method,) = struct.unpack_from("<H", header, 8)
+    if method != 0:
+        raise ValuesError(f"storage {tensor.storage} is compressed in the zip; torch stores tensors uncompressed")
+    name_len, extra_len = struct.unpack_from("<HH", header, 26)
+    return start + 30 + name_len + extra_len
+
+
+def _check_bounds(tensor: TensorBytes, storage_start: int, size: int) -> None:
+    stride, shape = tensor.stride, tensor.shape
+    if len(stride) != len(shape) or any(s < 0 for s in stride) or tensor.storage_offset < 0:
+        raise ValuesError(f"tensor {tensor.key} has an invalid stride {stride} or storage offset "
+                          f"{tensor.storage_offset} (the file is corrupt)")
+    if math.prod(shape) == 0:
+        return
+    element = itemsize(tensor.dtype)
+    first = tensor.storage_offset
+    end = first + 1 + sum((d - 1) * s for d, s in zip(shape, stride, strict=True))
+    if tensor.storage_nbytes is not None and end * element > tensor.storage_nbytes:
+        raise ValuesError(f"tensor {tensor.key} views elements {first:,}–{end:,} of {tensor.dtype}, past the "
+                          f"end of its {tensor.storage_nbytes:,}-byte storage {tensor.storage} (the file is corrupt)")
+    if storage_start < 0 or storage_start + end * element > size:
+        raise ValuesError(f"tensor {tensor.key} lies at bytes {storage_start + first * element:,}–"
+                          f"{storage_start + end * element:,}, past the end of the {size:,}-byte file "
+                          "(the file is truncated or corrupt)")
+
+
+@contextmanager
+def map_bytes(f: BinaryIO, start: int, length: int) -> Iterator[memoryview]:
+    """Bytes [start, start + length) of the file, memory-mapped read-only."""
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    mapping = mmap.mmap(f.fileno(), length + start - aligned, access=mmap.ACCESS_READ, offset=aligned)
+    data = memoryview(mapping)[start - aligned:start - aligned + length]
+    try:
+        yield data
+    finally:
+        with contextlib.suppress(BufferError):  # an array still holds it: unmapped when collected
+            data.release()
+            mapping.close()
+
+
+def pieces(shape: Sequence[int], views: Sequence[View], limit: int) -> Iterator[Piece]:
+    """Row-major pieces of at most `limit` elements (at least one row of the innermost dimension)
+    of tensors of `shape`, each seen through its own view; nothing for an empty tensor."""
+    shape = tuple(shape)
+    if math.prod(shape) == 0:
+        return
+    stack = [(shape, tuple(views))]
+    while stack:
+        dims, seen = stack.pop()
+        numel = math.prod(dims)
+        if numel <= limit or len(dims) <= 1:
+            yield from _rows(dims, seen, limit)
+            continue
+        inner = numel // dims[0]
+        if inner <= limit:
+            rows = max(1, limit // inner)
+            for i in range(0, dims[0], rows):
+                n = min(rows, dims[0] - i)
+                yield Piece((n, *dims[1:]), tuple(View(v.offset + i * v.stride[0], v.stride) for v in seen))
+        else:
+            below = [(dims[1:], tuple(View(v.offset + i * v.stride[0], v.stride[1:]) for v in seen))
+                     for i in range(dims[0])]
+            stack.extend(reversed(below))
+
+
+def _rows(dims: tuple[int, ...], seen: tuple[View, ...], limit: int) -> Iterator[Piece]:
+    """A piece that fits, or a one-dimensional run split into `limit`-element stretches."""
+    if len(dims) != 1 or dims[0] <= limit:
+        yield Piece(dims, seen)
+        return
+    for i in range(0, dims[0], limit):
+        n = min(limit, dims[0] - i)
+        yield Piece((n,), tuple(View(v.offset + i * v.stride[0], v.stride) for v in seen))

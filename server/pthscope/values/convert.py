@@ -17,8 +17,9 @@ time. The rules, also in the README:
   transpose) are written as separate tensors, each materialised contiguously.
 * **Dropped**: everything that is not a tensor (epochs, configs, strings) is listed, never
   written; tensors left out by the choice above are counted by role.
-* **Refused**, naming the tensor: a chosen tensor whose values cannot be written — sparse,
-  quantized, nested or meta tensors, a dtype safetensors has no code for, a missing storage.
+* **Refused**, naming the tensor, and nothing is written: a chosen tensor whose values cannot be
+  written — sparse, quantized, nested or meta tensors, a dtype `safetensors.torch` cannot load
+  (float8 `fnuz` variants, `float8_e8m0fnu`, `complex128`), a missing storage.
 * The metadata also holds `"format": "pt"` (what transformers expects). Tensors are laid out
   largest element size first, then by name, as the reference writer does, so every tensor's
   data is aligned to its element size.
@@ -43,8 +44,10 @@ from .engines import CHUNK_ELEMENTS, engine_for
 from .reading import ValuesError, check_readable, map_bytes, open_tensor, pieces
 from .stats import TensorBytes, tensor_bytes
 
+# The dtypes written: those safetensors.torch loads back (not its packed sub-byte F4/F6 types,
+# F8_E8M0 or C128, which its torch loader does not map).
 SAFETENSORS_CODES = {name: code for code, name in _SAFETENSORS_DTYPES.items()
-                     if code not in ("F4", "F6_E2M3", "F6_E3M2")}  # packed sub-byte types: never a torch tensor
+                     if code not in ("F4", "F6_E2M3", "F6_E3M2", "F8_E8M0", "C128")}
 COPY_BYTES = 16 << 20
 _DROPPED_LISTED = 200
 
@@ -109,7 +112,7 @@ def convert_plan(checkpoint: Checkpoint, size: int, mtime_ns: int, everything: b
         try:
             check_readable(located)
             if code is None:
-                raise ValuesError(f"safetensors has no code for {t.dtype}")
+                raise ValuesError(f"safetensors.torch cannot load {t.dtype} tensors")
         except ValuesError as why:
             errors.append({"key": t.key, "message": str(why)})
             continue

@@ -9,6 +9,7 @@ import { type CheckpointEditorProvider, checkpointViewType } from './editor';
 import { formatShape } from './format';
 import * as protocol from './protocol';
 import { CheckpointNode, type CheckpointTree, LoadMoreNode } from './tree';
+import { VALUE_COMMANDS } from './valueCommands';
 
 export interface Services {
   ctx: Ctx;
@@ -18,7 +19,7 @@ export interface Services {
 
 type Cmd = (...args: unknown[]) => unknown;
 
-interface CommandFactory {
+export interface CommandFactory {
   needsServer: boolean;
   create(services: Services): Cmd;
 }
@@ -182,6 +183,7 @@ const COMMANDS: Record<string, CommandFactory> = {
   'pthscope.copyShape': copyShape,
   'pthscope.revealInPage': revealInPage,
   'pthscope.find': find,
+  ...VALUE_COMMANDS,
 };
 
 export function registerCommands(services: Services): void {

@@ -551,6 +551,8 @@
   }
 
   // ---------- the last scan: marked rows and its findings ----------
+  const FINDING_LABELS = { nan: 'with NaN', inf: 'with inf', all_zero: 'all zero', extreme: 'with extreme values', fp16_overflow: 'past float16\'s range' };
+
   function markRow(row, tensor) {
     const mark = state.marks.get(tensor.key);
     if (!mark) {
@@ -571,7 +573,7 @@
     if (!summary) {
       return;
     }
-    const counts = Object.entries(summary.counts).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind.replace('_', ' ')}`);
+    const counts = Object.entries(summary.counts).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${FINDING_LABELS[kind] || kind}`);
     const text = summary.bad === 0
       ? `No NaN, inf, extreme or all-zero values in ${formatExact(summary.scanned)} tensors.`
       : `${formatExact(summary.bad)} bad tensors of ${formatExact(summary.scanned)} scanned: ${counts.join(', ')}.`;

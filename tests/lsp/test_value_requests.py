@@ -17,7 +17,10 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 from safetensors.torch import load_file
 
+from pthscope.lsp import protocol
+
 from .conftest import ask
+from .test_protocol_agrees import PROTOCOL_TS, TsProtocol, conforms, py_fields, result_conforms
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -55,10 +58,12 @@ async def test_scan_finds_bad_tensors_with_progress_and_marks_the_views(
     found = {t["key"]: {f["kind"] for f in t["findings"]} for t in result.bad}
     assert found == {"enc.w": {"nan"}, "enc.b": {"all_zero"}, "spiky": {"extreme"}}
     assert result.counts["nan"] == 1 and result.bad[0]["stats"]["nan"] == 1
+    result_conforms(result)
     kinds = [type(v).__name__ for v in shared_client.progress_reports[token]]
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd" and "WorkDoneProgressReport" in kinds
     # The tree, the table and the page's summary now carry what the scan found.
     opened = await ask(shared_client, "pthscope/open", {"file": file})
+    result_conforms(opened)
     assert opened.scan["bad"] == 3 and opened.scan["errors"] == 1 and opened.scan["complete"]
     marks = {c["key"]: c.get("scan") for c in opened.children}
     assert marks["enc"]["severity"] == "error" and marks["enc"]["tensors"] == 2
@@ -66,6 +71,7 @@ async def test_scan_finds_bad_tensors_with_progress_and_marks_the_views(
     inner = await ask(shared_client, "pthscope/children", {"file": file, "path": ["enc"]})
     assert {c["name"]: c["scan"]["label"] for c in inner.children} == {"w": "NaN", "b": "all zero"}
     table = await ask(shared_client, "pthscope/tensors", {"file": file, "limit": 10})
+    result_conforms(table)
     assert set(table.marks) == {"enc.w", "enc.b", "spiky"}
     clean = await ask(shared_client, "pthscope/tensors", {"file": str(files["clean"]), "limit": 10})
     assert clean.marks is None
@@ -85,6 +91,7 @@ async def test_module_statistics_aggregate_a_subtree(shared_client: LanguageClie
     assert result.error is None
     loaded = torch.load(file, weights_only=True)
     together = torch.cat([loaded["dec.w"].reshape(-1), loaded["dec.b"]]).double()
+    result_conforms(result)
     stats = result.stats
     assert stats["key"] == "dec" and stats["tensors"] == 2 and stats["numel"] == together.numel()
     assert stats["mean"] == pytest.approx(float(together.mean()), rel=1e-6)
@@ -118,6 +125,10 @@ async def test_diff_structure_then_values_streamed(shared_client: LanguageClient
                                                           "partialResultToken": "diff-rows"})
     finally:
         shared_client.protocol.fm.features[types.PROGRESS] = original
+    result_conforms(structure)
+    result_conforms(full)
+    for value in partials:
+        conforms(value, protocol.DiffProgressValue, "DiffProgressValue")
     rows = {t["name"]: t for t in full.tensors}
     assert rows["dec.w"]["status"] == "changed" and rows["dec.w"]["values"]["max_abs_diff"] == pytest.approx(0.25)
     assert {n for n, t in rows.items() if t["status"] == "identical"} == {"enc.w", "enc.b", "dec.b", "spiky", "steps"}
@@ -142,6 +153,7 @@ async def test_convert_writes_a_safetensors_file(shared_client: LanguageClient, 
     out = tmp_path / "tuned.safetensors"
     result = await ask(shared_client, "pthscope/convert", {"file": str(files["tuned"]), "out": str(out)})
     assert result.error is None, result.error
+    result_conforms(result)
     assert result.written["tensors"] == 7 and {d["key"] for d in result.written["dropped"]} == {"epoch"}
     written = load_file(out)
     source = torch.load(files["tuned"], weights_only=True)["model"]
@@ -152,3 +164,9 @@ async def test_convert_writes_a_safetensors_file(shared_client: LanguageClient, 
     refused = await ask(shared_client, "pthscope/convert", {"file": str(files["tuned"]), "out": str(files["tuned"])})
     assert refused.written is None and "is the file being converted" in refused.error
 
+
+
+async def test_the_diff_progress_value_agrees_with_the_client() -> None:
+    """Not a request's result, so test_protocol_agrees does not reach it: checked here."""
+    ts = TsProtocol(PROTOCOL_TS.read_text())
+    assert ts.fields("DiffProgressValue") == py_fields(protocol.DiffProgressValue, params=False)

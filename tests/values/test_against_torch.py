@@ -13,6 +13,7 @@ import torch
 
 from pthscope.reader import inspect
 from pthscope.values import find_tensor, tensor_bytes, tensor_stats
+from pthscope.values import reading
 from pthscope.values import stats as stats_module
 
 from .layouts import Layout, sample_tensors, write_layouts
@@ -106,8 +107,10 @@ def test_numpy_engine_matches_torch(layouts: dict[str, Layout], key: str) -> Non
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
 def test_many_chunks_of_every_layout(layouts: dict[str, Layout], engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With chunks of 97 elements, every tensor is many pieces (rows, parts of rows): the same answers."""
+    """With chunks of 97 elements in mapped windows of 4 KiB, every tensor is many pieces (rows, parts
+    of rows, windows): the same answers."""
     monkeypatch.setattr(stats_module, "CHUNK_ELEMENTS", 97)
+    monkeypatch.setattr(reading, "WINDOW_BYTES", 4096)
     for key in ("float32", "float64", "int64", "view.offset_stride", "view.transposed", "view.expanded", "complex64"):
         check(stats_of(layouts["zip"].file, key, engine), layouts["zip"].tensors[key])
 

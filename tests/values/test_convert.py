@@ -94,8 +94,16 @@ UNWRITABLE = {"float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "complex12
 
 
 @pytest.mark.parametrize("layout", ["zip", "legacy", "cuda", "safetensors", "tar", "whole_model"])
-def test_every_layout_round_trips(layouts: dict[str, Layout], layout: str, tmp_path: Path) -> None:
-    """Views materialised, tied keys stored once, storages saved on cuda:1 read without CUDA."""
+def test_every_layout_round_trips(layouts: dict[str, Layout], layout: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Views materialised, tied keys stored once, storages saved on cuda:1 read without CUDA; the
+    bytes copied in many small pieces."""
+    from pthscope.values import convert as convert_module
+    from pthscope.values import reading
+
+    monkeypatch.setattr(convert_module, "COPY_BYTES", 4096)
+    monkeypatch.setattr(convert_module, "CHUNK_ELEMENTS", 101)
+    monkeypatch.setattr(reading, "WINDOW_BYTES", 2048)
     source = layouts[layout].file
     if layout in ("zip", "cuda", "legacy"):  # dtypes safetensors.torch cannot load: refused, by name
         with pytest.raises(AssertionError, match="complex128"):

@@ -161,7 +161,14 @@ def test_structure_changes_and_prefixes(tmp_path: Path) -> None:
     assert result["summary"]["identical"] == len(sd)
 
 
-def test_values_of_views_nan_and_mixed_dtypes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+def test_values_of_views_nan_and_mixed_dtypes(tmp_path: Path, chunked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if chunked:  # many chunks, in many mapped windows: the same answers
+        from pthscope.values import diff as diff_module
+        from pthscope.values import reading
+
+        monkeypatch.setattr(diff_module, "CHUNK_ELEMENTS", 37)
+        monkeypatch.setattr(reading, "WINDOW_BYTES", 1024)
     torch.manual_seed(2)
     t = torch.randn(30, 20)
     a = _save(tmp_path / "a.pt", {"w": t, "v": t.t(), "nan": torch.tensor([1.0, math.nan, math.inf, 2.0]),

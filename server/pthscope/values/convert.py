@@ -41,14 +41,21 @@ from ..reader.model import Checkpoint, Node
 from ..reader.roles import model_name, model_of
 from ..reader.safetensors_file import _DTYPES as _SAFETENSORS_DTYPES
 from .engines import CHUNK_ELEMENTS, engine_for
-from .reading import ValuesError, check_readable, map_bytes, open_tensor, pieces
+from .reading import (
+    WINDOW_BYTES,
+    ValuesError,
+    check_readable,
+    map_bytes,
+    mapped_chunks,
+    open_tensor,
+)
 from .stats import TensorBytes, tensor_bytes
 
 # The dtypes written: those safetensors.torch loads back (not its packed sub-byte F4/F6 types,
 # F8_E8M0 or C128, which its torch loader does not map).
 SAFETENSORS_CODES = {name: code for code, name in _SAFETENSORS_DTYPES.items()
                      if code not in ("F4", "F6_E2M3", "F6_E3M2", "F8_E8M0", "C128")}
-COPY_BYTES = 16 << 20
+COPY_BYTES = WINDOW_BYTES
 _DROPPED_LISTED = 200
 
 
@@ -183,12 +190,10 @@ def _copy(tensor: TensorBytes, out: Any) -> int:
                     written += out.write(data)
             return written
         engine = engine_for(tensor.dtype)
-        for piece in pieces(opened.shape, [opened.view], CHUNK_ELEMENTS):
-            (view,) = piece.views
-            with opened.mapped(piece.shape, view) as data:
-                values = engine.array(data, tensor.dtype, list(piece.shape), list(view.stride))
-                written += out.write(engine.contiguous_bytes(values))
-                del values
+        for shape, [(data, stride)] in mapped_chunks([opened], CHUNK_ELEMENTS):
+            values = engine.array(data, tensor.dtype, list(shape), list(stride))
+            written += out.write(engine.contiguous_bytes(values))
+            del values
     return written
 
 

@@ -26,7 +26,7 @@ from ..reader.dtypes import itemsize
 from ..reader.model import Checkpoint
 from ..reader.roles import model_name, model_of
 from .engines import CHUNK_ELEMENTS, DiffPartial, engine_for
-from .reading import ValuesError, check_readable, open_tensor, pieces
+from .reading import ValuesError, check_readable, mapped_chunks, open_tensor
 from .stats import TensorBytes, tensor_bytes
 
 STRIPPABLE = ("module.", "_orig_mod.", "model.", "state_dict.")
@@ -340,20 +340,13 @@ def _diff_tensors(a: TensorBytes, b: TensorBytes, engine_name: str | None) -> di
         engine_for(b.dtype, engine.name)
     numel = math.prod(a.shape)
     with open_tensor(a) as ta, open_tensor(b) as tb:
-        shape: tuple[int, ...]
-        if ta.contiguous and tb.contiguous:
-            shape, views = (numel,), [ta.flat_view()[1], tb.flat_view()[1]]
-        else:
-            shape, views = ta.shape, [ta.view, tb.view]
 
         def chunk_pairs() -> Any:
-            for piece in pieces(shape, views, CHUNK_ELEMENTS):
-                va, vb = piece.views
-                with ta.mapped(piece.shape, va) as da, tb.mapped(piece.shape, vb) as db:
-                    xa = engine.array(da, a.dtype, list(piece.shape), list(va.stride))
-                    xb = engine.array(db, b.dtype, list(piece.shape), list(vb.stride))
-                    yield xa, xb
-                    del xa, xb
+            for shape, [(da, sa), (db, sb)] in mapped_chunks([ta, tb], CHUNK_ELEMENTS):
+                xa = engine.array(da, a.dtype, list(shape), list(sa))
+                xb = engine.array(db, b.dtype, list(shape), list(sb))
+                yield xa, xb
+                del xa, xb
 
         if a.dtype == b.dtype and all(engine.same_bits(xa, xb) for xa, xb in chunk_pairs()):
             return {"identical": True, "numel": numel, "changed": 0, "nonfinite": 0, "max_abs_diff": 0.0,

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from .reduction import Partial, ValueKind, value_kind
 
 CHUNK_ELEMENTS = 1 << 20  # values reduced at a time: buffers stay small (8 MiB of float64 each)
+# and each torch op long enough to be worth its threads, short enough to stay in cache
 # Computed in float64: everything float32 cannot hold exactly (or would overflow when summed).
 _WIDE = frozenset({"float64", "int64", "int32", "uint32", "uint64", "complex128"})
 # Unsigned types torch cannot reduce directly; read through a wider copy of each chunk.

@@ -4,10 +4,12 @@
 checks that it is the file that was parsed (size and mtime), finds the storage's first byte (a
 torch zip member's data follows its local header, whose name and extra field are read here; other
 formats record it directly), and checks that every element the tensor's view reaches lies inside
-its storage and inside the file. `pieces(shape, views, limit)` splits a tensor — or two tensors of
-one shape, for a diff — into row-major pieces of at most `limit` elements, and
-`OpenedTensor.mapped(piece)` maps only the bytes one piece spans, read-only, unmapped when done:
-memory stays bounded whatever the tensor's size. Errors are `ValuesError`s naming the tensor, what
+its storage and inside the file. `mapped_chunks(tensors, limit)` gives a tensor — or two tensors
+of one shape, for a diff — as row-major chunks of at most `limit` elements: contiguous tensors
+through read-only windows of `WINDOW_BYTES` mapped one at a time (each mapping costs a syscall
+and, when unmapped, a TLB flush on every core: few large ones are much cheaper than many small
+ones), views piece by piece (`pieces`), each mapping only the bytes its piece spans. Memory stays
+bounded whatever the tensor's size. Errors are `ValuesError`s naming the tensor, what
 is wrong and why (truncated, corrupt, changed on disk).
 """
 
@@ -19,7 +21,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 # Formats whose storages the reader located (Checkpoint.storage_offsets) as plain bytes.
 READABLE_FORMATS = ("torch-zip", "torch-legacy", "torch-tar", "safetensors", "gguf")
+WINDOW_BYTES = 32 << 20  # mapped at a time for each contiguous tensor read
 
 
 class ValuesError(Exception):
@@ -166,6 +169,34 @@ def map_bytes(f: BinaryIO, start: int, length: int) -> Iterator[memoryview]:
         with contextlib.suppress(BufferError):  # an array still holds it: unmapped when collected
             data.release()
             mapping.close()
+
+
+Chunk = tuple[tuple[int, ...], list[tuple[memoryview, tuple[int, ...]]]]
+
+
+def mapped_chunks(tensors: Sequence[OpenedTensor], limit: int) -> Iterator[Chunk]:
+    """Chunks of at most `limit` elements of same-shaped tensors, in row-major order: each as
+    (shape, [(its bytes, its strides) for each tensor]), the bytes starting at the chunk's first
+    element. Callers drop what they made of a chunk before asking for the next."""
+    first = tensors[0]
+    if first.numel == 0:
+        return
+    if all(t.contiguous for t in tensors):
+        widest = max(t.itemsize for t in tensors)
+        window = max(limit, WINDOW_BYTES // widest // limit * limit)
+        for start in range(0, first.numel, window):
+            count = min(window, first.numel - start)
+            with ExitStack() as stack:
+                data = [stack.enter_context(map_bytes(t.file, t.storage_start + (t.view.offset + start) * t.itemsize,
+                                                      count * t.itemsize)) for t in tensors]
+                for at in range(0, count, limit):
+                    n = min(limit, count - at)
+                    yield (n,), [(d[at * t.itemsize:(at + n) * t.itemsize], (1,)) for d, t in zip(data, tensors, strict=True)]
+        return
+    for piece in pieces(first.shape, [t.view for t in tensors], limit):
+        with ExitStack() as stack:
+            data = [stack.enter_context(t.mapped(piece.shape, v)) for t, v in zip(tensors, piece.views, strict=True)]
+            yield piece.shape, [(d, v.stride) for d, v in zip(data, piece.views, strict=True)]
 
 
 def pieces(shape: Sequence[int], views: Sequence[View], limit: int) -> Iterator[Piece]:

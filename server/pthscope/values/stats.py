@@ -21,7 +21,7 @@ from typing import Any
 
 from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
 from .engines import CHUNK_ELEMENTS, Engine, EngineError, engine_for
-from .reading import OpenedTensor, ValuesError, open_tensor, pieces
+from .reading import OpenedTensor, ValuesError, mapped_chunks, open_tensor
 from .reduction import Partial, few_values, histogram_range, merge_all, value_kind
 
 HISTOGRAM_BINS = 20
@@ -151,13 +151,10 @@ def histogram_payload(partial: Partial, request: tuple[str, dict[str, Any]] | No
 
 def chunks(opened: OpenedTensor, engine: Engine) -> Iterator[Any]:
     """The tensor's values as arrays of at most CHUNK_ELEMENTS, each mapped only while used."""
-    shape, view = opened.flat_view()
-    for piece in pieces(shape, [view], CHUNK_ELEMENTS):
-        (piece_view,) = piece.views
-        with opened.mapped(piece.shape, piece_view) as data:
-            values = engine.array(data, opened.tensor.dtype, list(piece.shape), list(piece_view.stride))
-            yield values
-            del values
+    for shape, [(data, stride)] in mapped_chunks([opened], CHUNK_ELEMENTS):
+        values = engine.array(data, opened.tensor.dtype, list(shape), list(stride))
+        yield values
+        del values
 
 
 def reduce_opened(opened: OpenedTensor, engine: Engine) -> Partial:

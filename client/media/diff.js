@@ -33,8 +33,8 @@
     { id: 'tensors', title: 'Tensors', numeric: true, value: (m) => m.tensors, cell: (m) => formatExact(m.tensors) },
     { id: 'identical', title: 'Identical', numeric: true, value: (m) => m.identical, cell: (m) => formatExact(m.identical) },
     { id: 'changed', title: 'Changed', numeric: true, value: (m) => m.changed, cell: (m) => formatExact(m.changed) },
-    { id: 'only', title: 'Only A / B', numeric: true, value: (m) => m.only_a + m.only_b, cell: (m) => `${formatExact(m.only_a)} / ${formatExact(m.only_b)}` },
-    { id: 'structure', title: 'Shape/dtype/grad', numeric: true, value: (m) => m.shape_changed + m.dtype_changed + m.grad_changed,
+    { id: 'only', title: 'Only A/B', numeric: true, value: (m) => m.only_a + m.only_b, cell: (m) => `${formatExact(m.only_a)} / ${formatExact(m.only_b)}` },
+    { id: 'structure', title: 'Structure', tip: 'shape changes / dtype changes / requires_grad flips', numeric: true, value: (m) => m.shape_changed + m.dtype_changed + m.grad_changed,
       cell: (m) => `${m.shape_changed} / ${m.dtype_changed} / ${m.grad_changed}` },
     { id: 'maxabs', title: 'max |Δ|', numeric: true, value: (m) => m.max_abs_diff ?? -1, cell: (m) => formatValue(m.max_abs_diff) },
     { id: 'rel', title: 'max ‖Δ‖/‖A‖', numeric: true, value: (m) => m.max_rel_change ?? -1, cell: (m) => formatValue(m.max_rel_change) },
@@ -45,7 +45,7 @@
     { id: 'shape', title: 'Shape A → B', value: (t) => JSON.stringify([t.shape_a, t.shape_b]), cell: (t) => pair(t.shape_a, t.shape_b, formatShape) },
     { id: 'dtype', title: 'DType A → B', value: (t) => `${t.dtype_a}|${t.dtype_b}`, cell: (t) => pair(t.dtype_a, t.dtype_b, String) },
     { id: 'grad', title: 'requires_grad', value: (t) => (t.grad_changed ? 0 : 1), cell: gradCell },
-    { id: 'elements', title: 'Changed elements', numeric: true, value: (t) => (t.values ? t.values.changed : -1),
+    { id: 'elements', title: 'Changed', tip: 'elements that differ', numeric: true, value: (t) => (t.values ? t.values.changed : -1),
       cell: (t) => (t.values ? `${formatExact(t.values.changed)} of ${formatExact(t.values.numel)}` : '—') },
     { id: 'maxabs', title: 'max |Δ|', numeric: true, value: (t) => (t.values ? t.values.max_abs_diff ?? -1 : -1), cell: (t) => (t.values ? formatValue(t.values.max_abs_diff) : '—') },
     { id: 'rel', title: '‖Δ‖/‖A‖', numeric: true, value: (t) => (t.values ? t.values.rel_change ?? -1 : -1), cell: (t) => (t.values ? formatValue(t.values.rel_change) : '—') },
@@ -265,7 +265,7 @@
     header.replaceChildren(...columns().map((c) => {
       const active = sort.column === c.id;
       const button = el('button', { className: `sort${active ? ' active' : ''}${active && sort.descending ? ' descending' : ''}`, 'data-sort': c.id,
-        title: `Sort by ${c.title}`, onclick: () => toggleSort(c.id) }, el('span', { text: c.title }), codicon('arrow-small-down', 'sort-icon'));
+        title: `Sort by ${c.tip || c.title}`, onclick: () => toggleSort(c.id) }, el('span', { text: c.title }), codicon('arrow-small-down', 'sort-icon'));
       return el('div', { className: `cell${c.numeric ? ' numeric' : ''}`, role: 'columnheader',
         'aria-sort': active ? (sort.descending ? 'descending' : 'ascending') : 'none' }, button);
     }));
@@ -273,8 +273,8 @@
 
   function gridColumns() {
     return state.view === 'modules'
-      ? 'minmax(200px, 3fr) 150px 70px 80px 80px 90px 130px 90px 110px'
-      : 'minmax(220px, 3fr) 140px minmax(120px, 1.2fr) 150px 120px 150px 90px 90px';
+      ? 'minmax(160px, 3fr) 130px 84px 88px 88px 92px 96px 96px 116px'
+      : 'minmax(180px, 3fr) 130px minmax(110px, 1.2fr) 130px 110px 120px 96px 96px';
   }
 
   function toggleSort(column) {

@@ -11,6 +11,7 @@ from a file goes through `visible` first, so a key cannot forge or hide a line. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import json
 import math
@@ -27,6 +28,7 @@ from ..reader.model import Checkpoint
 from . import jobs
 from .convert import ConvertError, check_output, convert_plan
 from .diff import StructureDiff, diff_entries
+from .engines import EngineError, engine_for
 from .locate import located_tensors
 from .requests import VALUES_REQUESTS
 from .stats import tensor_stats
@@ -159,6 +161,8 @@ def run_scan(file: str, as_json: bool, limits: Limits, out: TextIO, err: TextIO)
         return 1
     checkpoint, size, mtime = read
     entries = located_tensors(checkpoint, size, mtime)
+    with contextlib.suppress(EngineError):
+        engine_for("float32")  # import torch (or numpy) now: the time reported is the scan's
     report = asyncio.run(jobs.scan(checkpoint.file, entries, _ask_here, _progress_line(err)))
     _end_progress(err)
     if as_json:
@@ -263,7 +267,7 @@ def _module_lines(modules: list[Json]) -> list[str]:
         if m["status"] == "identical":
             continue
         name = m["module"] or "(top level)"
-        detail = f"{m['tensors']:,} tensors"
+        detail = f"{m['tensors']:,} tensor" + ("" if m["tensors"] == 1 else "s")
         if m["status"] == "changed":
             detail += (f", {m['changed']:,} changed, max |Δ| {_num(m['max_abs_diff'])}, max ‖Δ‖/‖A‖ "
                        f"{_num(m['max_rel_change'])}")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 # Formats whose storages the reader located (Checkpoint.storage_offsets) as plain bytes.
 READABLE_FORMATS = ("torch-zip", "torch-legacy", "torch-tar", "safetensors", "gguf")
-WINDOW_BYTES = 32 << 20  # mapped at a time for each contiguous tensor read
+WINDOW_BYTES = 8 << 20  # mapped at a time for each contiguous tensor read (RSS grows by this much)
 
 
 class ValuesError(Exception):

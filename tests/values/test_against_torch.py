@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from pthscope.reader import inspect
-from pthscope.values import find_tensor, tensor_bytes, tensor_stats
-from pthscope.values import reading
+from pthscope.values import find_tensor, reading, tensor_bytes, tensor_stats
 from pthscope.values import stats as stats_module
 
 from .layouts import Layout, sample_tensors, write_layouts

@@ -36,6 +36,7 @@ _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 # Formats whose storages the reader located (Checkpoint.storage_offsets) as plain bytes.
 READABLE_FORMATS = ("torch-zip", "torch-legacy", "torch-tar", "safetensors", "gguf")
 WINDOW_BYTES = 8 << 20  # mapped at a time for each contiguous tensor read (RSS grows by this much)
+SMALL_READ_BYTES = 1 << 16  # read, not mapped
 
 
 class ValuesError(Exception):
@@ -159,7 +160,15 @@ def _check_bounds(tensor: TensorBytes, storage_start: int, size: int) -> None:
 
 @contextmanager
 def map_bytes(f: BinaryIO, start: int, length: int) -> Iterator[memoryview]:
-    """Bytes [start, start + length) of the file, memory-mapped read-only."""
+    """Bytes [start, start + length) of the file, memory-mapped read-only (small ranges are read:
+    cheaper than a mapping)."""
+    if length <= SMALL_READ_BYTES:
+        f.seek(start)
+        small = f.read(length)
+        if len(small) != length:
+            raise ValuesError(f"{f.name} ends at byte {start + len(small):,}, before the {length:,} bytes at {start:,}")
+        yield memoryview(small)
+        return
     aligned = start - start % mmap.ALLOCATIONGRANULARITY
     mapping = mmap.mmap(f.fileno(), length + start - aligned, access=mmap.ACCESS_READ, offset=aligned)
     data = memoryview(mapping)[start - aligned:start - aligned + length]

@@ -30,6 +30,7 @@ from .convert import ConvertError, check_output, convert_plan
 from .diff import StructureDiff, diff_entries
 from .engines import EngineError, engine_for
 from .locate import located_tensors
+from .reading import OpenFiles
 from .requests import VALUES_REQUESTS
 from .stats import tensor_stats
 
@@ -96,13 +97,14 @@ def run_stats(file: str, patterns: list[str], as_json: bool, limits: Limits, out
     entries = [e for e in located_tensors(checkpoint, size, mtime) if matches(e.key, patterns)
                or any(matches(a, patterns) for a in e.aliases)]
     results: list[Json] = []
-    for entry in entries:
-        result: Json = {"key": entry.key, "aliases": entry.aliases}
-        if entry.bytes is None:
-            result["error"] = entry.error
-        else:
-            result.update(tensor_stats(entry.bytes))
-        results.append(result)
+    with OpenFiles() as files:
+        for entry in entries:
+            result: Json = {"key": entry.key, "aliases": entry.aliases}
+            if entry.bytes is None:
+                result["error"] = entry.error
+            else:
+                result.update(tensor_stats(entry.bytes, files=files))
+            results.append(result)
     if as_json:
         out.write(json.dumps({"file": checkpoint.file, "format": checkpoint.format, "tensors": results},
                              separators=(",", ":")) + "\n")

@@ -43,6 +43,7 @@ from ..reader.safetensors_file import _DTYPES as _SAFETENSORS_DTYPES
 from .engines import CHUNK_ELEMENTS, engine_for
 from .reading import (
     WINDOW_BYTES,
+    OpenFiles,
     ValuesError,
     check_readable,
     map_bytes,
@@ -168,18 +169,18 @@ def write_tensors(out: str, at: int, tensors: Iterable[TensorBytes], head: bytes
     """Write each tensor's bytes, contiguously, from byte `at` of `out` (created with `head` first
     when given); returns the bytes written."""
     written = 0
-    with open(out, "wb" if head is not None else "r+b") as f:
+    with open(out, "wb" if head is not None else "r+b") as f, OpenFiles() as files:
         if head is not None:
             f.write(head)
         f.seek(at)
         for tensor in tensors:
-            written += _copy(tensor, f)
+            written += _copy(tensor, f, files)
     return written
 
 
-def _copy(tensor: TensorBytes, out: Any) -> int:
+def _copy(tensor: TensorBytes, out: Any, files: OpenFiles) -> int:
     written = 0
-    with open_tensor(tensor) as opened:
+    with open_tensor(tensor, files) as opened:
         if opened.numel == 0:
             return 0
         if opened.contiguous:

@@ -26,7 +26,7 @@ from ..reader.dtypes import itemsize
 from ..reader.model import Checkpoint
 from ..reader.roles import model_name, model_of
 from .engines import CHUNK_ELEMENTS, DiffPartial, engine_for
-from .reading import ValuesError, check_readable, mapped_chunks, open_tensor
+from .reading import OpenFiles, ValuesError, check_readable, mapped_chunks, open_tensor
 from .stats import TensorBytes, tensor_bytes
 
 STRIPPABLE = ("module.", "_orig_mod.", "model.", "state_dict.")
@@ -322,24 +322,26 @@ def _module_status(m: dict[str, Any]) -> str:
     return "matched"
 
 
-def diff_tensors(a: TensorBytes, b: TensorBytes, engine_name: str | None = None) -> dict[str, Any]:
+def diff_tensors(a: TensorBytes, b: TensorBytes, engine_name: str | None = None, files: OpenFiles | None = None
+                 ) -> dict[str, Any]:
     """How B's values differ from A's (the values worker's part); `{"error"}` when they cannot be read."""
     from .stats import failure_message
 
     try:
-        return _diff_tensors(a, b, engine_name)
+        return _diff_tensors(a, b, engine_name, files)
     except Exception as error:  # noqa: BLE001  (every failure is the user's message)
         return {"error": failure_message(error)}
 
 
-def _diff_tensors(a: TensorBytes, b: TensorBytes, engine_name: str | None) -> dict[str, Any]:
+def _diff_tensors(a: TensorBytes, b: TensorBytes, engine_name: str | None, files: OpenFiles | None
+                  ) -> dict[str, Any]:
     if a.shape != b.shape:
         raise ValuesError(f"shapes differ: {a.shape} and {b.shape}")
     engine = engine_for(a.dtype, engine_name)
     if b.dtype != a.dtype:
         engine_for(b.dtype, engine.name)
     numel = math.prod(a.shape)
-    with open_tensor(a) as ta, open_tensor(b) as tb:
+    with open_tensor(a, files) as ta, open_tensor(b, files) as tb:
 
         def chunk_pairs() -> Any:
             for shape, [(da, sa), (db, sb)] in mapped_chunks([ta, tb], CHUNK_ELEMENTS):

@@ -104,19 +104,48 @@ class OpenedTensor:
             yield data
 
 
+class OpenFiles:
+    """The files a batch of tensors reads, each opened (and its stamp checked) once."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[BinaryIO, int, int]] = {}
+
+    def get(self, file: str) -> tuple[BinaryIO, int, int]:
+        """The open file, its size and mtime."""
+        found = self._files.get(file)
+        if found is None:
+            try:
+                f = open(file, "rb")  # noqa: SIM115  (closed by close())
+            except OSError as error:
+                raise ValuesError(f"cannot open {file}: {error.strerror or error}") from None
+            st = os.fstat(f.fileno())
+            found = self._files[file] = (f, st.st_size, st.st_mtime_ns)
+        return found
+
+    def close(self) -> None:
+        for f, _, _ in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self) -> OpenFiles:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 @contextmanager
-def open_tensor(tensor: TensorBytes) -> Iterator[OpenedTensor]:
+def open_tensor(tensor: TensorBytes, files: OpenFiles | None = None) -> Iterator[OpenedTensor]:
+    """The tensor, checked, in its open file (from `files`, which keeps it open, or opened here)."""
     check_readable(tensor)
-    try:
-        f = open(tensor.file, "rb")  # noqa: SIM115  (closed below, after the tensor's use)
-    except OSError as error:
-        raise ValuesError(f"cannot open {tensor.file}: {error.strerror or error}") from None
-    with f:
-        st = os.fstat(f.fileno())
-        if (st.st_size, st.st_mtime_ns) != (tensor.size, tensor.mtime_ns):
+    with contextlib.ExitStack() as stack:
+        if files is None:
+            files = stack.enter_context(OpenFiles())
+        f, size, mtime_ns = files.get(tensor.file)
+        if (size, mtime_ns) != (tensor.size, tensor.mtime_ns):
             raise ValuesError(f"{tensor.file} changed since it was read; open it again")
         start = _storage_start(tensor, f)
-        _check_bounds(tensor, start, st.st_size)
+        _check_bounds(tensor, start, size)
         yield OpenedTensor(tensor, f, start)
 
 

@@ -12,7 +12,7 @@ crosses processes as JSON (`to_json` / `from_json`). Values are floating-point n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 # How values are read: floating point, integers (exact min/max), magnitudes of complex numbers.
@@ -85,7 +85,12 @@ class Partial:
                 "abs_max": max(abs(lo), abs(hi)), "mean_abs": finite_or_none(self.abs_sum / n)}
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in asdict(self).items()}
+        out = {name: getattr(self, name) for name in _PARTIAL_FIELDS}
+        for name in ("mean", "m2", "abs_sum", "min", "max"):  # JSON has no NaN or inf
+            value = out[name]
+            if isinstance(value, float) and not math.isfinite(value):
+                out[name] = None
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Partial:
@@ -94,6 +99,9 @@ class Partial:
             if fields.get(name) is None:
                 fields[name] = math.inf
         return cls(**fields)
+
+
+_PARTIAL_FIELDS = tuple(f.name for f in fields(Partial))
 
 
 def merge_all(partials: list[Partial], kind: ValueKind) -> Partial:

@@ -30,7 +30,7 @@ from .convert import ConvertError, convert_plan, write_tensors
 from .diff import diff_entries, diff_tensors
 from .engines import engine_for
 from .locate import located_tensors, tensors_under
-from .reading import open_tensor
+from .reading import OpenFiles, open_tensor
 from .stats import (
     HISTOGRAM_BINS,
     TensorBytes,
@@ -70,17 +70,18 @@ STRUCTURE_REQUESTS: dict[str, Callable[[CheckpointIndex, Json], Json]] = {
 }
 
 
-def reduce_tensor(tensor: TensorBytes) -> Json:
+def reduce_tensor(tensor: TensorBytes, files: OpenFiles | None = None) -> Json:
     """`{"partial"}` of one tensor's values (one pass), or `{"error"}`."""
     try:
-        with open_tensor(tensor) as opened:
+        with open_tensor(tensor, files) as opened:
             return {"partial": reduce_opened(opened, engine_for(tensor.dtype)).to_json()}
     except Exception as error:  # noqa: BLE001  (every failure is the user's message)
         return {"error": failure_message(error)}
 
 
 def _reduce(params: Json) -> Json:
-    return {"results": [reduce_tensor(TensorBytes.from_json(t)) for t in params["tensors"]]}
+    with OpenFiles() as files:
+        return {"results": [reduce_tensor(TensorBytes.from_json(t), files) for t in params["tensors"]]}
 
 
 def _histogram(params: Json) -> Json:
@@ -96,19 +97,22 @@ def _value_counts(params: Json) -> Json:
 def _summed(tensors: list[Json], length: int, count: Callable[[Any, Any], list[int]]) -> Json:
     """`{"counts"}` added up over the tensors, or `{"error"}` naming the first that failed."""
     counts = [0] * length
-    for raw in tensors:
-        tensor = TensorBytes.from_json(raw)
-        try:
-            with open_tensor(tensor) as opened:
-                found = count(opened, engine_for(tensor.dtype))
-        except Exception as error:  # noqa: BLE001  (every failure is the user's message)
-            return {"error": f"{tensor.key}: {failure_message(error)}"}
-        counts = [a + b for a, b in zip(counts, found, strict=True)]
+    with OpenFiles() as files:
+        for raw in tensors:
+            tensor = TensorBytes.from_json(raw)
+            try:
+                with open_tensor(tensor, files) as opened:
+                    found = count(opened, engine_for(tensor.dtype))
+            except Exception as error:  # noqa: BLE001  (every failure is the user's message)
+                return {"error": f"{tensor.key}: {failure_message(error)}"}
+            counts = [a + b for a, b in zip(counts, found, strict=True)]
     return {"counts": counts}
 
 
 def _diff(params: Json) -> Json:
-    return {"results": [diff_tensors(TensorBytes.from_json(a), TensorBytes.from_json(b)) for a, b in params["pairs"]]}
+    with OpenFiles() as files:
+        return {"results": [diff_tensors(TensorBytes.from_json(a), TensorBytes.from_json(b), files=files)
+                            for a, b in params["pairs"]]}
 
 
 def _write(params: Json) -> Json:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
 from .engines import CHUNK_ELEMENTS, Engine, EngineError, engine_for
-from .reading import OpenedTensor, ValuesError, mapped_chunks, open_tensor
+from .reading import OpenedTensor, OpenFiles, ValuesError, mapped_chunks, open_tensor
 from .reduction import Partial, few_values, histogram_range, merge_all, value_kind
 
 HISTOGRAM_BINS = 20
@@ -49,11 +49,14 @@ class TensorBytes:
     storage_nbytes: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _TENSOR_BYTES_FIELDS}  # asdict deep-copies: 10x slower
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TensorBytes:
         return cls(**data)
+
+
+_TENSOR_BYTES_FIELDS = tuple(f.name for f in fields(TensorBytes))
 
 
 def tensor_bytes(checkpoint: Checkpoint, tensor: TensorInfo, size: int, mtime_ns: int) -> TensorBytes:
@@ -74,11 +77,13 @@ def find_tensor(checkpoint: Checkpoint, path: Sequence[PathElement] | str) -> Te
     raise StatsError(f"no tensor at {path if isinstance(path, str) else list(path)} in {checkpoint.file}{why}")
 
 
-def tensor_stats(tensor: TensorBytes, engine: str | None = None, histogram: bool = True) -> dict[str, Any]:
+def tensor_stats(tensor: TensorBytes, engine: str | None = None, histogram: bool = True,
+                 files: OpenFiles | None = None) -> dict[str, Any]:
     """`{"stats": {...}}` for the tensor (docs/protocol.md, `TensorStats`), or `{"error": message}`.
-    `engine` forces "torch" or "numpy" (tests); default: the best one."""
+    `engine` forces "torch" or "numpy" (tests); default: the best one. `files` keeps files open
+    across calls."""
     try:
-        return {"stats": _tensor_stats(tensor, engine, histogram)}
+        return {"stats": _tensor_stats(tensor, engine, histogram, files)}
     except Exception as error:  # noqa: BLE001  (every failure is the user's message)
         return {"error": failure_message(error)}
 
@@ -92,14 +97,15 @@ def failure_message(error: BaseException) -> str:
     return f"pthscope failed while reading this tensor ({type(error).__name__}: {error})"
 
 
-def _tensor_stats(tensor: TensorBytes, engine_name: str | None, histogram: bool) -> dict[str, Any]:
+def _tensor_stats(tensor: TensorBytes, engine_name: str | None, histogram: bool, files: OpenFiles | None
+                  ) -> dict[str, Any]:
     engine = engine_for(tensor.dtype, engine_name)
     numel = math.prod(tensor.shape)
     out: dict[str, Any] = {"key": tensor.key, "dtype": tensor.dtype, "shape": tensor.shape, "numel": numel,
                            "engine": engine.name, "sampled": False, "sample_size": numel}
     if value_kind(tensor.dtype) == "complex":
         out["magnitude"] = True  # the statistics are of |x|
-    with open_tensor(tensor) as opened:
+    with open_tensor(tensor, files) as opened:
         if numel == 0:
             return out
         partial = reduce_opened(opened, engine)

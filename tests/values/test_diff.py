@@ -183,3 +183,19 @@ def test_values_of_views_nan_and_mixed_dtypes(tmp_path: Path, chunked: bool, mon
     mixed = rows["mixed"]["values"]
     expected = (t.bfloat16().double() - t.double()).abs().max()
     assert not mixed["identical"] and mixed["max_abs_diff"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_a_checkpoint_and_its_safetensors_conversion_are_identical(tmp_path: Path) -> None:
+    """Across formats: the training dict of the fine-tune against the safetensors file pthscope
+    wrote from it (model tensors, named as the model names them)."""
+    from pthscope.values.convert import convert_plan
+
+    _, second, model, _ = train_two_epochs(tmp_path, bn_stats_frozen=True)
+    checkpoint = inspect(second)
+    st = os.stat(second)
+    out = tmp_path / "epoch2.safetensors"
+    asyncio.run(jobs.convert(convert_plan(checkpoint, st.st_size, st.st_mtime_ns), str(out), _ask_here))
+    result = diff(second, out)
+    s = result["summary"]
+    assert s["matched"] == len(model.state_dict()) and s["identical"] == s["matched"] and s["only_b"] == 0
+    assert s["only_a"] == 2  # the optimizer state is not converted

@@ -149,3 +149,75 @@ def test_json_is_printed_whole_as_json_would_dump_it(whole_model: Path, tmp_path
         result = _run("inspect", "--json", str(path))
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == json.loads(json.dumps(inspect(path).to_json()))
+# ----------------------------------------------------------------------------- the value commands
+
+
+@pytest.fixture(scope="module")
+def values_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cli-values")
+    torch.manual_seed(0)
+    weight = torch.randn(6, 4)
+    bad = weight.clone()
+    bad[1, 2] = float("nan")
+    made = {"clean": folder / "clean.pt", "bad": folder / "bad.pt", "tuned": folder / "tuned.pt"}
+    torch.save({"fc.weight": weight, "fc.bias": torch.ones(6), "steps": torch.arange(5)}, made["clean"])
+    torch.save({"fc.weight": bad, "fc.bias": torch.zeros(6)}, made["bad"])
+    torch.save({"model": {"module.fc.weight": weight + 1, "module.fc.bias": torch.ones(6)}, "epoch": 2},
+               made["tuned"])
+    return made
+
+
+def test_stats_text_and_json(values_files: dict[str, Path]) -> None:
+    text = _run("stats", str(values_files["clean"]), "fc.")
+    assert text.returncode == 0, text.stderr
+    assert "fc.weight  [6×4] float32" in text.stdout and "steps" not in text.stdout
+    assert "  zeros 0  NaN 0  +inf 0  -inf 0  of 24" in text.stdout and "histogram" in text.stdout
+    result = _run("stats", "--json", str(values_files["clean"]))
+    payload = json.loads(result.stdout)
+    by_key = {t["key"]: t for t in payload["tensors"]}
+    weight = torch.load(values_files["clean"], weights_only=True)["fc.weight"].double()
+    assert by_key["fc.weight"]["stats"]["std"] == pytest.approx(float(weight.std()), rel=1e-6)
+    assert by_key["fc.weight"]["stats"]["l2"] == pytest.approx(float(weight.norm()), rel=1e-6)
+    assert by_key["steps"]["stats"]["values"] == [[i, 1] for i in range(5)]
+
+
+def test_scan_exit_codes(values_files: dict[str, Path]) -> None:
+    clean = _run("scan", str(values_files["clean"]))
+    assert clean.returncode == 0 and "no tensor has NaN" in clean.stdout
+    bad = _run("scan", str(values_files["bad"]))
+    assert bad.returncode == 3, bad.stderr
+    assert "ERROR   fc.weight  [6×4] float32" in bad.stdout and "nan: 1 NaN of 24 elements" in bad.stdout
+    assert "WARNING fc.bias" in bad.stdout and "all_zero" in bad.stdout
+    report = json.loads(_run("scan", "--json", str(values_files["bad"])).stdout)
+    assert report["complete"] and report["counts"]["nan"] == 1 and report["counts"]["all_zero"] == 1
+    assert _run("scan", str(values_files["bad"].with_name("missing.pt"))).returncode == 1
+
+
+def test_diff_text_and_json(values_files: dict[str, Path]) -> None:
+    structure = _run("diff", str(values_files["clean"]), str(values_files["tuned"]))
+    assert structure.returncode == 0, structure.stderr
+    assert "keys       2 matched, 1 only in A, 0 only in B" in structure.stdout
+    values = _run("diff", "--values", str(values_files["clean"]), str(values_files["tuned"]))
+    assert "values     1 identical, 1 changed (of 2 comparable)" in values.stdout
+    assert "  changed    fc  2 tensors, 1 changed, max |Δ| 1" in values.stdout
+    payload = json.loads(_run("diff", "--values", "--json", str(values_files["clean"]),
+                              str(values_files["tuned"])).stdout)
+    rows = {r["name"]: r for r in payload["tensors"]}
+    assert rows["fc.weight"]["values"]["max_abs_diff"] == pytest.approx(1.0)
+    assert rows["fc.weight"]["key_b"] == "model.module.fc.weight" and rows["steps"]["status"] == "only_a"
+
+
+def test_convert(values_files: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "model.safetensors"
+    result = _run("convert", str(values_files["tuned"]), str(out))
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "dropped, not tensors: epoch (int)" in result.stdout
+    written = load_file(out)
+    assert set(written) == {"fc.weight", "fc.bias"}
+    again = _run("convert", str(values_files["tuned"]), str(out))
+    assert again.returncode == 1 and "exists; --force overwrites it" in again.stderr
+    assert _run("convert", "--force", str(values_files["tuned"]), str(out)).returncode == 0
+    same = _run("convert", "--force", str(values_files["tuned"]), str(values_files["tuned"]))
+    assert same.returncode == 1 and "is the file being converted" in same.stderr

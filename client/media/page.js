@@ -2,7 +2,8 @@
 // The checkpoint page (webview). Renders what the extension forwards from the server:
 // `init` (a pthscope/open result), `tensors` pages for a virtualised, filterable, sortable
 // table, and `stats` of the tensor last clicked (or chosen with Enter); in Restricted Mode, `trust`
-// (what that mode changes). It knows no file formats. Messages are {type, body}; it says `ready` first.
+// (what that mode changes); after a scan, `scanned` (rows the server marks get its mark), and a
+// tree node's `moduleStats`. It knows no file formats. Messages are {type, body}; it says `ready` first.
 (function () {
   'use strict';
 
@@ -43,6 +44,8 @@
     statsRequestId: 0,
     pendingStats: 0,
     statsKey: null,
+    /** key → the last scan's mark of that row, as the server sent it with the table's pages */
+    marks: new Map(),
   };
 
   // ---------- formatting (mirrors client/src/format.ts) ----------
@@ -303,7 +306,9 @@
       onscroll: () => requestAnimationFrame(renderRows), onkeydown: onTableKey,
     }, spacer);
     return el('section', { id: 'tensors', 'aria-label': 'Tensors' },
-      el('div', { className: 'toolbar' }, el('div', { className: 'filter-box' }, codicon('filter'), filterInput), rowCount),
+      el('div', { className: 'toolbar' }, el('div', { className: 'filter-box' }, codicon('filter'), filterInput), rowCount,
+        el('button', { id: 'scan-button', className: 'secondary', title: 'Read every tensor and report NaN, inf, extreme values and all-zero tensors',
+          onclick: () => vscode.postMessage({ type: 'scan' }) }, codicon('search'), el('span', { text: 'Scan for NaN/Inf' }))),
       el('div', { id: 'table', role: 'grid', 'aria-readonly': 'true' }, header, viewport));
   }
 
@@ -358,6 +363,9 @@
     }
     state.pages.set(request.page, body.tensors);
     state.total = body.total;
+    for (const [key, mark] of Object.entries(body.marks || {})) {
+      state.marks.set(key, mark);
+    }
     if (state.selectKeyWhenLoaded !== null) {
       const index = body.tensors.findIndex((t) => t.key === state.selectKeyWhenLoaded);
       state.selectKeyWhenLoaded = null;
@@ -443,6 +451,7 @@
     if (notes.length > 0) {
       row.title = notes.join('\n');
     }
+    markRow(row, tensor);
     return row;
   }
 
@@ -545,26 +554,108 @@
       + (s.sampled ? ` · sampled: ${formatExact(s.sample_size)} of them` : '');
     const parts = [statsTitle(s.key), el('p', { className: 'muted', id: 'stats-about', text: about })];
     if (s.numel > 0) {
-      parts.push(el('div', { className: 'stats-grid' },
-        stat('stats-min', 'Min', s.min, formatValue(s.min)),
-        stat('stats-max', 'Max', s.max, formatValue(s.max)),
-        stat('stats-mean', 'Mean', s.mean, formatValue(s.mean)),
-        stat('stats-std', 'Std', s.std, formatValue(s.std)),
-        stat('stats-zeros', 'Zeros', s.zeros),
-        stat('stats-nan', 'NaN', s.nan, undefined, s.nan > 0 ? 'alarm' : ''),
-        stat('stats-posinf', '+inf', s.posinf, undefined, s.posinf > 0 ? 'alarm' : ''),
-        stat('stats-neginf', '−inf', s.neginf, undefined, s.neginf > 0 ? 'alarm' : '')));
-      if (s.histogram) {
-        const n = s.histogram.counts.length;
-        const width = (s.histogram.max - s.histogram.min) / n;
-        parts.push(bars(s.histogram.counts.map((c, i) => ({
-          count: c, label: `[${formatValue(s.histogram.min + i * width)}, ${formatValue(s.histogram.min + (i + 1) * width)}${i === n - 1 ? ']' : ')'}`,
-        })), formatValue(s.histogram.min), formatValue(s.histogram.max)));
-      } else if (s.values) {
-        parts.push(bars(s.values.map(([v, c]) => ({ count: c, label: `${formatValue(v)}`, tick: true })), '', ''));
-      }
+      parts.push(...valuesParts(s));
     }
     statsPanel.replaceChildren(...parts);
+  }
+
+  /** The statistics grid and histogram of a tensor's (or a node's) values. */
+  function valuesParts(s) {
+    const parts = [];
+    parts.push(el('div', { className: 'stats-grid' },
+      stat('stats-min', 'Min', s.min, formatValue(s.min)),
+      stat('stats-max', 'Max', s.max, formatValue(s.max)),
+      stat('stats-mean', 'Mean', s.mean, formatValue(s.mean)),
+      stat('stats-std', 'Std', s.std, formatValue(s.std)),
+      stat('stats-zeros', 'Zeros', s.zeros),
+      stat('stats-nan', 'NaN', s.nan, undefined, s.nan > 0 ? 'alarm' : ''),
+      stat('stats-posinf', '+inf', s.posinf, undefined, s.posinf > 0 ? 'alarm' : ''),
+      stat('stats-neginf', '−inf', s.neginf, undefined, s.neginf > 0 ? 'alarm' : ''),
+      s.l2 === undefined ? null : stat('stats-l2', 'L2 norm', s.l2, formatValue(s.l2))));
+    if (s.histogram) {
+      const n = s.histogram.counts.length;
+      const width = (s.histogram.max - s.histogram.min) / n;
+      parts.push(bars(s.histogram.counts.map((c, i) => ({
+        count: c, label: `[${formatValue(s.histogram.min + i * width)}, ${formatValue(s.histogram.min + (i + 1) * width)}${i === n - 1 ? ']' : ')'}`,
+      })), formatValue(s.histogram.min), formatValue(s.histogram.max)));
+    } else if (s.values) {
+      parts.push(bars(s.values.map(([v, c]) => ({ count: c, label: `${formatValue(v)}`, tick: true })), '', ''));
+    }
+    return parts;
+  }
+
+  /** A tree node's statistics: all its floating-point (else integer) tensors together. */
+  function onModuleStats(body) {
+    if (!statsPanel) {
+      return;
+    }
+    state.pendingStats = 0;
+    state.statsKey = null;
+    const s = body.stats;
+    const title = el('h2', {}, el('span', { text: 'Values of ' }), el('code', { id: 'stats-key', text: s ? s.key || '(root)' : 'the node' }),
+      el('span', { text: ' (all its tensors)' }));
+    if (!s) {
+      statsPanel.replaceChildren(title, el('div', { className: 'problem error', role: 'alert' }, codicon('error'),
+        el('span', { id: 'stats-error', text: body.error || 'no statistics' })));
+      return;
+    }
+    const dtypes = Object.entries(s.dtypes).map(([d, n]) => `${n} ${d}`).join(', ');
+    const about = `${formatExact(s.tensors)} tensors (${dtypes}) · ${formatExact(s.numel)} elements`
+      + (s.left_out ? ` · ${formatExact(s.left_out)} left out (integer beside floating-point, or unreadable)` : '');
+    statsPanel.replaceChildren(title, el('p', { className: 'muted', id: 'stats-about', text: about }), ...valuesParts(s));
+    statsPanel.scrollIntoView({ block: 'nearest' });
+  }
+
+  // ---------- the last scan: marked rows and its findings ----------
+  const FINDING_LABELS = { nan: 'with NaN', inf: 'with inf', all_zero: 'all zero', extreme: 'with extreme values', fp16_overflow: 'past float16\'s range' };
+
+  function markRow(row, tensor) {
+    const mark = state.marks.get(tensor.key);
+    if (!mark) {
+      return;
+    }
+    row.classList.add(`scan-${mark.severity}`);
+    row.dataset.scan = mark.severity;
+    const keyCell = row.querySelector('.col-key');
+    if (keyCell) {
+      keyCell.prepend(codicon(mark.severity === 'error' ? 'error' : 'warning', 'scan-mark'));
+      keyCell.title = `${mark.label}: ${tensor.key}`;
+    }
+  }
+
+  /** The scan's section: its summary (the server's), and the bad tensors when the scan just ran. */
+  function renderScan(summary, result) {
+    document.getElementById('scan')?.remove();
+    if (!summary) {
+      return;
+    }
+    const counts = Object.entries(summary.counts).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${FINDING_LABELS[kind] || kind}`);
+    const text = summary.bad === 0
+      ? `No NaN, inf, extreme or all-zero values in ${formatExact(summary.scanned)} tensors.`
+      : `${formatExact(summary.bad)} bad tensors of ${formatExact(summary.scanned)} scanned: ${counts.join(', ')}.`;
+    const severity = summary.errors > 0 ? 'error' : summary.bad > 0 ? 'warning' : 'safe';
+    const bad = result ? result.bad : [];
+    const section = el('section', { id: 'scan', className: `banner ${severity === 'error' ? 'dangerous' : severity === 'warning' ? 'unknown' : 'safe'}`,
+      'aria-label': 'Scan for NaN/Inf', 'data-bad': summary.bad, 'data-errors': summary.errors },
+    el('div', { className: 'banner-title' }, codicon(severity === 'safe' ? 'pass' : severity),
+      el('strong', { id: 'scan-summary', text: text + (summary.complete ? '' : ' (stopped before the end)') })),
+    bad.length ? el('ul', { className: 'globals scan-list' }, bad.slice(0, 20).map((t) => el('li', { className: `global ${t.severity === 'error' ? 'dangerous' : 'unknown'}` },
+      el('span', { className: 'risk', text: t.severity }),
+      el('button', { className: 'link', title: 'Show in the table', text: t.key, onclick: () => onReveal({ key: t.key }) }),
+      el('span', { className: 'muted', text: t.findings.map((f) => f.message).join('; ') })))) : null,
+    bad.length > 20 ? el('p', { className: 'muted', text: `… and ${formatExact(bad.length - 20)} more, marked in the table.` }) : null);
+    document.getElementById('summary')?.before(section);
+  }
+
+  function onScanned(body) {
+    state.marks.clear();
+    renderScan(body.summary, body.result);
+    if (viewport) {  // the pages again, with the server's marks; scroll and selection stay
+      state.generation += 1;
+      state.pages.clear();
+      state.inFlight.clear();
+      renderRows();
+    }
   }
 
   /** A tiny histogram: CSS bars whose heights are the counts; each bar says its range and count. */
@@ -591,6 +682,7 @@
       parts.push(renderSummary(result), renderTable(), renderStatsPanel());
     }
     app.append(...parts.filter(Boolean));
+    renderScan(result.scan || null, null);
     app.setAttribute('aria-busy', 'false');
     if (viewport) {
       applyQuery('', 'index', false);
@@ -639,6 +731,8 @@
       case 'reveal': onReveal(body); break;
       case 'stats': onStats(body); break;
       case 'trust': onTrust(body); break;
+      case 'scanned': onScanned(body); break;
+      case 'moduleStats': onModuleStats(body); break;
     }
   });
   window.addEventListener('resize', () => requestAnimationFrame(renderRows));

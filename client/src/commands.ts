@@ -10,6 +10,7 @@ import { formatShape } from './format';
 import * as protocol from './protocol';
 import { openCheckpointPage } from './setPage';
 import { CheckpointNode, type CheckpointTree, LoadMoreNode } from './tree';
+import { VALUE_COMMANDS } from './valueCommands';
 
 export interface Services {
   ctx: Ctx;
@@ -19,7 +20,7 @@ export interface Services {
 
 type Cmd = (...args: unknown[]) => unknown;
 
-interface CommandFactory {
+export interface CommandFactory {
   needsServer: boolean;
   create(services: Services): Cmd;
 }
@@ -199,6 +200,7 @@ const COMMANDS: Record<string, CommandFactory> = {
   'pthscope.copyShape': copyShape,
   'pthscope.revealInPage': revealInPage,
   'pthscope.find': find,
+  ...VALUE_COMMANDS,
 };
 
 export function registerCommands(services: Services): void {

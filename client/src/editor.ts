@@ -3,6 +3,8 @@
  * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. Messages are `{type, body}`; the page says
  * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows. In
  * Restricted Mode the page also gets `trust`: a note on what that mode changes (null: none).
+ * After a scan it gets `scanned` (the server's summary and report); a tree node's statistics
+ * arrive as `moduleStats` (valueCommands.ts sends both).
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -31,12 +33,14 @@ type PageMessage =
   | { type: 'stats'; body: { requestId: number; path: PathElement[] } }
   | { type: 'revealInTree'; body: { key: string } }
   | { type: 'copy'; body: { text: string } }
-  | { type: 'openSet'; body: { file: string } };
+  | { type: 'openSet'; body: { file: string } }
+  | { type: 'scan' };
 
 class CheckpointPage {
   result: OpenResult | undefined;
   private ready = false;
   private pendingReveal: string | undefined;
+  private readonly pendingPosts: { type: string; body: unknown }[] = [];
 
   constructor(readonly file: string, readonly panel: vscode.WebviewPanel) {}
 
@@ -44,11 +48,23 @@ class CheckpointPage {
     void this.panel.webview.postMessage({ type, body });
   }
 
+  /** Posts once the page has its data. */
+  postWhenReady(type: string, body: unknown): void {
+    if (this.ready && this.result) {
+      this.post(type, body);
+    } else {
+      this.pendingPosts.push({ type, body });
+    }
+  }
+
   markReady(): void {
     this.ready = true;
     if (this.pendingReveal !== undefined && this.result) {
       this.post('reveal', { key: this.pendingReveal });
       this.pendingReveal = undefined;
+    }
+    if (this.result) {
+      this.pendingPosts.splice(0).forEach(({ type, body }) => { this.post(type, body); });
     }
   }
 
@@ -105,6 +121,28 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       this.pages.delete(page);
       vscode.Disposable.from(...subscriptions).dispose();
     });
+  }
+
+  /** After a scan: the pages of `file` mark what it found (`reopened`: the open result with its marks). */
+  scanned(file: string, reopened: OpenResult, result: protocol.ScanResult | null): void {
+    for (const page of this.pages) {
+      if (page.file === file) {
+        page.result = reopened;
+        page.postWhenReady('scanned', { summary: reopened.scan ?? null, result });
+      }
+    }
+  }
+
+  /** Opens (or focuses) the page for `file` and shows a node's statistics in its values panel. */
+  async showModuleStats(file: string, result: protocol.ModuleStatsResult): Promise<void> {
+    let page = [...this.pages].find((p) => p.file === file);
+    if (!page) {
+      const uri = vscode.Uri.file(file);
+      await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri));
+      page = [...this.pages].find((p) => p.file === file);
+    }
+    page?.panel.reveal();
+    page?.postWhenReady('moduleStats', result);
   }
 
   /** Opens (or focuses) the page for `file` and shows the tensors under `key`. */
@@ -169,6 +207,9 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         return;
       case 'openSet':
         await vscode.commands.executeCommand('pthscope.openCheckpoint', vscode.Uri.file(message.body.file));
+        return;
+      case 'scan':
+        await vscode.commands.executeCommand('pthscope.scan', vscode.Uri.file(page.file));
         return;
     }
   }

@@ -142,6 +142,17 @@ export interface NodeSummary {
   module?: ModuleJson;
   /** Containers, modules and groups: the tensors of their subtree, by role. */
   counts?: RoleTableJson;
+  /** What the file's last scan found here (a tensor's findings, or its subtree's bad tensors). */
+  scan?: ScanMark;
+}
+
+export type Severity = 'error' | 'warning';
+
+/** A tree node or table row the last scan marked; the client shows `label` as it is. */
+export interface ScanMark {
+  severity: Severity;
+  label: string;
+  tensors: number;
 }
 
 export interface ProblemJson {
@@ -202,6 +213,8 @@ export interface OpenResult {
   children: NodeSummary[];
   parts: PartJson[];
   part_of: PartOfJson | null;
+  /** The file's last scan, while the file is unchanged. */
+  scan?: ScanSummary;
 }
 
 export interface ChildrenParams {
@@ -249,6 +262,8 @@ export interface TensorsParams {
 export interface TensorsResult {
   tensors: TensorJson[];
   total: number;
+  /** By key: the rows of this page the last scan marked. */
+  marks?: Record<string, ScanMark>;
 }
 
 /** Statistics of one tensor's values, read on demand from its own bytes (docs/protocol.md). */
@@ -283,10 +298,254 @@ export interface TensorStats {
   histogram?: TensorHistogram;
   /** Integer and bool tensors with few distinct values: [value, count] pairs. */
   values?: [number, number][];
+  l2?: number | null;
+  abs_max?: number | null;
+  mean_abs?: number | null;
+  /** Complex tensors: the statistics are of |x|. */
+  magnitude?: boolean;
 }
 
 export interface StatsResult {
   stats?: TensorStats;
+  error?: string;
+}
+
+export type ScanFindingKind = 'nan' | 'inf' | 'all_zero' | 'extreme' | 'fp16_overflow';
+
+export interface ScanFinding {
+  kind: ScanFindingKind;
+  severity: Severity;
+  message: string;
+}
+
+export interface ScanTensorStats {
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+  abs_max: number | null;
+  zeros: number;
+  nan: number;
+  posinf: number;
+  neginf: number;
+}
+
+/** A tensor the scan found bad (the rules are the server's: docs/protocol.md). */
+export interface ScanTensor {
+  key: string;
+  path: PathElement[];
+  aliases: string[];
+  dtype: string;
+  shape: number[];
+  role: Role;
+  severity: Severity;
+  findings: ScanFinding[];
+  stats: ScanTensorStats;
+}
+
+export interface KeyMessage {
+  key: string;
+  message: string;
+}
+
+export interface ScanThresholds {
+  extreme_ratio: number;
+  float16_max: number;
+}
+
+export interface ScanCounts {
+  nan: number;
+  inf: number;
+  all_zero: number;
+  extreme: number;
+  fp16_overflow: number;
+}
+
+export interface ScanSummary {
+  complete: boolean;
+  total: number;
+  scanned: number;
+  counts: ScanCounts;
+  bad: number;
+  errors: number;
+  warnings: number;
+  unreadable: number;
+}
+
+export interface ScanParams {
+  file: string;
+}
+
+export interface ScanResult {
+  file: string;
+  /** false: cancelled; what was found so far. */
+  complete: boolean;
+  total: number;
+  scanned: number;
+  elements: number;
+  bytes: number;
+  seconds: number;
+  counts: ScanCounts;
+  bad: ScanTensor[];
+  unreadable: KeyMessage[];
+  thresholds: ScanThresholds;
+}
+
+export interface ModuleStatsParams {
+  file: string;
+  path?: PathElement[];
+}
+
+/** All the floating-point (else integer) tensors of a subtree, taken together. */
+export interface ModuleStats {
+  key: string;
+  tensors: number;
+  numel: number;
+  dtypes: Record<string, number>;
+  left_out: number;
+  failed: KeyMessage[];
+  zeros: number;
+  nan: number;
+  posinf: number;
+  neginf: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+  l2: number | null;
+  abs_max: number | null;
+  mean_abs?: number | null;
+  histogram?: TensorHistogram;
+  values?: [number, number][];
+}
+
+export interface ModuleStatsResult {
+  stats?: ModuleStats;
+  error?: string;
+}
+
+export interface DiffParams {
+  a: string;
+  b: string;
+  values?: boolean;
+  partialResultToken?: number | string | null;
+}
+
+export interface DiffSide {
+  file: string;
+  format: string;
+  tensors: number;
+  models: string[];
+  errors: string[];
+}
+
+export interface DiffSummary {
+  matched: number;
+  only_a: number;
+  only_b: number;
+  shape_changed: number;
+  dtype_changed: number;
+  grad_changed: number;
+  identical: number;
+  changed: number;
+  value_errors: number;
+  compared: number;
+  comparable: number;
+}
+
+export type DiffStatus = 'only_a' | 'only_b' | 'shape' | 'dtype' | 'matched' | 'identical' | 'changed' | 'error';
+export type ModuleDiffStatus = 'only_a' | 'only_b' | 'structure' | 'changed' | 'identical' | 'matched';
+
+/** How B's values differ from A's (Δ = B − A). */
+export interface DiffValues {
+  identical: boolean;
+  numel: number;
+  changed: number;
+  nonfinite: number;
+  max_abs_diff: number | null;
+  l2_diff: number | null;
+  l2_a: number | null;
+  rel_change: number | null;
+}
+
+export interface DiffTensor {
+  name: string;
+  module: string;
+  status: DiffStatus;
+  key_a: string | null;
+  key_b: string | null;
+  role: Role;
+  shape_a: number[] | null;
+  shape_b: number[] | null;
+  dtype_a: string | null;
+  dtype_b: string | null;
+  requires_grad_a: boolean | null;
+  requires_grad_b: boolean | null;
+  grad_changed: boolean;
+  values: DiffValues | null;
+  value_error: string | null;
+  note: string | null;
+}
+
+export interface DiffModule {
+  module: string;
+  status: ModuleDiffStatus;
+  tensors: number;
+  only_a: number;
+  only_b: number;
+  shape_changed: number;
+  dtype_changed: number;
+  grad_changed: number;
+  identical: number;
+  changed: number;
+  not_compared: number;
+  max_abs_diff: number | null;
+  max_rel_change: number | null;
+}
+
+/** A `$/progress` value on a diff's partialResultToken: the rows just compared. */
+export interface DiffProgressValue {
+  tensors: DiffTensor[];
+  done: number;
+  total: number;
+}
+
+export interface DiffResult {
+  a: DiffSide;
+  b: DiffSide;
+  values: boolean;
+  complete: boolean;
+  stripped: string[];
+  notes: string[];
+  summary: DiffSummary;
+  modules: DiffModule[];
+  tensors: DiffTensor[];
+}
+
+export interface ConvertParams {
+  file: string;
+  out: string;
+  all?: boolean;
+}
+
+export interface DroppedValue {
+  key: string;
+  what: string;
+}
+
+export interface ConvertSummary {
+  out: string;
+  tensors: number;
+  bytes: number;
+  aliases: Record<string, string>;
+  left_out: Record<string, number>;
+  dropped: DroppedValue[];
+  dropped_count: number;
+  model_only: boolean;
+}
+
+export interface ConvertResult {
+  written?: ConvertSummary;
   error?: string;
 }
 
@@ -319,6 +578,10 @@ export const search = new RequestType<SearchParams, SearchResult, void>('pthscop
 export const tensors = new RequestType<TensorsParams, TensorsResult, void>('pthscope/tensors');
 export const setActiveCheckpoint = new RequestType<SetActiveCheckpointParams, SetActiveCheckpointResult, void>('pthscope/setActiveCheckpoint');
 export const stats = new RequestType<StatsParams, StatsResult, void>('pthscope/stats');
+export const scan = new RequestType<ScanParams, ScanResult, void>('pthscope/scan');
+export const moduleStats = new RequestType<ModuleStatsParams, ModuleStatsResult, void>('pthscope/moduleStats');
+export const diff = new RequestType<DiffParams, DiffResult, void>('pthscope/diff');
+export const convert = new RequestType<ConvertParams, ConvertResult, void>('pthscope/convert');
 
 /** Commands the server runs (`workspace/executeCommand`): name → [arguments, result]. */
 export const INSERT_REQUIRES_GRAD_CODE = 'pthscope.insertRequiresGradCode';

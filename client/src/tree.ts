@@ -169,7 +169,8 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
     if (element instanceof CheckpointNode && element.summary.tensor) {
       const tensor = element.summary.tensor;
       const details = await this.ctx.request(protocol.details, { file: element.file, path: element.summary.path }, token).catch(() => undefined);
-      item.tooltip = new vscode.MarkdownString(tensorTooltipMarkdown(details?.node.tensor ?? tensor, details?.tied ?? tensor.shared_with));
+      item.tooltip = new vscode.MarkdownString(tensorTooltipMarkdown(details?.node.tensor ?? tensor, details?.tied ?? tensor.shared_with,
+        details?.node.scan ?? element.summary.scan));
     }
     return item;
   }

@@ -5,7 +5,7 @@
  * NodeSummary the server sends.
  */
 import { formatBytes, formatCount, formatExact, formatRoleSummary, formatShape } from './format';
-import type { NodeSummary, PathElement, ProblemJson, Role, RoleTableJson, TensorJson } from './protocol';
+import type { NodeSummary, PathElement, ProblemJson, Role, RoleTableJson, ScanMark, TensorJson } from './protocol';
 
 export interface NodeLook {
   label: string;
@@ -104,19 +104,26 @@ export function nodeDescription(node: NodeSummary): string {
   return [shortType(node.type), items, counts].filter(Boolean).join(' · ');
 }
 
+/** A node the last scan marked: an error (NaN/inf) or warning icon in the theme's colours. */
+export function scanIcon(mark: ScanMark): { id: string; color: string } {
+  return mark.severity === 'error' ? { id: 'error', color: 'errorForeground' } : { id: 'warning', color: 'editorWarning.foreground' };
+}
+
 export function nodeLook(node: NodeSummary): NodeLook {
+  const description = nodeDescription(node);
   return {
     label: node.name === '' ? '(root)' : visibleText(node.name),
-    description: visibleText(nodeDescription(node)),
-    icon: node.tensor ? gradStateIcon(node.tensor) : { id: CONTAINER_ICONS[node.kind] ?? 'symbol-field' },
+    description: visibleText(node.scan ? `${node.scan.label} · ${description}` : description),
+    icon: node.scan ? scanIcon(node.scan) : node.tensor ? gradStateIcon(node.tensor) : { id: CONTAINER_ICONS[node.kind] ?? 'symbol-field' },
     contextValue: `pthscope.node.${node.kind}`,
     expandable: node.child_count > 0,
   };
 }
 
 /** Markdown for a tensor's tooltip: everything the file says about it. */
-export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[] = tensor.shared_with): string {
+export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[] = tensor.shared_with, scan?: ScanMark): string {
   const rows: [string, string][] = [
+    ...(scan ? [['scan', scan.label] as [string, string]] : []),
     ['requires_grad', tensor.kind === 'parameter' || tensor.requires_grad ? String(tensor.requires_grad) : 'not stored'],
     ['state', gradStateText(tensor)],
     ['role', ROLE_OF_A_TENSOR[tensor.role]],
@@ -142,9 +149,12 @@ export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[
 /** Markdown for a module's or container's tooltip. */
 export function nodeTooltipMarkdown(node: NodeSummary): string {
   if (node.tensor) {
-    return tensorTooltipMarkdown(node.tensor);
+    return tensorTooltipMarkdown(node.tensor, node.tensor.shared_with, node.scan);
   }
   const lines = [`**${node.key ? markdownText(node.key) : '(root)'}**`, ''];
+  if (node.scan) {
+    lines.push(`scan: ${markdownCode(node.scan.label)}`);
+  }
   if (node.type) {
     lines.push(`type: ${markdownCode(node.type)}`);
   }

@@ -1,7 +1,9 @@
-"""Command line: `pthscope inspect [--json] FILE...` and `pthscope lsp`.
+"""Command line: `pthscope inspect [--json] FILE...`, `pthscope lsp`, and the value commands
+`stats`, `scan`, `diff` and `convert` (values/commands.py does their work).
 
 Exit codes: 0 inspected (dangerous globals are reported, not an error), 1 a file could not be
-read (one line on stderr: which file, what is wrong, where), 2 bad usage.
+read (one line on stderr: which file, what is wrong, where), 2 bad usage, 3 `scan` found a
+tensor with NaN or inf.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         from .lsp.server import main as lsp_main
 
         return (lsp_main(args.worker_module) if args.worker_module else lsp_main()) or 0
+    if args.command in _VALUE_COMMANDS:
+        return _run_value_command(args)
     if args.command == "inspect":
         try:
             return _inspect(args)
@@ -72,12 +76,71 @@ def _parser() -> argparse.ArgumentParser:
     inspect_cmd.add_argument("--no-tree", action="store_true", help="JSON without the nested tree")
     inspect_cmd.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
                              help="stop reading a file after this long (default 120; 0: no limit)")
+    _add_value_commands(commands)
     lsp_cmd = commands.add_parser("lsp", help="start the language server on stdio")
     # vscode-languageclient and other clients name the transport; stdio is the only one.
     lsp_cmd.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     # The module that runs the workers (`python -m MODULE`): tests start theirs, with faults.
     lsp_cmd.add_argument("--worker-module", default=None, help=argparse.SUPPRESS)
     return parser
+
+
+_VALUE_COMMANDS = ("stats", "scan", "diff", "convert")
+
+
+def _add_value_commands(commands: Any) -> None:
+    """`stats`, `scan`, `diff`, `convert`: they read tensor values (values/commands.py)."""
+    timeout = {"type": float, "default": 600, "metavar": "SECONDS",
+               "help": "stop after this long (default 600; 0: no limit)"}
+    stats = commands.add_parser("stats", help="statistics of tensor values: min, max, mean, std, L2, zeros, NaN/inf, "
+                                "histogram")
+    stats.add_argument("file", metavar="FILE")
+    stats.add_argument("patterns", nargs="*", metavar="KEY_PATTERN",
+                       help="only tensors whose key contains one of these (shell wildcards allowed)")
+    stats.add_argument("--json", action="store_true", help="one JSON object (docs/json-contract.md)")
+    stats.add_argument("--timeout", **timeout)
+    scan = commands.add_parser("scan", help="find tensors with NaN, inf, extreme values, or all zeros (exit 3 on "
+                               "NaN/inf)")
+    scan.add_argument("file", metavar="FILE")
+    scan.add_argument("--json", action="store_true", help="one JSON object (docs/json-contract.md)")
+    scan.add_argument("--timeout", **timeout)
+    diff = commands.add_parser("diff", help="compare two checkpoints: keys, shapes, dtypes, requires_grad "
+                               "(--values: the values too)")
+    diff.add_argument("file_a", metavar="A")
+    diff.add_argument("file_b", metavar="B")
+    diff.add_argument("--values", action="store_true", help="compare every tensor's values (reads both files)")
+    diff.add_argument("--json", action="store_true", help="one JSON object (docs/json-contract.md)")
+    diff.add_argument("--timeout", **timeout)
+    convert = commands.add_parser("convert", help="write a safetensors file from a checkpoint, without unpickling it")
+    convert.add_argument("file", metavar="FILE")
+    convert.add_argument("out", metavar="OUT.safetensors")
+    convert.add_argument("--all", action="store_true",
+                         help="every tensor, by its full key (default: the model's parameters and buffers)")
+    convert.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    convert.add_argument("--timeout", **timeout)
+
+
+def _run_value_command(args: argparse.Namespace) -> int:
+    from .values import commands
+
+    def run() -> int:
+        audit.install()  # in the reading child: nothing may import, exec, spawn or connect during a read
+        if args.command == "stats":
+            return commands.run_stats(args.file, args.patterns, args.json, _CLI_LIMITS, sys.stdout, sys.stderr)
+        if args.command == "scan":
+            return commands.run_scan(args.file, args.json, _CLI_LIMITS, sys.stdout, sys.stderr)
+        if args.command == "diff":
+            return commands.run_diff(args.file_a, args.file_b, args.values, args.json, _CLI_LIMITS, sys.stdout,
+                                     sys.stderr)
+        return commands.run_convert(args.file, args.out, args.all, args.force, _CLI_LIMITS, sys.stdout, sys.stderr)
+
+    try:
+        return _within_time_limit(run, args.file if hasattr(args, "file") else args.file_a, args.timeout)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -237,6 +237,18 @@ export async function runCommand(page, title) {
   await pickExactly(page, `>${title}`, title);
 }
 
+/** Runs the context-menu entry `label` of `target` (a locator). The menu ignores a click that
+ * comes at once after it opened: wait, hover the entry, then press Enter. */
+export async function contextMenu(page, target, label) {
+  await target.click({ button: 'right' });
+  const item = page.locator('.context-view .action-item', { has: page.locator('.action-label', { hasText: label }) }).first();
+  await item.waitFor({ timeout: 15_000 });
+  await page.waitForTimeout(500);
+  await item.hover();
+  await page.keyboard.press('Enter');
+  await item.waitFor({ state: 'detached', timeout: 15_000 });
+}
+
 /** Picks a colour theme through "Preferences: Color Theme". */
 export async function setColorTheme(page, theme) {
   const input = await openQuickInput(page, 'F1');

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage, quickOpen, REPO, runCommand,
+  activeWebview, contextMenu, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage, quickOpen, REPO, runCommand,
   showCheckpointTree, startCodeServer, stopCodeServer, workbenchSettings,
 } from './codeServer.mjs';
 
@@ -106,8 +106,7 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     await runCommand(page, 'View: Close All Editors');
     await page.locator('.activitybar [aria-label^="Explorer"]').first().click();
     const folder = page.locator('.explorer-folders-view .monaco-list-row', { hasText: dist.folder }).first();
-    await folder.click({ button: 'right' });
-    await page.locator('.monaco-menu .action-label', { hasText: 'Open Checkpoint…' }).first().click({ timeout: 15_000 });
+    await contextMenu(page, folder, /^Open Checkpoint…$/);
     const webview = await openedPage(page);
     assert.equal(await webview.locator('#format').innerText(), 'torch-distributed');
     assert.equal(await dataValue(webview, 'summary-tensors'), dist.tensors);

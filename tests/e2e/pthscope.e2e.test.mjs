@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  activeWebview, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage as pageOpened, quickOpen, REPO, runCommand,
+  activeWebview, contextMenu, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage as pageOpened, quickOpen, REPO, runCommand,
   setColorTheme, showCheckpointTree, startCodeServer, stopCodeServer, workbenchSettings,
 } from './codeServer.mjs';
 
@@ -27,6 +27,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
   let browser;
   let page;
   let expected;
+  let valuesExpected;
 
   const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
 
@@ -39,6 +40,8 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     execFileSync('bash', [join(REPO, 'scripts', 'package.sh'), vsix], { stdio: 'inherit' });
     execFileSync(PYTHON, [join(REPO, 'scripts', 'make_demo.py'), profile.ws], { stdio: 'inherit' });
     expected = JSON.parse(readFileSync(join(profile.ws, 'expected.json'), 'utf8'));
+    execFileSync(PYTHON, [join(REPO, 'tests', 'e2e', 'make_values_demo.py'), profile.ws], { stdio: 'inherit' });
+    valuesExpected = JSON.parse(readFileSync(join(profile.ws, 'values_expected.json'), 'utf8'));
     installExtension(profile, vsix);
     server = await startCodeServer(profile, await freePort());
     browser = await launchChromium(chromium);
@@ -268,6 +271,60 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.ok(Number(await webview.locator('#stats-min').getAttribute('data-value')) <= Number(await webview.locator('#stats-max').getAttribute('data-value')));
     assert.ok(await webview.locator('#stats-histogram .bar').count() > 0);
     await shot('05b-tensor-values');
+  });
+
+  step('Scan for NaN/Inf marks the bad tensors in the page and the tree', async () => {
+    const nan = valuesExpected.nan_model;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, nan.file);
+    const webview = await openedPage();
+    await runCommand(page, 'pthscope: Scan for NaN/Inf');
+    const section = webview.locator('#scan');
+    await section.waitFor({ timeout: 60_000 });
+    assert.equal(Number(await section.getAttribute('data-bad')), nan.bad);
+    assert.equal(Number(await section.getAttribute('data-errors')), nan.errors);
+    assert.match(await webview.locator('#scan-summary').innerText(), /bad tensors/);
+    assert.match(await section.innerText(), new RegExp(`${nan.nan_tensor.replace('.', '\\.')}[\\s\\S]*NaN`));
+    // the table's rows carry the server's marks: an error on the NaN tensor, a warning on the zeros
+    await webview.locator(`#viewport .row.scan-error[data-key="${nan.nan_tensor}"]`).waitFor({ timeout: 15_000 });
+    await webview.locator(`#viewport .row.scan-warning[data-key="${nan.zero_tensor}"]`).waitFor({ timeout: 15_000 });
+    // the notification names the tensor
+    await page.locator('.notifications-toasts', { hasText: 'with NaN/inf' }).first().waitFor({ timeout: 15_000 });
+    await shot('14-scan-page');
+    // the tree: the group holding the NaN tensor says so
+    await showCheckpointTree(page);
+    const group = page.locator(`.part.sidebar .monaco-list-row[aria-label^="${nan.nan_tensor.split('.')[0]}, "]`).first();
+    await group.waitFor({ timeout: 30_000 });
+    assert.match(await group.getAttribute('aria-label'), /1 bad tensor/);
+    assert.ok(await group.locator('.codicon-error').count() > 0, 'no error icon on the marked group');
+    await shot('15-scan-tree');
+  });
+
+  step('Compare Checkpoints (two files in the explorer): fc changed, the frozen layers identical', async () => {
+    const diff = valuesExpected.finetune;
+    await runCommand(page, 'View: Close All Editors');
+    await runCommand(page, 'View: Show Explorer');
+    const entry = (name) => page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first();
+    await entry(diff.a).click();
+    await entry(diff.b).click({ modifiers: ['Control'] });
+    await contextMenu(page, entry(diff.b), /^Compare Checkpoints$/);
+    await page.locator('.tabs-container .tab.active', { hasText: '↔' }).waitFor({ timeout: 30_000 });
+    const webview = activeWebview(page);
+    await webview.locator('#summary-matched').waitFor({ timeout: 90_000 });
+    assert.equal(Number(await webview.locator('#summary-matched').getAttribute('data-value')), diff.matched);
+    assert.equal(Number(await webview.locator('#summary-only-b').getAttribute('data-value')), diff.only_b);
+    // the values stream in; then every module has its status
+    await webview.locator(`#summary-identical[data-value="${diff.identical}"]`).waitFor({ timeout: 90_000 });
+    assert.equal(Number(await webview.locator('#summary-changed').getAttribute('data-value')), diff.changed);
+    await webview.locator(`#viewport .row[data-name="${diff.changed_module}"][data-status="changed"]`).waitFor({ timeout: 15_000 });
+    for (const frozen of diff.frozen_modules) {
+      await webview.locator(`#viewport .row[data-name="${frozen}"][data-status="identical"]`).waitFor({ timeout: 15_000 });
+    }
+    await shot('16-compare-modules');
+    // a module row opens its tensors; sorted by max |Δ|, the changed ones come first
+    await webview.locator(`#viewport .row[data-name="${diff.changed_module}"]`).dblclick();
+    await webview.locator(`#viewport .row[data-name="${diff.changed_module}.weight"][data-status="changed"]`).waitFor({ timeout: 15_000 });
+    await shot('17-compare-tensors');
   });
 
   step('train.py: a hover on the checkpoint path and the requires_grad quick fix', async () => {

@@ -4,8 +4,9 @@ The server under test runs `python -m tests.lsp.faulty_worker` instead of `pthsc
 (`pthscope lsp --worker-module`). Asked to read a file named `crash-me.pt`, this worker kills
 itself with SIGSEGV; asked to read `hog-memory.pt`, it exhausts its memory limit outside the
 reader. Every other file is read by the real reader. The values worker takes 30 s over the
-statistics of `fc.weight` in `slow-stats.pt`, and, since it must never parse a file (it is told
-where the bytes are), fails if it tries to. Production code has no fault hook.
+statistics of `fc.weight` in `slow-stats.pt` and over each batch of a scan, diff or conversion
+that reads `slow-values.pt`, and, since it must never parse a file (it is told where the bytes
+are), fails if it tries to. Production code has no fault hook.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pthscope.worker import process
 CRASH_FILE_NAME = "crash-me.pt"
 MEMORY_HOG_FILE_NAME = "hog-memory.pt"
 SLOW_STATS_FILE_NAME = "slow-stats.pt"
+SLOW_VALUES_FILE_NAME = "slow-values.pt"
 _read = process.read_checkpoint
 _stats = process.compute_stats
+_values = process.compute_values
 
 
 def read_with_faults(file: str) -> Checkpoint:
@@ -47,10 +50,17 @@ def slow_stats(tensor: TensorBytes) -> dict[str, Any]:
     return _stats(tensor)
 
 
+def slow_values(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    if SLOW_VALUES_FILE_NAME in repr(params):
+        time.sleep(30)
+    return _values(method, params)
+
+
 if __name__ == "__main__":
     if sys.argv[sys.argv.index("--serve") + 1] == "values":
         process.read_checkpoint = never_parse
         process.compute_stats = slow_stats
+        process.compute_values = slow_values
     else:
         process.read_checkpoint = read_with_faults
     sys.exit(process.main())

@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 from .conftest import BIG_TENSOR_COUNT, ask, make_client, server_command, server_env
-from .faulty_worker import SLOW_STATS_FILE_NAME
+from .faulty_worker import SLOW_STATS_FILE_NAME, SLOW_VALUES_FILE_NAME
 
 
 def worker_pids(client: LanguageClient, role: str = "structure") -> list[int]:
@@ -192,3 +192,24 @@ async def test_pages_of_a_parsed_file_come_while_another_is_parsed(
     await record("small", "pthscope/children", {"file": small, "path": ["fc"]})
     await big
     assert done == ["small", "big"]
+
+
+async def test_cancelling_a_scan_stops_the_values_worker_and_keeps_serving(
+    client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    slow = tmp_path / SLOW_VALUES_FILE_NAME
+    shutil.copy(checkpoints["state_dict"], slow)
+    await ask(client, "pthscope/open", {"file": str(slow)})
+    scanning = asyncio.create_task(client.protocol.send_request_async(
+        "pthscope/scan", {"file": str(slow)}, msg_id="slow-scan"))
+    await asyncio.sleep(1.0)
+    # The tree of the same file is answered while its values are read.
+    page = await ask(client, "pthscope/children", {"file": str(slow), "path": ["fc"]})
+    assert page.total == 2 and not scanning.done()
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="slow-scan"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await scanning
+    [values_worker] = worker_pids(client, "values")
+    assert await wait_until_gone(values_worker)
+    again = await ask(client, "pthscope/scan", {"file": str(checkpoints["state_dict"])})
+    assert again.complete and again.scanned > 0

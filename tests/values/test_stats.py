@@ -74,10 +74,11 @@ def _expected(t: torch.Tensor) -> dict[str, Any]:
             "std": float(x.double().std()) if x.numel() > 1 else 0.0, "zeros": int((x == 0).sum())}
 
 
-def _check(stats: dict[str, Any], t: torch.Tensor) -> None:
+def _check(stats: dict[str, Any], t: torch.Tensor, rel: float = 1e-6) -> None:
+    """As torch computes them in float64; float32 sums are exact to about 1e-7."""
     assert stats["numel"] == t.numel() and stats["shape"] == list(t.shape) and not stats["sampled"]
     for name, value in _expected(t).items():
-        assert stats[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+        assert stats[name] == pytest.approx(value, rel=rel, abs=1e-9), name
     if "histogram" in stats:
         assert sum(stats["histogram"]["counts"]) == stats["numel"] - stats["nan"] - stats["posinf"] - stats["neginf"]
 
@@ -124,7 +125,7 @@ def test_numpy_engine_agrees(files: dict[str, Path], name: str) -> None:
     by_numpy = tensor_stats(str(files["zip"]), [name], engine="numpy")["stats"]
     assert by_numpy["engine"] == "numpy"
     for field in ("min", "max", "mean", "std", "zeros", "nan", "posinf", "neginf"):
-        assert by_numpy[field] == pytest.approx(by_torch[field], rel=1e-9), field
+        assert by_numpy[field] == pytest.approx(by_torch[field], rel=1e-6), field
     assert by_numpy.get("values") == by_torch.get("values")
     assert by_numpy.get("histogram", {}).get("counts") == by_torch.get("histogram", {}).get("counts")
 
@@ -134,27 +135,37 @@ def test_numpy_cannot_read_bfloat16(files: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
-def test_big_tensors_are_sampled(tmp_path: Path, engine: str) -> None:
-    t = torch.arange(100_000, dtype=torch.float32)
+def test_big_tensors_are_read_whole_in_chunks(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tensors many chunks long, contiguous and viewed, give the statistics of every element."""
+    from pthscope.values import stats
+
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 1_000)
+    torch.manual_seed(1)
+    t = torch.randn(300, 333) * 3 + 1
+    t[7, 7], t[200, 3], t[299, 332] = math.nan, math.inf, 0.0
     path = tmp_path / "big.pt"
-    torch.save({"big": t, "view": t.view(1000, 100).t()}, path)
-    stats = tensor_stats(str(path), ["big"], max_elements=6_400, engine=engine)["stats"]
-    assert stats["sampled"] and stats["sample_size"] == 6_400 and stats["numel"] == 100_000
-    assert stats["min"] == 0 and stats["max"] == 99_999  # the first and last blocks are always taken
-    view = tensor_stats(str(path), ["view"], max_elements=6_400, engine=engine)["stats"]
-    assert view["sampled"] and 0 < view["sample_size"] <= 6_400
-    assert 40_000 < view["mean"] < 60_000
+    torch.save({"big": t, "view": t.t()[5:, ::3], "ints": torch.arange(100_000) % 7 - 3}, path)
+    loaded = torch.load(path, weights_only=True)
+    for name in ("big", "view", "ints"):
+        result = tensor_stats(str(path), [name], engine=engine)["stats"]
+        assert not result["sampled"] and result["sample_size"] == loaded[name].numel()
+        _check(result, loaded[name], rel=1e-6)
+    full = torch.histc(t[torch.isfinite(t)].double(), bins=20, min=float(t.nan_to_num(0, 0, 0).min()),
+                       max=float(t.nan_to_num(0, 0, 0).max()))
+    counts = tensor_stats(str(path), ["big"], engine=engine)["stats"]["histogram"]["counts"]
+    assert sum(counts) == t.numel() - 2 and all(abs(a - b) <= 2 for a, b in zip(counts, full.tolist(), strict=True))
 
 
 def test_unknown_tensor_and_unsupported_layouts(files: dict[str, Path], tmp_path: Path) -> None:
     assert "no tensor at" in tensor_stats(str(files["zip"]), ["nope"])["error"]
     path = tmp_path / "layouts.pt"
     torch.save({"sparse": torch.eye(3).to_sparse(), "q": torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.qint8),
-                "meta": torch.empty(3, device="meta"), "c": torch.ones(2, dtype=torch.complex64)}, path)
+                "meta": torch.empty(3, device="meta"), "c": torch.full((2,), 1 + 1j, dtype=torch.complex64)}, path)
     assert "sparse" in tensor_stats(str(path), ["sparse"])["error"]
     assert "quantized" in tensor_stats(str(path), ["q"])["error"]
     assert "meta" in tensor_stats(str(path), ["meta"])["error"]
-    assert "complex64" in tensor_stats(str(path), ["c"])["error"]
+    complex_stats = tensor_stats(str(path), ["c"])["stats"]  # of the magnitudes
+    assert complex_stats["magnitude"] and complex_stats["max"] == pytest.approx(2**0.5)
 
 
 def test_truncated_file_is_an_error(files: dict[str, Path], tmp_path: Path) -> None:
@@ -220,7 +231,7 @@ def test_unsigned_and_rare_float_types(tmp_path: Path) -> None:
         stats = tensor_stats(str(path), [name])["stats"]
         assert (stats["min"], stats["max"], stats["mean"]) == (0, 29_000, 14_500.0), name
     assert tensor_stats(str(path), ["uint32"], engine="torch")["stats"]["max"] == 29_000
-    assert "numpy" in tensor_stats(str(path), ["uint64"], engine="torch")["error"]
+    assert tensor_stats(str(path), ["uint64"], engine="torch")["stats"]["max"] == 29_000  # through float64
     assert (tensor_stats(str(path), ["e8m0"])["stats"]["min"], tensor_stats(str(path), ["e8m0"])["stats"]["max"]) == (0.5, 4.0)
     assert tensor_stats(str(path), ["e4m3fnuz"])["stats"]["mean"] == pytest.approx(1 / 3)
 

@@ -56,6 +56,10 @@ SEARCH = "pthscope/search"
 TENSORS = "pthscope/tensors"
 SET_ACTIVE_CHECKPOINT = "pthscope/setActiveCheckpoint"
 STATS = "pthscope/stats"
+SCAN = "pthscope/scan"
+MODULE_STATS = "pthscope/moduleStats"
+DIFF = "pthscope/diff"
+CONVERT = "pthscope/convert"
 # A `workspace/executeCommand` command (the side panel's context menu on a module).
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
 RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters"]
@@ -69,6 +73,7 @@ FIX_ALL_KIND = "source.fixAll.pthscope"
 CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.rewrite", REQUIRES_GRAD_KIND, SAVE_LOAD_KIND,
                      "source.fixAll", FIX_ALL_KIND]
 
+REQUEST_FAILED = -32803  # LSP's error code for a request that was valid but could not be done
 PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
 TensorSort = Literal["index", "key", "numel", "nbytes", "dtype", "grad_state", "role"]
@@ -99,6 +104,15 @@ class _NodeSummaryRequired(TypedDict):
     child_count: int
 
 
+class ScanMark(TypedDict):
+    """What the last scan of the file found at a tree node: its own findings (a tensor) or how
+    many bad tensors its subtree holds."""
+
+    severity: Literal["error", "warning"]
+    label: str
+    tensors: int
+
+
 class NodeSummary(_NodeSummaryRequired, total=False):
     """One node of the tree, without its children (docs/protocol.md)."""
 
@@ -106,6 +120,7 @@ class NodeSummary(_NodeSummaryRequired, total=False):
     tensor: TensorJson  # tensors
     module: ModuleJson  # modules
     counts: RoleTableJson  # containers, modules, groups: their subtree's tensors by role
+    scan: ScanMark  # when the file's last scan found something here
 
 
 class TensorHistogram(TypedDict):
@@ -137,6 +152,200 @@ class TensorStats(_TensorStatsRequired, total=False):
     neginf: int
     histogram: TensorHistogram
     values: list[tuple[float, int]]  # integers and bool with few distinct values: [value, count]
+    l2: float | None  # the L2 norm of the finite values
+    abs_max: float | None  # the largest magnitude
+    mean_abs: float | None
+    magnitude: bool  # complex tensors: the statistics are of |x|
+
+
+class ScanFinding(TypedDict):
+    kind: Literal["nan", "inf", "all_zero", "extreme", "fp16_overflow"]
+    severity: Literal["error", "warning"]
+    message: str
+
+
+class ScanTensorStats(TypedDict):
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    abs_max: float | None
+    zeros: int
+    nan: int
+    posinf: int
+    neginf: int
+
+
+class ScanTensor(TypedDict):
+    """A tensor the scan found bad (values/scan.py has the rules)."""
+
+    key: str
+    path: list[PathElement]
+    aliases: list[str]  # other keys of the same bytes (tied weights)
+    dtype: str
+    shape: list[int]
+    role: Role
+    severity: Literal["error", "warning"]
+    findings: list[ScanFinding]
+    stats: ScanTensorStats
+
+
+class KeyMessage(TypedDict):
+    key: str
+    message: str
+
+
+class ScanThresholds(TypedDict):
+    extreme_ratio: float
+    float16_max: float
+
+
+class ScanCounts(TypedDict):
+    """Bad tensors by finding."""
+
+    nan: int
+    inf: int
+    all_zero: int
+    extreme: int
+    fp16_overflow: int
+
+
+class ScanSummary(TypedDict):
+    """The file's last scan, without its tensors (`pthscope/open` sends it when there is one)."""
+
+    complete: bool
+    total: int
+    scanned: int
+    counts: ScanCounts
+    bad: int
+    errors: int
+    warnings: int
+    unreadable: int
+
+
+class _ModuleStatsRequired(TypedDict):
+    key: str
+    tensors: int  # tensors whose values are included
+    numel: int
+    dtypes: dict[str, int]
+    left_out: int  # tensors under the node not included (integers beside floats, unreadable)
+    failed: list[KeyMessage]
+    zeros: int
+    nan: int
+    posinf: int
+    neginf: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    l2: float | None
+    abs_max: float | None
+
+
+class ModuleStats(_ModuleStatsRequired, total=False):
+    """All the floating-point (else integer) tensors of a subtree, taken together."""
+
+    mean_abs: float | None
+    histogram: TensorHistogram
+    values: list[tuple[float, int]]
+
+
+class DiffSide(TypedDict):
+    file: str
+    format: str
+    tensors: int
+    models: list[str]
+    errors: list[str]
+
+
+class DiffSummary(TypedDict):
+    matched: int
+    only_a: int
+    only_b: int
+    shape_changed: int
+    dtype_changed: int
+    grad_changed: int
+    identical: int
+    changed: int
+    value_errors: int
+    compared: int
+    comparable: int
+
+
+DiffStatus = Literal["only_a", "only_b", "shape", "dtype", "matched", "identical", "changed", "error"]
+ModuleDiffStatus = Literal["only_a", "only_b", "structure", "changed", "identical", "matched"]
+
+
+class DiffValues(TypedDict):
+    """How B's values differ from A's (Δ = B − A)."""
+
+    identical: bool
+    numel: int
+    changed: int  # elements not equal
+    nonfinite: int  # elements whose difference is not finite
+    max_abs_diff: float | None
+    l2_diff: float | None
+    l2_a: float | None
+    rel_change: float | None  # ‖Δ‖ / ‖A‖
+
+
+class DiffTensor(TypedDict):
+    name: str  # what both files' tensors are matched by
+    module: str
+    status: DiffStatus
+    key_a: str | None
+    key_b: str | None
+    role: Role
+    shape_a: list[int] | None
+    shape_b: list[int] | None
+    dtype_a: str | None
+    dtype_b: str | None
+    requires_grad_a: bool | None  # None: not stored (a plain tensor)
+    requires_grad_b: bool | None
+    grad_changed: bool
+    values: DiffValues | None
+    value_error: str | None
+    note: str | None
+
+
+class DiffModule(TypedDict):
+    module: str
+    status: ModuleDiffStatus
+    tensors: int
+    only_a: int
+    only_b: int
+    shape_changed: int
+    dtype_changed: int
+    grad_changed: int
+    identical: int
+    changed: int
+    not_compared: int
+    max_abs_diff: float | None
+    max_rel_change: float | None
+
+
+class DiffProgressValue(TypedDict):
+    """A `$/progress` value on a diff's partialResultToken: the rows just compared."""
+
+    tensors: list[DiffTensor]
+    done: int
+    total: int
+
+
+class DroppedValue(TypedDict):
+    key: str
+    what: str
+
+
+class ConvertSummary(TypedDict):
+    out: str
+    tensors: int
+    bytes: int
+    aliases: dict[str, str]  # tied names, stored once: other name → kept name
+    left_out: dict[str, int]  # tensors not written, by role
+    dropped: list[DroppedValue]  # entries that are not tensors (the first 200)
+    dropped_count: int
+    model_only: bool
 
 
 class ParamError(ValueError):
@@ -238,6 +447,44 @@ class StatsParams:
 
 
 @attrs.define
+class ScanParams:
+    """Scan every tensor of the file for NaN, inf, extreme values and all zeros."""
+
+    file: str = attrs.field(validator=_absolute)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class ModuleStatsParams:
+    """Statistics of all the tensors under the node at `path`, together."""
+
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class DiffParams:
+    """Compare checkpoint `a` with `b`: structure always, values when `values`."""
+
+    a: str = attrs.field(validator=_absolute)
+    b: str = attrs.field(validator=_absolute)
+    values: bool = False
+    work_done_token: ProgressToken | None = None
+    partial_result_token: ProgressToken | None = None
+
+
+@attrs.define
+class ConvertParams:
+    """Write the checkpoint's tensors to the safetensors file `out` (the user chose it)."""
+
+    file: str = attrs.field(validator=_absolute)
+    out: str = attrs.field(validator=_absolute)
+    all: bool = False
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
 class SetActiveCheckpointParams:
     """The checkpoint the side panel shows (None: none); Python files link to it."""
 
@@ -276,6 +523,7 @@ class OpenResult:
     # The files of a checkpoint made of several, and the set a single file is part of.
     parts: list[PartJson]
     part_of: PartOfJson | None
+    scan: ScanSummary | None = None  # the file's last scan, while the file is unchanged
 
 
 @attrs.define
@@ -300,6 +548,47 @@ class SearchResult:
 class TensorsResult:
     tensors: list[TensorJson]
     total: int
+    marks: dict[str, ScanMark] | None = None  # by key, the page's rows the last scan marked
+
+
+@attrs.define
+class ScanResult:
+    file: str
+    complete: bool  # False: cancelled; what was found so far
+    total: int  # distinct tensors (tied ones once)
+    scanned: int
+    elements: int
+    bytes: int
+    seconds: float
+    counts: ScanCounts
+    bad: list[ScanTensor]
+    unreadable: list[KeyMessage]
+    thresholds: ScanThresholds
+
+
+@attrs.define
+class ModuleStatsResult:
+    stats: ModuleStats | None = None
+    error: str | None = None
+
+
+@attrs.define
+class DiffResult:
+    a: DiffSide
+    b: DiffSide
+    values: bool
+    complete: bool
+    stripped: list[str]  # the prefix taken off A's and B's names to match them ("": none)
+    notes: list[str]
+    summary: DiffSummary
+    modules: list[DiffModule]
+    tensors: list[DiffTensor]
+
+
+@attrs.define
+class ConvertResult:
+    written: ConvertSummary | None = None
+    error: str | None = None
 
 
 @attrs.define
@@ -355,6 +644,10 @@ METHODS: dict[str, tuple[type, type]] = {
     TENSORS: (TensorsParams, TensorsResult),
     SET_ACTIVE_CHECKPOINT: (SetActiveCheckpointParams, SetActiveCheckpointResult),
     STATS: (StatsParams, StatsResult),
+    SCAN: (ScanParams, ScanResult),
+    MODULE_STATS: (ModuleStatsParams, ModuleStatsResult),
+    DIFF: (DiffParams, DiffResult),
+    CONVERT: (ConvertParams, ConvertResult),
 }
 # command → (argument type, result type) for `workspace/executeCommand`.
 COMMANDS: dict[str, tuple[type, type]] = {

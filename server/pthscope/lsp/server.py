@@ -2,7 +2,9 @@
 
 The custom `pthscope/*` requests (protocol.py) are answered by the structure worker, which
 parses each file in its own process and keeps what it parsed (worker/); `pthscope/stats` asks it
-where the tensor's bytes are and hands that to the values worker. Python-file features — hover,
+where the tensor's bytes are and hands that to the values worker. Scans, module statistics,
+diffs and conversions run batch by batch with progress (value_work.py); the last scan of a file
+marks what the other requests send about it. Python-file features — hover,
 diagnostics, code actions and the `pthscope.insertRequiresGradCode` command — are in
 python_files.py, imported on first use (as are `analysis` and `code_intel`), so that the
 server starts as fast as pygls itself. Logs go to the client's output channel through
@@ -19,13 +21,13 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import default_converter
 
@@ -39,6 +41,7 @@ from ..worker.client import WORKER_MODULE, WorkerClient, WorkerFailure, WorkerLi
 from ..worker.store import CheckpointStore
 from . import protocol as p
 from .options import InitializationOptions, parse_initialization_options
+from .value_work import ValueWork
 
 if TYPE_CHECKING:
     from .python_files import PythonFiles
@@ -66,6 +69,7 @@ class PthscopeServer(LanguageServer):
         self.worker_module = worker_module
         self.options = InitializationOptions()
         self._python: PythonFiles | None = None
+        self.value_work = ValueWork(self)
         self._start_workers()
 
     def configure(self, options: InitializationOptions) -> None:
@@ -108,30 +112,50 @@ class PthscopeServer(LanguageServer):
         file = fields.pop("file")
         try:
             if self.store.is_ready(file):
-                return await self.store.ask(file, method, fields)
-            async with self._progress(token, f"Reading {os.path.basename(file)}"):
-                return await self.store.ask(file, method, fields)
+                result = await self.store.ask(file, method, fields)
+            else:
+                async with self._progress(token, f"Reading {os.path.basename(file)}"):
+                    result = await self.store.ask(file, method, fields)
+        except InvalidRequest as invalid:
+            raise JsonRpcInvalidParams(str(invalid)) from None
+        self.value_work.mark(method, file, result)
+        return result
+
+    async def work(self, token: p.ProgressToken | None, title: str, job: Callable[[Any], Any]) -> Any:
+        """Run a long value job with `$/progress` (percentage and message after each batch); a path
+        the file lacks is an InvalidParams error."""
+        try:
+            async with self._progress(token, title, percentage=True) as report:
+                return await job(report)
         except InvalidRequest as invalid:
             raise JsonRpcInvalidParams(str(invalid)) from None
 
     @asynccontextmanager
-    async def _progress(self, token: p.ProgressToken | None, title: str) -> AsyncIterator[None]:
-        """`$/progress` begin/end around a read: on the client's token, or one we create."""
+    async def _progress(self, token: p.ProgressToken | None, title: str, percentage: bool = False
+                        ) -> AsyncIterator[Callable[[str, int | None], None]]:
+        """`$/progress` begin/end around long work, on the client's token or one we create; what
+        it yields reports a message (and a percentage) in between."""
         if token is None and self._client_shows_progress():
             token = str(uuid.uuid4())
             try:
                 await self.work_done_progress.create_async(token)
-            except Exception as error:  # the client refused; read without progress
+            except Exception as error:  # the client refused; work without progress
                 log.info("no progress shown: window/workDoneProgress/create failed: %s", error)
                 token = None
         if token is None:
-            yield
+            yield lambda _message, _percentage: None
             return
-        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title))
+        shown = token
+
+        def report(message: str, done: int | None) -> None:
+            self.work_done_progress.report(shown, types.WorkDoneProgressReport(message=message, percentage=done))
+
+        self.work_done_progress.begin(shown, types.WorkDoneProgressBegin(
+            title=title, cancellable=percentage, percentage=0 if percentage else None))
         try:
-            yield
+            yield report
         finally:
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            self.work_done_progress.end(shown, types.WorkDoneProgressEnd())
 
     def _client_shows_progress(self) -> bool:
         window = self.client_capabilities.window
@@ -200,6 +224,58 @@ async def stats(ls: PthscopeServer, params: p.StatsParams) -> p.StatsResult:
     except WorkerFailure as failure:
         return p.StatsResult(error=str(failure))
     return p.StatsResult(**json.loads(answer))
+
+
+def request_failed(message: str) -> JsonRpcException:
+    """LSP's RequestFailed: the params were fine, the file could not be read."""
+    return JsonRpcException(message, code=p.REQUEST_FAILED)
+
+
+@server.feature(p.SCAN)
+async def scan(ls: PthscopeServer, params: p.ScanParams) -> p.ScanResult:
+    title = f"Scanning {os.path.basename(params.file)} for NaN/Inf"
+    try:
+        return p.ScanResult(**await ls.work(params.work_done_token, title,
+                                            lambda report: ls.value_work.scan(params.file, report)))
+    except ValueError as error:
+        raise request_failed(str(error)) from None
+
+
+@server.feature(p.MODULE_STATS)
+async def module_stats(ls: PthscopeServer, params: p.ModuleStatsParams) -> p.ModuleStatsResult:
+    try:
+        stats = await ls.work(params.work_done_token, f"Statistics in {os.path.basename(params.file)}",
+                              lambda report: ls.value_work.module_stats(params.file, params.path, report))
+    except ValueError as error:
+        return p.ModuleStatsResult(error=str(error))
+    return p.ModuleStatsResult(stats=stats)
+
+
+@server.feature(p.DIFF)
+async def diff(ls: PthscopeServer, params: p.DiffParams) -> p.DiffResult:
+    token = params.partial_result_token
+
+    def partial(value: dict[str, Any]) -> None:
+        if token is not None:
+            ls.progress(types.ProgressParams(token=token, value=value))
+
+    title = f"Comparing {os.path.basename(params.a)} with {os.path.basename(params.b)}"
+    try:
+        result = await ls.work(params.work_done_token, title, lambda report: ls.value_work.diff(
+            params.a, params.b, params.values, report, partial))
+    except ValueError as error:
+        raise request_failed(str(error)) from None
+    return p.DiffResult(**result)
+
+
+@server.feature(p.CONVERT)
+async def convert(ls: PthscopeServer, params: p.ConvertParams) -> p.ConvertResult:
+    title = f"Writing {os.path.basename(params.out)}"
+    try:
+        return p.ConvertResult(**await ls.work(params.work_done_token, title, lambda report: ls.value_work.convert(
+            params.file, params.out, params.all, report)))
+    except (ValueError, OSError) as error:
+        return p.ConvertResult(error=str(error))
 
 
 @server.feature(p.SET_ACTIVE_CHECKPOINT)

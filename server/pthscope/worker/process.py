@@ -11,7 +11,8 @@ starts two of these (client.py), each capping its own address space:
   file is parsed; parses take turns in the main thread.
 * the **values** worker is stateless: a `stats` request carries where the tensor's bytes are
   (`values.TensorBytes`, from the structure worker's `locate`), so a long computation never
-  holds up the tree, and stopping it loses nothing.
+  holds up the tree, and stopping it loses nothing. So do the batches of a scan, a module's
+  statistics, a diff and a conversion (values/requests.py lists both workers' value requests).
 
 Protocol, on stdin/stdout: one request per line, `{"id": N, "method": ..., "params": {...}}`;
 replies come as they are ready, in any order, each a frame: a line `<id> <kind> <length>`, then
@@ -42,6 +43,7 @@ from pthscope.gc_pause import gc_paused
 from pthscope.reader import audit, inspect, preload
 from pthscope.reader.model import Checkpoint
 from pthscope.values import TensorBytes, tensor_stats
+from pthscope.values.requests import STRUCTURE_REQUESTS, VALUES_REQUESTS
 from pthscope.worker import InvalidRequest
 from pthscope.worker.index import CheckpointIndex, answer
 
@@ -53,6 +55,13 @@ _QUICK_THREADS = 2
 # tests/lsp/faulty_worker.py wraps them.
 read_checkpoint: Callable[[str], Checkpoint] = inspect
 compute_stats: Callable[[TensorBytes], dict[str, Any]] = tensor_stats
+
+
+def answer_values(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return VALUES_REQUESTS[method](params)
+
+
+compute_values: Callable[[str, dict[str, Any]], dict[str, Any]] = answer_values
 
 
 class Replies:
@@ -146,6 +155,8 @@ def serve_structure(requests: BinaryIO, replies: Replies, capacity: int, memory_
             index, parsed = files.index(params["file"])
             return {"parsed": parsed, "tensors": len(index.tensors), "nodes": index.node_count,
                     "seconds": time.perf_counter() - started}
+        if method in STRUCTURE_REQUESTS:  # what scans, diffs and conversions need to know (values/)
+            return STRUCTURE_REQUESTS[method](files.index(params["file"])[0], params)
         return answer(files.index(params["file"])[0], method, params)
 
     def answer_quickly() -> None:
@@ -180,10 +191,13 @@ def serve_values(requests: BinaryIO, replies: Replies, memory_limit: int) -> Non
     _import_engine()
     for line in requests:
         request = json.loads(line)
-        if request["method"] != "stats":
-            replies.send(request["id"], "invalid", _encode({"message": f"unknown request {request['method']!r}"}))
-            continue
-        reply(replies, request["id"], partial(compute_stats, TensorBytes.from_json(request["params"])))
+        method, params = request["method"], request["params"]
+        if method == "stats":
+            reply(replies, request["id"], partial(compute_stats, TensorBytes.from_json(params)))
+        elif method in VALUES_REQUESTS:
+            reply(replies, request["id"], partial(compute_values, method, params))
+        else:
+            replies.send(request["id"], "invalid", _encode({"message": f"unknown request {method!r}"}))
 
 
 def _thread(target: Callable[[], None], name: str) -> None:

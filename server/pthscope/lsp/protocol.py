@@ -52,6 +52,8 @@ SEARCH = "pthscope/search"
 TENSORS = "pthscope/tensors"
 SET_ACTIVE_CHECKPOINT = "pthscope/setActiveCheckpoint"
 STATS = "pthscope/stats"
+REVEAL = "pthscope/reveal"
+ENVIRONMENT = "pthscope/environment"
 # A `workspace/executeCommand` command (the side panel's context menu on a module).
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
 RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters"]
@@ -67,8 +69,9 @@ CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.rewrite", REQUIRES_GRAD_K
 
 PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
-TensorSort = Literal["index", "key", "numel", "nbytes", "dtype", "grad_state", "role"]
-TENSOR_SORT_KEYS: tuple[TensorSort, ...] = ("index", "key", "numel", "nbytes", "dtype", "grad_state", "role")
+TensorSort = Literal["index", "key", "shape", "numel", "nbytes", "dtype", "grad_state", "role", "kind", "location"]
+TENSOR_SORT_KEYS: tuple[TensorSort, ...] = (
+    "index", "key", "shape", "numel", "nbytes", "dtype", "grad_state", "role", "kind", "location")
 
 ProgressToken = int | str
 # JSON-RPC ids, typed loosely for attrs.make_class.
@@ -104,6 +107,13 @@ class NodeSummary(_NodeSummaryRequired, total=False):
     counts: RoleTableJson  # containers, modules, groups: their subtree's tensors by role
 
 
+class RevealStep(TypedDict):
+    """One node on the way from the root to a node, and its index among its parent's children."""
+
+    node: NodeSummary
+    index: int
+
+
 class TensorHistogram(TypedDict):
     min: float
     max: float
@@ -133,6 +143,9 @@ class TensorStats(_TensorStatsRequired, total=False):
     neginf: int
     histogram: TensorHistogram
     values: list[tuple[float, int]]  # integers and bool with few distinct values: [value, count]
+    # The first values.stats.FIRST_VALUES values, row-major (all of a small tensor), as text: "0.1",
+    # "-3", "True", "nan", "inf" (each float as short as its dtype allows).
+    first_values: list[str]
 
 
 class ParamError(ValueError):
@@ -221,6 +234,8 @@ class TensorsParams:
     filter: str = ""
     sort: TensorSort = attrs.field(default="index", validator=_tensor_sort_key)
     descending: bool = False
+    # The tensor whose row (in this filter and order) the result's `row` says: the page reveals it.
+    row_of: list[PathElement] | None = None
     work_done_token: ProgressToken | None = None
 
 
@@ -231,6 +246,20 @@ class StatsParams:
     file: str = attrs.field(validator=_absolute)
     path: list[PathElement] = attrs.Factory(list)
     work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class RevealParams:
+    """The way from the root to the node at `path`, for a tree that loads children page by page."""
+
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class EnvironmentParams:
+    """Which Python runs the server, and what it has for tensor values."""
 
 
 @attrs.define
@@ -269,6 +298,9 @@ class OpenResult:
     # None when nothing could be read (then `errors` says why).
     root: NodeSummary | None
     children: list[NodeSummary]
+    # Top-level modules of the classes the pickle names that the server's Python cannot import
+    # and no workspace folder holds: a weights_only=False load here would fail on them.
+    unimportable: list[str]
 
 
 @attrs.define
@@ -293,6 +325,24 @@ class SearchResult:
 class TensorsResult:
     tensors: list[TensorJson]
     total: int
+    # Where the `row_of` tensor is in this filter and order (absent: not asked, or not in it).
+    row: int | None = None
+
+
+@attrs.define
+class RevealResult:
+    # From the root's child to the node itself; empty for the root.
+    steps: list[RevealStep]
+
+
+@attrs.define
+class EnvironmentResult:
+    python: str  # "3.11.7"
+    executable: str
+    prefix: str  # sys.prefix: the environment
+    # Versions of what computes tensor values, None when that Python cannot import it.
+    torch: str | None
+    numpy: str | None
 
 
 @attrs.define
@@ -348,6 +398,8 @@ METHODS: dict[str, tuple[type, type]] = {
     TENSORS: (TensorsParams, TensorsResult),
     SET_ACTIVE_CHECKPOINT: (SetActiveCheckpointParams, SetActiveCheckpointResult),
     STATS: (StatsParams, StatsResult),
+    REVEAL: (RevealParams, RevealResult),
+    ENVIRONMENT: (EnvironmentParams, EnvironmentResult),
 }
 # command → (argument type, result type) for `workspace/executeCommand`.
 COMMANDS: dict[str, tuple[type, type]] = {
@@ -408,6 +460,10 @@ def _strict_converter() -> cattrs.Converter:
         return [structure_path_element(element, None) for element in value]
 
     converter.register_structure_hook_func(lambda t: t == list[PathElement], structure_path)
+    converter.register_structure_hook_func(
+        lambda t: t == list[PathElement] | None,
+        lambda value, _t: None if value is None else structure_path(value, None),
+    )
     return converter
 
 

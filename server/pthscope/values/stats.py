@@ -12,7 +12,9 @@ included), else with numpy (no bfloat16 or float8). Tensors over `max_elements` 
 evenly spaced blocks for contiguous tensors, evenly spaced elements for views; the answer says
 so (`sampled`, `sample_size`).
 
-`tensor_stats` returns every failure as a value, `{"error": "..."}`, never an exception.
+`tensor_stats` returns every failure as a value, `{"error": "..."}`, never an exception. With
+the statistics come the tensor's first `FIRST_VALUES` values as they are (`first_values`, in
+row-major order: all of a scalar or a small tensor), read from its first bytes only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..reader.dtypes import itemsize
 from ..reader.model import Checkpoint, PathElement, TensorInfo, contiguous_stride
 
 DEFAULT_MAX_ELEMENTS = 10_000_000
+FIRST_VALUES = 100
 HISTOGRAM_BINS = 20
 _SAMPLE_BLOCKS = 64
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
@@ -145,9 +148,12 @@ def _tensor_stats(tensor: TensorBytes, max_elements: int, engine_name: str | Non
             sample = _contiguous_sample(engine, f, storage_start + first * element, numel, tensor.dtype,
                                         max_elements)
             out.update(engine.stats(sample, tensor.dtype), sampled=True, sample_size=max_elements)
+            with _mapped(f, storage_start + first * element, min(numel, FIRST_VALUES) * element) as view:
+                out["first_values"] = _shown_values(engine.from_bytes(view, tensor.dtype).tolist(), tensor.dtype)
             return out
         with _mapped(f, storage_start + first * element, (end - first) * element) as view:
             values = engine.as_strided(engine.from_bytes(view, tensor.dtype), tensor.shape, stride)
+            out["first_values"] = _shown_values(_first_values(values, tensor.shape), tensor.dtype)
             values, taken = _strided_sample(engine, values, max_elements)
             out.update(engine.stats(values, tensor.dtype), sampled=taken < numel, sample_size=taken)
             del values
@@ -227,6 +233,41 @@ def _strided_sample(engine: _Engine, values: Any, limit: int) -> tuple[Any, int]
         shape = list(values.shape)
         numel = math.prod(shape)
     return values, numel
+
+
+def _first_values(values: Any, shape: list[int]) -> list[Any]:
+    """The first FIRST_VALUES values of a (torch or numpy) view, row-major, copying at most about
+    twice that many: the leading rows that hold them, or the first row's when one row is more."""
+    if not shape:
+        return [values.item()]
+    inner = math.prod(shape[1:])
+    if inner > FIRST_VALUES:
+        return _first_values(values[0], shape[1:])
+    rows = min(shape[0], math.ceil(FIRST_VALUES / max(inner, 1)))
+    return values[:rows].reshape(-1).tolist()[:FIRST_VALUES]
+
+
+def _shown_values(values: list[Any], dtype: str) -> list[str]:
+    """Values as the page shows them: each float as short as its dtype allows ("0.1" for a
+    float32 0.1, not 0.10000000149011612), bools as True/False, non-finite as nan, inf, -inf."""
+    return [_shown_value(v, dtype) for v in values[:FIRST_VALUES]]
+
+
+def _shown_value(value: Any, dtype: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if dtype == "float64":
+        return repr(value)
+    struct_format = {"float32": "f", "float16": "e"}.get(dtype)
+    if struct_format is None:  # bfloat16, float8: 2-3 significant digits are all they have
+        return f"{value:.4g}"
+    for digits in range(3, 10):  # the shortest text that reads back as the same value
+        text = f"{value:.{digits}g}"
+        if struct.unpack(struct_format, struct.pack(struct_format, float(text)))[0] == value:
+            return text
+    return repr(value)
 
 
 def _finite(value: float) -> float | None:

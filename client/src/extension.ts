@@ -6,6 +6,8 @@ import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { CheckpointEditorProvider } from './editor';
+import { InterpreterStatusItem } from './statusBar';
+import { openBinCheckpointsInPages } from './tabs';
 import { CheckpointTree } from './tree';
 
 let ctx: Ctx | undefined;
@@ -18,6 +20,8 @@ export function activate(extension: vscode.ExtensionContext): void {
     ctx.pushCleanup(tree);
     const pages = CheckpointEditorProvider.register(ctx, tree);
     registerCommands({ ctx, tree, pages });
+    ctx.pushCleanup(openBinCheckpointsInPages(ctx), new InterpreterStatusItem(ctx));
+    ctx.startup.mark('activated');
     void ctx.start();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -20,7 +20,7 @@ export type Role = 'parameter' | 'buffer' | 'optimizer_state' | 'other';
 export type NodeKind = 'dict' | 'list' | 'tuple' | 'set' | 'object' | 'module' | 'tensor' | 'value' | 'group';
 export type Risk = 'safe' | 'unknown' | 'dangerous';
 export type SavedAs = 'module' | 'state_dict';
-export type TensorSort = 'index' | 'key' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role';
+export type TensorSort = 'index' | 'key' | 'shape' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role' | 'kind' | 'location';
 /** The actions of the `pthscope.insertRequiresGradCode` command. */
 export type RequiresGradAction = 'freezeAllExcept' | 'freezeModule' | 'unfreezeAll' | 'printParameters';
 
@@ -160,6 +160,8 @@ export interface OpenResult {
   errors: ProblemJson[];
   root: NodeSummary | null;
   children: NodeSummary[];
+  /** Top-level modules of the file's classes that the server's Python cannot import and no workspace folder holds. */
+  unimportable: string[];
 }
 
 export interface ChildrenParams {
@@ -202,11 +204,46 @@ export interface TensorsParams {
   filter?: string;
   sort?: TensorSort;
   descending?: boolean;
+  /** A tensor whose row in this filter and order the result's `row` gives (the page reveals it). */
+  rowOf?: PathElement[] | null;
 }
 
 export interface TensorsResult {
   tensors: TensorJson[];
   total: number;
+  /** Where the `rowOf` tensor is in this filter and order; absent when it is not in it. */
+  row?: number;
+}
+
+/** The way from the root to a node, for a tree that loads children page by page. */
+export interface RevealParams {
+  file: string;
+  path?: PathElement[];
+}
+
+/** One node on that way, and its index among its parent's children. */
+export interface RevealStep {
+  node: NodeSummary;
+  index: number;
+}
+
+export interface RevealResult {
+  /** From the root's child to the node itself; empty for the root. */
+  steps: RevealStep[];
+}
+
+/** Which Python runs the server: no params. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface EnvironmentParams {
+}
+
+export interface EnvironmentResult {
+  python: string;
+  executable: string;
+  prefix: string;
+  /** What computes tensor values: their versions, null when that Python cannot import them. */
+  torch: string | null;
+  numpy: string | null;
 }
 
 /** Statistics of one tensor's values, read on demand from its own bytes (docs/protocol.md). */
@@ -241,6 +278,8 @@ export interface TensorStats {
   histogram?: TensorHistogram;
   /** Integer and bool tensors with few distinct values: [value, count] pairs. */
   values?: [number, number][];
+  /** The first values, row-major (all of a small tensor), as text: "0.1", "-3", "True", "nan", "inf". */
+  first_values?: string[];
 }
 
 export interface StatsResult {
@@ -277,6 +316,8 @@ export const search = new RequestType<SearchParams, SearchResult, void>('pthscop
 export const tensors = new RequestType<TensorsParams, TensorsResult, void>('pthscope/tensors');
 export const setActiveCheckpoint = new RequestType<SetActiveCheckpointParams, SetActiveCheckpointResult, void>('pthscope/setActiveCheckpoint');
 export const stats = new RequestType<StatsParams, StatsResult, void>('pthscope/stats');
+export const reveal = new RequestType<RevealParams, RevealResult, void>('pthscope/reveal');
+export const environment = new RequestType<EnvironmentParams, EnvironmentResult, void>('pthscope/environment');
 
 /** Commands the server runs (`workspace/executeCommand`): name → [arguments, result]. */
 export const INSERT_REQUIRES_GRAD_CODE = 'pthscope.insertRequiresGradCode';

@@ -226,6 +226,11 @@
       .join(' + ');
   }
 
+  /** The reader's sentence with its `quoted` names as code: text nodes and <code> only. */
+  function withCode(sentence) {
+    return sentence.split('`').map((part, i) => (i % 2 === 1 ? el('code', { text: part }) : document.createTextNode(part)));
+  }
+
   function namesLine(globals, most) {
     const shown = globals.slice(0, most).map((g) => g.name).join(', ');
     return globals.length > most ? `${shown} + ${globals.length - most} more` : shown;
@@ -266,7 +271,7 @@
           el('span', { className: 'risk', text: g.risk === 'unknown' ? 'imports' : g.risk }),
           el('code', { className: 'global-name', text: g.name }),
           g.count > 1 ? el('span', { className: 'count muted', text: `×${formatExact(g.count)}` }) : null,
-          g.effect ? el('span', { className: 'effect', text: g.effect }) : null))) : null,
+          g.effect ? el('span', { className: 'effect' }, withCode(g.effect)) : null))) : null,
       safe.length > 0 ? el('p', { className: 'muted safe-names', text: `${risky.length > 0 ? 'Also named, and safe: ' : ''}${safe.map((g) => g.name).join(', ')}` }) : null);
     return el('section', { id: 'safety', className: `banner ${level}`, role: level === 'dangerous' ? 'alert' : 'note', 'aria-label': 'Safety' },
       el('details', {},

@@ -18,7 +18,7 @@ import { Config } from './config';
 import { candidateTiers, chooseInterpreter, describeSource, formatVersion, memoizedProbe, type ProbeRunner, type ProbeStore, runProbe } from './interpreter';
 import { serverCodeDir, serverLaunch } from './launch';
 import { StartupTimeline } from './startupTimeline';
-import { activePythonFromExtension, onDidChangePythonEnvironment } from './pythonExtension';
+import { activePythonFromExtension, isPythonExtensionActive, isPythonExtensionInstalled, onDidChangePythonEnvironment } from './pythonExtension';
 import * as protocol from './protocol';
 import { type Notice, remoteWindowName, settingElsewhereNotice } from './remote';
 import type { ServerStatus } from './serverStatus';
@@ -44,6 +44,8 @@ export class ServerNotRunning extends Error {
 }
 
 const RESTART_DEBOUNCE_MS = 300;
+/** How long after activation the server starts when nothing asks for it first (startSoon). */
+const START_SOON_MS = 250;
 
 export class Ctx implements vscode.Disposable {
   readonly log: vscode.LogOutputChannel;
@@ -118,6 +120,16 @@ export class Ctx implements vscode.Disposable {
 
   get isServerRunning(): boolean {
     return this.client?.isRunning() ?? false;
+  }
+
+  /**
+   * Starts the server shortly, unless something needs it first: a page that activated the
+   * extension sets up its webview before the extension host spawns the server (which keeps it
+   * busy for a while), instead of after.
+   */
+  startSoon(): void {
+    const timer = setTimeout(() => void this.start(), START_SOON_MS);
+    this.pushCleanup({ dispose: () => { clearTimeout(timer); } });
   }
 
   /** Starts the server (once; concurrent callers share the attempt). */
@@ -199,7 +211,7 @@ export class Ctx implements vscode.Disposable {
     const setting = this.config.interpreter;
     const tiers = candidateTiers({
       setting,
-      pythonExtension: setting ? undefined : await activePythonFromExtension().catch(() => undefined),
+      pythonExtension: setting ? undefined : await this.pythonFromExtension(),
       platform: process.platform,
     });
     const codeDir = serverCodeDir(this.extension.extensionPath);
@@ -251,6 +263,25 @@ export class Ctx implements vscode.Disposable {
     this.startup.mark('server started');
     this.client = client;
     return client;
+  }
+
+  /**
+   * The Python extension's environment. Activating that extension can take seconds: while it
+   * is not active yet, the environment it gave last time in this workspace is used at once, and
+   * the server restarts if its answer turns out different.
+   */
+  private async pythonFromExtension(): Promise<string | undefined> {
+    const KEY = 'pthscope.pythonExtensionInterpreter';
+    const remembered = isPythonExtensionInstalled() && !isPythonExtensionActive() ? this.extension.workspaceState.get<string>(KEY) : undefined;
+    const asking = activePythonFromExtension().catch(() => undefined).then(async (found) => {
+      await this.extension.workspaceState.update(KEY, found);
+      if (remembered !== undefined && found !== remembered) {
+        this.log.info(`The Python extension's environment is now ${found ?? 'none'} (was ${remembered}): restarting the server.`);
+        this.scheduleRestart();
+      }
+      return found;
+    });
+    return remembered ?? asking;
   }
 
   /** A warning shown once per machine and text (the log has it every time). */

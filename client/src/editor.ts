@@ -65,7 +65,8 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     this.pages.add(page);
     panel.webview.options = { enableScripts: true, localResourceRoots: pageResourceRoots(this.ctx.extension.extensionUri) };
     panel.webview.html = pageHtml(panel.webview, this.ctx.extension.extensionUri, path.basename(page.file));
-    void this.read(page);
+    // Next turn: the HTML goes to the webview first, then the read (which may start the server) begins.
+    setTimeout(() => void this.read(page), 0);
     page.post('trust', this.ctx.restrictedModeNote ?? null);
     const watcher = watchFile(document.uri);
     let quiet: NodeJS.Timeout | undefined;

@@ -1,6 +1,8 @@
 /**
  * Activation: build the context, the tree and the page provider, register the commands and
- * start the server. Loud on failure.
+ * start the server — right away when a page needs it, else a moment later, so that a page that
+ * activated the extension gets its webview before the server's start keeps the extension host
+ * busy. Loud on failure.
  */
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
@@ -22,7 +24,7 @@ export function activate(extension: vscode.ExtensionContext): void {
     registerCommands({ ctx, tree, pages });
     ctx.pushCleanup(openBinCheckpointsInPages(ctx), new InterpreterStatusItem(ctx));
     ctx.startup.mark('activated');
-    void ctx.start();
+    ctx.startSoon();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     ctx.log.error(`Activation failed: ${message}`);

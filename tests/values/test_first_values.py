@@ -48,6 +48,7 @@ def tensors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, t
         "transposed": base.t(),  # a view: row-major order of the view, not of its storage
         "column": base[3:, 7],
         "wide_rows": torch.arange(3 * 500, dtype=torch.int32).reshape(3, 500),
+        "round": torch.tensor([3000.0, 1e-5, 123456.0, -2.5e20]),
         "empty": torch.zeros(0, 4),
     }
     file = tmp_path_factory.mktemp("first-values") / "tensors.pt"
@@ -56,7 +57,7 @@ def tensors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, t
 
 
 @pytest.mark.parametrize("key", ["scalar", "float32", "float16", "bfloat16", "float64", "int64", "bool",
-                                 "transposed", "column", "wide_rows"])
+                                 "transposed", "column", "wide_rows", "round"])
 def test_the_first_values_read_back_exactly(tensors: tuple[Path, dict[str, torch.Tensor]], key: str) -> None:
     file, made = tensors
     expected = made[key].reshape(-1)[:FIRST_VALUES]
@@ -71,6 +72,7 @@ def test_floats_are_as_short_as_their_dtype_allows(tensors: tuple[Path, dict[str
     assert first_values(file, "scalar") == ["0.1"]  # float32 0.1, not 0.10000000149011612
     assert first_values(file, "float32")[:4] == ["nan", "inf", "-inf", "0"]
     assert first_values(file, "int64") == [str(2**62), str(-(2**62)), "3"]  # exact past 2**53
+    assert first_values(file, "round") == ["3000", "1e-05", "123456", "-2.5e+20"]  # no 3e+03
 
 
 def test_a_sampled_tensor_still_shows_its_first_values(tensors: tuple[Path, dict[str, torch.Tensor]]) -> None:

@@ -266,6 +266,8 @@ def _shown_value(value: Any, dtype: str) -> str:
     for digits in range(3, 10):  # the shortest text that reads back as the same value
         text = f"{value:.{digits}g}"
         if struct.unpack(struct_format, struct.pack(struct_format, float(text)))[0] == value:
+            if "e" in text and 1e-4 <= abs(value) < 1e15:  # 3000, not 3e+03
+                text = f"{float(text):f}".rstrip("0").rstrip(".")
             return text
     return repr(value)
 

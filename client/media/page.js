@@ -389,7 +389,7 @@
     }, header, spacer);
     table = el('div', { id: 'table', role: 'grid', 'aria-readonly': 'true' }, viewport);
     state.shown = [];
-    requestAnimationFrame(fitColumns);
+    new ResizeObserver(() => requestAnimationFrame(fitColumns)).observe(table); // also its first layout
     return el('section', { id: 'workspace', 'aria-label': 'Tensors' },
       el('div', { className: 'toolbar' }, el('div', { className: 'filter-box' }, codicon('filter'), filterInput), rowCount),
       table,
@@ -417,7 +417,10 @@
     if (!table) {
       return;
     }
-    const available = table.clientWidth || 800;
+    const available = table.clientWidth;
+    if (available === 0) {
+      return; // not laid out yet: the observer calls again
+    }
     let shown = state.columns;
     const others = (columns) => columns.reduce((sum, c) => sum + (c.id === 'key' ? 0 : columnWidth(c)), 0);
     for (const id of HIDDEN_WHEN_NARROW) {
@@ -953,6 +956,6 @@
       case 'trust': onTrust(body); break;
     }
   });
-  window.addEventListener('resize', () => requestAnimationFrame(fitColumns));
+  window.addEventListener('resize', () => requestAnimationFrame(renderRows));
   vscode.postMessage({ type: 'ready', body: { loadingAt: performance.timeOrigin, readyAt: Date.now() } });
 })();

@@ -481,11 +481,19 @@ describe('the page, the side panel and Find as one (issue 9)', { timeout: 600_00
         assert.ok(layout.stats.top >= 0 && layout.stats.bottom <= layout.height + 1, `${file}: the values are off screen ${JSON.stringify(layout)}`);
         assert.ok(layout.table.bottom > 60 && layout.table.top < layout.height - 60, `${file}: the table is off screen ${JSON.stringify(layout)}`);
         if (file === expected.large_model.file) {
-          const cut = webview.locator('#viewport .row[data-key] .col-key[title]').first();
+          await shot('24-page-1000x700-large');
+          // the key column is resizable: narrower, its keys are cut in the middle, whole in the tooltip
+          const handle = await webview.locator('.row.header .col-key .resizer').boundingBox();
+          await page.mouse.move(handle.x + handle.width / 2, handle.y + handle.height / 2);
+          await page.mouse.down();
+          await page.mouse.move(handle.x - 120, handle.y + handle.height / 2, { steps: 5 });
+          await page.mouse.up();
+          const cut = webview.locator('#viewport .row[data-key] .col-key[title]', { hasText: '…' }).first();
           assert.match(await cut.innerText(), /…/, 'long keys are cut in the middle');
           // its tooltip: the whole key (and what the columns left out for room say)
           assert.equal((await cut.getAttribute('title')).split('\n')[0], await cut.locator('xpath=..').getAttribute('data-key'));
-          await shot('24-page-1000x700-large');
+          await shot('24b-page-1000x700-key-narrowed');
+          await webview.locator('.row.header .col-key .resizer').dblclick(); // back to its share of the width
         }
       }
       await shot('25-page-1000x700');
@@ -566,5 +574,16 @@ describe('the page, the side panel and Find as one (issue 9)', { timeout: 600_00
     await tab.locator('.monaco-icon-label.italic').waitFor({ timeout: 10_000 });
     await preview.locator('#filter').fill('fc');
     await page.waitForFunction(() => !document.querySelector('.tabs-container .tab .monaco-icon-label.italic'), null, { timeout: 10_000 });
+  });
+
+  step('the panel names the file of the active page, and empties when its last page closes', async () => {
+    await openInPage(expected.whole_model.file);
+    await showCheckpointTree(page);
+    const fileRow = treeRow(expected.whole_model.file, 1);
+    await fileRow.waitFor({ timeout: 15_000 });
+    assert.match(await fileRow.getAttribute('aria-label'), /SmallResNet · 33\.4K trainable · 9\.8K frozen/);
+    await closeAll();
+    await page.locator('.part.sidebar .welcome-view-content', { hasText: 'Open a PyTorch checkpoint' }).waitFor({ timeout: 15_000 });
+    assert.equal(await fileRow.count(), 0);
   });
 });

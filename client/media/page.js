@@ -27,7 +27,7 @@
     { id: 'key', title: 'Key', sort: 'key', cell: (t) => ({ text: t.key }) },
     { id: 'shape', title: 'Shape', sort: 'shape', width: 130, cell: (t) => ({ text: `[${t.shape.join(', ')}]` }) },
     { id: 'dtype', title: 'DType', sort: 'dtype', width: 84, cell: (t) => ({ text: t.dtype }) },
-    { id: 'grad', title: 'requires_grad', sort: 'grad_state', width: 112, flags: true, cell: gradCell },
+    { id: 'grad', title: 'requires_grad', sort: 'grad_state', width: 124, flags: true, cell: gradCell },
     { id: 'role', title: 'Role', sort: 'role', width: 104, cell: roleCell },
     { id: 'numel', title: 'Numel', sort: 'numel', width: 88, numeric: true, cell: (t) => ({ text: formatExact(t.numel) }) },
     { id: 'bytes', title: 'Size', sort: 'nbytes', width: 76, numeric: true, cell: (t) => ({ text: formatBytes(t.nbytes) }) },

@@ -25,7 +25,7 @@ export default tseslint.config(
   {
     files: ['client/media/**/*.js'],
     languageOptions: {
-      sourceType: 'script',
+      sourceType: 'module',
       globals: { acquireVsCodeApi: 'readonly', window: 'readonly', document: 'readonly', requestAnimationFrame: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', navigator: 'readonly', HTMLElement: 'readonly', KeyboardEvent: 'readonly', performance: 'readonly', ResizeObserver: 'readonly' },
     },
     rules: { eqeqeq: 'error' },

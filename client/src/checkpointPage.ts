@@ -18,7 +18,7 @@ export type PageMessage =
   | { type: 'interacted' }
   | { type: 'shown'; body: { what: 'summary' | 'rows'; at: number } };
 
-/** What the page is told (media/page.js handles each). */
+/** What the page is told (media/page/main.js handles each). */
 export interface PageUpdates {
   /** A `pthscope/open` result: the page renders it (again, after a reload, keeping its view). */
   init: OpenResult;

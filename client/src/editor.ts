@@ -1,5 +1,5 @@
 /**
- * The checkpoint page: a read-only custom editor whose webview (media/page.js) renders what
+ * The checkpoint page: a read-only custom editor whose webview (media/page/) renders what
  * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. The read starts as the panel
  * opens, while the webview boots (checkpointPage.ts keeps the messages until the page is ready),
  * and the table's first page comes with it. The active page's checkpoint is what the side panel
@@ -29,7 +29,7 @@ export function checkpointViewType(file: vscode.Uri): string {
 
 /** Opening faster than this shows progress in the status bar only. */
 const SLOW_OPEN_MS = 1000;
-/** The table's page size (media/page.js PAGE_SIZE). */
+/** The table's page size (media/page/table.js PAGE_SIZE). */
 const TABLE_PAGE_SIZE = 500;
 /** A file being written changes many times: read it once it has been quiet this long. */
 const QUIET_AFTER_CHANGE_MS = 400;

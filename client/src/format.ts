@@ -1,6 +1,6 @@
 /**
  * Text for numbers, sizes and shapes as the tree and tooltips show them. Pure: no `vscode`.
- * (The checkpoint page has its own copy in media/page.js, which runs in the webview.)
+ * (The checkpoint page has its own copy in media/page/dom.js, which runs in the webview.)
  */
 import type { ParameterCountsJson, RoleTableJson } from './protocol';
 

@@ -1,8 +1,9 @@
 /**
  * The checkpoint page's HTML shell: a strict CSP (default-src 'none', nonce scripts and styles),
- * the page's stylesheet and script from media/ inlined under that nonce (no fetch through the
- * webview's resource loader before the page can say `ready`: the cold start), the codicon font
- * loaded after them. All content arrives later by message.
+ * the page's stylesheet (media/page.css) and script (out/page.js, bundled from media/page/) inlined
+ * under that nonce (no fetch through the webview's resource loader before the page can say
+ * `ready`: the cold start), the codicon font loaded after them. All content arrives later by
+ * message.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -14,9 +15,9 @@ export function pageResourceRoots(extensionUri: vscode.Uri): vscode.Uri[] {
 
 const assets = new Map<string, string>();
 
-/** A file of the extension's media/, read once (the extension's own files never change while it runs). */
-function mediaFile(extensionUri: vscode.Uri, name: string): string {
-  const file = vscode.Uri.joinPath(extensionUri, 'client', 'media', name).fsPath;
+/** A file of the extension's client/ folder, read once (the extension's own files never change while it runs). */
+function clientFile(extensionUri: vscode.Uri, ...parts: string[]): string {
+  const file = vscode.Uri.joinPath(extensionUri, 'client', ...parts).fsPath;
   let text = assets.get(file);
   if (text === undefined) {
     text = fs.readFileSync(file, 'utf8');
@@ -41,7 +42,7 @@ export function pageHtml(webview: vscode.Webview, extensionUri: vscode.Uri, file
   <meta charset="UTF-8">
   <meta http-equiv="Content-Security-Policy" content="${csp}">
   <meta name="viewport" content="width=device-width, initial-scale=1.0">
-  <style nonce="${nonce}">${mediaFile(extensionUri, 'page.css')}</style>
+  <style nonce="${nonce}">${clientFile(extensionUri, 'media', 'page.css')}</style>
   <title>${escapeHtml(fileName)}</title>
 </head>
 <body>
@@ -53,7 +54,7 @@ export function pageHtml(webview: vscode.Webview, extensionUri: vscode.Uri, file
     </header>
     <div id="status" class="page-status" role="status"><span class="status-text">Reading the checkpoint… nothing in it is executed.</span></div>
   </main>
-  <script nonce="${nonce}">${mediaFile(extensionUri, 'page.js')}</script>
+  <script nonce="${nonce}">${clientFile(extensionUri, 'out', 'page.js')}</script>
   <link href="${asset('out', 'codicons', 'codicon.css')}" rel="stylesheet">
 </body>
 </html>`;

@@ -62,8 +62,8 @@ export function gradStateIcon(tensor: TensorJson): { id: string; color?: string 
       return { id: 'flame', color: 'charts.green' };
     case 'frozen':
       return { id: 'lock', color: 'charts.blue' };
-    case 'not stored':
-      return { id: 'circle-outline', color: 'disabledForeground' };
+    case 'not stored': // a state_dict's parameter: the file's row says once what that means
+      return { id: 'symbol-parameter', color: 'descriptionForeground' };
   }
 }
 

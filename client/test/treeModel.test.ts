@@ -47,7 +47,7 @@ describe('nodeLook', () => {
     const trainable = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ requires_grad: true, grad_state: 'trainable' }) }));
     assert.equal(trainable.icon.id, 'flame');
     const unknown = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'tensor', grad_state: 'not stored' }) }));
-    assert.equal(unknown.icon.id, 'circle-outline');
+    assert.equal(unknown.icon.id, 'symbol-parameter'); // no "not stored" mark on every row
     const buffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'buffer', role: 'buffer', grad_state: 'not stored' }) }));
     assert.equal(buffer.icon.id, 'database');
     // A state_dict's running_mean is a plain tensor the server calls a buffer: the role decides.

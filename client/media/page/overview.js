@@ -45,6 +45,19 @@ function classesLine(classes, unimportable) {
     .join(' + ');
 }
 
+/** How the pickle uses a global, in counts: "named 2×, 62 objects rebuilt, state set 62×". */
+function usesText(uses) {
+  const times = (n) => `${formatExact(n)}×`;
+  return [
+    uses.referenced ? `named ${times(uses.referenced)}` : '',
+    uses.called ? `called ${times(uses.called)} (${(uses.arguments || []).map((a) => countOf(a, 'argument')).join(', ')})` : '',
+    uses.rebuilt ? `${countOf(uses.rebuilt, 'object')} rebuilt` : '',
+    uses.state ? `state set ${times(uses.state)}` : '',
+    uses.written ? `written into ${times(uses.written)}` : '',
+    uses.planted && uses.planted.length ? `planted as ${uses.planted.join(', ')}` : '',
+  ].filter(Boolean).join(', ');
+}
+
 function namesLine(globals, most) {
   const shown = globals.slice(0, most).map((g) => g.name).join(', ');
   return globals.length > most ? `${shown} + ${globals.length - most} more` : shown;
@@ -84,7 +97,7 @@ export function renderSafety(result) {
       risky.map((g) => el('li', { className: `global ${g.risk}` },
         el('span', { className: 'risk', text: g.risk === 'unknown' ? 'imports' : g.risk }),
         el('code', { className: 'global-name', text: g.name }),
-        g.count > 1 ? el('span', { className: 'count muted', text: `×${formatExact(g.count)}` }) : null,
+        el('span', { className: 'uses muted', text: usesText(g.uses) }),
         g.effect ? el('span', { className: 'effect' }, withCode(g.effect)) : null))) : null,
     safe.length > 0 ? el('p', { className: 'muted safe-names', text: `${risky.length > 0 ? 'Also named, and safe: ' : ''}${safe.map((g) => g.name).join(', ')}` }) : null);
   return el('section', { id: 'safety', className: `banner ${level}`, role: level === 'dangerous' ? 'alert' : 'note', 'aria-label': 'Safety' },

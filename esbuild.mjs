@@ -1,5 +1,6 @@
-// Bundles the extension (client/src/extension.ts → client/out/extension.js) and copies the
-// codicon font + css the checkpoint page loads into client/out/codicons.
+// Bundles the extension (client/src/extension.ts → client/out/extension.js) and the checkpoint
+// page's script (client/media/page/*.js → client/out/page.js, one script the page's HTML carries
+// inline), and copies the codicon font + css the page loads into client/out/codicons.
 // Usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
@@ -25,8 +26,20 @@ const options = {
   logLevel: 'info',
 };
 
+// The webview's script: ES modules in, one classic script out (no sourcemap: it is inlined).
+const page = {
+  entryPoints: ['client/media/page/main.js'],
+  outfile: 'client/out/page.js',
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: 'es2022',
+  logLevel: 'info',
+};
+
 if (watch) {
   await (await esbuild.context(options)).watch();
+  await (await esbuild.context(page)).watch();
 } else {
-  await esbuild.build(options);
+  await Promise.all([esbuild.build(options), esbuild.build(page)]);
 }

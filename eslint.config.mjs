@@ -25,16 +25,16 @@ export default tseslint.config(
   {
     files: ['client/media/**/*.js'],
     languageOptions: {
-      sourceType: 'script',
-      globals: { acquireVsCodeApi: 'readonly', window: 'readonly', document: 'readonly', requestAnimationFrame: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', navigator: 'readonly', HTMLElement: 'readonly', KeyboardEvent: 'readonly' },
+      sourceType: 'module',
+      globals: { acquireVsCodeApi: 'readonly', window: 'readonly', document: 'readonly', requestAnimationFrame: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', navigator: 'readonly', HTMLElement: 'readonly', KeyboardEvent: 'readonly', performance: 'readonly', ResizeObserver: 'readonly' },
     },
     rules: { eqeqeq: 'error' },
   },
   {
-    files: ['*.mjs', 'tests/e2e/**/*.mjs'],
+    files: ['*.mjs', 'tests/e2e/**/*.mjs', 'benchmarks/**/*.mjs'],
     languageOptions: {
       sourceType: 'module',
-      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', URL: 'readonly', fetch: 'readonly', getComputedStyle: 'readonly', document: 'readonly' },
+      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', URL: 'readonly', fetch: 'readonly', getComputedStyle: 'readonly', document: 'readonly', window: 'readonly' },
     },
   },
 );

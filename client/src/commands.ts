@@ -86,22 +86,30 @@ const copyShape: CommandFactory = {
   },
 };
 
+/** Shows a tree node in its page: a tensor's row and values, a container's tensors. A tree click passes `{ preserveFocus: true }`. */
 const revealInPage: CommandFactory = {
   needsServer: false,
-  create: ({ pages }) => (node?: unknown) => node instanceof CheckpointNode ? pages.revealInPage(node.file, node.summary.key) : undefined,
+  create: ({ pages }) => (node?: unknown, options?: unknown) => node instanceof CheckpointNode
+    ? pages.revealInPage(node.file, node.summary, { preserveFocus: (options as { preserveFocus?: unknown } | undefined)?.preserveFocus === true })
+    : undefined,
 };
 
-/** A quick pick over `pthscope/search`; accepting a match reveals it in the tree. */
+/**
+ * A quick pick over `pthscope/search`; accepting a match reveals it in the tree, loading what it
+ * takes, and a tensor in its page too. The server filters: VS Code shows every match as sent
+ * (`alwaysShow`) and highlights the query in the key only, not letters of class names.
+ */
 const find: CommandFactory = {
   needsServer: true,
-  create: ({ ctx, tree }) => () => {
+  create: ({ ctx, tree, pages }) => () => {
     const checkpoint = tree.current;
     if (!checkpoint) {
       return vscode.window.showInformationMessage('pthscope: open a checkpoint first.');
     }
     const pick = vscode.window.createQuickPick<vscode.QuickPickItem & { match?: protocol.NodeSummary }>();
     pick.placeholder = 'Find a module or tensor by key (case-insensitive, * wildcards)';
-    pick.matchOnDescription = true;
+    pick.matchOnDescription = false;
+    pick.matchOnDetail = false;
     let timer: NodeJS.Timeout | undefined;
     let generation = 0;
     const search = async (query: string): Promise<void> => {
@@ -118,8 +126,11 @@ const find: CommandFactory = {
           return;
         }
         pick.items = result.matches.map((match) => ({
+          alwaysShow: true,
           label: match.key,
-          description: match.tensor ? `${formatShape(match.tensor.shape)} ${match.tensor.dtype} · ${match.tensor.grad_state}` : match.module?.class ?? match.type,
+          description: match.tensor
+            ? `${formatShape(match.tensor.shape)} ${match.tensor.dtype}${match.tensor.grad_state === 'not stored' ? '' : ` · ${match.tensor.grad_state}`}`
+            : match.module?.class ?? match.type,
           match,
         }));
         pick.title = `${result.total.toLocaleString('en-US')} matches${result.total > result.matches.length ? ` (first ${result.matches.length} shown)` : ''}`;
@@ -140,8 +151,10 @@ const find: CommandFactory = {
       pick.hide();
       if (match) {
         await vscode.commands.executeCommand('pthscope.tree.focus');
-        if (!(await tree.reveal(match.key))) {
+        if (!(await tree.reveal(match.path))) {
           void vscode.window.showInformationMessage(`pthscope: ${match.key} is not in the tree of ${path.basename(checkpoint.file)}.`);
+        } else if (match.tensor) {
+          await pages.revealInPage(checkpoint.file, match, { preserveFocus: true });
         }
       }
     });

@@ -25,6 +25,17 @@ export class Config {
     return typeof value === 'string' ? expandInterpreterSetting(value, folder) : '';
   }
 
+  /** Whether `interpreter` comes from the user's (or a remote machine's) settings, not a workspace's. */
+  get interpreterIsFromUserSettings(): boolean {
+    const inspected = vscode.workspace.getConfiguration(Config.section).inspect<string | null>('interpreter');
+    return !vscode.workspace.isTrusted || (!inspected?.workspaceValue && !inspected?.workspaceFolderValue);
+  }
+
+  /** Whether a `.bin` checkpoint that opens in the text editor is reopened in its page (tabs.ts). */
+  get openBinFiles(): boolean {
+    return this.get<unknown>('openBinFiles', true) !== false;
+  }
+
   /** Clamped: the schema's bounds are not enforced when a settings file says otherwise. */
   get treePageSize(): number {
     const value = this.get<unknown>('tree.pageSize', PAGE_SIZE.fallback);

@@ -1,82 +1,49 @@
 /**
- * The checkpoint page: a read-only custom editor whose webview (media/page.js) renders what
- * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. Messages are `{type, body}`; the page says
- * `ready` before it gets `init`. The active page's checkpoint is what the side panel shows. In
- * Restricted Mode the page also gets `trust`: a note on what that mode changes (null: none).
- * After a scan it gets `scanned` (the server's summary and report); a tree node's statistics
- * arrive as `moduleStats` (valueCommands.ts sends both).
+ * The checkpoint page: a read-only custom editor whose webview (media/page/) renders what
+ * `pthscope/open`, `pthscope/tensors` and `pthscope/stats` return. The read starts as the panel
+ * opens, while the webview boots (checkpointPage.ts keeps the messages until the page is ready),
+ * and the table's first page comes with it. The active page's checkpoint is what the side panel
+ * shows; when a file's last page closes, the panel empties. A page reads its file again when it
+ * changes on disk (saying so meanwhile, so that nothing errors), when the server restarts, and on
+ * the page's Retry. In Restricted Mode the page also gets `trust`: what that mode changes. After
+ * a scan it gets `scanned` (the server's summary and report); a tree node's statistics arrive as
+ * `moduleStats` (valueCommands.ts sends both). Folders and shard indexes get the same page in a
+ * panel of their own (setPage.ts).
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type WorkDoneProgressParams } from 'vscode-languageclient';
+import { CheckpointPage, isFirstPage, type PageMessage } from './checkpointPage';
 import type { Ctx } from './ctx';
 import { pageHtml, pageResourceRoots } from './pageHtml';
 import * as protocol from './protocol';
-import type { OpenResult, PathElement, TensorsParams } from './protocol';
+import type { NodeSummary, OpenResult, PathElement } from './protocol';
+import { opensAsSet } from './setPage';
+import { keepPreviewOpen } from './tabs';
 import type { CheckpointTree } from './tree';
 
 export const CHECKPOINT_VIEW_TYPE = 'pthscope.checkpoint';
-/** The same page for *.bin, offered ("Open With…") rather than the default. */
+/** The same page for *.bin, offered ("Open With…") rather than the default; see tabs.ts. */
 export const BIN_CHECKPOINT_VIEW_TYPE = 'pthscope.binCheckpoint';
 /** The page's view type for a file: *.bin has its own ("option" priority) registration. */
 export function checkpointViewType(file: vscode.Uri): string {
-  return file.path.endsWith('.bin') ? BIN_CHECKPOINT_VIEW_TYPE : CHECKPOINT_VIEW_TYPE;
+  return file.path.toLowerCase().endsWith('.bin') ? BIN_CHECKPOINT_VIEW_TYPE : CHECKPOINT_VIEW_TYPE;
 }
 
 /** Opening faster than this shows progress in the status bar only. */
 const SLOW_OPEN_MS = 1000;
+/** The table's page size (media/page/table.js PAGE_SIZE). */
+const TABLE_PAGE_SIZE = 500;
+/** A file being written changes many times: read it once it has been quiet this long. */
+const QUIET_AFTER_CHANGE_MS = 400;
 
-type PageMessage =
-  | { type: 'ready' }
-  | { type: 'tensors'; body: TensorsParams & { requestId: number } }
-  | { type: 'stats'; body: { requestId: number; path: PathElement[] } }
-  | { type: 'revealInTree'; body: { key: string } }
-  | { type: 'copy'; body: { text: string } }
-  | { type: 'openSet'; body: { file: string } }
-  | { type: 'scan' };
+/** A node to show in the page: a summary from the tree or Find, or a tensor named by its path (`tensor: true`). */
+export type RevealTarget = Pick<NodeSummary, 'key' | 'path' | 'tensor'> | { key: string; path: PathElement[]; tensor: boolean };
 
-class CheckpointPage {
-  result: OpenResult | undefined;
-  private ready = false;
-  private pendingReveal: string | undefined;
-  private readonly pendingPosts: { type: string; body: unknown }[] = [];
-
-  constructor(readonly file: string, readonly panel: vscode.WebviewPanel) {}
-
-  post(type: string, body: unknown): void {
-    void this.panel.webview.postMessage({ type, body });
-  }
-
-  /** Posts once the page has its data. */
-  postWhenReady(type: string, body: unknown): void {
-    if (this.ready && this.result) {
-      this.post(type, body);
-    } else {
-      this.pendingPosts.push({ type, body });
-    }
-  }
-
-  markReady(): void {
-    this.ready = true;
-    if (this.pendingReveal !== undefined && this.result) {
-      this.post('reveal', { key: this.pendingReveal });
-      this.pendingReveal = undefined;
-    }
-    if (this.result) {
-      this.pendingPosts.splice(0).forEach(({ type, body }) => { this.post(type, body); });
-    }
-  }
-
-  /** Shows the tensors under `key` in the table (after the page has its data). */
-  revealKey(key: string): void {
-    this.panel.reveal();
-    if (this.ready && this.result) {
-      this.post('reveal', { key });
-    } else {
-      this.pendingReveal = key;
-    }
-  }
+export interface RevealOptions {
+  /** Keep the keyboard where it is (a click in the side panel). */
+  preserveFocus?: boolean;
 }
 
 export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProvider {
@@ -88,6 +55,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     ctx.pushCleanup(
       vscode.window.registerCustomEditorProvider(CHECKPOINT_VIEW_TYPE, provider, options),
       vscode.window.registerCustomEditorProvider(BIN_CHECKPOINT_VIEW_TYPE, provider, options),
+      ctx.onDidChangeServer((change) => { provider.onServerChange(change); }),
     );
     return provider;
   }
@@ -99,16 +67,31 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
   }
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
-    this.showInPanel(document.uri.fsPath, panel);
+    this.showInPanel(document.uri, panel);
   }
 
-  /** The page of `file` in `panel`: a custom editor's, or a panel of its own (setPage.ts: a folder). */
-  showInPanel(file: string, panel: vscode.WebviewPanel): void {
-    const page = new CheckpointPage(file, panel);
+  /** The page of `uri` in `panel`: a custom editor's, or a panel of its own (setPage.ts: a folder). */
+  showInPanel(uri: vscode.Uri, panel: vscode.WebviewPanel): void {
+    this.ctx.startup.mark('page opened');
+    const page = new CheckpointPage(uri.fsPath, panel);
     this.pages.add(page);
     panel.webview.options = { enableScripts: true, localResourceRoots: pageResourceRoots(this.ctx.extension.extensionUri) };
     panel.webview.html = pageHtml(panel.webview, this.ctx.extension.extensionUri, path.basename(page.file));
+    // Next turn: the HTML goes to the webview first, then the read (which may start the server) begins.
+    setTimeout(() => void this.read(page), 0);
+    page.post('trust', this.ctx.restrictedModeNote ?? null);
+    const watcher = watchFile(uri);
+    let quiet: NodeJS.Timeout | undefined;
+    const onChange = (why: string) => {
+      page.post('changed', { why });
+      clearTimeout(quiet);
+      quiet = setTimeout(() => void whenUnchanged(uri).then(() => this.read(page)), QUIET_AFTER_CHANGE_MS);
+    };
     const subscriptions = [
+      watcher,
+      watcher.onDidChange(() => { onChange('The file changed on disk: reading it again…'); }),
+      watcher.onDidCreate(() => { onChange('The file was written again: reading it…'); }),
+      watcher.onDidDelete(() => { clearTimeout(quiet); page.post('changed', { why: 'The file was deleted from disk.' }); }),
       panel.webview.onDidReceiveMessage((message: PageMessage) => void this.onMessage(page, message)),
       panel.onDidChangeViewState(() => {
         if (panel.active && page.result) {
@@ -118,8 +101,12 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       this.ctx.onDidChangeTrustNote(() => { page.post('trust', this.ctx.restrictedModeNote ?? null); }),
     ];
     panel.onDidDispose(() => {
+      clearTimeout(quiet);
       this.pages.delete(page);
       vscode.Disposable.from(...subscriptions).dispose();
+      if (this.tree.current?.file === page.file && ![...this.pages].some((p) => p.file === page.file)) {
+        this.tree.clear();
+      }
     });
   }
 
@@ -128,32 +115,28 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     for (const page of this.pages) {
       if (page.file === file) {
         page.result = reopened;
-        page.postWhenReady('scanned', { summary: reopened.scan ?? null, result });
+        page.postAfterInit('scanned', { summary: reopened.scan ?? null, result });
       }
     }
   }
 
   /** Opens (or focuses) the page for `file` and shows a node's statistics in its values panel. */
   async showModuleStats(file: string, result: protocol.ModuleStatsResult): Promise<void> {
-    let page = [...this.pages].find((p) => p.file === file);
-    if (!page) {
-      const uri = vscode.Uri.file(file);
-      await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri));
-      page = [...this.pages].find((p) => p.file === file);
-    }
+    const page = this.pageOf(file) ?? await this.openPage(file, {});
     page?.panel.reveal();
-    page?.postWhenReady('moduleStats', result);
+    page?.postAfterInit('moduleStats', result);
   }
 
-  /** Opens (or focuses) the page for `file` and shows the tensors under `key`. */
-  async revealInPage(file: string, key: string): Promise<void> {
+  /** Opens (or focuses) the page for `file` and shows `node` there: a tensor's row and values, else the tensors under it. */
+  async revealInPage(file: string, node: RevealTarget, options: RevealOptions = {}): Promise<void> {
+    const reveal = { key: node.key, path: node.path, tensor: typeof node.tensor === 'boolean' ? node.tensor : node.tensor !== undefined };
     const existing = this.pageOf(file);
     if (existing) {
-      existing.revealKey(key);
+      existing.panel.reveal(existing.panel.viewColumn, options.preserveFocus === true);
+      existing.post('reveal', reveal);
       return;
     }
-    await vscode.commands.executeCommand('pthscope.openCheckpoint', vscode.Uri.file(file));
-    this.pageOf(file)?.revealKey(key);
+    (await this.openPage(file, options))?.post('reveal', reveal);
   }
 
   /** Focuses the page of `file` if one is open; false when there is none. */
@@ -167,17 +150,46 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     return [...this.pages].find((p) => p.file === file);
   }
 
+  /** Opens a page for `file` (a set page for a folder or an index) and returns it. */
+  private async openPage(file: string, options: RevealOptions): Promise<CheckpointPage | undefined> {
+    const uri = vscode.Uri.file(file);
+    if (await opensAsSet(uri)) {
+      await vscode.commands.executeCommand('pthscope.openCheckpoint', uri);
+    } else {
+      await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri), { preserveFocus: options.preserveFocus === true });
+    }
+    return this.pageOf(file);
+  }
+
+  private onServerChange(change: 'stopping' | 'started'): void {
+    for (const page of this.pages) {
+      if (change === 'stopping') {
+        page.post('changed', { why: 'The pthscope server is restarting…' });
+      } else {
+        void this.read(page);
+      }
+    }
+  }
+
   private async onMessage(page: CheckpointPage, message: PageMessage): Promise<void> {
     switch (message.type) {
       case 'ready':
-        await this.openInPage(page);
-        page.post('trust', this.ctx.restrictedModeNote ?? null);
+        this.ctx.startup.mark('webview loading', message.body.loadingAt);
+        this.ctx.startup.mark('webview ready', message.body.readyAt);
         page.markReady();
+        return;
+      case 'retry':
+        if (this.ctx.isServerRunning) {
+          await this.read(page);
+        } else {
+          await this.ctx.restart(); // reads every page again once the server is up (or says why not)
+        }
         return;
       case 'tensors': {
         const { requestId, ...params } = message.body;
         try {
-          const result = await this.ctx.request(protocol.tensors, { ...params, file: page.file });
+          const prefetched = isFirstPage(params, TABLE_PAGE_SIZE) ? page.firstTensors : undefined;
+          const result = await (prefetched ?? this.ctx.request(protocol.tensors, { ...params, file: page.file }));
           page.post('tensors', { requestId, ...result });
         } catch (error) {
           page.post('tensorsFailed', { requestId, message: errorMessage(error) });
@@ -197,9 +209,19 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       case 'revealInTree':
         if (page.result) {
           this.tree.show(page.result);
-          await vscode.commands.executeCommand('pthscope.tree.focus');
-          await this.tree.reveal(message.body.key);
+          if (message.body.focus) {
+            await vscode.commands.executeCommand('pthscope.tree.focus');
+          } else if (!this.tree.view.visible) {
+            return; // Enter in the table: follow in the side panel only when it is open
+          }
+          await this.tree.reveal(message.body.path, message.body.focus);
         }
+        return;
+      case 'interacted':
+        await keepPreviewOpen(page.panel, page.file);
+        return;
+      case 'shown':
+        this.ctx.startup.mark(message.body.what === 'rows' ? 'first rows shown' : 'summary shown', message.body.at);
         return;
       case 'copy':
         await vscode.env.clipboard.writeText(message.body.text);
@@ -214,17 +236,29 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     }
   }
 
-  private async openInPage(page: CheckpointPage): Promise<void> {
+  /** Reads the page's file (again) and shows it; the table's first page is asked for at once too. */
+  private async read(page: CheckpointPage): Promise<void> {
+    const latest = page.startReading();
     try {
       const result = await this.openWithProgress(page.file);
+      if (!latest()) {
+        return; // a newer read (the file changed again) will show its result
+      }
+      this.ctx.startup.mark('checkpoint read');
       page.result = result;
+      if (result.root !== null) {
+        page.firstTensors = this.ctx.request(protocol.tensors, { file: page.file, offset: 0, limit: TABLE_PAGE_SIZE });
+        page.firstTensors.catch(() => undefined); // the page's own request will say what failed
+      }
       page.post('init', result);
-      if (page.panel.active) {
+      if (page.panel.active || this.tree.current?.file === page.file) {
         this.tree.show(result);
       }
     } catch (error) {
-      this.ctx.log.error(`Opening ${page.file}: ${errorMessage(error)}`);
-      page.post('failed', { message: errorMessage(error) });
+      if (latest()) {
+        this.ctx.log.error(`Opening ${page.file}: ${errorMessage(error)}`);
+        page.post('failed', { message: errorMessage(error) });
+      }
     }
   }
 
@@ -268,6 +302,32 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       subscription?.dispose();
     }
   }
+}
+
+/** Resolves once the file's size and mtime stay the same for a moment (a writer may pause between writes). */
+async function whenUnchanged(uri: vscode.Uri): Promise<void> {
+  const stamp = async (): Promise<string> => {
+    try {
+      const st = await vscode.workspace.fs.stat(uri);
+      return `${st.size}:${st.mtime}`;
+    } catch {
+      return 'missing';
+    }
+  };
+  let before = await stamp();
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, QUIET_AFTER_CHANGE_MS));
+    const now = await stamp();
+    if (now === before) {
+      return;
+    }
+    before = now;
+  }
+}
+
+/** A watcher of one file, in a workspace folder or not (VS Code watches its folder, not recursively). */
+function watchFile(uri: vscode.Uri): vscode.FileSystemWatcher {
+  return vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.joinPath(uri, '..'), path.basename(uri.fsPath)));
 }
 
 function errorMessage(error: unknown): string {

@@ -1,11 +1,15 @@
 /**
  * Activation: build the context, the tree and the page provider, register the commands and
- * start the server. Loud on failure.
+ * start the server — right away when a page needs it, else a moment later, so that a page that
+ * activated the extension gets its webview before the server's start keeps the extension host
+ * busy. Loud on failure.
  */
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { CheckpointEditorProvider } from './editor';
+import { InterpreterStatusItem } from './statusBar';
+import { openBinCheckpointsInPages } from './tabs';
 import { CheckpointTree } from './tree';
 
 let ctx: Ctx | undefined;
@@ -18,7 +22,9 @@ export function activate(extension: vscode.ExtensionContext): void {
     ctx.pushCleanup(tree);
     const pages = CheckpointEditorProvider.register(ctx, tree);
     registerCommands({ ctx, tree, pages });
-    void ctx.start();
+    ctx.pushCleanup(openBinCheckpointsInPages(ctx), new InterpreterStatusItem(ctx));
+    ctx.startup.mark('activated');
+    ctx.startSoon();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     ctx.log.error(`Activation failed: ${message}`);

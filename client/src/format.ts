@@ -1,6 +1,6 @@
 /**
  * Text for numbers, sizes and shapes as the tree and tooltips show them. Pure: no `vscode`.
- * (The checkpoint page has its own copy in media/page.js, which runs in the webview.)
+ * (The checkpoint page has its own copy in media/page/dom.js, which runs in the webview.)
  */
 import type { ParameterCountsJson, RoleTableJson } from './protocol';
 
@@ -37,7 +37,16 @@ export function formatExact(count: number): string {
   return count.toLocaleString('en-US');
 }
 
-/** "1.2K trainable · 300 frozen", leaving out zero parts; "" when there are no parameters. */
+/** A count and its noun, singular or plural: "1 tensor", "3 tensors", "1.2K buffers". */
+export function countOf(count: number, singular: string, plural = `${singular}s`, format: (n: number) => string = formatCount): string {
+  return `${format(count)} ${count === 1 ? singular : plural}`;
+}
+
+/**
+ * Model parameters in elements, as PyTorch summaries count them: "1.2K trainable · 300 frozen";
+ * where the file does not store requires_grad (a state_dict) just "432 params" — the file's root
+ * says once what that means. "" when there are none.
+ */
 export function formatParameterCounts(counts: ParameterCountsJson): string {
   const parts: string[] = [];
   if (counts.trainable > 0) {
@@ -47,23 +56,21 @@ export function formatParameterCounts(counts: ParameterCountsJson): string {
     parts.push(`${formatCount(counts.frozen)} frozen`);
   }
   if (counts.not_stored > 0) {
-    parts.push(`${formatCount(counts.not_stored)} flag not stored`);
+    parts.push(parts.length > 0 ? `${formatCount(counts.not_stored)} without a stored flag` : countOf(counts.not_stored, 'param'));
   }
   return parts.join(' · ');
 }
 
-/** Parameters as above, then the other roles a subtree holds: "8 trainable · 3 buffers · 1.2K optimizer state". */
+/**
+ * What a subtree holds: its parameters (elements, as above), then the other roles in tensors:
+ * "8 trainable · 3 buffers · 12 optimizer tensors · 1 other tensor".
+ */
 export function formatRoleSummary(counts: RoleTableJson): string {
-  const parts = [formatParameterCounts(counts.parameter)];
   const { buffer, optimizer_state: optimizer, other } = counts;
-  if (buffer.tensors > 0) {
-    parts.push(`${formatCount(buffer.tensors)} ${buffer.tensors === 1 ? 'buffer' : 'buffers'}`);
-  }
-  if (optimizer.tensors > 0) {
-    parts.push(`${formatCount(optimizer.elements)} optimizer state`);
-  }
-  if (other.tensors > 0) {
-    parts.push(`${formatCount(other.tensors)} other ${other.tensors === 1 ? 'tensor' : 'tensors'}`);
-  }
-  return parts.filter(Boolean).join(' · ');
+  return [
+    formatParameterCounts(counts.parameter),
+    buffer.tensors > 0 ? countOf(buffer.tensors, 'buffer') : '',
+    optimizer.tensors > 0 ? countOf(optimizer.tensors, 'optimizer tensor') : '',
+    other.tensors > 0 ? countOf(other.tensors, 'other tensor') : '',
+  ].filter(Boolean).join(' · ');
 }

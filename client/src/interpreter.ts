@@ -4,7 +4,8 @@
  * candidates come from (settings, the Python extension) is the caller's business.
  *
  * In Restricted Mode no executable inside a workspace folder runs (not even for the version
- * probe): such a candidate counts as unset and the next source is tried.
+ * probe): such a candidate counts as unset and the next source is tried. In a remote window the
+ * caller may ask for the next source also when the setting's interpreter does not run there.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -173,6 +174,54 @@ export const runProbe: ProbeRunner = (command, args, cwd) =>
     });
   });
 
+/** Where probe answers outlive the session (the extension's global state), keyed by executable and its stamp. */
+export interface ProbeStore {
+  get(key: string): string | undefined;
+  set(key: string, stdout: string): void;
+}
+
+/**
+ * `run`, asked once per executable while that file is unchanged (same size and mtime): a
+ * restart, a second window, the next session (with `store`) do not probe again. Failures are
+ * not kept.
+ */
+export function memoizedProbe(run: ProbeRunner, stat: (file: string) => string | undefined = statKey, store?: ProbeStore): ProbeRunner {
+  const known = new Map<string, Promise<{ stdout: string; error?: string }>>();
+  return (command, args, cwd) => {
+    const version = stat(command);
+    if (version === undefined) {
+      return run(command, args, cwd);
+    }
+    const key = JSON.stringify([command, version, args, cwd]);
+    let answer = known.get(key);
+    const stored = answer ? undefined : store?.get(key);
+    if (stored !== undefined) {
+      answer = Promise.resolve({ stdout: stored });
+      known.set(key, answer);
+    } else if (!answer) {
+      answer = run(command, args, cwd);
+      known.set(key, answer);
+      void answer.then((result) => {
+        if (result.error) {
+          known.delete(key);
+        } else {
+          store?.set(key, result.stdout);
+        }
+      });
+    }
+    return answer;
+  };
+}
+
+function statKey(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ProbeContext {
   /** Restricted Mode: the workspace folders, none of whose executables or environments may run. Empty when trusted. */
   untrustedFolders: readonly string[];
@@ -180,10 +229,12 @@ export interface ProbeContext {
   cwd: string;
   env: NodeJS.ProcessEnv;
   platform: NodeJS.Platform;
+  /** Try the next source when every candidate of one fails, not only when refused (a remote window's user setting). */
+  tryNextSourceOnFailure?: boolean;
 }
 
 export type InterpreterChoice =
-  | { ok: true; candidate: InterpreterCandidate; executable: string; version: PythonVersion; refused: string[] }
+  | { ok: true; candidate: InterpreterCandidate; executable: string; version: PythonVersion; refused: string[]; skipped: string[] }
   | { ok: false; message: string; details: string[]; refused: string[] };
 
 type Attempt =
@@ -225,7 +276,8 @@ async function tryCandidate(candidate: InterpreterCandidate, context: ProbeConte
 /**
  * Tries the candidates, source by source, and returns the first that runs, is allowed and is
  * >= MIN_PYTHON, or a message that says what was tried and how to fix it. The next source is
- * tried only when Restricted Mode refused every candidate of the current one.
+ * tried only when Restricted Mode refused every candidate of the current one, or, with
+ * `tryNextSourceOnFailure`, when none of them ran; `skipped` then says what did not.
  */
 export async function chooseInterpreter(
   tiers: InterpreterCandidate[][],
@@ -242,7 +294,7 @@ export async function chooseInterpreter(
       tried.push(candidate.command);
       const attempt = await tryCandidate(candidate, context, run);
       if (attempt.kind === 'ok') {
-        return { ok: true, candidate, executable: attempt.executable, version: attempt.version, refused };
+        return { ok: true, candidate, executable: attempt.executable, version: attempt.version, refused, skipped: details };
       }
       (attempt.kind === 'refused' ? refused : details).push(attempt.detail);
       if (attempt.kind === 'too-old') {
@@ -250,7 +302,7 @@ export async function chooseInterpreter(
       }
       allRefused &&= attempt.kind === 'refused';
     }
-    if (!allRefused) {
+    if (!allRefused && !context.tryNextSourceOnFailure) {
       break;
     }
   }

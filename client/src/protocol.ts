@@ -20,7 +20,7 @@ export type Role = 'parameter' | 'buffer' | 'optimizer_state' | 'other';
 export type NodeKind = 'dict' | 'list' | 'tuple' | 'set' | 'object' | 'module' | 'tensor' | 'value' | 'group';
 export type Risk = 'safe' | 'unknown' | 'dangerous';
 export type SavedAs = 'module' | 'state_dict';
-export type TensorSort = 'index' | 'key' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role';
+export type TensorSort = 'index' | 'key' | 'shape' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role' | 'kind' | 'location';
 /** The actions of the `pthscope.insertRequiresGradCode` command. */
 export type RequiresGradAction = 'freezeAllExcept' | 'freezeModule' | 'unfreezeAll' | 'printParameters';
 
@@ -215,6 +215,8 @@ export interface OpenResult {
   part_of: PartOfJson | null;
   /** The file's last scan, while the file is unchanged. */
   scan?: ScanSummary;
+  /** Top-level modules of the file's classes that the server's Python cannot import and no workspace folder holds. */
+  unimportable: string[];
 }
 
 export interface ChildrenParams {
@@ -257,6 +259,8 @@ export interface TensorsParams {
   filter?: string;
   sort?: TensorSort;
   descending?: boolean;
+  /** A tensor whose row in this filter and order the result's `row` gives (the page reveals it). */
+  rowOf?: PathElement[] | null;
 }
 
 export interface TensorsResult {
@@ -264,6 +268,39 @@ export interface TensorsResult {
   total: number;
   /** By key: the rows of this page the last scan marked. */
   marks?: Record<string, ScanMark>;
+  /** Where the `rowOf` tensor is in this filter and order; absent when it is not in it. */
+  row?: number;
+}
+
+/** The way from the root to a node, for a tree that loads children page by page. */
+export interface RevealParams {
+  file: string;
+  path?: PathElement[];
+}
+
+/** One node on that way, and its index among its parent's children. */
+export interface RevealStep {
+  node: NodeSummary;
+  index: number;
+}
+
+export interface RevealResult {
+  /** From the root's child to the node itself; empty for the root. */
+  steps: RevealStep[];
+}
+
+/** Which Python runs the server: no params. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface EnvironmentParams {
+}
+
+export interface EnvironmentResult {
+  python: string;
+  executable: string;
+  prefix: string;
+  /** What computes tensor values: their versions, null when that Python cannot import them. */
+  torch: string | null;
+  numpy: string | null;
 }
 
 /** Statistics of one tensor's values, read on demand from its own bytes (docs/protocol.md). */
@@ -303,6 +340,8 @@ export interface TensorStats {
   mean_abs?: number | null;
   /** Complex tensors: the statistics are of |x|. */
   magnitude?: boolean;
+  /** The first values, row-major (all of a small tensor), as text: "0.1", "-3", "True", "nan", "inf". */
+  first_values?: string[];
 }
 
 export interface StatsResult {
@@ -582,6 +621,8 @@ export const scan = new RequestType<ScanParams, ScanResult, void>('pthscope/scan
 export const moduleStats = new RequestType<ModuleStatsParams, ModuleStatsResult, void>('pthscope/moduleStats');
 export const diff = new RequestType<DiffParams, DiffResult, void>('pthscope/diff');
 export const convert = new RequestType<ConvertParams, ConvertResult, void>('pthscope/convert');
+export const reveal = new RequestType<RevealParams, RevealResult, void>('pthscope/reveal');
+export const environment = new RequestType<EnvironmentParams, EnvironmentResult, void>('pthscope/environment');
 
 /** Commands the server runs (`workspace/executeCommand`): name → [arguments, result]. */
 export const INSERT_REQUIRES_GRAD_CODE = 'pthscope.insertRequiresGradCode';

@@ -18,6 +18,14 @@ interface PythonEnvironmentsApi {
   };
 }
 
+export function isPythonExtensionInstalled(): boolean {
+  return vscode.extensions.getExtension(PYTHON_EXTENSION_ID) !== undefined;
+}
+
+export function isPythonExtensionActive(): boolean {
+  return vscode.extensions.getExtension(PYTHON_EXTENSION_ID)?.isActive === true;
+}
+
 async function pythonApi(): Promise<PythonEnvironmentsApi | undefined> {
   const extension = vscode.extensions.getExtension<PythonEnvironmentsApi>(PYTHON_EXTENSION_ID);
   if (!extension) {

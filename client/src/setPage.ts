@@ -6,8 +6,9 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { checkpointViewType, type CheckpointEditorProvider } from './editor';
+import type { CheckpointEditorProvider } from './editor';
 import { pageResourceRoots } from './pageHtml';
+import { openCheckpointTab } from './tabs';
 
 const SET_VIEW_TYPE = 'pthscope.checkpointSet';
 /** Files that stand for a whole set: a shard index, a DCP folder's metadata (also one rank's). */
@@ -28,7 +29,7 @@ export async function opensAsSet(uri: vscode.Uri): Promise<boolean> {
 /** Opens `uri` in the page: a set page for a folder, an index or a `.metadata`, else the editor. */
 export async function openCheckpointPage(pages: CheckpointEditorProvider, extensionUri: vscode.Uri, uri: vscode.Uri): Promise<void> {
   if (!(await opensAsSet(uri))) {
-    await vscode.commands.executeCommand('vscode.openWith', uri, checkpointViewType(uri));
+    await openCheckpointTab(uri);
     return;
   }
   if (pages.focusPage(uri.fsPath)) {
@@ -40,5 +41,5 @@ export async function openCheckpointPage(pages: CheckpointEditorProvider, extens
     localResourceRoots: pageResourceRoots(extensionUri),
   });
   panel.iconPath = vscode.Uri.joinPath(extensionUri, 'client', 'media', 'pthscope.svg');
-  pages.showInPanel(uri.fsPath, panel);
+  pages.showInPanel(uri, panel);
 }

@@ -1,17 +1,20 @@
 /**
- * The side panel's checkpoint tree: the current checkpoint (the one in the active page), its
- * contents by role (the root's counts, as the server sends them) at the top, then its nodes,
- * expanded lazily one page of children at a time through `pthscope/children`. How a node looks
- * is decided in treeModel.ts; this module only keeps the loaded nodes and talks to VS Code.
+ * The side panel's checkpoint tree: the current checkpoint (the one in the active page) as one
+ * root row naming the file, its class and its parameters' totals; under it the file's problems,
+ * its contents by role (the root's counts, as the server sends them), then its nodes, expanded
+ * lazily one page of children at a time through `pthscope/children`. Revealing a node (Find, the
+ * page) asks the server the way to it (`pthscope/reveal`) and loads just the pages on that way.
+ * Clicking a tensor shows it in the page. The tree empties when the checkpoint's last page
+ * closes. How a node looks is decided in treeModel.ts; this module keeps the loaded nodes and
+ * talks to VS Code.
  */
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import * as protocol from './protocol';
-import { formatBytes, formatExact } from './format';
+import { countOf, formatBytes, formatExact } from './format';
 import type { NodeSummary, OpenResult, PathElement, ProblemJson, RoleTableJson } from './protocol';
 import {
-  childTowards, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, roleTooltipMarkdown, tensorTooltipMarkdown,
+  fileLook, nodeId, nodeLook, nodeTooltipMarkdown, pagesUpTo, problemText, remainingChildren, roleRows, roleTooltipMarkdown, tensorTooltipMarkdown,
   visibleText, type RoleRow,
 } from './treeModel';
 
@@ -25,6 +28,27 @@ export class CheckpointNode extends vscode.TreeItem {
     this.contextValue = look.contextValue;
     // Tensor tooltips are resolved on hover (resolveTreeItem) to include tied storage.
     this.tooltip = summary.tensor ? undefined : new vscode.MarkdownString(nodeTooltipMarkdown(summary));
+    this.accessibilityInformation = { label: `${look.label}, ${look.description}` };
+    if (summary.tensor) {
+      // A click shows the tensor's row and values in the page, keeping the focus here.
+      this.command = { command: 'pthscope.revealInPage', title: 'Show in Page', arguments: [this, { preserveFocus: true }] };
+    }
+  }
+}
+
+/** The root row: the file, its class and its parameters' totals; everything else is under it. */
+export class FileNode extends vscode.TreeItem {
+  readonly parent = undefined;
+
+  constructor(readonly result: OpenResult) {
+    const look = fileLook(result);
+    super(look.label, vscode.TreeItemCollapsibleState.Expanded);
+    this.id = `${result.file}\u0000file`;
+    this.description = look.description;
+    this.tooltip = new vscode.MarkdownString(look.tooltip);
+    this.iconPath = new vscode.ThemeIcon(result.errors.length > 0 && result.root === null ? 'error' : 'file-binary');
+    this.resourceUri = vscode.Uri.file(result.file);
+    this.contextValue = 'pthscope.file';
     this.accessibilityInformation = { label: `${look.label}, ${look.description}` };
   }
 }
@@ -41,13 +65,11 @@ export class LoadMoreNode extends vscode.TreeItem {
 
 /** "Contents": the file's tensors by role, above its tree. */
 export class ContentsNode extends vscode.TreeItem {
-  readonly parent = undefined;
-
-  constructor(readonly file: string, result: OpenResult, readonly counts: RoleTableJson) {
+  constructor(readonly file: string, result: OpenResult, readonly counts: RoleTableJson, readonly parent: FileNode) {
     super('Contents', vscode.TreeItemCollapsibleState.Expanded);
     this.id = `${file}\u0000contents`;
     const tensors = result.summary.tensors;
-    this.description = `${formatExact(tensors)} ${tensors === 1 ? 'tensor' : 'tensors'} · ${formatBytes(result.summary.tensor_bytes)}`;
+    this.description = `${countOf(tensors, 'tensor', 'tensors', formatExact)} · ${formatBytes(result.summary.tensor_bytes)}`;
     this.iconPath = new vscode.ThemeIcon('layers');
     this.contextValue = 'pthscope.contents';
     this.accessibilityInformation = { label: `Contents, ${this.description}` };
@@ -67,16 +89,17 @@ export class RoleNode extends vscode.TreeItem {
 }
 
 export class ProblemNode extends vscode.TreeItem {
-  constructor(problem: ProblemJson, severity: 'error' | 'warning', readonly parent?: CheckpointNode) {
+  constructor(problem: ProblemJson, severity: 'error' | 'warning', readonly parent: CheckpointNode | FileNode | undefined) {
     super(problemText(problem), vscode.TreeItemCollapsibleState.None);
     this.description = problem.kind;
     this.iconPath = new vscode.ThemeIcon(severity, new vscode.ThemeColor(severity === 'error' ? 'errorForeground' : 'editorWarning.foreground'));
     this.tooltip = new vscode.MarkdownString().appendText(`${problem.kind}: ${visibleText(problem.message)}${problem.where ? `\nwhere: ${visibleText(problem.where)}` : ''}`);
+    this.accessibilityInformation = { label: `${severity}: ${this.description}: ${problemText(problem)}` };
     this.contextValue = `pthscope.${severity}`;
   }
 }
 
-export type TreeNode = ContentsNode | RoleNode | CheckpointNode | LoadMoreNode | ProblemNode;
+export type TreeNode = FileNode | ContentsNode | RoleNode | CheckpointNode | LoadMoreNode | ProblemNode;
 
 interface LoadedChildren {
   nodes: CheckpointNode[];
@@ -90,6 +113,7 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
   readonly onDidChangeTreeData = this.changeEmitter.event;
   readonly view: vscode.TreeView<TreeNode>;
   private checkpoint: OpenResult | undefined;
+  private fileNode: FileNode | undefined;
   private readonly loaded = new Map<string, LoadedChildren>();
 
   constructor(private readonly ctx: Ctx) {
@@ -106,14 +130,28 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
       return;
     }
     this.checkpoint = result;
+    this.fileNode = new FileNode(result);
     // Python files link to the checkpoint on show too (hovers, fixes); nothing to wait for.
     void this.ctx.request(protocol.setActiveCheckpoint, { file: result.file }).catch(() => undefined);
     this.loaded.clear();
     if (result.root) {
       this.loaded.set(nodeId(result.file, ROOT_PATH), { nodes: result.children.map((c) => new CheckpointNode(result.file, c, undefined)), total: result.root.child_count });
     }
-    this.view.description = path.basename(result.file);
+    this.view.description = undefined; // the root row names the file
     void vscode.commands.executeCommand('setContext', 'pthscope.hasCheckpoint', true);
+    this.changeEmitter.fire(undefined);
+  }
+
+  /** Empties the tree (the checkpoint's last page closed): Python files link no checkpoint any more. */
+  clear(): void {
+    if (!this.checkpoint) {
+      return;
+    }
+    this.checkpoint = undefined;
+    this.fileNode = undefined;
+    this.loaded.clear();
+    void this.ctx.request(protocol.setActiveCheckpoint, { file: null }).catch(() => undefined);
+    void vscode.commands.executeCommand('setContext', 'pthscope.hasCheckpoint', false);
     this.changeEmitter.fire(undefined);
   }
 
@@ -133,7 +171,7 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
   }
 
   getParent(element: TreeNode): TreeNode | undefined {
-    return element.parent;
+    return element instanceof CheckpointNode || element instanceof ProblemNode ? element.parent ?? this.fileNode : element.parent;
   }
 
   async getChildren(element?: TreeNode): Promise<TreeNode[]> {
@@ -142,14 +180,17 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
       return [];
     }
     if (element === undefined) {
+      return this.fileNode ? [this.fileNode] : [];
+    }
+    if (element instanceof FileNode) {
       const problems = [
-        ...checkpoint.errors.map((p) => new ProblemNode(p, 'error')),
-        ...checkpoint.warnings.map((p) => new ProblemNode(p, 'warning')),
+        ...checkpoint.errors.map((p) => new ProblemNode(p, 'error', element)),
+        ...checkpoint.warnings.map((p) => new ProblemNode(p, 'warning', element)),
       ];
       if (!checkpoint.root) {
         return problems;
       }
-      const contents = checkpoint.root.counts ? [new ContentsNode(checkpoint.file, checkpoint, checkpoint.root.counts)] : [];
+      const contents = checkpoint.root.counts ? [new ContentsNode(checkpoint.file, checkpoint, checkpoint.root.counts, element)] : [];
       return [...problems, ...contents, ...(await this.childrenWithLoadMore(checkpoint.file, undefined))];
     }
     if (element instanceof ContentsNode) {
@@ -179,29 +220,42 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
   async loadMore(node: LoadMoreNode): Promise<void> {
     const loaded = this.loaded.get(nodeId(node.file, node.parent?.summary.path ?? ROOT_PATH));
     if (loaded) {
-      await this.fetchPage(node.file, node.parent, loaded);
-      this.changeEmitter.fire(node.parent);
+      await this.fetchPage(node.file, node.parent, loaded, this.ctx.config.treePageSize);
+      this.changed(node.parent);
     }
   }
 
-  /** Expands the tree down to the node keyed `target` (loading pages as needed) and selects it. */
-  async reveal(target: string): Promise<boolean> {
+  /**
+   * Expands the tree down to the node at `path` and selects it, loading on the way only the pages
+   * that hold it (the server says where it is in each parent). `focus`: move the keyboard there.
+   */
+  async reveal(path: readonly PathElement[], focus = true): Promise<boolean> {
     const file = this.checkpoint?.file;
     if (!file) {
       return false;
     }
+    const { steps } = await this.ctx.request(protocol.reveal, { file, path: [...path] });
     let parent: CheckpointNode | undefined;
-    for (;;) {
-      const next = await this.findChildTowards(file, parent, target);
-      if (!next) {
-        return false;
+    for (const step of steps) {
+      const loaded = await this.loadedChildren(file, parent);
+      if (loaded.nodes.length <= step.index) {
+        const pageSize = this.ctx.config.treePageSize;
+        while (loaded.nodes.length <= step.index && remainingChildren(loaded.nodes.length, loaded.total) > 0) {
+          await this.fetchPage(file, parent, loaded, pagesUpTo(loaded.nodes.length, step.index, pageSize));
+        }
+        this.changed(parent);
       }
-      parent = next;
-      if (next.summary.key === target) {
-        await this.view.reveal(next, { select: true, focus: true, expand: false });
-        return true;
+      const node = loaded.nodes[step.index] as CheckpointNode | undefined;
+      if (node?.summary.key !== step.node.key || file !== this.checkpoint?.file) {
+        return false; // the file changed meanwhile
       }
+      parent = node;
     }
+    if (!parent) {
+      return false;
+    }
+    await this.view.reveal(parent, { select: true, focus, expand: false });
+    return true;
   }
 
   dispose(): void {
@@ -209,15 +263,9 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
     this.changeEmitter.dispose();
   }
 
-  private async findChildTowards(file: string, parent: CheckpointNode | undefined, target: string): Promise<CheckpointNode | undefined> {
-    const loaded = await this.loadedChildren(file, parent);
-    for (;;) {
-      const match = childTowards(loaded.nodes.map((n) => n.summary), target);
-      if (match || remainingChildren(loaded.nodes.length, loaded.total) === 0) {
-        return loaded.nodes.find((n) => n.summary === match);
-      }
-      await this.fetchPage(file, parent, loaded);
-    }
+  /** Tells VS Code that `node`'s children changed (undefined: the root row's). */
+  private changed(node: CheckpointNode | undefined): void {
+    this.changeEmitter.fire(node ?? this.fileNode);
   }
 
   private async childrenWithLoadMore(file: string, parent: CheckpointNode | undefined): Promise<TreeNode[]> {
@@ -231,18 +279,18 @@ export class CheckpointTree implements vscode.TreeDataProvider<TreeNode>, vscode
     let loaded = this.loaded.get(key);
     if (!loaded) {
       loaded = { nodes: [], total: Number.POSITIVE_INFINITY };
-      await this.fetchPage(file, parent, loaded);
+      await this.fetchPage(file, parent, loaded, this.ctx.config.treePageSize);
       this.loaded.set(key, loaded);
     }
     return loaded;
   }
 
-  private async fetchPage(file: string, parent: CheckpointNode | undefined, loaded: LoadedChildren): Promise<void> {
+  private async fetchPage(file: string, parent: CheckpointNode | undefined, loaded: LoadedChildren, limit: number): Promise<void> {
     const page = await this.ctx.request(protocol.children, {
       file,
       path: parent?.summary.path ?? ROOT_PATH,
       offset: loaded.nodes.length,
-      limit: this.ctx.config.treePageSize,
+      limit,
     });
     loaded.nodes.push(...page.children.map((c) => new CheckpointNode(file, c, parent)));
     loaded.total = page.children.length === 0 ? loaded.nodes.length : page.total;

@@ -4,8 +4,8 @@
  * runner; tree.ts turns these into TreeItems. Nothing here knows file formats: it renders the
  * NodeSummary the server sends.
  */
-import { formatBytes, formatCount, formatExact, formatRoleSummary, formatShape } from './format';
-import type { NodeSummary, PathElement, ProblemJson, Role, RoleTableJson, ScanMark, TensorJson } from './protocol';
+import { countOf, formatBytes, formatExact, formatParameterCounts, formatRoleSummary, formatShape } from './format';
+import type { NodeSummary, OpenResult, PathElement, ProblemJson, Role, RoleTableJson, ScanMark, TensorJson } from './protocol';
 
 export interface NodeLook {
   label: string;
@@ -62,26 +62,17 @@ export function gradStateIcon(tensor: TensorJson): { id: string; color?: string 
       return { id: 'flame', color: 'charts.green' };
     case 'frozen':
       return { id: 'lock', color: 'charts.blue' };
-    case 'not stored':
-      return { id: 'circle-outline', color: 'disabledForeground' };
+    case 'not stored': // a state_dict's parameter: the file's row says once what that means
+      return { id: 'symbol-parameter', color: 'descriptionForeground' };
   }
 }
 
-export function gradStateText(tensor: TensorJson): string {
-  if (tensor.role === 'buffer') {
-    return 'buffer (no gradient)';
+/** The requires_grad of a tensor, when the file says it: only model parameters whose flag is saved. */
+export function requiresGradText(tensor: TensorJson): string | undefined {
+  if (tensor.role !== 'parameter' || tensor.grad_state === 'not stored') {
+    return undefined;
   }
-  if (tensor.role === 'optimizer_state') {
-    return 'optimizer state (no gradient)';
-  }
-  switch (tensor.grad_state) {
-    case 'trainable':
-      return 'trainable (requires_grad=True)';
-    case 'frozen':
-      return 'frozen (requires_grad=False)';
-    case 'not stored':
-      return 'requires_grad not stored in this file';
-  }
+  return tensor.grad_state === 'trainable' ? 'True (trainable)' : 'False (frozen)';
 }
 
 function shortType(type: string): string {
@@ -100,7 +91,7 @@ export function nodeDescription(node: NodeSummary): string {
   if (node.kind === 'value') {
     return node.value ?? shortType(node.type);
   }
-  const items = `${formatCount(node.child_count)} ${node.child_count === 1 ? 'item' : 'items'}`;
+  const items = countOf(node.child_count, 'item');
   return [shortType(node.type), items, counts].filter(Boolean).join(' · ');
 }
 
@@ -120,30 +111,49 @@ export function nodeLook(node: NodeSummary): NodeLook {
   };
 }
 
-/** Markdown for a tensor's tooltip: everything the file says about it. */
+/** Where a tensor's values are, in words, when that is worth saying: tied to other tensors, or a view. */
+export function storageText(tensor: TensorJson, tied: readonly string[]): string | undefined {
+  const parts: string[] = [];
+  if (tied.length > 0) {
+    parts.push(`shared with ${tied.join(', ')}`);
+  }
+  const contiguous = tensor.stride.every((s, i) => s === tensor.shape.slice(i + 1).reduce((a, d) => a * Math.max(d, 1), 1));
+  const larger = tensor.storage_nbytes !== null && tensor.storage_nbytes > tensor.nbytes;
+  if (larger || tensor.storage_offset > 0 || !contiguous) {
+    const of = tensor.storage_nbytes === null ? 'its storage' : `a ${formatBytes(tensor.storage_nbytes)} storage`;
+    const offset = tensor.storage_offset > 0 ? ` from element ${formatExact(tensor.storage_offset)}` : '';
+    parts.push(`a view of ${of}${offset}${contiguous ? '' : `, stride ${formatShape(tensor.stride)}`}`);
+  }
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+/** Markdown for a tensor's tooltip: what the file says about it, each fact once. */
 export function tensorTooltipMarkdown(tensor: TensorJson, tied: readonly string[] = tensor.shared_with, scan?: ScanMark): string {
   const rows: [string, string][] = [
     ...(scan ? [['scan', scan.label] as [string, string]] : []),
-    ['requires_grad', tensor.kind === 'parameter' || tensor.requires_grad ? String(tensor.requires_grad) : 'not stored'],
-    ['state', gradStateText(tensor)],
-    ['role', ROLE_OF_A_TENSOR[tensor.role]],
-    ['saved as', tensor.kind],
-    ['dtype', tensor.dtype],
-    ['shape', formatShape(tensor.shape)],
-    ['numel', formatExact(tensor.numel)],
-    ['bytes', `${formatExact(tensor.nbytes)} (${formatBytes(tensor.nbytes)})`],
-    ['location', tensor.location],
-    ['stride', formatShape(tensor.stride)],
-    ['storage offset', formatExact(tensor.storage_offset)],
+    ['shape', `${formatShape(tensor.shape)} ${tensor.dtype}`],
+    ['size', `${countOf(tensor.numel, 'element', 'elements', formatExact)} · ${formatBytes(tensor.nbytes)}`],
   ];
-  if (tensor.storage) {
-    const storageBytes = tensor.storage_nbytes === null ? '' : `, ${formatBytes(tensor.storage_nbytes)}`;
-    rows.push(['storage', `${tensor.storage}${storageBytes}`]);
+  const requiresGrad = requiresGradText(tensor);
+  if (requiresGrad) {
+    rows.push(['requires_grad', requiresGrad]);
   }
-  if (tied.length > 0) {
-    rows.push(['tied storage', tied.join(', ')]);
+  rows.push(['role', roleText(tensor)], ['device', tensor.location]);
+  const storage = storageText(tensor, tied);
+  if (storage) {
+    rows.push(['storage', storage]);
+  }
+  if (tensor.layout !== 'strided') {
+    rows.push(['layout', tensor.layout]);
   }
   return [`**${markdownText(tensor.key) || '(empty key)'}**`, '', '| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${markdownCode(v, true)} |`)].join('\n');
+}
+
+/** "model parameter", with how it was saved when that is not what its role implies. */
+export function roleText(tensor: TensorJson): string {
+  const role = ROLE_OF_A_TENSOR[tensor.role];
+  const usual = (tensor.role === 'parameter' && tensor.kind === 'parameter') || (tensor.role === 'buffer' && tensor.kind === 'buffer');
+  return usual || tensor.kind === 'tensor' ? role : `${role} (saved as ${tensor.kind === 'ndarray' ? 'a numpy array' : `a ${tensor.kind}`})`;
 }
 
 /** Markdown for a module's or container's tooltip. */
@@ -155,40 +165,42 @@ export function nodeTooltipMarkdown(node: NodeSummary): string {
   if (node.scan) {
     lines.push(`scan: ${markdownCode(node.scan.label)}`);
   }
-  if (node.type) {
-    lines.push(`type: ${markdownCode(node.type)}`);
-  }
   if (node.module) {
     lines.push(`class: ${markdownCode(node.module.class)}`);
     if (node.module.training !== null) {
       lines.push(`training: \`${String(node.module.training)}\``);
     }
-  }
-  if (node.counts) {
-    lines.push(...roleLines(node.counts));
+  } else if (node.type) {
+    lines.push(`type: ${markdownCode(node.type)}`);
   }
   if (node.value !== undefined) {
     lines.push(`value: ${markdownCode(node.value)}`);
   }
-  if (node.child_count > 0) {
-    lines.push(`children: ${formatExact(node.child_count)}`);
+  if (node.counts) {
+    lines.push(...roleLines(node.counts));
   }
   return lines.join('  \n');
 }
 
-/** One line per role the subtree holds: "model parameters: 1,552 elements in 14 tensors (6.1 KiB)". */
+/** One line per role the subtree holds ("model parameters: 14 tensors · 1,552 elements · 6.1 KiB"), then the flags. */
 export function roleLines(counts: RoleTableJson): string[] {
-  const lines: string[] = [];
-  for (const row of roleRows(counts)) {
-    if (row.counts.tensors > 0) {
-      lines.push(`${row.label}: ${row.description}`);
-    }
-  }
+  const lines = roleRows(counts).filter((row) => row.counts.tensors > 0).map((row) => `${row.label}: ${row.description}`);
+  const flags = requiresGradLine(counts);
+  return flags ? [...lines, flags] : lines;
+}
+
+/** The parameters' requires_grad in elements: "requires_grad: 33,418 trainable, 9,808 frozen". */
+export function requiresGradLine(counts: RoleTableJson): string | undefined {
   const p = counts.parameter;
-  if (p.elements > 0) {
-    lines.push(`parameters by flag: trainable ${formatExact(p.trainable)}, frozen ${formatExact(p.frozen)}, flag not stored ${formatExact(p.not_stored)}`);
+  if (p.elements === 0) {
+    return undefined;
   }
-  return lines;
+  const stored = [p.trainable > 0 ? `${formatExact(p.trainable)} trainable` : '', p.frozen > 0 ? `${formatExact(p.frozen)} frozen` : ''].filter(Boolean);
+  if (p.not_stored === 0) {
+    return `requires_grad: ${stored.join(', ')} (elements)`;
+  }
+  const lost = `requires_grad not saved for ${p.not_stored === p.elements ? 'any' : formatExact(p.not_stored)} of them: trainable after load_state_dict`;
+  return stored.length > 0 ? `requires_grad: ${stored.join(', ')}; ${lost}` : lost;
 }
 
 export interface RoleRow {
@@ -206,19 +218,47 @@ export function roleRows(counts: RoleTableJson): RoleRow[] {
     const c = counts[role];
     const description = c.tensors === 0
       ? 'none'
-      : `${formatExact(c.tensors)} ${c.tensors === 1 ? 'tensor' : 'tensors'} · ${formatExact(c.elements)} elements · ${formatBytes(c.bytes)}`;
+      : `${countOf(c.tensors, 'tensor', 'tensors', formatExact)} · ${countOf(c.elements, 'element', 'elements', formatExact)} · ${formatBytes(c.bytes)}`;
     return { role, label: ROLE_LABELS[role], description, icon: ROLE_ICONS[role], counts: c };
   });
 }
 
 /** Markdown for a role row's tooltip: for model parameters, their requires_grad flags. */
 export function roleTooltipMarkdown(row: RoleRow, counts: RoleTableJson): string {
-  const lines = [`**${row.label}**`, '', row.description];
-  if (row.role === 'parameter' && counts.parameter.elements > 0) {
-    const p = counts.parameter;
-    lines.push('', `trainable ${formatExact(p.trainable)} · frozen ${formatExact(p.frozen)} · flag not stored ${formatExact(p.not_stored)} (elements)`);
+  const flags = row.role === 'parameter' ? requiresGradLine(counts) : undefined;
+  return [`**${row.label}**`, '', row.description, ...(flags ? ['', flags] : [])].join('  \n');
+}
+
+/** The side panel's root row: the file, its class and its parameters' totals. */
+export interface FileLook {
+  label: string;
+  description: string;
+  tooltip: string;
+}
+
+export function fileLook(result: OpenResult): FileLook {
+  const name = result.file.split(/[\\/]/).pop() ?? result.file;
+  const root = result.root;
+  const what = root === null ? '' : root.module ? shortType(root.module.class) : shortType(root.type);
+  const p = result.summary.roles.parameter;
+  let totals: string;
+  if (root === null) {
+    totals = 'could not be read';
+  } else if (p.elements === 0) {
+    totals = countOf(result.summary.tensors, 'tensor');
+  } else if (p.not_stored === p.elements) {
+    totals = `${countOf(p.elements, 'param')} · requires_grad not saved`;
+  } else {
+    totals = formatParameterCounts(p);
   }
-  return lines.join('  \n');
+  const lines = [`**${markdownText(name)}**`, '', markdownText(result.file), `format: ${markdownCode(result.format)} · ${formatBytes(result.size)}`];
+  if (root?.module) {
+    lines.push(`class: ${markdownCode(root.module.class)}`);
+  }
+  if (root?.counts) {
+    lines.push(...roleLines(root.counts));
+  }
+  return { label: visibleText(name), description: visibleText([what, totals].filter(Boolean).join(' · ')), tooltip: lines.join('  \n') };
 }
 
 export function problemText(problem: ProblemJson): string {
@@ -235,23 +275,16 @@ export function nodeId(file: string, path: readonly PathElement[]): string {
   return `${file}\u0000${JSON.stringify(path)}`;
 }
 
+/** The server's largest page of children (lsp/protocol.py MAX_PAGE). */
+export const MAX_PAGE = 10_000;
+
 /**
- * Which of `children` leads to the node keyed `target`: the one with that key, else the one whose
- * key is the longest dotted prefix of it. Keys, not paths, because the server may group flat
- * dotted keys ("model.layers.0.weight") under "group" nodes that are not on the path.
+ * How many children to ask for, from `loaded` on, so that index `target` is loaded: whole pages
+ * of `pageSize` (the tree's Load more stays aligned), at most MAX_PAGE at a time.
  */
-export function childTowards<T extends { key: string }>(children: readonly T[], target: string): T | undefined {
-  const exact = children.find((c) => c.key === target);
-  if (exact) {
-    return exact;
-  }
-  let best: T | undefined;
-  for (const child of children) {
-    if ((child.key === '' || target.startsWith(`${child.key}.`)) && child.key.length >= (best?.key.length ?? -1)) {
-      best = child;
-    }
-  }
-  return best;
+export function pagesUpTo(loaded: number, target: number, pageSize: number): number {
+  const needed = target + 1 - loaded;
+  return Math.min(MAX_PAGE, Math.max(pageSize, Math.ceil(needed / pageSize) * pageSize));
 }
 
 // The one way file text enters tooltip Markdown (the server's hovers do the same in

@@ -113,7 +113,7 @@ const scanForNanInf: CommandFactory = {
     const message = scanMessage(result);
     const first = result.bad.length > 0 ? result.bad[0] : undefined;
     if (first && (await show(message.level, message.text, 'Show in Page'))) {
-      await pages.revealInPage(file, first.key);
+      await pages.revealInPage(file, { key: first.key, path: first.path, tensor: true });
     } else if (!first) {
       await show(message.level, message.text);
     }

@@ -9,6 +9,7 @@ import {
   expandInterpreterSetting,
   folderHolding,
   isSupportedVersion,
+  memoizedProbe,
   parseVersionProbe,
   PROBE_ARGS,
   type ProbeContext,
@@ -182,12 +183,62 @@ describe('chooseInterpreter', () => {
     assert.match(choice.ok ? '' : choice.message, /pthscope\.interpreter/);
   });
 
+  it("a remote window: a user setting naming another machine's Python falls back to the next source, saying why", async () => {
+    const { run } = fakeRunner({ [userPython]: `3.11.7\n${userPython}\n/usr` });
+    const tiers = candidateTiers({ setting: '/Users/me/venv/bin/python', pythonExtension: undefined, platform: 'linux' });
+    const choice = await chooseInterpreter(tiers, { ...trusted, tryNextSourceOnFailure: true }, run);
+    assert.equal(choice.ok && choice.executable, userPython);
+    assert.equal(choice.ok && choice.candidate.source, 'path');
+    assert.match(choice.ok ? choice.skipped.join('\n') : '', /\/Users\/me\/venv\/bin\/python \(the pthscope\.interpreter setting\): spawn .* ENOENT/);
+    const local = await chooseInterpreter(tiers, trusted, run); // a local window: the setting is what the user wants, or an error
+    assert.equal(local.ok, false);
+  });
+
   it('says what it tried when nothing runs', async () => {
     const { run } = fakeRunner({});
     const choice = await chooseInterpreter([[{ command: 'python3', source: 'path' }, { command: 'python', source: 'path' }]], { ...trusted, env: { PATH: '' } }, run);
     assert.equal(choice.ok, false);
     assert.match(choice.ok ? '' : choice.message, /could not run Python \(tried python3, python\)/);
     assert.equal(choice.ok ? 0 : choice.details.length, 2);
+  });
+});
+
+describe('memoizedProbe', () => {
+  it('probes an executable once while it is unchanged, and again after it changed or failed', async () => {
+    let calls = 0;
+    let version = 'a';
+    let fail = false;
+    const run: ProbeRunner = () => { calls += 1; return Promise.resolve(fail ? { stdout: '', error: 'boom' } : { stdout: '3.11.7' }); };
+    const probe = memoizedProbe(run, () => version);
+    await probe('/py', PROBE_ARGS, '/ext');
+    await probe('/py', PROBE_ARGS, '/ext');
+    assert.equal(calls, 1);
+    version = 'b'; // the venv's python was replaced
+    await probe('/py', PROBE_ARGS, '/ext');
+    assert.equal(calls, 2);
+    version = 'c';
+    fail = true;
+    await probe('/py', PROBE_ARGS, '/ext');
+    await new Promise((resolve) => setImmediate(resolve));
+    fail = false;
+    assert.equal((await probe('/py', PROBE_ARGS, '/ext')).error, undefined);
+    assert.equal(calls, 4);
+  });
+});
+
+describe('memoizedProbe with a store', () => {
+  it('answers the next session from the store while the executable is unchanged', async () => {
+    const kept = new Map<string, string>();
+    const store = { get: (k: string) => kept.get(k), set: (k: string, v: string) => { kept.set(k, v); } };
+    let calls = 0;
+    const run: ProbeRunner = () => { calls += 1; return Promise.resolve({ stdout: '3.11.7\n/py\n/usr' }); };
+    await memoizedProbe(run, () => 'v1', store)('/py', PROBE_ARGS, '/ext');
+    await new Promise((resolve) => setImmediate(resolve));
+    const nextSession = memoizedProbe(run, () => 'v1', store);
+    assert.equal((await nextSession('/py', PROBE_ARGS, '/ext')).stdout, '3.11.7\n/py\n/usr');
+    assert.equal(calls, 1);
+    await memoizedProbe(run, () => 'v2', store)('/py', PROBE_ARGS, '/ext'); // replaced: probed again
+    assert.equal(calls, 2);
   });
 });
 

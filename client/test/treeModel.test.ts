@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatBytes, formatCount, formatParameterCounts, formatRoleSummary } from '../src/format';
-import type { NodeSummary, RoleTableJson, TensorJson } from '../src/protocol';
+import { countOf, formatBytes, formatCount, formatParameterCounts, formatRoleSummary } from '../src/format';
+import type { NodeSummary, OpenResult, RoleTableJson, TensorJson } from '../src/protocol';
 import {
-  childTowards, markdownCode, markdownText, nodeId, nodeLook, nodeTooltipMarkdown, problemText, remainingChildren, roleRows, tensorTooltipMarkdown, visibleText,
+  fileLook, markdownCode, markdownText, MAX_PAGE, nodeId, nodeLook, nodeTooltipMarkdown, pagesUpTo, problemText, remainingChildren, roleRows,
+  roleTooltipMarkdown, storageText, tensorTooltipMarkdown, visibleText,
 } from '../src/treeModel';
 
 function tensor(overrides: Partial<TensorJson> = {}): TensorJson {
@@ -47,7 +48,7 @@ describe('nodeLook', () => {
     const trainable = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ requires_grad: true, grad_state: 'trainable' }) }));
     assert.equal(trainable.icon.id, 'flame');
     const unknown = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'tensor', grad_state: 'not stored' }) }));
-    assert.equal(unknown.icon.id, 'circle-outline');
+    assert.equal(unknown.icon.id, 'symbol-parameter'); // no "not stored" mark on every row
     const buffer = nodeLook(node({ kind: 'tensor', child_count: 0, tensor: tensor({ kind: 'buffer', role: 'buffer', grad_state: 'not stored' }) }));
     assert.equal(buffer.icon.id, 'database');
     // A state_dict's running_mean is a plain tensor the server calls a buffer: the role decides.
@@ -61,16 +62,69 @@ describe('nodeLook', () => {
     assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', name: '', path: [], key: '' })).label, '(root)');
   });
 
-  it('shows what a container holds by role, as the server counted it', () => {
+  it('shows what a container holds by role, as the server counted it: parameters in elements, the rest in tensors', () => {
     const optimizer = roles({}, { optimizer_state: { tensors: 18, elements: 1540, bytes: 6160 } });
-    assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', child_count: 2, name: 'optimizer', counts: optimizer })).description, 'dict · 2 items · 1.5K optimizer state');
+    assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', child_count: 2, name: 'optimizer', counts: optimizer })).description, 'dict · 2 items · 18 optimizer tensors');
+    const one = roles({}, { optimizer_state: { tensors: 1, elements: 4, bytes: 16 }, buffer: { tensors: 1, elements: 1, bytes: 8 } });
+    assert.equal(nodeLook(node({ kind: 'dict', type: 'dict', child_count: 1, name: 'x', counts: one })).description, 'dict · 1 item · 1 buffer · 1 optimizer tensor');
     const tooltip = nodeTooltipMarkdown(node({ kind: 'dict', type: 'dict', counts: roles({ tensors: 14, elements: 1552, bytes: 6208, not_stored: 1552 }) }));
     assert.ok(tooltip.includes('model parameters: 14 tensors · 1,552 elements · 6.1 KiB'), tooltip);
-    assert.ok(tooltip.includes('flag not stored 1,552'), tooltip);
+    assert.ok(tooltip.includes('requires_grad not saved for any of them: trainable after load_state_dict'), tooltip);
+  });
+
+  it("says a state_dict module's parameters without repeating that the flag is not saved", () => {
+    const look = nodeLook(node({
+      module: undefined, kind: 'group', type: '', name: 'layer1',
+      counts: roles({ tensors: 2, elements: 2320, bytes: 9280, not_stored: 2320 }, { buffer: { tensors: 3, elements: 33, bytes: 136 } }),
+    }));
+    assert.equal(look.description, '2 items · 2.3K params · 3 buffers');
+    assert.doesNotMatch(look.description, /not stored|flag/);
+  });
+
+  it('does not repeat the class as the type in a module tooltip', () => {
+    const tooltip = nodeTooltipMarkdown(node({ module: { path: ['conv1'], key: 'conv1', class: 'torch.nn.modules.conv.Conv2d', training: false, parameters: { total: 1, trainable: 0, frozen: 1, unknown: 0 } } }));
+    assert.equal(tooltip.split('torch.nn.modules.conv.Conv2d').length, 2, tooltip);
+  });
+});
+
+describe('fileLook', () => {
+  function opened(overrides: Partial<OpenResult> & { parameter?: Partial<RoleTableJson['parameter']> }): OpenResult {
+    const counts = roles({ tensors: 32, elements: 43_226, bytes: 172_904, ...overrides.parameter });
+    return {
+      file: '/ws/models/whole_model.pth', format: 'torch-zip', size: 202_361, metadata: {}, models: [], globals: [], warnings: [], errors: [],
+      summary: { tensors: 62, modules: 35, roles: counts, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 }, requires_grad_stored: true,
+        bytes_by_dtype: {}, tensor_bytes: 0, storage_bytes: 0, locations: {}, kinds: {}, globals_by_risk: {} },
+      root: node({ path: [], key: '', name: '', kind: 'module', type: 'demo_models.SmallResNet', counts,
+        module: { path: [], key: '', class: 'demo_models.SmallResNet', training: true, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 } } }),
+      children: [], parts: [], part_of: null, unimportable: [], ...overrides,
+    };
+  }
+
+  it('names the file, its class and its trainable/frozen totals', () => {
+    const look = fileLook(opened({ parameter: { trainable: 33_418, frozen: 9_808 } }));
+    assert.equal(look.label, 'whole_model.pth');
+    assert.equal(look.description, 'SmallResNet · 33.4K trainable · 9.8K frozen');
+    assert.ok(look.tooltip.includes('whole\\_model\\.pth') && look.tooltip.includes('`demo_models.SmallResNet`'), look.tooltip);
+  });
+
+  it("states once, on the file, that a state_dict's requires_grad was not saved", () => {
+    const look = fileLook(opened({ parameter: { not_stored: 43_226 }, root: node({ path: [], key: '', name: '', kind: 'dict', type: 'collections.OrderedDict' }) }));
+    assert.equal(look.description, 'OrderedDict · 43.2K params · requires_grad not saved');
+  });
+
+  it('says when the file could not be read', () => {
+    assert.equal(fileLook(opened({ root: null })).description, 'could not be read');
   });
 });
 
 describe('roleRows', () => {
+  it("says a role row's requires_grad in words, once", () => {
+    const counts = roles({ tensors: 32, elements: 43_226, bytes: 1, trainable: 33_418, frozen: 9_808 });
+    const [parameters] = roleRows(counts);
+    assert.ok(parameters);
+    assert.match(roleTooltipMarkdown(parameters, counts), /requires_grad: 33,418 trainable, 9,808 frozen \(elements\)/);
+  });
+
   it('lists the four roles in the server\'s order, the empty ones as none', () => {
     const rows = roleRows(roles({ tensors: 46, elements: 891_469, bytes: 3_565_876 }, { buffer: { tensors: 1, elements: 8, bytes: 64 } }));
     assert.deepEqual(rows.map((r) => [r.label, r.description]), [
@@ -83,15 +137,25 @@ describe('roleRows', () => {
 });
 
 describe('tensorTooltipMarkdown', () => {
-  it('states requires_grad and everything else the file stores', () => {
+  it('states each fact once: shape and dtype, size, requires_grad, role, device, storage', () => {
     const text = tensorTooltipMarkdown(tensor(), ['fc.weight']);
-    for (const expected of ['requires_grad | `false`', 'frozen (requires_grad=False)', 'role | `model parameter`', 'saved as | `parameter`', '`float32`', '[16, 3, 3, 3]', '`432`', '1,728', '`cpu`', '[27, 9, 3, 1]', 'tied storage | `fc.weight`']) {
+    for (const expected of ['shape | `[16, 3, 3, 3] float32`', 'size | `432 elements · 1.7 KiB`', 'requires_grad | `False (frozen)`', 'role | `model parameter`', 'device | `cpu`', 'storage | `shared with fc.weight`']) {
       assert.ok(text.includes(expected), `missing ${expected} in\n${text}`);
     }
+    assert.equal(text.split('frozen').length, 2, `"frozen" twice in\n${text}`);
+    assert.doesNotMatch(text, /saved as|stride|storage offset/);
   });
 
-  it('says when requires_grad is not stored', () => {
-    assert.ok(tensorTooltipMarkdown(tensor({ kind: 'tensor', grad_state: 'not stored' })).includes('requires_grad | `not stored`'));
+  it('leaves requires_grad out where the file does not store it (the file row says so once)', () => {
+    assert.doesNotMatch(tensorTooltipMarkdown(tensor({ kind: 'tensor', grad_state: 'not stored' })), /requires_grad|not stored/);
+    assert.doesNotMatch(tensorTooltipMarkdown(tensor({ kind: 'buffer', role: 'buffer', grad_state: 'not stored' })), /requires_grad/);
+  });
+
+  it('says how a view sits in its storage, readably', () => {
+    assert.equal(storageText(tensor(), []), undefined); // its own storage: nothing to say
+    const view = tensor({ shape: [4], stride: [2], storage_offset: 3, numel: 4, nbytes: 16, storage: '6', storage_nbytes: 9216 });
+    assert.equal(storageText(view, []), 'a view of a 9.0 KiB storage from element 3, stride [2]');
+    assert.doesNotMatch(tensorTooltipMarkdown(view), /storage 6|\b6, 9\.0/);
   });
 });
 
@@ -140,7 +204,7 @@ describe('tooltip Markdown from file text', () => {
       const tip = tensorTooltipMarkdown(tensor({ key: text, dtype: text, location: text, storage: text }), [text]);
       assert.ok(printable(tip), tip);
       const lines = tip.split('\n');
-      assert.equal(lines.length, text ? 17 : 16, tip); // an empty storage name has no row
+      assert.equal(lines.length, 10, tip); // title, blank, table head (2 lines), 6 rows (the tied tensor makes a storage row)
       assert.match(lines[0], /^\*\*[^*]/, tip);
       for (const row of lines.slice(2)) {
         assert.equal(row.replace(/\\\|/g, '').split('|').length, 4, row);
@@ -163,13 +227,11 @@ describe('paging and paths', () => {
     assert.notEqual(nodeId('/f.pth', ['a', 1]), nodeId('/f.pth', ['a', '1']));
   });
 
-  it('finds the child that leads to a key, through modules and dotted-key groups', () => {
-    const children = [{ key: 'layer1' }, { key: 'layer10' }, { key: 'model' }, { key: 'model.layers' }];
-    assert.equal(childTowards(children, 'layer1.0.conv1.weight')?.key, 'layer1');
-    assert.equal(childTowards(children, 'layer10.bias')?.key, 'layer10');
-    assert.equal(childTowards(children, 'model.layers.3.weight')?.key, 'model.layers');
-    assert.equal(childTowards(children, 'layer1')?.key, 'layer1');
-    assert.equal(childTowards(children, 'fc.weight'), undefined);
+  it('loads whole pages up to a revealed index, at most a server page at a time', () => {
+    assert.equal(pagesUpTo(500, 2999, 500), 2500); // index 2999 of 3,000: five more pages in one request
+    assert.equal(pagesUpTo(500, 500, 500), 500);
+    assert.equal(pagesUpTo(0, 10, 500), 500);
+    assert.equal(pagesUpTo(0, 50_000, 500), MAX_PAGE);
   });
 });
 
@@ -180,8 +242,11 @@ describe('format', () => {
     assert.equal(formatCount(11_689_512), '11.7M');
     assert.equal(formatBytes(512), '512 B');
     assert.equal(formatBytes(1536), '1.5 KiB');
-    assert.equal(formatParameterCounts({ tensors: 1, elements: 10, bytes: 40, trainable: 0, frozen: 0, not_stored: 10 }), '10 flag not stored');
+    assert.equal(formatParameterCounts({ tensors: 1, elements: 10, bytes: 40, trainable: 0, frozen: 0, not_stored: 10 }), '10 params');
+    assert.equal(formatParameterCounts({ tensors: 2, elements: 11, bytes: 44, trainable: 1, frozen: 0, not_stored: 10 }), '1 trainable · 10 without a stored flag');
     assert.equal(formatParameterCounts(roles().parameter), '');
+    assert.equal(countOf(1, 'class', 'classes'), '1 class');
+    assert.equal(countOf(2_000, 'tensor'), '2K tensors');
     assert.equal(formatRoleSummary(roles({}, { buffer: { tensors: 3, elements: 9, bytes: 36 }, other: { tensors: 1, elements: 1, bytes: 4 } })), '3 buffers · 1 other tensor');
   });
 });

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
     if args.command == "lsp":
-        from .lsp.server import main as lsp_main
+        with gc_paused():  # pygls' and lsprotocol's thousands of classes: a third faster without collections
+            from .lsp.server import main as lsp_main
 
         return (lsp_main(args.worker_module) if args.worker_module else lsp_main()) or 0
     if args.command in _VALUE_COMMANDS:

@@ -53,8 +53,11 @@ export function freePort() {
   });
 }
 
-/** A fresh profile under `runDir`; returns the paths and environment code-server needs. */
-export function freshProfile(runDir, settings) {
+/**
+ * A fresh profile under `runDir`; returns the paths and environment code-server needs.
+ * `machineSettings`: the remote machine's settings (default: the same as the user's).
+ */
+export function freshProfile(runDir, settings, machineSettings = settings) {
   rmSync(runDir, { recursive: true, force: true });
   const dirs = { data: join(runDir, 'data'), exts: join(runDir, 'exts'), tmp: join(runDir, 'tmp'), ws: join(runDir, 'ws') };
   for (const dir of [...Object.values(dirs), join(dirs.data, 'User'), join(dirs.data, 'Machine')]) {
@@ -62,9 +65,8 @@ export function freshProfile(runDir, settings) {
   }
   // User settings, and the same as the remote machine's (code-server's extension host is "remote":
   // machine-scoped settings such as pthscope.interpreter may be read from there).
-  for (const scope of ['User', 'Machine']) {
-    writeFileSync(join(dirs.data, scope, 'settings.json'), JSON.stringify(settings, null, 2));
-  }
+  writeFileSync(join(dirs.data, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  writeFileSync(join(dirs.data, 'Machine', 'settings.json'), JSON.stringify(machineSettings, null, 2));
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: join(runDir, 'xdg-config'), // code-server writes config.yaml and logs here, not in $HOME

@@ -7,9 +7,9 @@
 // Screenshots: .e2e/shots/. Needs scripts/setup-vscode.sh and scripts/setup.sh to have run.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   activeWebview, contextMenu, diagnostics, E2E_ROOT, freePort, freshProfile, installExtension, launchChromium, openedPage as pageOpened, quickOpen, REPO, runCommand,
@@ -136,7 +136,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
         // hover service still warming up: move away and try again
       }
     }
-    assert.match(text, /requires_grad\s*false/, `tooltip: ${text}`);
+    assert.match(text, /requires_grad\s*False \(frozen\)/, `tooltip: ${text}`);
     assert.match(text, /frozen/);
     await page.waitForTimeout(500);
     await shot('03-tree-tooltip');
@@ -257,7 +257,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await quickOpen(page, stateDict.file);
     const webview = await openedPage();
     assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), stateDict.tensors);
-    await webview.locator('.note', { hasText: 'requires_grad is not saved' }).waitFor({ timeout: 10_000 });
+    await webview.locator('#flags-note', { hasText: 'requires_grad was not saved' }).waitFor({ timeout: 10_000 });
     await shot('05-state-dict-page');
   });
 
@@ -395,5 +395,252 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
       await webview.locator('#safety.dangerous').waitFor({ timeout: 5_000 });
       await shot(name);
     }
+  });
+});
+
+// ---------- issue 9: the page, the side panel and Find as one navigation system ----------
+// Its own code-server: pthscope.interpreter is set in the User settings only (a remote window,
+// as code-server is, reads it there too), and the browser shrinks to 1000×700 for one step.
+describe('the page, the side panel and Find as one (issue 9)', { timeout: 600_000 }, () => {
+  const NAV_RUN = join(E2E_ROOT, 'run-navigation');
+  const LATER_PYTHON = join(NAV_RUN, 'later', 'python'); // a Python that appears only after a failure
+  let profile;
+  let server;
+  let browser;
+  let page;
+  let expected;
+
+  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  const step = (name, body) => it(name, { timeout: 120_000 }, async () => {
+    try {
+      await body();
+    } catch (error) {
+      await shot(`failure-nav-${name.replace(/\W+/g, '-')}`).catch(() => undefined);
+      console.error(diagnostics(profile));
+      throw error;
+    }
+  });
+  /** A tree row by its label and, where names repeat, its depth (1: the file's row). */
+  const treeRow = (label, level) => page.locator(`.part.sidebar .monaco-list-row${level ? `[aria-level="${level}"]` : ''}[aria-label^="${label}, "]`).first();
+  const workspaceSettings = () => join(profile.ws, '.vscode', 'settings.json');
+  const closeAll = () => runCommand(page, 'View: Close All Editors');
+  const openInPage = async (file) => {
+    await closeAll();
+    await quickOpen(page, file);
+    return pageOpened(page);
+  };
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    profile = freshProfile(NAV_RUN, workbenchSettings({ 'pthscope.interpreter': PYTHON }), workbenchSettings());
+    const vsix = join(NAV_RUN, 'pthscope.vsix');
+    execFileSync('bash', [join(REPO, 'scripts', 'package.sh'), vsix], { stdio: 'inherit' });
+    execFileSync(PYTHON, [join(REPO, 'scripts', 'make_demo.py'), profile.ws], { stdio: 'ignore' });
+    copyFileSync(join(profile.ws, 'resnet_state_dict.pth'), join(profile.ws, 'rewrite_me.pth'));
+    expected = JSON.parse(readFileSync(join(profile.ws, 'expected.json'), 'utf8'));
+    installExtension(profile, vsix);
+    server = await startCodeServer(profile, await freePort());
+    browser = await launchChromium(chromium);
+    page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'train.py' }).waitFor({ timeout: 120_000 });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await stopCodeServer(server);
+  });
+
+  step('a User-settings interpreter runs the server in code-server; the status bar names it and its torch', async () => {
+    const item = page.locator('.statusbar-item', { hasText: /Python 3\.\d+ · torch \d/ }).first();
+    await item.waitFor({ timeout: 90_000 });
+    assert.match(await item.getAttribute('aria-label'), new RegExp(`${PYTHON.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(Python 3\\.\\d+\\.\\d+, from the pthscope\\.interpreter setting\\)`));
+  });
+
+  step('clicking a tensor in the tree selects it in the page and shows its values; focus stays in the tree', async () => {
+    const webview = await openInPage(expected.state_dict.file);
+    await showCheckpointTree(page);
+    for (const [level, name] of [[2, 'layer1'], [3, '0'], [4, 'bn1']]) {
+      await treeRow(name, level).click();
+    }
+    await treeRow('running_mean', 5).click();
+    await webview.locator('#viewport .row.selected[data-key="layer1.0.bn1.running_mean"]').waitFor({ timeout: 15_000 });
+    await webview.locator('#stats-key', { hasText: 'layer1.0.bn1.running_mean' }).waitFor({ timeout: 30_000 });
+    const values = await webview.locator('#stats-values').innerText();
+    assert.equal(values.split(',').length, 16, `all 16 values of a [16] buffer: ${values}`);
+    assert.ok(values.split(',').every((v) => Number.isFinite(Number(v))), values);
+    assert.ok(await page.evaluate(() => document.activeElement?.closest('.part.sidebar') !== null), 'the keyboard left the tree');
+    await shot('20-tree-click-values');
+  });
+
+  step('Enter in the page keeps the focus in the table and follows in the tree', async () => {
+    const webview = activeWebview(page);
+    await webview.locator('#viewport .row[data-key="bn1.weight"]').click();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    await webview.locator('#stats-key', { hasText: /^bn1\.bias$/ }).waitFor({ timeout: 15_000 });
+    assert.equal(await webview.locator('#viewport:focus').count(), 1, 'the table lost the keyboard');
+    await page.locator('.part.sidebar .monaco-list-row.selected[aria-label^="bias, "]').waitFor({ timeout: 15_000 });
+    await page.keyboard.press('ArrowDown'); // still the table's keys
+    await webview.locator('#viewport .row.selected[data-key="bn1.running_mean"]').waitFor({ timeout: 5_000 });
+  });
+
+  step('Find reveals a key deep in a 30,000-tensor file, loading the pages on its way, and highlights the key only', async () => {
+    const large = expected.large_model;
+    const target = `${large.layer_prefix}mlp.down_proj.weight`;
+    const webview = await openInPage(large.file);
+    await runCommand(page, 'pthscope: Find in Checkpoint…');
+    await page.locator('.quick-input-widget input').fill(target.slice('model.'.length));
+    const match = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${target.replace(/\./g, '\\.')}\\s*$`) }) }).first();
+    await match.waitFor({ timeout: 30_000 });
+    assert.ok(await match.locator('.label-name .highlight').count() > 0, 'the key is not highlighted');
+    assert.equal(await page.locator('.quick-input-list .label-description .highlight').count(), 0, 'letters of a description are highlighted');
+    await shot('21-find-highlight');
+    await match.click();
+    // layer 2,999 of 3,000: beyond the first page of 500 children
+    await page.locator('.part.sidebar .monaco-list-row.selected[aria-label^="weight, [4] float16"]').waitFor({ timeout: 30_000 });
+    await webview.locator(`#viewport .row.selected[data-key="${target}"]`).waitFor({ timeout: 15_000 });
+    await webview.locator('#stats-key', { hasText: target }).waitFor({ timeout: 15_000 });
+    await shot('22-find-deep-revealed');
+  });
+
+  step('the safety banner is one line with the verdict and counts, details behind it, red only when code would run', async () => {
+    const webview = await openInPage(expected.whole_model.file);
+    const banner = webview.locator('#safety');
+    assert.match(await webview.locator('#safety-verdict').innerText(), /^Needs weights_only=False: 2 classes from demo_models \(not importable here\) \+ 6 torch\.nn classes$/);
+    assert.equal(await banner.getAttribute('class'), 'banner unknown');
+    assert.ok((await banner.boundingBox()).height < 40, 'the banner is more than one line');
+    assert.equal(await webview.locator('.banner-details').isVisible(), false);
+    await banner.locator('summary').click();
+    await webview.locator('.banner-details', { hasText: expected.whole_model.class }).waitFor({ timeout: 5_000 });
+    await shot('23-compact-banner-open');
+    const hostile = await openInPage(expected.hostile.file);
+    const verdict = await hostile.locator('#safety.dangerous #safety-verdict').innerText();
+    assert.match(verdict, /^Would run code if loaded with weights_only=False: /);
+    assert.ok(expected.hostile.dangerous_globals.every((name) => verdict.includes(name)), verdict);
+  });
+
+  step('at 1000×700 the page never scrolls sideways, and the values stay beside or below the table', async () => {
+    await page.setViewportSize({ width: 1000, height: 700 });
+    try {
+      await showCheckpointTree(page);
+      for (const file of [expected.large_model.file, expected.whole_model.file, expected.hostile.file, expected.lightning.file]) {
+        const webview = await openInPage(file);
+        await webview.locator('#viewport .row[data-key]').first().click();
+        await webview.locator('#stats-key').waitFor({ timeout: 30_000 });
+        await webview.locator('#stats-min, #stats-value, #stats-error').first().waitFor({ timeout: 30_000 });
+        const layout = await webview.locator('body').evaluate(() => {
+          const box = (id) => document.getElementById(id).getBoundingClientRect();
+          return { scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth,
+            table: box('table'), stats: box('stats'), height: window.innerHeight };
+        });
+        assert.ok(layout.scrollWidth <= layout.clientWidth, `${file}: the page scrolls sideways (${layout.scrollWidth} > ${layout.clientWidth})`);
+        assert.ok(layout.stats.top >= 0 && layout.stats.bottom <= layout.height + 1, `${file}: the values are off screen ${JSON.stringify(layout)}`);
+        assert.ok(layout.table.bottom > 60 && layout.table.top < layout.height - 60, `${file}: the table is off screen ${JSON.stringify(layout)}`);
+        if (file === expected.large_model.file) {
+          await shot('24-page-1000x700-large');
+          // the key column is resizable: narrower, its keys are cut in the middle, whole in the tooltip
+          const handle = await webview.locator('.row.header .col-key .resizer').boundingBox();
+          await page.mouse.move(handle.x + handle.width / 2, handle.y + handle.height / 2);
+          await page.mouse.down();
+          await page.mouse.move(handle.x - 120, handle.y + handle.height / 2, { steps: 5 });
+          await page.mouse.up();
+          const cut = webview.locator('#viewport .row[data-key] .col-key[title]', { hasText: '…' }).first();
+          assert.match(await cut.innerText(), /…/, 'long keys are cut in the middle');
+          // its tooltip: the whole key (and what the columns left out for room say)
+          assert.equal((await cut.getAttribute('title')).split('\n')[0], await cut.locator('xpath=..').getAttribute('data-key'));
+          await shot('24b-page-1000x700-key-narrowed');
+          await webview.locator('.row.header .col-key .resizer').dblclick(); // back to its share of the width
+        }
+      }
+      await shot('25-page-1000x700');
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
+  });
+
+  step('a page reads its file again when it is rewritten, and shows no error meanwhile', async () => {
+    const webview = await openInPage('rewrite_me.pth');
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.state_dict.tensors);
+    const errors = webview.locator('#status.problem, #problems .problem.error, .error-text, #stats-error');
+    // rewrite it as a training script would, in two writes with a pause between them
+    const writer = execFileSync(PYTHON, ['-c', [
+      'import io, sys, time, torch',
+      'buffer = io.BytesIO(); torch.save({"step": torch.tensor(3), "w": torch.ones(2, 3), "b": torch.zeros(3)}, buffer)',
+      'data = buffer.getvalue(); f = open(sys.argv[1], "wb")',
+      'f.write(data[: len(data) // 2]); f.flush(); time.sleep(0.3); f.write(data[len(data) // 2 :]); f.close()',
+    ].join('\n'), join(profile.ws, 'rewrite_me.pth')], { encoding: 'utf8' });
+    assert.equal(writer, '');
+    for (let i = 0; i < 40; i++) {
+      assert.equal(await errors.count(), 0, 'the page showed an error while the file was rewritten');
+      if (await webview.locator('#summary-tensors[data-value="3"]').count()) {
+        break;
+      }
+      await page.waitForTimeout(150);
+    }
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), 3);
+    await webview.locator('#viewport .row[data-key="w"]').waitFor({ timeout: 10_000 });
+    assert.equal(await errors.count(), 0);
+    await showCheckpointTree(page);
+    await treeRow('rewrite_me.pth').waitFor({ timeout: 10_000 });
+    await treeRow('w').waitFor({ timeout: 10_000 }); // the tree followed
+    await shot('26-reloaded-after-rewrite');
+  });
+
+  step('a page in an error state has a Retry; Restart Server refreshes open pages', async () => {
+    const webview = await openInPage(expected.whole_model.file);
+    mkdirSync(dirname(workspaceSettings()), { recursive: true });
+    // the server restarts, and cannot start: that Python is not there yet
+    writeFileSync(workspaceSettings(), JSON.stringify({ 'pthscope.interpreter': LATER_PYTHON }));
+    const retry = webview.locator('#retry');
+    await retry.waitFor({ timeout: 60_000 });
+    await shot('27-retry');
+    mkdirSync(dirname(LATER_PYTHON), { recursive: true });
+    symlinkSync(PYTHON, LATER_PYTHON);
+    await retry.click();
+    await webview.locator('#summary-tensors').waitFor({ timeout: 60_000 });
+    assert.equal(await webview.locator('#status.problem').count(), 0);
+    // Restart Server: the open page is read again (its summary is new), with no error
+    await webview.locator('#summary').evaluate((summary) => { summary.dataset.old = 'yes'; });
+    await runCommand(page, 'pthscope: Restart Server');
+    await webview.locator('#summary:not([data-old])').waitFor({ timeout: 60_000 });
+    assert.equal(await webview.locator('#status.problem').count(), 0);
+    rmSync(dirname(workspaceSettings()), { recursive: true, force: true });
+  });
+
+  step('a .bin checkpoint opens in its page on a single click; Open Checkpoint reuses the tab; working in a preview tab keeps it', async () => {
+    await closeAll();
+    await page.locator('.activitybar [aria-label^="Explorer"]').first().click();
+    const binRow = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'pytorch_model.bin' }).first();
+    await binRow.click();
+    const webview = await pageOpened(page);
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.state_dict.tensors);
+    const binTabs = page.locator('.tabs-container .tab', { hasText: 'pytorch_model.bin' });
+    assert.equal(await binTabs.count(), 1);
+    await binRow.click({ button: 'right' });
+    await page.getByRole('menuitem', { name: 'Open Checkpoint…' }).click();
+    await page.waitForTimeout(1_000);
+    await page.keyboard.press('Escape');
+    assert.equal(await binTabs.count(), 1, 'Open Checkpoint opened a second tab');
+    await shot('28-bin-opened');
+    // a single click opens a preview (italic) tab; filtering in its page keeps it open
+    await closeAll();
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'model.safetensors' }).first().click();
+    const preview = await pageOpened(page);
+    const tab = page.locator('.tabs-container .tab', { hasText: 'model.safetensors' }).first();
+    await tab.locator('.monaco-icon-label.italic').waitFor({ timeout: 10_000 });
+    await preview.locator('#filter').fill('fc');
+    await page.waitForFunction(() => !document.querySelector('.tabs-container .tab .monaco-icon-label.italic'), null, { timeout: 10_000 });
+  });
+
+  step('the panel names the file of the active page, and empties when its last page closes', async () => {
+    await openInPage(expected.whole_model.file);
+    await showCheckpointTree(page);
+    const fileRow = treeRow(expected.whole_model.file, 1);
+    await fileRow.waitFor({ timeout: 15_000 });
+    assert.match(await fileRow.getAttribute('aria-label'), /SmallResNet · 33\.4K trainable · 9\.8K frozen/);
+    await closeAll();
+    await page.locator('.part.sidebar .welcome-view-content', { hasText: 'Open a PyTorch checkpoint' }).waitFor({ timeout: 15_000 });
+    assert.equal(await fileRow.count(), 0);
   });
 });

@@ -27,7 +27,7 @@ BAD_PARAMS = [
     ("pthscope/children", {"file": FILE, "offset": "2"}, "offset: expected an integer, got string"),
     ("pthscope/search", {"file": FILE}, "query: required field missing"),
     ("pthscope/search", {"file": FILE, "query": ""}, "`query` must not be empty"),
-    ("pthscope/tensors", {"file": FILE, "sort": "size"}, "`sort` must be one of index, key, numel"),
+    ("pthscope/tensors", {"file": FILE, "sort": "size"}, "`sort` must be one of index, key, shape, numel"),
     ("pthscope/tensors", {"file": FILE, "descending": 1}, "descending: expected true or false"),
     ("pthscope/tensors", {"file": FILE, "offset": True}, "offset: expected an integer, got boolean"),
 ]

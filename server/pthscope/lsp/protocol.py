@@ -60,6 +60,8 @@ SCAN = "pthscope/scan"
 MODULE_STATS = "pthscope/moduleStats"
 DIFF = "pthscope/diff"
 CONVERT = "pthscope/convert"
+REVEAL = "pthscope/reveal"
+ENVIRONMENT = "pthscope/environment"
 # A `workspace/executeCommand` command (the side panel's context menu on a module).
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
 RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters"]
@@ -76,8 +78,9 @@ CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.rewrite", REQUIRES_GRAD_K
 REQUEST_FAILED = -32803  # LSP's error code for a request that was valid but could not be done
 PAGE_SIZE = 500  # children and tensors per page unless asked otherwise; open sends one page
 MAX_PAGE = 10_000
-TensorSort = Literal["index", "key", "numel", "nbytes", "dtype", "grad_state", "role"]
-TENSOR_SORT_KEYS: tuple[TensorSort, ...] = ("index", "key", "numel", "nbytes", "dtype", "grad_state", "role")
+TensorSort = Literal["index", "key", "shape", "numel", "nbytes", "dtype", "grad_state", "role", "kind", "location"]
+TENSOR_SORT_KEYS: tuple[TensorSort, ...] = (
+    "index", "key", "shape", "numel", "nbytes", "dtype", "grad_state", "role", "kind", "location")
 
 ProgressToken = int | str
 # JSON-RPC ids, typed loosely for attrs.make_class.
@@ -123,6 +126,13 @@ class NodeSummary(_NodeSummaryRequired, total=False):
     scan: ScanMark  # when the file's last scan found something here
 
 
+class RevealStep(TypedDict):
+    """One node on the way from the root to a node, and its index among its parent's children."""
+
+    node: NodeSummary
+    index: int
+
+
 class TensorHistogram(TypedDict):
     min: float
     max: float
@@ -156,6 +166,9 @@ class TensorStats(_TensorStatsRequired, total=False):
     abs_max: float | None  # the largest magnitude
     mean_abs: float | None
     magnitude: bool  # complex tensors: the statistics are of |x|
+    # The first values.stats.FIRST_VALUES values, row-major (all of a small tensor), as text: "0.1",
+    # "-3", "True", "nan", "inf" (each float as short as its dtype allows).
+    first_values: list[str]
 
 
 class ScanFinding(TypedDict):
@@ -434,6 +447,8 @@ class TensorsParams:
     filter: str = ""
     sort: TensorSort = attrs.field(default="index", validator=_tensor_sort_key)
     descending: bool = False
+    # The tensor whose row (in this filter and order) the result's `row` says: the page reveals it.
+    row_of: list[PathElement] | None = None
     work_done_token: ProgressToken | None = None
 
 
@@ -464,6 +479,15 @@ class ModuleStatsParams:
 
 
 @attrs.define
+class RevealParams:
+    """The way from the root to the node at `path`, for a tree that loads children page by page."""
+
+    file: str = attrs.field(validator=_absolute)
+    path: list[PathElement] = attrs.Factory(list)
+    work_done_token: ProgressToken | None = None
+
+
+@attrs.define
 class DiffParams:
     """Compare checkpoint `a` with `b`: structure always, values when `values`."""
 
@@ -482,6 +506,11 @@ class ConvertParams:
     out: str = attrs.field(validator=_absolute)
     all: bool = False
     work_done_token: ProgressToken | None = None
+
+
+@attrs.define
+class EnvironmentParams:
+    """Which Python runs the server, and what it has for tensor values."""
 
 
 @attrs.define
@@ -523,6 +552,9 @@ class OpenResult:
     # The files of a checkpoint made of several, and the set a single file is part of.
     parts: list[PartJson]
     part_of: PartOfJson | None
+    # Top-level modules of the classes the pickle names that the server's Python cannot import
+    # and no workspace folder holds: a weights_only=False load here would fail on them.
+    unimportable: list[str]
     scan: ScanSummary | None = None  # the file's last scan, while the file is unchanged
 
 
@@ -549,6 +581,8 @@ class TensorsResult:
     tensors: list[TensorJson]
     total: int
     marks: dict[str, ScanMark] | None = None  # by key, the page's rows the last scan marked
+    # Where the `row_of` tensor is in this filter and order (absent: not asked, or not in it).
+    row: int | None = None
 
 
 @attrs.define
@@ -589,6 +623,22 @@ class DiffResult:
 class ConvertResult:
     written: ConvertSummary | None = None
     error: str | None = None
+
+
+@attrs.define
+class RevealResult:
+    # From the root's child to the node itself; empty for the root.
+    steps: list[RevealStep]
+
+
+@attrs.define
+class EnvironmentResult:
+    python: str  # "3.11.7"
+    executable: str
+    prefix: str  # sys.prefix: the environment
+    # Versions of what computes tensor values, None when that Python cannot import it.
+    torch: str | None
+    numpy: str | None
 
 
 @attrs.define
@@ -648,6 +698,8 @@ METHODS: dict[str, tuple[type, type]] = {
     MODULE_STATS: (ModuleStatsParams, ModuleStatsResult),
     DIFF: (DiffParams, DiffResult),
     CONVERT: (ConvertParams, ConvertResult),
+    REVEAL: (RevealParams, RevealResult),
+    ENVIRONMENT: (EnvironmentParams, EnvironmentResult),
 }
 # command → (argument type, result type) for `workspace/executeCommand`.
 COMMANDS: dict[str, tuple[type, type]] = {
@@ -708,6 +760,10 @@ def _strict_converter() -> cattrs.Converter:
         return [structure_path_element(element, None) for element in value]
 
     converter.register_structure_hook_func(lambda t: t == list[PathElement], structure_path)
+    converter.register_structure_hook_func(
+        lambda t: t == list[PathElement] | None,
+        lambda value, _t: None if value is None else structure_path(value, None),
+    )
     return converter
 
 

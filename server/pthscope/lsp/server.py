@@ -175,6 +175,7 @@ def initialize(ls: PthscopeServer, params: types.InitializeParams) -> None:
         log.addHandler(ClientLogHandler(ls, asyncio.get_running_loop()))
     options, problems = parse_initialization_options(params.initialization_options)
     ls.configure(options)
+    ls.structure.warm_up()  # the first page's file is read by it: start it with the server
     for problem in problems:
         log.warning("%s", problem)
         ls.window_show_message(
@@ -189,7 +190,11 @@ def stop_workers(ls: PthscopeServer, _params: None) -> None:
 
 @server.feature(p.OPEN)
 async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenResult:
-    result = p.OpenResult(**await ls.ask("open", params, limit=p.PAGE_SIZE))
+    from .environment import unimportable_modules
+
+    opened = await ls.ask("open", params, limit=p.PAGE_SIZE)
+    folders = [folder.uri for folder in ls.workspace.folders.values()]
+    result = p.OpenResult(**opened, unimportable=unimportable_modules(opened["globals"], map(_uri_path, folders)))
     if result.root is not None:
         ls.values.warm_up()  # the page offers statistics: have the values worker ready for them
     return result
@@ -278,6 +283,18 @@ async def convert(ls: PthscopeServer, params: p.ConvertParams) -> p.ConvertResul
         return p.ConvertResult(error=str(error))
 
 
+@server.feature(p.REVEAL)
+async def reveal(ls: PthscopeServer, params: p.RevealParams) -> p.RevealResult:
+    return p.RevealResult(**await ls.ask("reveal", params))
+
+
+@server.feature(p.ENVIRONMENT)
+def environment(_ls: PthscopeServer, _params: p.EnvironmentParams) -> p.EnvironmentResult:
+    from .environment import server_environment
+
+    return server_environment()
+
+
 @server.feature(p.SET_ACTIVE_CHECKPOINT)
 def set_active_checkpoint(
     ls: PthscopeServer, params: p.SetActiveCheckpointParams
@@ -335,6 +352,12 @@ async def insert_requires_grad_code(
     ls: PthscopeServer, args: p.InsertRequiresGradCodeArgs
 ) -> p.InsertRequiresGradCodeResult:
     return await ls.python.insert_requires_grad_code(args)
+
+
+def _uri_path(uri: str) -> str:
+    from pygls.uris import to_fs_path
+
+    return to_fs_path(uri) or uri
 
 
 class ClientLogHandler(logging.Handler):

@@ -9,12 +9,15 @@ numpy; reduction.py adds the pieces up. Every element is read — nothing is sam
 passes: the statistics, then the histogram over their range. Memory stays bounded (a few
 buffers of `CHUNK_ELEMENTS`), whatever the tensor's size.
 
-`tensor_stats` returns every failure as a value, `{"error": "..."}`, never an exception.
+`tensor_stats` returns every failure as a value, `{"error": "..."}`, never an exception. With
+the statistics come the tensor's first `FIRST_VALUES` values as they are (`first_values`, in
+row-major order: all of a scalar or a small tensor), read from its first bytes only.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -25,6 +28,7 @@ from .engines import CHUNK_ELEMENTS, Engine, EngineError, engine_for
 from .reading import OpenedTensor, OpenFiles, ValuesError, mapped_chunks, open_tensor
 from .reduction import Partial, few_values, histogram_range, merge_all, value_kind
 
+FIRST_VALUES = 100  # shown as they are next to the statistics
 HISTOGRAM_BINS = 20
 StatsError = ValuesError  # the name callers know
 
@@ -113,6 +117,7 @@ def _tensor_stats(tensor: TensorBytes, engine_name: str | None, histogram: bool,
             return out
         partial = reduce_opened(opened, engine)
         out.update(partial.finish())
+        out["first_values"] = first_values(opened, engine)
         if histogram:
             request = histogram_request(partial)
             counts: list[int] = []
@@ -181,6 +186,41 @@ def histogram_opened(opened: OpenedTensor, engine: Engine, lo: float, hi: float,
         for i, c in enumerate(engine.histogram(values, opened.tensor.dtype, lo, hi, bins, finite_only)):
             counts[i] += c
     return counts
+
+
+def first_values(opened: OpenedTensor, engine: Engine) -> list[str]:
+    """The first FIRST_VALUES values, row-major, as the page shows them (`shown_value`)."""
+    found: list[Any] = []
+    for shape, [(data, stride)] in mapped_chunks([opened], FIRST_VALUES):
+        values = engine.array(data, opened.tensor.dtype, list(shape), list(stride)).reshape(-1)
+        if value_kind(opened.tensor.dtype) == "float" and engine.name == "torch":
+            values = values.double()  # exact for every float dtype; float8 has no tolist()
+        found.extend(values.tolist()[:FIRST_VALUES - len(found)])
+        del values
+        if len(found) >= FIRST_VALUES:
+            break
+    return [shown_value(v, opened.tensor.dtype) for v in found]
+
+
+def shown_value(value: Any, dtype: str) -> str:
+    """A value as the page shows it: each float as short as its dtype allows ("0.1" for a
+    float32 0.1, not 0.10000000149011612), bools as True/False, non-finite as nan, inf, -inf."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if dtype == "float64":
+        return repr(value)
+    struct_format = {"float32": "f", "float16": "e"}.get(dtype)
+    if struct_format is None:  # bfloat16, float8: 2-3 significant digits are all they have
+        return f"{value:.4g}"
+    for digits in range(3, 10):  # the shortest text that reads back as the same value
+        text = f"{value:.{digits}g}"
+        if struct.unpack(struct_format, struct.pack(struct_format, float(text)))[0] == value:
+            if "e" in text and 1e-4 <= abs(value) < 1e15:  # 3000, not 3e+03
+                text = f"{float(text):f}".rstrip("0").rstrip(".")
+            return text
+    return repr(value)
 
 
 def value_counts_opened(opened: OpenedTensor, engine: Engine, lo: int, count: int) -> list[int]:

@@ -4,7 +4,8 @@
 typed `Checkpoint`; `answer(index, method, params)` then serves the `pthscope/*` requests from
 it: the overview and first level (`open`), a node's children a page at a time, one node's
 details, key search, the flat tensor table sorted and filtered, where a tensor's bytes are
-(`locate`, for the values worker) and the code-intelligence view (`model`). Answers are plain
+(`locate`, for the values worker), the way from the root to a node (`reveal`, for a tree that
+loads pages) and the code-intelligence view (`model`). Answers are plain
 JSON in the shapes of lsp/protocol.py (`NodeSummary`, `TensorJson`, ...). State_dict keys are
 shown grouped (reader/grouping.py); every count is a tally of the reader's roles (counts.py).
 It knows nothing about LSP or processes.
@@ -34,6 +35,9 @@ PathKey = tuple[str | int, ...]
 _ORDERS_KEPT = 16
 _TENSOR_COLUMNS: dict[str, Callable[[Any], Any]] = {
     "key": lambda t: t.key,
+    "shape": lambda t: t.shape,  # lists compare element by element: [3] < [16] < [16, 3] < [32]
+    "kind": lambda t: t.kind,
+    "location": lambda t: t.location,
     "numel": lambda t: t.numel,
     "nbytes": lambda t: t.nbytes,
     "dtype": lambda t: t.dtype,
@@ -73,6 +77,7 @@ class CheckpointIndex:
         self.root = checkpoint.root
         self._grouped: dict[int, list[Node]] = {}  # id of a dict → its children, grouped
         self._nodes: dict[PathKey, Node] = {}
+        self._places: dict[int, tuple[Node, int]] = {}  # id of a node → (its parent, its index there)
         # Every node but the root in file order, and its key lower-cased for search.
         self._search_nodes: list[Node] = []
         self._search_keys: list[str] = []
@@ -89,7 +94,7 @@ class CheckpointIndex:
 
     def _visit(self, root: Node) -> None:
         """Group dotted keys and record every node, in file order (one pass, no recursion)."""
-        nodes, search_nodes, search_keys = self._nodes, self._search_nodes, self._search_keys
+        nodes, places, search_nodes, search_keys = self._nodes, self._places, self._search_nodes, self._search_keys
         stack = [root]
         while stack:
             node = stack.pop()
@@ -98,8 +103,9 @@ class CheckpointIndex:
                 if grouped is not None:
                     self._grouped[id(node)] = grouped
             kids = self.children_of(node)
-            for child in kids:
+            for i, child in enumerate(kids):
                 nodes[tuple(child.path)] = child
+                places[id(child)] = (node, i)
             if node is not root:
                 search_nodes.append(node)
                 search_keys.append(node.key.lower())
@@ -164,16 +170,41 @@ class CheckpointIndex:
         found = _remembered(self._searches, query, lambda: matching(self._search_keys, query))
         return Page([self.summary(self._search_nodes[i]) for i in found[:limit]], len(found))
 
+    def reveal(self, node: Node) -> list[Json]:
+        """The way from the root to `node`: each node below the root down to `node` itself, with
+        its index among its parent's (grouped) children."""
+        steps: list[Json] = []
+        while (place := self._places.get(id(node))) is not None:
+            steps.append({"node": self.summary(node), "index": place[1]})
+            node = place[0]
+        return steps[::-1]
+
     def tensor_page(self, offset: int, limit: int, filter: str = "", sort: str = "index",
                     descending: bool = False) -> Page:
         """A page of the flat tensor table, filtered by key and sorted (ties in file order).
 
-        `sort` is "index" (file order) or a tensor field: key, numel, nbytes, dtype, grad_state,
-        role. Each row order is remembered, so paging through it is cheap."""
-        rows = _remembered(self._tensor_orders, (filter, sort, descending),
-                           lambda: self._tensor_order(filter, sort, descending))
+        `sort` is "index" (file order) or a tensor field: key, shape, numel, nbytes, dtype,
+        grad_state, role, kind, location. Each row order is remembered, so paging through it is
+        cheap."""
+        rows = self._rows(filter, sort, descending)
         tensors = self.tensors
         return Page([tensors[i].to_json() for i in rows[offset:offset + limit]], len(rows))
+
+    def row_of(self, path: Sequence[str | int], filter: str = "", sort: str = "index",
+               descending: bool = False) -> int | None:
+        """Where the tensor at `path` is in that table, or None when the filter leaves it out."""
+        node = self.node(path)
+        if node.tensor is None:
+            raise InvalidRequest(f"path {_json_path(path)} names a {node.kind}, not a tensor")
+        rows = self._rows(filter, sort, descending)
+        try:
+            return rows.index(node.tensor)
+        except ValueError:
+            return None
+
+    def _rows(self, filter: str, sort: str, descending: bool) -> list[int]:
+        return _remembered(self._tensor_orders, (filter, sort, descending),
+                           lambda: self._tensor_order(filter, sort, descending))
 
     def _tensor_order(self, filter: str, sort: str, descending: bool) -> list[int]:
         rows = matching(self._tensor_keys, filter) if filter else list(range(len(self.tensors)))
@@ -206,9 +237,16 @@ def answer(index: CheckpointIndex, method: str, params: Json) -> Json:
         page = index.search(params["query"], params["limit"])
         return {"matches": page.items, "total": page.total}
     if method == "tensors":
-        page = index.tensor_page(params["offset"], params["limit"], params["filter"], params["sort"],
-                                 params["descending"])
-        return {"tensors": page.items, "total": page.total}
+        order = (params["filter"], params["sort"], params["descending"])
+        page = index.tensor_page(params["offset"], params["limit"], *order)
+        table: Json = {"tensors": page.items, "total": page.total}
+        if params.get("row_of") is not None:
+            row = index.row_of(params["row_of"], *order)
+            if row is not None:
+                table["row"] = row
+        return table
+    if method == "reveal":
+        return {"steps": index.reveal(index.node(params["path"]))}
     if method == "locate":
         node = index.node(params["path"])
         if node.tensor is None:

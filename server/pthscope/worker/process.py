@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     exit_when_orphaned()
-    preload()  # under the memory limit, even importing can fail; and no import during a read
+    with gc_paused():  # the reader's modules, sooner: the first page's file waits for this worker
+        preload()  # under the memory limit, even importing can fail; and no import during a read
     audit.install()  # nothing may import, exec, spawn or connect while a pickle is read
     replies = Replies(out)
     try:

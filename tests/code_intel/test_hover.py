@@ -37,7 +37,11 @@ def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, M
     text = _hover(source, "weight.requires_grad", workspace, checkpoints)
     assert "(parameter) full.head.weight: Tensor[2, 16] float32" in text
     assert "| True (trainable) |" in text
-    source += '\nkey = "backbone.0.weight"\nfull.backbone[2]\n'
+    source += (
+        "\nfull.backbone[2]\nfor name, p in full.named_parameters():\n"
+        '    p.requires_grad = name.startswith("backbone.0.weight")\n'
+    )
+    # A key string in a loop over `full`'s parameters: `full`'s file (the other one is not it).
     assert "| False (frozen) |" in _hover(source, '"backbone.0.weight"', workspace, checkpoints)
     text = _hover(source, "[2]", workspace, checkpoints, 1)
     assert "(module) full.backbone[2]: Linear" in text and "| 272 | 0 | 272 | 2 |" in text
@@ -71,7 +75,10 @@ def test_flag_statements_show_affected_parameters(
     assert "| False | 2 | 34 |" in _hover(source, "requires_grad_", workspace, checkpoints)
 
 
-def test_no_hover_without_checkpoint(workspace: Path) -> None:
-    source = 'import torch\nm = torch.load("runs/missing.pth")\n'
+def test_a_path_naming_no_file_says_where_it_looked(workspace: Path) -> None:
+    source = 'import torch\nm = torch.load("runs/missing.pth")\nm.fc.weight\n'
     facts = analyze(source, str(SCRIPTS / "probe.py"), (str(workspace),))
-    assert hover(facts, 1, 20, {}) is None
+    found = hover(facts, 1, 20, {})
+    assert found is not None and "no such file" in found.contents
+    assert f"`{workspace / 'runs' / 'missing.pth'}`" in found.contents
+    assert hover(facts, 2, 3, {}) is None  # nothing is known of what it holds

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from .flow import Loaded, Value
 
 PathElement = str | int
 PathRole = Literal["load", "save", "other"]
@@ -59,6 +61,8 @@ class Assignment:
     scope: str
     line: int
     callee: str | None
+    # What the name holds from here on (flow.py); None when not recorded.
+    value: Value | None = None
 
 
 @dataclass
@@ -78,6 +82,10 @@ class FlagOp:
     stmt: Span
     sites: list[Span] = field(default_factory=list)
     loop: ast.For | None = None
+    # What `var` holds at the statement (flow.py): the model whose parameters it sets.
+    target: Value | None = None
+    # For a call of a freezing helper: the helper's own statements on that parameter.
+    inner: list[FlagOp] = field(default_factory=list)
 
     @property
     def may_freeze(self) -> bool:
@@ -98,6 +106,9 @@ class StateDictLoad:
     # `ckpt["model"]` → source_var "ckpt", source_key "model".
     source_var: str | None = None
     source_key: str | None = None
+    # What `var` holds (the model receiving the weights) and what is loaded into it (flow.py).
+    target: Value | None = None
+    source: Value | None = None
 
 
 @dataclass
@@ -114,6 +125,10 @@ class TorchLoad:
     insert_at: tuple[int, int] | None
     path: CheckpointPath | None = None
     assigned_to: str | None = None
+    # `weights_only=<constant>` as written (None: absent or not a constant) and its value's span.
+    weights_only: bool | None = None
+    weights_only_span: Span | None = None
+    has_map_location: bool = False
 
 
 @dataclass
@@ -140,6 +155,20 @@ class AttrRef:
     var: str
     path: tuple[PathElement, ...]
     span: Span
+    # What `var` holds there (flow.py).
+    target: Value | None = None
+
+
+@dataclass
+class KeyRef:
+    """A string key read from what `torch.load` returned: `sd["fc.weight"]`, `ckpt.get("model")`
+    (`value.keys` ends with `key`)."""
+
+    key: str
+    span: Span
+    value: Loaded
+    # Read with `.get`: a missing key is not an error.
+    get: bool = False
 
 
 @dataclass
@@ -185,6 +214,7 @@ class ModuleFacts:
     torch_loads: list[TorchLoad] = field(default_factory=list)
     saves: list[TorchSave] = field(default_factory=list)
     attr_refs: list[AttrRef] = field(default_factory=list)
+    key_refs: list[KeyRef] = field(default_factory=list)
     key_strings: list[KeyString] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
@@ -202,6 +232,8 @@ class ModuleFacts:
         default=None, repr=False, compare=False
     )
     _names: set[str] | None = field(default=None, repr=False, compare=False)
+    # Answers derived from these facts, by their users' own keys (computed once per text).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def assignments_to(self, var: str, scope: str) -> list[Assignment]:
         """Assignments to `var` in `scope`, in file order (indexed on first use)."""

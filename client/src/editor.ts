@@ -98,6 +98,10 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     panel.onDidDispose(() => {
       this.pages.delete(page);
       vscode.Disposable.from(...subscriptions).dispose();
+      // Python files stop linking the side panel's checkpoint once its last page closes.
+      if (this.tree.current?.file === page.file && ![...this.pages].some((p) => p.file === page.file)) {
+        void this.ctx.request(protocol.setActiveCheckpoint, { file: null }).catch(() => undefined);
+      }
     });
   }
 

@@ -60,6 +60,11 @@ def _longest_backtick_run(s: str) -> int:
 
 
 def command_link(title: str, command: str, args: list[str]) -> str:
-    assert command in COMMANDS, command
-    target = quote(json.dumps(args), safe="")
-    return f"[{text(title)}](command:{command}?{target})"
+    return f"[{text(title)}]({command_target(command, args)})"
+
+
+def command_target(command: str, args: list[str]) -> str:
+    """`command:<ours>?<JSON arguments, percent-encoded whole>` (also a document link's target)."""
+    if command not in COMMANDS:
+        raise ValueError(f"not a command of ours: {command}")
+    return f"command:{command}?{quote(json.dumps(args), safe='')}"

@@ -214,15 +214,16 @@ def _code(facts: ModuleFacts, action: str, var: str, modules: Sequence[str]) -> 
 
 
 def _optimizer_before(facts: ModuleFacts, var: str, at: Insertion) -> tuple[str, Statement] | None:
-    """An optimizer bound in the same function after `var` and before `at`, and its statement."""
-    line = statement_line(facts, at)
-    model = latest_assignment(facts, var, at.scope, line)
+    """An optimizer bound in the same function after `var` and before the code, and its
+    statement (the statement code goes after counts as before it)."""
+    bound = at.line if at.mode == "after" else at.line - 1
+    model = latest_assignment(facts, var, at.scope, bound)
     for name in sorted(facts.optimizer_vars):
-        made = latest_assignment(facts, name, at.scope, line)
+        made = latest_assignment(facts, name, at.scope, bound)
         if made is None or made.callee is None or (model is not None and made.line < model.line):
             continue
         statement = statement_at(facts, made.line)
-        if statement is not None and made.line < line:
+        if statement is not None:
             return name, statement
     return None
 

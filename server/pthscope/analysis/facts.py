@@ -146,6 +146,9 @@ class TorchSave:
     path: CheckpointPath | None = None
     # Keys of a saved dict literal whose value is a {name: p.requires_grad ...} map.
     grad_map_keys: tuple[str, ...] = ()
+    # What `var` holds (flow.py), and for a dict the key its state_dict is saved under.
+    target: Value | None = None
+    key: str | None = None
 
 
 @dataclass
@@ -234,6 +237,18 @@ class ModuleFacts:
     _names: set[str] | None = field(default=None, repr=False, compare=False)
     # Answers derived from these facts, by their users' own keys (computed once per text).
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The parsed top-level chunks (source.Chunks), for the next analysis of the file.
+    chunks: dict[tuple[int, str], list[ast.stmt]] = field(default_factory=dict, repr=False, compare=False)
+    # Names each chunk binds (source.names_bound), kept like the chunks.
+    chunk_names: dict[tuple[int, str], frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def bound_names(self) -> frozenset[str]:
+        """Every name the file binds anywhere."""
+        return frozenset().union(*self.chunk_names.values())
+
+    def top_level(self) -> list[ast.stmt]:
+        """The file's top-level statements, in order."""
+        return [statement for statements in self.chunks.values() for statement in statements]
 
     def assignments_to(self, var: str, scope: str) -> list[Assignment]:
         """Assignments to `var` in `scope`, in file order (indexed on first use)."""

@@ -64,6 +64,7 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
     obj = node.args[0]
     kind: SaveKind = "other"
     var: str | None = None
+    key: str | None = None
     grad_keys: list[str] = []
     if isinstance(obj, ast.Name):
         kind, var = "model", obj.id
@@ -76,11 +77,12 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
         kind, var = "state_dict", chain[0] if chain else None
     elif isinstance(obj, ast.Dict):
         kind = "dict"
-        for key, value in zip(obj.keys, obj.values, strict=True):
-            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+        for key_node, value in zip(obj.keys, obj.values, strict=True):
+            if not (isinstance(key_node, ast.Constant) and isinstance(key_node.value, str)):
                 continue
+            key_text = key_node.value
             if isinstance(value, ast.DictComp) and "requires_grad" in ast.dump(value.value):
-                grad_keys.append(key.value)
+                grad_keys.append(key_text)
             elif (
                 isinstance(value, ast.Call)
                 and isinstance(value.func, ast.Attribute)
@@ -88,7 +90,7 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
             ):
                 chain = attr_chain(value.func.value)
                 if chain and chain[0] not in c.facts.optimizer_vars and var is None:
-                    var = chain[0]
+                    var, key = chain[0], key_text
     target = (
         node.args[1]
         if len(node.args) > 1
@@ -115,6 +117,8 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
             ", ".join(rest),
             path,
             tuple(grad_keys),
+            c.flow.get(var) if var is not None else None,
+            key,
         )
     )
 

@@ -9,8 +9,9 @@ no file can say so; a plain dict is taken as linking exactly its keys.
 - What `torch.load` call number i returned (`Loaded`): the file its path names, at the entry its
   keys pick (`ckpt["state_dict"]`; a `.get(k, ckpt)` key the file lacks is skipped).
 - A model: a loaded whole model → its file; an object a call built (`net = Net()`) → the files
-  `load_state_dict` fills it from, restricted to the entry loaded (`ckpt["model"]`); a parameter
-  the calls do not decide, an unclear value → nothing (never another file's data).
+  `load_state_dict` fills it from, restricted to the entry loaded (`ckpt["model"]`), then the
+  files `torch.save` writes its state to (`{"model": net.state_dict()}` → that entry); a
+  parameter the calls do not decide, an unclear value → nothing (never another file's data).
 - The side panel's checkpoint only for code in a document that names no checkpoint at all, and
   not for a model whose class differs from the class saved in that file.
 """
@@ -92,9 +93,18 @@ def views_for(facts: ModuleFacts, value: Value | None, checkpoints: Checkpoints)
         sources.append(value)
     elif isinstance(value, Built):
         sources += [load.source for load in facts.loads if load.target == value and isinstance(load.source, Loaded)]
+    files: list[tuple[ModelView, str]] = []  # loaded from first, then saved to
     for source in sources:
         entry = loaded_entry(facts, source, checkpoints)
-        view = sub_view(entry[0], ".".join(entry[1])) if entry is not None else None
+        if entry is not None:
+            files.append((entry[0], ".".join(entry[1])))
+    if isinstance(value, Built):
+        for save in facts.saves:
+            view = checkpoint_for_path(save.path, checkpoints) if save.path is not None else None
+            if save.target == value and view is not None and save.kind in ("state_dict", "model", "dict"):
+                files.append((view, save.key or ""))
+    for file, key in files:
+        view = sub_view(file, key)
         if view is not None:
             found.setdefault(id(view), view)
     if not found:

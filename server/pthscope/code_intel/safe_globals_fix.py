@@ -12,7 +12,7 @@ are built from those names and nothing else. A class saved from a script (`__mai
 used as it is when this file defines it at the top level; otherwise the fix is not offered.
 Imports go right above the `with`, so the block works inside a function too; an existing
 `from module import Class` is reused, and a name the file already binds gets an alias. What the
-file binds is read once per text (`ModuleFacts.memo`): the light bulb asks on every cursor move.
+file binds comes from the analysis (`ModuleFacts.bound_names`), read once per text.
 """
 
 from __future__ import annotations
@@ -112,17 +112,14 @@ class _Names:
 
     @classmethod
     def _read(cls, facts: ModuleFacts) -> _Names:
-        tree = ast.parse("\n".join(facts.lines))
-        bound: set[str] = set()
-        for node in ast.walk(tree):
-            bound.update(_bound_by(node))
-        top_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+        top = facts.top_level()
+        top_classes = {n.name for n in top if isinstance(n, ast.ClassDef)}
         imported: dict[tuple[str, str], str] = {}
-        for node in tree.body:
+        for node in top:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 for alias in node.names:
                     imported[(node.module, alias.name)] = alias.asname or alias.name
-        return cls(bound, top_classes, imported)
+        return cls(set(facts.bound_names()), top_classes, imported)
 
     def reference(self, class_path: str) -> tuple[str, list[str]] | None:
         """(the name to put in the list, import lines it needs), or None if it cannot be named."""
@@ -140,21 +137,3 @@ class _Names:
         self.imported[(module, name)] = alias
         suffix = "" if alias == name else f" as {alias}"
         return alias, [f"from {module} import {name}{suffix}"]
-
-
-def _bound_by(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.arg):
-        return [node.arg]
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, ast.alias):
-        return [(node.asname or node.name).split(".", 1)[0]]
-    if isinstance(node, (ast.Global, ast.Nonlocal)):
-        return list(node.names)
-    if isinstance(node, (ast.MatchAs, ast.MatchStar)):
-        return [node.name] if node.name else []
-    if isinstance(node, ast.MatchMapping):
-        return [node.rest] if node.rest else []
-    return []

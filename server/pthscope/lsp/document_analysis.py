@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,22 @@ from ..reader.model_view import ModelView
 log = logging.getLogger("pthscope")
 
 _KEPT = 4  # analyses of a document kept for the entries of light bulbs listed from them
+
+
+# While the thread analyses, the event loop thread waits for the GIL at most this long each
+# time it wants it back (Python's default, 5 ms, adds up over the reads and writes of a request).
+_SWITCH_INTERVAL = 0.001
+
+
+def _analyze_yielding(
+    source: str, path: str, folders: tuple[str, ...], previous: analysis.ModuleFacts | None
+) -> analysis.ModuleFacts:
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(min(default, _SWITCH_INTERVAL))
+    try:
+        return analysis.analyze(source, path, folders, previous)
+    finally:
+        sys.setswitchinterval(default)
 
 
 @dataclass(frozen=True)
@@ -192,11 +209,11 @@ class Analyses:
         loop = asyncio.get_running_loop()
         try:
             facts = await loop.run_in_executor(
-                self._executor, analysis.analyze, source, document.path, self.folders(), old_facts
+                self._executor, _analyze_yielding, source, document.path, self.folders(), old_facts
             )
         except Exception:  # analyze never raises; a bug must not stop the server
             log.exception("analysing %s failed", uri)
-            return None
+            facts = analysis.ModuleFacts(document.path, source_lines(source), ok=False)
         current = old_facts is None or facts.lines is not old_facts.lines
         generation = previous.generation + 1 if previous is not None else 1
         state = PythonDocument(source, document.version, facts, current, generation)

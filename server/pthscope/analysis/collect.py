@@ -39,8 +39,15 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
-from .flow import UNCLEAR, Flow, Loaded, Param, Value, join, resolve_params
+from .flow import UNCLEAR, Flow, Param, Value
 from .flow_values import is_key_access, record_key_ref, value_of
+from .flow_walk import (
+    parameter_values,
+    rebind,
+    resolve_parameters,
+    undo_overridden_defaults,
+    visit_branches,
+)
 from .paths import candidates, dotted_name, names_checkpoint, static_path
 from .source import Positions
 from .torch_calls import record_state_dict_load, record_torch_load, record_torch_save
@@ -120,7 +127,7 @@ class Collector:
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self._visit_for(node)
         elif isinstance(node, _BRANCHING):
-            self._visit_branches(node)
+            visit_branches(self, node)
         else:
             if not isinstance(node, COMPOUND):
                 span = self.pos.span(node)
@@ -141,55 +148,6 @@ class Collector:
             for block in ("body", "orelse", "finalbody", "handlers", "cases"):
                 self._visit_block(getattr(node, block, None))
         self.stmt = previous
-
-    def _visit_branches(self, node: ast.If | ast.While | ast.Try | ast.Match) -> None:
-        """Each way through an `if`, `while`, `try` or `match` from the same names; after it,
-        a name the ways disagree on is UNCLEAR (flow.py)."""
-        for field_name in ("test", "subject"):
-            test = getattr(node, field_name, None)
-            if isinstance(test, ast.expr):
-                self.visit_expr(test)
-        before = self.flow.fork()
-        ways: list[dict[str, Value]] = []
-        if isinstance(node, ast.If):
-            self.visit_body(node.body)
-            ways.append(self.flow.fork())
-            self.flow.restore(before)
-            self.visit_body(node.orelse)
-        elif isinstance(node, ast.While):
-            self.visit_body(node.body)
-            self.visit_body(node.orelse)
-            ways.append(before)
-        elif isinstance(node, ast.Match):
-            for case in node.cases:
-                self.flow.restore(before)
-                self.visit_body(case.body)
-                ways.append(self.flow.fork())
-            self.flow.restore(before)
-        else:  # try: a handler may start anywhere in the body
-            self.visit_body(node.body)
-            self.visit_body(node.orelse)
-            normal = self.flow.fork()
-            for handler in node.handlers:
-                self.flow.restore(normal)
-                self.flow.join_with(before)
-                if handler.type is not None:
-                    self.visit_expr(handler.type)
-                self.visit_body(handler.body)
-                ways.append(self.flow.fork())
-            self.flow.restore(normal)
-        changed: dict[str, Value] = {}
-        for way in ways:
-            changed.update(self.flow.join_with(way))
-        if isinstance(node, ast.Try):
-            self.visit_body(node.finalbody)
-        self._rebind(changed, node.end_lineno or node.lineno)
-
-    def _rebind(self, changed: dict[str, Value], line: int) -> None:
-        """Record what the names a branch changed hold after it (0-based `line`: the first line
-        after the statement), so that later look-ups by line see the joined value."""
-        for name, value in changed.items():
-            self.facts.assignments.append(Assignment(name, self.scope, line, None, value))
 
     def _visit_block(self, block: object) -> None:
         if not isinstance(block, list):
@@ -225,7 +183,7 @@ class Collector:
         if not self.classes:
             self.local_functions[node.name] = params
         self.facts.scopes.append(Scope(name, node.lineno - 1, (node.end_lineno or 1) - 1, params))
-        names = self._parameter_values(name, node.args)
+        names = parameter_values(self, name, node.args)
         for param, held in names.items():  # so that look-ups by line find what it holds
             self.facts.assignments.append(Assignment(param, name, node.lineno - 1, None, held))
         self.scope = name
@@ -236,26 +194,6 @@ class Collector:
         self.flow.leave()
         self.loop_bound = outer_bound
         self.scope = outer
-
-    def _parameter_values(self, function: str, args: ast.arguments) -> dict[str, Value]:
-        """A parameter holds its default when that is a static string (calls that pass another
-        value undo that after the walk), else what the callers pass (`Param`)."""
-        positional = [*args.posonlyargs, *args.args]
-        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
-        defaults += args.defaults
-        names: dict[str, Value] = {}
-        pairs = [*zip(positional, defaults, strict=True), *zip(args.kwonlyargs, args.kw_defaults, strict=True)]
-        for arg, default in pairs:
-            text = static_path(default, self.text_of) if default is not None else None
-            if text is not None:
-                names[arg.arg] = text
-                self.param_defaults[(function, arg.arg)] = text
-            else:
-                names[arg.arg] = Param(function, arg.arg)
-        for extra in (args.vararg, args.kwarg):
-            if extra is not None:
-                names[extra.arg] = UNCLEAR
-        return names
 
     def _visit_class(self, node: ast.ClassDef) -> None:
         bases = [dotted_name(b) or "" for b in node.bases]
@@ -336,7 +274,7 @@ class Collector:
                 self.loop_bound.update(names)
         self.visit_body(node.body)
         self.visit_body(node.orelse)
-        self._rebind(self.flow.join_with(before), node.end_lineno or node.lineno)
+        rebind(self, self.flow.join_with(before), node.end_lineno or node.lineno)
         self.loop_bound = outer_bound
 
     def _flag_assign(self, target: ast.Attribute, value: ast.expr | None) -> None:
@@ -544,8 +482,8 @@ class Collector:
             for var, path, node, held in self.raw_refs
             if var in hoverable
         ]
-        self._undo_overridden_defaults()
-        self._resolve_params()
+        undo_overridden_defaults(self)
+        resolve_parameters(self)
         facts.opaque_passes = [
             Assignment(a.var, a.scope, a.line, a.callee)
             for a in self.name_args
@@ -556,56 +494,3 @@ class Collector:
             for op in facts.flag_ops
             if op.var == "self" and op.scope.endswith(".__init__") and op.may_freeze
         }
-
-    def _undo_overridden_defaults(self) -> None:
-        """A load whose path came from a parameter's default reads another file when a call
-        passes that parameter: its path is then not known."""
-        overridden: set[tuple[str, str]] = set()
-        for function, passed in self.local_calls:
-            params = self.local_functions.get(function, ())
-            for slot, value in passed.items():
-                name = params[slot] if isinstance(slot, int) and slot < len(params) else slot
-                default = self.param_defaults.get((function, str(name)))
-                if default is not None and value != default:
-                    overridden.add((function, str(name)))
-        for index, depends in self.load_params.items():
-            load = self.facts.torch_loads[index]
-            if depends & overridden and load.path is not None:
-                self.facts.paths = [p for p in self.facts.paths if p is not load.path]
-                load.path = None
-
-    def _resolve_params(self) -> None:
-        """Replace each `Param` by what the file's calls of its function pass (joined); a
-        function called with nothing for it, or never called, keeps the `Param`."""
-        passed: dict[Param, Value | None] = {}
-        for function, values in self.local_calls:
-            params = self.local_functions.get(function, ())
-            for position, name in enumerate(params):
-                param = Param(function, name)
-                value = values.get(position, values.get(name))
-                if value is None:
-                    value = self.param_defaults.get((function, name), UNCLEAR)
-                passed[param] = join(passed.get(param), value, self.same_file)
-        if not passed:
-            return
-        resolved: dict[Param, Value] = {p: v for p, v in passed.items() if v is not None}
-        for _ in range(3):  # a parameter passed on to another function of the file
-            resolved = {p: resolve_params(v, resolved) for p, v in resolved.items()}
-        facts = self.facts
-        for assignment in facts.assignments:
-            if isinstance(assignment.value, Param):
-                assignment.value = resolve_params(assignment.value, resolved)
-        for op in facts.flag_ops:
-            if isinstance(op.target, Param):
-                op.target = resolve_params(op.target, resolved)
-        for ref in facts.attr_refs:
-            if isinstance(ref.target, Param):
-                ref.target = resolve_params(ref.target, resolved)
-        for load in facts.loads:
-            load.target = resolve_params(load.target, resolved) if load.target else None
-            load.source = resolve_params(load.source, resolved) if load.source else None
-        for base, key_ref in self.param_key_refs:
-            found = resolve_params(base, resolved)
-            if isinstance(found, Loaded):
-                key_ref.value = found.at(key_ref.key)
-                facts.key_refs.append(key_ref)

@@ -82,3 +82,30 @@ def test_a_path_naming_no_file_says_where_it_looked(workspace: Path) -> None:
     assert found is not None and "no such file" in found.contents
     assert f"`{workspace / 'runs' / 'missing.pth'}`" in found.contents
     assert hover(facts, 2, 3, {}) is None  # nothing is known of what it holds
+
+
+def test_freezing_idioms_and_the_code_pthscope_inserts(
+    workspace: Path, checkpoints: dict[str, ModelView]
+) -> None:
+    """Loops over a submodule's parameters, `requires_grad_`, name tests, a helper doing either
+    — and the code the modules' quick pick inserts — each hover against the model's file."""
+    source = (
+        "import torch\n"
+        "model = torch.load('runs/full_model.pth', weights_only=False)\n"
+        "def freeze(net):\n"
+        "    for p in net.backbone.parameters():\n"
+        "        p.requires_grad = False\n"
+        "    net.head.requires_grad_(True)\n"
+        "freeze(model)\n"
+        "for name, param in model.named_parameters():\n"
+        "    param.requires_grad = name.startswith(('head.', 'backbone.2.'))\n"
+        "for name, q in model.named_parameters():\n"
+        "    if name.startswith('backbone'):\n"
+        "        q.requires_grad = False\n"
+    )
+    helper = _hover(source, "freeze(model)", workspace, checkpoints)
+    assert "| False | 4 | 416 |" in helper and "| True | 2 | 34 |" in helper, helper
+    inserted = _hover(source, "param.requires_grad", workspace, checkpoints, 6)
+    assert "| False | 2 | 144 |" in inserted and "| True | 4 | 306 |" in inserted, inserted
+    condition = _hover(source, "q.requires_grad", workspace, checkpoints, 2)
+    assert "| False | 4 | 416 |" in condition and "`full_model.pth`" in condition, condition

@@ -193,11 +193,12 @@ async def test_a_key_hovers_against_the_file_it_is_read_from(
 ) -> None:
     uri = await _opened(flow_client, flow_workspace)
     key = await _hover(flow_client, uri, '"layer2.0.conv1.weight"')
-    assert "(parameter) ['layer2.0.conv1.weight']: Tensor[8, 8, 3, 3] float32" in key
+    assert "(parameter) sd['layer2.0.conv1.weight']: Tensor[8, 8, 3, 3] float32" in key
     assert "`resnet_state_dict.pth`" in key and "not stored" in key
     assert "whole_model" not in key  # the other loaded file has the same key, trainable there
     lightning = await _hover(flow_client, uri, '"model.fc.weight"')
-    assert "['state_dict']['model.fc.weight']" in lightning and "`lightning.ckpt`" in lightning
+    # `state` is `ckpt["state_dict"]` (the file has it): the key is looked up in there.
+    assert "(parameter) state['model.fc.weight']" in lightning and "`lightning.ckpt`" in lightning
     container = await _hover(flow_client, uri, '"state_dict", ckpt')
     assert "(dict)" in container and "`lightning.ckpt`" in container
 

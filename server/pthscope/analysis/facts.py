@@ -172,6 +172,10 @@ class KeyRef:
     value: Loaded
     # Read with `.get`: a missing key is not an error.
     get: bool = False
+    # The expression as written: the name it starts from (None: a call, `torch.load(p)[...]`)
+    # and how many of `value.keys` it reads itself (`state["x"]` reads one of ("state_dict", "x")).
+    root: str | None = None
+    depth: int = 1
 
 
 @dataclass

@@ -133,14 +133,24 @@ def record_key_ref(c: Collector, node: ast.Subscript | ast.Call) -> None:
         return
     value = value_of(c, node)
     span = c.pos.span(literal)
+    root, depth = _written(node)
     if isinstance(value, Loaded):
-        c.facts.key_refs.append(KeyRef(key, span, value, get))
+        c.facts.key_refs.append(KeyRef(key, span, value, get, root, depth))
         c.consumed.add(id(literal))
         return
     base = value_of(c, base_node)
     if isinstance(base, Param):
-        c.param_key_refs.append((base, KeyRef(key, span, Loaded(-1, (key,)), get)))
+        c.param_key_refs.append((base, KeyRef(key, span, Loaded(-1, (key,)), get, root, depth)))
         c.consumed.add(id(literal))
+
+
+def _written(node: ast.AST) -> tuple[str | None, int]:
+    """The name a chain of key reads starts from, and how many keys it reads."""
+    depth = 0
+    while is_key_access(node):
+        depth += 1
+        node = node.value if isinstance(node, ast.Subscript) else node.func.value  # type: ignore[attr-defined]
+    return (node.id if isinstance(node, ast.Name) else None), max(depth, 1)
 
 
 def is_key_access(node: ast.AST) -> bool:

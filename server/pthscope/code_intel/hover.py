@@ -85,7 +85,8 @@ def hover_for_missing_file(path: CheckpointPath) -> str:
 
 def hover_for_key_ref(ref: KeyRef, found: KeyLookup) -> str | None:
     """What the file holds at a key code reads from it, or that it holds nothing there."""
-    label = "".join(f"[{string_literal(k)}]" for k in ref.value.keys)
+    read = ref.value.keys[-ref.depth :] if ref.root is not None else ref.value.keys
+    label = (ref.root or "") + "".join(f"[{string_literal(k)}]" for k in read)
     file = md.code(_basename(found.view.file))
     if found.skipped:
         return "\n".join([md.block(f"(key) {label}: not in the file"),

@@ -20,6 +20,10 @@ Files written to DIR:
   hostile_payload.pth     a torch zip whose pickle would call os.system when loaded with
                           weights_only=False. It is written without ever calling it.
   train.py                freezes layers, saves a state_dict, loads it into a fresh model.
+  compare.py              loads the state_dict and the whole model side by side (each key, module
+                          and freezing statement is about the file it comes from), builds the
+                          network from its class, and loads hostile_payload.pth with
+                          weights_only=False.
   net_state_dict.pth      what train.py saves (made here with train.py's own Net), so the
                           path in train.py names a real checkpoint.
   expected.json           what pthscope should show for these files.
@@ -138,6 +142,42 @@ TRAIN_PY = textwrap.dedent(
         main()
     '''
 ).lstrip()
+
+# The classes of the whole model, as its own code would have them, and code loading both files.
+COMPARE_PY = (
+    '''"""Two checkpoints of the same network side by side: its state_dict and the pickled whole model.
+
+pthscope shows each key, module and freezing statement from the file that code reads.
+"""
+import torch
+from torch import nn
+'''
+    + DEMO_MODELS_SOURCE.split("from torch import nn\n", 1)[1]
+    + textwrap.dedent(
+        '''
+
+        def main() -> None:
+            sd = torch.load("resnet_state_dict.pth", weights_only=True)
+            full = torch.load("whole_model.pth", weights_only=False)  # classes only; see its hover
+            print(sd["layer2.0.conv1.weight"].shape, full.layer1[0].conv1.weight.requires_grad)
+
+            for p in full.layer1.parameters():
+                p.requires_grad = False
+
+            net = SmallResNet()
+            net.load_state_dict(sd)
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+            print(optimizer)
+
+            untrusted = torch.load("hostile_payload.pth", weights_only=False)
+            print(untrusted)
+
+
+        if __name__ == "__main__":
+            main()
+        '''
+    )
+)
 
 LARGE_MODEL_LAYERS = 3000
 LARGE_MODEL_LAYER_TENSORS = (
@@ -320,6 +360,18 @@ def main(argv: list[str]) -> int:
         "diagnostic_code": "PTH001",
         "fix_title": "Restore requires_grad flags",
         "fix_inserts": "freeze_features(fresh)",
+    }
+    (out / "compare.py").write_text(COMPARE_PY)
+    expected["compare_py"] = {
+        "file": "compare.py",
+        "state_dict_key": "layer2.0.conv1.weight",
+        "state_dict_file": "resnet_state_dict.pth",
+        "model_line": "net = SmallResNet()",
+        "modules_title": "Freeze / unfreeze modules of net (from resnet_state_dict.pth)",
+        "module": "layer2",
+        "freeze_inserts": "net.layer2.requires_grad_(False)",
+        "hostile_line": 'untrusted = torch.load("hostile_payload.pth", weights_only=False)',
+        "link_path": "whole_model.pth",
     }
     (out / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     print(f"demo workspace: {out}")

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { chooseModules, insertRequiresGradCode as insertFreezingCode, insertSnippet } from './codeCommands';
 import { ServerNotRunning, type Ctx } from './ctx';
 import type { CheckpointEditorProvider } from './editor';
 import { formatShape } from './format';
@@ -35,7 +36,9 @@ const SEARCH_DEBOUNCE_MS = 150;
 const openCheckpoint: CommandFactory = {
   needsServer: false,
   create: ({ ctx, pages }) => async (uri?: unknown) => {
-    const target = uri instanceof vscode.Uri ? uri : (await vscode.window.showOpenDialog({ canSelectMany: false, filters: CHECKPOINT_FILTERS, openLabel: 'Open Checkpoint' }))?.[0];
+    // A Uri (explorer menu), an absolute path (the server's document links and hover links), or ask.
+    const given = typeof uri === 'string' && path.isAbsolute(uri) ? vscode.Uri.file(uri) : uri;
+    const target = given instanceof vscode.Uri ? given : (await vscode.window.showOpenDialog({ canSelectMany: false, filters: CHECKPOINT_FILTERS, openLabel: 'Open Checkpoint' }))?.[0];
     if (target) {
       await openCheckpointPage(pages, ctx.extension.extensionUri, target);
     }
@@ -165,7 +168,7 @@ const find: CommandFactory = {
 };
 
 /** The server's `pthscope.insertRequiresGradCode` actions (docs/protocol.md), as the menu offers them. */
-const REQUIRES_GRAD_ACTIONS = [
+const REQUIRES_GRAD_ACTIONS: { action: protocol.RequiresGradAction; label: string; detail: string }[] = [
   { action: 'freezeAllExcept', label: 'Freeze all parameters except this module', detail: 'train only this module' },
   { action: 'freezeModule', label: 'Freeze this module', detail: 'requires_grad = False for its parameters' },
   { action: 'unfreezeAll', label: 'Unfreeze all parameters', detail: 'requires_grad = True everywhere' },
@@ -189,17 +192,13 @@ const insertRequiresGradCode: CommandFactory = {
     if (!picked) {
       return;
     }
-    const result = await vscode.commands.executeCommand<{ applied: boolean; message: string } | undefined>('pthscope.insertRequiresGradCode', {
-      uri: editor.document.uri.toString(),
-      line: editor.selection.active.line,
-      action: picked.action,
-      module: node.summary.key,
-    });
-    if (result && !result.applied) {
-      void vscode.window.showInformationMessage(`pthscope: ${result.message}`);
-    }
+    await insertFreezingCode({ uri: editor.document.uri.toString(), line: editor.selection.active.line, action: picked.action, module: node.summary.key });
   },
 };
+
+/** The code actions' client commands (codeCommands.ts). */
+const chooseModulesCommand: CommandFactory = { needsServer: true, create: () => chooseModules };
+const insertSnippetCommand: CommandFactory = { needsServer: true, create: () => insertSnippet };
 
 const COMMANDS: Record<string, CommandFactory> = {
   'pthscope.insertFreezingCode': insertRequiresGradCode,
@@ -214,6 +213,8 @@ const COMMANDS: Record<string, CommandFactory> = {
   'pthscope.revealInPage': revealInPage,
   'pthscope.find': find,
   ...VALUE_COMMANDS,
+  [protocol.CHOOSE_MODULES]: chooseModulesCommand,
+  [protocol.INSERT_SNIPPET]: insertSnippetCommand,
 };
 
 export function registerCommands(services: Services): void {

@@ -115,6 +115,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
     for (const page of this.pages) {
       if (page.file === file) {
         page.result = reopened;
+        page.firstTensors = undefined; // the table's pages again, with the scan's marks
         page.postAfterInit('scanned', { summary: reopened.scan ?? null, result });
       }
     }

@@ -22,7 +22,10 @@ export type Risk = 'safe' | 'unknown' | 'dangerous';
 export type SavedAs = 'module' | 'state_dict';
 export type TensorSort = 'index' | 'key' | 'shape' | 'numel' | 'nbytes' | 'dtype' | 'grad_state' | 'role' | 'kind' | 'location';
 /** The actions of the `pthscope.insertRequiresGradCode` command. */
-export type RequiresGradAction = 'freezeAllExcept' | 'freezeModule' | 'unfreezeAll' | 'printParameters';
+export type RequiresGradAction = 'freezeAllExcept' | 'freezeModule' | 'unfreezeModule' | 'unfreezeAll' | 'printParameters';
+/** Where freezing code goes when an optimizer over the model was built before that line ("check": ask). */
+export type Placement = 'check' | 'here' | 'beforeOptimizer';
+export type SnippetAction = 'save_state_dict' | 'save_training_checkpoint' | 'load_state_dict' | 'load_training_checkpoint';
 
 /** Model-parameter elements in the older shape (modules, `summary.parameters`). */
 export interface ParamCountsJson {
@@ -603,10 +606,61 @@ export interface InsertRequiresGradCodeArgs {
   line: number;
   action: RequiresGradAction;
   module?: string | null;
+  modules?: string[] | null;
+  placement?: Placement;
 }
 
 export interface InsertRequiresGradCodeResult {
   applied: boolean;
+  message: string;
+  /** With placement "check": the (0-based) line of the optimizer the code would come after. */
+  optimizer_line: number | null;
+}
+
+/** Arguments of `pthscope.listModules`: the model in scope at `line` of document `version`. */
+export interface ListModulesArgs {
+  uri: string;
+  line: number;
+  version?: number | null;
+}
+
+export interface ModuleChoice {
+  key: string;
+  label: string;
+  description: string;
+}
+
+export interface ModuleAction {
+  action: RequiresGradAction;
+  label: string;
+  detail: string;
+}
+
+export interface ListModulesResult {
+  var: string | null;
+  title: string;
+  modules: ModuleChoice[];
+  actions: ModuleAction[];
+  message: string;
+}
+
+/** Arguments of `pthscope.snippetEdit`: a save/load snippet for `var` at `line`. */
+export interface SnippetEditArgs {
+  uri: string;
+  line: number;
+  action: SnippetAction;
+  var: string;
+  version?: number | null;
+}
+
+/** The range to replace (0-based, UTF-16) and the snippet; `snippet` is '' when not applicable. */
+export interface SnippetEditResult {
+  version: number | null;
+  line: number;
+  character: number;
+  end_line: number;
+  end_character: number;
+  snippet: string;
   message: string;
 }
 
@@ -626,6 +680,16 @@ export const environment = new RequestType<EnvironmentParams, EnvironmentResult,
 
 /** Commands the server runs (`workspace/executeCommand`): name → [arguments, result]. */
 export const INSERT_REQUIRES_GRAD_CODE = 'pthscope.insertRequiresGradCode';
+export const LIST_MODULES = 'pthscope.listModules';
+export const SNIPPET_EDIT = 'pthscope.snippetEdit';
 export interface ServerCommands {
   'pthscope.insertRequiresGradCode': [InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult];
+  'pthscope.listModules': [ListModulesArgs, ListModulesResult];
+  'pthscope.snippetEdit': [SnippetEditArgs, SnippetEditResult];
 }
+
+/** The client commands the server's code actions run (their names are protocol too). */
+export const CHOOSE_MODULES = 'pthscope.chooseModules';
+export const INSERT_SNIPPET = 'pthscope.insertSnippet';
+/** `capabilities.experimental[CLIENT_COMMANDS_CAPABILITY]`: this client has the two commands above. */
+export const CLIENT_COMMANDS_CAPABILITY = 'pthscopeClientCommands';

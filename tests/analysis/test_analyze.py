@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from pthscope.analysis import analyze, loop_rule
 
 SOURCE = """import os
@@ -121,3 +123,61 @@ def test_two_thousand_lines_are_analysed() -> None:
     """A 2,000-line file is analysed completely (its speed: benchmarks/bench_code_intel.py)."""
     facts = analyze(generated_source(), "/w/big.py")
     assert len(facts.loads) > 150
+
+
+CHUNKY = '''import torch
+@decorate
+def f(x=(1,
+2)):
+    """doc
+x = 1
+"""
+    return x
+x = [
+"a",
+]
+y = 1 + \\
+2
+if x:
+    pass
+else:
+    y = 3
+try:
+    pass
+except Exception:
+    pass
+finally:
+    pass
+class C:
+    a = 1
+# comment
+z = f"""
+{y}
+"""
+'''
+
+
+def test_chunked_parse_gives_the_tree_ast_parse_gives() -> None:
+    """Statements parsed one at a time (a decorator, brackets, strings and continuations that
+    run over several lines joined), with the same line numbers as one `ast.parse`; unchanged
+    chunks are taken from the last analysis."""
+    from pthscope.analysis.source import parse_in_chunks
+
+    for source in (CHUNKY, generated_source(300), "x = 1\r\ny = 2\r\n", "", "\n\n# only\n"):
+        found = parse_in_chunks(source, {})
+        assert found is not None
+        tree, chunks = found
+        assert ast.dump(tree, include_attributes=True) == ast.dump(
+            ast.parse(source), include_attributes=True
+        )
+    first = parse_in_chunks(CHUNKY, {})
+    assert first is not None
+    tree, chunks = first
+    edited = CHUNKY + "w = 5\n"
+    reused = parse_in_chunks(edited, chunks)
+    assert reused is not None and reused[0].body[0] is tree.body[0]
+    assert ast.dump(reused[0], include_attributes=True) == ast.dump(ast.parse(edited), include_attributes=True)
+    assert parse_in_chunks("x = (\n", {}) is None
+    facts = analyze(CHUNKY, "/w/x.py")
+    again = analyze(CHUNKY.replace("y = 3", "y = 4"), "/w/x.py", previous=facts)
+    assert again.ok and len(again.chunks) == len(facts.chunks)

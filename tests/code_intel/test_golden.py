@@ -16,6 +16,8 @@ import pytest
 
 from pthscope.analysis import analyze
 from pthscope.code_intel import Range, code_actions, diagnostics, resolve_code_action
+from pthscope.code_intel.insertion import insertion_at
+from pthscope.code_intel.model_modules import requires_grad_code
 from pthscope.reader.model_view import ModelView
 from tests.code_intel.applying import apply_edits
 from tests.code_intel.conftest import GOLDEN, SCRIPTS
@@ -27,6 +29,17 @@ REFACTOR_LINES = {
     "training_loop.py": [22],
     "lightning_module.py": [16],
 }
+
+
+# The freeze/unfreeze code the quick pick of modules inserts: (script, 1-based line, action, modules).
+REQUIRES_GRAD_CASES = [
+    ("training_loop.py", 21, "freeze_module", ["backbone"]),
+    ("training_loop.py", 21, "unfreeze_module", ["backbone", "head"]),
+    ("training_loop.py", 21, "freeze_except", ["head"]),
+    ("transfer_learning.py", 47, "freeze_except", ["layer4", "fc"]),
+    ("transfer_learning.py", 47, "unfreeze_all", []),
+    ("lightning_module.py", 16, "freeze_module", ["head"]),
+]
 
 
 def _slug(title: str) -> str:
@@ -61,6 +74,9 @@ def test_actions_match_golden(
         actions = code_actions(facts, Range.of_lines(line - 1), checkpoints, [])
     for action in actions:
         assert action.edits is None, "edits are computed on resolve"
+        if action.command is not None:  # the quick pick of modules: the client runs it
+            assert not resolve_code_action(facts, action.data, checkpoints).edits
+            continue
         resolved = resolve_code_action(facts, action.data, checkpoints)
         assert resolved.edits, action.title
         result = apply_edits(source, resolved.edits)
@@ -96,3 +112,23 @@ def _assert_idempotent(
         if action.title == title:
             resolved = resolve_code_action(facts, action.data, checkpoints)
             ast.parse(apply_edits(result, resolved.edits or []))
+
+
+@pytest.mark.parametrize(("script", "line", "action", "modules"), REQUIRES_GRAD_CASES)
+def test_requires_grad_code_matches_golden(
+    script: str, line: int, action: str, modules: list[str], workspace: Path,
+    checkpoints: dict[str, ModelView],
+) -> None:
+    source = (SCRIPTS / script).read_text()
+    facts = analyze(source, str(SCRIPTS / script), (str(workspace),))
+    at = insertion_at(facts, line - 1)
+    assert at is not None
+    code = requires_grad_code(facts, at, action, modules, checkpoints, (str(workspace),))
+    assert code is not None and code.edits, code
+    result = apply_edits(source, code.edits)
+    ast.parse(result)
+    golden = GOLDEN / f"{Path(script).stem}__L{line}__code__{_slug(code.title)}.py"
+    if REGENERATE:
+        golden.write_text(result)
+    assert golden.exists(), f"missing golden {golden.name}"
+    assert result == golden.read_text(), golden.name

@@ -29,6 +29,8 @@ from pthscope.code_intel import (
     requires_grad_action,
     resolve_code_action,
 )
+from pthscope.code_intel.insertion import insertion_at, model_in_scope
+from pthscope.code_intel.model_modules import model_modules, requires_grad_code
 from pthscope.code_intel.python_text import attribute_path, dotted_name, is_attribute_name
 from pthscope.reader.model_view import ModelView, model_view
 from tests.code_intel.applying import apply_edits
@@ -43,6 +45,7 @@ from tests.code_intel.hostile_text import (
 )
 
 FLAG_ACTIONS = ("freeze_except", "freeze_module", "unfreeze_all", "print_parameters")
+MODULE_ACTIONS = ("freeze_except", "freeze_module", "unfreeze_module")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +85,17 @@ def _offered(facts: ModuleFacts, checkpoints: dict[str, Any]) -> list[CodeAction
             action = requires_grad_action(facts, len(facts.lines) - 2, name, module)
             if action is not None:
                 resolved.append(action)
+    # The quick pick of each model's modules (from the file it is loaded from), on every line.
+    for line in range(len(facts.lines)):
+        at = insertion_at(facts, line)
+        var = model_in_scope(facts, at) if at is not None else None
+        if at is None or var is None:
+            continue
+        for choice in model_modules(facts, var, at, checkpoints, ()).modules:
+            for name in MODULE_ACTIONS:
+                code = requires_grad_code(facts, at, name, [choice.key], checkpoints)
+                if code is not None and code.edits:
+                    resolved.append(CodeAction(code.title, "refactor", {"action": name}, edits=code.edits))
     return resolved
 
 
@@ -130,10 +144,10 @@ def test_every_offered_edit_is_inert(hostile_root: Any, index: int, form: str) -
     assert any(t.startswith("Restore requires_grad flags from") for t in titles), titles
     assert any(t.startswith("Load with weights_only=True, allowing") for t in titles), titles
     if text in module_names():
-        # The freeze of the hostile module, written as the boundary writes it (`m.get_submodule(…)`).
-        expression = attribute_path("model", text)
-        assert expression is not None
-        assert f"Freeze {expression}" in titles, (expression, titles)
+        # The freeze of the hostile module, written as the boundary writes it (`m.get_submodule(…)`),
+        # for a model loaded from a file that has it.
+        expressions = [attribute_path(var, text) for var in ("model", "full", "fresh")]
+        assert any(f"Freeze {e}" in titles for e in expressions), (expressions, titles)
     for found in diagnostics(facts, checkpoints):
         assert found.message.isprintable(), found.message
 
@@ -154,7 +168,7 @@ def test_every_hover_is_inert(hostile_root: Any, index: int, form: str) -> None:
     assert seen
     hovers = list(seen.values())
     # The path hovers open with the verdict; the hostile names show, as text.
-    paths = [h for h in hovers if "(checkpoint)" in h]
+    paths = [h for h in hovers if "(checkpoint)" in h and "looked in" not in h]
     assert len(paths) >= 3 and all(h.split("\n")[0].startswith(("✓", "⚠", "Needs")) for h in paths)
     odd_class = f"Cls{text}".replace(".", "")
     assert any(shows(h, odd_class) for h in hovers), (odd_class, hovers)

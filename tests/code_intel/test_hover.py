@@ -37,7 +37,11 @@ def test_attribute_path_and_key_string(workspace: Path, checkpoints: dict[str, M
     text = _hover(source, "weight.requires_grad", workspace, checkpoints)
     assert "(parameter) full.head.weight: Tensor[2, 16] float32" in text
     assert "| True (trainable) |" in text
-    source += '\nkey = "backbone.0.weight"\nfull.backbone[2]\n'
+    source += (
+        "\nfull.backbone[2]\nfor name, p in full.named_parameters():\n"
+        '    p.requires_grad = name.startswith("backbone.0.weight")\n'
+    )
+    # A key string in a loop over `full`'s parameters: `full`'s file (the other one is not it).
     assert "| False (frozen) |" in _hover(source, '"backbone.0.weight"', workspace, checkpoints)
     text = _hover(source, "[2]", workspace, checkpoints, 1)
     assert "(module) full.backbone[2]: Linear" in text and "| 272 | 0 | 272 | 2 |" in text
@@ -71,7 +75,37 @@ def test_flag_statements_show_affected_parameters(
     assert "| False | 2 | 34 |" in _hover(source, "requires_grad_", workspace, checkpoints)
 
 
-def test_no_hover_without_checkpoint(workspace: Path) -> None:
-    source = 'import torch\nm = torch.load("runs/missing.pth")\n'
+def test_a_path_naming_no_file_says_where_it_looked(workspace: Path) -> None:
+    source = 'import torch\nm = torch.load("runs/missing.pth")\nm.fc.weight\n'
     facts = analyze(source, str(SCRIPTS / "probe.py"), (str(workspace),))
-    assert hover(facts, 1, 20, {}) is None
+    found = hover(facts, 1, 20, {})
+    assert found is not None and "no such file" in found.contents
+    assert f"`{workspace / 'runs' / 'missing.pth'}`" in found.contents
+    assert hover(facts, 2, 3, {}) is None  # nothing is known of what it holds
+
+
+def test_freezing_idioms_and_the_code_pthscope_inserts(
+    workspace: Path, checkpoints: dict[str, ModelView]
+) -> None:
+    """Loops over a submodule's parameters, `requires_grad_`, name tests, a helper doing either
+    — and the code the modules' quick pick inserts — each hover against the model's file."""
+    source = (
+        "import torch\n"
+        "model = torch.load('runs/full_model.pth', weights_only=False)\n"
+        "def freeze(net):\n"
+        "    for p in net.backbone.parameters():\n"
+        "        p.requires_grad = False\n"
+        "    net.head.requires_grad_(True)\n"
+        "freeze(model)\n"
+        "for name, param in model.named_parameters():\n"
+        "    param.requires_grad = name.startswith(('head.', 'backbone.2.'))\n"
+        "for name, q in model.named_parameters():\n"
+        "    if name.startswith('backbone'):\n"
+        "        q.requires_grad = False\n"
+    )
+    helper = _hover(source, "freeze(model)", workspace, checkpoints)
+    assert "| False | 4 | 416 |" in helper and "| True | 2 | 34 |" in helper, helper
+    inserted = _hover(source, "param.requires_grad", workspace, checkpoints, 6)
+    assert "| False | 2 | 144 |" in inserted and "| True | 4 | 306 |" in inserted, inserted
+    condition = _hover(source, "q.requires_grad", workspace, checkpoints, 2)
+    assert "| False | 4 | 416 |" in condition and "`full_model.pth`" in condition, condition

@@ -367,6 +367,118 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('13-train-py-fixed');
   });
 
+  // --- Python files follow the data flow (issue 9): compare.py loads a state_dict and a whole model.
+
+  // Hovers `token` until the hover shows `expect` (the server may still be reading the files).
+  const hoverUntil = async (token, expect) => {
+    const hover = page.locator('.monaco-hover:visible', { hasText: expect }).first();
+    for (let attempt = 0; attempt < 12; attempt++) {
+      await page.mouse.move(5, 5);
+      await token.hover();
+      try {
+        await hover.waitFor({ timeout: 3_000 });
+        return (await hover.innerText()).replace(/\s+/g, ' ');
+      } catch {
+        // not linked yet
+      }
+    }
+    throw new Error(`no hover showing ${expect}`);
+  };
+
+  // Scrolls the editor to the first line of compare.py holding `needle` (the editor renders only
+  // the lines in view) with "Go to Line".
+  const goToLine = async (needle) => {
+    const lines = readFileSync(join(profile.ws, expected.compare_py.file), 'utf8').split('\n');
+    const line = lines.findIndex((text) => text.includes(needle)) + 1;
+    assert.ok(line > 0, `compare.py has no ${needle}`);
+    await page.keyboard.press('Control+G');
+    await page.keyboard.type(String(line));
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(300);
+  };
+
+  const openCompare = async () => {
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, expected.compare_py.file);
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.locator('.view-lines').waitFor({ timeout: 30_000 });
+    return editor;
+  };
+
+  step('a two-checkpoint script: each key hovers against its own file, and the light bulb is short', async () => {
+    const compare = expected.compare_py;
+    const editor = await openCompare();
+    await goToLine(compare.state_dict_key);
+    const key = editor.locator('.view-lines span span', { hasText: compare.state_dict_key }).first();
+    const text = await hoverUntil(key, compare.state_dict_file);
+    assert.match(text, /not stored in this state_dict/, text);
+    assert.doesNotMatch(text, /whole_model/, text);
+    await page.waitForTimeout(400);
+    await shot('15-two-checkpoints-key-hover');
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Escape');
+    await goToLine(compare.model_line);
+    await editor.locator('.view-line', { hasText: compare.model_line }).first().click({ position: { x: 60, y: 8 } });
+    await page.keyboard.press('Control+.');
+    const rows = page.locator('.action-widget .monaco-list-row.action');
+    await rows.first().waitFor({ timeout: 15_000 });
+    const titles = await rows.allInnerTexts();
+    assert.ok(titles.length <= 6, `light bulb: ${titles.join(' | ')}`);
+    assert.match(titles[0], /Freeze \/ unfreeze modules of net…/, titles.join(' | '));
+    assert.ok(!titles.some((t) => /entire model/.test(t)), titles.join(' | '));
+    await shot('16-short-light-bulb');
+  });
+
+  step('the modules quick pick freezes a module of the file the model is loaded from', async () => {
+    const compare = expected.compare_py;
+    await page.locator('.action-widget .monaco-list-row.action', { hasText: 'Freeze / unfreeze modules of net' }).first().click();
+    const widget = page.locator('.quick-input-widget');
+    await widget.locator('.quick-input-title', { hasText: compare.modules_title }).waitFor({ timeout: 30_000 });
+    const row = widget.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${compare.module}\\s*$`) }) }).first();
+    await row.waitFor({ timeout: 15_000 });
+    await shot('17-modules-quick-pick');
+    await row.click(); // in a multi-select pick, a click toggles the row's checkbox
+    await widget.locator('.quick-input-count, .monaco-count-badge', { hasText: '1' }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    const freeze = widget.locator('.quick-input-list .monaco-list-row', { hasText: 'Freeze the picked modules' }).first();
+    await freeze.click({ timeout: 15_000 });
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.locator('.view-lines', { hasText: compare.freeze_inserts }).waitFor({ timeout: 15_000 });
+    await shot('17b-modules-frozen');
+    await page.keyboard.press('Control+Z');
+  });
+
+  step('weights_only=False on a file that would run code is an error on its torch.load', async () => {
+    const compare = expected.compare_py;
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await goToLine(compare.hostile_line);
+    const line = editor.locator('.view-line', { hasText: compare.hostile_line }).first();
+    await line.waitFor({ timeout: 30_000 });
+    await editor.locator('.squiggly-error').first().waitFor({ timeout: 60_000 });
+    const text = await hoverUntil(line.locator('span span', { hasText: /^False$/ }).first(), 'runs code the file chose');
+    assert.match(text, /PTH004/, text);
+    await page.waitForTimeout(400);
+    await shot('18-hostile-weights-only-error');
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Escape');
+  });
+
+  step('Ctrl+click on a checkpoint path opens its page', async () => {
+    const compare = expected.compare_py;
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await goToLine(compare.link_path);
+    const token = editor.locator('.view-lines span span', { hasText: compare.link_path }).first();
+    await token.hover();
+    await page.keyboard.down('Control');
+    await page.waitForTimeout(500);
+    await token.click();
+    await page.keyboard.up('Control');
+    const webview = await openedPage();
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.whole_model.tensors);
+    await page.locator('.tabs-container .tab.active', { hasText: compare.link_path }).waitFor({ timeout: 15_000 });
+    await shot('19-ctrl-click-opens-page');
+  });
+
   step('Restart Server: a new server answers the next page', async () => {
     await runCommand(page, 'pthscope: Restart Server');
     await page.locator('.statusbar', { hasText: 'pthscope: server restarted' }).waitFor({ timeout: 60_000 });

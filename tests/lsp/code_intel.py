@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pytest
 import pytest_lsp
@@ -61,10 +61,25 @@ def _apply_edit(
     return types.ApplyWorkspaceEditResult(applied=True)
 
 
-def make_python_client() -> LanguageClient:
-    client = LanguageClient(
-        protocol_cls=PthscopeClientProtocol, converter_factory=client_converter
+def _converter() -> Any:
+    """The tests' converter (our results as the server sends them), reading a code action that
+    runs a command as a CodeAction (lsprotocol takes anything with a `command` key for a bare
+    Command; VS Code looks at its type)."""
+    converter = client_converter()
+
+    def code_action_or_command(value: Any, _: type) -> types.Command | types.CodeAction:
+        if isinstance(value.get("command"), str):
+            return converter.structure(value, types.Command)
+        return converter.structure(value, types.CodeAction)
+
+    converter.register_structure_hook(
+        Union[types.Command, types.CodeAction], code_action_or_command  # noqa: UP007
     )
+    return converter
+
+
+def make_python_client() -> LanguageClient:
+    client = LanguageClient(protocol_cls=PthscopeClientProtocol, converter_factory=_converter)
     client.published = {}  # type: ignore[attr-defined]
     client.applied_edits = []  # type: ignore[attr-defined]
     features = {

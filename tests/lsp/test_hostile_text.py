@@ -8,6 +8,7 @@ command edit parses and adds no name from the files.
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from pathlib import Path
 
@@ -118,12 +119,35 @@ async def test_every_code_action_over_stdio_is_inert(
                 data = action.data if isinstance(action.data, dict) else {}
                 imports = class_names if data.get("action") == "safe_globals" else set()
                 assert_edit_is_inert(text, after, action.title, _members(), imports)
-    # The light bulb offers the freezes of the last top-level modules: hostile names.
-    assert any("get_submodule(" in t for t in titles), titles
     assert any(t.startswith("Restore requires_grad flags from whole_") for t in titles), titles
 
 
-@pytest.mark.parametrize("module", ["class", "layer1.01", "match.type", "None.x", "fc"])
+async def test_the_modules_quick_pick_offers_only_keys_it_takes_back(
+    python_client: LanguageClient, hostile_script: tuple[Path, str]
+) -> None:
+    """listModules names the model's modules from its file; a key the command would refuse
+    (hostile text) is left out, and each freeze of a listed one is inert code."""
+    uri, text = await _open(python_client, hostile_script)
+    before = len(python_client.applied_edits)  # type: ignore[attr-defined]
+    line = utf16_position(text, "full.fc.requires_grad_").line
+    listed = await python_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="pthscope.listModules", arguments=[{"uri": uri, "line": line}])
+    )
+    assert listed["var"] == "full" and listed["modules"], listed
+    for choice in listed["modules"]:
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", choice["key"]), choice
+        assert (choice["label"] + choice["description"]).isprintable() and "$(" not in choice["description"]
+        arguments = {"uri": uri, "line": line, "action": "freezeModule", "modules": [choice["key"]]}
+        result = await python_client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="pthscope.insertRequiresGradCode", arguments=[arguments])
+        )
+        assert result["applied"], result
+    for params in python_client.applied_edits[before:]:  # type: ignore[attr-defined]
+        after = apply_lsp_edits(text, text_edits(params.edit, uri))
+        assert_edit_is_inert(text, after, str(params.label), _members())
+
+
+@pytest.mark.parametrize("module", ["class", "fc"])
 async def test_tree_freeze_command_quotes_what_is_not_an_identifier(
     python_client: LanguageClient, hostile_script: tuple[Path, str], module: str
 ) -> None:
@@ -145,3 +169,18 @@ async def test_tree_freeze_command_quotes_what_is_not_an_identifier(
         assert_edit_is_inert(text, after, str(params.label), {p for p in module.split(".")})
         natural = all(is_attribute_name(p) for p in module.split("."))
         assert ("get_submodule" in after) != natural or "startswith" in after, after
+
+
+@pytest.mark.parametrize("module", ["layer1.01", "match.type", "None.x"])
+async def test_tree_freeze_command_refuses_a_module_the_model_lacks(
+    python_client: LanguageClient, hostile_script: tuple[Path, str], module: str
+) -> None:
+    uri, text = await _open(python_client, hostile_script)
+    before = len(python_client.applied_edits)  # type: ignore[attr-defined]
+    line = utf16_position(text, "torch.save(model").line
+    arguments = {"uri": uri, "line": line, "action": "freezeModule", "module": module}
+    result = await python_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="pthscope.insertRequiresGradCode", arguments=[arguments])
+    )
+    assert result["applied"] is False and f"has no module `{module}`" in result["message"], result
+    assert len(python_client.applied_edits) == before  # type: ignore[attr-defined]

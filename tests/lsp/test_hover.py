@@ -62,7 +62,10 @@ async def test_parameter_key_and_attribute_path(
 ) -> None:
     path = code_workspace / "hover_keys.py"
     text = (code_workspace / "whole_model_link.py").read_text()
-    text += 'key = "backbone.0.weight"\nfull.backbone[2]\n'
+    text += (
+        "full.backbone[2]\nfor name, p in full.named_parameters():\n"
+        '    p.requires_grad = name != "backbone.0.weight"\n'
+    )
     uri = open_document(python_client, path, text)
     weight = await hover_text(python_client, uri, utf16_position(text, "weight.requires_grad", 1))
     assert weight is not None

@@ -4,7 +4,8 @@
 
 `analyze` never raises and never runs the user's code (it reads the `ast`). On a syntax error
 it blanks the broken line(s) and parses again; if that fails too it returns `previous` (with
-`ok=False`), or empty facts. `ModuleFacts.checkpoint_paths()` lists the literals that name
+`ok=False`), or empty facts. The top-level statements `previous` parsed that the text still has
+at the same place are not parsed again. `ModuleFacts.checkpoint_paths()` lists the literals that name
 checkpoints with their candidate locations; `actions` joins the facts with `Checkpoint`s.
 """
 
@@ -15,7 +16,7 @@ import dataclasses
 from .collect import Collector
 from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
 from .name_rules import loop_rule
-from .source import Positions, noqa_comments, parse_tolerant, source_lines
+from .source import Chunks, Positions, names_bound, noqa_comments, parse_tolerant, source_lines
 
 __all__ = ["CheckpointPath", "ModuleFacts", "Span", "analyze", "loop_rule"]
 
@@ -28,12 +29,16 @@ def analyze(
 ) -> ModuleFacts:
     """Facts about one Python file; tolerant of syntax errors, never raises."""
     lines = source_lines(source)
-    tree, error = parse_tolerant(source)
+    chunks: Chunks = dict(previous.chunks) if previous is not None else {}
+    tree, error = parse_tolerant(source, chunks)
     if tree is None:
         if previous is not None:
             return dataclasses.replace(previous, ok=False, syntax_error=error)
         return ModuleFacts(file_path, lines, ok=False, syntax_error=error)
     facts = ModuleFacts(file_path, lines, source.endswith(("\n", "\r")), error is None, error)
+    facts.chunks = chunks
+    known = previous.chunk_names if previous is not None else {}
+    facts.chunk_names = {key: known.get(key) or names_bound(body) for key, body in chunks.items()}
     facts.scopes.append(Scope(MODULE_SCOPE, 0, max(len(lines) - 1, 0)))
     facts.noqa = noqa_comments(lines)
     try:

@@ -1,10 +1,12 @@
 """One pass over a parsed file that records the facts `actions` needs.
 
 The walk records candidates for every name (attribute paths, method calls, calls that receive a
-name) and `finish` keeps those that belong to model variables, so a single pass suffices. It
-follows statement order within each function, which is all the flow analysis `actions` does.
-torch.load/save and load_state_dict calls become facts in torch_calls.py, parameter loops and
-freezing helpers in flag_ops.py; node shapes are read by ast_shapes.py.
+name) and `finish` keeps those that belong to model variables, so a single pass suffices. It follows
+statement order within each function and what each name holds (flow.py: the branches of an `if`,
+a loop, a `try` are joined), which is how code is tied to the checkpoint it reads.
+torch.load/save and load_state_dict calls become facts in torch_calls.py, values and the keys read
+from loaded checkpoints in flow_values.py, parameter loops and freezing helpers in flag_ops.py;
+node shapes are read by ast_shapes.py.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .facts import (
     AttrRef,
     CheckpointPath,
     FlagOp,
+    KeyRef,
     KeyString,
     ModuleFacts,
     PathElement,
@@ -36,6 +39,15 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
+from .flow import UNCLEAR, Flow, Param, Value
+from .flow_values import is_key_access, record_key_ref, value_of
+from .flow_walk import (
+    parameter_values,
+    rebind,
+    resolve_parameters,
+    undo_overridden_defaults,
+    visit_branches,
+)
 from .paths import candidates, dotted_name, names_checkpoint, static_path
 from .source import Positions
 from .torch_calls import record_state_dict_load, record_torch_load, record_torch_save
@@ -56,6 +68,11 @@ _HARMLESS_CALLS = {
 }  # fmt: skip
 
 
+_BRANCHING = (ast.If, ast.While, ast.Try, ast.Match) + (
+    (ast.TryStar,) if hasattr(ast, "TryStar") else ()
+)
+
+
 class Collector:
     """Walks one module and fills a `ModuleFacts`."""
 
@@ -68,8 +85,17 @@ class Collector:
         self.scope = MODULE_SCOPE
         self.classes: list[str] = []
         self.module_classes: set[str] = set()
-        self.env: dict[str, str] = {}
-        self.loaded: dict[str, CheckpointPath | None] = {}
+        self.flow = Flow(self.same_file)
+        # id(torch.load call node) → its index in facts.torch_loads.
+        self.load_calls: dict[int, int] = {}
+        # (function, parameter) → its default, when that is a static string.
+        self.param_defaults: dict[tuple[str, str], str] = {}
+        # torch.load index → the parameters with defaults its path was built from.
+        self.load_params: dict[int, set[tuple[str, str]]] = {}
+        # Calls of this file's functions: (function, slot → the value passed).
+        self.local_calls: list[tuple[str, dict[int | str, Value]]] = []
+        self.param_key_refs: list[tuple[Param, KeyRef]] = []
+        self._names_used: set[str] | None = None
         self.torch_names = {"torch"}
         self.stmt: ast.stmt | None = None
         # Loop variables bound by a parameter loop that already became a FlagOp.
@@ -79,8 +105,8 @@ class Collector:
         self.constructed: dict[str, str] = {}
         self.local_functions: dict[str, tuple[str, ...]] = {}
         self.name_args: list[NameArg] = []
-        # (var, path, node) of every attribute path; spans are made only for those kept.
-        self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST]] = []
+        # (var, path, node, value) of every attribute path; spans are made only for those kept.
+        self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST, Value | None]] = []
         self.candidates: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------- statements
@@ -100,18 +126,25 @@ class Collector:
             self._visit_import(node)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self._visit_for(node)
+        elif isinstance(node, _BRANCHING):
+            visit_branches(self, node)
         else:
             if not isinstance(node, COMPOUND):
                 span = self.pos.span(node)
                 self.facts.statements.append(
                     Statement(self.scope, span, self.pos.indent_of(node.lineno))
                 )
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                self._visit_assign(node)
             for field_name, value in ast.iter_fields(node):
                 if field_name in ("body", "orelse", "finalbody"):
                     continue
                 self._visit_field(value)
+            # After the right-hand side: what it evaluates to is known by then.
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                self._visit_assign(node)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                self.flow.set(node.target.id, UNCLEAR)
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                self._bind_with_items(node)
             for block in ("body", "orelse", "finalbody", "handlers", "cases"):
                 self._visit_block(getattr(node, block, None))
         self.stmt = previous
@@ -136,6 +169,8 @@ class Collector:
                     self.visit_expr(item)
                 elif isinstance(item, ast.withitem):
                     self.visit_expr(item.context_expr)
+                    if item.optional_vars is not None:
+                        self.visit_expr(item.optional_vars)
                 elif isinstance(item, ast.keyword):
                     self.visit_expr(item.value)
 
@@ -148,10 +183,15 @@ class Collector:
         if not self.classes:
             self.local_functions[node.name] = params
         self.facts.scopes.append(Scope(name, node.lineno - 1, (node.end_lineno or 1) - 1, params))
+        names = parameter_values(self, name, node.args)
+        for param, held in names.items():  # so that look-ups by line find what it holds
+            self.facts.assignments.append(Assignment(param, name, node.lineno - 1, None, held))
         self.scope = name
         outer_bound = self.loop_bound
         self.loop_bound = set()
+        self.flow.enter(names)
         self.visit_body(node.body)
+        self.flow.leave()
         self.loop_bound = outer_bound
         self.scope = outer
 
@@ -174,14 +214,10 @@ class Collector:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         value = node.value
         callee = dotted_name(value.func) if isinstance(value, ast.Call) else None
+        held = value_of(self, value) if value is not None else UNCLEAR
         for target in targets:
             if isinstance(target, ast.Name):
-                self._bind(target.id, callee, node.lineno)
-                text = static_path(value, self.env) if value is not None else None
-                if text is not None:
-                    self.env[target.id] = text
-                else:
-                    self.env.pop(target.id, None)
+                self._bind(target.id, callee, node.lineno, held)
             elif isinstance(target, ast.Attribute) and target.attr == "requires_grad":
                 self._flag_assign(target, value)
             elif isinstance(target, ast.Attribute) and isinstance(value, ast.Call):
@@ -192,9 +228,18 @@ class Collector:
                 for name in target_names(target):
                     self._bind(name, None, node.lineno)
 
-    def _bind(self, var: str, callee: str | None, lineno: int) -> None:
-        self.facts.assignments.append(Assignment(var, self.scope, lineno - 1, callee))
-        self.loaded.pop(var, None)
+    def _bind_with_items(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            if isinstance(item.optional_vars, ast.Name):
+                held = value_of(self, item.context_expr)
+                self._bind(item.optional_vars.id, None, node.lineno, held)
+            elif item.optional_vars is not None:
+                for name in target_names(item.optional_vars):
+                    self._bind(name, None, node.lineno)
+
+    def _bind(self, var: str, callee: str | None, lineno: int, value: Value = UNCLEAR) -> None:
+        self.facts.assignments.append(Assignment(var, self.scope, lineno - 1, callee, value))
+        self.flow.set(var, value)
         if callee is None:
             return
         short = callee.rsplit(".", 1)[-1]
@@ -215,6 +260,7 @@ class Collector:
             attr_chain(call.func.value) if call and isinstance(call.func, ast.Attribute) else None
         )
         outer_bound = set(self.loop_bound)
+        before = self.flow.fork()
         if chain and chain[0] in self.loop_bound:
             self.loop_bound.update(names)
         elif call and chain and isinstance(node, ast.For):
@@ -228,6 +274,7 @@ class Collector:
                 self.loop_bound.update(names)
         self.visit_body(node.body)
         self.visit_body(node.orelse)
+        rebind(self, self.flow.join_with(before), node.end_lineno or node.lineno)
         self.loop_bound = outer_bound
 
     def _flag_assign(self, target: ast.Attribute, value: ast.expr | None) -> None:
@@ -247,6 +294,7 @@ class Collector:
     ) -> FlagOp:
         assert self.stmt is not None
         op = FlagOp(var, self.scope, kind, path, value, self.pos.span(self.stmt), sites)  # type: ignore[arg-type]
+        op.target = self.flow.get(var)
         self.facts.flag_ops.append(op)
         return op
 
@@ -261,10 +309,14 @@ class Collector:
             if kind is ast.Name or id(current) in consumed:
                 continue
             if kind is ast.Call:
+                if is_key_access(current):
+                    record_key_ref(self, current)  # type: ignore[arg-type]
                 self._visit_call(current)  # type: ignore[arg-type]
             elif kind is ast.Attribute or kind is ast.Subscript:
                 if self._record_chain(current):  # type: ignore[arg-type]
                     continue
+                if kind is ast.Subscript and is_key_access(current):
+                    record_key_ref(self, current)  # type: ignore[arg-type]
             elif kind is ast.Constant:
                 if isinstance(current.value, str):  # type: ignore[attr-defined]
                     self._string(current)  # type: ignore[arg-type]
@@ -280,8 +332,9 @@ class Collector:
             return False
         var, path = chain
         current: ast.AST = node
+        held = self.flow.get(var)
         while path:
-            self.raw_refs.append((var, path, current))
+            self.raw_refs.append((var, path, current, held))
             path = path[:-1]
             current = current.value  # type: ignore[attr-defined]
         return True
@@ -317,16 +370,53 @@ class Collector:
     ) -> CheckpointPath | None:
         if node is None:
             return None
-        text = static_path(node, self.env)
+        self._names_used = set()
+        text = static_path(node, self.text_of)
+        used, self._names_used = self._names_used, None
         if text is None or not text:
             return None
+        depends = {(self.scope, n) for n in used if (self.scope, n) in self.param_defaults}
+        if depends and role == "load":
+            self.load_params[len(self.facts.torch_loads)] = depends
         return self._path(node, text, role, var)
+
+    def text_of(self, name: str) -> str | None:
+        """The string `name` holds here, if known (static_path's look-up)."""
+        value = self.flow.get(name)
+        if not isinstance(value, str):
+            return None
+        if self._names_used is not None:
+            self._names_used.add(name)
+        return value
+
+    def same_file(self, a: int, b: int) -> bool:
+        """Whether torch.load calls `a` and `b` read the same path."""
+        loads = self.facts.torch_loads
+        first = loads[a].path if 0 <= a < len(loads) else None
+        second = loads[b].path if 0 <= b < len(loads) else None
+        return first is not None and second is not None and first.candidates == second.candidates
+
+    def torch_load_index(self, node: ast.Call) -> int | None:
+        """The index of the `torch.load` call `node` (recorded now if the walk has not reached
+        it yet), or None when it is another call."""
+        index = self.load_calls.get(id(node))
+        if index is not None:
+            return index
+        name = dotted_name(node.func)
+        if name is None or "." not in name:
+            return None
+        head, _, tail = name.rpartition(".")
+        if head not in self.torch_names or tail != "load":
+            return None
+        record_torch_load(self, node)
+        self.consumed.update(id(inner) for inner in ast.walk(node))
+        return self.load_calls[id(node)]
 
     def _visit_call(self, node: ast.Call) -> None:
         name = dotted_name(node.func)
         if name is not None and "." in name:
             head, _, tail = name.rpartition(".")
-            if head in self.torch_names and tail == "load":
+            if head in self.torch_names and tail == "load" and id(node) not in self.load_calls:
                 record_torch_load(self, node)
             elif head in self.torch_names and tail == "save":
                 record_torch_save(self, node)
@@ -336,10 +426,14 @@ class Collector:
             return
         args: list[tuple[int | str, ast.expr]] = list(enumerate(node.args))
         args += [(k.arg, k.value) for k in node.keywords if k.arg]
+        local = name in self.local_functions
+        if local:
+            self.local_calls.append((name, {slot: value_of(self, arg) for slot, arg in args}))
         for slot, arg in args:
             if isinstance(arg, ast.Name):
+                held = self.flow.get(arg.id)
                 self.name_args.append(
-                    NameArg(name, slot, arg.id, self.scope, node.lineno - 1, self.stmt)
+                    NameArg(name, slot, arg.id, self.scope, node.lineno - 1, self.stmt, held)
                 )
 
     def stmt_span(self) -> Span:
@@ -384,10 +478,12 @@ class Collector:
         # `full = torch.load(...)` may be a whole model: its attribute paths can be hovered.
         hoverable = models | {load.assigned_to for load in facts.torch_loads if load.assigned_to}
         facts.attr_refs = [
-            AttrRef(var, path, self._ref_span(node))
-            for var, path, node in self.raw_refs
+            AttrRef(var, path, self._ref_span(node), held)
+            for var, path, node, held in self.raw_refs
             if var in hoverable
         ]
+        undo_overridden_defaults(self)
+        resolve_parameters(self)
         facts.opaque_passes = [
             Assignment(a.var, a.scope, a.line, a.callee)
             for a in self.name_args

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from .flow import Loaded, Value
 
 PathElement = str | int
 PathRole = Literal["load", "save", "other"]
@@ -59,6 +61,8 @@ class Assignment:
     scope: str
     line: int
     callee: str | None
+    # What the name holds from here on (flow.py); None when not recorded.
+    value: Value | None = None
 
 
 @dataclass
@@ -78,6 +82,10 @@ class FlagOp:
     stmt: Span
     sites: list[Span] = field(default_factory=list)
     loop: ast.For | None = None
+    # What `var` holds at the statement (flow.py): the model whose parameters it sets.
+    target: Value | None = None
+    # For a call of a freezing helper: the helper's own statements on that parameter.
+    inner: list[FlagOp] = field(default_factory=list)
 
     @property
     def may_freeze(self) -> bool:
@@ -98,6 +106,9 @@ class StateDictLoad:
     # `ckpt["model"]` → source_var "ckpt", source_key "model".
     source_var: str | None = None
     source_key: str | None = None
+    # What `var` holds (the model receiving the weights) and what is loaded into it (flow.py).
+    target: Value | None = None
+    source: Value | None = None
 
 
 @dataclass
@@ -114,6 +125,10 @@ class TorchLoad:
     insert_at: tuple[int, int] | None
     path: CheckpointPath | None = None
     assigned_to: str | None = None
+    # `weights_only=<constant>` as written (None: absent or not a constant) and its value's span.
+    weights_only: bool | None = None
+    weights_only_span: Span | None = None
+    has_map_location: bool = False
 
 
 @dataclass
@@ -131,6 +146,9 @@ class TorchSave:
     path: CheckpointPath | None = None
     # Keys of a saved dict literal whose value is a {name: p.requires_grad ...} map.
     grad_map_keys: tuple[str, ...] = ()
+    # What `var` holds (flow.py), and for a dict the key its state_dict is saved under.
+    target: Value | None = None
+    key: str | None = None
 
 
 @dataclass
@@ -140,6 +158,24 @@ class AttrRef:
     var: str
     path: tuple[PathElement, ...]
     span: Span
+    # What `var` holds there (flow.py).
+    target: Value | None = None
+
+
+@dataclass
+class KeyRef:
+    """A string key read from what `torch.load` returned: `sd["fc.weight"]`, `ckpt.get("model")`
+    (`value.keys` ends with `key`)."""
+
+    key: str
+    span: Span
+    value: Loaded
+    # Read with `.get`: a missing key is not an error.
+    get: bool = False
+    # The expression as written: the name it starts from (None: a call, `torch.load(p)[...]`)
+    # and how many of `value.keys` it reads itself (`state["x"]` reads one of ("state_dict", "x")).
+    root: str | None = None
+    depth: int = 1
 
 
 @dataclass
@@ -185,6 +221,7 @@ class ModuleFacts:
     torch_loads: list[TorchLoad] = field(default_factory=list)
     saves: list[TorchSave] = field(default_factory=list)
     attr_refs: list[AttrRef] = field(default_factory=list)
+    key_refs: list[KeyRef] = field(default_factory=list)
     key_strings: list[KeyString] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
@@ -202,6 +239,20 @@ class ModuleFacts:
         default=None, repr=False, compare=False
     )
     _names: set[str] | None = field(default=None, repr=False, compare=False)
+    # Answers derived from these facts, by their users' own keys (computed once per text).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The parsed top-level chunks (source.Chunks), for the next analysis of the file.
+    chunks: dict[tuple[int, str], list[ast.stmt]] = field(default_factory=dict, repr=False, compare=False)
+    # Names each chunk binds (source.names_bound), kept like the chunks.
+    chunk_names: dict[tuple[int, str], frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def bound_names(self) -> frozenset[str]:
+        """Every name the file binds anywhere."""
+        return frozenset().union(*self.chunk_names.values())
+
+    def top_level(self) -> list[ast.stmt]:
+        """The file's top-level statements, in order."""
+        return [statement for statements in self.chunks.values() for statement in statements]
 
     def assignments_to(self, var: str, scope: str) -> list[Assignment]:
         """Assignments to `var` in `scope`, in file order (indexed on first use)."""

@@ -3,7 +3,8 @@
 The walk in collect.py records direct `requires_grad` assignments and `requires_grad_()` calls
 itself; it asks `loop_flag_values` about a `for … in m.named_parameters():` loop, and once the
 walk is done `helper_flag_ops` turns `freeze(model)` into a `FlagOp` when `freeze` is defined
-in the file and sets `requires_grad` on that argument.
+in the file and sets `requires_grad` on that argument; the helper's own statements on that
+parameter become the op's `inner` ops, so that hovers can tell which parameters the call sets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NamedTuple
 
 from .ast_shapes import bool_const, combine
 from .facts import FlagOp, Span
+from .flow import Value
 from .source import Positions
 
 
@@ -25,6 +27,7 @@ class NameArg(NamedTuple):
     scope: str
     line: int
     stmt: ast.stmt
+    value: Value | None = None  # what `var` holds at the call (flow.py)
 
 
 def loop_flag_values(pos: Positions, loop: ast.For) -> tuple[list[bool | None], list[Span]] | None:
@@ -57,17 +60,23 @@ def helper_flag_ops(
     """`freeze(model_ft)` where `freeze` is defined here and sets requires_grad on its arg."""
     ops: list[FlagOp] = []
     helpers: dict[str, dict[int | str, bool | None]] = {}
+    inner: dict[tuple[str, int | str], list[FlagOp]] = {}
     for op in flag_ops:
         params = local_functions.get(op.scope)
         if params and op.var in params:
             slots = helpers.setdefault(op.scope, {})
             value = combine([slots[op.var], op.value]) if op.var in slots else op.value
             slots[op.var] = slots[params.index(op.var)] = value
+            inner.setdefault((op.scope, op.var), []).append(op)
+            inner[(op.scope, params.index(op.var))] = inner[(op.scope, op.var)]
     for arg in name_args:
         slots = helpers.get(arg.callee, {})
         if arg.slot in slots and arg.var in model_vars:
             stmt = pos.span(arg.stmt)
             name_at = pos.lines[stmt.start_line].find(arg.callee, stmt.start_char)
             site = Span(arg.line, max(name_at, 0), arg.line, max(name_at, 0) + len(arg.callee))
-            ops.append(FlagOp(arg.var, arg.scope, "helper", (), slots[arg.slot], stmt, [site]))
+            op = FlagOp(arg.var, arg.scope, "helper", (), slots[arg.slot], stmt, [site])
+            op.target = arg.value
+            op.inner = list(inner.get((arg.callee, arg.slot), []))
+            ops.append(op)
     return ops

@@ -1,7 +1,8 @@
 """Which strings name checkpoints, what path expressions evaluate to statically, and where they
 may live on disk (the file's folder first, then each workspace folder).
 
-Only literals, names bound to literals, `+`, `Path(...) / "x"`, `os.path.join(...)` and `str(...)`
+Only literals, names bound to known strings, `+`, f-strings of known parts, `Path(...) / "x"`,
+`.joinpath(...)`, `os.path.join(...)`, `str(...)`, `os.fspath(...)` and `os.path.expanduser(...)`
 are evaluated; anything else makes the expression "not statically clear" (None).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 
 CHECKPOINT_EXTENSIONS = (
     ".pth",
@@ -22,6 +24,9 @@ CHECKPOINT_EXTENSIONS = (
 )
 _PATH_CALLS = {"Path", "pathlib.Path", "PurePath", "pathlib.PurePath"}
 _JOIN_CALLS = {"os.path.join", "path.join", "osp.join", "join"}
+_SAME_TEXT_CALLS = {"str", "os.fspath", "fspath", "os.path.expanduser", "expanduser"}
+# The string a name holds, if known (the walk's data flow, flow.py).
+Lookup = Callable[[str], "str | None"]
 
 
 def dotted_name(node: ast.AST) -> str | None:
@@ -40,30 +45,56 @@ def names_checkpoint(text: str) -> bool:
     return len(text) < 1024 and "\n" not in text and text.lower().endswith(CHECKPOINT_EXTENSIONS)
 
 
-def static_path(node: ast.AST, env: dict[str, str]) -> str | None:
+def static_path(node: ast.AST, lookup: Lookup) -> str | None:
     """The string a path expression always evaluates to, when that is statically clear."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.Name):
-        return env.get(node.id)
+        return lookup(node.id)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div)):
-        left, right = static_path(node.left, env), static_path(node.right, env)
+        left, right = static_path(node.left, lookup), static_path(node.right, lookup)
         if left is None or right is None:
             return None
         return left + right if isinstance(node.op, ast.Add) else _join(left, right)
+    if isinstance(node, ast.JoinedStr):
+        return _f_string(node, lookup)
     if isinstance(node, ast.Call) and not node.keywords:
-        name = dotted_name(node.func)
-        parts = [static_path(a, env) for a in node.args]
+        parts = [static_path(a, lookup) for a in node.args]
         if any(p is None for p in parts):
             return None
         strings = [p for p in parts if p is not None]
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "joinpath":
+            base = static_path(func.value, lookup)
+            return _join(base, *strings) if base is not None and strings else None
+        name = dotted_name(func)
         if name in _PATH_CALLS:
             return _join(*strings) if strings else "."
         if name in _JOIN_CALLS and strings:
             return _join(*strings)
-        if name == "str" and len(strings) == 1:
+        if name in _SAME_TEXT_CALLS and len(strings) == 1:
             return strings[0]
     return None
+
+
+def _f_string(node: ast.JoinedStr, lookup: Lookup) -> str | None:
+    """`f"{root}/best.pth"` when every part is known and shown as it is (no format spec)."""
+    parts = []
+    for value in node.values:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            parts.append(value.value)
+        elif (
+            isinstance(value, ast.FormattedValue)
+            and value.format_spec is None
+            and value.conversion in (-1, ord("s"))
+        ):
+            text = static_path(value.value, lookup)
+            if text is None:
+                return None
+            parts.append(text)
+        else:
+            return None
+    return "".join(parts)
 
 
 def _join(*parts: str) -> str:

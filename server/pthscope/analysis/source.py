@@ -2,6 +2,12 @@
 
 The tolerant parse replaces a line that does not parse with `pass` (keeping its indentation, so
 every other line keeps its number) and tries again a few times. Nothing here runs user code.
+
+A text that parses is parsed one top-level statement at a time (`parse_in_chunks`): each chunk
+with its own line numbers (blank lines before it), so the tree is the one `ast.parse` would give,
+the GIL is released between chunks (the language server analyses in a thread while it answers
+requests), and a chunk whose text and place are those of the previous analysis is not parsed
+again (`Chunks`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,13 @@ import ast
 import re
 
 from .facts import Span
+
+# (first line, text) of a top-level chunk → its statements.
+Chunks = dict[tuple[int, str], list[ast.stmt]]
+# A line that may start a top-level statement: not indented, not a comment, not closing a
+# bracket, not the next clause of a compound statement.
+_TOP_LEVEL = re.compile(r"[^\s#)\]}]")
+_CLAUSES = ("else", "elif", "except", "finally")
 
 _MAX_REPAIRS = 3
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -28,8 +41,62 @@ def source_lines(source: str) -> list[str]:
     return lines
 
 
-def parse_tolerant(source: str) -> tuple[ast.Module | None, str | None]:
-    """Parse `source`, repairing up to a few broken lines; returns (tree, first error message)."""
+def parse_in_chunks(source: str, known: Chunks) -> tuple[ast.Module, Chunks] | None:
+    """The tree of `source` made chunk by chunk (reusing `known` ones), or None if it does not
+    parse. A chunk that does not parse alone (a bracket, a string or a decorator running on)
+    is joined with the next one."""
+    lines = source.split("\n")
+    starts = [n for n, text in enumerate(lines) if _TOP_LEVEL.match(text) and not text.startswith(_CLAUSES)]
+    starts.append(len(lines))
+    body: list[ast.stmt] = []
+    chunks: Chunks = {}
+    first, index = 0, 0
+    while first < len(lines):
+        while index < len(starts) and starts[index] <= first:
+            index += 1
+        end = starts[index] if index < len(starts) else len(lines)
+        while True:
+            text = "\n".join(lines[first:end])
+            statements = known.get((first, text))
+            if statements is None:
+                try:
+                    statements = ast.parse("\n" * first + text).body
+                except SyntaxError:
+                    statements = None
+                except ValueError:  # null bytes
+                    return None
+            if statements is not None:
+                break
+            if end >= len(lines):
+                return None
+            index += 1
+            end = starts[index] if index < len(starts) else len(lines)
+        chunks[(first, text)] = statements
+        body += statements
+        first = end
+    return ast.Module(body=body, type_ignores=[]), chunks
+
+
+def parse_tolerant(source: str, known: Chunks | None = None) -> tuple[ast.Module | None, str | None]:
+    """Parse `source`, repairing up to a few broken lines; returns (tree, first error message).
+    `known` chunks are reused, and replaced by those of the tree made (the whole repaired text
+    is one chunk)."""
+    found = parse_in_chunks(source, known or {})
+    if found is not None:
+        tree, chunks = found
+        error = None
+    else:
+        whole, error = _parse_repairing(source)
+        if whole is None:
+            return None, error
+        tree, chunks = whole, {(0, source): whole.body}
+    if known is not None:
+        known.clear()
+        known.update(chunks)
+    return tree, error
+
+
+def _parse_repairing(source: str) -> tuple[ast.Module | None, str | None]:
     try:
         return ast.parse(source), None
     except SyntaxError as exc:
@@ -109,3 +176,25 @@ def noqa_comments(lines: list[str]) -> dict[int, frozenset[str] | None]:
                 frozenset(c.strip().upper() for c in codes.split(",")) if codes else None
             )
     return found
+
+
+def names_bound(statements: list[ast.stmt]) -> frozenset[str]:
+    """Every name the statements bind anywhere (assignments, parameters, functions, classes,
+    imports, `global`, `except … as`, patterns), so that inserted code can avoid them."""
+    found: set[str] = set()
+    for node in ast.walk(ast.Module(body=statements, type_ignores=[])):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, ast.alias):
+            found.add((node.asname or node.name).split(".", 1)[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            found.update(node.names)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            found.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            found.add(node.rest)
+    return frozenset(found)

@@ -2,7 +2,7 @@
 `StateDictLoad` facts.
 
 The walk in collect.py calls these with itself (`c`) for what it knows at that point: the
-statement and scope being walked, the names bound to paths and to `torch.load` results.
+statement and scope being walked, and what names hold (flow.py, flow_values.py).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from .ast_shapes import attr_chain
+from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
-from .paths import dotted_name
+from .flow import Loaded
+from .flow_values import value_of
 from .source import Positions
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ def record_torch_load(c: Collector, node: ast.Call) -> TorchLoad:
     if isinstance(c.stmt, ast.Assign) and c.stmt.value is node:
         names = [t.id for t in c.stmt.targets if isinstance(t, ast.Name)]
         assigned = names[0] if names else None
+    c.load_calls[id(node)] = len(c.facts.torch_loads)
     path = c.path_arg(target, "load", assigned)
+    weights_only = next((k.value for k in node.keywords if k.arg == "weights_only"), None)
     load = TorchLoad(
         c.scope,
         c.pos.span(node),
@@ -46,9 +49,10 @@ def record_torch_load(c: Collector, node: ast.Call) -> TorchLoad:
         insert_at,
         path,
         assigned,
+        bool_const(weights_only),
+        c.pos.span(weights_only) if weights_only is not None else None,
+        "map_location" in keywords or len(node.args) > 1,
     )
-    if assigned is not None:
-        c.loaded[assigned] = path
     c.facts.torch_loads.append(load)
     return load
 
@@ -60,6 +64,7 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
     obj = node.args[0]
     kind: SaveKind = "other"
     var: str | None = None
+    key: str | None = None
     grad_keys: list[str] = []
     if isinstance(obj, ast.Name):
         kind, var = "model", obj.id
@@ -72,11 +77,12 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
         kind, var = "state_dict", chain[0] if chain else None
     elif isinstance(obj, ast.Dict):
         kind = "dict"
-        for key, value in zip(obj.keys, obj.values, strict=True):
-            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+        for key_node, value in zip(obj.keys, obj.values, strict=True):
+            if not (isinstance(key_node, ast.Constant) and isinstance(key_node.value, str)):
                 continue
+            key_text = key_node.value
             if isinstance(value, ast.DictComp) and "requires_grad" in ast.dump(value.value):
-                grad_keys.append(key.value)
+                grad_keys.append(key_text)
             elif (
                 isinstance(value, ast.Call)
                 and isinstance(value.func, ast.Attribute)
@@ -84,7 +90,7 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
             ):
                 chain = attr_chain(value.func.value)
                 if chain and chain[0] not in c.facts.optimizer_vars and var is None:
-                    var = chain[0]
+                    var, key = chain[0], key_text
     target = (
         node.args[1]
         if len(node.args) > 1
@@ -111,29 +117,28 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
             ", ".join(rest),
             path,
             tuple(grad_keys),
+            c.flow.get(var) if var is not None else None,
+            key,
         )
     )
 
 
 def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
-    """`var.load_state_dict(...)`: what is loaded, from which path, where the statement ends."""
+    """`var.load_state_dict(...)`: what is loaded (flow.py), from which path, into what, and
+    where the statement ends."""
     arg = node.args[0] if node.args else None
-    path: CheckpointPath | None = None
     source_var = source_key = None
-    if isinstance(arg, ast.Subscript) and isinstance(arg.slice, ast.Constant):
-        if isinstance(arg.slice.value, str):
-            source_key = arg.slice.value
-        arg = arg.value
-    if isinstance(arg, ast.Name):
-        source_var = arg.id
-        path = c.loaded.get(arg.id)
-    elif isinstance(arg, ast.Call):
-        name = dotted_name(arg.func) or ""
-        if name.rpartition(".")[0] in c.torch_names and name.endswith(".load"):
-            inner = record_torch_load(c, arg)
-            path = inner.path
-            for sub in ast.walk(arg):
-                c.consumed.add(id(sub))
+    inner = arg
+    if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
+        if isinstance(inner.slice.value, str):
+            source_key = inner.slice.value
+        inner = inner.value
+    if isinstance(inner, ast.Name):
+        source_var = inner.id
+    source = value_of(c, arg) if arg is not None else None
+    path: CheckpointPath | None = None
+    if isinstance(source, Loaded):
+        path = c.facts.torch_loads[source.load].path
     if path is not None:
         path.var = var
         path.role = "load"
@@ -154,6 +159,8 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
             path,
             source_var,
             source_key,
+            c.flow.get(var),
+            source,
         )
     )
 

@@ -31,16 +31,19 @@ or quoted strings), hover Markdown through `markdown`, plain text (messages, tit
 """
 
 from .code_actions import (
+    CHOOSE_MODULES,
     code_actions,
     fix_all_actions,
     requires_grad_action,
     resolve_code_action,
+    snippet_insertion,
 )
 from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .hover import hover
 from .types import CodeAction, Diagnostic, Hover, Position, Range, TextEdit
 
 __all__ = [
+    "CHOOSE_MODULES",
     "FLAGS_LOST",
     "UNSAFE_LOAD",
     "WHOLE_MODEL_SAVE",
@@ -56,4 +59,5 @@ __all__ = [
     "hover",
     "requires_grad_action",
     "resolve_code_action",
+    "snippet_insertion",
 ]

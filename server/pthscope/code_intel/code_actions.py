@@ -2,7 +2,10 @@
 
 Listing is cheap: it decides which actions apply and stores in `data` what resolving needs.
 Resolving recomputes the edit from fresh facts, so an entry resolved after the file changed
-still edits the right place (or returns no edits when its target is gone).
+still edits the right place (or returns no edits when its target is gone). The list stays short:
+the quick fixes of the line's findings first, then for the model in scope one entry that opens
+a quick pick of its modules (`command`), printing its flags, and the save or load snippets that
+fit the line (`snippet`: their paths and names are tab stops, snippet_text.py).
 """
 
 from __future__ import annotations
@@ -10,23 +13,35 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..analysis.facts import ModuleFacts, Statement
+from ..analysis.facts import ModuleFacts
+from ..analysis.flow import Built
 from ..plain_text import visible
 from . import fixes, snippets
-from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
-from .linking import Checkpoints, linked_views
+from .diagnostics import (
+    CUDA_WITHOUT_MAP_LOCATION,
+    FLAGS_LOST,
+    MISSING_KEY,
+    RUNS_CODE_LOAD,
+    UNSAFE_LOAD,
+    WHOLE_MODEL_SAVE,
+    diagnostics,
+)
+from .insertion import Insertion, already_there, insert_edit, insertion_at, model_in_scope
+from .linking import Checkpoints
 from .lost_flags import find_lost_flags, latest_assignment
-from .python_text import attribute_path, string_literal
+from .model_modules import flag_title, requires_grad_code, value_at
+from .python_text import string_literal
 from .safe_globals_fix import safe_globals_load
-from .text_edits import already_there, insert_after, quote_char
+from .snippet_text import plain, snippet
+from .text_edits import quote_char
 from .types import SOURCE, CodeAction, Diagnostic, Range, TextEdit
 from .verdict import linked_verdict
 
+CHOOSE_MODULES = "pthscope.chooseModules"  # the client's quick pick of the model's modules
 QUICKFIX = "quickfix"
 REFACTOR = "refactor"
 SOURCE_ACTION = "source"
 FIX_ALL_TITLE = "Restore requires_grad flags and add weights_only=True in this file"
-_MODULES_OFFERED = 6
 _DEFAULT_PATHS = {
     "state_dict": "model.pth",
     "entire": "model_full.pth",
@@ -122,6 +137,14 @@ def _fixes_for(
             if level == "runs_code":
                 title += " (this file would run code with weights_only=False)"
             offer(title, True, action="weights_only", torch_load=index, value=True)
+    elif diagnostic.code == RUNS_CODE_LOAD:
+        offer("Use weights_only=True", True, action="weights_only_true", torch_load=data.get("torch_load", -1))
+    elif diagnostic.code == MISSING_KEY:
+        for n, key in enumerate(data.get("closest", [])):
+            offer(f"Use {visible(string_literal(str(key)))}", n == 0, action="replace_key",
+                  key_ref=data.get("key_ref", -1), key=str(key))
+    elif diagnostic.code == CUDA_WITHOUT_MAP_LOCATION:
+        offer("Add map_location='cpu'", True, action="map_location", torch_load=data.get("torch_load", -1))
     elif diagnostic.code == WHOLE_MODEL_SAVE:
         offer(
             "Save the state_dict and a requires_grad map instead",
@@ -174,43 +197,41 @@ def _overlap(a: Range, b: Range) -> bool:
 
 
 def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[CodeAction]:
-    statement = _statement_at(facts, line)
-    if statement is None:
+    """A short list for the model in scope: its modules' freezing (one entry: a quick pick),
+    printing its flags, and the save or load snippets that fit the line."""
+    at = insertion_at(facts, line)
+    var = model_in_scope(facts, at) if at is not None else None
+    if at is None or var is None:
         return []
-    var = _model_in_scope(facts, statement)
-    if var is None:
-        return []
-    lookups = linked_views(facts, checkpoints, var)
-    if lookups:
-        modules = lookups[0].top_modules[-_MODULES_OFFERED:]
-    else:
-        modules = list(
-            dict.fromkeys(
-                str(op.module_path[0])
-                for op in facts.flag_ops
-                if op.var == var and op.kind == "replace" and len(op.module_path) == 1
-            )
-        )
-    offers: list[tuple[str, str, str | None]] = []
-    for name in ("freeze_except", "freeze_module"):
-        offers += [(_flag_title(name, var, module), name, module) for module in modules]
-    for name in ("unfreeze_all", "print_parameters"):
-        offers.append((_flag_title(name, var, None), name, None))
+    offers: list[tuple[str, str]] = [(f"Freeze / unfreeze modules of {var}…", "choose_modules")]
+    offers.append((flag_title("print_parameters", var, ()), "print_parameters"))
     if facts.torch_imported and var != "self":
-        offers += [
-            (f"Save {var}: state_dict only", "save_state_dict", None),
-            (f"Save {var}: entire model", "save_entire_model", None),
-            (f"Save {var}: training checkpoint", "save_training_checkpoint", None),
-            (f"Load {var}: state_dict", "load_state_dict", None),
-            (f"Load {var}: entire model", "load_entire_model", None),
-            (f"Load {var}: training checkpoint", "load_training_checkpoint", None),
-        ]
+        optimizer = _optimizer(facts) is not None
+        if isinstance(value_at(facts, var, at), Built) and not _loads_on(facts, line):
+            offers.append((f"Load {var}: state_dict", "load_state_dict"))
+            if optimizer:
+                offers.append((f"Load {var}: training checkpoint", "load_training_checkpoint"))
+        elif not _saves_on(facts, line) and not _loads_on(facts, line):
+            offers.append((f"Save {var}: state_dict", "save_state_dict"))
+            if optimizer:
+                offers.append((f"Save {var}: training checkpoint", "save_training_checkpoint"))
     out = []
-    for title, name, target in offers:
-        data = {"title": title, "action": name, "var": var, "line": line, "module": target}
-        if _snippet_edit(facts, data) is not None:
-            out.append(CodeAction(title, REFACTOR, data))
+    for title, name in offers:
+        data = {"title": title, "action": name, "var": var, "line": line, "module": None}
+        if name == "choose_modules":
+            out.append(CodeAction(title, REFACTOR, data, command=CHOOSE_MODULES))
+        elif _snippet(facts, data) is not None:
+            out.append(CodeAction(title, REFACTOR, data, snippet=name in _SNIPPETS))
     return out
+
+
+def _loads_on(facts: ModuleFacts, line: int) -> bool:
+    spans = [load.stmt for load in facts.torch_loads] + [load.stmt for load in facts.loads]
+    return any(span.start_line <= line <= span.end_line for span in spans)
+
+
+def _saves_on(facts: ModuleFacts, line: int) -> bool:
+    return any(save.stmt.start_line <= line <= save.stmt.end_line for save in facts.saves)
 
 
 def requires_grad_action(
@@ -218,82 +239,63 @@ def requires_grad_action(
 ) -> CodeAction | None:
     """One freeze/unfreeze/print refactor for the model variable in scope at `line`, with its
     edits (for a module chosen outside the light bulb, e.g. in the checkpoint tree); None when
-    no model variable is in scope there or the code is already in place."""
-    statement = _statement_at(facts, line)
-    var = _model_in_scope(facts, statement) if statement is not None else None
-    if var is None or action not in _FLAG_ACTIONS or (action in _NEEDS_MODULE and not module):
+    no model variable is in scope there or the code is already in place. Nothing is checked
+    against a checkpoint here: `model_modules.requires_grad_code` does that."""
+    at = insertion_at(facts, line)
+    if at is None or action not in _FLAG_ACTIONS or (action in _NEEDS_MODULE and not module):
         return None
-    title = _flag_title(action, var, module)
-    data = {"title": title, "action": action, "var": var, "line": line, "module": module}
-    edits = _snippet_edit(facts, data)
-    return CodeAction(title, REFACTOR, data, edits=edits) if edits else None
+    found = requires_grad_code(facts, at, action, [module] if module else [], {})
+    if found is None or not found.edits:
+        return None
+    var = model_in_scope(facts, at)
+    data = {"title": found.title, "action": action, "var": var, "line": line, "module": module}
+    return CodeAction(found.title, REFACTOR, data, edits=found.edits)
 
 
-_FLAG_ACTIONS = ("freeze_except", "freeze_module", "unfreeze_all", "print_parameters")
-_NEEDS_MODULE = ("freeze_except", "freeze_module")
+_FLAG_ACTIONS = ("freeze_except", "freeze_module", "unfreeze_module", "unfreeze_all", "print_parameters")
+_NEEDS_MODULE = ("freeze_except", "freeze_module", "unfreeze_module")
 
 
-def _flag_title(action: str, var: str, module: str | None) -> str:
-    if action == "freeze_except":
-        return f"Freeze all parameters of {var} except {visible(str(module))}"
-    if action == "freeze_module":
-        return f"Freeze {attribute_path(var, str(module)) or var}"
-    if action == "unfreeze_all":
-        return f"Unfreeze all parameters of {var}"
-    return f"Print parameters and requires_grad of {var}"
-
-
-def _statement_at(facts: ModuleFacts, line: int) -> Statement | None:
-    best: Statement | None = None
-    for statement in facts.statements:
-        span = statement.span
-        if span.start_line <= line <= span.end_line and (
-            best is None or span.start_line >= best.span.start_line
-        ):
-            best = statement
-    return best
-
-
-def _model_in_scope(facts: ModuleFacts, statement: Statement) -> str | None:
-    """The model variable bound most recently before the statement in its function."""
-    scope = next((s for s in facts.scopes if s.name == statement.scope), None)
-    line = statement.span.start_line
-    best: tuple[int, str] | None = None
-    for var in facts.model_vars:
-        made = latest_assignment(facts, var, statement.scope, line)
-        if (made is not None and made.line <= line) or (
-            made is None and scope is not None and var in scope.params
-        ):
-            rank = made.line if made is not None else -1
-            if best is None or rank > best[0]:
-                best = (rank, var)
-    return best[1] if best else None
-
-
-def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit] | None:
-    statement = _statement_at(facts, int(data.get("line", -1)))
-    var, module = str(data.get("var")), str(data.get("module") or "")
-    if statement is None or var not in facts.model_vars:
+def _snippet(facts: ModuleFacts, data: Mapping[str, Any]) -> tuple[Insertion, list[str]] | None:
+    """Where a refactor's code goes and its lines, with tab stops (snippet_text.py)."""
+    at = insertion_at(facts, int(data.get("line", -1)))
+    var = str(data.get("var"))
+    if at is None or var not in facts.model_vars or model_in_scope(facts, at) != var:
         return None
     q = quote_char(facts)
     name = data.get("action")
     lines: list[str] | None
-    if name == "freeze_except" and module:
-        lines = snippets.freeze_all_except(var, module, q)
-    elif name == "freeze_module" and module:
-        lines = snippets.freeze_module(var, module, q)
+    if name == "print_parameters":
+        lines = snippets.print_parameters(var)
     elif name == "unfreeze_all":
         lines = snippets.unfreeze_all(var)
-    elif name == "print_parameters":
-        lines = snippets.print_parameters(var)
     elif isinstance(name, str) and name in _SNIPPETS and facts.torch_imported:
-        lines = _SNIPPETS[name](facts, var, q, statement)
+        lines = _SNIPPETS[name](facts, var, q, at)
     else:
         return None
-    end, indent = statement.span.end_line, statement.indent
-    if lines is None or already_there(facts, end, indent, lines):
+    if lines is None or already_there(facts, at, [plain(text) for text in lines]):
         return None
-    return [insert_after(facts, end, indent, lines)]
+    return at, lines
+
+
+def _snippet_edit(facts: ModuleFacts, data: Mapping[str, Any]) -> list[TextEdit] | None:
+    found = _snippet(facts, data)
+    if found is None:
+        return None
+    at, lines = found
+    return [insert_edit(facts, at, [plain(text) for text in lines])]
+
+
+def snippet_insertion(facts: ModuleFacts, data: Mapping[str, Any]) -> tuple[TextEdit, str] | None:
+    """A save/load refactor as a snippet: the (plain) edit whose range it replaces, and the
+    snippet text with tab stops for its path and names."""
+    found = _snippet(facts, data)
+    if found is None:
+        return None
+    at, lines = found
+    edit = insert_edit(facts, at, [plain(text) for text in lines])
+    marked = insert_edit(facts, at, lines).new_text
+    return edit, snippet(marked)
 
 
 def _path_for(facts: ModuleFacts, var: str, kind: str, q: str) -> str:
@@ -318,15 +320,15 @@ def _optimizer(facts: ModuleFacts) -> str | None:
     return min(facts.optimizer_vars) if facts.optimizer_vars else None
 
 
-def _epoch(facts: ModuleFacts, statement: Statement) -> str | None:
+def _epoch(facts: ModuleFacts, at: Insertion) -> str | None:
     """An epoch loop variable already bound where the snippet goes."""
     for name in sorted(facts.epoch_vars):
-        if latest_assignment(facts, name, statement.scope, statement.span.start_line):
+        if latest_assignment(facts, name, at.scope, at.line):
             return name
     return None
 
 
-_SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Statement], list[str]]] = {
+_SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Insertion], list[str]]] = {
     "save_state_dict": lambda f, v, q, s: snippets.save_state_dict(
         v, _path_for(f, v, "state_dict", q)
     ),
@@ -353,6 +355,9 @@ _SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Statement], list[str]]] = 
 _FIXES = {
     "restore_flags",
     "weights_only",
+    "weights_only_true",
+    "replace_key",
+    "map_location",
     "state_dict_load",
     "safe_globals",
     "save_grad_map",
@@ -368,6 +373,12 @@ def _edits(
         return fixes.restore_flags(facts, checkpoints, int(data["load"]), str(data["source"]))
     if action == "weights_only":
         return fixes.weights_only(facts, checkpoints, int(data["torch_load"]), bool(data["value"]))
+    if action == "weights_only_true":
+        return fixes.weights_only_true(facts, int(data["torch_load"]))
+    if action == "replace_key":
+        return fixes.replace_key(facts, checkpoints, int(data["key_ref"]), str(data["key"]))
+    if action == "map_location":
+        return fixes.map_location_cpu(facts, int(data["torch_load"]))
     if action == "safe_globals":
         return safe_globals_load(facts, checkpoints, int(data["torch_load"]))
     if action == "state_dict_load":

@@ -2,8 +2,9 @@
 
 PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning, TorchFix
 TOR102 parity; an error when the linked file would run code, see verdict.py), PTH003 whole-model
-save (information). A `# noqa` or `# noqa: PTH00x` comment on the first line of the finding
-silences it. Messages are plain text; names from a file go through `plain_text.visible`.
+save (information); PTH004-PTH007, what the loaded file says about the call and the keys read
+from it, are in load_checks.py. A `# noqa` or `# noqa: PTH00x` comment on the first line of the
+finding silences it. Messages are plain text; names from a file go through `plain_text.visible`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from ..analysis.facts import ModuleFacts
 from ..plain_text import visible
 from ..reader.model_view import ModelView
 from .linking import Checkpoints
+from .load_checks import (
+    CUDA_WITHOUT_MAP_LOCATION,
+    MISSING_KEY,
+    RUNS_CODE_LOAD,
+    UNREADABLE_FILE,
+    load_checks,
+)
 from .lost_flags import find_lost_flags
 from .types import Diagnostic, Range, Severity
 from .verdict import linked_verdict
@@ -20,11 +28,16 @@ FLAGS_LOST = "PTH001"
 UNSAFE_LOAD = "PTH002"
 WHOLE_MODEL_SAVE = "PTH003"
 _NAMES_LISTED = 3
+__all__ = [
+    "CUDA_WITHOUT_MAP_LOCATION", "FLAGS_LOST", "MISSING_KEY", "RUNS_CODE_LOAD", "UNREADABLE_FILE",
+    "UNSAFE_LOAD", "WHOLE_MODEL_SAVE", "diagnostics",
+]  # fmt: skip
 
 
 def diagnostics(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic]:
     """All findings for the file, minus those silenced by `# noqa`."""
     found = _flags_lost(facts, checkpoints) + _unsafe_loads(facts, checkpoints)
+    found += load_checks(facts, checkpoints)
     found += _whole_model_saves(facts)
     return [d for d in found if not facts.suppressed(d.range.start.line, d.code)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ..analysis.facts import ModuleFacts
+from .keys import look_up
 from .linking import Checkpoints
 from .lost_flags import find_lost_flags, restore_lines
 from .python_text import dotted_name, string_literal
@@ -52,6 +53,40 @@ def weights_only(
     if value is False and (linked is None or not linked[1].allows_weights_only_false):
         return None
     return [TextEdit(Range.at(*load.insert_at), f", weights_only={value}")]
+
+
+def weights_only_true(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
+    """`weights_only=False` → `weights_only=True` (PTH004)."""
+    if not 0 <= index < len(facts.torch_loads):
+        return None
+    load = facts.torch_loads[index]
+    if load.weights_only is not False or load.weights_only_span is None:
+        return None
+    return [replace(load.weights_only_span, "True")]
+
+
+def map_location_cpu(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
+    """Add `, map_location='cpu'` after the last argument of a torch.load call (PTH007)."""
+    if not 0 <= index < len(facts.torch_loads):
+        return None
+    load = facts.torch_loads[index]
+    if load.has_map_location or load.has_star_kwargs or load.insert_at is None:
+        return None
+    cpu = string_literal("cpu", quote_char(facts))
+    return [TextEdit(Range.at(*load.insert_at), f", map_location={cpu}")]
+
+
+def replace_key(
+    facts: ModuleFacts, checkpoints: Checkpoints, index: int, key: str
+) -> list[TextEdit] | None:
+    """A missing key → one of the closest keys the file has (PTH006), checked again here."""
+    if not 0 <= index < len(facts.key_refs):
+        return None
+    ref = facts.key_refs[index]
+    found = look_up(facts, ref, checkpoints)
+    if found is None or not found.missing or key not in found.closest():
+        return None
+    return [replace(ref.span, string_literal(key, quote_char(facts)))]
 
 
 def state_dict_load(

@@ -1,19 +1,22 @@
-"""Hovers: a checkpoint path, a parameter key or attribute path, or a requires_grad statement.
+"""Hovers: a checkpoint path, a key read from a loaded checkpoint, a parameter key or attribute
+path, or a requires_grad statement — each against the file that code is about (linking.py).
 
 Each hover is Markdown in Pylance's shape: a `python` code block naming the thing, then one
 compact table, then at most a line or two of explanation. A checkpoint path's hover starts with
-the verdict (verdict.py): safe with weights_only=True, needs classes, or would run code. Every
-string from a file goes through markdown.py; code labels through python_text.py.
+the verdict (verdict.py): safe with weights_only=True, needs classes, or would run code, and
+ends with an "Open in pthscope" command link; a path that names no file says where it looked.
+Every string from a file goes through markdown.py; code labels through python_text.py.
 """
 
 from __future__ import annotations
 
-from ..analysis.facts import AttrRef, FlagOp, ModuleFacts, PathElement, Span
+from ..analysis.facts import AttrRef, CheckpointPath, FlagOp, KeyRef, ModuleFacts, PathElement, Span
 from ..analysis.name_rules import loop_rule
 from ..reader.counts import ROLES, Tally, format_bytes
-from ..reader.model_view import ModelTensor, ModelView
+from ..reader.model_view import Entry, ModelTensor, ModelView
 from . import markdown as md
-from .linking import Checkpoints, checkpoint_for_path, linked_views
+from .keys import KeyLookup, look_up
+from .linking import Checkpoints, checkpoint_for_path, present, views_for, views_for_key_string
 from .python_text import attribute_path, string_literal
 from .types import Hover, Range
 from .verdict import Verdict, verdict_for
@@ -27,22 +30,28 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
     for path in facts.paths:
         if path.span.contains(line, character):
             checkpoint = checkpoint_for_path(path, checkpoints)
-            if checkpoint is None:
-                return None
-            return Hover(
-                hover_for_checkpoint(checkpoint, path.text), Range.of(path.span)
-            )
+            if checkpoint is not None:
+                shown = hover_for_checkpoint(checkpoint, path.text) + "\n\n" + open_link(checkpoint)
+                return Hover(shown, Range.of(path.span))
+            if any(present(checkpoints, c) for c in path.candidates):
+                return None  # there, but not read yet
+            return Hover(hover_for_missing_file(path), Range.of(path.span))
     for op in facts.flag_ops:
         if op.kind != "replace" and any(s.contains(line, character) for s in op.sites):
-            lookups = linked_views(facts, checkpoints, op.var)
+            lookups = views_for(facts, op.target, checkpoints)
             site = next(s for s in op.sites if s.contains(line, character))
             return (
                 Hover(hover_for_flag_op(facts, op, lookups[0]), Range.of(site)) if lookups else None
             )
+    for key_ref in facts.key_refs:
+        if key_ref.span.contains(line, character):
+            found = look_up(facts, key_ref, checkpoints)
+            answer = hover_for_key_ref(key_ref, found) if found is not None else None
+            return Hover(answer, Range.of(key_ref.span)) if answer else None
     ref = _innermost_ref(facts, line, character)
     if ref is not None:
         text = _key(ref.path)
-        for lookup in linked_views(facts, checkpoints, ref.var):
+        for lookup in views_for(facts, ref.target, checkpoints):
             label = attribute_path(ref.var, ref.path) or ref.var
             contents = hover_for_key(lookup, text, label)
             if contents:
@@ -50,12 +59,68 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
         return None
     for key in facts.key_strings:
         if key.span.contains(line, character):
-            for lookup in linked_views(facts, checkpoints):
+            for lookup in views_for_key_string(facts, key, checkpoints):
                 contents = hover_for_key(lookup, key.text, string_literal(key.text))
                 if contents:
                     return Hover(contents, Range.of(key.span))
             return None
     return None
+
+
+def open_link(lookup: ModelView) -> str:
+    """The command link that opens the file's page (its path as the worker read it)."""
+    return md.command_link("Open in pthscope", md.OPEN_CHECKPOINT, [lookup.file])
+
+
+def hover_for_missing_file(path: CheckpointPath) -> str:
+    """A path that names no file: where it was looked for."""
+    shown = ", ".join(md.code(c) for c in path.candidates[:3])
+    more = f" and {len(path.candidates) - 3} more" if len(path.candidates) > 3 else ""
+    what = "not written yet (`torch.save` makes it)" if path.role == "save" else "no such file"
+    return "\n".join(
+        [md.block(f"(checkpoint) {path.text}: {'not there yet' if path.role == 'save' else 'no such file'}"),
+         f"{what}: {md.code(path.text)} (looked in {shown}{more})"]
+    )
+
+
+def hover_for_key_ref(ref: KeyRef, found: KeyLookup) -> str | None:
+    """What the file holds at a key code reads from it, or that it holds nothing there."""
+    read = ref.value.keys[-ref.depth :] if ref.root is not None else ref.value.keys
+    label = (ref.root or "") + "".join(f"[{string_literal(k)}]" for k in read)
+    file = md.code(_basename(found.view.file))
+    if found.skipped:
+        return "\n".join([md.block(f"(key) {label}: not in the file"),
+                          f"{file} has no {md.code(ref.key)}: `.get` gives its default"])
+    if isinstance(found.found, ModelTensor):
+        return _tensor_hover(found.view, found.found, label)
+    if isinstance(found.found, Entry):
+        return _entry_hover(found.view, found.dotted, found.found, label)
+    if not found.missing:
+        return None
+    closest = found.closest()
+    lines = [md.block(f"(key) {label}: not in the file"), f"{file} has no key {md.code(ref.key)} here"]
+    if closest:
+        lines[-1] += "; closest: " + ", ".join(md.code(k) for k in closest)
+    return "\n".join(lines)
+
+
+def _entry_hover(lookup: ModelView, key: str, entry: Entry, label: str) -> str:
+    """A container, plain value, module or other tensor of the saved object."""
+    file = f"in {md.code(_basename(lookup.file))}"
+    if entry.kind == "value":
+        return "\n".join([md.block(f"(value) {label}: {entry.type} = {entry.value}"), file])
+    if entry.kind == "tensor":
+        return "\n".join([md.block(f"(tensor) {label}: {entry.type}"),
+                          f"{file}; not a tensor of the model"])
+    start = key + "." if key else ""
+    tensors = [t for t in lookup.tensors if t.key.startswith(start)]
+    elements = sum(t.numel for t in tensors if t.role == "parameter")
+    what = entry.type.rsplit(".", 1)[-1] if entry.type else entry.kind
+    return "\n".join(
+        [md.block(f"({entry.kind}) {label}: {what}"),
+         "| model tensors | parameter elements |", "|---|---|",
+         f"| {_n(len(tensors))} | {_n(elements)} |", "", file]
+    )
 
 
 def _innermost_ref(facts: ModuleFacts, line: int, character: int) -> AttrRef | None:
@@ -210,21 +275,25 @@ def hover_for_flag_op(facts: ModuleFacts, op: FlagOp, lookup: ModelView) -> str:
     """Which parameters of the linked checkpoint a requires_grad statement sets, and to what."""
     statement = _statement_text(facts, op.stmt)
     title = md.block(statement.splitlines()[0].strip() if statement else op.var)
-    table = _effect_table(op, lookup, statement)
+    inner = [(i, _statement_text(facts, i.stmt)) for i in op.inner]
+    table = _effect_table(op, lookup, statement, inner)
     if table is None:
         unclear = "in a way that is not statically clear"
         return f"{title}\nAffects parameters of {md.code(op.var)} {unclear}."
     return "\n".join([title, *table])
 
 
-def _effect_table(op: FlagOp, lookup: ModelView, statement: str) -> list[str] | None:
+def _effect_table(
+    op: FlagOp, lookup: ModelView, statement: str, inner: list[tuple[FlagOp, str]]
+) -> list[str] | None:
     """The table under the title; kept with the effect, so that hovering the same loop again
     does not count 30,000 parameters again."""
+    statement += "".join(f"\n{text}" for _, text in inner)  # a helper's body decides too
     cache_key = f"table|{op.module_path}|{statement.replace(op.var, '')}"
     if cache_key in lookup.memo:
         cached: list[str] | None = lookup.memo[cache_key]
         return cached
-    effect = _effect(op, lookup, statement)
+    effect = _effect(op, lookup, statement, inner)
     lines: list[str] | None = None
     if effect is not None:
         set_false, set_true = effect
@@ -243,7 +312,7 @@ def _effect_table(op: FlagOp, lookup: ModelView, statement: str) -> list[str] | 
 
 
 def _effect(
-    op: FlagOp, lookup: ModelView, statement: str
+    op: FlagOp, lookup: ModelView, statement: str, inner: list[tuple[FlagOp, str]] | None = None
 ) -> tuple[list[ModelTensor], list[ModelTensor]] | None:
     """(set to False, set to True) parameter records, or None when not statically clear."""
     # Keyed without the variable's name: the same loop over another model gives the same answer.
@@ -266,12 +335,32 @@ def _effect(
     result: tuple[list[ModelTensor], list[ModelTensor]] | None
     if op.kind == "loop" and op.loop is not None:
         result = _loop_effect(op, selected, prefix)
-    elif op.value is None or op.kind == "helper":
+    elif op.kind == "helper":
+        result = _helper_effect(lookup, inner or [])
+    elif op.value is None:
         result = None
     else:
         result = ([], selected) if op.value else (selected, [])
     _remember(lookup, cache_key, result)
     return result
+
+
+def _helper_effect(
+    lookup: ModelView, inner: list[tuple[FlagOp, str]]
+) -> tuple[list[ModelTensor], list[ModelTensor]] | None:
+    """A freezing helper's statements on its parameter, applied in order to this model."""
+    if not inner:
+        return None
+    state: dict[str, tuple[ModelTensor, bool]] = {}
+    for op, text in inner:
+        if op.kind == "replace":
+            continue
+        effect = _effect(op, lookup, text)
+        if effect is None:
+            return None
+        state.update((r.name, (r, False)) for r in effect[0])
+        state.update((r.name, (r, True)) for r in effect[1])
+    return [r for r, v in state.values() if not v], [r for r, v in state.values() if v]
 
 
 def _remember(lookup: ModelView, key: str, value: object) -> None:

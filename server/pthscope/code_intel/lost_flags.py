@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..analysis.facts import Assignment, FlagOp, ModuleFacts, StateDictLoad
 from ..reader.model_view import ModelView
-from .linking import Checkpoints, linked_views
+from .linking import Checkpoints, named_views
 from .python_text import attribute_path, comment, string_literal
 from .text_edits import quote_char, retarget, statement_lines
 
@@ -141,7 +141,7 @@ def frozen_instances(facts: ModuleFacts) -> list[FrozenInstance]:
 def _frozen_checkpoint(
     facts: ModuleFacts, checkpoints: Checkpoints, short: str
 ) -> ModelView | None:
-    for lookup in linked_views(facts, checkpoints):
+    for lookup in named_views(facts, checkpoints):
         root = lookup.root_class
         if (
             lookup.stores_flags

@@ -11,16 +11,25 @@ enters the Markdown of hovers.
 
 All three first make invisible characters visible (`plain_text.visible`), so `s` stays on one
 line and cannot reorder or hide what follows. The hover's own markup (its tables, `**stored**`)
-is written by hover.py and never contains file text unescaped; no link or command is ever built.
+is written by hover.py and never contains file text unescaped.
+
+- `command_link(title, command, args)`: the one link a hover may hold, `[title](command:…)`, for
+  a command of ours (`COMMANDS`; the client trusts hover Markdown for those only). The title is
+  our own text; the arguments (a file's absolute path) are JSON, percent-encoded whole, so that
+  nothing in them can end the link or add markup.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import string
+from urllib.parse import quote
 
 from ..plain_text import visible
 
+OPEN_CHECKPOINT = "pthscope.openCheckpoint"
+COMMANDS = (OPEN_CHECKPOINT,)
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _BACKTICKS = re.compile("`+")
 
@@ -48,3 +57,14 @@ def block(s: str, language: str = "python") -> str:
 
 def _longest_backtick_run(s: str) -> int:
     return max((len(run) for run in _BACKTICKS.findall(s)), default=0)
+
+
+def command_link(title: str, command: str, args: list[str]) -> str:
+    return f"[{text(title)}]({command_target(command, args)})"
+
+
+def command_target(command: str, args: list[str]) -> str:
+    """`command:<ours>?<JSON arguments, percent-encoded whole>` (also a document link's target)."""
+    if command not in COMMANDS:
+        raise ValueError(f"not a command of ours: {command}")
+    return f"command:{command}?{quote(json.dumps(args), safe='')}"

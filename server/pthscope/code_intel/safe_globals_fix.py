@@ -11,7 +11,8 @@
 are built from those names and nothing else. A class saved from a script (`__main__.Net`) is
 used as it is when this file defines it at the top level; otherwise the fix is not offered.
 Imports go right above the `with`, so the block works inside a function too; an existing
-`from module import Class` is reused, and a name the file already binds gets an alias.
+`from module import Class` is reused, and a name the file already binds gets an alias. What the
+file binds comes from the analysis (`ModuleFacts.bound_names`), read once per text.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def safe_globals_load(
     statement = _own_lines(facts, load)
     if linked is None or linked[1].level != "classes" or torch_name is None or statement is None:
         return None
-    names = _Names(facts)
+    names = _Names.of(facts)
     refs: list[str] = []
     imports: list[str] = []
     for class_path in linked[1].classes:
@@ -94,19 +95,31 @@ def _only_comment(text: str) -> bool:
 
 
 class _Names:
-    """What the file binds, the classes it defines at the top level and what it imports there."""
+    """What the file binds, the classes it defines at the top level and what it imports there
+    (`reference` adds the aliases it makes: each use starts from a copy)."""
 
-    def __init__(self, facts: ModuleFacts) -> None:
-        tree = ast.parse("\n".join(facts.lines))
-        self.bound: set[str] = set()
-        for node in ast.walk(tree):
-            self.bound.update(_bound_by(node))
-        self.top_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-        self.imported: dict[tuple[str, str], str] = {}
-        for node in tree.body:
+    def __init__(
+        self, bound: set[str], top_classes: set[str], imported: dict[tuple[str, str], str]
+    ) -> None:
+        self.bound, self.top_classes, self.imported = set(bound), top_classes, dict(imported)
+
+    @classmethod
+    def of(cls, facts: ModuleFacts) -> _Names:
+        known: _Names | None = facts.memo.get("safe_globals_names")
+        if known is None:
+            known = facts.memo["safe_globals_names"] = cls._read(facts)
+        return cls(known.bound, known.top_classes, known.imported)
+
+    @classmethod
+    def _read(cls, facts: ModuleFacts) -> _Names:
+        top = facts.top_level()
+        top_classes = {n.name for n in top if isinstance(n, ast.ClassDef)}
+        imported: dict[tuple[str, str], str] = {}
+        for node in top:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 for alias in node.names:
-                    self.imported[(node.module, alias.name)] = alias.asname or alias.name
+                    imported[(node.module, alias.name)] = alias.asname or alias.name
+        return cls(set(facts.bound_names()), top_classes, imported)
 
     def reference(self, class_path: str) -> tuple[str, list[str]] | None:
         """(the name to put in the list, import lines it needs), or None if it cannot be named."""
@@ -124,21 +137,3 @@ class _Names:
         self.imported[(module, name)] = alias
         suffix = "" if alias == name else f" as {alias}"
         return alias, [f"from {module} import {name}{suffix}"]
-
-
-def _bound_by(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.arg):
-        return [node.arg]
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, ast.alias):
-        return [(node.asname or node.name).split(".", 1)[0]]
-    if isinstance(node, (ast.Global, ast.Nonlocal)):
-        return list(node.names)
-    if isinstance(node, (ast.MatchAs, ast.MatchStar)):
-        return [node.name] if node.name else []
-    if isinstance(node, ast.MatchMapping):
-        return [node.rest] if node.rest else []
-    return []

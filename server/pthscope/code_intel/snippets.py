@@ -2,28 +2,37 @@
 
 Each function returns unindented lines for one model variable; callers indent and place them.
 `q` is the quote character the file uses. Module keys come from checkpoints: they reach the code
-only through `python_text` (an attribute path of identifiers, or a quoted string).
+only through `python_text` (an attribute path of identifiers, or a quoted string). The save/load
+snippets mark the path and the names one usually changes as tab stops (snippet_text.py).
 """
 
 from __future__ import annotations
 
 from .python_text import attribute_path, string_literal
+from .snippet_text import tab_stop
 
 GRAD_MAP = "{{n: p.requires_grad for n, p in {var}.named_parameters()}}"
 
 
-def freeze_all_except(var: str, module: str, q: str) -> list[str] | None:
-    if attribute_path(var, module) is None:
+def freeze_all_except(var: str, modules: list[str], q: str) -> list[str] | None:
+    """Train only `modules` (their parameters keep requires_grad; all others are frozen)."""
+    if not modules or any(attribute_path(var, m) is None for m in modules):
         return None
+    prefixes = [string_literal(m + ".", q) for m in modules]
+    test = prefixes[0] if len(prefixes) == 1 else f"({', '.join(prefixes)})"
     return [
         f"for name, param in {var}.named_parameters():",
-        f"    param.requires_grad = name.startswith({string_literal(module + '.', q)})",
+        f"    param.requires_grad = name.startswith({test})",
     ]
 
 
 def freeze_module(var: str, module: str, q: str) -> list[str] | None:
+    return set_module_flag(var, module, False, q)
+
+
+def set_module_flag(var: str, module: str, value: bool, q: str) -> list[str] | None:
     expression = attribute_path(var, module, q)
-    return None if expression is None else [f"{expression}.requires_grad_(False)"]
+    return None if expression is None else [f"{expression}.requires_grad_({value})"]
 
 
 def unfreeze_all(var: str) -> list[str]:
@@ -38,13 +47,13 @@ def print_parameters(var: str) -> list[str]:
 
 
 def save_state_dict(var: str, path: str) -> list[str]:
-    return [f"torch.save({var}.state_dict(), {path})"]
+    return [f"torch.save({var}.state_dict(), {tab_stop(1, path)})"]
 
 
 def save_entire_model(var: str, path: str) -> list[str]:
     return [
         "# Pickles the whole module: loading it needs its class and weights_only=False.",
-        f"torch.save({var}, {path})",
+        f"torch.save({var}, {tab_stop(1, path)})",
     ]
 
 
@@ -58,14 +67,14 @@ def save_training_checkpoint(
     if optimizer:
         lines.append(f"    {string_literal('optimizer', q)}: {optimizer}.state_dict(),")
     lines.append(f"    {string_literal('requires_grad', q)}: {GRAD_MAP.format(var=var)},")
-    lines.append(f"}}, {path})")
+    lines.append(f"}}, {tab_stop(1, path)})")
     return lines
 
 
 def load_state_dict(var: str, path: str, q: str) -> list[str]:
     cpu = string_literal("cpu", q)
     return [
-        f"{var}.load_state_dict(torch.load({path}, map_location={cpu}, weights_only=True), strict=True)",
+        f"{var}.load_state_dict(torch.load({tab_stop(1, path)}, map_location={cpu}, weights_only=True), strict=True)",
         "# A state_dict does not store requires_grad: re-apply any freezing after this line.",
     ]
 
@@ -74,7 +83,7 @@ def load_entire_model(var: str, path: str, q: str) -> list[str]:
     cpu = string_literal("cpu", q)
     return [
         "# Unpickling runs code from the file: only for files you trust; needs the model's class.",
-        f"{var} = torch.load({path}, map_location={cpu}, weights_only=False)",
+        f"{var} = torch.load({tab_stop(1, path)}, map_location={cpu}, weights_only=False)",
     ]
 
 
@@ -82,8 +91,9 @@ def load_training_checkpoint(
     var: str, optimizer: str | None, holder: str, path: str, q: str
 ) -> list[str]:
     cpu = string_literal("cpu", q)
+    holder = tab_stop(2, holder)
     lines = [
-        f"{holder} = torch.load({path}, map_location={cpu}, weights_only=True)",
+        f"{holder} = torch.load({tab_stop(1, path)}, map_location={cpu}, weights_only=True)",
         f"{var}.load_state_dict({holder}[{string_literal('model', q)}], strict=True)",
     ]
     if optimizer:

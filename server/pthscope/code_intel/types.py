@@ -72,7 +72,11 @@ class Diagnostic:
 
 @dataclass
 class CodeAction:
-    """A light-bulb entry. `edits` is None until resolved; `data` is what resolving needs."""
+    """A light-bulb entry. `edits` is None until resolved; `data` is what resolving needs.
+
+    `command`: the entry runs that client command instead of editing (the quick pick of a
+    model's modules). `snippet`: the edit is better inserted as a snippet, with tab stops
+    (`code_actions.snippet_insertion`), by a client that can."""
 
     title: str
     kind: str
@@ -80,3 +84,5 @@ class CodeAction:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     edits: list[TextEdit] | None = None
     is_preferred: bool = False
+    command: str | None = None
+    snippet: bool = False

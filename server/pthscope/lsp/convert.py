@@ -18,7 +18,10 @@ from pygls.workspace.position_codec import PositionCodec
 from .. import code_intel
 from .protocol import FIX_ALL_KIND, REQUIRES_GRAD_KIND, SAVE_LOAD_KIND
 
-_FLAG_ACTIONS = {"freeze_except", "freeze_module", "unfreeze_all", "print_parameters"}
+_FLAG_ACTIONS = {
+    "freeze_except", "freeze_module", "unfreeze_module", "unfreeze_all", "print_parameters",
+    "choose_modules",
+}  # fmt: skip
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SEVERITIES = {
@@ -117,15 +120,18 @@ def lsp_code_action(
     lines: Sequence[str],
     codec: PositionCodec,
     edit: types.WorkspaceEdit | None = None,
+    command: types.Command | None = None,
 ) -> types.CodeAction:
-    """The light-bulb entry; `data` carries the document's URI so resolve can find it."""
+    """The light-bulb entry; `data` carries the document's URI so resolve can find it (an
+    entry that runs a command has nothing to resolve)."""
     return types.CodeAction(
         title=action.title,
         kind=lsp_code_action_kind(action),
         diagnostics=[lsp_diagnostic(d, lines, codec) for d in action.diagnostics] or None,
         is_preferred=action.is_preferred or None,
         edit=edit,
-        data={"uri": uri, **action.data},
+        command=command,
+        data=None if command is not None else {"uri": uri, **action.data},
     )
 
 

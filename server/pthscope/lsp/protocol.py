@@ -62,11 +62,28 @@ DIFF = "pthscope/diff"
 CONVERT = "pthscope/convert"
 REVEAL = "pthscope/reveal"
 ENVIRONMENT = "pthscope/environment"
-# A `workspace/executeCommand` command (the side panel's context menu on a module).
+# `workspace/executeCommand` commands: freezing code (the side panel's context menu on a module,
+# and the quick pick of a model's modules), that quick pick's choices, a snippet's text.
 INSERT_REQUIRES_GRAD_CODE = "pthscope.insertRequiresGradCode"
-RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters"]
+LIST_MODULES = "pthscope.listModules"
+SNIPPET_EDIT = "pthscope.snippetEdit"
+RequiresGradAction = Literal["freezeAllExcept", "freezeModule", "unfreezeModule", "unfreezeAll", "printParameters"]
 REQUIRES_GRAD_ACTIONS: tuple[RequiresGradAction, ...] = (
-    "freezeAllExcept", "freezeModule", "unfreezeAll", "printParameters")
+    "freezeAllExcept", "freezeModule", "unfreezeModule", "unfreezeAll", "printParameters")
+# Where freezing code goes when an optimizer over the model was built before that line: "check"
+# answers with the optimizer's line instead of inserting; "here" or "beforeOptimizer" insert.
+Placement = Literal["check", "here", "beforeOptimizer"]
+PLACEMENTS: tuple[Placement, ...] = ("check", "here", "beforeOptimizer")
+SnippetAction = Literal["save_state_dict", "save_training_checkpoint", "load_state_dict",
+                        "load_training_checkpoint"]
+SNIPPET_ACTIONS: tuple[SnippetAction, ...] = (
+    "save_state_dict", "save_training_checkpoint", "load_state_dict", "load_training_checkpoint")
+# The client commands code actions run (the client says it has them, as
+# `capabilities.experimental.pthscopeClientCommands`): a quick pick of a model's modules, and a
+# snippet insertion (tab stops for paths and names; LSP 3.17's edits have none).
+CHOOSE_MODULES = "pthscope.chooseModules"
+INSERT_SNIPPET = "pthscope.insertSnippet"
+CLIENT_COMMANDS_CAPABILITY = "pthscopeClientCommands"
 
 # LSP kinds of the code actions (standard LSP; the refactors and fix-all are ours).
 REQUIRES_GRAD_KIND = "refactor.rewrite.pthscope.requiresGrad"
@@ -392,9 +409,25 @@ def _requires_grad_action(_instance: object, attribute: attrs.Attribute, value: 
         )
 
 
+_MODULE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+
+
 def _module_key(_instance: object, attribute: attrs.Attribute, value: str | None) -> None:
-    if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", value):
+    if value is not None and not _MODULE_KEY.fullmatch(value):
         raise ParamError(f"`{attribute.name}` must be a module key like `layer1.0`, got {value!r}")
+
+
+def _module_keys(instance: object, attribute: attrs.Attribute, value: list[str] | None) -> None:
+    for key in value or []:
+        _module_key(instance, attribute, key)
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ParamError(f"`{attribute.name}` must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
 
 
 def _non_empty(_instance: object, attribute: attrs.Attribute, value: str) -> None:
@@ -527,8 +560,31 @@ class InsertRequiresGradCodeArgs:
     uri: str
     line: int = attrs.field(validator=_non_negative)
     action: RequiresGradAction = attrs.field(validator=_requires_grad_action)
-    # The module key as the checkpoint tree names it (`layer4`, `layer1.0`), for the freezes.
+    # The module key as the checkpoint tree names it (`layer4`, `layer1.0`), for the freezes;
+    # or several, from the quick pick of the model's modules.
     module: str | None = attrs.field(default=None, validator=_module_key)
+    modules: list[str] | None = attrs.field(default=None, validator=_module_keys)
+    placement: Placement = attrs.field(default="check", validator=_one_of(PLACEMENTS))
+
+
+@attrs.define
+class ListModulesArgs:
+    """The modules of the model variable in scope at `line` of `uri` (document `version`)."""
+
+    uri: str
+    line: int = attrs.field(validator=_non_negative)
+    version: int | None = None
+
+
+@attrs.define
+class SnippetEditArgs:
+    """A save/load snippet for `var` at `line` of `uri`, as listed for document `version`."""
+
+    uri: str
+    line: int = attrs.field(validator=_non_negative)
+    action: SnippetAction = attrs.field(validator=_one_of(SNIPPET_ACTIONS))
+    var: str
+    version: int | None = None
 
 
 # Result fields have no defaults so that every field is always sent (the converter omits
@@ -659,6 +715,45 @@ class InsertRequiresGradCodeResult:
     applied: bool
     # The action's title when applied; otherwise why nothing was inserted.
     message: str
+    # With placement "check": the (0-based) line of the optimizer the code would come after.
+    optimizer_line: int | None
+
+
+class ModuleChoice(TypedDict):
+    """One module in the quick pick: its key (sent back in `modules`), label, description."""
+
+    key: str
+    label: str
+    description: str
+
+
+class ModuleAction(TypedDict):
+    action: RequiresGradAction
+    label: str
+    detail: str
+
+
+@attrs.define
+class ListModulesResult:
+    # None when no model variable is in scope (then `message` says so).
+    var: str | None
+    title: str  # "Freeze / unfreeze modules of net (from whole_model.pth)"
+    modules: list[ModuleChoice]
+    actions: list[ModuleAction]
+    message: str
+
+
+@attrs.define
+class SnippetEditResult:
+    # The range to replace (0-based lines, UTF-16 characters) and the snippet text; when not
+    # applicable, `snippet` is "" and `message` says why.
+    version: int | None
+    line: int
+    character: int
+    end_line: int
+    end_character: int
+    snippet: str
+    message: str
 
 
 def _request_type(method: str, params_type: type) -> type:
@@ -704,6 +799,8 @@ METHODS: dict[str, tuple[type, type]] = {
 # command → (argument type, result type) for `workspace/executeCommand`.
 COMMANDS: dict[str, tuple[type, type]] = {
     INSERT_REQUIRES_GRAD_CODE: (InsertRequiresGradCodeArgs, InsertRequiresGradCodeResult),
+    LIST_MODULES: (ListModulesArgs, ListModulesResult),
+    SNIPPET_EDIT: (SnippetEditArgs, SnippetEditResult),
 }
 
 
@@ -746,7 +843,8 @@ def _strict_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _exactly(bool, expected="true or false"))
     # Names from a fixed list: a string here, checked against the list by the field's validator.
     converter.register_structure_hook_func(
-        lambda t: t in (TensorSort, RequiresGradAction), _exactly(str, expected="a string")
+        lambda t: t in (TensorSort, RequiresGradAction, Placement, SnippetAction),
+        _exactly(str, expected="a string"),
     )
     structure_path_element = _exactly(str, int, expected="a string or an integer")
     converter.register_structure_hook(PathElement, structure_path_element)

@@ -1,9 +1,12 @@
-"""The Python-file features: hover, diagnostics, code actions and the freezing-code command.
+"""The Python-file features: hover, diagnostics, code actions and document links (the commands
+are in python_commands.py).
 
-`PythonFiles` keeps, per open Python document, its last analysis (`analysis`) and the
-checkpoints it links (linked_checkpoints.py); `code_intel` answers from those, and convert.py
-turns its answers into LSP types. The server (server.py) creates it on the first Python
-request, so that starting the server does not import the analysis.
+`PythonFiles` keeps, per open Python document, its analyses (document_analysis.py: made in a
+worker thread; a request outside the lines changed since the newest one answers from it, with
+its positions mapped) and the checkpoints it links (linked_checkpoints.py); `code_intel`
+answers from those, and convert.py turns its answers into LSP types. The server (server.py)
+creates it on the first Python request, so that starting the server does not import the
+analysis.
 """
 
 from __future__ import annotations
@@ -11,64 +14,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from .. import analysis, code_intel
+from ..code_intel.linking import LinkedFiles
+from ..code_intel.markdown import OPEN_CHECKPOINT, command_target
 from . import convert
 from . import protocol as p
+from .document_analysis import Analyses, LineMap, PythonDocument
 from .linked_checkpoints import LinkedCheckpoints
 
 if TYPE_CHECKING:
-    from ..reader.model_view import ModelView
     from .server import PthscopeServer
 
 log = logging.getLogger("pthscope")
 
-DIAGNOSTICS_DELAY_SECONDS = 0.15  # after the last change, before analysing and publishing
+DIAGNOSTICS_DELAY_SECONDS = 0.15  # after the last change, before publishing
 # How long a hover or an edit waits for a linked checkpoint that is being read.
 LINK_WAIT_SECONDS = 2.0
-_REQUIRES_GRAD_ACTIONS = {
-    "freezeAllExcept": "freeze_except",
-    "freezeModule": "freeze_module",
-    "unfreezeAll": "unfreeze_all",
-    "printParameters": "print_parameters",
-}
-
-
-@dataclass
-class PythonDocument:
-    """The last analysis of one open Python document."""
-
-    source: str
-    version: int | None
-    facts: analysis.ModuleFacts
-    # False when the text did not parse even with repairs: `facts` are from an earlier text
-    # (hovers still use them; diagnostics and edits wait for a text that parses).
-    current: bool
-    # The diagnostics of `facts` and the checkpoints they were computed with.
-    _found: tuple[list[tuple[str, ModelView]], list[code_intel.Diagnostic]] | None = None
-
-    def diagnostics(self, checkpoints: dict[str, ModelView]) -> list[code_intel.Diagnostic]:
-        """`code_intel.diagnostics`, computed once per text and set of linked checkpoints (the
-        light bulb asks for them on every cursor move)."""
-        linked = list(checkpoints.items())
-        known = self._found
-        if known is not None and len(known[0]) == len(linked) and all(
-            a[0] == b[0] and a[1] is b[1] for a, b in zip(known[0], linked, strict=True)
-        ):
-            return known[1]
-        found = code_intel.diagnostics(self.facts, checkpoints)
-        self._found = (linked, found)
-        return found
-
-    def current_lines(self) -> list[str]:
-        """The lines of the text as it is now (client positions refer to them)."""
-        return self.facts.lines if self.current else convert.split_lines(self.source)
+# How long a request waits for the analysis of a changed line.
+ANALYSIS_WAIT_SECONDS = 5.0
 
 
 class PythonFiles:
@@ -77,7 +46,7 @@ class PythonFiles:
     def __init__(self, ls: PthscopeServer) -> None:
         self.ls = ls
         self.links = LinkedCheckpoints(ls.store, self._linked_checkpoint_read)
-        self.documents: dict[str, PythonDocument] = {}
+        self.analyses = Analyses(self.workspace_folders)
         self._publishing: dict[str, asyncio.Task[None]] = {}
 
     def document(self, uri: str) -> TextDocument | None:
@@ -90,34 +59,51 @@ class PythonFiles:
             return document
         return None
 
-    def analyzed(self, uri: str) -> tuple[TextDocument, PythonDocument] | None:
-        """The open Python document at `uri` and its analysis, or None."""
+    async def analyzed(self, uri: str) -> tuple[TextDocument, PythonDocument] | None:
+        """The open Python document at `uri` and the analysis of its text as it is now."""
         document = self.document(uri)
-        return (document, self.analyze(document)) if document is not None else None
+        if document is None:
+            return None
+        try:
+            state = await asyncio.wait_for(self.analyses.current(document), ANALYSIS_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("analysing %s took over %s s", uri, ANALYSIS_WAIT_SECONDS)
+            return None
+        return document, state
 
-    def analyze(self, document: TextDocument) -> PythonDocument:
-        """The document's facts, analysed again only when its text changed."""
-        known = self.documents.get(document.uri)
-        source = document.source
-        if known is not None and known.source == source:
-            known.version = document.version
-            return known
-        previous = known.facts if known is not None else None
-        facts = analysis.analyze(source, document.path, self._workspace_folders(), previous)
-        current = previous is None or facts.lines is not previous.lines
-        state = PythonDocument(source, document.version, facts, current)
-        self.documents[document.uri] = state
-        return state
+    async def at_line(
+        self, uri: str, line: int
+    ) -> tuple[TextDocument, PythonDocument, LineMap | None] | None:
+        """An analysis that can answer for `line` now: the newest, when the line is unchanged
+        since (with the map of its lines), else the current one."""
+        document = self.document(uri)
+        if document is None:
+            return None
+        usable = self.analyses.usable(document, line)
+        if usable is not None:
+            return document, usable[0], usable[1]
+        found = await self.analyzed(uri)
+        return (found[0], found[1], None) if found is not None else None
 
-    async def linked_checkpoints(
-        self, uri: str, facts: analysis.ModuleFacts, wait: float = 0.0
-    ) -> dict[str, ModelView]:
-        """The read checkpoints the document links; waits up to `wait` s for those being read."""
-        found = self.links.checkpoints(uri, facts)
-        if wait > 0:
-            await self.links.wait(self.links.files(uri, facts), wait)
-            found = self.links.checkpoints(uri, facts)
-        return found
+    def changed(self, uri: str, delay: float = 0.0) -> None:
+        """The document was opened, changed or saved: analyse it now, publish after `delay`."""
+        document = self.document(uri)
+        if document is None:
+            return
+        self.analyses.submit(document)
+        self.schedule_diagnostics(uri, delay)
+
+    def linked(self, uri: str, facts: analysis.ModuleFacts) -> LinkedFiles:
+        """The read checkpoints the document links (reads of the others start)."""
+        return LinkedFiles(
+            self.links.checkpoints(uri, facts), self.links.active, self.links.files(uri, facts)
+        )
+
+    async def linked_waiting(self, uri: str, facts: analysis.ModuleFacts) -> LinkedFiles:
+        """As `linked`, after waiting (at most LINK_WAIT_SECONDS) for those being read."""
+        self.linked(uri, facts)  # starts the reads
+        await self.links.wait(self.links.files(uri, facts), LINK_WAIT_SECONDS)
+        return self.linked(uri, facts)
 
     def schedule_diagnostics(self, uri: str, delay: float = 0.0) -> None:
         """Publish the document's diagnostics after `delay` s, unless it changes again first."""
@@ -131,19 +117,20 @@ class PythonFiles:
         )
 
     def schedule_all(self) -> None:
-        for uri in self.documents:
-            self.schedule_diagnostics(uri)
+        for uri in list(self.ls.workspace.text_documents):
+            if self.document(uri) is not None:
+                self.schedule_diagnostics(uri)
 
     async def _publish_diagnostics(self, uri: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        document = self.document(uri)
-        if document is None:
+        found_state = await self.analyzed(uri)
+        if found_state is None:
             return
+        document, state = found_state
         try:
-            state = self.analyze(document)
             if not state.current:
                 return  # keep the last ones until the text parses again
-            found = state.diagnostics(self.links.checkpoints(uri, state.facts))
+            found = state.diagnostics(self.linked(uri, state.facts))
         except Exception:  # a bug in analysis/code_intel must not stop the server
             log.exception("diagnostics for %s failed", uri)
             return
@@ -160,80 +147,143 @@ class PythonFiles:
         pending = self._publishing.pop(uri, None)
         if pending is not None:
             pending.cancel()
-        self.documents.pop(uri, None)
+        self.analyses.forget(uri)
         self.links.forget(uri)
         self.ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    def shutdown(self) -> None:
+        self.analyses.shutdown()
 
     def _linked_checkpoint_read(self, file: str) -> None:
         for uri in self.links.documents_linking(file):
             self.schedule_diagnostics(uri)
 
-    def _workspace_folders(self) -> tuple[str, ...]:
+    def workspace_folders(self) -> tuple[str, ...]:
         workspace = self.ls.workspace
         folders = [to_fs_path(f.uri) for f in workspace.folders.values()]
         if not folders and workspace.root_path:
             folders.append(workspace.root_path)
         return tuple(f for f in folders if f)
 
+    def client_commands(self) -> bool:
+        """Whether the client has our commands for code actions (the modules' quick pick, the
+        snippet insertion): it says so in `capabilities.experimental`."""
+        experimental = self.ls.client_capabilities.experimental
+        return isinstance(experimental, dict) and bool(experimental.get(p.CLIENT_COMMANDS_CAPABILITY))
+
     # ------------------------------------------------------------------ the requests
 
     async def hover(self, params: types.HoverParams) -> types.Hover | None:
-        found = self.analyzed(params.text_document.uri)
+        found = await self.at_line(params.text_document.uri, params.position.line)
         if found is None:
             return None
-        document, state = found
-        checkpoints = await self.linked_checkpoints(document.uri, state.facts, LINK_WAIT_SECONDS)
-        at = convert.server_position(params.position, state.current_lines(), document.position_codec)
-        answer = code_intel.hover(state.facts, at.line, at.character, checkpoints)
-        return convert.lsp_hover(answer, state.facts.lines, document.position_codec) if answer else None
+        document, state, mapped = found
+        checkpoints = await self.linked_waiting(document.uri, state.facts)
+        lines = convert.split_lines(document.source)
+        at = convert.server_position(params.position, lines, document.position_codec)
+        line = mapped.to_old(at.line) if mapped is not None else at.line
+        if line is None:
+            return None
+        answer = code_intel.hover(state.facts, line, at.character, checkpoints)
+        if answer is None:
+            return None
+        hover = convert.lsp_hover(answer, state.facts.lines, document.position_codec)
+        return _shifted(hover, mapped) if mapped is not None else hover
 
-    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        found = self.analyzed(params.text_document.uri)
+    async def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        uri = params.text_document.uri
+        found = await self.at_line(uri, params.range.start.line)
         if found is None or not found[1].current:
             return None
-        document, state = found
+        document, state, mapped = found
         facts, only = state.facts, params.context.only
-        checkpoints = self.links.checkpoints(document.uri, facts)
-        at = convert.server_range(params.range, facts.lines, document.position_codec)
+        lines = convert.split_lines(document.source)
+        at = convert.server_range(params.range, lines, document.position_codec)
+        if mapped is not None:
+            first, last = mapped.to_old(at.start.line), mapped.to_old(at.end.line)
+            if first is None or last is None:
+                found_now = await self.analyzed(uri)
+                if found_now is None:
+                    return None
+                document, state = found_now
+                facts, mapped = state.facts, None
+            else:
+                at = code_intel.Range(
+                    code_intel.Position(first, at.start.character),
+                    code_intel.Position(last, at.end.character),
+                )
+        checkpoints = self.linked(uri, facts)
         offered = code_intel.code_actions(facts, at, checkpoints, state.diagnostics(checkpoints))
         if only and convert.wants_kind(p.FIX_ALL_KIND, only):
             offered += code_intel.fix_all_actions(facts, checkpoints)
-        return self._lsp_code_actions(document, facts, checkpoints, offered, only) or None
+        for action in offered:  # where it was listed, to find it again if the text changes
+            action.data["generation"] = state.generation
+            action.data["at"] = [at.start.line, at.end.line]
+        actions = self._lsp_code_actions(document, state, checkpoints, offered, only, mapped)
+        return [_shifted(a, mapped) for a in actions] if mapped is not None else actions or None
 
     async def resolve_code_action(self, action: types.CodeAction) -> types.CodeAction:
         data = action.data if isinstance(action.data, dict) else {}
-        found = self.analyzed(str(data.get("uri", "")))
+        found = await self.analyzed(str(data.get("uri", "")))
         if found is None or not found[1].current:
             return action  # no edit: the document is closed or does not parse now
         document, state = found
-        checkpoints = await self.linked_checkpoints(document.uri, state.facts, LINK_WAIT_SECONDS)
-        resolved = code_intel.resolve_code_action(state.facts, data, checkpoints)
-        action.edit = self._workspace_edit(document, resolved.edits or [], state.facts.lines)
+        checkpoints = await self.linked_waiting(document.uri, state.facts)
+        fresh = self.fresh_action_data(document, state, data, checkpoints)
+        resolved = code_intel.resolve_code_action(state.facts, fresh, checkpoints) if fresh else None
+        edits = resolved.edits or [] if resolved is not None else []  # [] when it is gone
+        action.edit = self.workspace_edit(document, edits, state.facts.lines)
         return action
 
-    async def insert_requires_grad_code(
-        self, args: p.InsertRequiresGradCodeArgs
-    ) -> p.InsertRequiresGradCodeResult:
-        found = self.analyzed(args.uri)
-        if found is None or not found[1].current:
-            why = "is not an open Python file" if found is None else "does not parse; fix it first"
-            return p.InsertRequiresGradCodeResult(False, f"{args.uri} {why}")
-        document, state = found
-        name = _REQUIRES_GRAD_ACTIONS[args.action]
-        action = code_intel.requires_grad_action(state.facts, args.line, name, args.module)
-        if action is None or not action.edits:
-            why = f"no model variable in scope at line {args.line + 1}, or the code is already there"
-            return p.InsertRequiresGradCodeResult(False, why)
-        edit = self._workspace_edit(document, action.edits, state.facts.lines)
-        response = await self.ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label=action.title)
-        )
-        if response.applied:
-            return p.InsertRequiresGradCodeResult(True, action.title)
-        why = response.failure_reason or "the editor did not apply the edit"
-        return p.InsertRequiresGradCodeResult(False, why)
+    def fresh_action_data(
+        self,
+        document: TextDocument,
+        state: PythonDocument,
+        data: dict[str, Any],
+        checkpoints: LinkedFiles,
+    ) -> dict[str, Any] | None:
+        """`data` of an entry listed from an earlier analysis, found again (by title, where it
+        was listed) in the current one; None when it is gone."""
+        generation = data.get("generation")
+        if generation in (None, state.generation):
+            return data
+        listed = self.analyses.generation(document.uri, int(generation))
+        where = data.get("at")
+        if listed is None or not isinstance(where, list) or len(where) != 2:
+            return None
+        mapped = self.analyses.map_between(listed, document)
+        first, last = (mapped.to_new(int(n)) for n in where)
+        if first is None or last is None:
+            return None
+        at = code_intel.Range(code_intel.Position(first, 0), code_intel.Position(last, 0))
+        offered = code_intel.code_actions(state.facts, at, checkpoints, state.diagnostics(checkpoints))
+        offered += code_intel.fix_all_actions(state.facts, checkpoints)
+        same = next((a for a in offered if a.title == data.get("title")), None)
+        return same.data if same is not None else None
 
-    def _workspace_edit(
+    async def document_links(self, params: types.DocumentLinkParams) -> list[types.DocumentLink] | None:
+        """Each checkpoint path naming a file that exists: Ctrl+click opens its page."""
+        found = await self.analyzed(params.text_document.uri)
+        if found is None:
+            return None
+        document, state = found
+        facts, codec = state.facts, document.position_codec
+        existing = set(self.links.files(document.uri, facts))
+        links = []
+        for path in facts.paths:
+            file = next((c for c in path.candidates if c in existing), None)
+            if file is None:
+                continue
+            links.append(
+                types.DocumentLink(
+                    range=convert.lsp_range(code_intel.Range.of(path.span), facts.lines, codec),
+                    target=command_target(OPEN_CHECKPOINT, [file]),
+                    tooltip="Open in pthscope",
+                )
+            )
+        return links or None
+
+    def workspace_edit(
         self, document: TextDocument, edits: list[code_intel.TextEdit], lines: list[str]
     ) -> types.WorkspaceEdit:
         workspace = self.ls.client_capabilities.workspace
@@ -247,22 +297,33 @@ class PythonFiles:
     def _lsp_code_actions(
         self,
         document: TextDocument,
-        facts: analysis.ModuleFacts,
-        checkpoints: dict[str, ModelView],
+        state: PythonDocument,
+        checkpoints: LinkedFiles,
         offered: list[code_intel.CodeAction],
         only: Sequence[str] | None,
+        mapped: LineMap | None = None,
     ) -> list[types.CodeAction]:
-        """The actions of the kinds asked for; with their edits if the client cannot resolve."""
-        codec = document.position_codec
+        """The actions of the kinds asked for: commands for a client that has ours, else edits
+        (with them in the list if the client cannot resolve them)."""
+        facts, codec = state.facts, document.position_codec
+        commands = self.client_commands()
         wanted = [a for a in offered if convert.wants_kind(convert.lsp_code_action_kind(a), only)]
-        if self._resolves_edits_lazily():
-            return [convert.lsp_code_action(a, document.uri, facts.lines, codec) for a in wanted]
         out = []
         for action in wanted:
-            edits = code_intel.resolve_code_action(facts, action.data, checkpoints).edits
-            if edits:
-                edit = self._workspace_edit(document, edits, facts.lines)
-                out.append(convert.lsp_code_action(action, document.uri, facts.lines, codec, edit))
+            if action.command is not None or (action.snippet and commands):
+                if not commands:
+                    continue  # the quick pick needs the client's command
+                line = int(action.data["line"])
+                line = (mapped.to_new(line) if mapped is not None else line) or line
+                command = _client_command(action, document.uri, document.version, line)
+                out.append(convert.lsp_code_action(action, document.uri, facts.lines, codec, command=command))
+            elif self._resolves_edits_lazily():
+                out.append(convert.lsp_code_action(action, document.uri, facts.lines, codec))
+            else:
+                edits = code_intel.resolve_code_action(facts, action.data, checkpoints).edits
+                if edits:
+                    edit = self.workspace_edit(document, edits, facts.lines)
+                    out.append(convert.lsp_code_action(action, document.uri, facts.lines, codec, edit))
         return out
 
     def _resolves_edits_lazily(self) -> bool:
@@ -271,3 +332,34 @@ class PythonFiles:
         code_action = text_document.code_action if text_document else None
         support = code_action.resolve_support if code_action else None
         return bool(support and "edit" in support.properties)
+
+
+def _client_command(
+    action: code_intel.CodeAction, uri: str, version: int | None, line: int
+) -> types.Command:
+    """The client command an entry runs, with what the server needs back from it (the line of
+    the document's `version`)."""
+    args: dict[str, Any] = {"uri": uri, "line": line, "version": version}
+    if action.command == code_intel.CHOOSE_MODULES:
+        return types.Command(title=action.title, command=p.CHOOSE_MODULES, arguments=[args])
+    args |= {"action": action.data["action"], "var": action.data["var"]}
+    return types.Command(title=action.title, command=p.INSERT_SNIPPET, arguments=[args])
+
+
+def _shifted(found: Any, mapped: LineMap) -> Any:
+    """An answer computed on an earlier analysis, with its lines moved to the text as it is now
+    (every range in it lies on lines that did not change)."""
+    if isinstance(found, types.Range):
+        start, end = mapped.to_new(found.start.line), mapped.to_new(found.end.line)
+        found.start.line = start if start is not None else found.start.line
+        found.end.line = end if end is not None else found.end.line
+        return found
+    if isinstance(found, types.Hover):
+        if found.range is not None:
+            _shifted(found.range, mapped)
+        return found
+    if isinstance(found, types.CodeAction):
+        for diagnostic in found.diagnostics or []:
+            _shifted(diagnostic.range, mapped)
+        return found
+    return found

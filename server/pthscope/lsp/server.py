@@ -4,10 +4,10 @@ The custom `pthscope/*` requests (protocol.py) are answered by the structure wor
 parses each file in its own process and keeps what it parsed (worker/); `pthscope/stats` asks it
 where the tensor's bytes are and hands that to the values worker. Scans, module statistics,
 diffs and conversions run batch by batch with progress (value_work.py); the last scan of a file
-marks what the other requests send about it. Python-file features — hover,
-diagnostics, code actions and the `pthscope.insertRequiresGradCode` command — are in
-python_files.py, imported on first use (as are `analysis` and `code_intel`), so that the
-server starts as fast as pygls itself. Logs go to the client's output channel through
+marks what the other requests send about it. Python-file features — hover, diagnostics, code
+actions, document links (python_files.py) and their commands (python_commands.py) — are
+imported on first use (as are `analysis` and `code_intel`), so that the server starts as fast
+as pygls itself. Logs go to the client's output channel through
 `window/logMessage`.
 """
 
@@ -88,6 +88,8 @@ class PthscopeServer(LanguageServer):
         self.structure = WorkerClient("structure", limits, self.worker_module, cache)
         self.values = WorkerClient("values", limits, self.worker_module)
         self.store = CheckpointStore(self.structure, self.options.cache_size)
+        if self._python is not None:
+            self._python.shutdown()
         self._python = None
 
     def stop_workers(self) -> None:
@@ -309,19 +311,19 @@ def set_active_checkpoint(
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: PthscopeServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.python.schedule_diagnostics(params.text_document.uri)
+    ls.python.changed(params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: PthscopeServer, params: types.DidChangeTextDocumentParams) -> None:
     from .python_files import DIAGNOSTICS_DELAY_SECONDS
 
-    ls.python.schedule_diagnostics(params.text_document.uri, DIAGNOSTICS_DELAY_SECONDS)
+    ls.python.changed(params.text_document.uri, DIAGNOSTICS_DELAY_SECONDS)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: PthscopeServer, params: types.DidSaveTextDocumentParams) -> None:
-    ls.python.schedule_diagnostics(params.text_document.uri)
+    ls.python.changed(params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -338,8 +340,10 @@ async def hover(ls: PthscopeServer, params: types.HoverParams) -> types.Hover | 
     types.TEXT_DOCUMENT_CODE_ACTION,
     types.CodeActionOptions(code_action_kinds=p.CODE_ACTION_KINDS, resolve_provider=True),
 )
-def code_action(ls: PthscopeServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-    return ls.python.code_actions(params)
+async def code_action(
+    ls: PthscopeServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    return await ls.python.code_actions(params)
 
 
 @server.feature(types.CODE_ACTION_RESOLVE)
@@ -347,11 +351,34 @@ async def resolve_code_action(ls: PthscopeServer, action: types.CodeAction) -> t
     return await ls.python.resolve_code_action(action)
 
 
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_LINK, types.DocumentLinkOptions(resolve_provider=False))
+async def document_link(
+    ls: PthscopeServer, params: types.DocumentLinkParams
+) -> list[types.DocumentLink] | None:
+    return await ls.python.document_links(params)
+
+
 @server.command(p.INSERT_REQUIRES_GRAD_CODE)
 async def insert_requires_grad_code(
     ls: PthscopeServer, args: p.InsertRequiresGradCodeArgs
 ) -> p.InsertRequiresGradCodeResult:
-    return await ls.python.insert_requires_grad_code(args)
+    from .python_commands import insert_requires_grad_code
+
+    return await insert_requires_grad_code(ls.python, args)
+
+
+@server.command(p.LIST_MODULES)
+async def list_modules(ls: PthscopeServer, args: p.ListModulesArgs) -> p.ListModulesResult:
+    from .python_commands import list_modules
+
+    return await list_modules(ls.python, args)
+
+
+@server.command(p.SNIPPET_EDIT)
+async def snippet_edit(ls: PthscopeServer, args: p.SnippetEditArgs) -> p.SnippetEditResult:
+    from .python_commands import snippet_edit
+
+    return await snippet_edit(ls.python, args)
 
 
 def _uri_path(uri: str) -> str:

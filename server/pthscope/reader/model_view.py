@@ -10,6 +10,12 @@ Code names a tensor the way its model does: `fc.weight` finds `module.fc.weight`
 or `model.fc.weight` in a training dict; `tensor(key)` and `module(key)` try the key as given
 and without wrapper prefixes. When a file holds several models, a name that two of them use
 finds the first. EMA copies are left out (code means the model, not its average).
+
+Code also reads a checkpoint by its keys (`ckpt["state_dict"]["fc.weight"]`): `entry(key)` says
+what the dotted key names — a tensor of the model (by its key in the file), or one of `entries`,
+the rest of the saved object outside modules (containers, plain values, other tensors), a few
+levels deep; an entry's `listed` says whether every child of a container is known, so that a key
+it lacks is really not in the file.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .counts import Role, RoleTableJson, Tally
-from .model import Checkpoint, GradState, Risk, TensorKind
+from .model import Checkpoint, GradState, Node, NodeKind, Risk, TensorKind
 from .roles import model_name, model_of, strip_wrappers
 
 
@@ -42,6 +48,22 @@ class ModelTensor:
         return math.prod(self.shape)
 
 
+# How much of the saved object outside modules `entries` lists.
+_ENTRY_DEPTH = 4
+_ENTRY_CHILDREN = 256  # of one container, besides the model's tensors
+_ENTRY_LIMIT = 5_000
+
+
+@dataclass(slots=True)
+class Entry:
+    """A node of the saved object that is not a tensor of the model."""
+
+    kind: NodeKind
+    type: str  # the saved type ("dict", "int"); a tensor's dtype and shape
+    value: str  # a plain value's short repr, else ""
+    listed: bool  # every child is in `entries` or is a tensor of the model
+
+
 @dataclass
 class ModelView:
     file: str
@@ -57,8 +79,12 @@ class ModelView:
     classes: dict[str, str]  # model-relative module name → saved class ("": the root model)
     tensors: list[ModelTensor]  # the model's tensors, in file order
     tied: dict[int, int]  # among `tensors`, as Checkpoint.tied_views
+    error_kinds: list[str] = field(default_factory=list)  # of `errors`, as the reader names them
+    locations: dict[str, int] = field(default_factory=dict)  # tensors by saved device ("cuda:0")
+    entries: dict[str, Entry] = field(default_factory=dict)  # by dotted key ("" the root)
     # Built from the fields above:
     by_name: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
+    by_key: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
     prefixes: dict[str, Tally] = field(default_factory=dict, repr=False)
     top_modules: list[str] = field(default_factory=list, repr=False)
     # Answers callers derive from this view (code_intel's loop effects), by their own keys.
@@ -66,11 +92,12 @@ class ModelView:
 
     def __post_init__(self) -> None:
         top: dict[str, None] = {}
-        by_name, prefixes, tied = self.by_name, self.prefixes, self.tied
+        by_name, by_key, prefixes, tied = self.by_name, self.by_key, self.prefixes, self.tied
         for index, tensor in enumerate(self.tensors):
             name = tensor.name
             by_name.setdefault(name, tensor)
             by_name.setdefault(tensor.key, tensor)
+            by_key.setdefault(tensor.key, tensor)
             end = -1
             while True:  # "" and every dotted prefix of the name
                 prefix = name[:end] if end >= 0 else ""
@@ -113,6 +140,17 @@ class ModelView:
                 return candidate, self.prefixes[candidate]
         return None
 
+    def entry(self, key: str) -> ModelTensor | Entry | None:
+        """What the dotted key (of the file, not model-relative) names, if it is known."""
+        return self.by_key.get(key) or self.entries.get(key)
+
+    def children_keys(self, key: str) -> list[str]:
+        """Keys known under the container `key` (tensors of the model and entries)."""
+        start = key + "." if key else ""
+        found = [k for k in self.entries if k.startswith(start) and k != key]
+        found += [k for k in self.by_key if k.startswith(start)]
+        return found
+
     def frozen_names(self) -> tuple[list[str], list[str]]:
         """(trainable, frozen) parameter names, when the file stores the flags."""
         parameters = self.parameters
@@ -128,6 +166,8 @@ class ModelView:
             "tensors": [[t.name, t.key, t.shape, t.dtype, t.requires_grad, t.kind, t.role, t.grad_state]
                         for t in self.tensors],
             "tied": [[i, first] for i, first in self.tied.items()],
+            "error_kinds": self.error_kinds, "locations": self.locations,
+            "entries": {k: [e.kind, e.type, e.value, e.listed] for k, e in self.entries.items()},
         }
 
     @classmethod
@@ -141,6 +181,8 @@ class ModelView:
             whole_model=data["whole_model"], stores_flags=data["stores_flags"], classes=dict(data["classes"]),
             tensors=[ModelTensor(*row) for row in data["tensors"]],
             tied={i: first for i, first in data["tied"]},
+            error_kinds=list(data.get("error_kinds", [])), locations=dict(data.get("locations", {})),
+            entries={k: Entry(*row) for k, row in data.get("entries", {}).items()},
         )
 
 
@@ -158,6 +200,9 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
                                    t.kind, t.role, t.grad_state))
     tied = {positions[i]: positions[first] for i, first in checkpoint.tied_views.items()
             if i in positions and first in positions}
+    locations: dict[str, int] = {}
+    for t in checkpoint.tensors:
+        locations[t.location] = locations.get(t.location, 0) + 1
     classes: dict[str, str] = {}
     for module in checkpoint.modules:
         model = model_of(models, module.path)
@@ -171,7 +216,33 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
         whole_model=any(m.saved_as == "module" and not m.path for m in models),
         stores_flags=any(t.kind == "parameter" for t in tensors),
         classes=classes, tensors=tensors, tied=tied,
+        error_kinds=[e.kind for e in checkpoint.errors], locations=locations,
+        entries=_entries(checkpoint, set(positions)),
     )
+
+
+def _entries(checkpoint: Checkpoint, in_view: set[int]) -> dict[str, Entry]:
+    """The saved object outside modules and the model's tensors, a few levels deep."""
+    found: dict[str, Entry] = {}
+    if checkpoint.root is None:
+        return found
+    stack: list[tuple[Node, int]] = [(checkpoint.root, 0)]
+    while stack and len(found) < _ENTRY_LIMIT:
+        node, depth = stack.pop()
+        if node.kind == "tensor":
+            t = checkpoint.tensors[node.tensor] if node.tensor is not None else None
+            shape = f"{t.dtype}[{', '.join(map(str, t.shape))}]" if t else node.type
+            found[node.key] = Entry("tensor", shape, "", True)
+            continue
+        others = [c for c in node.children if c.tensor is None or c.tensor not in in_view]
+        listed = node.kind != "module" and depth < _ENTRY_DEPTH and len(others) <= _ENTRY_CHILDREN
+        found[node.key] = Entry(node.kind, node.type, node.value or "", listed)
+        if listed:
+            stack.extend((child, depth + 1) for child in reversed(others))
+    if stack:  # cut short: no container is known to be complete
+        for entry in found.values():
+            entry.listed = entry.kind == "tensor"
+    return found
 
 
 def _spellings(key: str) -> list[str]:

@@ -19,9 +19,8 @@ class Net(nn.Module):
 
 model = Net()
 model.backbone.requires_grad_(False)
+model.backbone.requires_grad_(False)
 optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
-# Unpickling runs code from the file: only for files you trust; needs the model's class.
-model = torch.load("runs/full_model.pth", map_location="cpu", weights_only=False)
 
 for epoch in range(3):
     optimizer.zero_grad()

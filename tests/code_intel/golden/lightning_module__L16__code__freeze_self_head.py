@@ -14,7 +14,7 @@ class LitClassifier(L.LightningModule):
         self.backbone = models.resnet18(weights="IMAGENET1K_V1")
         self.backbone.fc = nn.Identity()
         self.backbone.requires_grad_(False)
-        self.requires_grad_(True)
+        self.head.requires_grad_(False)
         self.head = nn.Linear(512, num_classes)
 
     def forward(self, x):

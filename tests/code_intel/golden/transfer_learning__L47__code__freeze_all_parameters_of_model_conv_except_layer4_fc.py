@@ -44,12 +44,9 @@ for param in model_conv.parameters():
 # Parameters of newly constructed modules have requires_grad=True by default
 num_ftrs = model_conv.fc.in_features
 model_conv.fc = nn.Linear(num_ftrs, 2)
-torch.save({
-    "model": model_conv.state_dict(),
-    "optimizer": optimizer_conv.state_dict(),
-    "requires_grad": {n: p.requires_grad for n, p in model_conv.named_parameters()},
-}, "checkpoint.pth")
 model_conv = model_conv.to(device)
+for name, param in model_conv.named_parameters():
+    param.requires_grad = name.startswith(("layer4.", "fc."))
 
 criterion = nn.CrossEntropyLoss()
 optimizer_conv = optim.SGD(model_conv.fc.parameters(), lr=0.001, momentum=0.9)

@@ -44,8 +44,8 @@ for param in model_conv.parameters():
 # Parameters of newly constructed modules have requires_grad=True by default
 num_ftrs = model_conv.fc.in_features
 model_conv.fc = nn.Linear(num_ftrs, 2)
-torch.save(model_conv.state_dict(), "runs/resnet_sd.pth")
 model_conv = model_conv.to(device)
+model_conv.requires_grad_(True)
 
 criterion = nn.CrossEntropyLoss()
 optimizer_conv = optim.SGD(model_conv.fc.parameters(), lr=0.001, momentum=0.9)

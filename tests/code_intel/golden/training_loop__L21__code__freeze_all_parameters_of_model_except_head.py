@@ -19,9 +19,9 @@ class Net(nn.Module):
 
 model = Net()
 model.backbone.requires_grad_(False)
-optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
 for name, param in model.named_parameters():
     param.requires_grad = name.startswith("head.")
+optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
 
 for epoch in range(3):
     optimizer.zero_grad()

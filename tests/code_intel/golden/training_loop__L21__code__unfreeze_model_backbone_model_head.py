@@ -19,8 +19,9 @@ class Net(nn.Module):
 
 model = Net()
 model.backbone.requires_grad_(False)
+model.backbone.requires_grad_(True)
+model.head.requires_grad_(True)
 optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
-torch.save(model.state_dict(), "model.pth")
 
 for epoch in range(3):
     optimizer.zero_grad()

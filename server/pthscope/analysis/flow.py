@@ -1,0 +1,138 @@
+"""What a name holds at each point of a function, as far as the source says: the data flow that
+hovers, diagnostics and actions follow to find *which* checkpoint a piece of code is about.
+
+Values (`Value`):
+
+- a `str`: a path (or any string) known statically (`"runs/a.pth"`, `ROOT / "best.pth"`);
+- `Loaded(load, keys)`: what the `load`-th `torch.load` call of the file returned, or the entry
+  `keys` inside it (`ckpt["state_dict"]`); `optional` marks keys `.get(k, ckpt)` may skip;
+- `Built(callee, scope, line)`: the object a call made (`net = SmallResNet()`); a model's weights
+  come from the `load_state_dict` calls on it;
+- `Param(function, name)`: a parameter of a function of this file, resolved after the walk from
+  what the calls in the file pass (`resolve_params`);
+- `UNCLEAR`: anything else: a value that depends on a branch, a loop variable, a computed dict.
+
+`Flow` keeps one frame of names per function (names not found there are looked up in the
+enclosing frames, the module's last) and joins the frames of both sides of an `if`, a loop that
+may not run, a `try`: a name whose sides disagree becomes `UNCLEAR`, so nothing downstream is
+linked to a file that may not be the one. Two loads of the same file with the same keys agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The result of `torch.load` call number `load` (ModuleFacts.torch_loads), or its entry
+    `keys` (`("state_dict", "fc.weight")`); `optional` holds the indices of keys that may be
+    missing, in which case the value is the container itself (`ckpt.get("state_dict", ckpt)`)."""
+
+    load: int
+    keys: tuple[str, ...] = ()
+    optional: frozenset[int] = frozenset()
+
+    def at(self, key: str, optional: bool = False) -> Loaded:
+        more = self.optional | {len(self.keys)} if optional else self.optional
+        return Loaded(self.load, (*self.keys, key), more)
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """The object the call of `callee` assigned on `line` (0-based) of `scope` made."""
+
+    callee: str
+    scope: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """Parameter `name` of the file's function `function` (what callers pass decides)."""
+
+    function: str
+    name: str
+
+
+class _Unclear:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNCLEAR"
+
+
+UNCLEAR = _Unclear()
+Value = str | Loaded | Built | Param | _Unclear
+# Whether two loads (by index) read the same file.
+SameFile = Callable[[int, int], bool]
+
+
+def same_value(a: Value, b: Value, same_file: SameFile) -> bool:
+    if a == b:
+        return True
+    if isinstance(a, Loaded) and isinstance(b, Loaded):
+        return a.keys == b.keys and a.optional == b.optional and same_file(a.load, b.load)
+    return False
+
+
+def join(a: Value | None, b: Value | None, same_file: SameFile) -> Value | None:
+    """The value after two paths meet; a name bound on one path only keeps that path's value
+    (on the other, using it would raise NameError)."""
+    if a is None:
+        return b
+    if b is None or same_value(a, b, same_file):
+        return a
+    return UNCLEAR
+
+
+@dataclass
+class Flow:
+    """The frames of names of the functions being walked (module first)."""
+
+    same_file: SameFile
+    frames: list[dict[str, Value]] = field(default_factory=lambda: [{}])
+
+    def get(self, name: str) -> Value | None:
+        for frame in reversed(self.frames):
+            if name in frame:
+                return frame[name]
+        return None
+
+    def set(self, name: str, value: Value) -> None:
+        self.frames[-1][name] = value
+
+    def enter(self, names: dict[str, Value]) -> None:
+        self.frames.append(dict(names))
+
+    def leave(self) -> None:
+        self.frames.pop()
+
+    def fork(self) -> dict[str, Value]:
+        """A copy of the current frame, to walk one side of a branch from."""
+        return dict(self.frames[-1])
+
+    def restore(self, snapshot: dict[str, Value]) -> None:
+        self.frames[-1] = dict(snapshot)
+
+    def join_with(self, other: dict[str, Value]) -> dict[str, Value]:
+        """Meet the current frame with `other` (the other side of a branch); returns the names
+        whose value is now different from what the current side alone gave them."""
+        current = self.frames[-1]
+        changed: dict[str, Value] = {}
+        for name in set(current) | set(other):
+            merged = join(current.get(name), other.get(name), self.same_file)
+            assert merged is not None
+            if name not in current or not same_value(current[name], merged, self.same_file):
+                changed[name] = merged
+            current[name] = merged
+        return changed
+
+
+def resolve_params(value: Value, params: dict[Param, Value]) -> Value:
+    """`value` with a parameter replaced by what the calls of its function pass (UNCLEAR when
+    they disagree; the parameter itself when nothing in the file calls the function)."""
+    if isinstance(value, Param):
+        return params.get(value, value)
+    return value

@@ -1,0 +1,170 @@
+"""The value (flow.py) an expression gives, and the keys code reads from what `torch.load`
+returned (`KeyRef`s).
+
+The walk in collect.py asks `value_of` for the right-hand side of every assignment, the
+argument of every `load_state_dict` and the arguments of calls of the file's own functions.
+Understood: static strings (paths.py), names, `x["key"]`, `x.get("key")`, `x.get("key", x)` and
+`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver or argument
+(`model.to(device)`, `torch.compile(model)`, `nn.DataParallel(model)`, `copy.deepcopy(model)`),
+`open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`) and any other call (an
+object it built). Everything else is UNCLEAR.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from .facts import KeyRef
+from .flow import UNCLEAR, Built, Loaded, Param, Value, join, same_value
+from .paths import dotted_name, static_path
+
+if TYPE_CHECKING:
+    from .collect import Collector
+
+# Methods that return the object they are called on.
+_SAME_OBJECT_METHODS = {
+    "to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16",
+    "requires_grad_", "share_memory", "to_empty",
+}  # fmt: skip
+# Calls that return (a wrapper of) their first argument, with its state_dict's keys.
+_SAME_MODEL_CALLS = {
+    "torch.compile", "compile", "nn.DataParallel", "torch.nn.DataParallel", "DataParallel",
+    "nn.parallel.DistributedDataParallel", "torch.nn.parallel.DistributedDataParallel",
+    "DistributedDataParallel", "DDP", "copy.deepcopy", "deepcopy",
+}  # fmt: skip
+_OPEN_CALLS = {"open", "io.open", "builtins.open"}
+_OBJECTS = (Built, Loaded, Param)
+
+
+def value_of(c: Collector, node: ast.AST | None) -> Value:
+    """What `node` evaluates to, as far as the walk can tell at this point."""
+    if node is None:
+        return UNCLEAR
+    text = static_path(node, c.text_of)
+    if text is not None:
+        return text
+    if isinstance(node, ast.Name):
+        return c.flow.get(node.id) or UNCLEAR
+    if isinstance(node, ast.Subscript):
+        key = _string(node.slice)
+        base = value_of(c, node.value) if key is not None else UNCLEAR
+        return base.at(key) if isinstance(base, Loaded) and key is not None else UNCLEAR
+    if isinstance(node, ast.IfExp):
+        return _conditional(c, node)
+    if isinstance(node, ast.Call):
+        return _call_value(c, node)
+    return UNCLEAR
+
+
+def _call_value(c: Collector, node: ast.Call) -> Value:
+    index = c.torch_load_index(node)
+    if index is not None:
+        return Loaded(index)
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        if func.attr == "get":
+            return _get_value(c, node, func.value)
+        if func.attr in _SAME_OBJECT_METHODS:
+            base = value_of(c, func.value)
+            return base if isinstance(base, _OBJECTS) else UNCLEAR
+        if func.attr == "open" and not node.args:  # Path(p).open("rb")
+            text = static_path(func.value, c.text_of)
+            return text if text is not None else UNCLEAR
+    name = dotted_name(func)
+    if name is None:
+        return UNCLEAR
+    if name in _SAME_MODEL_CALLS and node.args:
+        inner = value_of(c, node.args[0])
+        return inner if isinstance(inner, _OBJECTS) else Built(name, c.scope, node.lineno - 1)
+    if name in _OPEN_CALLS:
+        text = static_path(node.args[0], c.text_of) if node.args else None
+        return text if text is not None else UNCLEAR
+    return Built(name, c.scope, node.lineno - 1)
+
+
+def _get_value(c: Collector, node: ast.Call, receiver: ast.expr) -> Value:
+    """`x.get("k")` is the entry; `x.get("k", x)` the entry when there is one, else `x`."""
+    key = _string(node.args[0]) if node.args and not node.keywords else None
+    base = value_of(c, receiver) if key is not None else UNCLEAR
+    if not isinstance(base, Loaded) or key is None:
+        return UNCLEAR
+    if len(node.args) == 1:
+        return base.at(key)
+    if len(node.args) == 2 and same_value(value_of(c, node.args[1]), base, c.same_file):
+        return base.at(key, optional=True)
+    return UNCLEAR
+
+
+def _conditional(c: Collector, node: ast.IfExp) -> Value:
+    """`x["k"] if "k" in x else x` is `x.get("k", x)`; other conditionals join both sides."""
+    test = node.test
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.In)
+        and isinstance(node.body, ast.Subscript)
+    ):
+        key = _string(test.left)
+        base = value_of(c, node.orelse)
+        if (
+            key is not None
+            and isinstance(base, Loaded)
+            and _string(node.body.slice) == key
+            and same_value(value_of(c, test.comparators[0]), base, c.same_file)
+            and same_value(value_of(c, node.body.value), base, c.same_file)
+        ):
+            return base.at(key, optional=True)
+    joined = join(value_of(c, node.body), value_of(c, node.orelse), c.same_file)
+    return joined if joined is not None else UNCLEAR
+
+
+def record_key_ref(c: Collector, node: ast.Subscript | ast.Call) -> None:
+    """A string key read from a loaded checkpoint (or from a parameter, resolved after the
+    walk): remembered with what it reads, and kept from being taken for a parameter key."""
+    if isinstance(node, ast.Subscript):
+        if not isinstance(node.ctx, ast.Load):
+            return
+        literal, base_node, get = node.slice, node.value, False
+    else:
+        literal, base_node, get = node.args[0], node.func.value, True  # type: ignore[attr-defined]
+    key = _string(literal)
+    if key is None:
+        return
+    value = value_of(c, node)
+    span = c.pos.span(literal)
+    root, depth = _written(node)
+    if isinstance(value, Loaded):
+        c.facts.key_refs.append(KeyRef(key, span, value, get, root, depth))
+        c.consumed.add(id(literal))
+        return
+    base = value_of(c, base_node)
+    if isinstance(base, Param):
+        c.param_key_refs.append((base, KeyRef(key, span, Loaded(-1, (key,)), get, root, depth)))
+        c.consumed.add(id(literal))
+
+
+def _written(node: ast.AST) -> tuple[str | None, int]:
+    """The name a chain of key reads starts from, and how many keys it reads."""
+    depth = 0
+    while is_key_access(node):
+        depth += 1
+        node = node.value if isinstance(node, ast.Subscript) else node.func.value  # type: ignore[attr-defined]
+    return (node.id if isinstance(node, ast.Name) else None), max(depth, 1)
+
+
+def is_key_access(node: ast.AST) -> bool:
+    """`x["k"]` or `x.get("k"...)` with a string constant key."""
+    if isinstance(node, ast.Subscript):
+        return _string(node.slice) is not None
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and bool(node.args)
+        and _string(node.args[0]) is not None
+    )
+
+
+def _string(node: ast.AST) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None

@@ -229,13 +229,28 @@ async function pickExactly(page, text, label) {
   }, text, { timeout: 15_000 });
 }
 
+/** Opens the quick input with `key` and types `text`, again if the widget closed meanwhile (focus moved to a page that just opened). */
+async function typeInQuickInput(page, key, text) {
+  for (let attempt = 0; ; attempt++) {
+    const input = await openQuickInput(page, key);
+    try {
+      await input.fill(text, { timeout: 5_000 });
+      return;
+    } catch (error) {
+      if (attempt === 2) {
+        throw error;
+      }
+    }
+  }
+}
+
 export async function quickOpen(page, fileName) {
-  await openQuickInput(page, 'Control+P');
+  await typeInQuickInput(page, 'Control+P', fileName);
   await pickExactly(page, fileName, fileName);
 }
 
 export async function runCommand(page, title) {
-  await openQuickInput(page, 'F1');
+  await typeInQuickInput(page, 'F1', `>${title}`);
   await pickExactly(page, `>${title}`, title);
 }
 

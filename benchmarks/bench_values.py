@@ -164,16 +164,24 @@ def _child(*args: str) -> str:
 # ----------------------------------------------------------------------------- 2 and 3: processes
 
 
+# Linux keeps a process's peak RSS across fork and exec: a child of this (large) process would
+# report at least this process's peak. A small Python in between starts each measured command.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
 def timed_process(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one run of `command`."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    assert child.stderr is not None
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {child.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, cwd=REPO)
+    elapsed, peak, code = out.stdout.split()
+    if out.returncode != 0 or int(code) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {out.stderr[-2000:]}")
+    return float(elapsed), float(peak)
 
 
 def compare(label: str, ours: list[str], theirs: list[str], runs: int, before: list[str] | None = None

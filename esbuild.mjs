@@ -1,6 +1,7 @@
-// Bundles the extension (client/src/extension.ts → client/out/extension.js) and the checkpoint
+// Bundles the extension (client/src/extension.ts → client/out/extension.js), the checkpoint
 // page's script (client/media/page/*.js → client/out/page.js, one script the page's HTML carries
-// inline), and copies the codicon font + css the page loads into client/out/codicons.
+// inline) and the comparison page's (client/media/diff.js → client/out/diff.js), and copies the
+// codicon font + css the pages load into client/out/codicons.
 // Usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
@@ -37,9 +38,13 @@ const page = {
   logLevel: 'info',
 };
 
+// The comparison page's script, with the same DOM helpers.
+const diff = { ...page, entryPoints: ['client/media/diff.js'], outfile: 'client/out/diff.js' };
+
 if (watch) {
   await (await esbuild.context(options)).watch();
   await (await esbuild.context(page)).watch();
+  await (await esbuild.context(diff)).watch();
 } else {
-  await Promise.all([esbuild.build(options), esbuild.build(page)]);
+  await Promise.all([esbuild.build(options), esbuild.build(page), esbuild.build(diff)]);
 }

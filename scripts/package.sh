@@ -39,7 +39,7 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/client/out"
 cp -r package.json LICENSE README.md .vscodeignore bundled "$STAGE/"
 cp -r client/media "$STAGE/client/"
-cp -r client/out/extension.js client/out/page.js client/out/codicons "$STAGE/client/out/"
+cp -r client/out/extension.js client/out/page.js client/out/diff.js client/out/codicons "$STAGE/client/out/"
 (cd "$STAGE" && PATH="$E2E_ROOT/node24/bin:$PATH" quietly "$E2E_ROOT/tools/node_modules/.bin/vsce" package \
   --no-dependencies --out "$OUT")
 echo "packaged $OUT ($(du -h "$OUT" | cut -f1))"

@@ -1,5 +1,5 @@
 /**
- * The comparison page: a webview panel (media/diff.js) that shows what `pthscope/diff` returns
+ * The comparison page: a webview panel (media/diff.js, bundled to out/diff.js) that shows what `pthscope/diff` returns
  * for checkpoints A and B. The structure comes first (metadata only, at once), then the values,
  * streamed: the server sends the rows compared so far on the request's partial-result token and
  * its progress on the work-done token; the page's Stop button cancels the request (the server
@@ -160,7 +160,7 @@ function diffHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: stri
     </header>
     <p id="status" role="status">Comparing… nothing in either file is executed.</p>
   </main>
-  <script nonce="${nonce}" src="${asset('media', 'diff.js')}"></script>
+  <script nonce="${nonce}" src="${asset('out', 'diff.js')}"></script>
 </body>
 </html>`;
 }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 
 export function pageResourceRoots(extensionUri: vscode.Uri): vscode.Uri[] {
-  return [vscode.Uri.joinPath(extensionUri, 'client', 'media'), vscode.Uri.joinPath(extensionUri, 'client', 'out', 'codicons')];
+  return [vscode.Uri.joinPath(extensionUri, 'client', 'media'), vscode.Uri.joinPath(extensionUri, 'client', 'out')];  // out: codicons, diff.js
 }
 
 const assets = new Map<string, string>();

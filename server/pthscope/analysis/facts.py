@@ -238,6 +238,9 @@ class ModuleFacts:
     # The state_dict each load_state_dict call's model would have (by index into `loads`),
     # derived from its class's source (analysis/load_models.py); absent when not known.
     expected: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
+    # A stamp of each of those (its keys, shapes and the places they come from): equal stamps,
+    # equal checks against the same file, so a check can be kept from one text to the next.
+    expected_stamps: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
     # The parsed workspace files the derivation read, for the next analysis of the file.
     model_sources: Any = field(default=None, repr=False, compare=False)
     # Names bound to an optimizer (`optimizer = optim.SGD(...)`) and to epoch loops.

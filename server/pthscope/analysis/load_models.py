@@ -38,7 +38,7 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
                        workspace_folders: tuple[str, ...],
                        sources: ModelSources | None) -> ModelSources | None:  # fmt: skip
     """Fill `facts.expected`; returns the `ModelSources` used (None when nothing was derived)."""
-    built: dict[Built, ExpectedStateDict] = {}
+    built: dict[Built, tuple[ExpectedStateDict, int]] = {}
     for index, load in enumerate(facts.loads):
         target = load.target
         if not isinstance(target, Built) or not isinstance(load.source, Loaded):
@@ -48,12 +48,29 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
                 continue
             if sources is None:
                 sources = ModelSources(workspace_folders)
-            built[target] = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
-                                                call_line=target.line, sources=sources)  # fmt: skip
-        expected = built[target]
+            expected = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
+                                           call_line=target.line, sources=sources)  # fmt: skip
+            built[target] = expected, stamp(expected)
+        expected, stamped = built[target]
         if expected.error is None:
             facts.expected[index] = expected
+            facts.expected_stamps[index] = stamped
     return sources
+
+
+def stamp(expected: ExpectedStateDict) -> int:
+    """A hash of what a check against a file depends on: the keys and shapes, and the places
+    its messages point at (the statements creating the tensors, the arguments deciding dims)."""
+    parts: list[object] = [expected.class_name]
+    for key, tensor in expected.tensors.items():
+        origin = tensor.origin
+        names = tuple(d.source.name for d in tensor.dims or () if d.source is not None and d.source.name)
+        parts.append((key, tensor.shape, origin.file if origin else None, origin.span if origin else None,
+                      tuple((n.file, n.span, n.value) for n in names)))  # fmt: skip
+    parts += [(u.prefix, u.reason, u.scope) for u in expected.unknown]
+    parts += [(r.prefix, r.count, r.source.span) for r in expected.repeats]
+    parts += [(k, a.span, a.expression) for k, a in expected.absent.items()]
+    return hash(tuple(parts))
 
 
 def _changed_before_load(tree: ast.Module, load: StateDictLoad, built: Built) -> bool:

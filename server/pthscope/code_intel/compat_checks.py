@@ -15,8 +15,9 @@ there, so nothing is said about them.
 
 The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
 state_dict, a changed head or config); the keys, layers and arguments behind it are related
-information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping is
-kept on the view (`memo`) and each check on the facts, so a keystroke costs one comparison.
+information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping and
+the last comparison (by the expected state_dict's stamp, load_models.py) are kept on the view
+(`memo`), so an edit that leaves the model as it was does not compare the tensors again.
 """
 
 from __future__ import annotations
@@ -77,16 +78,33 @@ def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> Load
     if memo in facts.memo:
         cached: LoadCheck | None = facts.memo[memo]
         return cached
-    mapping = loaded_mapping(view, keys)
     found = None
-    if mapping is not None:
-        if load.renames is not None:
-            strip, add = load.renames
-            mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
-        result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
+    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index))
+    if result is not None:
         found = LoadCheck(index, load, expected, result, view, keys)
     facts.memo[memo] = found
     return found
+
+
+def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expected: ExpectedStateDict,
+              stamped: int | None) -> Compatibility | None:  # fmt: skip
+    """`compare` of the expected state_dict with the mapping X is; the last one for these keys
+    is kept on the view and used again while the expected state_dict's stamp is the same (an
+    edit elsewhere in the file does not compare 30,000 tensors again)."""
+    slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
+    kept = view.memo.get(slot)
+    if kept is not None and stamped is not None and kept[0] == stamped:
+        cached: Compatibility = kept[1]
+        return cached
+    mapping = loaded_mapping(view, keys)
+    if mapping is None:
+        return None
+    if load.renames is not None:
+        strip, add = load.renames
+        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
+    result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
+    view.memo[slot] = (stamped, result)
+    return result
 
 
 # --- the mapping X is, from the view -------------------------------------------------------

@@ -195,8 +195,8 @@ def compat_diagnostics(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Dia
 
 def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
     result, strict = check.result, check.strict
-    if result.loads:
-        return None
+    if result.loads or not result.expected_total:
+        return None  # nothing of the model known: nothing to say
     if strict is not True and not result.mismatched:
         lenient = next((e for e in result.explanations if e.kind == "strict_false"), None)
         if strict is None or lenient is None:

@@ -108,7 +108,7 @@ async def test_save_and_close(python_client: LanguageClient, code_workspace: Pat
     uri = open_document(python_client, path)
     # The first publication may come before the linked files are read; a later one has it all.
     expected = ["PTH001", "PTH002", "PTH003"]
-    found = await published(python_client, uri, lambda p: codes(p) == expected)
+    await published(python_client, uri, lambda p: codes(p) == expected)
     count = len(python_client.published[uri])  # type: ignore[attr-defined]
     python_client.text_document_did_save(
         types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))

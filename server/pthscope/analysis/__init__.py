@@ -7,6 +7,8 @@ it blanks the broken line(s) and parses again; if that fails too it returns `pre
 `ok=False`), or empty facts. The top-level statements `previous` parsed that the text still has
 at the same place are not parsed again. `ModuleFacts.checkpoint_paths()` lists the literals that name
 checkpoints with their candidate locations; `actions` joins the facts with `Checkpoint`s.
+`ModuleFacts.expected` holds the state_dict each `load_state_dict` call's model would have
+(load_models.py), derived from the model's source here so that no request has to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 
 from .collect import Collector
 from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
+from .load_models import expected_for_loads
 from .name_rules import loop_rule
 from .source import Chunks, Positions, names_bound, noqa_comments, parse_tolerant, source_lines
 
@@ -47,4 +50,6 @@ def analyze(
         collector.finish()
     except RecursionError:
         return previous or ModuleFacts(file_path, lines, ok=False, syntax_error="too deeply nested")
+    kept = previous.model_sources if previous is not None else None
+    facts.model_sources = expected_for_loads(facts, tree, source, tuple(workspace_folders), kept) or kept
     return facts

@@ -109,6 +109,15 @@ class StateDictLoad:
     # What `var` holds (the model receiving the weights) and what is loaded into it (flow.py).
     target: Value | None = None
     source: Value | None = None
+    # `load_state_dict` itself, the first argument, and `strict=` (True when absent; None
+    # when not a constant); the span of the strict argument's value when written.
+    method: Span | None = None
+    arg: Span | None = None
+    strict: bool | None = True
+    strict_span: Span | None = None
+    # The argument renames the loaded keys: `{k.removeprefix("module."): v for k, v in
+    # sd.items()}` → ("module.", ""); `{"model." + k: v ...}` → ("", "model.").
+    renames: tuple[str, str] | None = None
 
 
 @dataclass
@@ -226,6 +235,14 @@ class ModuleFacts:
     statements: list[Statement] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
     model_vars: set[str] = field(default_factory=set)
+    # The state_dict each load_state_dict call's model would have (by index into `loads`),
+    # derived from its class's source (analysis/load_models.py); absent when not known.
+    expected: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
+    # A stamp of each of those (its keys, shapes and the places they come from): equal stamps,
+    # equal checks against the same file, so a check can be kept from one text to the next.
+    expected_stamps: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    # The parsed workspace files the derivation read, for the next analysis of the file.
+    model_sources: Any = field(default=None, repr=False, compare=False)
     # Names bound to an optimizer (`optimizer = optim.SGD(...)`) and to epoch loops.
     optimizer_vars: set[str] = field(default_factory=set)
     epoch_vars: set[str] = field(default_factory=set)

@@ -127,6 +127,10 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
     """`var.load_state_dict(...)`: what is loaded (flow.py), from which path, into what, and
     where the statement ends."""
     arg = node.args[0] if node.args else None
+    renaming = _renaming(arg) if arg is not None else None
+    renames = None
+    if renaming is not None:
+        renames, arg = renaming
     source_var = source_key = None
     inner = arg
     if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
@@ -161,8 +165,53 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
             source_key,
             c.flow.get(var),
             source,
+            c.pos.tail_span(node.func, len("load_state_dict")),
+            c.pos.span(node.args[0]) if node.args else None,
+            *_strict(c, node),
+            renames,
         )
     )
+
+
+def _strict(c: Collector, node: ast.Call) -> tuple[bool | None, Span | None]:
+    """`strict=` as written: True when absent, None when it is not a constant."""
+    given = node.args[1] if len(node.args) > 1 else None
+    for keyword in node.keywords:
+        if keyword.arg == "strict":
+            given = keyword.value
+        elif keyword.arg is None:
+            return None, None
+    if given is None:
+        return (None if any(isinstance(a, ast.Starred) for a in node.args) else True), None
+    return bool_const(given), c.pos.span(given)
+
+
+def _renaming(arg: ast.expr) -> tuple[tuple[str, str], ast.expr] | None:
+    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), X); `{"P" + k: v …}` →
+    (("", "P"), X); None for anything else."""
+    if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
+        return None
+    loop = arg.generators[0]
+    target, items = loop.target, loop.iter
+    if (loop.ifs or loop.is_async or not isinstance(target, ast.Tuple) or len(target.elts) != 2
+            or not all(isinstance(e, ast.Name) for e in target.elts)):  # fmt: skip
+        return None
+    key, value = (e.id for e in target.elts)  # type: ignore[attr-defined]
+    if not (isinstance(arg.value, ast.Name) and arg.value.id == value and isinstance(items, ast.Call)
+            and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
+            and not items.args and not items.keywords):  # fmt: skip
+        return None
+    made = arg.key
+    if (isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute)
+            and made.func.attr == "removeprefix" and isinstance(made.func.value, ast.Name)
+            and made.func.value.id == key and len(made.args) == 1 and not made.keywords
+            and isinstance(made.args[0], ast.Constant) and isinstance(made.args[0].value, str)):  # fmt: skip
+        return (made.args[0].value, ""), items.func.value
+    if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
+            and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
+            and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
+        return ("", made.left.value), items.func.value
+    return None
 
 
 def _line_indent(pos: Positions, span: Span) -> str:

@@ -21,7 +21,8 @@ pass the same object until the file changes.
 `code_actions` returns entries with `edits=None` and JSON-safe `data`; send `data` back to
 `resolve_code_action` on codeAction/resolve. Pass the client's diagnostics (converted back to
 `Diagnostic`, keeping `data`) or None to recompute them. Diagnostic codes: PTH001 flags lost on
-load, PTH002 torch.load without weights_only, PTH003 whole-model save; every one has a quick
+load, PTH002 torch.load without weights_only, PTH003 whole-model save, PTH008 a linked checkpoint
+that does not load into its model (compat_checks.py); every one has a quick
 fix and a "Suppress … on this line" fix that appends `# noqa: PTH00x`. PTH002, its fixes and the
 path hover follow the linked file's verdict (verdict.py).
 
@@ -38,13 +39,14 @@ from .code_actions import (
     resolve_code_action,
     snippet_insertion,
 )
-from .diagnostics import FLAGS_LOST, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
+from .diagnostics import FLAGS_LOST, INCOMPATIBLE_LOAD, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .hover import hover
 from .types import CodeAction, Diagnostic, Hover, Position, Range, TextEdit
 
 __all__ = [
     "CHOOSE_MODULES",
     "FLAGS_LOST",
+    "INCOMPATIBLE_LOAD",
     "UNSAFE_LOAD",
     "WHOLE_MODEL_SAVE",
     "CodeAction",

@@ -16,7 +16,7 @@ from typing import Any
 from ..analysis.facts import ModuleFacts
 from ..analysis.flow import Built
 from ..plain_text import visible
-from . import fixes, snippets
+from . import compat_checks, fixes, snippets
 from .diagnostics import (
     CUDA_WITHOUT_MAP_LOCATION,
     FLAGS_LOST,
@@ -143,6 +143,10 @@ def _fixes_for(
         for n, key in enumerate(data.get("closest", [])):
             offer(f"Use {visible(string_literal(str(key)))}", n == 0, action="replace_key",
                   key_ref=data.get("key_ref", -1), key=str(key))
+    elif diagnostic.code == compat_checks.INCOMPATIBLE_LOAD:
+        check = compat_checks.check_load(facts, int(data.get("load", -1)), checkpoints)
+        for n, (fix, title) in enumerate(compat_checks.available_fixes(facts, check) if check else []):
+            offer(title, n == 0, action="compat_fix", load=data.get("load", -1), fix=fix)
     elif diagnostic.code == CUDA_WITHOUT_MAP_LOCATION:
         offer("Add map_location='cpu'", True, action="map_location", torch_load=data.get("torch_load", -1))
     elif diagnostic.code == WHOLE_MODEL_SAVE:
@@ -361,6 +365,7 @@ _FIXES = {
     "state_dict_load",
     "safe_globals",
     "save_grad_map",
+    "compat_fix",
     "suppress",
 }
 
@@ -385,6 +390,8 @@ def _edits(
         return fixes.state_dict_load(facts, checkpoints, int(data["torch_load"]))
     if action == "save_grad_map":
         return fixes.save_with_grad_map(facts, int(data["save"]))
+    if action == "compat_fix":
+        return compat_checks.fix_edits(facts, checkpoints, int(data["load"]), str(data["fix"]))
     if action == "suppress":
         return fixes.suppress(facts, int(data["line"]), str(data["code"]))
     if action == "fix_all":

@@ -3,7 +3,8 @@
 PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning, TorchFix
 TOR102 parity; an error when the linked file would run code, see verdict.py), PTH003 whole-model
 save (information); PTH004-PTH007, what the loaded file says about the call and the keys read
-from it, are in load_checks.py. A `# noqa` or `# noqa: PTH00x` comment on the first line of the
+from it, are in load_checks.py; PTH008, a checkpoint that does not load into its model
+(missing, unexpected or mismatched keys), in compat_checks.py. A `# noqa` or `# noqa: PTH00x` comment on the first line of the
 finding silences it. Messages are plain text; names from a file go through `plain_text.visible`.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from ..analysis.facts import ModuleFacts
 from ..plain_text import visible
 from ..reader.model_view import ModelView
+from .compat_checks import INCOMPATIBLE_LOAD, compat_diagnostics
 from .linking import Checkpoints
 from .load_checks import (
     CUDA_WITHOUT_MAP_LOCATION,
@@ -29,7 +31,7 @@ UNSAFE_LOAD = "PTH002"
 WHOLE_MODEL_SAVE = "PTH003"
 _NAMES_LISTED = 3
 __all__ = [
-    "CUDA_WITHOUT_MAP_LOCATION", "FLAGS_LOST", "MISSING_KEY", "RUNS_CODE_LOAD", "UNREADABLE_FILE",
+    "CUDA_WITHOUT_MAP_LOCATION", "FLAGS_LOST", "INCOMPATIBLE_LOAD", "MISSING_KEY", "RUNS_CODE_LOAD", "UNREADABLE_FILE",
     "UNSAFE_LOAD", "WHOLE_MODEL_SAVE", "diagnostics",
 ]  # fmt: skip
 
@@ -38,6 +40,7 @@ def diagnostics(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
     """All findings for the file, minus those silenced by `# noqa`."""
     found = _flags_lost(facts, checkpoints) + _unsafe_loads(facts, checkpoints)
     found += load_checks(facts, checkpoints)
+    found += compat_diagnostics(facts, checkpoints)
     found += _whole_model_saves(facts)
     return [d for d in found if not facts.suppressed(d.range.start.line, d.code)]
 

@@ -15,6 +15,7 @@ from ..analysis.name_rules import loop_rule
 from ..reader.counts import ROLES, Tally, format_bytes
 from ..reader.model_view import Entry, ModelTensor, ModelView
 from . import markdown as md
+from .compat_checks import LoadCheck, check_load, hover_lines
 from .keys import KeyLookup, look_up
 from .linking import Checkpoints, checkpoint_for_path, present, views_for, views_for_key_string
 from .python_text import attribute_path, string_literal
@@ -43,6 +44,10 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
             return (
                 Hover(hover_for_flag_op(facts, op, lookups[0]), Range.of(site)) if lookups else None
             )
+    for index, load in enumerate(facts.loads):
+        if load.method is not None and load.method.contains(line, character):
+            check = check_load(facts, index, checkpoints)
+            return Hover(hover_for_load_check(check), Range.of(load.method)) if check else None
     for key_ref in facts.key_refs:
         if key_ref.span.contains(line, character):
             found = look_up(facts, key_ref, checkpoints)
@@ -65,6 +70,13 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
                     return Hover(contents, Range.of(key.span))
             return None
     return None
+
+
+def hover_for_load_check(check: LoadCheck) -> str:
+    """`load_state_dict`: what loading the linked file into this model would do."""
+    first, *rest = hover_lines(check)
+    return "\n\n".join([md.block(f"{check.load.var}.load_state_dict(...)"), md.text(first),
+                         *(md.text(line) for line in rest), open_link(check.view)])  # fmt: skip
 
 
 def open_link(lookup: ModelView) -> str:

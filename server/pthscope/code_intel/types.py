@@ -58,6 +58,16 @@ class Hover:
     range: Range
 
 
+@dataclass(frozen=True)
+class RelatedInformation:
+    """A place behind a finding: `file` (absolute path; the document's own or another
+    workspace file), its range there, and what it says."""
+
+    file: str
+    range: Range
+    message: str
+
+
 @dataclass
 class Diagnostic:
     """A finding with a stable code (PTH001…); `data` is echoed back to `code_actions`."""
@@ -68,6 +78,7 @@ class Diagnostic:
     message: str
     data: dict[str, Any] = field(default_factory=dict)
     source: str = SOURCE
+    related: list[RelatedInformation] = field(default_factory=list)
 
 
 @dataclass

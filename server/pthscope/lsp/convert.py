@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lsprotocol import types
+from pygls.uris import from_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from .. import code_intel
@@ -86,8 +87,20 @@ def lsp_hover(hover: code_intel.Hover, lines: Sequence[str], codec: PositionCode
 
 
 def lsp_diagnostic(
-    diagnostic: code_intel.Diagnostic, lines: Sequence[str], codec: PositionCodec
+    diagnostic: code_intel.Diagnostic, lines: Sequence[str], codec: PositionCodec, path: str = ""
 ) -> types.Diagnostic:
+    """`path` is the document's: related places in it are converted with its `lines`, those in
+    other files (whose text is not at hand) keep their code-point characters."""
+    related = [
+        types.DiagnosticRelatedInformation(
+            location=types.Location(
+                uri=from_fs_path(r.file) or r.file,
+                range=lsp_range(r.range, lines if r.file == path else (), codec),
+            ),
+            message=r.message,
+        )
+        for r in diagnostic.related
+    ]
     return types.Diagnostic(
         range=lsp_range(diagnostic.range, lines, codec),
         message=diagnostic.message,
@@ -95,6 +108,7 @@ def lsp_diagnostic(
         code=diagnostic.code,
         source=diagnostic.source,
         data=diagnostic.data,
+        related_information=related or None,
     )
 
 

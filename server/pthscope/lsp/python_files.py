@@ -138,7 +138,7 @@ class PythonFiles:
         self.ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                diagnostics=[convert.lsp_diagnostic(d, lines, codec) for d in found],
+                diagnostics=[convert.lsp_diagnostic(d, lines, codec, state.facts.file_path) for d in found],
                 version=document.version,
             )
         )

@@ -1,0 +1,104 @@
+"""The state_dict each `model.load_state_dict(X)` call's model would have, from its source.
+
+For a load whose model is an object a call built (`net = Net(num_classes=10)`, flow.py's
+`Built`), `expected_for_loads` derives `expected_state.expected_state_dict` of that construction
+(by its line), once per construction, and records it in `ModuleFacts.expected` by the load's
+index. It says nothing (no entry) when the model may have changed between its construction and
+the load: an attribute or item of it assigned or deleted (`net.fc = nn.Linear(...)`), a method
+that is not known to leave its state_dict alone, or the model passed to a call — then what it
+holds is not what its class builds, and a check would guess.
+
+Runs in the analysis (a worker thread in the server), never in a request; the parsed workspace
+files are kept in a `ModelSources` handed from one analysis of the file to the next.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .expected_state import ExpectedStateDict, expected_state_dict
+from .facts import ModuleFacts, StateDictLoad
+from .flow import Built, Loaded
+from .model_classes import ModelSources
+
+# Methods of an nn.Module that leave its state_dict's keys and shapes as they are.
+_KEEPING = frozenset({
+    "to", "cuda", "cpu", "eval", "train", "float", "half", "double", "bfloat16", "type",
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
+    "modules", "named_modules", "state_dict", "load_state_dict", "requires_grad_", "zero_grad",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "get_submodule", "get_parameter", "extra_repr", "share_memory", "forward",
+})  # fmt: skip
+# Calls that may take the model without changing it.
+_HARMLESS = frozenset({"print", "len", "repr", "str", "type", "id", "isinstance", "hasattr",
+                       "getattr", "summary", "logging.info", "log.info", "logger.info"})  # fmt: skip
+
+
+def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
+                       workspace_folders: tuple[str, ...],
+                       sources: ModelSources | None) -> ModelSources | None:  # fmt: skip
+    """Fill `facts.expected`; returns the `ModelSources` used (None when nothing was derived)."""
+    built: dict[Built, tuple[ExpectedStateDict, int]] = {}
+    for index, load in enumerate(facts.loads):
+        target = load.target
+        if not isinstance(target, Built) or not isinstance(load.source, Loaded):
+            continue
+        if target not in built:
+            if _changed_before_load(tree, load, target):
+                continue
+            if sources is None:
+                sources = ModelSources(workspace_folders)
+            expected = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
+                                           call_line=target.line, sources=sources)  # fmt: skip
+            built[target] = expected, stamp(expected)
+        expected, stamped = built[target]
+        if expected.error is None:
+            facts.expected[index] = expected
+            facts.expected_stamps[index] = stamped
+    return sources
+
+
+def stamp(expected: ExpectedStateDict) -> int:
+    """A hash of what a check against a file depends on: the keys and shapes, and the places
+    its messages point at (the statements creating the tensors, the arguments deciding dims)."""
+    parts: list[object] = [expected.class_name]
+    for key, tensor in expected.tensors.items():
+        origin = tensor.origin
+        names = tuple(d.source.name for d in tensor.dims or () if d.source is not None and d.source.name)
+        parts.append((key, tensor.shape, origin.file if origin else None, origin.span if origin else None,
+                      tuple((n.file, n.span, n.value) for n in names)))  # fmt: skip
+    parts += [(u.prefix, u.reason, u.scope) for u in expected.unknown]
+    parts += [(r.prefix, r.count, r.source.span) for r in expected.repeats]
+    parts += [(k, a.span, a.expression) for k, a in expected.absent.items()]
+    return hash(tuple(parts))
+
+
+def _changed_before_load(tree: ast.Module, load: StateDictLoad, built: Built) -> bool:
+    """Whether code between the model's construction and the load (anywhere in the file, when
+    they are in different functions) may change what the model holds."""
+    same_scope = load.scope == built.scope
+    first, last = built.line + 1, load.call.start_line + 1  # 1-based, as ast
+    var = load.var
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", None)
+        if line is None or (same_scope and not first < line <= last):
+            continue
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            if any(_rooted_at(t, var) and not isinstance(t, ast.Name) for t in targets):
+                return True
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and _rooted_at(func.value, var) and func.attr not in _KEEPING:
+                return True
+            name = ast.unparse(func)
+            passed = [*node.args, *(k.value for k in node.keywords)]
+            if name not in _HARMLESS and any(isinstance(a, ast.Name) and a.id == var for a in passed):
+                return True
+    return False
+
+
+def _rooted_at(node: ast.expr, var: str) -> bool:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == var

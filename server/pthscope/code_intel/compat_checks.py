@@ -1,0 +1,433 @@
+"""Will the linked checkpoint load into this model? PTH008 at `model.load_state_dict(X)`, its
+hover and its quick fixes' edits.
+
+A load is checked when both halves are known: the model's expected state_dict, derived from its
+class's source by the analysis (`ModuleFacts.expected`, analysis/load_models.py), and the mapping
+X is, rebuilt from the linked file's view (`loaded_mapping`: its model tensors and entries, the
+keys and shapes `load_state_dict` would see; None when the view cannot say every key of it).
+`compat.compare` says what torch would report. Parts of the model that are not known are skipped
+there, so nothing is said about them.
+
+- strict loading (the default) that would raise: an error;
+- `strict=False` that loads only k of the model's n tensors (or none): a warning; a shape
+  mismatch raises even then: an error;
+- `strict=` not a constant: only shape mismatches are reported.
+
+The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
+state_dict, a changed head or config); the keys, layers and arguments behind it are related
+information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping and
+the last comparison (by the expected state_dict's stamp, load_models.py) are kept on the view
+(`memo`), so an edit that leaves the model as it was does not compare the tensors again.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..analysis.expected_state import ExpectedStateDict
+from ..analysis.facts import ModuleFacts, StateDictLoad
+from ..analysis.flow import Loaded
+from ..analysis.model_values import Dim, NameSource
+from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
+from ..plain_text import visible
+from ..reader.model_view import ModelView
+from .linking import Checkpoints, loaded_entry
+from .python_text import string_literal
+from .text_edits import quote_char
+from .types import Diagnostic, Range, RelatedInformation, TextEdit
+
+INCOMPATIBLE_LOAD = "PTH008"
+_RELATED = 12  # related entries at most
+_LISTED = 3
+_PREFIX_KINDS = ("strip_prefix", "add_prefix", "replace_prefix", "wrapper")
+_SHAPE = re.compile(r"^[a-z0-9_]+\[((?:\d+(?:, )?)*)\]$")
+_CONTAINERS = frozenset({"dict", "list", "tuple", "set", "object", "module", "group"})
+
+
+@dataclass
+class LoadCheck:
+    """One `load_state_dict` call checked against the file it loads."""
+
+    index: int
+    load: StateDictLoad
+    expected: ExpectedStateDict
+    result: Compatibility
+    view: ModelView
+    keys: tuple[str, ...]
+
+    @property
+    def strict(self) -> bool | None:
+        return self.load.strict
+
+
+def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> LoadCheck | None:
+    """The check of load number `index`, or None when either half is not known."""
+    expected = facts.expected.get(index)
+    load = facts.loads[index] if 0 <= index < len(facts.loads) else None
+    if expected is None or load is None or not isinstance(load.source, Loaded):
+        return None
+    entry = loaded_entry(facts, load.source, checkpoints)
+    if entry is None:
+        return None
+    view, keys = entry
+    memo = f"compat|{index}|{id(view)}|" + "\0".join(keys)
+    if memo in facts.memo:
+        cached: LoadCheck | None = facts.memo[memo]
+        return cached
+    found = None
+    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index))
+    if result is not None:
+        found = LoadCheck(index, load, expected, result, view, keys)
+    facts.memo[memo] = found
+    return found
+
+
+def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expected: ExpectedStateDict,
+              stamped: int | None) -> Compatibility | None:  # fmt: skip
+    """`compare` of the expected state_dict with the mapping X is; the last one for these keys
+    is kept on the view and used again while the expected state_dict's stamp is the same (an
+    edit elsewhere in the file does not compare 30,000 tensors again)."""
+    slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
+    kept = view.memo.get(slot)
+    if kept is not None and stamped is not None and kept[0] == stamped:
+        cached: Compatibility = kept[1]
+        return cached
+    mapping = loaded_mapping(view, keys)
+    if mapping is None:
+        return None
+    if load.renames is not None:
+        strip, add = load.renames
+        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
+    result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
+    view.memo[slot] = (stamped, result)
+    return result
+
+
+# --- the mapping X is, from the view -------------------------------------------------------
+
+def loaded_mapping(view: ModelView, keys: tuple[str, ...]) -> Mapping[str, Any] | None:
+    """The dict at `keys` of the file as `load_state_dict` sees it (its top-level keys →
+    `TensorMeta`, nested dicts, plain values); None when it is not a dict whose every key the
+    view lists (a file cut short, EMA tensors left out of the view, an unreadable file)."""
+    memo = "compat-mapping|" + "\0".join(keys)
+    if memo in view.memo:
+        cached: Mapping[str, Any] | None = view.memo[memo]
+        return cached
+    found = _mapping(view, ".".join(keys)) if _complete(view) else None
+    view.memo[memo] = found
+    return found
+
+
+def _complete(view: ModelView) -> bool:
+    if view.errors:
+        return False
+    others = sum(1 for e in view.entries.values() if e.kind == "tensor")
+    return view.tensor_count == len(view.tensors) + others
+
+
+def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None:
+    entry = view.entries.get(key)
+    if entry is None or entry.kind != "dict" or not entry.listed:
+        return None
+    prefix = key + "." if key else ""
+    containers = view.memo.get("compat-containers")
+    if containers is None:
+        containers = view.memo["compat-containers"] = {k for k, e in view.entries.items() if e.kind in _CONTAINERS}
+    found: dict[str, Any] = {}
+    nested: list[str] = []
+
+    def child(full: str) -> str | None:
+        """`full`'s key in the dict at `prefix`, None when it is under a container there."""
+        rest = full[len(prefix):]
+        dot = rest.find(".")
+        while dot != -1:
+            if prefix + rest[:dot] in containers:
+                return None
+            dot = rest.find(".", dot + 1)
+        return rest
+
+    for tensor in view.tensors:
+        if tensor.key.startswith(prefix):
+            name = child(tensor.key)
+            if name is not None and name not in found:
+                found[name] = TensorMeta(tuple(tensor.shape), tensor.dtype)
+    for full, item in view.entries.items():
+        if not full.startswith(prefix) or full == key:
+            continue
+        name = child(full)
+        if name is None or name in found:
+            continue
+        if item.kind == "tensor":
+            shape = _SHAPE.match(item.type)
+            dims = tuple(int(d) for d in shape.group(1).split(", ") if d) if shape else ()
+            found[name] = TensorMeta(dims, item.type.partition("[")[0])
+        elif item.kind == "dict":
+            found[name] = {}
+            nested.append(name)
+        elif item.kind in _CONTAINERS:
+            found[name] = [item.type]  # not a mapping, not a tensor
+        else:
+            found[name] = item.value
+    for name in nested:
+        inner = _mapping(view, prefix + name, depth + 1) if depth < 2 else None
+        if inner is not None:
+            found[name] = inner
+    return found
+
+
+# --- the diagnostic ------------------------------------------------------------------------
+
+def compat_diagnostics(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic]:
+    found = []
+    for index in facts.expected:
+        check = check_load(facts, index, checkpoints)
+        if check is None:
+            continue
+        diagnostic = _diagnostic(facts, check)
+        if diagnostic is not None:
+            found.append(diagnostic)
+    return found
+
+
+def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
+    result, strict = check.result, check.strict
+    if result.loads or not result.expected_total:
+        return None  # nothing of the model known: nothing to say
+    if strict is not True and not result.mismatched:
+        lenient = next((e for e in result.explanations if e.kind == "strict_false"), None)
+        if strict is None or lenient is None:
+            return None
+        what = f"load_state_dict(strict=False) of `{_file(check.view)}`: {lenient.message}"
+        severity = "warning"
+    else:
+        how = "load_state_dict" if strict is True else "load_state_dict(strict=False)"
+        what = f"{how} of `{_file(check.view)}` would raise: {_summary(result)}"
+        severity = "error"
+    why = _why(check)
+    message = visible(what + (f". {why}" if why else ""))
+    fixes = [kind for kind, _ in available_fixes(facts, check)]
+    data = {"load": check.index, "line": check.load.call.start_line, "fixes": fixes}
+    span = check.load.method or check.load.call
+    return Diagnostic(Range.of(span), severity, INCOMPATIBLE_LOAD, message, data,  # type: ignore[arg-type]
+                      related=_related(facts, check))
+
+
+def _why(check: LoadCheck) -> str:
+    """The likeliest cause, as one sentence."""
+    result = check.result
+    kinds = {e.kind: e for e in result.explanations}
+    for kind in ("optimizer_state", "not_weights", *_PREFIX_KINDS):
+        if kind in kinds:
+            return _sentence(kinds[kind].message)
+    if result.mismatched:
+        return result.mismatched[0].message  # starts with code (`fc = nn.Linear(…)`)
+    for kind in ("depth", "config", "changed_head", "vocabulary", "flag"):
+        if kind in kinds:
+            return _sentence(kinds[kind].message)
+    parts = []
+    if result.missing:
+        parts.append("missing " + _listed(result.missing))
+    if result.unexpected:
+        parts.append("unexpected " + _listed([str(k) for k in result.unexpected]))
+    if result.not_tensors:
+        parts.append("not tensors " + _listed(result.not_tensors))
+    parts += result.errors[:1]
+    return _sentence("; ".join(parts))
+
+
+def _summary(result: Compatibility) -> str:
+    """`Compatibility.summary` without the num_batches_tracked torch may fill in: whether it
+    does depends on the state_dict's `_metadata`, which the view does not keep."""
+    return re.sub(r",? \d+ num_batches_tracked filled in by torch", "", result.summary()).replace(" ;", ";")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else ""
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_LISTED])
+    return shown + (f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
+
+
+def _related(facts: ModuleFacts, check: LoadCheck) -> list[RelatedInformation]:
+    result, expected = check.result, check.expected
+    out: list[RelatedInformation] = []
+    for explanation in result.explanations:
+        if explanation.kind != "strict_false":
+            out.append(RelatedInformation(facts.file_path, Range.of(check.load.call), visible(explanation.message)))
+    for mismatch in result.mismatched:
+        origin = mismatch.origin
+        if origin is not None:
+            out.append(RelatedInformation(origin.file, Range.of(origin.span), visible(mismatch.message)))
+        for cause in mismatch.causes:
+            where = cause.where
+            if where is not None and where.span is not None and cause.implied is not None:
+                out.append(RelatedInformation(where.file, Range.of(where.span), visible(
+                    f"{where.text} ({where.how}); the checkpoint implies {cause.name}={cause.implied}")))
+    listed = not any(e.kind in _PREFIX_KINDS or e.kind in ("optimizer_state", "not_weights")
+                     for e in result.explanations)  # else the keys only repeat the cause
+    for key in result.missing if listed else ():
+        tensor = expected.tensors[key]
+        origin = tensor.origin
+        shape = list(tensor.shape) if tensor.shape is not None else "?"
+        text = visible(f"missing in the checkpoint: {key} {shape}")
+        out.append(RelatedInformation(origin.file, Range.of(origin.span), text) if origin is not None
+                   else RelatedInformation(facts.file_path, Range.of(check.load.call), text))
+    path = _loaded_path_range(facts, check)
+    for key in result.unexpected[:_RELATED] if listed else ():
+        out.append(RelatedInformation(facts.file_path, path, visible(f"unexpected in the checkpoint: {key}")))
+    unique = list({(r.file, r.range, r.message): r for r in out}.values())
+    return unique[:_RELATED]
+
+
+def _loaded_path_range(facts: ModuleFacts, check: LoadCheck) -> Range:
+    load = check.load
+    if isinstance(load.source, Loaded):
+        path = facts.torch_loads[load.source.load].path
+        if path is not None:
+            return Range.of(path.span)
+    return Range.of(load.call)
+
+
+def _file(view: ModelView) -> str:
+    return view.file.replace("\\", "/").rsplit("/", 1)[-1] or view.file
+
+
+# --- the hover -----------------------------------------------------------------------------
+
+def hover_lines(check: LoadCheck) -> list[str]:
+    """Plain-text lines for the hover on `load_state_dict` (hover.py escapes them)."""
+    result = check.result
+    lines = [f"{_file(check.view)} → {check.expected.class_name}: {_summary(result)}"]
+    for explanation in result.explanations[:4]:
+        lines.append(_sentence(explanation.message))
+    for mismatch in result.mismatched[:_LISTED]:
+        lines.append(mismatch.message)
+    if result.missing and not result.explanations:
+        lines.append("Missing: " + _listed(result.missing))
+    if result.unexpected and not result.explanations:
+        lines.append("Unexpected: " + _listed([str(k) for k in result.unexpected]))
+    for part in result.unknown[:_LISTED]:
+        lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
+    return lines
+
+
+# --- the quick fixes -----------------------------------------------------------------------
+
+def available_fixes(facts: ModuleFacts, check: LoadCheck) -> list[tuple[str, str]]:
+    """(kind, title) of the fixes that apply: "prefix" (strip or add a prefix, index into the
+    wrapper), "argument" (construct with the checkpoint's value of an argument)."""
+    out = []
+    view_fix = _view_explanation(check)
+    if view_fix is not None and check.load.renames is None and check.load.arg is not None:
+        out.append(("prefix", _prefix_title(view_fix)))
+    argument = _argument_fix(facts, check)
+    if argument is not None:
+        name, value, _ = argument
+        out.append(("argument", f"Construct the model with {name}={value} (the checkpoint's)"))
+    return out
+
+
+def _view_explanation(check: LoadCheck) -> Explanation | None:
+    for explanation in check.result.explanations:
+        if explanation.kind in _PREFIX_KINDS and explanation.would_match:
+            return explanation
+    return None
+
+
+def _prefix_title(explanation: Explanation) -> str:
+    parts = []
+    if explanation.path:
+        parts.append("Load " + "".join(f"[{string_literal(p)}]" for p in explanation.path))
+    strip = explanation.prefix if explanation.kind != "add_prefix" else None
+    if strip:
+        parts.append(f"strip the {string_literal(strip)} prefix")
+    if explanation.new_prefix:
+        parts.append(f"add the {string_literal(explanation.new_prefix)} prefix")
+    title = ", ".join(parts)
+    return visible(_sentence(title) + " in the checkpoint's keys" * (not explanation.path and bool(parts)))
+
+
+def _argument_fix(facts: ModuleFacts, check: LoadCheck) -> tuple[str, int, NameSource] | None:
+    """The construction argument (in this file) that a config/head/depth explanation names,
+    with the checkpoint's value."""
+    result = check.result
+    for explanation in result.explanations:
+        if explanation.kind not in ("config", "changed_head", "vocabulary", "depth"):
+            continue
+        if explanation.name is None or explanation.implied is None:
+            continue
+        where = _name_source(check, explanation)
+        if (where is not None and where.how == "construction argument" and where.span is not None
+                and where.file == facts.file_path and where.span.start_line == where.span.end_line):  # fmt: skip
+            return explanation.name, explanation.implied, where
+    return None
+
+
+def _name_source(check: LoadCheck, explanation: Explanation) -> NameSource | None:
+    if explanation.kind == "depth":
+        for repeat in check.expected.repeats:
+            if repeat.prefix == explanation.prefix:
+                root, implied = implied_value(Dim(repeat.count - repeat.offset, repeat.source),
+                                              explanation.implied - repeat.offset)  # type: ignore[operator]
+                return root if root is not None and implied == explanation.implied else None
+        return None
+    for mismatch in check.result.mismatched:
+        for cause in mismatch.causes:
+            if cause.name == explanation.name and cause.implied == explanation.implied:
+                return cause.where
+    return None
+
+
+def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: str) -> list[TextEdit] | None:
+    check = check_load(facts, index, checkpoints)
+    if check is None or kind not in {k for k, _ in available_fixes(facts, check)}:
+        return None
+    if kind == "argument":
+        found = _argument_fix(facts, check)
+        assert found is not None
+        span = found[2].span
+        assert span is not None
+        return [TextEdit(Range.of(span), str(found[1]))]
+    explanation = _view_explanation(check)
+    arg = check.load.arg
+    assert explanation is not None and arg is not None
+    text = _text(facts, arg)
+    if text is None:
+        return None
+    q = quote_char(facts)
+    expression = _atom(text) + "".join(f"[{string_literal(p, q)}]" for p in explanation.path)
+    strip = explanation.prefix if explanation.kind != "add_prefix" else None
+    add = explanation.new_prefix
+    if strip and add:
+        expression = (f"{{{string_literal(add, q)} + k.removeprefix({string_literal(strip, q)}): v "
+                      f"for k, v in {expression}.items()}}")
+    elif strip:
+        expression = f"{{k.removeprefix({string_literal(strip, q)}): v for k, v in {expression}.items()}}"
+    elif add:
+        expression = f"{{{string_literal(add, q)} + k: v for k, v in {expression}.items()}}"
+    return [TextEdit(Range.of(arg), expression)]
+
+
+def _text(facts: ModuleFacts, span: Any) -> str | None:
+    lines = facts.lines[span.start_line : span.end_line + 1]
+    if not lines:
+        return None
+    if len(lines) == 1:
+        return lines[0][span.start_char : span.end_char]
+    return "\n".join([lines[0][span.start_char :], *lines[1:-1], lines[-1][: span.end_char]])
+
+
+def _atom(text: str) -> str:
+    """`text` as an expression that can be indexed or called on: parenthesised unless it is a
+    name, an attribute, a subscript or a call."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return f"({text})"
+    return text if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)) else f"({text})"

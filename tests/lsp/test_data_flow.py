@@ -262,7 +262,9 @@ async def test_what_the_loaded_files_say_is_diagnosed_on_the_load(
     flow_client: LanguageClient, flow_workspace: Path
 ) -> None:
     uri = await _opened(flow_client, flow_workspace)
-    found = (await published(flow_client, uri, lambda p: "PTH007" in _codes(p))).diagnostics
+    # Each file is read in the background and the diagnostics published again: wait for all four.
+    every = {"PTH004", "PTH005", "PTH006", "PTH007"}
+    found = (await published(flow_client, uri, lambda p: every <= _codes(p))).diagnostics
     by_code: dict[str, list[types.Diagnostic]] = {}
     for d in found:
         by_code.setdefault(str(d.code), []).append(d)

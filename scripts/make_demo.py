@@ -26,6 +26,10 @@ Files written to DIR:
                           weights_only=False.
   net_state_dict.pth      what train.py saves (made here with train.py's own Net), so the
                           path in train.py names a real checkpoint.
+  finetune.py             loads dataparallel_state_dict.pth into train.py's Net: pthscope says
+                          it will not load (every key has DataParallel's `module.` prefix) and
+                          offers the fix.
+  dataparallel_state_dict.pth   Net's state_dict saved from nn.DataParallel.
   expected.json           what pthscope should show for these files.
 """
 
@@ -142,6 +146,26 @@ TRAIN_PY = textwrap.dedent(
         main()
     '''
 ).lstrip()
+
+# train.py's Net, loading weights saved from nn.DataParallel (keys with a `module.` prefix).
+FINETUNE_PY = (
+    '"""Fine-tune from weights saved with nn.DataParallel: will they load into Net?"""\n'
+    "import torch\nfrom torch import nn\n\n\n"
+    + TRAIN_PY[TRAIN_PY.index("class Net"):TRAIN_PY.index("def freeze_features")].rstrip() + "\n\n"
+    + textwrap.dedent(
+        '''
+        def main() -> None:
+            model = Net(num_classes=10)
+            state = torch.load("dataparallel_state_dict.pth", weights_only=True)
+            model.load_state_dict(state)
+            print("loaded", sum(p.numel() for p in model.parameters()), "parameters")
+
+
+        if __name__ == "__main__":
+            main()
+        '''
+    )
+)
 
 # The classes of the whole model, as its own code would have them, and code loading both files.
 COMPARE_PY = (
@@ -360,6 +384,14 @@ def main(argv: list[str]) -> int:
         "diagnostic_code": "PTH001",
         "fix_title": "Restore requires_grad flags",
         "fix_inserts": "freeze_features(fresh)",
+    }
+    (out / "finetune.py").write_text(FINETUNE_PY)
+    torch.save(nn.DataParallel(net).state_dict(), out / "dataparallel_state_dict.pth")
+    expected["finetune_py"] = {
+        "file": "finetune.py",
+        "load_line": "model.load_state_dict(state)",
+        "tensors": len(net.state_dict()),
+        "fix_title": "Strip the 'module.' prefix",
     }
     (out / "compare.py").write_text(COMPARE_PY)
     expected["compare_py"] = {

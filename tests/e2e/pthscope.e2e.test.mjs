@@ -479,6 +479,40 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     await shot('19-ctrl-click-opens-page');
   });
 
+  // --- Will this checkpoint load into this model? (issue 11): finetune.py loads weights saved from
+  // nn.DataParallel into train.py's Net.
+  step('will it load? the diagnostic and hover at load_state_dict, and the prefix fix that makes the script load', async () => {
+    const finetune = expected.finetune_py;
+    await runCommand(page, 'View: Close All Editors');
+    await quickOpen(page, finetune.file);
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    const line = editor.locator('.view-line', { hasText: finetune.load_line }).first();
+    await line.waitFor({ timeout: 30_000 });
+    await editor.locator('.squiggly-error').first().waitFor({ timeout: 60_000 });
+    const text = await hoverUntil(line.locator('span span', { hasText: /^load_state_dict$/ }).first(), 'tensors match');
+    assert.match(text, new RegExp(`0/${finetune.tensors} tensors match`), text);
+    assert.match(text, /module\./, text);
+    assert.match(text, /PTH008/, text);
+    await page.waitForTimeout(400);
+    await shot('20-will-it-load-hover');
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Escape');
+    await line.click({ position: { x: 80, y: 8 } });
+    await page.keyboard.press('Control+.');
+    const fix = page.locator('.action-widget .monaco-list-row', { hasText: finetune.fix_title }).first();
+    await fix.waitFor({ timeout: 15_000 });
+    await shot('21-will-it-load-fix');
+    await fix.click();
+    await editor.locator('.view-lines', { hasText: 'removeprefix' }).waitFor({ timeout: 15_000 });
+    await editor.locator('.squiggly-error').first().waitFor({ state: 'detached', timeout: 30_000 });
+    await page.keyboard.press('Control+S');
+    await page.waitForTimeout(1_000);
+    // the edited script, run with torch, loads the checkpoint (strict=True)
+    const out = execFileSync(PYTHON, [join(profile.ws, finetune.file)], { cwd: profile.ws, encoding: 'utf8' });
+    assert.match(out, /^loaded \d+ parameters/, out);
+    await shot('22-will-it-load-fixed');
+  });
+
   step('Restart Server: a new server answers the next page', async () => {
     await runCommand(page, 'pthscope: Restart Server');
     await page.locator('.statusbar', { hasText: 'pthscope: server restarted' }).waitFor({ timeout: 60_000 });

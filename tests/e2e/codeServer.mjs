@@ -268,8 +268,7 @@ export async function contextMenu(page, target, label) {
 
 /** Picks a colour theme through "Preferences: Color Theme". */
 export async function setColorTheme(page, theme) {
-  const input = await openQuickInput(page, 'F1');
-  await input.fill('>Preferences: Color Theme');
+  await typeInQuickInput(page, 'F1', '>Preferences: Color Theme');
   const exact = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: /^\s*Preferences: Color Theme\s*$/ }) }).first();
   await exact.click({ timeout: 15_000 });
   await pickExactly(page, theme, theme);

@@ -489,7 +489,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     const line = editor.locator('.view-line', { hasText: finetune.load_line }).first();
     await line.waitFor({ timeout: 30_000 });
     await editor.locator('.squiggly-error').first().waitFor({ timeout: 60_000 });
-    const text = await hoverUntil(line.locator('span span', { hasText: /^load_state_dict$/ }).first(), 'tensors match');
+    const text = await hoverUntil(line.locator('span span', { hasText: /load_state_dict/ }).last(), 'tensors match');
     assert.match(text, new RegExp(`0/${finetune.tensors} tensors match`), text);
     assert.match(text, /module\./, text);
     assert.match(text, /PTH008/, text);

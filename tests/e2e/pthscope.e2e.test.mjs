@@ -494,14 +494,14 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.match(text, /module\./, text);
     assert.match(text, /PTH008/, text);
     await page.waitForTimeout(400);
-    await shot('20-will-it-load-hover');
+    await shot('30-will-it-load-hover');
     await page.mouse.move(5, 5);
     await page.keyboard.press('Escape');
     await line.click({ position: { x: 80, y: 8 } });
     await page.keyboard.press('Control+.');
     const fix = page.locator('.action-widget .monaco-list-row', { hasText: finetune.fix_title }).first();
     await fix.waitFor({ timeout: 15_000 });
-    await shot('21-will-it-load-fix');
+    await shot('31-will-it-load-fix');
     await fix.click();
     await editor.locator('.view-lines', { hasText: 'removeprefix' }).waitFor({ timeout: 15_000 });
     await editor.locator('.squiggly-error').first().waitFor({ state: 'detached', timeout: 30_000 });
@@ -510,7 +510,7 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     // the edited script, run with torch, loads the checkpoint (strict=True)
     const out = execFileSync(PYTHON, [join(profile.ws, finetune.file)], { cwd: profile.ws, encoding: 'utf8' });
     assert.match(out, /^loaded \d+ parameters/, out);
-    await shot('22-will-it-load-fixed');
+    await shot('32-will-it-load-fixed');
   });
 
   step('Restart Server: a new server answers the next page', async () => {

@@ -41,11 +41,16 @@ class _Texts(dict[str, str]):
         return out
 
 
+_STR = {str}
+
+
 def _path_and_key(path: list[Any]) -> str:
     """`"path":[...],"key":"..."` of a path; its key is `".".join(map(str, path))`."""
     if len(path) == 1 and type(path[0]) is str:  # a state_dict's: the key is the path's one element
         key = _text(path[0])
         return f'"path":[{key}],"key":{key}'
+    if set(map(type, path)) == _STR:  # a nested dict's (a torch.distributed checkpoint's `model`, ...)
+        return f'"path":[{",".join(map(_text, path))}],"key":{_text(".".join(path))}'
     path_text = ",".join([_text(p) if type(p) is str else str(p) if type(p) is int else _encode(p) for p in path])
     return f'"path":[{path_text}],"key":{_text(".".join(map(str, path)))}'
 
@@ -137,9 +142,13 @@ class _Writer:
 
     def sharding(self, s: ShardingInfo) -> str:
         ints = self.ints.__getitem__
-        chunks = ",".join([_CHUNK % (ints(tuple(c.offsets)), ints(tuple(c.sizes)),
-                                     *_null_or_int([c.part, c.rank, c.byte_offset, c.byte_length]))
-                           for c in s.chunks])
+        texts = []
+        for c in s.chunks:
+            where = (c.part, c.rank, c.byte_offset, c.byte_length)
+            if None in where or set(map(type, where)) != _INT:
+                where = tuple(_null_or_int(list(where)))
+            texts.append(_CHUNK % (ints(tuple(c.offsets)), ints(tuple(c.sizes)), *where))
+        chunks = ",".join(texts)
         return _SHARDING_TEXT % (_text(s.kind), ints(tuple(s.global_shape)), _bool(s.local),
                                  ",".join(map(_text, s.placements)), _text(s.mesh),
                                  *_null_or_int([s.rank]), chunks)

@@ -77,7 +77,7 @@ def test_usual_folders_take_the_fast_path(name: str, saved: dict[str, Path], mon
     usual = distributed_checkpoint._Entries._usual_tensors
 
     def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: dict[object, object]) -> object:
-        made.append(len(usual(self, entries, storage)))  # type: ignore[arg-type]
+        made.append(len(usual(self, entries, storage)))
         return {}
 
     monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", spy)

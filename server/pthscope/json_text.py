@@ -238,8 +238,22 @@ def json_chunks(checkpoint: Checkpoint, tree: bool = True,
     yield "}\n"
 
 
-def _tree_chunks(root: Node, writer: _Writer | None) -> Iterator[str]:
-    """The root node, its children in chunks (a state_dict's root holds every tensor)."""
-    yield _encode(replace(root, children=[]).to_json())[:-3]  # up to `"children":`
-    yield from _list_chunks(root.children, writer.nodes if writer else None, Node.to_json)
+def _tree_chunks(node: Node, writer: _Writer | None) -> Iterator[str]:
+    """A node, its children in chunks (a state_dict's root, or the `model` dict of a
+    torch.distributed checkpoint, holds every tensor); a child with many children in turn."""
+    bare = replace(node, children=[])
+    yield (writer.node(bare) if writer else _encode(bare.to_json()))[:-3]  # up to `"children":`
+    children = node.children
+    if not any(len(child.children) > _BATCH for child in children):
+        yield from _list_chunks(children, writer.nodes if writer else None, Node.to_json)
+    else:
+        yield "["
+        for i, child in enumerate(children):
+            if i:
+                yield ","
+            if len(child.children) > _BATCH:
+                yield from _tree_chunks(child, writer)
+            else:
+                yield "".join(_list_chunks([child], writer.nodes if writer else None, Node.to_json))[1:-1]
+        yield "]"
     yield "}"

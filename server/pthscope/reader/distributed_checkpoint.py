@@ -174,24 +174,35 @@ class _Entries:
         self.bytes_skipped = 0
 
     def build(self, metadata: dict[str, Any]) -> dict[Any, Any]:
+        """The saved state dict, as records. It takes the metadata's entries out as it goes: their
+        records are freed while the tree's are made, which reuse their memory."""
         storage = self._storage_index(metadata.get("storage_data"))
+        metadata["storage_data"] = None  # its keys' records, no longer needed
         planner = metadata.get("planner_data")
         paths: dict[Any, Any] = planner if isinstance(planner, dict) else {}
         root: dict[Any, Any] = {}
         entries = metadata["state_dict_metadata"]
         usual = self._usual_tensors(entries, storage)
-        for key, entry in entries.items():
+        usual_keys = set(usual)
+        made: dict[str, TensorRecord] = {}
+        for key in list(entries):
+            entry = entries[key]
             if type(key) is not str:
                 raise MetadataError(f"an entry's key is {_what(key)}, not a string")
-            value = usual.get(key) if usual else None
-            if value is not None:
-                pass
+            if key in usual_keys:
+                value: Any = made.pop(key, None)
+                if value is None:  # the next batch of usual tensors, from here on
+                    start = len(usual) - len(usual_keys)
+                    made = self._make_usual(usual[start:start + _BATCH], entries, storage)
+                    value = made.pop(key)
+                usual_keys.discard(key)
             elif _is_record(entry, "TensorStorageMetadata"):
                 value = self._tensor(key, entry, storage)
             elif _is_record(entry, "BytesStorageMetadata"):
                 value = self._bytes(key, storage.get((key, None)))
             else:
                 raise MetadataError(f"entry {safe_repr(key)} is {_what(entry)}, neither tensor nor bytes metadata")
+            entries[key] = None
             _insert(root, _path(key, paths.get(key)), value)
         if self.bytes_skipped:
             self.checkpoint.warnings.append(Problem(
@@ -200,74 +211,89 @@ class _Entries:
                 "torch.load(weights_only=False)"))
         return _as_lists(root)
 
-    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> dict[str, TensorRecord]:
-        """The records of the usual tensor entries — each one chunk holding the whole tensor, in a
-        data file of the folder that holds its bytes — checked and made column by column (C calls:
-        100,000 entries in a big model); {} when any entry is not usual or any check fails: then
-        `_tensor` reads each one and names what is wrong. What `_tensor` would do, the same."""
+    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> list[str]:
+        """The keys of the usual tensor entries — each one chunk holding the whole tensor, in a
+        data file of the folder that holds its bytes — checked column by column (C calls: 100,000
+        entries in a big model), their data files added as `_part` would; [] when any entry is not
+        usual or any check fails: then `_tensor` reads each one and names what is wrong.
+        `_make_usual` makes their records, what `_tensor` would make."""
         if not entries or set(map(type, entries)) != _STR_ONLY or not set(map(_name_of, entries.values())) <= _ENTRY_KINDS:
-            return {}
+            return []
         keys = [k for k, e in entries.items() if _name_of(e) == "TensorStorageMetadata"]
         if not keys:
-            return {}
+            return []
         records = list(map(entries.__getitem__, keys))
         try:
             if set(map(len, records)) != _ONE:
-                return {}
+                return []
             states = list(map(itemgetter(0), records))
             if set(map(type, states)) != _DICT_ONLY:
-                return {}
+                return []
             properties = list(map(itemgetter("properties"), states))
             shapes = list(map(itemgetter("size"), states))
             chunk_lists = list(map(itemgetter("chunks"), states))
             if (len(set(map(type, properties))) != 1 or _name_of(properties[0]) != "TensorProperties"
                     or set(map(len, properties)) != _ONE):
-                return {}
+                return []
             property_states = list(map(itemgetter(0), properties))
             if set(map(type, property_states)) != _TUPLE_ONLY or min(map(len, property_states)) < 1:
-                return {}
+                return []
             dtype_refs = list(map(itemgetter(0), property_states))
             if set(map(type, dtype_refs)) != {DtypeRef}:
-                return {}
+                return []
             if (set(map(type, chunk_lists)) != _LIST_ONLY or set(map(len, chunk_lists)) != _ONE):
-                return {}
+                return []
             chunks = list(map(itemgetter(0), chunk_lists))
             if (len(set(map(type, chunks))) != 1 or _name_of(chunks[0]) != "ChunkStorageMetadata"
                     or set(map(len, chunks)) != _ONE):
-                return {}
+                return []
             chunk_states = list(map(itemgetter(0), chunks))
             if set(map(type, chunk_states)) != _DICT_ONLY:
-                return {}
+                return []
             offsets = list(map(itemgetter("offsets"), chunk_states))
             sizes = list(map(itemgetter("sizes"), chunk_states))
             if (set(map(type, shapes)) | set(map(type, offsets)) | set(map(type, sizes))) != _TUPLE_ONLY:
-                return {}
+                return []
             dims = list(chain(chain.from_iterable(shapes), chain.from_iterable(offsets)))
             if dims and (set(map(type, dims)) != _INT_ONLY or min(dims) < 0 or max(dims) >= 1 << 63):
-                return {}
+                return []
             if sizes != shapes:  # one chunk, the whole tensor (and its sizes checked with it)
-                return {}
+                return []
             infos: list[Any] = list(map(storage.get, zip(keys, offsets, strict=True)))
             if None in infos or set(map(type, infos)) != _DICT_ONLY:
-                return {}
+                return []
             relatives = list(map(itemgetter("relative_path"), infos))
             byte_offsets = list(map(itemgetter("offset"), infos))
             byte_lengths = list(map(itemgetter("length"), infos))
             if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
                     != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
                     or any(info.get("transform_descriptors") for info in infos)):
-                return {}
+                return []
         except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
-            return {}
+            return []
         if not self._add_parts_of(entries, storage, relatives):
-            return {}
+            return []
         part_of = list(map(self.parts.__getitem__, relatives))
         part_sizes = [part.size for part in self.checkpoint.parts]
         if max(map(add, byte_offsets, byte_lengths)) > min(map(part_sizes.__getitem__, set(part_of))):
-            return {}  # a chunk past the end of its file, maybe: `_tensor` says which
+            return []  # a chunk past the end of its file, maybe: `_tensor` says which
+        return keys
+
+    def _make_usual(self, keys: list[str], entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]
+                    ) -> dict[str, TensorRecord]:
+        """The records of usual tensor entries (`_usual_tensors` checked them), made in C calls; their
+        storage entries are taken out of `storage`."""
+        states = list(map(itemgetter(0), map(entries.__getitem__, keys)))
+        dtypes = list(map(_DTYPE_NAME, map(itemgetter(0), map(itemgetter(0), map(itemgetter("properties"), states)))))
+        shapes = list(map(itemgetter("size"), states))
+        chunk_states = list(map(itemgetter(0), map(itemgetter(0), map(itemgetter("chunks"), states))))
+        offsets = list(map(itemgetter("offsets"), chunk_states))
+        infos = list(map(storage.pop, zip(keys, offsets, strict=True)))
+        part_of = list(map(self.parts.__getitem__, map(itemgetter("relative_path"), infos)))
+        byte_offsets = list(map(itemgetter("offset"), infos))
         shape_lists = list(map(list, shapes))
-        infos_made = list(map(ChunkInfo, map(list, offsets), map(list, sizes), part_of, map(self.ranks.__getitem__, part_of),
-                              byte_offsets, byte_lengths))
+        infos_made = list(map(ChunkInfo, map(list, offsets), map(list, shapes), part_of,
+                              map(self.ranks.__getitem__, part_of), byte_offsets, map(itemgetter("length"), infos)))
         self.sharding.update(zip(keys, zip(part_of, map(ShardingInfo, repeat("DCP"), shape_lists, repeat(False),
                                                          [[] for _ in keys], repeat(""), map(_one_list, infos_made)),
                                            strict=False), strict=True))
@@ -276,7 +302,6 @@ class _Entries:
         for shape in set(shapes):
             if shape not in strides:
                 strides[shape] = contiguous_stride(list(shape))
-        dtypes = list(map(_DTYPE_NAME, dtype_refs))
         nbytes = list(map(mul, map(math.prod, shapes), map(ITEMSIZE.get, dtypes, repeat(1))))
         new_record = tuple.__new__
         return dict(zip(keys, map(new_record, repeat(TensorRecord), zip(
@@ -589,6 +614,7 @@ _INT_ONLY = {int}
 _STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
 _DTYPE_NAME = attrgetter("name")
 _ENTRY_KINDS = {"TensorStorageMetadata", "BytesStorageMetadata"}
+_BATCH = 4096  # usual tensors made at a time, as the entries they replace are freed
 
 
 def _one_list(item: Any) -> list[Any]:

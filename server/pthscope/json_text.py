@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii
-from operator import attrgetter, mul
+from operator import attrgetter
 from typing import Any
 
 from .reader.dtypes import itemsize
@@ -73,12 +73,39 @@ class _Itemsizes(dict[str, int]):
         return out
 
 
-class _GradStates(dict[tuple[bool, str], str]):
-    """JSON text of `TensorInfo.grad_state`, by (requires_grad, kind)."""
+_View = tuple[tuple[int, ...], str, bool, str, str, str, tuple[int, ...], int]
 
-    def __missing__(self, flags: tuple[bool, str]) -> str:
-        requires_grad, kind = flags
-        out = self[flags] = '"trainable"' if requires_grad else '"frozen"' if kind == "parameter" else '"not stored"'
+
+class _Views(dict[_View, str]):
+    """JSON text from `"shape"` to `"nbytes"`, by (shape, dtype, requires_grad, kind, role,
+    location, stride, storage offset): a model's tensors have a few dozen."""
+
+    def __init__(self, texts: _Texts, ints: _IntsTexts) -> None:
+        super().__init__()
+        self.texts, self.ints, self.itemsizes = texts, ints, _Itemsizes()
+
+    def __missing__(self, view: _View) -> str:
+        shape, dtype, requires_grad, kind, role, location, stride, offset = view
+        texts, numel = self.texts, math.prod(shape)
+        grad_state = "trainable" if requires_grad else "frozen" if kind == "parameter" else "not stored"
+        out = self[view] = (
+            f'"shape":{self.ints[shape]},"dtype":{texts[dtype]},"requires_grad":{_bool(requires_grad)},'
+            f'"grad_state":{texts[grad_state]},"kind":{texts[kind]},"role":{texts[role]},"location":{texts[location]},'
+            f'"stride":{self.ints[stride]},"storage_offset":{offset},"numel":{numel},'
+            f'"nbytes":{numel * self.itemsizes[dtype]}')
+        return out
+
+
+class _Places(dict[tuple[str, "int | None"], str]):
+    """JSON text of `"layout"` and `"part"`."""
+
+    def __init__(self, texts: _Texts) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def __missing__(self, place: tuple[str, int | None]) -> str:
+        layout, part = place
+        out = self[place] = f'"layout":{self.texts[layout]},"part":{"null" if part is None else part}'
         return out
 
 
@@ -89,9 +116,8 @@ _STORAGE_NBYTES, _SHARED_WITH, _LAYOUT, _PART, _SHARDING = map(attrgetter, (
 _BOOLS = {False: "false", True: "true"}
 _INT, _BOOL, _NONE = {int}, {bool}, type(None)
 _INT_OR_NONE = {int, _NONE}
-_TENSOR = ('{%s,"shape":%s,"dtype":%s,"requires_grad":%s,"grad_state":%s,"kind":%s,"role":%s,"location":%s,'
-           '"stride":%s,"storage_offset":%s,"numel":%s,"nbytes":%s,"storage":%s,"storage_nbytes":%s,'
-           '"shared_with":%s,"layout":%s,"part":%s,"sharding":%s}')
+_TENSOR = '{%s,%s,"storage":%s,"storage_nbytes":%s,"shared_with":%s,%s,"sharding":%s}'
+
 _LEAF = '{"name":%s,%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
 _CHUNK = '{"offsets":%s,"sizes":%s,"part":%s,"rank":%s,"byte_offset":%s,"byte_length":%s}'
 _SHARDING_TEXT = '{"kind":%s,"global_shape":%s,"local":%s,"placements":[%s],"mesh":%s,"rank":%s,"chunks":[%s]}'
@@ -110,34 +136,31 @@ class _Writer:
 
     def __init__(self) -> None:
         self.texts = _Texts()
-        self.itemsizes = _Itemsizes()
         self.ints = _IntsTexts()
-        self.grad_states = _GradStates()
+        self.views = _Views(self.texts, self.ints)
+        self.places = _Places(self.texts)
 
     def tensor(self, t: TensorInfo) -> str:
         return self.tensors([t])
 
     def tensors(self, batch: list[TensorInfo]) -> str:
         """`,`-joined text of a batch of tensors; TypeError if a field is not of its type."""
-        texts, ints = self.texts.__getitem__, self.ints.__getitem__
-        shapes = list(map(_SHAPE, batch))
-        dtypes = list(map(_DTYPE, batch))
         requires_grad = list(map(_REQUIRES_GRAD, batch))
-        kinds = list(map(_KIND, batch))
         offsets = list(map(_STORAGE_OFFSET, batch))
-        if not set(map(type, requires_grad)) <= _BOOL or not set(map(type, offsets)) <= _INT:
+        storage_nbytes = list(map(_STORAGE_NBYTES, batch))
+        parts = list(map(_PART, batch))
+        if (not set(map(type, requires_grad)) <= _BOOL or not set(map(type, offsets)) <= _INT
+                or not set(map(type, storage_nbytes)) <= _INT_OR_NONE or not set(map(type, parts)) <= _INT_OR_NONE):
             raise TypeError("not a bool or an int")
-        numels = list(map(math.prod, map(tuple, shapes)))
+        # Most fields repeat from tensor to tensor: their text is made once per distinct value.
+        views = map(self.views.__getitem__, zip(
+            map(tuple, map(_SHAPE, batch)), map(_DTYPE, batch), requires_grad, map(_KIND, batch), map(_ROLE, batch),
+            map(_LOCATION, batch), map(tuple, map(_STRIDE, batch)), offsets, strict=True))
+        places = map(self.places.__getitem__, zip(map(_LAYOUT, batch), parts, strict=True))
         shared = [("[" + ",".join(map(_text, s)) + "]") if s else "[]" for s in map(_SHARED_WITH, batch)]
         sharding = ["null" if s is None else self.sharding(s) for s in map(_SHARDING, batch)]
-        rows = zip(
-            map(_path_and_key, map(_PATH, batch)), map(ints, map(tuple, shapes)), map(texts, dtypes),
-            map(_BOOLS.__getitem__, requires_grad), map(self.grad_states.__getitem__, zip(requires_grad, kinds, strict=True)),
-            map(texts, kinds), map(texts, map(_ROLE, batch)), map(texts, map(_LOCATION, batch)),
-            map(ints, map(tuple, map(_STRIDE, batch))), offsets, numels,
-            map(mul, numels, map(self.itemsizes.__getitem__, dtypes)), map(_text, map(_STORAGE, batch)),
-            _null_or_int(list(map(_STORAGE_NBYTES, batch))), shared, map(texts, map(_LAYOUT, batch)),
-            _null_or_int(list(map(_PART, batch))), sharding, strict=True)
+        rows = zip(map(_path_and_key, map(_PATH, batch)), views, map(_text, map(_STORAGE, batch)),
+                   ["null" if n is None else n for n in storage_nbytes], shared, places, sharding, strict=True)
         return ",".join(map(_TENSOR.__mod__, rows))
 
     def sharding(self, s: ShardingInfo) -> str:

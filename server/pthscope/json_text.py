@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from .reader.dtypes import itemsize
@@ -113,10 +113,15 @@ _PATH, _SHAPE, _DTYPE, _REQUIRES_GRAD, _KIND, _ROLE, _LOCATION, _STRIDE, _STORAG
     "path", "shape", "dtype", "requires_grad", "kind", "role", "location", "stride", "storage_offset", "storage"))
 _STORAGE_NBYTES, _SHARED_WITH, _LAYOUT, _PART, _SHARDING = map(attrgetter, (
     "storage_nbytes", "shared_with", "layout", "part", "sharding"))
+_NAME, _TENSOR_INDEX, _VALUE, _MODULE, _CHILDREN, _NODE_KIND, _NODE_TYPE = map(attrgetter, (
+    "name", "tensor", "value", "module", "children", "kind", "type"))
+_ONE, _NONE_ONLY = {1}, {None}
 _BOOLS = {False: "false", True: "true"}
 _INT, _BOOL, _NONE = {int}, {bool}, type(None)
 _INT_OR_NONE = {int, _NONE}
 _TENSOR = '{%s,%s,"storage":%s,"storage_nbytes":%s,"shared_with":%s,%s,"sharding":%s}'
+_KEYED_TENSOR = '{"path":[%s],"key":%s,%s,"storage":%s,"storage_nbytes":%s,"shared_with":%s,%s,"sharding":%s}'
+_KEYED_LEAF = '{"name":%s,"path":[%s],"key":%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
 
 _LEAF = '{"name":%s,%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
 _CHUNK = '{"offsets":%s,"sizes":%s,"part":%s,"rank":%s,"byte_offset":%s,"byte_length":%s}'
@@ -159,9 +164,14 @@ class _Writer:
         places = map(self.places.__getitem__, zip(map(_LAYOUT, batch), parts, strict=True))
         shared = [("[" + ",".join(map(_text, s)) + "]") if s else "[]" for s in map(_SHARED_WITH, batch)]
         sharding = ["null" if s is None else self.sharding(s) for s in map(_SHARDING, batch)]
-        rows = zip(map(_path_and_key, map(_PATH, batch)), views, map(_text, map(_STORAGE, batch)),
-                   ["null" if n is None else n for n in storage_nbytes], shared, places, sharding, strict=True)
-        return ",".join(map(_TENSOR.__mod__, rows))
+        rest = (views, map(_text, map(_STORAGE, batch)), ["null" if n is None else n for n in storage_nbytes], shared,
+                places, sharding)
+        paths = list(map(_PATH, batch))
+        firsts = list(map(itemgetter(0), paths)) if set(map(len, paths)) == _ONE else None
+        if firsts is not None and set(map(type, firsts)) == _STR:  # a state_dict's: each key its path's one element
+            keys = list(map(_text, firsts))
+            return ",".join(map(_KEYED_TENSOR.__mod__, zip(keys, keys, *rest, strict=True)))
+        return ",".join(map(_TENSOR.__mod__, zip(map(_path_and_key, paths), *rest, strict=True)))
 
     def sharding(self, s: ShardingInfo) -> str:
         ints = self.ints.__getitem__
@@ -178,6 +188,17 @@ class _Writer:
 
     def nodes(self, batch: list[Node]) -> str:
         texts = self.texts
+        names = list(map(_NAME, batch))
+        paths = list(map(_PATH, batch))
+        tensors = list(map(_TENSOR_INDEX, batch))
+        if (set(map(len, paths)) == _ONE and list(map(itemgetter(0), paths)) == names and set(map(type, names)) == _STR
+                and set(map(type, tensors)) == _INT and set(map(_VALUE, batch)) == _NONE_ONLY
+                and set(map(_MODULE, batch)) == _NONE_ONLY and not any(map(_CHILDREN, batch))):
+            # A state_dict's tensors: name, path and key are its key.
+            keys = list(map(_text, names))
+            return ",".join(map(_KEYED_LEAF.__mod__, zip(keys, keys, keys, map(texts.__getitem__, map(_NODE_KIND, batch)),
+                                                         map(texts.__getitem__, map(_NODE_TYPE, batch)), tensors,
+                                                         strict=True)))
         return ",".join([
             _LEAF % (_text(n.name), _path_and_key(n.path), texts[n.kind], texts[n.type], n.tensor)
             if n.tensor is not None and not n.children and n.value is None and n.module is None else self.node(n)
@@ -267,7 +288,7 @@ def _tree_chunks(node: Node, writer: _Writer | None) -> Iterator[str]:
     bare = replace(node, children=[])
     yield (writer.node(bare) if writer else _encode(bare.to_json()))[:-3]  # up to `"children":`
     children = node.children
-    if not any(len(child.children) > _BATCH for child in children):
+    if max(map(len, map(_CHILDREN, children)), default=0) <= _BATCH:
         yield from _list_chunks(children, writer.nodes if writer else None, Node.to_json)
     else:
         yield "["

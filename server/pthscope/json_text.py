@@ -55,6 +55,18 @@ def _path_and_key(path: list[Any]) -> str:
     return f'"path":[{path_text}],"key":{_text(".".join(map(str, path)))}'
 
 
+class _Made(dict[tuple[Any, ...], str]):
+    """Texts made once per key by `make`."""
+
+    def __init__(self, make: Callable[[tuple[Any, ...]], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: tuple[Any, ...]) -> str:
+        out = self[key] = self.make(key)
+        return out
+
+
 class _IntsTexts(dict[tuple[int, ...], str]):
     """JSON text of shapes and strides (exact ints: the reader checked them); most repeat."""
 
@@ -124,8 +136,7 @@ _KEYED_TENSOR = '{"path":[%s],"key":%s,%s,"storage":%s,"storage_nbytes":%s,"shar
 _KEYED_LEAF = '{"name":%s,"path":[%s],"key":%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
 
 _LEAF = '{"name":%s,%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
-_CHUNK = '{"offsets":%s,"sizes":%s,"part":%s,"rank":%s,"byte_offset":%s,"byte_length":%s}'
-_SHARDING_TEXT = '{"kind":%s,"global_shape":%s,"local":%s,"placements":[%s],"mesh":%s,"rank":%s,"chunks":[%s]}'
+_CHUNK = '%s,"byte_offset":%s,"byte_length":%s}'
 
 
 def _null_or_int(values: list[Any]) -> list[Any]:
@@ -144,6 +155,8 @@ class _Writer:
         self.ints = _IntsTexts()
         self.views = _Views(self.texts, self.ints)
         self.places = _Places(self.texts)
+        self.sharding_heads = _Made(self._sharding_head)
+        self.chunk_heads = _Made(self._chunk_head)
 
     def tensor(self, t: TensorInfo) -> str:
         return self.tensors([t])
@@ -174,17 +187,29 @@ class _Writer:
         return ",".join(map(_TENSOR.__mod__, zip(map(_path_and_key, paths), *rest, strict=True)))
 
     def sharding(self, s: ShardingInfo) -> str:
-        ints = self.ints.__getitem__
+        # Every field but where each chunk's bytes are repeats from tensor to tensor: made once.
+        head = self.sharding_heads[(s.kind, tuple(s.global_shape), s.local, type(s.local), tuple(s.placements),
+                                    s.mesh, s.rank, type(s.rank))]
+        chunk_heads = self.chunk_heads
         texts = []
         for c in s.chunks:
-            where = (c.part, c.rank, c.byte_offset, c.byte_length)
+            where = (c.byte_offset, c.byte_length)
             if None in where or set(map(type, where)) != _INT:
                 where = tuple(_null_or_int(list(where)))
-            texts.append(_CHUNK % (ints(tuple(c.offsets)), ints(tuple(c.sizes)), *where))
-        chunks = ",".join(texts)
-        return _SHARDING_TEXT % (_text(s.kind), ints(tuple(s.global_shape)), _bool(s.local),
-                                 ",".join(map(_text, s.placements)), _text(s.mesh),
-                                 *_null_or_int([s.rank]), chunks)
+            texts.append(_CHUNK % (chunk_heads[(tuple(c.offsets), tuple(c.sizes), c.part, type(c.part), c.rank,
+                                                type(c.rank))], *where))
+        return f'{head}{",".join(texts)}]}}'
+
+    def _sharding_head(self, key: tuple[Any, ...]) -> str:
+        kind, global_shape, local, _, placements, mesh, rank, _ = key
+        return (f'{{"kind":{_text(kind)},"global_shape":{self.ints[global_shape]},"local":{_bool(local)},'
+                f'"placements":[{",".join(map(_text, placements))}],"mesh":{_text(mesh)},'
+                f'"rank":{_null_or_int([rank])[0]},"chunks":[')
+
+    def _chunk_head(self, key: tuple[Any, ...]) -> str:
+        offsets, sizes, part, _, rank, _ = key
+        part_text, rank_text = _null_or_int([part, rank])
+        return f'{{"offsets":{self.ints[offsets]},"sizes":{self.ints[sizes]},"part":{part_text},"rank":{rank_text}'
 
     def nodes(self, batch: list[Node]) -> str:
         texts = self.texts

@@ -3,6 +3,7 @@ says exactly what its per-entry path says: same checkpoint, same problems, in th
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -16,6 +17,7 @@ from torch import nn
 from torch.distributed.checkpoint import FileSystemReader
 
 import pthscope
+from pthscope.json_text import json_chunks
 from pthscope.reader import distributed_checkpoint
 
 
@@ -83,3 +85,16 @@ def test_usual_folders_take_the_fast_path(name: str, saved: dict[str, Path], mon
     monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", spy)
     checkpoint = pthscope.inspect(saved[name])
     assert checkpoint.ok and made and made[0] == sum(1 for t in checkpoint.tensors if t.sharding is not None)
+
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@pytest.mark.parametrize("name", ["fsdp_dcp", "fsdp_ranks", "dtensor_ranks", "sharded_ranks",
+                                  "sharded_ranks/st_rank1.pt", "dtensor_ranks/rank1.pt"])
+def test_the_fast_json_of_sharded_tensors(name: str, distributed_files: Path, saved: dict[str, Path]) -> None:
+    """inspect --json's text of chunks, placements and ranks is json's text of `to_json()`."""
+    assert any(t.sharding is not None for t in pthscope.inspect(distributed_files / name).tensors)
+    for path in (distributed_files / name, *saved.values()):
+        checkpoint = pthscope.inspect(path)
+        assert "".join(json_chunks(checkpoint)) == _compact(checkpoint.to_json()) + "\n", path

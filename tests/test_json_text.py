@@ -75,3 +75,13 @@ def test_a_field_the_text_does_not_know_goes_through_the_dicts(files: list[Path]
     assert not _agrees(_Writer(), checkpoint)
     text = "".join(json_chunks(checkpoint))
     assert text == _expected(checkpoint, True, "") and '"added":' in text
+
+
+def test_same_text_in_small_batches(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 2: every list is cut, every node with more children than that is streamed."""
+    import pthscope.json_text
+
+    monkeypatch.setattr(pthscope.json_text, "_BATCH", 2)
+    for path in files:
+        checkpoint = pthscope.inspect(path)
+        assert "".join(json_chunks(checkpoint)) == _expected(checkpoint, True, ""), path.name

@@ -160,7 +160,10 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
             # Made whole before anything is written: a failure cannot leave half a JSON object.
             # Past 8 MiB in a temporary file, not memory (100,000 tensors are ~70 MB of text).
             with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="ascii") as whole:
-                whole.writelines(json_chunks(checkpoint, tree=not args.no_tree, keep=keep))
+                # One write per chunk: the spool moves to its file only after a write (its
+                # writelines would hold the whole text in memory first).
+                for chunk in json_chunks(checkpoint, tree=not args.no_tree, keep=keep):
+                    whole.write(chunk)
                 whole.seek(0)
                 shutil.copyfileobj(whole, sys.stdout)
         else:

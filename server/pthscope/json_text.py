@@ -1,10 +1,13 @@
 """`pthscope inspect --json`: `Checkpoint.to_json()` as compact JSON, byte for byte, made fast.
 
 The long parts of the payload are one entry per tensor, in `tensors` and in the `tree`: 60,000
-dicts for a 30,000-tensor checkpoint, 0.3 s and 40 MiB to build and encode. Here each tensor and
-each tree node is one f-string instead, whose text from the file (keys, names, dtypes, values)
-goes through the json module's own C string encoder; the rest of the payload is `to_json()`
-encoded by json. Every other field is a number the reader validated (exact ints) or a literal.
+dicts for a 30,000-tensor checkpoint, 0.3 s and 40 MiB to build and encode. Here tensors are
+written a batch at a time: each field's column is made by C calls (attrgetter, map, cached texts
+of the values that repeat), then each tensor is one %-template over its row; text from the file
+(keys, names, dtypes, values) goes through the json module's own C string encoder. Every other
+field is a number the reader validated (exact ints, checked per batch) or a literal; a batch
+with a field of another type goes through the dicts. The rest of the payload is `to_json()`
+encoded by json.
 
 `TensorInfo.to_json()` and `Node.to_json()` stay the definition: before writing a file,
 `json_chunks` checks that its text for the first tensor and the first tensor node is what json
@@ -19,14 +22,15 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from .reader.dtypes import itemsize
-from .reader.model import Checkpoint, Node, TensorInfo
+from .reader.model import Checkpoint, Node, ShardingInfo, TensorInfo
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _text = encode_basestring_ascii  # what json.dumps makes of a str (ensure_ascii), in C
-_BATCH = 512  # tensors or nodes per chunk: one join each
+_BATCH = 2048  # tensors or nodes per chunk: one join each
 
 
 class _Texts(dict[str, str]):
@@ -37,14 +41,30 @@ class _Texts(dict[str, str]):
         return out
 
 
-def _path_and_key(path: list[Any]) -> tuple[str, str]:
-    """JSON text of a path and of its key (`".".join(map(str, path))`)."""
+_STR = {str}
+
+
+def _path_and_key(path: list[Any]) -> str:
+    """`"path":[...],"key":"..."` of a path; its key is `".".join(map(str, path))`."""
     if len(path) == 1 and type(path[0]) is str:  # a state_dict's: the key is the path's one element
         key = _text(path[0])
-        return f"[{key}]", key
-    path_text = "[" + ",".join([_text(p) if type(p) is str else str(p) if type(p) is int else _encode(p)
-                                for p in path]) + "]"
-    return path_text, _text(".".join(map(str, path)))
+        return f'"path":[{key}],"key":{key}'
+    if set(map(type, path)) == _STR:  # a nested dict's (a torch.distributed checkpoint's `model`, ...)
+        return f'"path":[{",".join(map(_text, path))}],"key":{_text(".".join(path))}'
+    path_text = ",".join([_text(p) if type(p) is str else str(p) if type(p) is int else _encode(p) for p in path])
+    return f'"path":[{path_text}],"key":{_text(".".join(map(str, path)))}'
+
+
+class _Made(dict[tuple[Any, ...], str]):
+    """Texts made once per key by `make`."""
+
+    def __init__(self, make: Callable[[tuple[Any, ...]], str]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: tuple[Any, ...]) -> str:
+        out = self[key] = self.make(key)
+        return out
 
 
 class _IntsTexts(dict[tuple[int, ...], str]):
@@ -65,46 +85,154 @@ class _Itemsizes(dict[str, int]):
         return out
 
 
+_View = tuple[tuple[int, ...], str, bool, str, str, str, tuple[int, ...], int]
+
+
+class _Views(dict[_View, str]):
+    """JSON text from `"shape"` to `"nbytes"`, by (shape, dtype, requires_grad, kind, role,
+    location, stride, storage offset): a model's tensors have a few dozen."""
+
+    def __init__(self, texts: _Texts, ints: _IntsTexts) -> None:
+        super().__init__()
+        self.texts, self.ints, self.itemsizes = texts, ints, _Itemsizes()
+
+    def __missing__(self, view: _View) -> str:
+        shape, dtype, requires_grad, kind, role, location, stride, offset = view
+        texts, numel = self.texts, math.prod(shape)
+        grad_state = "trainable" if requires_grad else "frozen" if kind == "parameter" else "not stored"
+        out = self[view] = (
+            f'"shape":{self.ints[shape]},"dtype":{texts[dtype]},"requires_grad":{_bool(requires_grad)},'
+            f'"grad_state":{texts[grad_state]},"kind":{texts[kind]},"role":{texts[role]},"location":{texts[location]},'
+            f'"stride":{self.ints[stride]},"storage_offset":{offset},"numel":{numel},'
+            f'"nbytes":{numel * self.itemsizes[dtype]}')
+        return out
+
+
+class _Places(dict[tuple[str, "int | None"], str]):
+    """JSON text of `"layout"` and `"part"`."""
+
+    def __init__(self, texts: _Texts) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def __missing__(self, place: tuple[str, int | None]) -> str:
+        layout, part = place
+        out = self[place] = f'"layout":{self.texts[layout]},"part":{"null" if part is None else part}'
+        return out
+
+
+_PATH, _SHAPE, _DTYPE, _REQUIRES_GRAD, _KIND, _ROLE, _LOCATION, _STRIDE, _STORAGE_OFFSET, _STORAGE = map(attrgetter, (
+    "path", "shape", "dtype", "requires_grad", "kind", "role", "location", "stride", "storage_offset", "storage"))
+_STORAGE_NBYTES, _SHARED_WITH, _LAYOUT, _PART, _SHARDING = map(attrgetter, (
+    "storage_nbytes", "shared_with", "layout", "part", "sharding"))
+_NAME, _TENSOR_INDEX, _VALUE, _MODULE, _CHILDREN, _NODE_KIND, _NODE_TYPE = map(attrgetter, (
+    "name", "tensor", "value", "module", "children", "kind", "type"))
+_ONE, _NONE_ONLY = {1}, {None}
+_BOOLS = {False: "false", True: "true"}
+_INT, _BOOL, _NONE = {int}, {bool}, type(None)
+_INT_OR_NONE = {int, _NONE}
+_TENSOR = '{%s,%s,"storage":%s,"storage_nbytes":%s,"shared_with":%s,%s,"sharding":%s}'
+_KEYED_TENSOR = '{"path":[%s],"key":%s,%s,"storage":%s,"storage_nbytes":%s,"shared_with":%s,%s,"sharding":%s}'
+_KEYED_LEAF = '{"name":%s,"path":[%s],"key":%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
+
+_LEAF = '{"name":%s,%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
+_CHUNK = '%s,"byte_offset":%s,"byte_length":%s}'
+
+
+def _null_or_int(values: list[Any]) -> list[Any]:
+    """Optional ints as JSON (`%s` of each); TypeError for anything else."""
+    if not set(map(type, values)) <= _INT_OR_NONE:
+        raise TypeError("not an int")
+    return ["null" if v is None else v for v in values]
+
+
 class _Writer:
-    """Text of tensors and nodes; a tensor node reuses its tensor's path and key text."""
+    """Text of tensors and nodes, a batch at a time: each field's column made by C calls (map,
+    attrgetter, the cached texts), then one %-template per tensor."""
 
     def __init__(self) -> None:
         self.texts = _Texts()
-        self.itemsizes = _Itemsizes()
         self.ints = _IntsTexts()
-        self.key_texts: dict[int, tuple[str, str]] = {}  # id(path) → (path text, key text)
-
-    def path_and_key(self, path: list[Any]) -> tuple[str, str]:
-        found = self.key_texts.get(id(path))
-        if found is None:
-            found = self.key_texts[id(path)] = _path_and_key(path)
-        return found
+        self.views = _Views(self.texts, self.ints)
+        self.places = _Places(self.texts)
+        self.sharding_heads = _Made(self._sharding_head)
+        self.chunk_heads = _Made(self._chunk_head)
 
     def tensor(self, t: TensorInfo) -> str:
-        # One expression per field, no call that can be avoided: this runs for every tensor.
-        texts, ints = self.texts, self.ints
-        path = t.path
-        path_text, key = self.key_texts.get(id(path)) or self.path_and_key(path)
-        shape, dtype, storage_nbytes, shared_with = t.shape, t.dtype, t.storage_nbytes, t.shared_with
-        requires_grad, part, sharding = t.requires_grad, t.part, t.sharding
-        numel = math.prod(shape)
-        return (f'{{"path":{path_text},"key":{key},"shape":{ints[tuple(shape)]},"dtype":{texts[dtype]},'
-                f'"requires_grad":{_bool(requires_grad) if type(requires_grad) is not bool else "true" if requires_grad else "false"},'
-                f'"grad_state":{texts[t.grad_state]},"kind":{texts[t.kind]},"role":{texts[t.role]},"location":{texts[t.location]},'
-                f'"stride":{ints[tuple(t.stride)]},"storage_offset":{t.storage_offset},"numel":{numel},'
-                f'"nbytes":{numel * self.itemsizes[dtype]},"storage":{_text(t.storage)},'
-                f'"storage_nbytes":{"null" if storage_nbytes is None else storage_nbytes},'
-                f'"shared_with":[{",".join(map(_text, shared_with)) if shared_with else ""}],"layout":{texts[t.layout]},'
-                f'"part":{"null" if part is None else part},'
-                f'"sharding":{"null" if sharding is None else _encode(sharding.to_json())}}}')
+        return self.tensors([t])
+
+    def tensors(self, batch: list[TensorInfo]) -> str:
+        """`,`-joined text of a batch of tensors; TypeError if a field is not of its type."""
+        requires_grad = list(map(_REQUIRES_GRAD, batch))
+        offsets = list(map(_STORAGE_OFFSET, batch))
+        storage_nbytes = list(map(_STORAGE_NBYTES, batch))
+        parts = list(map(_PART, batch))
+        if (not set(map(type, requires_grad)) <= _BOOL or not set(map(type, offsets)) <= _INT
+                or not set(map(type, storage_nbytes)) <= _INT_OR_NONE or not set(map(type, parts)) <= _INT_OR_NONE):
+            raise TypeError("not a bool or an int")
+        # Most fields repeat from tensor to tensor: their text is made once per distinct value.
+        views = map(self.views.__getitem__, zip(
+            map(tuple, map(_SHAPE, batch)), map(_DTYPE, batch), requires_grad, map(_KIND, batch), map(_ROLE, batch),
+            map(_LOCATION, batch), map(tuple, map(_STRIDE, batch)), offsets, strict=True))
+        places = map(self.places.__getitem__, zip(map(_LAYOUT, batch), parts, strict=True))
+        shared = [("[" + ",".join(map(_text, s)) + "]") if s else "[]" for s in map(_SHARED_WITH, batch)]
+        sharding = ["null" if s is None else self.sharding(s) for s in map(_SHARDING, batch)]
+        rest = (views, map(_text, map(_STORAGE, batch)), ["null" if n is None else n for n in storage_nbytes], shared,
+                places, sharding)
+        paths = list(map(_PATH, batch))
+        firsts = list(map(itemgetter(0), paths)) if set(map(len, paths)) == _ONE else None
+        if firsts is not None and set(map(type, firsts)) == _STR:  # a state_dict's: each key its path's one element
+            keys = list(map(_text, firsts))
+            return ",".join(map(_KEYED_TENSOR.__mod__, zip(keys, keys, *rest, strict=True)))
+        return ",".join(map(_TENSOR.__mod__, zip(map(_path_and_key, paths), *rest, strict=True)))
+
+    def sharding(self, s: ShardingInfo) -> str:
+        # Every field but where each chunk's bytes are repeats from tensor to tensor: made once.
+        head = self.sharding_heads[(s.kind, tuple(s.global_shape), s.local, type(s.local), tuple(s.placements),
+                                    s.mesh, s.rank, type(s.rank))]
+        chunk_heads = self.chunk_heads
+        texts = []
+        for c in s.chunks:
+            where = (c.byte_offset, c.byte_length)
+            if None in where or set(map(type, where)) != _INT:
+                where = tuple(_null_or_int(list(where)))
+            texts.append(_CHUNK % (chunk_heads[(tuple(c.offsets), tuple(c.sizes), c.part, type(c.part), c.rank,
+                                                type(c.rank))], *where))
+        return f'{head}{",".join(texts)}]}}'
+
+    def _sharding_head(self, key: tuple[Any, ...]) -> str:
+        kind, global_shape, local, _, placements, mesh, rank, _ = key
+        return (f'{{"kind":{_text(kind)},"global_shape":{self.ints[global_shape]},"local":{_bool(local)},'
+                f'"placements":[{",".join(map(_text, placements))}],"mesh":{_text(mesh)},'
+                f'"rank":{_null_or_int([rank])[0]},"chunks":[')
+
+    def _chunk_head(self, key: tuple[Any, ...]) -> str:
+        offsets, sizes, part, _, rank, _ = key
+        part_text, rank_text = _null_or_int([part, rank])
+        return f'{{"offsets":{self.ints[offsets]},"sizes":{self.ints[sizes]},"part":{part_text},"rank":{rank_text}'
+
+    def nodes(self, batch: list[Node]) -> str:
+        texts = self.texts
+        names = list(map(_NAME, batch))
+        paths = list(map(_PATH, batch))
+        tensors = list(map(_TENSOR_INDEX, batch))
+        if (set(map(len, paths)) == _ONE and list(map(itemgetter(0), paths)) == names and set(map(type, names)) == _STR
+                and set(map(type, tensors)) == _INT and set(map(_VALUE, batch)) == _NONE_ONLY
+                and set(map(_MODULE, batch)) == _NONE_ONLY and not any(map(_CHILDREN, batch))):
+            # A state_dict's tensors: name, path and key are its key.
+            keys = list(map(_text, names))
+            return ",".join(map(_KEYED_LEAF.__mod__, zip(keys, keys, keys, map(texts.__getitem__, map(_NODE_KIND, batch)),
+                                                         map(texts.__getitem__, map(_NODE_TYPE, batch)), tensors,
+                                                         strict=True)))
+        return ",".join([
+            _LEAF % (_text(n.name), _path_and_key(n.path), texts[n.kind], texts[n.type], n.tensor)
+            if n.tensor is not None and not n.children and n.value is None and n.module is None else self.node(n)
+            for n in batch])
 
     def node(self, node: Node) -> str:
         texts = self.texts
-        path, key = self.path_and_key(node.path)
-        name = node.name
-        # A state_dict's tensor: its name is its one-element path, and its key.
-        name_text = key if len(node.path) == 1 and node.path[0] == name else _text(name)
-        head = f'{{"name":{name_text},"path":{path},"key":{key},"kind":{texts[node.kind]},"type":{texts[node.type]}'
+        head = (f'{{"name":{_text(node.name)},{_path_and_key(node.path)},"kind":{texts[node.kind]},'
+                f'"type":{texts[node.type]}')
         if node.value is not None:
             head += f',"value":{_text(node.value)}'
         if node.tensor is not None:
@@ -113,23 +241,25 @@ class _Writer:
             head += f',"module":{node.module}'
         if not node.children:
             return head + ',"children":[]}'
-        return head + ',"children":[' + ",".join(map(self.node, node.children)) + "]}"
+        return head + ',"children":[' + self.nodes(node.children) + "]}"
 
 
-def _dicts_text(items: list[Any], to_json: Callable[[Any], Any]) -> Iterator[str]:
-    for start in range(0, len(items), _BATCH):
-        yield _encode([to_json(item) for item in items[start:start + _BATCH]])[1:-1]
-
-
-def _list_chunks(items: list[Any], text: Callable[[Any], str] | None, to_json: Callable[[Any], Any]) -> Iterator[str]:
-    """`[...]` of items, in chunks of _BATCH items; `text` None: through their dicts."""
+def _list_chunks(items: list[Any], text: Callable[[list[Any]], str] | None,
+                to_json: Callable[[Any], Any]) -> Iterator[str]:
+    """`[...]` of items, in chunks of _BATCH items; `text` None (or a batch it cannot write, a
+    field not of its type): through their dicts."""
     yield "["
-    if text is None:
-        parts: Iterator[str] = _dicts_text(items, to_json)
-    else:
-        parts = (",".join(map(text, items[start:start + _BATCH])) for start in range(0, len(items), _BATCH))
-    for i, part in enumerate(parts):
-        yield "," + part if i else part
+    for start in range(0, len(items), _BATCH):
+        batch = items[start:start + _BATCH]
+        part = None
+        if text is not None:
+            try:
+                part = text(batch)
+            except (TypeError, KeyError):
+                part = None
+        if part is None:
+            part = _encode([to_json(item) for item in batch])[1:-1]
+        yield "," + part if start else part
     yield "]"
 
 
@@ -145,11 +275,14 @@ def _first_tensor_node(root: Node | None) -> Node | None:
 
 def _agrees(writer: _Writer, checkpoint: Checkpoint) -> bool:
     """Does the fast text say what json says of `to_json()`, for this file's first tensor and node?"""
-    for tensor in checkpoint.tensors[:1]:
-        if writer.tensor(tensor) != _encode(tensor.to_json()):
-            return False
-    node = _first_tensor_node(checkpoint.root)
-    return node is None or writer.node(node) == _encode(node.to_json())
+    try:
+        for tensor in checkpoint.tensors[:1]:
+            if writer.tensor(tensor) != _encode(tensor.to_json()):
+                return False
+        node = _first_tensor_node(checkpoint.root)
+        return node is None or writer.node(node) == _encode(node.to_json())
+    except (TypeError, KeyError):  # a field not of its type: the dicts say it
+        return False
 
 
 def json_chunks(checkpoint: Checkpoint, tree: bool = True,
@@ -166,7 +299,7 @@ def json_chunks(checkpoint: Checkpoint, tree: bool = True,
     for i, (name, value) in enumerate(payload.items()):
         yield ("," if i else "") + _text(name) + ":"
         if name == "tensors":
-            yield from _list_chunks(tensors, writer.tensor if fast else None, TensorInfo.to_json)
+            yield from _list_chunks(tensors, writer.tensors if fast else None, TensorInfo.to_json)
         elif name == "tree" and checkpoint.root is not None:
             yield from _tree_chunks(checkpoint.root, writer if fast else None)
         else:
@@ -174,8 +307,22 @@ def json_chunks(checkpoint: Checkpoint, tree: bool = True,
     yield "}\n"
 
 
-def _tree_chunks(root: Node, writer: _Writer | None) -> Iterator[str]:
-    """The root node, its children in chunks (a state_dict's root holds every tensor)."""
-    yield _encode(replace(root, children=[]).to_json())[:-3]  # up to `"children":`
-    yield from _list_chunks(root.children, writer.node if writer else None, Node.to_json)
+def _tree_chunks(node: Node, writer: _Writer | None) -> Iterator[str]:
+    """A node, its children in chunks (a state_dict's root, or the `model` dict of a
+    torch.distributed checkpoint, holds every tensor); a child with many children in turn."""
+    bare = replace(node, children=[])
+    yield (writer.node(bare) if writer else _encode(bare.to_json()))[:-3]  # up to `"children":`
+    children = node.children
+    if max(map(len, map(_CHILDREN, children)), default=0) <= _BATCH:
+        yield from _list_chunks(children, writer.nodes if writer else None, Node.to_json)
+    else:
+        yield "["
+        for i, child in enumerate(children):
+            if i:
+                yield ","
+            if len(child.children) > _BATCH:
+                yield from _tree_chunks(child, writer)
+            else:
+                yield "".join(_list_chunks([child], writer.nodes if writer else None, Node.to_json))[1:-1]
+        yield "]"
     yield "}"

@@ -15,16 +15,20 @@ module counts a tied weight once, like `module.parameters()`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, mul
 from typing import Literal, Protocol, TypedDict, TypeVar
 
-from .dtypes import itemsize
+from .dtypes import ITEMSIZE, itemsize
 
 Role = Literal["parameter", "buffer", "optimizer_state", "other"]
 ROLES: tuple[Role, ...] = ("parameter", "buffer", "optimizer_state", "other")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _GRAD = {"trainable": 12, "frozen": 13, "not stored": 14}
 _SLOTS = 15  # tensors, elements, bytes for each of the 4 roles; then the 3 grad states
+_ROLE, _SHAPE, _DTYPE, _GRAD_STATE, _STORAGE = map(attrgetter, ("role", "shape", "dtype", "grad_state", "storage"))
 
 
 class RoleCountsJson(TypedDict):
@@ -114,19 +118,26 @@ class Tally:
         self._count(rank, numel, nbytes, grad, 1)
 
     def add_all(self, tensors: Sequence[Countable], tied_views: dict[int, int]) -> None:
-        """`add` every tensor of a file (the same counts; one tight loop: files have 30,000)."""
-        values, ranks, grads, prod = self.values, _RANK, _GRAD, math.prod
-        for index, tensor in enumerate(tensors):
-            if index in tied_views:
-                self.add(tensor, index, tied_views)
-                continue
-            at = 3 * ranks[tensor.role]
-            numel = prod(tensor.shape)
-            values[at] += 1
-            values[at + 1] += numel
-            values[at + 2] += numel * itemsize(tensor.dtype)
+        """`add` every tensor of a file (the same counts, column by column in C: files have
+        100,000; the tied views one by one, in file order, after the others)."""
+        untied = tensors if not tied_views else [t for i, t in enumerate(tensors) if i not in tied_views]
+        roles = list(map(_ROLE, untied))
+        numels = list(map(math.prod, map(_SHAPE, untied)))
+        nbytes = list(map(mul, numels, map(ITEMSIZE.get, map(_DTYPE, untied), repeat(1))))  # itemsize()
+        values = self.values
+        for role, count in Counter(roles).items():
+            at = 3 * _RANK[role]
+            chosen = list(map(role.__eq__, roles))
+            values[at] += count
+            values[at + 1] += sum(compress(numels, chosen))
+            values[at + 2] += sum(compress(nbytes, chosen))
             if at == 0:
-                values[grads[tensor.grad_state]] += numel
+                grads = list(map(_GRAD_STATE, compress(untied, chosen)))
+                parameter_numels = list(compress(numels, chosen))
+                for grad, slot in _GRAD.items():
+                    values[slot] += sum(compress(parameter_numels, map(grad.__eq__, grads)))
+        for index in sorted(tied_views):
+            self.add(tensors[index], index, tied_views)
 
     def merge(self, other: Tally) -> None:
         """Add the counts of another (disjoint) set of tensors, such as a sibling subtree."""
@@ -211,10 +222,10 @@ class Tally:
 
 def tied_views(tensors: Sequence[Viewed]) -> dict[int, int]:
     """For every tensor whose exact view another tensor shares: index → the first such index."""
-    on_storage: dict[str, int] = {}
-    for t in tensors:
-        if t.storage:
-            on_storage[t.storage] = on_storage.get(t.storage, 0) + 1
+    storages = list(map(_STORAGE, tensors))
+    on_storage = Counter(filter(None, storages))
+    if len(on_storage) == sum(on_storage.values()):  # every storage viewed once (in C)
+        return {}
     first_of: dict[tuple[object, ...], int] = {}
     tied: dict[int, int] = {}
     for i, t in enumerate(tensors):

@@ -25,6 +25,8 @@ import io
 import math
 import os
 import re
+from itertools import chain, repeat
+from operator import add, attrgetter, itemgetter, mul
 from typing import Any, BinaryIO
 
 from .dtypes import ITEMSIZE
@@ -172,19 +174,35 @@ class _Entries:
         self.bytes_skipped = 0
 
     def build(self, metadata: dict[str, Any]) -> dict[Any, Any]:
+        """The saved state dict, as records. It takes the metadata's entries out as it goes: their
+        records are freed while the tree's are made, which reuse their memory."""
         storage = self._storage_index(metadata.get("storage_data"))
+        metadata["storage_data"] = None  # its keys' records, no longer needed
         planner = metadata.get("planner_data")
         paths: dict[Any, Any] = planner if isinstance(planner, dict) else {}
         root: dict[Any, Any] = {}
-        for key, entry in metadata["state_dict_metadata"].items():
+        entries = metadata["state_dict_metadata"]
+        usual = self._usual_tensors(entries, storage)
+        usual_keys = set(usual)
+        made: dict[str, TensorRecord] = {}
+        for key in list(entries):
+            entry = entries[key]
             if type(key) is not str:
                 raise MetadataError(f"an entry's key is {_what(key)}, not a string")
-            if _is_record(entry, "TensorStorageMetadata"):
+            if key in usual_keys:
+                value: Any = made.pop(key, None)
+                if value is None:  # the next batch of usual tensors, from here on
+                    start = len(usual) - len(usual_keys)
+                    made = self._make_usual(usual[start:start + _BATCH], entries, storage)
+                    value = made.pop(key)
+                usual_keys.discard(key)
+            elif _is_record(entry, "TensorStorageMetadata"):
                 value = self._tensor(key, entry, storage)
             elif _is_record(entry, "BytesStorageMetadata"):
                 value = self._bytes(key, storage.get((key, None)))
             else:
                 raise MetadataError(f"entry {safe_repr(key)} is {_what(entry)}, neither tensor nor bytes metadata")
+            entries[key] = None
             _insert(root, _path(key, paths.get(key)), value)
         if self.bytes_skipped:
             self.checkpoint.warnings.append(Problem(
@@ -192,6 +210,133 @@ class _Entries:
                 f"{_MAX_BYTES_ENTRIES:,}; their globals are not in the verdict, and dcp.load runs them with "
                 "torch.load(weights_only=False)"))
         return _as_lists(root)
+
+    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> list[str]:
+        """The keys of the usual tensor entries — each one chunk holding the whole tensor, in a
+        data file of the folder that holds its bytes — checked column by column (C calls: 100,000
+        entries in a big model), their data files added as `_part` would; [] when any entry is not
+        usual or any check fails: then `_tensor` reads each one and names what is wrong.
+        `_make_usual` makes their records, what `_tensor` would make."""
+        if not entries or set(map(type, entries)) != _STR_ONLY or not set(map(_name_of, entries.values())) <= _ENTRY_KINDS:
+            return []
+        keys = [k for k, e in entries.items() if _name_of(e) == "TensorStorageMetadata"]
+        if not keys:
+            return []
+        records = list(map(entries.__getitem__, keys))
+        try:
+            if set(map(len, records)) != _ONE:
+                return []
+            states = list(map(itemgetter(0), records))
+            if set(map(type, states)) != _DICT_ONLY:
+                return []
+            properties = list(map(itemgetter("properties"), states))
+            shapes = list(map(itemgetter("size"), states))
+            chunk_lists = list(map(itemgetter("chunks"), states))
+            if (len(set(map(type, properties))) != 1 or _name_of(properties[0]) != "TensorProperties"
+                    or set(map(len, properties)) != _ONE):
+                return []
+            property_states = list(map(itemgetter(0), properties))
+            if set(map(type, property_states)) != _TUPLE_ONLY or min(map(len, property_states)) < 1:
+                return []
+            dtype_refs = list(map(itemgetter(0), property_states))
+            if set(map(type, dtype_refs)) != {DtypeRef}:
+                return []
+            if (set(map(type, chunk_lists)) != _LIST_ONLY or set(map(len, chunk_lists)) != _ONE):
+                return []
+            chunks = list(map(itemgetter(0), chunk_lists))
+            if (len(set(map(type, chunks))) != 1 or _name_of(chunks[0]) != "ChunkStorageMetadata"
+                    or set(map(len, chunks)) != _ONE):
+                return []
+            chunk_states = list(map(itemgetter(0), chunks))
+            if set(map(type, chunk_states)) != _DICT_ONLY:
+                return []
+            offsets = list(map(itemgetter("offsets"), chunk_states))
+            sizes = list(map(itemgetter("sizes"), chunk_states))
+            if (set(map(type, shapes)) | set(map(type, offsets)) | set(map(type, sizes))) != _TUPLE_ONLY:
+                return []
+            dims = list(chain(chain.from_iterable(shapes), chain.from_iterable(offsets)))
+            if dims and (set(map(type, dims)) != _INT_ONLY or min(dims) < 0 or max(dims) >= 1 << 63):
+                return []
+            if sizes != shapes:  # one chunk, the whole tensor (and its sizes checked with it)
+                return []
+            infos: list[Any] = list(map(storage.get, zip(keys, offsets, strict=True)))
+            if None in infos or set(map(type, infos)) != _DICT_ONLY:
+                return []
+            relatives = list(map(itemgetter("relative_path"), infos))
+            byte_offsets = list(map(itemgetter("offset"), infos))
+            byte_lengths = list(map(itemgetter("length"), infos))
+            if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
+                    != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
+                    or any(info.get("transform_descriptors") for info in infos)):
+                return []
+        except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
+            return []
+        if not self._add_parts_of(entries, storage, relatives):
+            return []
+        part_of = list(map(self.parts.__getitem__, relatives))
+        part_sizes = [part.size for part in self.checkpoint.parts]
+        if max(map(add, byte_offsets, byte_lengths)) > min(map(part_sizes.__getitem__, set(part_of))):
+            return []  # a chunk past the end of its file, maybe: `_tensor` says which
+        return keys
+
+    def _make_usual(self, keys: list[str], entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]
+                    ) -> dict[str, TensorRecord]:
+        """The records of usual tensor entries (`_usual_tensors` checked them), made in C calls; their
+        storage entries are taken out of `storage`."""
+        states = list(map(itemgetter(0), map(entries.__getitem__, keys)))
+        dtypes = list(map(_DTYPE_NAME, map(itemgetter(0), map(itemgetter(0), map(itemgetter("properties"), states)))))
+        shapes = list(map(itemgetter("size"), states))
+        chunk_states = list(map(itemgetter(0), map(itemgetter(0), map(itemgetter("chunks"), states))))
+        offsets = list(map(itemgetter("offsets"), chunk_states))
+        infos = list(map(storage.pop, zip(keys, offsets, strict=True)))
+        part_of = list(map(self.parts.__getitem__, map(itemgetter("relative_path"), infos)))
+        byte_offsets = list(map(itemgetter("offset"), infos))
+        shape_lists = list(map(list, shapes))
+        infos_made = list(map(ChunkInfo, map(list, offsets), map(list, shapes), part_of,
+                              map(self.ranks.__getitem__, part_of), byte_offsets, map(itemgetter("length"), infos)))
+        self.sharding.update(zip(keys, zip(part_of, map(ShardingInfo, repeat("DCP"), shape_lists, repeat(False),
+                                                         [[] for _ in keys], repeat(""), map(_one_list, infos_made)),
+                                           strict=False), strict=True))
+        self.checkpoint.storage_offsets.update(zip(keys, byte_offsets, strict=True))
+        strides = self.strides
+        for shape in set(shapes):
+            if shape not in strides:
+                strides[shape] = contiguous_stride(list(shape))
+        nbytes = list(map(mul, map(math.prod, shapes), map(ITEMSIZE.get, dtypes, repeat(1))))
+        new_record = tuple.__new__
+        return dict(zip(keys, map(new_record, repeat(TensorRecord), zip(
+            shape_lists, map(strides.__getitem__, shapes), repeat(0), dtypes, repeat(False), repeat("tensor"),
+            repeat("cpu"), keys, nbytes, repeat("strided"), repeat(False), strict=False)), strict=True))
+
+    def _add_parts_of(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]], relatives: list[str]) -> bool:
+        """Add the data files the usual tensors name, in the order `_part` would (first named, by
+        tensor or bytes entry); False, with nothing added, unless every one is a file of the folder."""
+        named = dict.fromkeys(relatives)
+        order = [info.get("relative_path") for key, entry in entries.items() if _name_of(entry) == "BytesStorageMetadata"
+                 and type(info := storage.get((key, None))) is dict]
+        if order:  # bytes entries' files too, where they come first
+            named = {}
+            bytes_at = iter(order)
+            for key, entry in entries.items():
+                if _name_of(entry) == "BytesStorageMetadata":
+                    relative = next(bytes_at, None) if type(storage.get((key, None))) is dict else None
+                else:
+                    relative = storage[(key, entry[0]["chunks"][0][0]["offsets"])]["relative_path"]
+                if type(relative) is str:
+                    named.setdefault(relative, None)
+        for relative in named:
+            if relative in self.parts:
+                continue
+            path = os.path.normpath(os.path.join(self.folder, relative))
+            inside = os.path.relpath(path, self.folder)
+            if (os.path.isabs(relative) or inside == os.pardir or inside.startswith(os.pardir + os.sep) or inside == "."
+                    or not os.path.isfile(path)):
+                return False
+        for relative in named:
+            if relative not in self.parts:
+                index = self.parts[relative] = self._add_part(relative)
+                self.ranks[index] = self._rank(index)
+        return True
 
     def attach(self, checkpoint: Checkpoint) -> None:
         """Give each tensor its part and chunks (the tree builder made them from the records)."""
@@ -264,10 +409,17 @@ class _Entries:
     def _tensor(self, key: str, entry: DataRecord, storage: dict[Any, dict[str, Any]]) -> TensorRecord:
         # 100,000 of these for a large model: each check is a C call or two, messages are made
         # only for a file that fails one.
-        fields = _fields(entry)
-        properties = fields.get("properties")
-        dtype = _dtype(_state(properties) if _name_of(properties) == "TensorProperties" else None)
-        shape = _sizes(fields.get("size"), "the size", key)
+        fields = entry[0] if len(entry) == 1 else None
+        if type(fields) is not dict:
+            fields = _fields(entry)
+        properties: Any = fields.get("properties")
+        # The usual TensorProperties: one BUILD state, a tuple starting with the dtype.
+        state = properties[0] if _name_of(properties) == "TensorProperties" and len(properties) == 1 else None
+        dtype = state[0].name if type(state) is tuple and state and type(state[0]) is DtypeRef else _dtype(
+            _state(properties) if _name_of(properties) == "TensorProperties" else None)
+        shape = fields.get("size")
+        if not (type(shape) is tuple and _usual_sizes(shape)):
+            shape = _sizes(shape, "the size", key)
         chunks = fields.get("chunks")
         if type(chunks) is not list:
             raise MetadataError(f"{safe_repr(key)} has no chunk list")
@@ -275,9 +427,13 @@ class _Entries:
         for chunk in chunks:
             if _name_of(chunk) != "ChunkStorageMetadata":
                 raise MetadataError(f"a chunk of {safe_repr(key)} is {_what(chunk)}")
-            at = _fields(chunk)
-            offsets = _sizes(at.get("offsets"), "a chunk offset", key)
-            sizes = _sizes(at.get("sizes"), "a chunk size", key)
+            at = chunk[0] if len(chunk) == 1 else None
+            if type(at) is not dict:
+                at = _fields(chunk)
+            offsets, sizes = at.get("offsets"), at.get("sizes")
+            if not (type(offsets) is tuple and type(sizes) is tuple and _usual_sizes(offsets) and _usual_sizes(sizes)):
+                offsets = _sizes(offsets, "a chunk offset", key)
+                sizes = _sizes(sizes, "a chunk size", key)
             info = storage.get((key, offsets))
             if info is None:
                 self.checkpoint.errors.append(Problem(
@@ -455,6 +611,19 @@ def _dtype(properties: Any) -> str:
 
 
 _INT_ONLY = {int}
+_STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
+_DTYPE_NAME = attrgetter("name")
+_ENTRY_KINDS = {"TensorStorageMetadata", "BytesStorageMetadata"}
+_BATCH = 4096  # usual tensors made at a time, as the entries they replace are freed
+
+
+def _one_list(item: Any) -> list[Any]:
+    return [item]
+
+
+def _usual_sizes(value: tuple[Any, ...]) -> bool:
+    """A tuple of non-negative int64s, the usual torch.Size (`_sizes` says what else is wrong)."""
+    return not value or (set(map(type, value)) == _INT_ONLY and min(value) >= 0 and max(value) < 1 << 63)
 
 
 def _sizes(value: Any, what: str, key: str) -> tuple[int, ...]:

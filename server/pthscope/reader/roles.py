@@ -33,7 +33,10 @@ come from `model_name`, which also drops DataParallel's `module.` and torch.comp
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
+from itertools import repeat
+from operator import attrgetter
 
 from .counts import Role, Tally, tally_tree, tied_views
 from .dtypes import can_require_grad
@@ -159,25 +162,34 @@ def _module_roles(node: Node, tensors: list[TensorInfo], copy: bool) -> None:
 def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -> list[ModelInfo]:
     """Give a state_dict's tensors their roles; return its EMA groups (rule 5) as models."""
     tensor_children = [child for child in node.children if child.tensor is not None]
+    names = list(map(_NAME, tensor_children))
     # First key part → is it an EMA copy? Decided once per distinct first part (a handful).
-    copies = {first: _is_copy_name(first) for first in {c.name.partition(".")[0] for c in tensor_children}}
+    firsts = [name.partition(".")[0] for name in names]
+    copies = {first: _is_copy_name(first) for first in set(firsts)}
     mixed = any(copies.values()) and not all(copies.values())
     groups = [ModelInfo(model.path, "state_dict", True, prefix=first + ".")
               for first, copy in copies.items() if mixed and copy]
-    grad_capable: dict[str, bool] = {}  # by dtype: one call per dtype, not per tensor
-    for child in tensor_children:
-        tensor = tensors[child.tensor]  # type: ignore[index]
-        name = child.name
-        if model.ema or tensor.kind == "ndarray" or (mixed and copies[name.partition(".")[0]]):
-            role: Role = "other"
-        else:
-            dtype = tensor.dtype
-            capable = grad_capable.get(dtype)
-            if capable is None:
-                capable = grad_capable[dtype] = can_require_grad(dtype)
-            role = "buffer" if not capable or name.rpartition(".")[2] in BUFFER_NAMES else "parameter"
-        tensor.role = role
+    chosen = [tensors[child.tensor] for child in tensor_children]  # type: ignore[index]
+    dtypes = list(map(_DTYPE, chosen))
+    grad_capable = {dtype: can_require_grad(dtype) for dtype in set(dtypes)}  # one call per dtype
+    # A buffer's name ends with one of BUFFER_NAMES: the few names that do are looked at closely.
+    named_buffer = [name.rpartition(".")[2] in BUFFER_NAMES if maybe else False
+                    for name, maybe in zip(names, map(str.endswith, names, repeat(_BUFFER_ENDS)), strict=True)]
+    roles: list[Role]
+    if model.ema:
+        roles = ["other"] * len(chosen)
+    else:
+        roles = ["buffer" if buffer or not grad_capable[dtype] else "parameter"
+                 for dtype, buffer in zip(dtypes, named_buffer, strict=True)]
+        if mixed or "ndarray" in set(map(_KIND, chosen)):
+            roles = ["other" if tensor.kind == "ndarray" or (mixed and copies[first]) else role
+                     for tensor, first, role in zip(chosen, firsts, roles, strict=True)]
+    deque(map(setattr, chosen, repeat("role"), roles), maxlen=0)
     return groups
+
+
+_NAME, _DTYPE, _KIND = attrgetter("name"), attrgetter("dtype"), attrgetter("kind")
+_BUFFER_ENDS = tuple(BUFFER_NAMES)
 
 
 def _tensors_under(node: Node) -> Iterator[int]:

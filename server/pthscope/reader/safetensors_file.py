@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
+from itertools import chain, repeat
+from operator import add, itemgetter, mul, sub
 from typing import Any
 
 from .limits import Limits
@@ -58,17 +61,20 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
                                          "refuses it", where="header"))
         return checkpoint
     try:
-        # Every object as its (key, value) pairs, so that a key given twice stays visible; the
-        # pairs' own type tells an object from an array. All of it runs in C.
-        pairs = json.loads(raw, object_pairs_hook=_Pairs)
+        header = json.loads(raw)  # in C, objects as dicts
     except (ValueError, RecursionError) as exc:
         checkpoint.errors.append(Problem("corrupt", f"the JSON header is malformed: {exc}", where="header"))
         return checkpoint
-    if type(pairs) is not _Pairs:
+    if type(header) is not dict:
         checkpoint.errors.append(Problem("corrupt", "the JSON header is not an object", where="header"))
         return checkpoint
-    header = dict(pairs)
-    duplicate = _first_duplicate(pairs) if len(header) != len(pairs) else None
+    duplicate: str | None = None
+    if not _keys_unique(raw, header):
+        # Again, every object as its (key, value) pairs, so that a key given twice stays visible;
+        # the pairs' own type tells an object from an array. All of it runs in C.
+        pairs = json.loads(raw, object_pairs_hook=_Pairs)
+        header = dict(pairs)
+        duplicate = _first_duplicate(pairs) if len(header) != len(pairs) else None
     meta = header.pop("__metadata__", None)
     if type(meta) is _Pairs:
         meta_pairs, meta = meta, dict(meta)
@@ -80,6 +86,8 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
     if isinstance(meta, dict):
         checkpoint.metadata.update({str(k): str(v)[: limits.max_value_chars] for k, v in meta.items()})
     data_size = size - 8 - header_len
+    if duplicate is None and _read_valid_entries(header, data_size, 8 + header_len, checkpoint):
+        return checkpoint
     root = Node("", [], "dict", "dict")
     children, tensors, offsets = root.children, checkpoint.tensors, checkpoint.storage_offsets
     data_start = 8 + header_len
@@ -126,6 +134,80 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
     if not checkpoint.errors:
         _check_layout(spans, data_size, checkpoint)
     return checkpoint
+
+
+def _keys_unique(raw: bytes, header: dict[str, Any]) -> bool:
+    """No object of the header names a key twice — known without decoding it as pairs: a key is a
+    string followed by `:`, so without whitespace before a colon `":` occurs at least once per
+    key, and the keys decoded (the header's and its entries') are fewer when one repeats. Equal
+    counts: none repeats. Anything else (a string holding `":`, deeper objects): False, and the
+    pairs say."""
+    if _SPACED_COLON.search(raw) is not None:
+        return False
+    values = list(header.values())
+    keys = len(header) + sum([len(v) for v in values if type(v) is dict])
+    return raw.count(b'":') == keys
+
+
+_SPACED_COLON = re.compile(rb'"[ \t\n\r]+:')
+
+
+def _read_valid_entries(header: dict[str, Any], data_size: int, data_start: int, checkpoint: Checkpoint) -> bool:
+    """The tensors of a header whose every entry is valid (the common case), checked column by
+    column in C; False, with nothing added, when one is not: the per-entry loop says which."""
+    entries = list(header.values())
+    if not entries or set(map(type, entries)) != _DICT_ONLY or set(map(len, entries)) != _THREE:
+        return False
+    try:
+        dtypes = list(map(_GET_DTYPE, entries))
+        shapes = list(map(_GET_SHAPE, entries))
+        spans = list(map(_GET_SPAN, entries))
+        if not set(dtypes) <= _BYTES.keys():  # sub-byte dtypes: the loop
+            return False
+    except (KeyError, TypeError):
+        return False
+    if set(map(type, shapes)) != _LIST_ONLY or set(map(type, spans)) != _LIST_ONLY or set(map(len, spans)) != _TWO:
+        return False
+    dims = list(chain.from_iterable(shapes))
+    if dims and (set(map(type, dims)) != _INT_ONLY or min(dims) < 0 or max(dims) >= _INT64):
+        return False
+    begins, ends = list(map(itemgetter(0), spans)), list(map(itemgetter(1), spans))
+    if (set(map(type, begins)) | set(map(type, ends))) != _INT_ONLY or min(begins) < 0 or max(ends) > data_size:
+        return False
+    numels = list(map(math.prod, shapes))
+    if min(numels) <= 0 or max(numels) >= _INT64:  # an empty tensor: the loop checks its dims' product
+        return False
+    nbytes = list(map(sub, ends, begins))
+    if nbytes != list(map(mul, numels, map(_BYTES.__getitem__, dtypes))):
+        return False
+    names = list(header)
+    if begins[0] != 0 or begins[1:] != ends[:-1] or ends[-1] != data_size:  # not tiled in header order
+        known = len(checkpoint.errors)
+        _check_layout(list(zip(begins, ends, names, strict=True)), data_size, checkpoint)
+        if len(checkpoint.errors) > known:
+            del checkpoint.errors[known:]
+            return False
+    strides: dict[tuple[int, ...], list[int]] = {}  # one stride list per shape: tensors share them
+    for shape in map(tuple, shapes):
+        if shape not in strides:
+            strides[shape] = contiguous_stride(list(shape))
+    paths: list[list[PathElement]] = [[name] for name in names]
+    start = len(checkpoint.tensors)
+    checkpoint.tensors.extend(map(TensorInfo, paths, shapes, map(_DTYPE_NAMES.__getitem__, dtypes), repeat(False),
+                                  repeat("tensor"), repeat("cpu"), map(strides.__getitem__, map(tuple, shapes)),
+                                  repeat(0), names, nbytes))
+    checkpoint.storage_offsets.update(zip(names, map(add, begins, repeat(data_start)), strict=True))
+    root = Node("", [], "dict", "dict")
+    root.children.extend(map(Node, names, paths, repeat("tensor"), repeat("torch.Tensor"), repeat(None),
+                             range(start, start + len(names))))
+    checkpoint.root = root
+    return True
+
+
+_DICT_ONLY, _LIST_ONLY, _THREE, _TWO = {dict}, {list}, {3}, {2}
+_GET_DTYPE, _GET_SHAPE, _GET_SPAN = itemgetter("dtype"), itemgetter("shape"), itemgetter("data_offsets")
+_BYTES = {name: bits // 8 for name, bits in _BITS.items() if bits % 8 == 0}
+_DTYPE_NAMES = {name: _DTYPES.get(name) or name.lower() for name in _BITS}
 
 
 class _Pairs(list[Any]):

@@ -13,13 +13,18 @@ disagrees with the shards. `index_naming` finds the index of a shard opened alon
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import repeat
+from operator import attrgetter, mul
 from typing import Any
 
 from .checkpoint_sets import merge_global, sorted_globals
+from .dtypes import ITEMSIZE
 from .limits import Limits
-from .model import Checkpoint, GlobalRef, Node, PartInfo, PartOf, Problem
+from .model import Checkpoint, GlobalRef, Node, PartInfo, PartOf, Problem, TensorInfo, key_of
 from .pickled import warn_dangerous_globals
 from .safe_repr import safe_repr
 
@@ -78,7 +83,7 @@ def read_sharded_set(path: str, limits: Limits, read_file: ReadFile) -> Checkpoi
         part = _add_shard(checkpoint, shard_path, shard, read, holder, globals_by_name)
         if part is not None:
             formats.add(checkpoint.parts[part].format)
-            _compare_with_index(checkpoint, shard, [t.key for t in read.tensors], expected.get(shard, []), weight_map)
+            _compare_with_index(checkpoint, shard, _keys(read.tensors), expected.get(shard, []), weight_map)
     if formats:
         checkpoint.metadata["shard format"] = ", ".join(sorted(formats))
     checkpoint.globals = sorted_globals(globals_by_name.values())
@@ -149,16 +154,29 @@ def _add_shard(checkpoint: Checkpoint, path: str, shard: str, read: Checkpoint, 
                                      read.metadata.get("byteorder", "little")))
     prefix = f"{part_index}/"
     offset = len(checkpoint.tensors)
-    duplicates: list[str] = []
-    for tensor in read.tensors:
-        tensor.part = part_index
-        if tensor.storage:
-            tensor.storage = prefix + tensor.storage
-    for key, at in read.storage_offsets.items():
-        checkpoint.storage_offsets[prefix + key] = at
-    checkpoint.tensors.extend(read.tensors)
+    tensors = read.tensors
+    storages = list(map(_STORAGE, tensors))
+    # 100,000 tensors in a big set: each field set by map (C), one call per column.
+    _set_all(tensors, "part", repeat(part_index))
+    if all(storages):
+        _set_all(tensors, "storage", map(prefix.__add__, storages))
+    else:
+        _set_all(tensors, "storage", [prefix + s if s else s for s in storages])
+    checkpoint.storage_offsets.update(zip(map(prefix.__add__, read.storage_offsets),
+                                          read.storage_offsets.values(), strict=True))
+    checkpoint.tensors.extend(tensors)
     children = checkpoint.root.children if checkpoint.root else []
-    for node in read.root.children:
+    nodes = read.root.children
+    names = list(map(_NAME, nodes))
+    indices = list(map(_TENSOR_INDEX, nodes))
+    duplicates: list[str] = []
+    if holder.keys().isdisjoint(names) and len(set(names)) == len(names) and None not in indices:
+        # The usual shard: tensors only, none seen before.
+        _set_all(nodes, "tensor", map(offset.__add__, indices))
+        holder.update(zip(names, repeat(part_index)))
+        children.extend(nodes)
+        nodes = []
+    for node in nodes:
         if node.name in holder:
             duplicates.append(node.name)
             continue
@@ -177,6 +195,19 @@ def _add_shard(checkpoint: Checkpoint, path: str, shard: str, read: Checkpoint, 
     return part_index
 
 
+def _set_all(objects: list[Any], name: str, values: Iterable[Any]) -> None:
+    deque(map(setattr, objects, repeat(name), values), maxlen=0)
+
+
+_STORAGE, _NAME, _TENSOR_INDEX, _PATH, _SHAPE, _DTYPE = map(attrgetter, (
+    "storage", "name", "tensor", "path", "shape", "dtype"))
+
+
+def _keys(tensors: list[TensorInfo]) -> list[str]:
+    """Each tensor's key; a state dict's is its path's one element."""
+    return [p[0] if len(p) == 1 and type(p[0]) is str else key_of(p) for p in map(_PATH, tensors)]
+
+
 def _shift(node: Node, offset: int) -> None:
     stack = [node]
     while stack:
@@ -189,6 +220,8 @@ def _shift(node: Node, offset: int) -> None:
 def _compare_with_index(checkpoint: Checkpoint, shard: str, holds: list[str], expected: list[str],
                         weight_map: dict[str, str]) -> None:
     held = set(holds)
+    if len(held) == len(holds) == len(expected) and held.issuperset(expected):
+        return  # what the index says, exactly (in C)
     lacking = [k for k in expected if k not in held]
     if lacking:
         checkpoint.errors.append(Problem(
@@ -209,7 +242,8 @@ def _compare_with_index(checkpoint: Checkpoint, shard: str, holds: list[str], ex
 def _check_total_size(checkpoint: Checkpoint, total_size: int | None) -> None:
     if total_size is None or not checkpoint.tensors or checkpoint.errors:
         return
-    tensor_bytes = sum(t.nbytes for t in checkpoint.tensors)
+    tensors = checkpoint.tensors
+    tensor_bytes = sum(map(mul, map(math.prod, map(_SHAPE, tensors)), map(ITEMSIZE.get, map(_DTYPE, tensors), repeat(1))))
     if total_size != tensor_bytes and total_size != checkpoint.summary()["storage_bytes"]:
         checkpoint.warnings.append(Problem(
             "unexpected", f"the index's total_size is {total_size:,} bytes, but the shards' tensors hold "

@@ -37,7 +37,7 @@ from pthscope.reader.limits import Limits
 from . import hostile_files as H
 
 DEFAULTS = Limits()
-SECONDS = 5.0  # a bound, not a benchmark: every read finishes far within it, even on a loaded machine
+SECONDS = 5.0  # times 5: the bound of a read that hangs (every real read is far within it)
 FRAMINGS = ("pickle", "torch-zip", "torch-legacy")
 EXTENSION_CODE = 0xE7  # a copyreg extension code nobody else registers (< 256: EXT1 fits)
 PAYLOAD_NAMES = [p.name for p in H.payloads(Path("canary"))]
@@ -62,12 +62,10 @@ def deadline(seconds: float) -> Iterator[None]:
 
 
 def read(path: Path, limits: Limits = DEFAULTS, seconds: float = SECONDS) -> Checkpoint:
-    """inspect() must return (not raise), in time, with no reader bug and a JSON form."""
-    start = time.perf_counter()
+    """inspect() must return (not raise) with no reader bug and a JSON form, and not hang: the
+    deadline is a bound far beyond any real read (a loaded CI machine included), not a timing."""
     with deadline(seconds * 5):
         checkpoint = pthscope.inspect(path, limits)
-    elapsed = time.perf_counter() - start
-    assert elapsed < seconds, f"reading {path.name} took {elapsed:.2f} s"
     internal = [e for e in checkpoint.errors if e.kind == "internal"]
     assert not internal, f"a reader bug, not a handled file: {internal[0].message}"
     json.dumps(checkpoint.to_json())  # what the CLI and the server send must be producible

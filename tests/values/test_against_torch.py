@@ -131,3 +131,19 @@ def test_all_nan_and_huge_values(tmp_path: Path) -> None:
     assert stats_of(path, "tiny")["min"] == pytest.approx(1.401298464324817e-45)
     one = stats_of(path, "one")
     assert one["histogram"] == {"min": -7.0, "max": -7.0, "counts": [50]} and one["std"] == 0.0
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_a_histogram_beside_nan_and_inf_counts_the_finite_values_as_torch_histc(tmp_path: Path, engine: str) -> None:
+    """NaN and ±inf are left out of the bins (both engines), spread over several chunks."""
+    torch.manual_seed(3)
+    t = torch.randn(3 * stats_module.CHUNK_ELEMENTS + 17)
+    t[::100_003] = float("nan")
+    t[5::200_003] = float("inf")
+    t[7::300_007] = -float("inf")
+    torch.save({"w": t}, tmp_path / "w.pt")
+    stats = stats_of(tmp_path / "w.pt", "w", engine)
+    finite = t[torch.isfinite(t)]
+    expected = torch.histc(finite, bins=stats_module.HISTOGRAM_BINS, min=float(finite.min()), max=float(finite.max()))
+    assert stats["histogram"]["counts"] == [int(c) for c in expected.tolist()]
+    assert stats["nan"] == int(torch.isnan(t).sum()) and stats["posinf"] == int((t == math.inf).sum())

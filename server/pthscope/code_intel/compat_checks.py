@@ -18,6 +18,11 @@ state_dict, a changed head or config); the keys, layers and arguments behind it 
 information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping and
 the last comparison (by the expected state_dict's stamp, load_models.py) are kept on the view
 (`memo`), so an edit that leaves the model as it was does not compare the tensors again.
+
+Comparing 30,000 tensors takes tens of milliseconds, too long for a request: `prepare_checks`
+makes the checks (the server runs it in the analysis thread before it publishes diagnostics),
+and everything else (`check_load`, the diagnostic, the hover, the fixes) only reads what it
+made; a check not made yet is None, so a hover says nothing about it rather than wait.
 """
 
 from __future__ import annotations
@@ -64,38 +69,70 @@ class LoadCheck:
         return self.load.strict
 
 
-def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> LoadCheck | None:
-    """The check of load number `index`, or None when either half is not known."""
-    expected = facts.expected.get(index)
+def prepare_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> None:
+    """Make the check of every load whose model is known against the files linked now."""
+    for index in facts.expected:
+        check_load(facts, index, checkpoints, compute=True)
+
+
+def checks_ready(facts: ModuleFacts, checkpoints: Checkpoints) -> bool:
+    """Whether `prepare_checks` has made every check there is for these linked files."""
+    for index in facts.expected:
+        memo = _memo_key(facts, index, checkpoints)
+        if memo is not None and memo not in facts.memo:
+            return False
+    return True
+
+
+def _memo_key(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> str | None:
     load = facts.loads[index] if 0 <= index < len(facts.loads) else None
-    if expected is None or load is None or not isinstance(load.source, Loaded):
+    if load is None or not isinstance(load.source, Loaded):
         return None
     entry = loaded_entry(facts, load.source, checkpoints)
     if entry is None:
         return None
-    view, keys = entry
-    memo = f"compat|{index}|{id(view)}|" + "\0".join(keys)
+    return f"compat|{index}|{id(entry[0])}|" + "\0".join(entry[1])
+
+
+def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints, *,
+               compute: bool = False) -> LoadCheck | None:  # fmt: skip
+    """The check of load number `index`, or None when either half is not known or (unless
+    `compute`) the comparison has not been made yet."""
+    expected = facts.expected.get(index)
+    memo = _memo_key(facts, index, checkpoints)
+    if expected is None or memo is None:
+        return None
     if memo in facts.memo:
         cached: LoadCheck | None = facts.memo[memo]
         return cached
-    found = None
-    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index))
-    if result is not None:
-        found = LoadCheck(index, load, expected, result, view, keys)
+    load = facts.loads[index]
+    entry = loaded_entry(facts, load.source, checkpoints)  # type: ignore[arg-type]
+    assert entry is not None
+    view, keys = entry
+    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index), compute)
+    if result is _NOT_YET:
+        return None
+    found = LoadCheck(index, load, expected, result, view, keys) if isinstance(result, Compatibility) else None
     facts.memo[memo] = found
     return found
 
 
+_NOT_YET = object()
+
+
 def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expected: ExpectedStateDict,
-              stamped: int | None) -> Compatibility | None:  # fmt: skip
+              stamped: int | None, compute: bool) -> Compatibility | object | None:  # fmt: skip
     """`compare` of the expected state_dict with the mapping X is; the last one for these keys
     is kept on the view and used again while the expected state_dict's stamp is the same (an
-    edit elsewhere in the file does not compare 30,000 tensors again)."""
+    edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
+    would have to be made and `compute` is False."""
     slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
         return cached
+    if not compute:
+        return _NOT_YET
     mapping = loaded_mapping(view, keys)
     if mapping is None:
         return None

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from .analysis.expected_state import ExpectedStateDict, ExpectedTensor, UnknownPart
 from .analysis.model_values import Dim, NameSource, Origin
@@ -48,8 +48,7 @@ SCALER_KEYS = frozenset({"scale", "growth_factor", "backoff_factor", "growth_int
 AUTO: Any = object()
 
 
-@dataclass(frozen=True)
-class TensorMeta:
+class TensorMeta(NamedTuple):  # a tuple: 30,000 of them are made for one checkpoint
     shape: tuple[int, ...]
     dtype: str = ""
 

@@ -176,6 +176,8 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         containers = view.memo["compat-containers"] = {k for k, e in view.entries.items() if e.kind in _CONTAINERS}
     found: dict[str, Any] = {}
     nested: list[str] = []
+    # Tensors under a container inside this dict are not its keys (their container is).
+    inner = tuple(c + "." for c in containers if c.startswith(prefix) and c != key)
 
     def child(full: str) -> str | None:
         """`full`'s key in the dict at `prefix`, None when it is under a container there."""
@@ -187,10 +189,12 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
             dot = rest.find(".", dot + 1)
         return rest
 
+    cut = len(prefix)
     for tensor in view.tensors:
-        if tensor.key.startswith(prefix):
-            name = child(tensor.key)
-            if name is not None and name not in found:
+        full = tensor.key
+        if full.startswith(prefix) and not (inner and full.startswith(inner)):
+            name = full[cut:]
+            if name not in found:
                 found[name] = TensorMeta(tuple(tensor.shape), tensor.dtype)
     for full, item in view.entries.items():
         if not full.startswith(prefix) or full == key:

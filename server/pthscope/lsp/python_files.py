@@ -164,7 +164,9 @@ class PythonFiles:
         self.analyses.shutdown()
 
     def _linked_checkpoint_read(self, file: str) -> None:
-        for uri in self.links.documents_linking(file):
+        documents = self.links.documents_linking(file)
+        log.info("linked %s to %d document(s)", file, len(documents))
+        for uri in documents:
             self.schedule_diagnostics(uri)
 
     def workspace_folders(self) -> tuple[str, ...]:

@@ -193,9 +193,9 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
     for tensor in view.tensors:
         full = tensor.key
         if full.startswith(prefix) and not (inner and full.startswith(inner)):
-            name = full[cut:]
-            if name not in found:
-                found[name] = TensorMeta(tuple(tensor.shape), tensor.dtype)
+            rest = full[cut:]
+            if rest not in found:
+                found[rest] = TensorMeta(tuple(tensor.shape), tensor.dtype)
     for full, item in view.entries.items():
         if not full.startswith(prefix) or full == key:
             continue
@@ -214,9 +214,9 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         else:
             found[name] = item.value
     for name in nested:
-        inner = _mapping(view, prefix + name, depth + 1) if depth < 2 else None
-        if inner is not None:
-            found[name] = inner
+        below = _mapping(view, prefix + name, depth + 1) if depth < 2 else None
+        if below is not None:
+            found[name] = below
     return found
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..analysis.expected_state import ExpectedStateDict
 from ..analysis.facts import ModuleFacts, StateDictLoad
-from ..analysis.flow import Loaded
+from ..analysis.flow import Built, Loaded
 from ..analysis.model_values import Dim, NameSource
 from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
 from ..plain_text import visible
@@ -356,6 +356,87 @@ def hover_lines(check: LoadCheck) -> list[str]:
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
     return lines
+
+
+def construction_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[LoadCheck]:
+    """The made checks of the loads into the model constructed on `line` (`net = Net(...)`)."""
+    found = []
+    for index in facts.expected:
+        target = facts.loads[index].target
+        if isinstance(target, Built) and target.line == line:
+            check = check_load(facts, index, checkpoints)
+            if check is not None:
+                found.append(check)
+    return found
+
+
+def construction_lines(check: LoadCheck) -> list[str]:
+    """Plain-text lines for the hover on the model's construction."""
+    load = check.load
+    lines = [f"Loaded from {_file(check.view)} by {load.var}.load_state_dict (line {load.call.start_line + 1}): "
+             f"{_summary(check.result)}"]  # fmt: skip
+    lines += [_sentence(e.message) for e in check.result.explanations[:2]]
+    return lines
+
+
+@dataclass(frozen=True)
+class LayerTensor:
+    """One tensor a layer statement creates, beside the checkpoint's tensor for it."""
+
+    key: str  # the model's
+    here: tuple[int | None, ...] | None
+    file_key: str  # the checkpoint's (after the prefix or wrapper the check found)
+    checkpoint: tuple[int, ...] | None  # None: not in the checkpoint
+    requires_grad: bool | None  # None: not stored
+
+    @property
+    def matches(self) -> bool:
+        return self.checkpoint is not None and _fits(self.here, self.checkpoint)
+
+
+def layer_checks(facts: ModuleFacts, line: int,
+                 checkpoints: Checkpoints) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
+    """The made checks whose model has tensors created by the statement on `line` of this file
+    (a layer assignment in the model's class), with those tensors' keys."""
+    found = []
+    for index in facts.expected:
+        keys = facts.expected[index].by_lines().get((facts.file_path, line))
+        if keys:
+            check = check_load(facts, index, checkpoints)
+            if check is not None:
+                found.append((check, keys))
+    return found
+
+
+def layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
+    """`keys` of the model beside the checkpoint's tensors for them."""
+    explanation = _view_explanation(check)
+    path: tuple[str, ...] = ()
+    strip = add = ""
+    if explanation is not None:
+        path = explanation.path
+        strip = (explanation.prefix or "") if explanation.kind != "add_prefix" else ""
+        add = explanation.new_prefix or ""
+    renames = check.load.renames
+    out = []
+    for key in keys:
+        rest = key[len(add):] if add and key.startswith(add) else key
+        inner = strip + rest
+        if renames is not None and not path and inner.startswith(renames[1]):
+            inner = renames[0] + inner[len(renames[1]):]
+        file_key = ".".join([*check.keys, *path, inner])
+        tensor = check.view.by_key.get(file_key)
+        stored = tensor is not None and check.view.stores_flags and tensor.grad_state != "not stored"
+        out.append(LayerTensor(key, check.expected.tensors[key].shape, file_key,
+                               tuple(tensor.shape) if tensor is not None else None,
+                               tensor.requires_grad if tensor is not None and stored else None))  # fmt: skip
+    return out
+
+
+def _fits(here: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
+    if here is None:
+        return True
+    return len(here) == len(actual) and all(h is None or h == a for h, a in zip(here, actual, strict=True))
 
 
 # --- the quick fixes -----------------------------------------------------------------------

@@ -13,6 +13,11 @@ there, so nothing is said about them.
   mismatch raises even then: an error;
 - `strict=` not a constant: only shape mismatches are reported.
 
+The hovers: on `load_state_dict` the summary (`hover_lines`); on the model's construction the
+file it is loaded from (`construction_lines`); on a statement of the model's class in this file
+that creates tensors, the checkpoint's tensors for them (`layer_tensors`: the file's key after the
+prefix or wrapper the check found, its shape, requires_grad where the file stores it).
+
 The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
 state_dict, a changed head or config); the keys, layers and arguments behind it are related
 information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping and

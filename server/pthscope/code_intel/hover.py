@@ -1,5 +1,7 @@
 """Hovers: a checkpoint path, a key read from a loaded checkpoint, a parameter key or attribute
-path, or a requires_grad statement — each against the file that code is about (linking.py).
+path, or a requires_grad statement — each against the file that code is about (linking.py);
+`load_state_dict`, the model's construction and the statements of its class that create tensors,
+from the compatibility check (compat_checks.py; only checks already made, never waiting).
 
 Each hover is Markdown in Pylance's shape: a `python` code block naming the thing, then one
 compact table, then at most a line or two of explanation. A checkpoint path's hover starts with

@@ -105,7 +105,22 @@ class ExpectedStateDict:
     norms: dict[str, str] = field(default_factory=dict)
     # For compat: per container prefix, how many keys each index holds (built on first use).
     index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
+    # (file, 0-based line) → the keys of the tensors the statement there creates (by_lines()).
+    lines: dict[tuple[str, int], list[str]] | None = field(default=None, repr=False, compare=False)
     error: str | None = None  # the model could not be derived at all (class not found, …)
+
+    def by_lines(self) -> dict[tuple[str, int], list[str]]:
+        """The keys of the tensors each statement creates, by (file, line) of each of its lines
+        (a block class's statement creates tensors for every block)."""
+        if self.lines is None:
+            lines: dict[tuple[str, int], list[str]] = {}
+            for key, tensor in self.tensors.items():
+                origin = tensor.origin
+                if origin is not None:
+                    for line in range(origin.span.start_line, origin.span.end_line + 1):
+                        lines.setdefault((origin.file, line), []).append(key)
+            self.lines = lines
+        return self.lines
 
     def unknown_for(self, key: str) -> UnknownPart | None:
         """The unknown part that makes `key` not checkable, if any ("extra" parts cover only

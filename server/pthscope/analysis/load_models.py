@@ -50,6 +50,7 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
                 sources = ModelSources(workspace_folders)
             expected = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
                                            call_line=target.line, sources=sources)  # fmt: skip
+            expected.by_lines()  # here, not in a hover
             built[target] = expected, stamp(expected)
         expected, stamped = built[target]
         if expected.error is None:

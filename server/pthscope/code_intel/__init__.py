@@ -39,6 +39,7 @@ from .code_actions import (
     resolve_code_action,
     snippet_insertion,
 )
+from .compat_checks import checks_ready, prepare_checks
 from .diagnostics import FLAGS_LOST, INCOMPATIBLE_LOAD, UNSAFE_LOAD, WHOLE_MODEL_SAVE, diagnostics
 from .hover import hover
 from .types import CodeAction, Diagnostic, Hover, Position, Range, TextEdit
@@ -55,10 +56,12 @@ __all__ = [
     "Position",
     "Range",
     "TextEdit",
+    "checks_ready",
     "code_actions",
     "diagnostics",
     "fix_all_actions",
     "hover",
+    "prepare_checks",
     "requires_grad_action",
     "resolve_code_action",
     "snippet_insertion",

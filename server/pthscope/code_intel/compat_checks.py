@@ -13,11 +13,21 @@ there, so nothing is said about them.
   mismatch raises even then: an error;
 - `strict=` not a constant: only shape mismatches are reported.
 
+The hovers: on `load_state_dict` the summary (`hover_lines`); on the model's construction the
+file it is loaded from (`construction_lines`); on a statement of the model's class in this file
+that creates tensors, the checkpoint's tensors for them (`layer_tensors`: the file's key after the
+prefix or wrapper the check found, its shape, requires_grad where the file stores it).
+
 The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
 state_dict, a changed head or config); the keys, layers and arguments behind it are related
 information. Text from files is plain text through `plain_text.visible`. The rebuilt mapping and
 the last comparison (by the expected state_dict's stamp, load_models.py) are kept on the view
 (`memo`), so an edit that leaves the model as it was does not compare the tensors again.
+
+Comparing 30,000 tensors takes tens of milliseconds, too long for a request: `prepare_checks`
+makes the checks (the server runs it in the analysis thread before it publishes diagnostics),
+and everything else (`check_load`, the diagnostic, the hover, the fixes) only reads what it
+made; a check not made yet is None, so a hover says nothing about it rather than wait.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import Any
 
 from ..analysis.expected_state import ExpectedStateDict
 from ..analysis.facts import ModuleFacts, StateDictLoad
-from ..analysis.flow import Loaded
+from ..analysis.flow import Built, Loaded
 from ..analysis.model_values import Dim, NameSource
 from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
 from ..plain_text import visible
@@ -64,38 +74,70 @@ class LoadCheck:
         return self.load.strict
 
 
-def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> LoadCheck | None:
-    """The check of load number `index`, or None when either half is not known."""
-    expected = facts.expected.get(index)
+def prepare_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> None:
+    """Make the check of every load whose model is known against the files linked now."""
+    for index in facts.expected:
+        check_load(facts, index, checkpoints, compute=True)
+
+
+def checks_ready(facts: ModuleFacts, checkpoints: Checkpoints) -> bool:
+    """Whether `prepare_checks` has made every check there is for these linked files."""
+    for index in facts.expected:
+        memo = _memo_key(facts, index, checkpoints)
+        if memo is not None and memo not in facts.memo:
+            return False
+    return True
+
+
+def _memo_key(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> str | None:
     load = facts.loads[index] if 0 <= index < len(facts.loads) else None
-    if expected is None or load is None or not isinstance(load.source, Loaded):
+    if load is None or not isinstance(load.source, Loaded):
         return None
     entry = loaded_entry(facts, load.source, checkpoints)
     if entry is None:
         return None
-    view, keys = entry
-    memo = f"compat|{index}|{id(view)}|" + "\0".join(keys)
+    return f"compat|{index}|{id(entry[0])}|" + "\0".join(entry[1])
+
+
+def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints, *,
+               compute: bool = False) -> LoadCheck | None:  # fmt: skip
+    """The check of load number `index`, or None when either half is not known or (unless
+    `compute`) the comparison has not been made yet."""
+    expected = facts.expected.get(index)
+    memo = _memo_key(facts, index, checkpoints)
+    if expected is None or memo is None:
+        return None
     if memo in facts.memo:
         cached: LoadCheck | None = facts.memo[memo]
         return cached
-    found = None
-    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index))
-    if result is not None:
-        found = LoadCheck(index, load, expected, result, view, keys)
+    load = facts.loads[index]
+    entry = loaded_entry(facts, load.source, checkpoints)  # type: ignore[arg-type]
+    assert entry is not None
+    view, keys = entry
+    result = _compared(view, keys, load, expected, facts.expected_stamps.get(index), compute)
+    if result is _NOT_YET:
+        return None
+    found = LoadCheck(index, load, expected, result, view, keys) if isinstance(result, Compatibility) else None
     facts.memo[memo] = found
     return found
 
 
+_NOT_YET = object()
+
+
 def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expected: ExpectedStateDict,
-              stamped: int | None) -> Compatibility | None:  # fmt: skip
+              stamped: int | None, compute: bool) -> Compatibility | object | None:  # fmt: skip
     """`compare` of the expected state_dict with the mapping X is; the last one for these keys
     is kept on the view and used again while the expected state_dict's stamp is the same (an
-    edit elsewhere in the file does not compare 30,000 tensors again)."""
+    edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
+    would have to be made and `compute` is False."""
     slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
         return cached
+    if not compute:
+        return _NOT_YET
     mapping = loaded_mapping(view, keys)
     if mapping is None:
         return None
@@ -139,6 +181,8 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         containers = view.memo["compat-containers"] = {k for k, e in view.entries.items() if e.kind in _CONTAINERS}
     found: dict[str, Any] = {}
     nested: list[str] = []
+    # Tensors under a container inside this dict are not its keys (their container is).
+    inner = tuple(c + "." for c in containers if c.startswith(prefix) and c != key)
 
     def child(full: str) -> str | None:
         """`full`'s key in the dict at `prefix`, None when it is under a container there."""
@@ -150,11 +194,13 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
             dot = rest.find(".", dot + 1)
         return rest
 
+    cut = len(prefix)
     for tensor in view.tensors:
-        if tensor.key.startswith(prefix):
-            name = child(tensor.key)
-            if name is not None and name not in found:
-                found[name] = TensorMeta(tuple(tensor.shape), tensor.dtype)
+        full = tensor.key
+        if full.startswith(prefix) and not (inner and full.startswith(inner)):
+            rest = full[cut:]
+            if rest not in found:
+                found[rest] = TensorMeta(tuple(tensor.shape), tensor.dtype)
     for full, item in view.entries.items():
         if not full.startswith(prefix) or full == key:
             continue
@@ -173,9 +219,9 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         else:
             found[name] = item.value
     for name in nested:
-        inner = _mapping(view, prefix + name, depth + 1) if depth < 2 else None
-        if inner is not None:
-            found[name] = inner
+        below = _mapping(view, prefix + name, depth + 1) if depth < 2 else None
+        if below is not None:
+            found[name] = below
     return found
 
 
@@ -315,6 +361,87 @@ def hover_lines(check: LoadCheck) -> list[str]:
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
     return lines
+
+
+def construction_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[LoadCheck]:
+    """The made checks of the loads into the model constructed on `line` (`net = Net(...)`)."""
+    found = []
+    for index in facts.expected:
+        target = facts.loads[index].target
+        if isinstance(target, Built) and target.line == line:
+            check = check_load(facts, index, checkpoints)
+            if check is not None:
+                found.append(check)
+    return found
+
+
+def construction_lines(check: LoadCheck) -> list[str]:
+    """Plain-text lines for the hover on the model's construction."""
+    load = check.load
+    lines = [f"Loaded from {_file(check.view)} by {load.var}.load_state_dict (line {load.call.start_line + 1}): "
+             f"{_summary(check.result)}"]  # fmt: skip
+    lines += [_sentence(e.message) for e in check.result.explanations[:2]]
+    return lines
+
+
+@dataclass(frozen=True)
+class LayerTensor:
+    """One tensor a layer statement creates, beside the checkpoint's tensor for it."""
+
+    key: str  # the model's
+    here: tuple[int | None, ...] | None
+    file_key: str  # the checkpoint's (after the prefix or wrapper the check found)
+    checkpoint: tuple[int, ...] | None  # None: not in the checkpoint
+    requires_grad: bool | None  # None: not stored
+
+    @property
+    def matches(self) -> bool:
+        return self.checkpoint is not None and _fits(self.here, self.checkpoint)
+
+
+def layer_checks(facts: ModuleFacts, line: int,
+                 checkpoints: Checkpoints) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
+    """The made checks whose model has tensors created by the statement on `line` of this file
+    (a layer assignment in the model's class), with those tensors' keys."""
+    found = []
+    for index in facts.expected:
+        keys = facts.expected[index].by_lines().get((facts.file_path, line))
+        if keys:
+            check = check_load(facts, index, checkpoints)
+            if check is not None:
+                found.append((check, keys))
+    return found
+
+
+def layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
+    """`keys` of the model beside the checkpoint's tensors for them."""
+    explanation = _view_explanation(check)
+    path: tuple[str, ...] = ()
+    strip = add = ""
+    if explanation is not None:
+        path = explanation.path
+        strip = (explanation.prefix or "") if explanation.kind != "add_prefix" else ""
+        add = explanation.new_prefix or ""
+    renames = check.load.renames
+    out = []
+    for key in keys:
+        rest = key[len(add):] if add and key.startswith(add) else key
+        inner = strip + rest
+        if renames is not None and not path and inner.startswith(renames[1]):
+            inner = renames[0] + inner[len(renames[1]):]
+        file_key = ".".join([*check.keys, *path, inner])
+        tensor = check.view.by_key.get(file_key)
+        stored = tensor is not None and check.view.stores_flags and tensor.grad_state != "not stored"
+        out.append(LayerTensor(key, check.expected.tensors[key].shape, file_key,
+                               tuple(tensor.shape) if tensor is not None else None,
+                               tensor.requires_grad if tensor is not None and stored else None))  # fmt: skip
+    return out
+
+
+def _fits(here: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
+    if here is None:
+        return True
+    return len(here) == len(actual) and all(h is None or h == a for h, a in zip(here, actual, strict=True))
 
 
 # --- the quick fixes -----------------------------------------------------------------------

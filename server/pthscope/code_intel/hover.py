@@ -1,5 +1,7 @@
 """Hovers: a checkpoint path, a key read from a loaded checkpoint, a parameter key or attribute
-path, or a requires_grad statement — each against the file that code is about (linking.py).
+path, or a requires_grad statement — each against the file that code is about (linking.py);
+`load_state_dict`, the model's construction and the statements of its class that create tensors,
+from the compatibility check (compat_checks.py; only checks already made, never waiting).
 
 Each hover is Markdown in Pylance's shape: a `python` code block naming the thing, then one
 compact table, then at most a line or two of explanation. A checkpoint path's hover starts with
@@ -15,7 +17,16 @@ from ..analysis.name_rules import loop_rule
 from ..reader.counts import ROLES, Tally, format_bytes
 from ..reader.model_view import Entry, ModelTensor, ModelView
 from . import markdown as md
-from .compat_checks import LoadCheck, check_load, hover_lines
+from .compat_checks import (
+    LayerTensor,
+    LoadCheck,
+    check_load,
+    construction_checks,
+    construction_lines,
+    hover_lines,
+    layer_checks,
+    layer_tensors,
+)
 from .keys import KeyLookup, look_up
 from .linking import Checkpoints, checkpoint_for_path, present, views_for, views_for_key_string
 from .python_text import attribute_path, string_literal
@@ -23,6 +34,7 @@ from .types import Hover, Range
 from .verdict import Verdict, verdict_for
 
 _NAMES_SHOWN = 6
+_LAYER_ROWS = 8
 _LOOP_CACHE_SIZE = 64
 
 
@@ -48,6 +60,9 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
         if load.method is not None and load.method.contains(line, character):
             check = check_load(facts, index, checkpoints)
             return Hover(hover_for_load_check(check), Range.of(load.method)) if check else None
+    compat = _compat_hover(facts, line, checkpoints)
+    if compat is not None:
+        return compat
     for key_ref in facts.key_refs:
         if key_ref.span.contains(line, character):
             found = look_up(facts, key_ref, checkpoints)
@@ -77,6 +92,58 @@ def hover_for_load_check(check: LoadCheck) -> str:
     first, *rest = hover_lines(check)
     return "\n\n".join([md.block(f"{check.load.var}.load_state_dict(...)"), md.text(first),
                          *(md.text(line) for line in rest), open_link(check.view)])  # fmt: skip
+
+
+def _compat_hover(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> Hover | None:
+    """On a model's construction, the checkpoint it is loaded from; on a statement of its class
+    that creates tensors, the checkpoint's tensors for them (checks already made only)."""
+    text = facts.lines[line] if 0 <= line < len(facts.lines) else ""
+    whole = Range.of(Span(line, len(text) - len(text.lstrip()), line, len(text.rstrip())))
+    built = construction_checks(facts, line, checkpoints)
+    if built:
+        parts = [md.block(f"(model) {text.strip()}")]
+        for check in built:
+            parts += [md.text(shown) for shown in construction_lines(check)]
+        return Hover("\n\n".join([*parts, open_link(built[0].view)]), whole)
+    layers = layer_checks(facts, line, checkpoints)
+    if not layers:
+        return None
+    parts = [md.block(text.strip())]
+    for check, keys in layers:
+        parts.append(hover_for_layer(check, layer_tensors(check, keys)))
+    return Hover("\n\n".join([*parts, open_link(layers[0][0].view)]), whole)
+
+
+def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor]) -> str:
+    """The checkpoint's tensors for a layer's, as a table: key, the checkpoint's shape, the
+    shape here, requires_grad when the file stores it."""
+    differ = sum(1 for t in tensors if not t.matches)
+    flags = any(t.requires_grad is not None for t in tensors)
+    load = check.load
+    head = (f"In {_basename(check.view.file)} (loaded by {load.var}.load_state_dict, line "
+            f"{load.call.start_line + 1}): {len(tensors)} tensor{'s' if len(tensors) != 1 else ''}"
+            + (f", {differ} not as here" if differ else ", all as here"))  # fmt: skip
+    rows = [md.text(head), "",
+            "| tensor | in the checkpoint | here |" + (" requires_grad |" if flags else ""),
+            "|---|---|---|" + ("---|" if flags else "")]  # fmt: skip
+    for tensor in tensors[:_LAYER_ROWS]:
+        if tensor.checkpoint is None:
+            stored = "missing"
+        else:
+            stored = _shape(tensor.checkpoint) + ("" if tensor.matches else " (differs)")
+        name = tensor.key if tensor.file_key == tensor.key else f"{tensor.key} ({tensor.file_key})"
+        flag = f" {tensor.requires_grad} |" if flags else ""
+        if flags and tensor.requires_grad is None:
+            flag = " not stored |"
+        here = _shape(tensor.here) if tensor.here is not None else "not known"
+        rows.append(f"| {md.text(name)} | {md.text(stored)} | {md.text(here)} |{flag}")
+    if len(tensors) > _LAYER_ROWS:
+        rows += ["", md.text(f"and {len(tensors) - _LAYER_ROWS} more (the class is used more than once)")]
+    return "\n".join(rows)
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def open_link(lookup: ModelView) -> str:

@@ -11,6 +11,9 @@ that analysis was made — lines before the change are the same, lines after it 
 the change (`LineMap`) — so a hover or a light bulb right after an edit answers from it while
 the new one runs. A request at a changed line awaits `current(document)`, the analysis of the
 text as it is now. Diagnostics are published from current analyses only (python_files.py).
+
+Other work too long for the event loop goes to the same thread (`run`): the comparison of a
+model with the checkpoint it loads (code_intel's `prepare_checks`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from pygls.workspace import TextDocument
 
@@ -31,6 +35,7 @@ from ..reader.model_view import ModelView
 
 log = logging.getLogger("pthscope")
 
+T = TypeVar("T")
 _KEPT = 4  # analyses of a document kept for the entries of light bulbs listed from them
 
 
@@ -39,13 +44,11 @@ _KEPT = 4  # analyses of a document kept for the entries of light bulbs listed f
 _SWITCH_INTERVAL = 0.001
 
 
-def _analyze_yielding(
-    source: str, path: str, folders: tuple[str, ...], previous: analysis.ModuleFacts | None
-) -> analysis.ModuleFacts:
+def _yielding(work: Callable[..., T], *args: Any) -> T:
     default = sys.getswitchinterval()
     sys.setswitchinterval(min(default, _SWITCH_INTERVAL))
     try:
-        return analysis.analyze(source, path, folders, previous)
+        return work(*args)
     finally:
         sys.setswitchinterval(default)
 
@@ -112,7 +115,8 @@ class PythonDocument:
         ):
             return known[1]
         found = code_intel.diagnostics(self.facts, checkpoints)
-        self._found = (linked, found)
+        if code_intel.checks_ready(self.facts, checkpoints):  # else PTH008 comes later
+            self._found = (linked, found)
         return found
 
 
@@ -190,6 +194,10 @@ class Analyses:
             job.task.cancel()
         self._maps = {k: v for k, v in self._maps.items() if k[0] != uri}
 
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in the analysis thread (after the job under way)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _yielding, work, *args)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -209,7 +217,7 @@ class Analyses:
         loop = asyncio.get_running_loop()
         try:
             facts = await loop.run_in_executor(
-                self._executor, _analyze_yielding, source, document.path, self.folders(), old_facts
+                self._executor, _yielding, analysis.analyze, source, document.path, self.folders(), old_facts
             )
         except Exception:  # analyze never raises; a bug must not stop the server
             log.exception("analysing %s failed", uri)

@@ -105,6 +105,14 @@ class PythonFiles:
         await self.links.wait(self.links.files(uri, facts), LINK_WAIT_SECONDS)
         return self.linked(uri, facts)
 
+    async def checks_made(self, uri: str, state: PythonDocument) -> LinkedFiles:
+        """The read checkpoints the document links, after the comparisons of its models with
+        them are made (in the analysis thread: 30,000 tensors take too long for the loop)."""
+        linked = self.linked(uri, state.facts)
+        if not code_intel.checks_ready(state.facts, linked):
+            await self.analyses.run(code_intel.prepare_checks, state.facts, linked)
+        return linked
+
     def schedule_diagnostics(self, uri: str, delay: float = 0.0) -> None:
         """Publish the document's diagnostics after `delay` s, unless it changes again first."""
         pending = self._publishing.pop(uri, None)
@@ -130,7 +138,8 @@ class PythonFiles:
         try:
             if not state.current:
                 return  # keep the last ones until the text parses again
-            found = state.diagnostics(self.linked(uri, state.facts))
+            linked = await self.checks_made(uri, state)
+            found = state.diagnostics(linked)
         except Exception:  # a bug in analysis/code_intel must not stop the server
             log.exception("diagnostics for %s failed", uri)
             return
@@ -155,7 +164,9 @@ class PythonFiles:
         self.analyses.shutdown()
 
     def _linked_checkpoint_read(self, file: str) -> None:
-        for uri in self.links.documents_linking(file):
+        documents = self.links.documents_linking(file)
+        log.info("linked %s to %d document(s)", file, len(documents))
+        for uri in documents:
             self.schedule_diagnostics(uri)
 
     def workspace_folders(self) -> tuple[str, ...]:
@@ -228,7 +239,8 @@ class PythonFiles:
         if found is None or not found[1].current:
             return action  # no edit: the document is closed or does not parse now
         document, state = found
-        checkpoints = await self.linked_waiting(document.uri, state.facts)
+        await self.linked_waiting(document.uri, state.facts)
+        checkpoints = await self.checks_made(document.uri, state)
         fresh = self.fresh_action_data(document, state, data, checkpoints)
         resolved = code_intel.resolve_code_action(state.facts, fresh, checkpoints) if fresh else None
         edits = resolved.edits or [] if resolved is not None else []  # [] when it is gone

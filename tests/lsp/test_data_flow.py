@@ -103,10 +103,15 @@ def _saved_on_cuda(path: Path) -> None:
     asks registered taggers for each storage's location)."""
     tensors = {"fc.weight": torch.randn(4, 8), "fc.bias": torch.zeros(4)}
     on_gpu = {t.untyped_storage().data_ptr() for t in tensors.values()}
+    # torch keeps a tagger for the whole process: it must tag nothing once this save is done, or
+    # later saves whose storages reuse this memory would say cuda:0 too.
     torch.serialization.register_package(
         1, lambda storage: "cuda:0" if storage.data_ptr() in on_gpu else None, lambda obj, where: None
     )
-    torch.save(tensors, path)
+    try:
+        torch.save(tensors, path)
+    finally:
+        on_gpu.clear()
 
 
 def write_flow_workspace(root: Path) -> Path:

@@ -189,10 +189,14 @@ export function launchChromium(chromium) {
 // ---------- workbench helpers (playwright page) ----------
 
 /** Moves keyboard focus from a webview (which may keep keys to itself) to the workbench. */
-async function focusWorkbench(page) {
-  const activeTab = page.locator('.tabs-container .tab.active');
-  if (await activeTab.count()) {
-    await activeTab.first().click();
+async function focusWorkbench(page, attempt = 0) {
+  // A click on the active tab may leave the focus in its webview, which can swallow keys: every
+  // other attempt clicks the side bar's title instead, when the side bar is open.
+  const sideTitle = page.locator('.part.sidebar .composite.title .title-label');
+  const target = attempt % 2 === 1 && (await sideTitle.isVisible().catch(() => false))
+    ? sideTitle : page.locator('.tabs-container .tab.active');
+  if (await target.count()) {
+    await target.first().click();
   }
 }
 
@@ -203,7 +207,7 @@ async function focusWorkbench(page) {
 async function openQuickInput(page, key) {
   const input = page.locator('.quick-input-widget input');
   for (let attempt = 0; attempt < 5; attempt++) {
-    await focusWorkbench(page);
+    await focusWorkbench(page, attempt);
     await page.keyboard.press(key);
     try {
       await input.waitFor({ state: 'visible', timeout: 3_000 });

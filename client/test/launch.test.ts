@@ -33,18 +33,28 @@ describe('serverLaunch', () => {
 function initialize(launch: ServerLaunch): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(launch.command, launch.args, { cwd: launch.cwd, env: launch.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
+    let stdout = Buffer.alloc(0);
     let stderr = '';
     const timer = setTimeout(() => { child.kill(); reject(new Error(`no answer to initialize; stderr:\n${stderr}`)); }, 30_000);
     child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const body = /\r\n\r\n(\{.*"id":\s*1.*\})/s.exec(stdout)?.[1];
-      if (body) {
-        clearTimeout(timer);
-        child.kill();
-        const result = (JSON.parse(body) as { result?: { serverInfo?: { name?: string } } }).result;
-        resolve(result?.serverInfo?.name ?? `no serverInfo in ${body}`);
+      stdout = Buffer.concat([stdout, chunk]);
+      // frames: `Content-Length: N\r\n\r\n{...}`; log messages may come before the answer
+      for (;;) {
+        const headerEnd = stdout.indexOf('\r\n\r\n');
+        const length = /Content-Length: (\d+)/.exec(stdout.subarray(0, Math.max(headerEnd, 0)).toString())?.[1];
+        if (headerEnd < 0 || length === undefined || stdout.length < headerEnd + 4 + Number(length)) {
+          return;
+        }
+        const body = stdout.subarray(headerEnd + 4, headerEnd + 4 + Number(length)).toString();
+        stdout = stdout.subarray(headerEnd + 4 + Number(length));
+        const message = JSON.parse(body) as { id?: number; result?: { serverInfo?: { name?: string } } };
+        if (message.id === 1) {
+          clearTimeout(timer);
+          child.kill();
+          resolve(message.result?.serverInfo?.name ?? `no serverInfo in ${body}`);
+          return;
+        }
       }
     });
     child.on('error', reject);

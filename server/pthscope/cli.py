@@ -43,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
     if args.command == "lsp":
-        with gc_paused():  # pygls' and lsprotocol's thousands of classes: a third faster without collections
-            from .lsp.server import main as lsp_main
-
-        return (lsp_main(args.worker_module) if args.worker_module else lsp_main()) or 0
+        return _serve_lsp(args.worker_module or None)
     if args.command in _VALUE_COMMANDS:
         return _run_value_command(args)
     if args.command == "inspect":
@@ -62,6 +59,26 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     parser.print_help(sys.stderr)
     return 2
+
+
+def _serve_lsp(worker_module: str | None) -> int:
+    """The language server. Its structure worker starts first (for the default options, which
+    the client rarely changes), so that its start overlaps the server's imports."""
+    from .lsp.options import InitializationOptions, structure_arguments, worker_limits
+    from .worker.client import WORKER_MODULE, WorkerClient, start_early
+
+    module = worker_module or WORKER_MODULE
+    defaults = InitializationOptions()
+    early = start_early(WorkerClient("structure", worker_limits(defaults), module, structure_arguments(defaults)).command)
+
+    from .lsp.attrs_cache import attrs_methods_cached
+
+    # pygls' and lsprotocol's thousands of classes: a third faster without collections, and
+    # their attrs methods compiled once, not at every start
+    with gc_paused(), attrs_methods_cached():
+        from .lsp.server import main as lsp_main
+
+    return lsp_main(module, early) or 0
 
 
 def _parser() -> argparse.ArgumentParser:

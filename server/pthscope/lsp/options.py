@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..worker.client import WorkerLimits
+
 LOG_LEVELS = ("error", "warning", "info", "debug")
 
 
@@ -67,3 +69,12 @@ def parse_initialization_options(raw: Any) -> tuple[InitializationOptions, list[
             continue
         values[spec.name] = float(value) if spec.type == "float" else value
     return InitializationOptions(**values), problems
+
+
+def worker_limits(options: InitializationOptions) -> WorkerLimits:
+    return WorkerLimits(time_seconds=options.parse_time_limit_seconds, memory_bytes=options.parse_memory_limit_mib << 20)
+
+
+def structure_arguments(options: InitializationOptions) -> tuple[str, ...]:
+    """The structure worker's own arguments (it keeps that many parsed files)."""
+    return ("--cache-size", str(options.cache_size))

@@ -19,7 +19,9 @@ import gc
 import json
 import logging
 import os
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,16 +39,23 @@ gc.freeze()
 
 from .. import __version__
 from ..worker import InvalidRequest
-from ..worker.client import WORKER_MODULE, WorkerClient, WorkerFailure, WorkerLimits
+from ..worker.client import WORKER_MODULE, WorkerClient, WorkerFailure
 from ..worker.store import CheckpointStore
 from . import protocol as p
-from .options import InitializationOptions, parse_initialization_options
+from .options import (
+    InitializationOptions,
+    parse_initialization_options,
+    structure_arguments,
+    worker_limits,
+)
 from .value_work import ValueWork
 
 if TYPE_CHECKING:
     from .python_files import PythonFiles
 
 log = logging.getLogger("pthscope")
+
+_VALUES_WARM_UP_DELAY_SECONDS = 1.5
 
 _LOG_MESSAGE_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -72,20 +81,18 @@ class PthscopeServer(LanguageServer):
         self.value_work = ValueWork(self)
         self._start_workers()
 
-    def configure(self, options: InitializationOptions) -> None:
-        """Apply the options: new workers (started on first use) and nothing parsed."""
+    def configure(self, options: InitializationOptions, early_structure: subprocess.Popen[bytes] | None = None) -> None:
+        """Apply the options: new workers (started on first use; the structure worker may be one
+        started early for these options) and nothing parsed."""
         self.stop_workers()
         self.options = options
-        self._start_workers()
+        self._start_workers(early_structure)
         log.setLevel(options.log_level.upper())
 
-    def _start_workers(self) -> None:
-        limits = WorkerLimits(
-            time_seconds=self.options.parse_time_limit_seconds,
-            memory_bytes=self.options.parse_memory_limit_mib << 20,
-        )
-        cache = ("--cache-size", str(self.options.cache_size))
-        self.structure = WorkerClient("structure", limits, self.worker_module, cache)
+    def _start_workers(self, early_structure: subprocess.Popen[bytes] | None = None) -> None:
+        limits = worker_limits(self.options)
+        self.structure = WorkerClient("structure", limits, self.worker_module, structure_arguments(self.options),
+                                      early_structure)
         self.values = WorkerClient("values", limits, self.worker_module)
         self.store = CheckpointStore(self.structure, self.options.cache_size)
         if self._python is not None:
@@ -175,8 +182,14 @@ server = PthscopeServer()
 def initialize(ls: PthscopeServer, params: types.InitializeParams) -> None:
     if not any(isinstance(h, ClientLogHandler) for h in log.handlers):
         log.addHandler(ClientLogHandler(ls, asyncio.get_running_loop()))
+        started = _process_started_at()
+        if started is not None:
+            _log_startup("server process started", started)
+        _log_startup("server imported", _imported_at)
+        _log_startup("server initializing", time.time())
     options, problems = parse_initialization_options(params.initialization_options)
-    ls.configure(options)
+    if options != ls.options:  # else keep the workers main() made (the early one among them)
+        ls.configure(options)
     ls.structure.warm_up()  # the first page's file is read by it: start it with the server
     for problem in problems:
         log.warning("%s", problem)
@@ -198,7 +211,9 @@ async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenRes
     folders = [folder.uri for folder in ls.workspace.folders.values()]
     result = p.OpenResult(**opened, unimportable=unimportable_modules(opened["globals"], map(_uri_path, folders)))
     if result.root is not None:
-        ls.values.warm_up()  # the page offers statistics: have the values worker ready for them
+        # The page offers statistics: have the values worker ready for them, once the page has
+        # drawn (starting it at once competed with that for the CPU).
+        asyncio.get_running_loop().call_later(_VALUES_WARM_UP_DELAY_SECONDS, ls.values.warm_up)
     return result
 
 
@@ -407,12 +422,35 @@ class ClientLogHandler(logging.Handler):
             self.loop.call_soon_threadsafe(self.ls.window_log_message, message)
 
 
-def main(worker_module: str = WORKER_MODULE) -> int:
+_imported_at = time.time()
+
+
+def _process_started_at() -> float | None:
+    """When this process started (epoch seconds, to 10 ms), where /proc says."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+            booted_ago = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - booted_ago + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _log_startup(mark: str, at: float) -> None:
+    """A cold-start mark in the client's format (benchmarks/bench_cold_start.mjs reads it):
+    milliseconds since this process started."""
+    started = _process_started_at()
+    since = "" if started is None else f" +{round((at - started) * 1000)} ms"
+    log.info("startup: %s%s at %d", mark, since, round(at * 1000))
+
+
+def main(worker_module: str = WORKER_MODULE, early_structure: subprocess.Popen[bytes] | None = None) -> int:
     """Serve LSP on stdin/stdout until the client says exit. `worker_module` runs the workers
-    (`python -m MODULE`); only tests pass another, to start theirs."""
+    (`python -m MODULE`); only tests pass another, to start theirs. `early_structure` is a
+    structure worker started with the default options before the server was imported."""
     log.setLevel(logging.INFO)
     log.propagate = False
     server.worker_module = worker_module
-    server.configure(server.options)
+    server.configure(server.options, early_structure)
     server.start_io()
     return 0

@@ -8,6 +8,9 @@ doing what; the worker is then killed and the next request starts a fresh one. T
 requests that were waiting on a worker killed for one of them are sent again, once, to the
 next. Cancelling a `long` request (a parse, a statistics computation) kills the worker too, so
 long work never outlives its request; cancelling a quick one only forgets its reply.
+
+A worker may also be started before the server's event loop runs (`start_early`: its start
+overlaps the server's own imports); the client whose command it was started with adopts it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pthscope
 
@@ -49,6 +53,13 @@ def worker_command(memory_limit: int, module: str = WORKER_MODULE, arguments: tu
     launcher = _PACKAGE_PARENT / "pthscope_launch.py"
     entry = ["-I", "-S", str(launcher), module] if launcher.is_file() else ["-I", "-m", module]
     return [sys.executable, *entry, "--memory-limit", str(memory_limit), *arguments]
+
+
+def start_early(command: list[str]) -> subprocess.Popen[bytes]:
+    """Start a worker now, outside any event loop; give it to the WorkerClient that would run
+    `command` (`WorkerClient.command`), which adopts it on first use."""
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                            cwd=_PACKAGE_PARENT, env={**os.environ, **_WORKER_ENVIRONMENT})
 
 
 @dataclass(frozen=True)
@@ -89,10 +100,54 @@ class _Pending:
     doing: str
 
 
+class _WorkerProcess(Protocol):
+    """What we use of asyncio's Process (and of an adopted early one)."""
+
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+    def kill(self) -> None: ...
+    async def wait(self) -> int: ...
+
+
+class _AdoptedProcess:
+    """A worker started by `start_early`, its pipes connected to the running event loop."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader) -> None:
+        self.popen = popen
+        self.stdin: asyncio.StreamWriter | None = stdin
+        self.stdout: asyncio.StreamReader | None = stdout
+        self.pid = popen.pid
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> _AdoptedProcess:
+        assert popen.stdin is not None and popen.stdout is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, popen.stdin)
+        return cls(popen, asyncio.StreamWriter(transport, protocol, reader, loop), reader)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        self.popen.kill()
+        if self.stdin is not None:
+            self.stdin.close()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self.popen.wait)
+
+
 class _Process:
     """One running worker: its process, its pending requests and the task reading its replies."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: _WorkerProcess) -> None:
         self.process = process
         self.pending: dict[int, _Pending] = {}
         self.reader: asyncio.Task[None] | None = None
@@ -108,13 +163,16 @@ class WorkerClient:
     """One worker process at a time (`role`: "structure" or "values"), many requests in flight."""
 
     def __init__(self, role: str, limits: WorkerLimits, module: str = WORKER_MODULE,
-                 arguments: tuple[str, ...] = ()) -> None:
+                 arguments: tuple[str, ...] = (), early: subprocess.Popen[bytes] | None = None) -> None:
         self.role = role
         self.limits = limits
         self.module = module
         self.arguments = arguments
         self.generation = 0  # how many workers were started: a new one holds nothing yet
         self._worker: _Process | None = None
+        self._early = early
+        if early is not None and early.args != self.command:  # started for other options
+            self._drop_early()
         self._starting: asyncio.Lock = asyncio.Lock()
         self._warming: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
@@ -184,12 +242,21 @@ class WorkerClient:
                 worker = self._worker = await self._start()
             return worker
 
+    @property
+    def command(self) -> list[str]:
+        return worker_command(self.limits.memory_bytes, self.module, ("--serve", self.role, *self.arguments))
+
     async def _start(self) -> _Process:
-        command = worker_command(self.limits.memory_bytes, self.module, ("--serve", self.role, *self.arguments))
-        process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
-            env={**os.environ, **_WORKER_ENVIRONMENT},
-        )
+        command = self.command
+        early, self._early = self._early, None
+        process: _WorkerProcess
+        if early is not None and early.poll() is None:
+            process = await _AdoptedProcess.adopt(early)
+        else:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
+                env={**os.environ, **_WORKER_ENVIRONMENT},
+            )
         assert process.stdout is not None
         try:
             _, kind, _ = await asyncio.wait_for(_read_frame(process.stdout), _STARTUP_SECONDS)
@@ -239,11 +306,18 @@ class WorkerClient:
 
     def kill(self) -> None:
         """Stop the worker now; the next request starts a new one."""
+        self._drop_early()
         if self._worker is not None:
             self._kill(self._worker, "the server stopped it")
 
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.kill()
+            early.wait()
 
-def _kill(process: asyncio.subprocess.Process) -> None:
+
+def _kill(process: _WorkerProcess) -> None:
     """Kill a worker that may already have exited on its own."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):

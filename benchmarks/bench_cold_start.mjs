@@ -1,7 +1,7 @@
 // Cold start in a real VS Code: from opening a checkpoint to its first rows on the page.
 //
 //   node benchmarks/bench_cold_start.mjs [--runs 5] [--file whole_model.pth] [--mode reload|fresh|both]
-//                                        [--activation startup|open] [--vsix A.vsix,B.vsix] [--check]
+//                                        [--activation startup|open] [--vsix A.vsix,B.vsix] [--check] [--keep]
 //
 // Every run starts pthscope cold: a new extension host (nothing activated, no server running),
 // then the checkpoint is picked in Quick Open once the workbench shows the explorer; the clock
@@ -24,7 +24,8 @@
 // --vsix measures those packages instead of this checkout, in turns (before/after comparisons on
 // a machine others share); each run has its own profile and browser. --check exits 1 when the
 // median of the (last package's) reload runs is over 2 s (issue 9's target). Needs
-// scripts/setup.sh and scripts/setup-vscode.sh (as the e2e test does); E2E_ROOT as there.
+// scripts/setup.sh and scripts/setup-vscode.sh (as the e2e test does); E2E_ROOT as there. --keep
+// leaves the profiles (their logs) in E2E_ROOT/bench-cold-start.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -46,6 +47,7 @@ const FILE = option('--activation', 'startup') === 'open' ? `${DEMO_FILE}.tar` :
 const MODES = { reload: ['reload'], fresh: ['fresh'], both: ['reload', 'fresh'] }[option('--mode', 'reload')];
 const ACTIVATION = option('--activation', 'startup');
 const CHECK = args.includes('--check');
+const KEEP = args.includes('--keep');
 
 const { chromium } = createRequire(join(E2E_ROOT, 'tools', 'package.json'))('playwright-core');
 const PYTHON = join(REPO, '.venv', 'bin', 'python');
@@ -205,7 +207,9 @@ async function main() {
         + `(min ${Math.min(...values)}, max ${Math.max(...values)})${mode === 'reload' ? `; target ≤ ${TARGET_MS} ms${m <= TARGET_MS ? '' : '  MISSED'}` : ''}`);
     }
   }
-  rmSync(WORK, { recursive: true, force: true });
+  if (!KEEP) {
+    rmSync(WORK, { recursive: true, force: true });
+  }
   if (CHECK && missed) {
     process.exitCode = 1;
   }

@@ -44,8 +44,6 @@ export class ServerNotRunning extends Error {
 }
 
 const RESTART_DEBOUNCE_MS = 300;
-/** How long after activation the server starts when nothing asks for it first (startSoon). */
-const START_SOON_MS = 250;
 
 export class Ctx implements vscode.Disposable {
   readonly log: vscode.LogOutputChannel;
@@ -123,12 +121,11 @@ export class Ctx implements vscode.Disposable {
   }
 
   /**
-   * Starts the server shortly, unless something needs it first: a page that activated the
-   * extension sets up its webview before the extension host spawns the server (which keeps it
-   * busy for a while), instead of after.
+   * Starts the server once activation has returned: the page that activated the extension is
+   * resolved first, and the server (the slowest part of a cold start) starts right after.
    */
   startSoon(): void {
-    const timer = setTimeout(() => void this.start(), START_SOON_MS);
+    const timer = setTimeout(() => void this.start(), 0);
     this.pushCleanup({ dispose: () => { clearTimeout(timer); } });
   }
 

@@ -9,20 +9,25 @@ import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { CheckpointEditorProvider } from './editor';
 import { InterpreterStatusItem } from './statusBar';
-import { openBinCheckpointsInPages } from './tabs';
+import { openBinCheckpointsInPages, reopenEarlyTextTabs } from './tabs';
 import { CheckpointTree } from './tree';
 
 let ctx: Ctx | undefined;
+/** When the bundle's code had run (all its modules evaluated): what loading the extension cost. */
+const loadedAt = Date.now();
 
 export function activate(extension: vscode.ExtensionContext): void {
+  const activatingAt = Date.now();
   ctx = new Ctx(extension);
+  ctx.startup.mark('extension loaded', loadedAt);
+  ctx.startup.mark('activating', activatingAt);
   extension.subscriptions.push(ctx);
   try {
     const tree = new CheckpointTree(ctx);
     ctx.pushCleanup(tree);
     const pages = CheckpointEditorProvider.register(ctx, tree);
     registerCommands({ ctx, tree, pages });
-    ctx.pushCleanup(openBinCheckpointsInPages(ctx), new InterpreterStatusItem(ctx));
+    ctx.pushCleanup(openBinCheckpointsInPages(ctx), reopenEarlyTextTabs(ctx), new InterpreterStatusItem(ctx));
     ctx.startup.mark('activated');
     ctx.startSoon();
   } catch (error) {

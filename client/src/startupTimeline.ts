@@ -8,6 +8,8 @@
  */
 
 export type StartupMark =
+  | 'extension loaded'
+  | 'activating'
   | 'activated'
   | 'interpreter chosen'
   | 'server spawning'

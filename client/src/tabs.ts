@@ -4,10 +4,13 @@
  * in the text editor (VS Code's "binary" or "very large" placeholder: `*.bin` cannot be pthscope's
  * default editor, firmware and datasets share the extension) is reopened in its page when the
  * server reads it as a checkpoint, once per file and session (so "Reopen Editor With… Text
- * Editor" sticks); working in a preview tab's page keeps the tab.
+ * Editor" sticks); working in a preview tab's page keeps the tab. A checkpoint that opened in the
+ * text editor just before pthscope was active gets its page too (see `reopenEarlyTextTabs`).
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
+import { editorPatterns, matchesEditorPattern } from './editorPatterns';
 import { BIN_CHECKPOINT_VIEW_TYPE, CHECKPOINT_VIEW_TYPE, checkpointViewType } from './editor';
 import * as protocol from './protocol';
 
@@ -47,6 +50,31 @@ async function replaceWithPage(uri: vscode.Uri, text: vscode.Tab | undefined, vi
   if (left) {
     await vscode.window.tabGroups.close(left, true);
   }
+}
+
+/** How long after activation a checkpoint opening in the text editor is still an early one. */
+const EARLY_MS = 5000;
+
+/**
+ * Right after a window (re)loads, the workbench may not know pthscope's editor yet: a checkpoint
+ * clicked then opens in the text editor's binary-file placeholder, which VS Code then reuses for
+ * that file. Text tabs of files pthscope opens by default that are there at activation (or open in
+ * the first seconds after) get their page instead; later, "Reopen Editor With… Text Editor" sticks.
+ */
+export function reopenEarlyTextTabs(ctx: Ctx): vscode.Disposable {
+  const patterns = editorPatterns(ctx.extension.extension.packageJSON, CHECKPOINT_VIEW_TYPE);
+  const reopen = (tabs: readonly vscode.Tab[]): void => {
+    for (const tab of tabs) {
+      if (isTextTab(tab) && tab.input.uri.scheme === 'file' && matchesEditorPattern(path.basename(tab.input.uri.fsPath), patterns)) {
+        ctx.log.info(`${tab.input.uri.fsPath} opened in the text editor before pthscope was ready: opening its page.`);
+        void replaceWithPage(tab.input.uri, tab, CHECKPOINT_VIEW_TYPE);
+      }
+    }
+  };
+  reopen(allTabs());
+  const watching = vscode.window.tabGroups.onDidChangeTabs((event) => { reopen(event.opened); });
+  const stop = setTimeout(() => { watching.dispose(); }, EARLY_MS);
+  return { dispose: () => { clearTimeout(stop); watching.dispose(); } };
 }
 
 /** Reopens in its page a `.bin` checkpoint that opened in the text editor (see the module's comment). */

@@ -38,9 +38,9 @@ def structure_workers_of(server_pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and int(_stat(int(entry.name))[1]) == server_pid:
-                if b"--serve\0structure" in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
+            if (entry.name.isdigit() and int(_stat(int(entry.name))[1]) == server_pid
+                    and b"--serve\0structure" in (entry / "cmdline").read_bytes()):
+                found.append(int(entry.name))
         except (OSError, IndexError):  # gone meanwhile
             continue
     return found

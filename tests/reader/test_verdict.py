@@ -226,6 +226,58 @@ def test_dotted_names_are_dangerous(tmp_path: Path, module: str, name: str, opco
     assert not list(tmp_path.glob("canary*"))
 
 
+_SHARDED_API = "torch.distributed._shard.sharded_tensor.api"
+_NESTED = f"{_SHARDED_API}:ShardedTensor.ProcessGroupState"
+
+
+def _nested_class_walk(asm: H.Asm, name: str = "ProcessGroupState") -> H.Asm:
+    """`getattr(ShardedTensor, name)`, as protocol 2 writes ShardedTensor's nested class."""
+    return asm.glob("builtins", "getattr").tup(lambda a: a.glob(_SHARDED_API, "ShardedTensor"), H.s(name)).raw(pickle.REDUCE)
+
+
+def test_a_reviewed_nested_class_is_not_an_attribute_walk(tmp_path: Path) -> None:
+    """torch.save of a ShardedTensor reaches `ShardedTensor.ProcessGroupState` through getattr
+    (protocol 2) or as a dotted name (protocol 4): a known data class, so unknown, not dangerous."""
+    built = _nested_class_walk(H.Asm()).tup(*(lambda a, n=n: a.num(n) for n in range(4))).raw(pickle.REDUCE).stop()
+    dotted = (H.Asm(4).stack_glob(_SHARDED_API, "ShardedTensor.ProcessGroupState")
+              .tup(*(lambda a, n=n: a.num(n) for n in range(4))).raw(pickle.REDUCE).stop())
+    files = [tmp_path / "walk2.pkl", tmp_path / "dotted4.pkl"]
+    files[0].write_bytes(built)
+    files[1].write_bytes(dotted)
+    state = pickle.loads(built)  # the real classes: what torch.load(weights_only=False) makes
+    assert type(state).__qualname__ == "ShardedTensor.ProcessGroupState"
+    results = pthscope_reads(files)
+    for file in files:
+        found = risks(results[str(file)])
+        assert {name: g["risk"] for name, g in found.items() if g["risk"] != "safe"} == (
+            {_NESTED: "unknown", "builtins.getattr": "unknown", f"{_SHARDED_API}.ShardedTensor": "unknown"}
+            if file == files[0] else {_NESTED: "unknown"})
+
+
+@pytest.mark.parametrize("abuse", ["dunder", "other-name", "walk-further", "getattr-elsewhere", "written"])
+def test_getattr_beyond_the_reviewed_nested_class_stays_dangerous(tmp_path: Path, abuse: str) -> None:
+    asm = H.Asm()
+    if abuse == "dunder":
+        _nested_class_walk(asm, "__init__")
+    elif abuse == "other-name":
+        _nested_class_walk(asm, "_init_from_local_shards")
+    elif abuse == "walk-further":  # getattr(getattr(ShardedTensor, "ProcessGroupState"), "__init__")
+        asm.glob("builtins", "getattr").tup(lambda a: _nested_class_walk(a), H.s("__init__")).raw(pickle.REDUCE)
+    elif abuse == "getattr-elsewhere":  # one reviewed walk, then getattr(os, "system")
+        asm.raw(pickle.MARK)
+        _nested_class_walk(asm)
+        asm.glob("builtins", "getattr").tup(lambda a: a.glob("os", "path"), H.s("join")).raw(pickle.REDUCE)
+        asm.raw(pickle.TUPLE)
+    else:  # BUILD into the nested class itself
+        _nested_class_walk(asm).raw(pickle.EMPTY_DICT).text("x").num(1).raw(pickle.SETITEM + pickle.BUILD)
+    path = tmp_path / "abuse.pkl"
+    path.write_bytes(asm.stop())
+    found = risks(pthscope_reads([path])[str(path)])
+    assert "dangerous" in {g["risk"] for g in found.values()}, found
+    if abuse != "written":
+        assert found["builtins.getattr"]["risk"] == "dangerous"
+
+
 # ---------------------------------------------------------------------------------------------
 # Callables planted where the unpickler calls them, and writes into globals.
 

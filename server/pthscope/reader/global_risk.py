@@ -124,6 +124,11 @@ DISTRIBUTED_RECORDS: frozenset[str] = frozenset((
     *(f"{m}.DeviceMesh" for m in ("torch.distributed.device_mesh", "torch.distributed._tensor.device_mesh")),
     "torch.distributed._mesh_layout._MeshLayout", "torch.distributed._mesh_layout._FlatLayout",
 ))
+# Nested classes of those, which pickle protocol 2 (torch.save's) reaches as `getattr(Class, "Name")`
+# and protocol 4 as the dotted name `Class.Name`: walks known to end at a reviewed data class.
+REVIEWED_NESTED_CLASSES: frozenset[str] = frozenset((
+    f"{_SHARD}.sharded_tensor.api:ShardedTensor.ProcessGroupState",  # a dataclass of four ints
+))
 
 # ---------------------------------------------------------------------------------------------
 # dangerous however used: whole modules and single names that run code, import, spawn, write
@@ -222,6 +227,7 @@ class GlobalUse:
     states: int = 0  # BUILD state given to its instances
     written: int = 0  # BUILD on the global itself: the pickle writes attributes into it
     planted: list[str] = field(default_factory=list)  # attributes it is planted as (__setstate__, append)
+    reviewed_walks: int = 0  # getattr calls that only reached a reviewed nested class
 
     @property
     def full_name(self) -> str:
@@ -234,16 +240,22 @@ class GlobalUse:
     def classify(self) -> tuple[Risk, str]:
         """The risk class and one sentence saying what a weights_only=False load would do."""
         full, module, name = self.full_name, self.module, self.name
-        if "." in name:
-            return "dangerous", (f"would import `{module}` and walk the attributes `{name}` from it: an attribute "
-                                 "walk can reach any object, so what runs cannot be known without importing")
         if self.written:
             return "dangerous", (f"would write attributes from the file into `{full}` itself, changing it for "
                                  "everything the process does after the load")
         if self.planted:
             return "dangerous", (f"would call `{full}(…)` with arguments from the file, planted as the "
                                  f"`{self.planted[0]}` attribute of an object that the unpickler then calls")
+        if full in REVIEWED_NESTED_CLASSES:
+            return "unknown", (f"would import `{module}` and take its nested data class `{name}` (reviewed), "
+                               "building it from the file's fields; weights_only=True refuses it")
+        if "." in name:
+            return "dangerous", (f"would import `{module}` and walk the attributes `{name}` from it: an attribute "
+                                 "walk can reach any object, so what runs cannot be known without importing")
         called = self._calls_text()
+        if full == "builtins.getattr" and self.calls == {2: self.reviewed_walks}:
+            return "unknown", (f"would call `builtins.getattr(…)` {called} only to reach nested data classes that "
+                               "pickle protocol 2 writes that way (reviewed)")
         if is_dangerous_by_name(module, name):
             doing = f"would call `{full}(…)` {called}" if self.calls else f"would import `{full}`"
             return "dangerous", f"{doing}: it runs code, imports, spawns processes, writes files or opens sockets"

@@ -30,6 +30,7 @@ from .dtypes import (
 )
 from .global_risk import (
     DATA_RECORD_CLASSES,
+    REVIEWED_NESTED_CLASSES,
     STORAGE_TYPE_NAMES,
     WEIGHTS_ONLY_ALLOWED,
     GlobalUse,
@@ -541,6 +542,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         made = self._objects.get(key)
         if made is None:
             made = self._objects[key] = self._stub(self.log.use(*key), None)
+        if made._use.full_name in REVIEWED_NESTED_CLASSES:
+            self._objects[("builtins", "getattr")]._use.reviewed_walks += 1
         return made
 
     @staticmethod

@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, BinaryIO
 
@@ -80,6 +80,27 @@ class Replies:
 
 def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def read_requests(lines: BinaryIO, replies: Replies) -> Iterator[dict[str, Any]]:
+    """The well-formed requests (`{"id": int, "method": str, "params": {...}}`, where `params`
+    names its `file` unless the method needs none); a malformed one is answered `invalid` when it
+    has an id, else named on stderr, and the worker goes on reading."""
+    for line in lines:
+        try:
+            request = json.loads(line)
+        except ValueError as error:
+            print(f"pthscope worker: a request that is not JSON ({error}): {line[:200]!r}", file=sys.stderr)
+            continue
+        request_id = request.get("id") if isinstance(request, dict) else None
+        params = request.get("params") if isinstance(request, dict) else None
+        if (type(request_id) is int and isinstance(request.get("method"), str) and isinstance(params, dict)
+                and isinstance(params.get("file", ""), str)):
+            yield request
+        elif type(request_id) is int:
+            replies.send(request_id, "invalid", _encode({"message": "a malformed request"}))
+        else:
+            print(f"pthscope worker: a request without an id: {line[:200]!r}", file=sys.stderr)
 
 
 def reply(replies: Replies, request_id: int, work: Callable[[], Any]) -> None:
@@ -150,6 +171,8 @@ def serve_structure(requests: BinaryIO, replies: Replies, capacity: int, memory_
 
     def run(request: dict[str, Any]) -> Any:
         method, params = request["method"], request["params"]
+        if not isinstance(params.get("file"), str):
+            raise InvalidRequest(f"{method}: the request names no file")
         if method == "load":  # parse if needed; say what was read
             started = time.perf_counter()
             index, parsed = files.index(params["file"])
@@ -161,15 +184,14 @@ def serve_structure(requests: BinaryIO, replies: Replies, capacity: int, memory_
 
     def answer_quickly() -> None:
         while (request := quick_queue.get()) is not None:
-            if files.holds(request["params"]["file"]):
+            if files.holds(request["params"].get("file", "")):
                 reply(replies, request["id"], partial(run, request))
             else:  # evicted or changed meanwhile: it needs a parse
                 parse_queue.put(request)
 
     def dispatch() -> None:
-        for line in requests:
-            request = json.loads(line)
-            holds = request["method"] != "load" and files.holds(request["params"]["file"])
+        for request in read_requests(requests, replies):
+            holds = request["method"] != "load" and files.holds(request["params"].get("file", ""))
             (quick_queue if holds else parse_queue).put(request)
         for _ in range(_QUICK_THREADS):
             quick_queue.put(None)
@@ -189,8 +211,7 @@ def serve_values(requests: BinaryIO, replies: Replies, memory_limit: int) -> Non
     limit_memory(memory_limit)
     replies.send(0, "ready")
     _import_engine()
-    for line in requests:
-        request = json.loads(line)
+    for request in read_requests(requests, replies):
         method, params = request["method"], request["params"]
         if method == "stats":
             reply(replies, request["id"], partial(compute_stats, TensorBytes.from_json(params)))

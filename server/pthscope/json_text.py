@@ -24,7 +24,7 @@ from dataclasses import replace
 from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 from .reader.dtypes import itemsize
 from .reader.model import Checkpoint, Node, ShardingInfo, TensorInfo
@@ -203,11 +203,12 @@ class _Writer:
             return ",".join(map(_KEYED_TENSOR.__mod__, zip(keys, keys, *rest, strict=True)))
         return ",".join(map(_TENSOR.__mod__, zip(_paths_and_keys(paths), *rest, strict=True)))
 
-    def shardings(self, batch: list[ShardingInfo | None]) -> list[str]:
+    def shardings(self, column: list[ShardingInfo | None]) -> list[str]:
         """`sharding` of each (null for None); the usual ones — one chunk each, its bytes' place
         ints (a torch.distributed checkpoint's) — in C calls, column by column."""
-        if set(map(type, batch)) != _SHARDING_ONLY:
-            return ["null" if s is None else self.sharding(s) for s in batch]
+        if set(map(type, column)) != _SHARDING_ONLY:
+            return ["null" if s is None else self.sharding(s) for s in column]
+        batch = cast("list[ShardingInfo]", column)  # each one a ShardingInfo, checked
         chunk_lists = list(map(_CHUNKS, batch))
         if set(map(len, chunk_lists)) != _ONE:
             return list(map(self.sharding, batch))

@@ -611,6 +611,12 @@ class _TensorV2Builder(_Builder):
                     numel, last = d0 * d1, (d0 - 1) * s0 + (d1 - 1) * s1
                 else:
                     numel = 0
+            elif len(size) == 1:  # a vector (biases, norms), as common: unrolled too
+                (numel,), (s0,) = size, stride
+                if type(numel) is int and type(s0) is int and 0 < numel < _INT64 and 0 <= s0 < _INT64:
+                    last = (numel - 1) * s0
+                else:
+                    numel = 0
             else:
                 numel, last = 1, 0
                 for d, s in zip(size, stride):  # noqa: B905 (one length, checked; a keyword costs 150 ns)

@@ -25,6 +25,7 @@ import io
 import math
 import os
 import re
+from collections import Counter, deque
 from collections.abc import Iterable
 from itertools import chain, compress, repeat
 from operator import add, attrgetter, itemgetter, methodcaller, mul
@@ -354,17 +355,27 @@ class _Entries:
 
     def attach(self, checkpoint: Checkpoint) -> None:
         """Give each tensor its part and chunks (the tree builder made them from the records)."""
-        for tensor in checkpoint.tensors:
-            found = self.sharding.get(tensor.storage)
-            if found is not None:
-                tensor.part, tensor.sharding = found
-                if tensor.part is None:
-                    tensor.storage = ""
+        tensors = checkpoint.tensors
+        found = list(map(self.sharding.get, map(_STORAGE, tensors)))
+        if tensors and found.count(None) == 0:  # every tensor an entry's (100,000): column by column
+            parts, shardings = zip(*found, strict=True)
+            deque(map(setattr, tensors, repeat("part"), parts), maxlen=0)
+            deque(map(setattr, tensors, repeat("sharding"), shardings), maxlen=0)
+            split = [t for t, part in zip(tensors, parts, strict=True) if part is None] if None in parts else []
+        else:
+            split = []
+            for tensor, place in zip(tensors, found, strict=True):
+                if place is not None:
+                    tensor.part, tensor.sharding = place
+                    if tensor.part is None:
+                        split.append(tensor)
+        for tensor in split:  # in several chunks: no one storage holds it
+            tensor.storage = ""
         for part in checkpoint.parts:
             part.tensors = 0
-        for tensor in checkpoint.tensors:
-            if tensor.part is not None:
-                checkpoint.parts[tensor.part].tensors += 1
+        for part, count in Counter(map(_PART, tensors)).items():
+            if part is not None:
+                checkpoint.parts[part].tensors = count
 
     def _storage_index(self, data: Any) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
         if not isinstance(data, dict):
@@ -659,7 +670,7 @@ def _dtype(properties: Any) -> str:
 
 _INT_ONLY = {int}
 _STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
-_DTYPE_NAME = attrgetter("name")
+_DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
 _GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
 _TUPLE_OR_NONE = {tuple, type(None)}
 _STR_OR_INT = {str, int}

@@ -277,7 +277,7 @@ class _Entries:
             byte_lengths = list(map(itemgetter("length"), infos))
             if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
                     != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
-                    or any(info.get("transform_descriptors") for info in infos)):
+                    or any(map(_GET_TRANSFORMS, infos))):
                 return []
         except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
             return []
@@ -672,6 +672,7 @@ _INT_ONLY = {int}
 _STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
 _DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
 _GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
+_GET_TRANSFORMS = methodcaller("get", "transform_descriptors")
 _TUPLE_OR_NONE = {tuple, type(None)}
 _STR_OR_INT = {str, int}
 _TENSOR_ENTRY, _BYTES_ENTRY = "TensorStorageMetadata", "BytesStorageMetadata"

@@ -317,9 +317,10 @@ class _Entries:
                 strides[shape] = contiguous_stride(list(shape))
         nbytes = list(map(mul, map(math.prod, shapes), map(ITEMSIZE.get, dtypes, repeat(1))))
         new_record = tuple.__new__
+        # `inside` True: each view is its whole storage (contiguous, offset 0, numel × itemsize bytes).
         return dict(zip(keys, map(new_record, repeat(TensorRecord), zip(
             shape_lists, map(strides.__getitem__, shapes), repeat(0), dtypes, repeat(False), repeat("tensor"),
-            repeat("cpu"), keys, nbytes, repeat("strided"), repeat(False), strict=False)), strict=True))
+            repeat("cpu"), keys, nbytes, repeat("strided"), repeat(True), strict=False)), strict=True))
 
     def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: dict[Any, dict[str, Any]],
                       relatives: list[str]) -> bool:
@@ -480,7 +481,9 @@ class _Entries:
         if whole:
             self.checkpoint.storage_offsets[key] = infos[0].byte_offset or 0
         nbytes = math.prod(shape) * ITEMSIZE.get(dtype, 1) if whole else None
-        return tuple.__new__(TensorRecord, (shape_list, stride, 0, dtype, False, "tensor", "cpu", key, nbytes, "strided", False))
+        # `inside` when whole: the view is its whole storage (contiguous, offset 0, numel × itemsize bytes).
+        return tuple.__new__(TensorRecord, (shape_list, stride, 0, dtype, False, "tensor", "cpu", key, nbytes, "strided",
+                                            whole))
 
     def _bytes(self, key: str, info: dict[str, Any] | None) -> Any:
         """A bytes entry's object, as torch.save wrote it into the data file (read restricted)."""

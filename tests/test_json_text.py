@@ -41,7 +41,39 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
     save_file({"a": torch.zeros(4), "b.c": torch.ones(2, 2)}, str(folder / "s.safetensors"))
     (folder / "broken.pt").write_bytes((folder / "odd.zip.pt").read_bytes()[:300])
-    return [*paths, folder / "s.safetensors", folder / "broken.pt"]
+    return [*paths, folder / "s.safetensors", folder / "broken.pt", *_sets(folder)]
+
+
+def _sets(folder: Path) -> list[Path]:
+    """Checkpoints of several files: sharded sets (safetensors, .bin) and a torch.distributed
+    folder of a model and its optimizer (nested paths, chunks, bytes entries)."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+    from safetensors.torch import save_file
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(2, 3)).sum().backward()
+    optimizer.step()
+    state = model.state_dict()
+    halves = [dict(list(state.items())[:2]), dict(list(state.items())[2:])]
+    made = []
+    for kind, save in (("safetensors", save_file), ("bin", torch.save)):
+        shards = folder / f"sharded-{kind}"
+        shards.mkdir()
+        weight_map = {}
+        for i, half in enumerate(halves):
+            name = f"model-{i + 1:05d}-of-00002.{kind}"
+            save(half, str(shards / name))
+            weight_map.update(dict.fromkeys(half, name))
+        index = shards / f"model.{kind}.index.json"
+        index.write_text(json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}))
+        made.append(index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no process group: one process saves alone
+        dcp.save({"model": state, "optim": optimizer.state_dict(), "step": 3}, checkpoint_id=str(folder / "dcp"))
+    return [*made, folder / "dcp"]
 
 
 def _expected(checkpoint: Checkpoint, tree: bool, pattern: str) -> str:

@@ -21,9 +21,10 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 from .reader.dtypes import itemsize
 from .reader.model import Checkpoint, Node, ShardingInfo, TensorInfo
@@ -53,6 +54,25 @@ def _path_and_key(path: list[Any]) -> str:
         return f'"path":[{",".join(map(_text, path))}],"key":{_text(".".join(path))}'
     path_text = ",".join([_text(p) if type(p) is str else str(p) if type(p) is int else _encode(p) for p in path])
     return f'"path":[{path_text}],"key":{_text(".".join(map(str, path)))}'
+
+
+_PATH_AND_KEY = '"path":[%s],"key":%s'
+
+
+_PAIR_AND_KEY = '"path":[%s,%s],"key":%s'
+
+
+def _paths_and_keys(paths: list[list[Any]], texts: _Texts) -> list[str]:
+    """`_path_and_key` of each path, in C calls when every element is a str (a nested dict's);
+    `texts`: the cache for the first elements of two-element paths (`model`, `optim`: a handful)."""
+    if set(map(type, chain.from_iterable(paths))) <= _STR:
+        keys = map(_text, map(".".join, paths))
+        if set(map(len, paths)) == _TWO:  # a torch.distributed checkpoint's `model.…` entries
+            return list(map(_PAIR_AND_KEY.__mod__, zip(map(texts.__getitem__, map(itemgetter(0), paths)),
+                                                       map(_text, map(itemgetter(1), paths)), keys, strict=True)))
+        path_texts = map(",".join, map(map, repeat(_text), paths))
+        return list(map(_PATH_AND_KEY.__mod__, zip(path_texts, keys, strict=True)))
+    return list(map(_path_and_key, paths))
 
 
 class _Made(dict[tuple[Any, ...], str]):
@@ -127,7 +147,11 @@ _STORAGE_NBYTES, _SHARED_WITH, _LAYOUT, _PART, _SHARDING = map(attrgetter, (
     "storage_nbytes", "shared_with", "layout", "part", "sharding"))
 _NAME, _TENSOR_INDEX, _VALUE, _MODULE, _CHILDREN, _NODE_KIND, _NODE_TYPE = map(attrgetter, (
     "name", "tensor", "value", "module", "children", "kind", "type"))
-_ONE, _NONE_ONLY = {1}, {None}
+_CHUNKS, _BYTE_OFFSET, _BYTE_LENGTH, _LOCAL, _RANK, _GLOBAL_SHAPE, _PLACEMENTS, _MESH, _OFFSETS, _SIZES = map(
+    attrgetter, ("chunks", "byte_offset", "byte_length", "local", "rank", "global_shape", "placements", "mesh",
+                 "offsets", "sizes"))
+_SHARDING_ONLY = {ShardingInfo}
+_ONE, _TWO, _NONE_ONLY = {1}, {2}, {None}
 _BOOLS = {False: "false", True: "true"}
 _INT, _BOOL, _NONE = {int}, {bool}, type(None)
 _INT_OR_NONE = {int, _NONE}
@@ -137,6 +161,7 @@ _KEYED_LEAF = '{"name":%s,"path":[%s],"key":%s,"kind":%s,"type":%s,"tensor":%s,"
 
 _LEAF = '{"name":%s,%s,"kind":%s,"type":%s,"tensor":%s,"children":[]}'
 _CHUNK = '%s,"byte_offset":%s,"byte_length":%s}'
+_ONE_CHUNK = '%s,"byte_offset":%s,"byte_length":%s}]}'
 
 
 def _null_or_int(values: list[Any]) -> list[Any]:
@@ -157,6 +182,7 @@ class _Writer:
         self.places = _Places(self.texts)
         self.sharding_heads = _Made(self._sharding_head)
         self.chunk_heads = _Made(self._chunk_head)
+        self.one_chunk_heads = _Made(lambda key: self.sharding_heads[key[:8]] + self.chunk_heads[key[8:]])
 
     def tensor(self, t: TensorInfo) -> str:
         return self.tensors([t])
@@ -176,7 +202,7 @@ class _Writer:
             map(_LOCATION, batch), map(tuple, map(_STRIDE, batch)), offsets, strict=True))
         places = map(self.places.__getitem__, zip(map(_LAYOUT, batch), parts, strict=True))
         shared = [("[" + ",".join(map(_text, s)) + "]") if s else "[]" for s in map(_SHARED_WITH, batch)]
-        sharding = ["null" if s is None else self.sharding(s) for s in map(_SHARDING, batch)]
+        sharding = self.shardings(list(map(_SHARDING, batch)))
         rest = (views, map(_text, map(_STORAGE, batch)), ["null" if n is None else n for n in storage_nbytes], shared,
                 places, sharding)
         paths = list(map(_PATH, batch))
@@ -184,7 +210,30 @@ class _Writer:
         if firsts is not None and set(map(type, firsts)) == _STR:  # a state_dict's: each key its path's one element
             keys = list(map(_text, firsts))
             return ",".join(map(_KEYED_TENSOR.__mod__, zip(keys, keys, *rest, strict=True)))
-        return ",".join(map(_TENSOR.__mod__, zip(map(_path_and_key, paths), *rest, strict=True)))
+        return ",".join(map(_TENSOR.__mod__, zip(_paths_and_keys(paths, self.texts), *rest, strict=True)))
+
+    def shardings(self, column: list[ShardingInfo | None]) -> list[str]:
+        """`sharding` of each (null for None); the usual ones — one chunk each, its bytes' place
+        ints (a torch.distributed checkpoint's) — in C calls, column by column."""
+        if set(map(type, column)) != _SHARDING_ONLY:
+            return ["null" if s is None else self.sharding(s) for s in column]
+        batch = cast("list[ShardingInfo]", column)  # each one a ShardingInfo, checked
+        chunk_lists = list(map(_CHUNKS, batch))
+        if set(map(len, chunk_lists)) != _ONE:
+            return list(map(self.sharding, batch))
+        chunks = list(map(itemgetter(0), chunk_lists))
+        byte_offsets, byte_lengths = list(map(_BYTE_OFFSET, chunks)), list(map(_BYTE_LENGTH, chunks))
+        if not set(map(type, byte_offsets)) | set(map(type, byte_lengths)) <= _INT:
+            return list(map(self.sharding, batch))
+        locals_, ranks = list(map(_LOCAL, batch)), list(map(_RANK, batch))
+        parts, chunk_ranks = list(map(_PART, chunks)), list(map(_RANK, chunks))
+        # Everything but the chunk's byte offset and length, by one key: made once per distinct value.
+        heads = map(self.one_chunk_heads.__getitem__, zip(
+            map(_KIND, batch), map(tuple, map(_GLOBAL_SHAPE, batch)), locals_, map(type, locals_),
+            map(tuple, map(_PLACEMENTS, batch)), map(_MESH, batch), ranks, map(type, ranks),
+            map(tuple, map(_OFFSETS, chunks)), map(tuple, map(_SIZES, chunks)), parts, map(type, parts), chunk_ranks,
+            map(type, chunk_ranks), strict=True))
+        return list(map(_ONE_CHUNK.__mod__, zip(heads, byte_offsets, byte_lengths, strict=True)))
 
     def sharding(self, s: ShardingInfo) -> str:
         # Every field but where each chunk's bytes are repeats from tensor to tensor: made once.
@@ -224,6 +273,13 @@ class _Writer:
             return ",".join(map(_KEYED_LEAF.__mod__, zip(keys, keys, keys, map(texts.__getitem__, map(_NODE_KIND, batch)),
                                                          map(texts.__getitem__, map(_NODE_TYPE, batch)), tensors,
                                                          strict=True)))
+        if (set(map(type, tensors)) == _INT and set(map(_VALUE, batch)) == _NONE_ONLY
+                and set(map(_MODULE, batch)) == _NONE_ONLY and not any(map(_CHILDREN, batch))):
+            # Tensors only (a nested dict's: a torch.distributed checkpoint's `model`)
+            return ",".join(map(_LEAF.__mod__, zip(map(_text, names), _paths_and_keys(paths, self.texts),
+                                                   map(texts.__getitem__, map(_NODE_KIND, batch)),
+                                                   map(texts.__getitem__, map(_NODE_TYPE, batch)), tensors,
+                                                   strict=True)))
         return ",".join([
             _LEAF % (_text(n.name), _path_and_key(n.path), texts[n.kind], texts[n.type], n.tensor)
             if n.tensor is not None and not n.children and n.value is None and n.module is None else self.node(n)

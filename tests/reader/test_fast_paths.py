@@ -3,7 +3,8 @@
 `_TensorV2Builder` checks and builds the usual `_rebuild_tensor_v2` call inline; every other call
 goes through `_rebuild_tensor_v2` itself. Here both are given the same arguments, usual and
 hostile, and must agree: same record (and `inside` true only for a view inside its storage), or
-the same problem and an inert stub.
+the same problem and an inert stub. Likewise `_SizeBuilder` and `torch.Size`'s general builder,
+and the tree builder's column-by-column state_dict and its tensor-by-tensor one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import itertools
 from operator import mul
 from typing import Any
 
+import pytest
+
 from pthscope.reader.dtypes import itemsize
 from pthscope.reader.global_risk import GlobalUse
+from pthscope.reader.limits import DEFAULT_LIMITS, Limits
+from pthscope.reader.model import Problem
+from pthscope.reader.tree import TreeBuilder
 from pthscope.reader.unpickler import (
     StorageRef,
     Stub,
@@ -21,7 +27,9 @@ from pthscope.reader.unpickler import (
     UnpickleLog,
     _Builder,
     _rebuild_tensor_v2,
+    _SizeBuilder,
     _TensorV2Builder,
+    _torch_size,
 )
 
 _NAME = "torch._utils._rebuild_tensor_v2"
@@ -90,3 +98,61 @@ def test_wrong_arguments_and_counts() -> None:
     for args in [(), (storage,), (storage, 0), (storage, 0, (4,)), ("storage", 0, (4,), (1,)),
                  (storage, 0, (4,), (1,), "yes"), (storage, 0, (4,), (1,), 1), (None, None, None, None, None)]:
         _same(args)
+
+
+def test_torch_size_of_every_kind() -> None:
+    for args in [((4, 2),), ((),), ([4, 2],), ((4, "x"),), ("42",), (None,), (), ((1,), (2,)), ({},)]:
+        fast_log, plain_log = UnpickleLog(), UnpickleLog()
+        use = GlobalUse("torch", "Size")
+        got = _SizeBuilder("torch.Size", _torch_size, use, fast_log)(*args)
+        want = _Builder("torch.Size", _torch_size, use, plain_log)(*args)
+        if type(want) is tuple:
+            assert type(got) is tuple and got == want, args
+        else:  # an inert stub of the global, as its own problem says
+            assert isinstance(got, Stub) and type(got).qualname == type(want).qualname and got.args == want.args, args
+        assert fast_log.problems == plain_log.problems, args
+
+
+def _record(shape: tuple[int, ...], dtype: str = "float32", location: str = "cpu", kind: str = "tensor",
+            layout: str = "strided", inside: bool = True, storage: str = "0") -> TensorRecord:
+    stride = [1] * len(shape)
+    return tuple.__new__(TensorRecord, (list(shape), stride, 0, dtype, kind == "parameter", kind, location, storage,
+                                        4 * (shape[0] if shape else 1), layout, inside))
+
+
+_STATE_DICTS: dict[str, dict[Any, Any]] = {
+    "usual": {f"layer.{i}.weight": _record((i + 1,)) for i in range(6)},
+    "parameters and layouts": {"a": _record((2,), kind="parameter"), "b": _record((3,), layout="sparse_coo"),
+                               "c": _record(())},
+    "a view past its storage": {"a": _record((2,)), "b": _record((9,), inside=False), "c": _record((2,), inside=False)},
+    "an unknown dtype": {"a": _record((2,)), "b": _record((2,), dtype="float99"), "c": _record((2,), dtype="float99")},
+    "a location torch cannot restore": {"a": _record((2,), location="cuda:1"), "b": _record((2,), location="tpu"),
+                                        "c": _record((2,), location="tpu")},
+    "a key that is not text": {"a": _record((2,)), 3: _record((2,)), (1, "x"): _record((2,))},
+    "a long key": {"a": _record((2,)), "k" * 5000: _record((2,))},
+    "a value that is not a tensor": {"a": _record((2,)), "step": 3, "b": _record((2,))},
+    "shared storages": {"a": _record((2,), storage="s"), "b": _record((2,), storage="s"), "c": _record((2,))},
+}
+
+
+@pytest.mark.parametrize("name", list(_STATE_DICTS))
+@pytest.mark.parametrize("max_nodes", [DEFAULT_LIMITS.max_nodes, 4])
+def test_a_state_dict_by_columns_is_what_each_tensor_makes(name: str, max_nodes: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = Limits(max_nodes=max_nodes)
+    state_dict = {"model": _STATE_DICTS[name], "epoch": 1}
+
+    def built() -> tuple[Any, list[Any], list[Problem]]:
+        problems: list[Problem] = []
+        builder = TreeBuilder(limits, problems)
+        root = builder.build(state_dict)
+        return root.to_json(), [t.to_json() for t in builder.tensors], problems
+
+    by_columns = TreeBuilder._state_dict
+    made: list[bool] = []
+    monkeypatch.setattr(TreeBuilder, "_state_dict", lambda *args: made.append(by_columns(*args)) or made[-1])
+    fast = built()
+    # The usual ones are made by columns; each other one tensor by tensor (where the problem is named).
+    assert made == [False, name in ("usual", "parameters and layouts", "shared storages") and max_nodes > 4]
+    monkeypatch.setattr(TreeBuilder, "_state_dict", lambda *args: False)
+    assert fast == built()

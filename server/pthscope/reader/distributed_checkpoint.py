@@ -25,8 +25,10 @@ import io
 import math
 import os
 import re
-from itertools import chain, repeat
-from operator import add, attrgetter, itemgetter, mul
+from collections import Counter, deque
+from collections.abc import Iterable
+from itertools import chain, compress, repeat
+from operator import add, attrgetter, itemgetter, methodcaller, mul
 from typing import Any, BinaryIO
 
 from .dtypes import ITEMSIZE
@@ -203,7 +205,14 @@ class _Entries:
             else:
                 raise MetadataError(f"entry {safe_repr(key)} is {_what(entry)}, neither tensor nor bytes metadata")
             entries[key] = None
-            _insert(root, _path(key, paths.get(key)), value)
+            planned = paths.get(key)
+            if type(planned) is tuple and len(planned) == 2 and type(planned[0]) is str and type(planned[1]) is str:
+                parent = root.get(planned[0])  # a model's or an optimizer's usual entry: what _insert does
+                if not isinstance(parent, dict):
+                    parent = root[planned[0]] = {}
+                parent[planned[1]] = value
+            else:
+                _insert(root, _path(key, planned), value)
         if self.bytes_skipped:
             self.checkpoint.warnings.append(Problem(
                 "limit", f"{self.bytes_skipped:,} bytes entries (objects saved with torch.save) were not read: over "
@@ -217,9 +226,10 @@ class _Entries:
         entries in a big model), their data files added as `_part` would; [] when any entry is not
         usual or any check fails: then `_tensor` reads each one and names what is wrong.
         `_make_usual` makes their records, what `_tensor` would make."""
-        if not entries or set(map(type, entries)) != _STR_ONLY or not set(map(_name_of, entries.values())) <= _ENTRY_KINDS:
+        kinds = _names_of(entries.values())
+        if not entries or set(map(type, entries)) != _STR_ONLY or not set(kinds) <= _ENTRY_KINDS:
             return []
-        keys = [k for k, e in entries.items() if _name_of(e) == "TensorStorageMetadata"]
+        keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
         if not keys:
             return []
         records = list(map(entries.__getitem__, keys))
@@ -267,11 +277,11 @@ class _Entries:
             byte_lengths = list(map(itemgetter("length"), infos))
             if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
                     != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
-                    or any(info.get("transform_descriptors") for info in infos)):
+                    or any(map(_GET_TRANSFORMS, infos))):
                 return []
         except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
             return []
-        if not self._add_parts_of(entries, storage, relatives):
+        if not self._add_parts_of(entries, kinds, storage, relatives):
             return []
         part_of = list(map(self.parts.__getitem__, relatives))
         part_sizes = [part.size for part in self.checkpoint.parts]
@@ -292,7 +302,10 @@ class _Entries:
         part_of = list(map(self.parts.__getitem__, map(itemgetter("relative_path"), infos)))
         byte_offsets = list(map(itemgetter("offset"), infos))
         shape_lists = list(map(list, shapes))
-        infos_made = list(map(ChunkInfo, map(list, offsets), map(list, shapes), part_of,
+        # A chunk's sizes are its tensor's shape (one list, never changed); its offsets (zeros) one
+        # list per distinct value: 100,000 entries make two lists less each.
+        offset_lists = {offset: list(offset) for offset in set(offsets)}
+        infos_made = list(map(ChunkInfo, map(offset_lists.__getitem__, offsets), shape_lists, part_of,
                               map(self.ranks.__getitem__, part_of), byte_offsets, map(itemgetter("length"), infos)))
         self.sharding.update(zip(keys, zip(part_of, map(ShardingInfo, repeat("DCP"), shape_lists, repeat(False),
                                                          [[] for _ in keys], repeat(""), map(_one_list, infos_made)),
@@ -304,21 +317,24 @@ class _Entries:
                 strides[shape] = contiguous_stride(list(shape))
         nbytes = list(map(mul, map(math.prod, shapes), map(ITEMSIZE.get, dtypes, repeat(1))))
         new_record = tuple.__new__
+        # `inside` True: each view is its whole storage (contiguous, offset 0, numel × itemsize bytes).
         return dict(zip(keys, map(new_record, repeat(TensorRecord), zip(
             shape_lists, map(strides.__getitem__, shapes), repeat(0), dtypes, repeat(False), repeat("tensor"),
-            repeat("cpu"), keys, nbytes, repeat("strided"), repeat(False), strict=False)), strict=True))
+            repeat("cpu"), keys, nbytes, repeat("strided"), repeat(True), strict=False)), strict=True))
 
-    def _add_parts_of(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]], relatives: list[str]) -> bool:
+    def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: dict[Any, dict[str, Any]],
+                      relatives: list[str]) -> bool:
         """Add the data files the usual tensors name, in the order `_part` would (first named, by
-        tensor or bytes entry); False, with nothing added, unless every one is a file of the folder."""
+        tensor or bytes entry); False, with nothing added, unless every one is a file of the folder.
+        `kinds`: each entry's record class name."""
         named = dict.fromkeys(relatives)
-        order = [info.get("relative_path") for key, entry in entries.items() if _name_of(entry) == "BytesStorageMetadata"
-                 and type(info := storage.get((key, None))) is dict]
+        order = [info.get("relative_path") for key in compress(entries, map(_BYTES_ENTRY.__eq__, kinds))
+                 if type(info := storage.get((key, None))) is dict]
         if order:  # bytes entries' files too, where they come first
             named = {}
             bytes_at = iter(order)
-            for key, entry in entries.items():
-                if _name_of(entry) == "BytesStorageMetadata":
+            for (key, entry), kind in zip(entries.items(), kinds, strict=True):
+                if kind == _BYTES_ENTRY:
                     relative = next(bytes_at, None) if type(storage.get((key, None))) is dict else None
                 else:
                     relative = storage[(key, entry[0]["chunks"][0][0]["offsets"])]["relative_path"]
@@ -340,21 +356,34 @@ class _Entries:
 
     def attach(self, checkpoint: Checkpoint) -> None:
         """Give each tensor its part and chunks (the tree builder made them from the records)."""
-        for tensor in checkpoint.tensors:
-            found = self.sharding.get(tensor.storage)
-            if found is not None:
-                tensor.part, tensor.sharding = found
-                if tensor.part is None:
-                    tensor.storage = ""
+        tensors = checkpoint.tensors
+        found = list(map(self.sharding.get, map(_STORAGE, tensors)))
+        if tensors and found.count(None) == 0:  # every tensor an entry's (100,000): column by column
+            parts, shardings = zip(*found, strict=True)
+            deque(map(setattr, tensors, repeat("part"), parts), maxlen=0)
+            deque(map(setattr, tensors, repeat("sharding"), shardings), maxlen=0)
+            split = [t for t, part in zip(tensors, parts, strict=True) if part is None] if None in parts else []
+        else:
+            split = []
+            for tensor, place in zip(tensors, found, strict=True):
+                if place is not None:
+                    tensor.part, tensor.sharding = place
+                    if tensor.part is None:
+                        split.append(tensor)
+        for tensor in split:  # in several chunks: no one storage holds it
+            tensor.storage = ""
         for part in checkpoint.parts:
             part.tensors = 0
-        for tensor in checkpoint.tensors:
-            if tensor.part is not None:
-                checkpoint.parts[tensor.part].tensors += 1
+        for part, count in Counter(map(_PART, tensors)).items():
+            if part is not None:
+                checkpoint.parts[part].tensors = count
 
     def _storage_index(self, data: Any) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
         if not isinstance(data, dict):
             raise MetadataError("its Metadata has no storage_data (which file holds which chunk)")
+        usual = _usual_storage_index(data)
+        if usual is not None:
+            return usual
         index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] = {}
         for where, info in data.items():
             if _name_of(where) != "MetadataIndex" or _name_of(info) != "_StorageInfo":
@@ -452,7 +481,9 @@ class _Entries:
         if whole:
             self.checkpoint.storage_offsets[key] = infos[0].byte_offset or 0
         nbytes = math.prod(shape) * ITEMSIZE.get(dtype, 1) if whole else None
-        return tuple.__new__(TensorRecord, (shape_list, stride, 0, dtype, False, "tensor", "cpu", key, nbytes, "strided", False))
+        # `inside` when whole: the view is its whole storage (contiguous, offset 0, numel × itemsize bytes).
+        return tuple.__new__(TensorRecord, (shape_list, stride, 0, dtype, False, "tensor", "cpu", key, nbytes, "strided",
+                                            whole))
 
     def _bytes(self, key: str, info: dict[str, Any] | None) -> Any:
         """A bytes entry's object, as torch.save wrote it into the data file (read restricted)."""
@@ -536,6 +567,24 @@ def locate_chunk(file: str, offset: int, length: int, limits: Limits) -> tuple[T
 # ---------------------------------------------------------------------------------------------
 
 
+def _usual_storage_index(data: dict[Any, Any]) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None:
+    """What `_storage_index` makes of the usual storage_data — each key a MetadataIndex of one
+    dict state with a str `fqn` and a tuple (or None) `offset`, each value a _StorageInfo of one
+    dict state — checked and made column by column (C calls); None for anything else."""
+    wheres, infos = list(data), list(data.values())
+    where_types, info_types = set(map(type, wheres)), set(map(type, infos))
+    if (len(where_types) != 1 or len(info_types) != 1 or _name_of(wheres[0]) != "MetadataIndex"
+            or _name_of(infos[0]) != "_StorageInfo" or set(map(len, wheres)) != _ONE or set(map(len, infos)) != _ONE):
+        return None
+    at, fields = list(map(itemgetter(0), wheres)), list(map(itemgetter(0), infos))
+    if set(map(type, at)) != _DICT_ONLY or set(map(type, fields)) != _DICT_ONLY:
+        return None
+    fqns, offsets = list(map(_GET_FQN, at)), list(map(_GET_OFFSET, at))
+    if set(map(type, fqns)) != _STR_ONLY or not set(map(type, offsets)) <= _TUPLE_OR_NONE:
+        return None
+    return dict(zip(zip(fqns, offsets, strict=True), fields, strict=True))
+
+
 def _insert(root: dict[Any, Any], path: list[str | int], value: Any) -> None:
     node = root
     for element in path[:-1]:
@@ -548,7 +597,7 @@ def _insert(root: dict[Any, Any], path: list[str | int], value: Any) -> None:
 
 def _path(key: str, planned: Any) -> list[str | int]:
     """The nested path the planner recorded for a flattened key (else the key itself)."""
-    if isinstance(planned, tuple) and planned and all(type(p) in (str, int) for p in planned):
+    if isinstance(planned, tuple) and planned and set(map(type, planned)) <= _STR_OR_INT:
         return list(planned)
     return [key]
 
@@ -577,8 +626,20 @@ def _name_of(obj: Any) -> str:
     cls = type(obj)
     name = _NAMES.get(cls)
     if name is None:
-        name = _NAMES[cls] = obj.qualname.rsplit(".", 1)[-1] if isinstance(obj, DataRecord) else ""
+        name = _NAMES[cls] = _class_name(cls)
     return name
+
+
+def _names_of(objects: Iterable[Any]) -> list[str]:
+    """`_name_of` of each object, in C calls: one name per class (100,000 entries have two)."""
+    classes = list(map(type, objects))
+    for cls in set(classes) - _NAMES.keys():
+        _NAMES[cls] = _class_name(cls)
+    return list(map(_NAMES.__getitem__, classes))
+
+
+def _class_name(cls: type) -> str:
+    return cls.qualname.rsplit(".", 1)[-1] if issubclass(cls, DataRecord) else ""
 
 
 def _state(record: Any) -> Any:
@@ -612,8 +673,13 @@ def _dtype(properties: Any) -> str:
 
 _INT_ONLY = {int}
 _STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
-_DTYPE_NAME = attrgetter("name")
-_ENTRY_KINDS = {"TensorStorageMetadata", "BytesStorageMetadata"}
+_DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
+_GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
+_GET_TRANSFORMS = methodcaller("get", "transform_descriptors")
+_TUPLE_OR_NONE = {tuple, type(None)}
+_STR_OR_INT = {str, int}
+_TENSOR_ENTRY, _BYTES_ENTRY = "TensorStorageMetadata", "BytesStorageMetadata"
+_ENTRY_KINDS = {_TENSOR_ENTRY, _BYTES_ENTRY}
 _BATCH = 4096  # usual tensors made at a time, as the entries they replace are freed
 
 

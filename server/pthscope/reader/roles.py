@@ -36,7 +36,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from .counts import Role, Tally, tally_tree, tied_views
 from .dtypes import can_require_grad
@@ -161,26 +161,35 @@ def _module_roles(node: Node, tensors: list[TensorInfo], copy: bool) -> None:
 
 def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -> list[ModelInfo]:
     """Give a state_dict's tensors their roles; return its EMA groups (rule 5) as models."""
-    tensor_children = [child for child in node.children if child.tensor is not None]
+    indices = list(map(_TENSOR, node.children))
+    if None in indices:
+        tensor_children = [child for child in node.children if child.tensor is not None]
+        indices = list(map(_TENSOR, tensor_children))
+    else:
+        tensor_children = node.children
     names = list(map(_NAME, tensor_children))
     # First key part → is it an EMA copy? Decided once per distinct first part (a handful).
-    firsts = [name.partition(".")[0] for name in names]
+    firsts = list(map(itemgetter(0), map(str.partition, names, repeat("."))))
     copies = {first: _is_copy_name(first) for first in set(firsts)}
     mixed = any(copies.values()) and not all(copies.values())
     groups = [ModelInfo(model.path, "state_dict", True, prefix=first + ".")
               for first, copy in copies.items() if mixed and copy]
-    chosen = [tensors[child.tensor] for child in tensor_children]  # type: ignore[index]
+    chosen = list(map(tensors.__getitem__, indices))
     dtypes = list(map(_DTYPE, chosen))
     grad_capable = {dtype: can_require_grad(dtype) for dtype in set(dtypes)}  # one call per dtype
     # A buffer's name ends with one of BUFFER_NAMES: the few names that do are looked at closely.
-    named_buffer = [name.rpartition(".")[2] in BUFFER_NAMES if maybe else False
-                    for name, maybe in zip(names, map(str.endswith, names, repeat(_BUFFER_ENDS)), strict=True)]
+    maybe_buffers = list(map(str.endswith, names, repeat(_BUFFER_ENDS)))
     roles: list[Role]
     if model.ema:
         roles = ["other"] * len(chosen)
     else:
-        roles = ["buffer" if buffer or not grad_capable[dtype] else "parameter"
-                 for dtype, buffer in zip(dtypes, named_buffer, strict=True)]
+        if not any(maybe_buffers) and all(grad_capable.values()):  # parameters only (a model's weights)
+            roles = ["parameter"] * len(chosen)
+        else:
+            named_buffer = [name.rpartition(".")[2] in BUFFER_NAMES if maybe else False
+                            for name, maybe in zip(names, maybe_buffers, strict=True)]
+            roles = ["buffer" if buffer or not grad_capable[dtype] else "parameter"
+                     for dtype, buffer in zip(dtypes, named_buffer, strict=True)]
         if mixed or "ndarray" in set(map(_KIND, chosen)):
             roles = ["other" if tensor.kind == "ndarray" or (mixed and copies[first]) else role
                      for tensor, first, role in zip(chosen, firsts, roles, strict=True)]
@@ -188,7 +197,7 @@ def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -
     return groups
 
 
-_NAME, _DTYPE, _KIND = attrgetter("name"), attrgetter("dtype"), attrgetter("kind")
+_NAME, _DTYPE, _KIND, _TENSOR = attrgetter("name"), attrgetter("dtype"), attrgetter("kind"), attrgetter("tensor")
 _BUFFER_ENDS = tuple(BUFFER_NAMES)
 
 

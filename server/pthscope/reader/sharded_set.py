@@ -117,6 +117,9 @@ def _read_index(path: str) -> tuple[dict[str, str], int | None]:
     bad = next((k for k, v in weight_map.items() if type(v) is not str or not v), None)
     if bad is not None:
         raise IndexError_(f"the weight_map maps {safe_repr(bad)} to {safe_repr(weight_map[bad])}, not a file name")
+    # One string per shard name, not one per key (json makes each anew: 100,000 keys, 8 MiB).
+    shards = {shard: shard for shard in set(weight_map.values())}
+    weight_map = dict(zip(weight_map, map(shards.__getitem__, weight_map.values()), strict=True))
     metadata = index.get("metadata")
     total = metadata.get("total_size") if isinstance(metadata, dict) else None
     return weight_map, total if type(total) is int else None
@@ -155,15 +158,17 @@ def _add_shard(checkpoint: Checkpoint, path: str, shard: str, read: Checkpoint, 
     prefix = f"{part_index}/"
     offset = len(checkpoint.tensors)
     tensors = read.tensors
-    storages = list(map(_STORAGE, tensors))
-    # 100,000 tensors in a big set: each field set by map (C), one call per column.
+    # The set's storage keys: the shard's, prefixed by its part; one string each, which the
+    # tensors and `storage_offsets` share (100,000 tensors in a big set: 5-8 MiB less).
+    renamed = dict(zip(read.storage_offsets, map(prefix.__add__, read.storage_offsets), strict=True))
+    shard_storages = list(map(_STORAGE, tensors))
+    storages = list(map(renamed.get, shard_storages))
+    if None in storages or "" in shard_storages:  # a storage without a place (a missing member), or none
+        storages = [prefix + key if key else key for key in shard_storages]
+    # Each field set by map (C), one call per column.
     _set_all(tensors, "part", repeat(part_index))
-    if all(storages):
-        _set_all(tensors, "storage", map(prefix.__add__, storages))
-    else:
-        _set_all(tensors, "storage", [prefix + s if s else s for s in storages])
-    checkpoint.storage_offsets.update(zip(map(prefix.__add__, read.storage_offsets),
-                                          read.storage_offsets.values(), strict=True))
+    _set_all(tensors, "storage", storages)
+    checkpoint.storage_offsets.update(zip(renamed.values(), read.storage_offsets.values(), strict=True))
     checkpoint.tensors.extend(tensors)
     children = checkpoint.root.children if checkpoint.root else []
     nodes = read.root.children

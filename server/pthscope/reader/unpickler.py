@@ -520,7 +520,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             if builder is not None:
                 if isinstance(builder, type):
                     return builder
-                return (_TensorV2Builder if builder is _rebuild_tensor_v2 else _Builder)(full, builder, use, self.log)
+                return _BUILDER_CLASSES.get(builder, _Builder)(full, builder, use, self.log)
             if attribute in STORAGE_TYPE_NAMES:
                 return StorageType(STORAGE_DTYPES[attribute])
             if use.module == "torch" and attribute[:1].islower():
@@ -614,6 +614,12 @@ class _TensorV2Builder(_Builder):
                     numel, last = d0 * d1, (d0 - 1) * s0 + (d1 - 1) * s1
                 else:
                     numel = 0
+            elif len(size) == 1:  # a vector (biases, norms), as common: unrolled too
+                (numel,), (s0,) = size, stride
+                if type(numel) is int and type(s0) is int and 0 < numel < _INT64 and 0 <= s0 < _INT64:
+                    last = (numel - 1) * s0
+                else:
+                    numel = 0
             else:
                 numel, last = 1, 0
                 for d, s in zip(size, stride):  # noqa: B905 (one length, checked; a keyword costs 150 ns)
@@ -633,6 +639,18 @@ class _TensorV2Builder(_Builder):
                     nbytes, "strided", (offset + last + 1) * item <= nbytes))
         given = [a for a in (storage, storage_offset, size, stride, requires_grad) if a is not _NOT_GIVEN]
         return _Builder.__call__(self, *given, *rest)
+
+
+class _SizeBuilder(_Builder):
+    """`torch.Size`, called four times per entry of a torch.distributed checkpoint's metadata:
+    the usual call, with one tuple (what `_torch_size` returns as it is), in one frame."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> Any:
+        if len(args) == 1 and type(args[0]) is tuple:
+            return args[0]
+        return _Builder.__call__(self, *args)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -895,6 +913,9 @@ _REBUILDERS: dict[str, Callable[..., Any]] = {
     "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
     "torch._utils._rebuild_nested_tensor": _rebuild_nested_tensor,
 }
+
+# The builders whose usual call is made in one frame, by the function they stand for.
+_BUILDER_CLASSES: dict[Any, type[_Builder]] = {_rebuild_tensor_v2: _TensorV2Builder, _torch_size: _SizeBuilder}
 
 # Globals torch's weights_only loader accepts, built by our own inert code.
 _SAFE_BUILDERS: dict[str, Any] = {

@@ -5,9 +5,9 @@ parses each file in its own process and keeps what it parsed (worker/); `pthscop
 where the tensor's bytes are and hands that to the values worker. Scans, module statistics,
 diffs and conversions run batch by batch with progress (value_work.py); the last scan of a file
 marks what the other requests send about it. Python-file features — hover, diagnostics, code
-actions, document links (python_files.py) and their commands (python_commands.py) — are
-imported on first use (as are `analysis` and `code_intel`), so that the server starts as fast
-as pygls itself. Logs go to the client's output channel through
+actions, document links (python_files.py) and their commands (python_commands.py) — and the
+value work are imported on first use (as are `analysis`, `code_intel` and `values`), so that
+the server starts as fast as pygls itself. Logs go to the client's output channel through
 `window/logMessage`.
 """
 
@@ -48,10 +48,10 @@ from .options import (
     structure_arguments,
     worker_limits,
 )
-from .value_work import ValueWork
 
 if TYPE_CHECKING:
     from .python_files import PythonFiles
+    from .value_work import ValueWork
 
 log = logging.getLogger("pthscope")
 
@@ -78,7 +78,7 @@ class PthscopeServer(LanguageServer):
         self.worker_module = worker_module
         self.options = InitializationOptions()
         self._python: PythonFiles | None = None
-        self.value_work = ValueWork(self)
+        self._value_work: ValueWork | None = None
         self._start_workers()
 
     def configure(self, options: InitializationOptions, early_structure: subprocess.Popen[bytes] | None = None) -> None:
@@ -104,6 +104,15 @@ class PthscopeServer(LanguageServer):
         self.values.kill()
 
     @property
+    def value_work(self) -> ValueWork:
+        """Scans, module statistics, diffs and conversions (imported and made on first use)."""
+        if self._value_work is None:
+            from .value_work import ValueWork
+
+            self._value_work = ValueWork(self)
+        return self._value_work
+
+    @property
     def python(self) -> PythonFiles:
         """The Python-file features (imported and made on first use)."""
         if self._python is None:
@@ -127,7 +136,8 @@ class PthscopeServer(LanguageServer):
                     result = await self.store.ask(file, method, fields)
         except InvalidRequest as invalid:
             raise JsonRpcInvalidParams(str(invalid)) from None
-        self.value_work.mark(method, file, result)
+        if self._value_work is not None:  # else no scan ran: nothing to mark
+            self._value_work.mark(method, file, result)
         return result
 
     async def work(self, token: p.ProgressToken | None, title: str, job: Callable[[Any], Any]) -> Any:

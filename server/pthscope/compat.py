@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import compress, repeat
+from operator import eq, itemgetter, not_
 from typing import Any, NamedTuple
 
 from .analysis.expected_state import ExpectedStateDict, ExpectedTensor, UnknownPart
@@ -179,17 +181,15 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
         missing = [k for k in tensors if k not in present] if present else list(tensors)
         result.missing = [k for k in missing if k not in filled] if filled else missing
         result.filled = [k for k in missing if k in filled] if filled else []
-    for key, tensor in tensors.items():
-        if key not in present:
-            continue
-        value = checkpoint[key]
+    keys = list(tensors) if len(present) == len(tensors) else [k for k in tensors if k in present]
+    for key in _not_same_shape(expected, keys, checkpoint):
+        tensor, value = tensors[key], checkpoint[key]
         meta = value if type(value) is TensorMeta else tensor_meta(value)
         if meta is None:
             result.not_tensors.append(key)
-        elif tensor.shape == meta.shape or _shape_fits(tensor.shape, meta.shape):
-            result.matched += 1
-        else:
+        elif not _shape_fits(tensor.shape, meta.shape):
             result.mismatched.append(_mismatch(tensor, meta.shape))
+    result.matched = len(keys) - len(result.not_tensors) - len(result.mismatched)
     if len(present) < len(checkpoint):
         parts = expected.unknown
         if not parts and not stale:
@@ -203,6 +203,21 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
             else:
                 result.unexpected.append(key)
     return result
+
+
+_NOT_A_SHAPE = object()  # equal to no expected shape, not even None (rank unknown)
+
+
+def _not_same_shape(expected: ExpectedStateDict, keys: list[str], checkpoint: Mapping[str, Any]) -> list[str]:
+    """The keys (of both) whose checkpoint value is not a `TensorMeta` of exactly the expected
+    shape. Iterated in C (map/compress, no bytecode per key): 30,000 keys take a few ms."""
+    values = list(map(checkpoint.__getitem__, keys))
+    if set(map(type, values)) != {TensorMeta}:
+        shapes = [v.shape if type(v) is TensorMeta else _NOT_A_SHAPE for v in values]
+    else:
+        shapes = list(map(itemgetter(0), values))
+    same = map(eq, map(expected.shapes().__getitem__, keys), shapes)
+    return list(compress(keys, map(not_, same)))
 
 
 def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
@@ -397,6 +412,8 @@ def _mappings(checkpoint: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapp
 
 def _mapping_items(mapping: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """The items of `mapping` whose values are mappings (tensors skipped by their type first)."""
+    if set(map(type, mapping.values())) == {TensorMeta}:  # a plain state_dict, scanned in C
+        return []
     return [(k, v) for k, v in mapping.items()
             if type(v) is not TensorMeta and isinstance(v, Mapping) and isinstance(k, str)]  # fmt: skip
 
@@ -426,6 +443,12 @@ def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> tuple[dict[str
     if not strip:
         return {add + k if isinstance(k, str) else k: v for k, v in mapping.items()}, 0
     cut = len(strip)
+    keys = list(mapping)
+    if set(map(type, keys)) == {str}:  # the usual case, iterated in C (30,000 keys: a few ms)
+        share = sum(map(str.startswith, keys, repeat(strip)))
+        if share == len(keys):
+            stripped = map(itemgetter(slice(cut, None)), keys)
+            return dict(zip(map(add.__add__, stripped) if add else stripped, mapping.values(), strict=True)), share
     renamed = {add + k[cut:]: v for k, v in mapping.items() if isinstance(k, str) and k.startswith(strip)}
     share = len(renamed)
     if share < len(mapping):  # the keys without the prefix stay as they are, in their place

@@ -105,9 +105,17 @@ class ExpectedStateDict:
     norms: dict[str, str] = field(default_factory=dict)
     # For compat: per container prefix, how many keys each index holds (built on first use).
     index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
+    # Key → shape, for compat's comparisons (built on first use).
+    shape_table: dict[str, tuple[int | None, ...] | None] | None = field(default=None, repr=False, compare=False)
     # (file, 0-based line) → the keys of the tensors the statement there creates (by_lines()).
     lines: dict[tuple[str, int], list[str]] | None = field(default=None, repr=False, compare=False)
     error: str | None = None  # the model could not be derived at all (class not found, …)
+
+    def shapes(self) -> dict[str, tuple[int | None, ...] | None]:
+        """Each key's shape (kept: a checkpoint read again is compared with the same table)."""
+        if self.shape_table is None:
+            self.shape_table = {key: tensor.shape for key, tensor in self.tensors.items()}
+        return self.shape_table
 
     def by_lines(self) -> dict[tuple[str, int], list[str]]:
         """The keys of the tensors each statement creates, by (file, line) of each of its lines

@@ -118,6 +118,9 @@ class StateDictLoad:
     # The argument renames the loaded keys: `{k.removeprefix("module."): v for k, v in
     # sd.items()}` → ("module.", ""); `{"model." + k: v ...}` → ("", "model.").
     renames: tuple[str, str] | None = None
+    # ... and leaves keys out: `{k: v for k, v in sd.items() if k not in ("fc.weight", …)}`
+    # (the file's keys, before any renaming).
+    drops: tuple[str, ...] = ()
 
 
 @dataclass

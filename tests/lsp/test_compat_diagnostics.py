@@ -320,3 +320,42 @@ async def test_a_fix_makes_it_load(
     run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("strict", ["", ", strict=True", ", strict=False"])
+async def test_the_fine_tuning_fix_leaves_out_the_changed_head(
+    client: LanguageClient, compat_workspace: Path, strict: str
+) -> None:
+    """A head changed on purpose (num_classes=10 on a 1,000-class checkpoint): the fix drops the
+    mismatched keys, loads with strict=False and asserts that exactly those are missing."""
+    text = SCRIPT.format(args="num_classes=10", file="head1000.pth", strict=strict)
+    if strict == ", strict=True":
+        text = text.replace('"', "'")  # the fix follows the file's quotes
+    path = compat_workspace / f"finetune{strict.count('True')}{strict.count('False')}.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    assert await _settled(client, uri)
+    line = utf16_position(text, "load_state_dict").line
+    offered = await code_actions(client, uri, line)
+    action = next(a for a in offered if a.title.startswith("Fine-tune fc: load without fc.weight, fc.bias"))
+    assert not action.is_preferred  # constructing with num_classes=1000 comes first
+    resolved = await client.code_action_resolve_async(action)
+    fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
+    q = "'" if strict == ", strict=True" else '"'
+    assert (f"missing, unexpected = model.load_state_dict({{k: v for k, v in sd.items() if k not in "
+            f"({q}fc.weight{q}, {q}fc.bias{q})}}, strict=False)\n"
+            f"assert set(missing) == {{{q}fc.bias{q}, {q}fc.weight{q}}} and not unexpected, "
+            f"(missing, unexpected)\n") in fixed, fixed  # fmt: skip
+    change_document(client, uri, 2, fixed)
+    after = await published(client, uri, lambda p: p.version == 2)
+    assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics
+    shown = ((await load_hover(client, uri, fixed)) or "").replace("\\", "")
+    assert "11/13 tensors match; 2 missing" in shown and "Left out on purpose (trained here): fc.weight" in shown
+    assert not [a for a in await code_actions(client, uri, line) if a.title.startswith("Fine-tune")]
+    # Run it: torch loads everything but the head, and says exactly the head is missing.
+    path.write_text(fixed + 'print(sorted(missing), list(unexpected))\n'
+                    'print(torch.equal(model.stem.weight, sd["stem.weight"]), model.fc.weight.shape[0])\n')  # fmt: skip
+    run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["['fc.bias', 'fc.weight'] []", "True 10"], run.stdout

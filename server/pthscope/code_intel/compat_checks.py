@@ -50,7 +50,7 @@ from ..plain_text import visible
 from ..reader.model_view import ModelView
 from .linking import Checkpoints, loaded_entry
 from .python_text import string_literal
-from .text_edits import quote_char
+from .text_edits import insert_after, quote_char
 from .types import Diagnostic, Range, RelatedInformation, TextEdit
 
 INCOMPATIBLE_LOAD = "PTH008"
@@ -135,7 +135,7 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     is kept on the view and used again while the expected state_dict's stamp is the same (an
     edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
     would have to be made and `compute` is False."""
-    slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
+    slot = f"compat-result|{load.renames}|{load.drops}|{load.strict is not False}|" + "\0".join(keys)
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
@@ -145,6 +145,9 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     mapping = loaded_mapping(view, keys)
     if mapping is None:
         return None
+    if load.drops:
+        dropped = set(load.drops)
+        mapping = {k: v for k, v in mapping.items() if k not in dropped}
     if load.renames is not None:
         strip, add = load.renames
         mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
@@ -254,6 +257,8 @@ def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
     result, strict = check.result, check.strict
     if result.loads or not result.expected_total:
         return None  # nothing of the model known: nothing to say
+    if strict is False and _dropped_on_purpose(check):
+        return None  # the fine-tuning pattern: the keys left out are the ones that miss
     if strict is not True and not result.mismatched:
         lenient = next((e for e in result.explanations if e.kind == "strict_false"), None)
         if strict is None or lenient is None:
@@ -271,6 +276,23 @@ def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
     span = check.load.method or check.load.call
     return Diagnostic(Range.of(span), severity, INCOMPATIBLE_LOAD, message, data,  # type: ignore[arg-type]
                       related=_related(facts, check))
+
+
+def _dropped_on_purpose(check: LoadCheck) -> bool:
+    """Whether the keys the argument leaves out are exactly the ones missing, and nothing else
+    is wrong (`{k: v for k, v in sd.items() if k not in (...)}` with strict=False)."""
+    result, load = check.result, check.load
+    if not load.drops or result.unexpected or result.mismatched or result.not_tensors or result.errors:
+        return False
+    return set(result.missing) == {_model_key(key, load.renames) for key in load.drops}
+
+
+def _model_key(key: str, renames: tuple[str, str] | None) -> str:
+    """The model's name for a file's key that the argument renames."""
+    if renames is None:
+        return key
+    strip, add = renames
+    return add + key.removeprefix(strip)
 
 
 def _why(check: LoadCheck) -> str:
@@ -371,6 +393,8 @@ def hover_lines(check: LoadCheck) -> list[str]:
         lines.append("Unexpected: " + _listed([str(k) for k in result.unexpected]))
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
+    if check.load.drops and check.strict is False and _dropped_on_purpose(check):
+        lines.append("Left out on purpose (trained here): " + _listed(list(check.load.drops)))
     return lines
 
 
@@ -468,7 +492,32 @@ def available_fixes(facts: ModuleFacts, check: LoadCheck) -> list[tuple[str, str
     if argument is not None:
         name, value, _ = argument
         out.append(("argument", f"Construct the model with {name}={value} (the checkpoint's)"))
+    dropped = _fine_tuned_keys(facts, check)
+    if dropped is not None:
+        layers = list(dict.fromkeys(k.rpartition(".")[0] or k for k in dropped))
+        out.append(("finetune", visible(f"Fine-tune {', '.join(layers)}: load without {_listed(dropped)} "
+                                        "(strict=False) and assert only those are missing")))  # fmt: skip
     return out
+
+
+_FINE_TUNED_LAYERS = 3  # a changed head (or two), not a different model
+
+
+def _fine_tuned_keys(facts: ModuleFacts, check: LoadCheck) -> list[str] | None:
+    """The keys to leave out for the fine-tuning fix: those whose shapes differ, when nothing
+    else is wrong, every key of the model is known and the load is a statement of its own
+    (`net.load_state_dict(X)`, its result unused)."""
+    result, load = check.result, check.load
+    if not result.mismatched or result.missing or result.unexpected or result.not_tensors or result.errors:
+        return None
+    if result.unknown or result.skipped or load.renames is not None or load.drops or load.arg is None:
+        return None
+    if load.strict is None or not (load.single_line_stmt and load.stmt == load.call):
+        return None
+    keys = [m.key for m in result.mismatched]
+    if len({k.rpartition(".")[0] for k in keys}) > _FINE_TUNED_LAYERS:
+        return None
+    return keys
 
 
 def _view_explanation(check: LoadCheck) -> Explanation | None:
@@ -532,6 +581,8 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
         span = found[2].span
         assert span is not None
         return [TextEdit(Range.of(span), str(found[1]))]
+    if kind == "finetune":
+        return _fine_tuning_edits(facts, check)
     explanation = _view_explanation(check)
     arg = check.load.arg
     assert explanation is not None and arg is not None
@@ -550,6 +601,37 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
     elif add:
         expression = f"{{{string_literal(add, q)} + k: v for k, v in {expression}.items()}}"
     return [TextEdit(Range.of(arg), expression)]
+
+
+def _fine_tuning_edits(facts: ModuleFacts, check: LoadCheck) -> list[TextEdit] | None:
+    """`net.load_state_dict(X)` →
+    `missing, unexpected = net.load_state_dict({k: v for k, v in X.items() if k not in (…)},
+    strict=False)` and `assert set(missing) == {…} and not unexpected, (missing, unexpected)`."""
+    keys = _fine_tuned_keys(facts, check)
+    load = check.load
+    text = _text(facts, load.arg) if load.arg is not None else None
+    names = _unused_names(facts, ("missing", "unexpected"), ("missing_keys", "unexpected_keys"))
+    if keys is None or text is None or names is None or load.arg is None:
+        return None
+    q = quote_char(facts)
+    listed = ", ".join(string_literal(k, q) for k in keys)
+    dropped = f"({listed},)" if len(keys) == 1 else f"({listed})"
+    argument = f"{{k: v for k, v in {_atom(text)}.items() if k not in {dropped}}}"
+    edits = [TextEdit(Range.at(load.call.start_line, load.call.start_char), f"{names[0]}, {names[1]} = ")]
+    if load.strict_span is not None:
+        edits += [TextEdit(Range.of(load.arg), argument), TextEdit(Range.of(load.strict_span), "False")]
+    else:
+        edits.append(TextEdit(Range.of(load.arg), argument + ", strict=False"))
+    expected = "{" + ", ".join(string_literal(k, q) for k in sorted(keys)) + "}"
+    check_line = f"assert set({names[0]}) == {expected} and not {names[1]}, ({names[0]}, {names[1]})"
+    edits.append(insert_after(facts, load.stmt.end_line, load.indent, [check_line]))
+    return edits
+
+
+def _unused_names(facts: ModuleFacts, *choices: tuple[str, str]) -> tuple[str, str] | None:
+    """The first pair of names the file does not use anywhere (so nothing is overwritten)."""
+    words = set(re.findall(r"\w+", "\n".join(facts.lines)))
+    return next((pair for pair in choices if not words & set(pair)), None)
 
 
 def _text(facts: ModuleFacts, span: Any) -> str | None:

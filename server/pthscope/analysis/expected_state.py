@@ -107,6 +107,11 @@ class ExpectedStateDict:
     index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
     # Key → shape, for compat's comparisons (built on first use).
     shape_table: dict[str, tuple[int | None, ...] | None] | None = field(default=None, repr=False, compare=False)
+    # Module prefix → the statement that attached it, when it was made elsewhere (a helper).
+    sites: dict[str, Origin] = field(default_factory=dict, repr=False, compare=False)
+    # (file, 0-based line) → "prefix." of the modules attached there (sites; by_lines()).
+    site_prefixes: dict[tuple[str, int], list[str]] = field(default_factory=dict, repr=False, compare=False)
+    attached_keys: dict[tuple[str, int], list[str]] = field(default_factory=dict, repr=False, compare=False)
     # (file, 0-based line) → the keys of the tensors the statement there creates (by_lines()).
     lines: dict[tuple[str, int], list[str]] | None = field(default=None, repr=False, compare=False)
     error: str | None = None  # the model could not be derived at all (class not found, …)
@@ -127,8 +132,27 @@ class ExpectedStateDict:
                 if origin is not None:
                     for line in range(origin.span.start_line, origin.span.end_line + 1):
                         lines.setdefault((origin.file, line), []).append(key)
-            self.lines = lines
+            sites: dict[tuple[str, int], list[str]] = {}
+            for prefix, site in self.sites.items():
+                for line in range(site.span.start_line, site.span.end_line + 1):
+                    sites.setdefault((site.file, line), []).append(prefix + ".")
+            self.lines, self.site_prefixes = lines, sites
         return self.lines
+
+    def keys_at(self, file: str, line: int) -> list[str]:
+        """The keys of the tensors the statement on that line creates, and of those under the
+        modules it attaches when they were made elsewhere (`self.conv1 = conv3x3(64, 64)`,
+        `self.layer1 = self._make_layer(...)`)."""
+        own = self.by_lines().get((file, line), [])
+        attached = self.site_prefixes.get((file, line))
+        if not attached:
+            return own
+        found = self.attached_keys.get((file, line))
+        if found is None:  # kept: a hover asks again on every move of the mouse
+            starts = tuple(attached)
+            found = list(dict.fromkeys([*own, *(k for k in self.tensors if k.startswith(starts))]))
+            self.attached_keys[(file, line)] = found
+        return found
 
     def unknown_for(self, key: str) -> UnknownPart | None:
         """The unknown part that makes `key` not checkable, if any ("extra" parts cover only
@@ -287,12 +311,18 @@ def flatten(class_name: str, root: object) -> ExpectedStateDict:
     if not isinstance(root, ModuleValue):
         result.error = f"{class_name}(...) is not an nn.Module"
         return result
-    _visit(result, root, "", [])
+    _visit(result, root, "", [], {})
     return result
 
 
-def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
-           path: list[int]) -> None:  # fmt: skip
+def _site_origin(file: SourceFile, statement: ast.stmt) -> Origin:
+    text = file.text_of(statement)
+    return Origin(file.path, file.positions.span(statement), text,
+                  " ".join(file.text_of(statement, first_line_only=False).split())[:200])  # fmt: skip
+
+
+def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str, path: list[int],
+           sites: dict[int, Origin]) -> None:  # fmt: skip
     here = prefix[:-1]
     if id(module) in path or len(path) > 64:
         result.unknown.append(UnknownPart(here, "the module contains itself", module.origin))
@@ -332,4 +362,10 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
         result.repeats.append(RepeatedBlock(here, layers, module.repeat.source, module.repeat.offset))
     for name, child in module.children.items():
         if child is not None:
-            _visit(result, child, f"{prefix}{name}.", [*path, id(module)])
+            site = module.sites.get(name)
+            if site is not None:  # one Origin per statement (a block class's serves every block)
+                origin = sites.get(id(site[1]))
+                if origin is None:
+                    origin = sites[id(site[1])] = _site_origin(*site)
+                result.sites[prefix + name] = origin
+            _visit(result, child, f"{prefix}{name}.", [*path, id(module)], sites)

@@ -440,7 +440,7 @@ def layer_checks(facts: ModuleFacts, line: int,
     (a layer assignment in the model's class), with those tensors' keys."""
     found = []
     for index in facts.expected:
-        keys = facts.expected[index].by_lines().get((facts.file_path, line))
+        keys = facts.expected[index].keys_at(facts.file_path, line)
         if keys:
             check = check_load(facts, index, checkpoints)
             if check is not None:

@@ -153,6 +153,11 @@ class ModelSources:
         self._cache[path] = (stamp, source)
         return source
 
+    def lines_read(self, path: str) -> list[str] | None:
+        """The lines of the file at `path` as it was read here (None: not read)."""
+        cached = self._cache.get(os.path.abspath(path))
+        return cached[1].lines if cached is not None and cached[1] is not None else None
+
     def find_module(self, dotted: str, level: int, importer: SourceFile) -> SourceFile | None:
         """The workspace file a module name denotes from `importer` (relative when level>0)."""
         parts = [p for p in dotted.split(".") if p]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
@@ -71,6 +71,7 @@ class LoadCheck:
     result: Compatibility
     view: ModelView
     keys: tuple[str, ...]
+    script: str = ""  # the file of the load
 
     @property
     def strict(self) -> bool | None:
@@ -121,7 +122,8 @@ def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints, *,
     result = _compared(view, keys, load, expected, facts.expected_stamps.get(index), compute)
     if result is _NOT_YET:
         return None
-    found = LoadCheck(index, load, expected, result, view, keys) if isinstance(result, Compatibility) else None
+    found = (LoadCheck(index, load, expected, result, view, keys, facts.file_path)
+             if isinstance(result, Compatibility) else None)  # fmt: skip
     facts.memo[memo] = found
     return found
 
@@ -434,18 +436,29 @@ class LayerTensor:
         return self.checkpoint is not None and _fits(self.here, self.checkpoint)
 
 
-def layer_checks(facts: ModuleFacts, line: int,
-                 checkpoints: Checkpoints) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
+def layer_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints,
+                 elsewhere: Sequence[tuple[ModuleFacts, Checkpoints]] = ()) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
     """The made checks whose model has tensors created by the statement on `line` of this file
-    (a layer assignment in the model's class), with those tensors' keys."""
+    (a layer assignment in the model's class), with those tensors' keys: of this file's loads,
+    then of the loads of `elsewhere` (other open scripts, with their linked files) whose
+    analysis read this file as it is now (a model class in models.py loaded by train.py)."""
     found = []
-    for index in facts.expected:
-        keys = facts.expected[index].keys_at(facts.file_path, line)
-        if keys:
-            check = check_load(facts, index, checkpoints)
-            if check is not None:
-                found.append((check, keys))
+    for other, linked in [(facts, checkpoints), *elsewhere]:
+        if other is not facts and (other.file_path == facts.file_path or not other.expected
+                                   or _read_as(other, facts.file_path) != facts.lines):  # fmt: skip
+            continue
+        for index in other.expected:
+            keys = other.expected[index].keys_at(facts.file_path, line)
+            if keys:
+                check = check_load(other, index, linked)
+                if check is not None:
+                    found.append((check, keys))
     return found
+
+
+def _read_as(facts: ModuleFacts, path: str) -> list[str] | None:
+    sources = facts.model_sources
+    return sources.lines_read(path) if sources is not None else None
 
 
 def layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:

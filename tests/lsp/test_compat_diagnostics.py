@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -359,3 +360,44 @@ async def test_the_fine_tuning_fix_leaves_out_the_changed_head(
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["['fc.bias', 'fc.weight'] []", "True 10"], run.stdout
+
+
+async def test_a_checkpoint_saved_again_is_checked_again(client: LanguageClient, compat_workspace: Path) -> None:
+    """A training run saves the file again: with the same structure, the view already read is
+    kept (and what was derived from it); with another structure, the check is made anew."""
+    file = compat_workspace / "runs" / "resaved.pth"
+    dp = torch.load(compat_workspace / "runs" / "dp.pth", weights_only=True)
+    torch.save(dp, file)
+    text = SCRIPT.format(args="", file="resaved.pth", strict="")
+    path = compat_workspace / "resaved.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    (first,) = await _settled(client, uri)
+    assert "'module.'" in first.message
+
+    def views(how: str) -> int:
+        return sum(f"view of {file}: {how} in " in m.message for m in client.log_messages)
+
+    async def reread(state: dict[str, torch.Tensor], stamp: int) -> None:
+        count = len(client.published[uri])  # type: ignore[attr-defined]
+        torch.save(state, file)
+        os.utime(file, ns=(stamp, stamp))
+        for _ in range(200):  # a hover asks for the file again: read if it changed on disk
+            await hover_text(client, uri, utf16_position(text, '"runs/', 1))
+            if len(client.published[uri]) > count:  # type: ignore[attr-defined]
+                return
+            await _sleep()
+        raise AssertionError("not published again")
+
+    stamp = file.stat().st_mtime_ns
+    same_before = views("the same as before")
+    for value in dp.values():  # another epoch: new values, the same structure (and _metadata)
+        value.add_(1)
+    await reread(dp, stamp + 10**9)
+    assert views("the same as before") == same_before + 1
+    (again,) = [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]
+    assert again.message == first.message
+    decoded = views("decoded")
+    await reread(torch.load(compat_workspace / "runs" / "net.pth", weights_only=True), stamp + 2 * 10**9)
+    assert views("decoded") == decoded + 1
+    assert not [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
 from .flow import Loaded
 from .flow_values import value_of
+from .module_attributes import saved_object
 from .source import Positions
 
 if TYPE_CHECKING:
@@ -66,8 +67,11 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
     var: str | None = None
     key: str | None = None
     grad_keys: list[str] = []
-    if isinstance(obj, ast.Name):
-        kind, var = "model", obj.id
+    saved = saved_object(obj)  # past `.cpu()`, `.to(device)`
+    if isinstance(saved, ast.Name):
+        kind, var = "model", saved.id
+    elif isinstance(saved, ast.Attribute) and isinstance(saved.value, ast.Name) and saved.value.id == "self":
+        kind, var = "model", f"self.{saved.attr}"  # a whole module if the class says so (module_attributes.py)
     elif (
         isinstance(obj, ast.Call)
         and isinstance(obj.func, ast.Attribute)

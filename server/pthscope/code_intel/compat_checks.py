@@ -35,7 +35,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -72,6 +72,7 @@ class LoadCheck:
     view: ModelView
     keys: tuple[str, ...]
     script: str = ""  # the file of the load
+    layers: dict[int, tuple[list[str], list[LayerTensor]]] = field(default_factory=dict, repr=False)
 
     @property
     def strict(self) -> bool | None:
@@ -462,7 +463,17 @@ def _read_as(facts: ModuleFacts, path: str) -> list[str] | None:
 
 
 def layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
-    """`keys` of the model beside the checkpoint's tensors for them."""
+    """`keys` of the model beside the checkpoint's tensors for them (kept on the check: a
+    block class's statement has a thousand keys, and the hover asks again on every move)."""
+    kept = check.layers.get(id(keys))
+    if kept is not None and kept[0] is keys:
+        return kept[1]
+    found = _layer_tensors(check, keys)
+    check.layers[id(keys)] = (keys, found)  # `keys` lives as long as the check's expected state
+    return found
+
+
+def _layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
     explanation = _view_explanation(check)
     path: tuple[str, ...] = ()
     strip = add = ""

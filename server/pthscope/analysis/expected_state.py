@@ -219,9 +219,7 @@ def _construction(interp: Interpreter, file: SourceFile, class_name: str | None,
 
 def _call_on_line(interp: Interpreter, file: SourceFile, class_name: str | None,
                   line: int) -> ast.Call | None:  # fmt: skip
-    calls = [node for node in ast.walk(file.tree)
-             if isinstance(node, ast.Call) and node.lineno - 1 == line]  # fmt: skip
-    calls.sort(key=lambda c: c.col_offset)
+    calls = file.calls_on_line(line)
     for call in calls:
         text = ast.unparse(call.func)
         if class_name and (text == class_name or text.endswith("." + class_name)
@@ -243,7 +241,7 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
     module = interp.module_frame(file)
     frame = Frame(file, globals=module, prelude=True, name=CONSTRUCTION)
     body = file.tree.body
-    function = _innermost_function(file.tree, call)
+    function = _innermost_function(file, call)
     if function is not None:
         arguments = function.args
         for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
@@ -255,11 +253,10 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
     return frame
 
 
-def _innermost_function(tree: ast.AST, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def _innermost_function(file: SourceFile, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     best = None
-    for node in ast.walk(tree):
-        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _contains(node, call)
-                and (best is None or node.lineno >= best.lineno)):  # fmt: skip
+    for node in file.functions():
+        if _contains(node, call) and (best is None or node.lineno >= best.lineno):
             best = node
     return best
 

@@ -12,10 +12,13 @@ A smaller variant of the same file (2 blocks per stage, 122 tensors) shows a typ
 --lsp starts `python -m pthscope lsp` on a workspace whose 2,100-line script is that model file
 plus `net.load_state_dict(torch.load("runs/dp.pth"))`, the checkpoint a state_dict of the
 model's 30,002 tensors saved by torch with a `module.` prefix (each tensor a view of one shared
-element, so the file is small). It times, over `--runs` re-reads of the file (its mtime
-changed, a hover on the script asks again), from the read file's view being linked (the
-server's "linked" log line; reading and decoding the view come before) until PTH008 is published; then hovers on `load_state_dict`, on `self.fc = nn.Linear(...)` and on a block
-class's `self.bn1 = nn.GroupNorm(...)` (its class is used for some 50 of the 5,000 blocks).
+element, so the file is small). It times, over `--runs` re-reads of the file (a hover on the
+script asks again), from the read file's view being linked (the server's "linked" log line;
+reading and decoding the view come before, and the decoding time the server logs is printed)
+until PTH008 is published: the file saved again as it was (its mtime changed), then saved again
+with another structure each time (a 1,000-class head, then the first file, …); then hovers on
+`load_state_dict`, on `self.fc = nn.Linear(...)` and on a block class's
+`self.bn1 = nn.GroupNorm(...)` (its class is used for some 50 of the 5,000 blocks).
 Target: the diagnostic ≤ 50 ms p95 after the read; hovers ≤ 15 ms p95.
 """
 

@@ -14,9 +14,16 @@ there, so nothing is said about them.
 - `strict=` not a constant: only shape mismatches are reported.
 
 The hovers: on `load_state_dict` the summary (`hover_lines`); on the model's construction the
-file it is loaded from (`construction_lines`); on a statement of the model's class in this file
-that creates tensors, the checkpoint's tensors for them (`layer_tensors`: the file's key after the
-prefix or wrapper the check found, its shape, requires_grad where the file stores it).
+file it is loaded from (`construction_lines`); on a statement of the model's class that creates
+tensors or attaches a module a helper made (`self.conv1 = conv3x3(...)`), in this file or in a
+model file whose classes an open script loads into (`layer_checks`), the checkpoint's tensors
+for them (`layer_tensors`: the file's key after the prefix or wrapper the check found, its
+shape, requires_grad where the file stores it).
+
+The fixes: strip/add a prefix or index the wrapper, construct the model with the checkpoint's
+argument, and for a head changed on purpose the fine-tuning pattern (leave the mismatched keys
+out with a dict comprehension, strict=False, assert that exactly those are missing); a load
+written that way is checked with those keys left out, and says nothing when exactly they miss.
 
 The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
 state_dict, a changed head or config); the keys, layers and arguments behind it are related

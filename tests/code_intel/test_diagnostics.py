@@ -104,6 +104,8 @@ class Trainer:
         self.settings = Settings()
         self.optimizer = torch.optim.SGD(self.head.parameters(), lr=0.1)
         self.mixed = Head()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.hook = nn.utils.parametrize.ParametrizationList
 
     def reset(self):
         self.mixed = None
@@ -117,6 +119,7 @@ class Trainer:
         torch.save(self.optimizer, path)  # torch.optim is not torch.nn
         torch.save(self.mixed, path)  # also None
         torch.save(self.head.state_dict(), path)  # weights only
+        torch.save(self.scale, path)  # a Parameter is a tensor
 '''
 
 ENCODERS = '''\

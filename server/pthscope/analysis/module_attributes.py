@@ -21,6 +21,7 @@ from .paths import dotted_name
 RETURNS_MODULE = frozenset({"cpu", "cuda", "to", "eval", "train", "float", "half", "double", "bfloat16",
                             "requires_grad_", "share_memory"})  # fmt: skip
 _TORCH_NN = ("nn.", "torch.nn.")
+_NOT_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
 
 
 def saved_object(node: ast.expr) -> ast.expr:
@@ -92,7 +93,8 @@ class _ModuleClasses:
         if name is None:
             return False
         if name.startswith(_TORCH_NN):
-            return name.rsplit(".", 1)[-1][:1].isupper()
+            rest = name.removeprefix("torch.").removeprefix("nn.")  # nn.Linear, not nn.utils.…
+            return "." not in rest and rest[:1].isupper() and rest not in _NOT_MODULES
         if name in self.local:
             return True
         return "." not in name and self._imported_module_class(name)

@@ -105,6 +105,8 @@ class ExpectedStateDict:
     norms: dict[str, str] = field(default_factory=dict)
     # For compat: per container prefix, how many keys each index holds (built on first use).
     index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
+    # For compat: this state_dict with a prefix before its keys (a DataParallel file's view).
+    prefixed: dict[str, ExpectedStateDict] = field(default_factory=dict, repr=False, compare=False)
     # Key → shape, for compat's comparisons (built on first use).
     shape_table: dict[str, tuple[int | None, ...] | None] | None = field(default=None, repr=False, compare=False)
     # Module prefix → the statement that attached it, when it was made elsewhere (a helper).

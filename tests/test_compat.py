@@ -382,3 +382,33 @@ def test_tensor_meta_accepts_the_shapes_it_is_given() -> None:
     assert tensor_meta(((4,), "float16")) == TensorMeta((4,), "float16")
     assert tensor_meta(TensorMeta((1,))) == TensorMeta((1,))
     assert tensor_meta({"shape": (1,)}) is None and tensor_meta(3) is None and tensor_meta("x") is None
+
+
+@pytest.mark.parametrize(("module", "model_expr", "ckpt_expr"), [
+    ("esd_configured", "Classifier(num_classes=10)", "Classifier(num_classes=1000)"),
+    ("esd_configured", "ResNet(BasicBlock, [2, 1, 1], num_classes=10)", "ResNet(BasicBlock, [3, 1, 1], num_classes=10)"),
+    ("esd_configured", "ResNet(BasicBlock, [1, 1, 1])", "ResNet(BasicBlock, [1, 1, 1])"),
+    ("esd_dynamic", "UnknownLoop()", "UnknownLoop(d=4)"),
+    ("esd_layers", "Norms()", "Norms()"),
+])  # fmt: skip
+def test_a_prefixed_checkpoint_is_checked_as_if_stripped(module: str, model_expr: str, ckpt_expr: str,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    """Under a `module.` prefix (compared against the model's keys with the prefix before them,
+    kept on the model), what would load after stripping it is what comparing the stripped file
+    says — and what torch says of it."""
+    from pthscope.compat import _best_view, _prefixable
+
+    expected = derive(module, model_expr)
+    state = build(module, ckpt_expr).state_dict()
+    stripped = saved({k: v for k, v in state.items()}, tmp_path, "stripped.pt")
+    prefixed = saved({"module." + k: v for k, v in state.items()}, tmp_path, "prefixed.pt")
+    direct = compare(expected, stripped, metadata=None)
+    view = _best_view(expected, prefixed, compare(expected, prefixed, metadata=None))
+    assert view is not None and view.explanation.prefix == "module."
+    fixed = view.fixed
+    for field_name in ("matched", "missing", "unexpected", "not_tensors", "filled", "skipped", "errors"):
+        assert getattr(fixed, field_name) == getattr(direct, field_name), field_name
+    assert [m.key for m in fixed.mismatched] == [m.key for m in direct.mismatched]
+    assert_same_as_torch(direct, TorchReport(build(module, model_expr), stripped), expected)
+    # Kept for the next file read (InstanceNorm's stale stats are checked on renamed keys).
+    assert ("module." in expected.prefixed) == _prefixable(expected)

@@ -25,8 +25,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from itertools import compress, repeat
+from operator import eq, itemgetter, not_
 from typing import Any, NamedTuple
 
 from .analysis.expected_state import ExpectedStateDict, ExpectedTensor, UnknownPart
@@ -179,17 +181,15 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
         missing = [k for k in tensors if k not in present] if present else list(tensors)
         result.missing = [k for k in missing if k not in filled] if filled else missing
         result.filled = [k for k in missing if k in filled] if filled else []
-    for key, tensor in tensors.items():
-        if key not in present:
-            continue
-        value = checkpoint[key]
+    keys = list(tensors) if len(present) == len(tensors) else [k for k in tensors if k in present]
+    for key in _not_same_shape(expected, keys, checkpoint):
+        tensor, value = tensors[key], checkpoint[key]
         meta = value if type(value) is TensorMeta else tensor_meta(value)
         if meta is None:
             result.not_tensors.append(key)
-        elif tensor.shape == meta.shape or _shape_fits(tensor.shape, meta.shape):
-            result.matched += 1
-        else:
+        elif not _shape_fits(tensor.shape, meta.shape):
             result.mismatched.append(_mismatch(tensor, meta.shape))
+    result.matched = len(keys) - len(result.not_tensors) - len(result.mismatched)
     if len(present) < len(checkpoint):
         parts = expected.unknown
         if not parts and not stale:
@@ -203,6 +203,21 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
             else:
                 result.unexpected.append(key)
     return result
+
+
+_NOT_A_SHAPE = object()  # equal to no expected shape, not even None (rank unknown)
+
+
+def _not_same_shape(expected: ExpectedStateDict, keys: list[str], checkpoint: Mapping[str, Any]) -> list[str]:
+    """The keys (of both) whose checkpoint value is not a `TensorMeta` of exactly the expected
+    shape. Iterated in C (map/compress, no bytecode per key): 30,000 keys take a few ms."""
+    values = list(map(checkpoint.__getitem__, keys))
+    if set(map(type, values)) != {TensorMeta}:
+        shapes = [v.shape if type(v) is TensorMeta else _NOT_A_SHAPE for v in values]
+    else:
+        shapes = list(map(itemgetter(0), values))
+    same = map(eq, map(expected.shapes().__getitem__, keys), shapes)
+    return list(compress(keys, map(not_, same)))
 
 
 def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
@@ -353,7 +368,7 @@ def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
         return None
     base = result.expected_total - len(result.missing) - len(result.filled)
     adds = [p for p in _common_prefixes(list(wanted)) if p][:2]
-    best: tuple[int, tuple[str, ...], str, str, dict[str, Any], int] | None = None
+    best: tuple[int, tuple[str, ...], str, str, Mapping[str, Any], int] | None = None
     for path, mapping in _mappings(checkpoint):
         strips = _common_prefixes(list(mapping))[:3]
         candidates = [("", ""), *((s, "") for s in strips), *(("", a) for a in adds),
@@ -361,8 +376,14 @@ def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
         for strip, add in candidates:
             if not path and not strip and not add:
                 continue
-            renamed, share = _renamed(mapping, strip, add)
-            found = len(renamed.keys() & wanted)
+            if strip and not add and _every_key_starts_with(mapping, strip) and _prefixable(expected):
+                # The model's keys with the prefix put before them (kept on the model), rather
+                # than 30,000 keys of each file read renamed.
+                renamed, share = mapping, len(mapping)
+                found = len(_prefixed(expected, strip).tensors.keys() & mapping.keys())
+            else:
+                renamed, share = _renamed(mapping, strip, add)
+                found = len(renamed.keys() & wanted)
             if found > base and (best is None or found > best[0]):
                 best = (found, path, strip, add, renamed, share)
                 if found == len(wanted):
@@ -374,8 +395,48 @@ def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
     _, path, strip, add, renamed, share = best
     # A dict comprehension that renames keys drops _metadata; indexing a wrapper keeps it.
     metadata = None if strip or add else getattr(_at(checkpoint, path), "_metadata", None)
-    fixed = _check(expected, renamed, metadata)
+    if strip and renamed is _at(checkpoint, path):  # not renamed: compared under the prefix
+        fixed = _without_prefix(_check(_prefixed(expected, strip), renamed, metadata), strip)
+    else:
+        fixed = _check(expected, renamed, metadata)
     return _View(renamed, path, fixed, _view_explanation(path, strip, add, len(renamed), share, fixed))
+
+
+def _every_key_starts_with(mapping: Mapping[str, Any], prefix: str) -> bool:
+    keys = list(mapping)
+    return set(map(type, keys)) == {str} and all(map(str.startswith, keys, repeat(prefix)))
+
+
+def _prefixable(expected: ExpectedStateDict) -> bool:
+    """Whether `_prefixed` says all `_check` needs (InstanceNorm's stale running stats are
+    reported in messages naming the model's keys)."""
+    return not any(base in INSTANCE_NORMS for base in expected.norms.values())
+
+
+def _prefixed(expected: ExpectedStateDict, prefix: str) -> ExpectedStateDict:
+    """`expected` as `_check` sees it when every key of the checkpoint starts with `prefix`: its
+    keys, unknown parts and norms with `prefix` before them (the tensors are the same objects,
+    their `key` the model's). Kept on `expected`: each read of a file saved from DataParallel
+    is compared with the same one."""
+    found = expected.prefixed.get(prefix)
+    if found is None:
+        tensors = expected.tensors
+        found = ExpectedStateDict(
+            expected.class_name, dict(zip(map(prefix.__add__, tensors), tensors.values(), strict=True)),
+            [replace(u, prefix=prefix + u.prefix) if u.prefix else u for u in expected.unknown],
+            norms={(prefix + p if p else prefix[:-1]): base for p, base in expected.norms.items()})  # fmt: skip
+        expected.prefixed[prefix] = found
+    return found
+
+
+def _without_prefix(result: Compatibility, prefix: str) -> Compatibility:
+    """A `_check` against `_prefixed(expected, prefix)`, in the model's keys."""
+    cut = len(prefix)
+    for name in ("missing", "filled", "not_tensors", "unexpected", "skipped"):
+        keys = getattr(result, name)
+        if keys:
+            setattr(result, name, [k[cut:] if isinstance(k, str) and k.startswith(prefix) else k for k in keys])
+    return result
 
 
 def _at(checkpoint: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -397,6 +458,8 @@ def _mappings(checkpoint: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Mapp
 
 def _mapping_items(mapping: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """The items of `mapping` whose values are mappings (tensors skipped by their type first)."""
+    if set(map(type, mapping.values())) == {TensorMeta}:  # a plain state_dict, scanned in C
+        return []
     return [(k, v) for k, v in mapping.items()
             if type(v) is not TensorMeta and isinstance(v, Mapping) and isinstance(k, str)]  # fmt: skip
 
@@ -426,6 +489,12 @@ def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> tuple[dict[str
     if not strip:
         return {add + k if isinstance(k, str) else k: v for k, v in mapping.items()}, 0
     cut = len(strip)
+    keys = list(mapping)
+    if set(map(type, keys)) == {str}:  # the usual case, iterated in C (30,000 keys: a few ms)
+        share = sum(map(str.startswith, keys, repeat(strip)))
+        if share == len(keys):
+            stripped = map(itemgetter(slice(cut, None)), keys)
+            return dict(zip(map(add.__add__, stripped) if add else stripped, mapping.values(), strict=True)), share
     renamed = {add + k[cut:]: v for k, v in mapping.items() if isinstance(k, str) and k.startswith(strip)}
     share = len(renamed)
     if share < len(mapping):  # the keys without the prefix stay as they are, in their place

@@ -181,3 +181,27 @@ def test_chunked_parse_gives_the_tree_ast_parse_gives() -> None:
     facts = analyze(CHUNKY, "/w/x.py")
     again = analyze(CHUNKY.replace("y = 3", "y = 4"), "/w/x.py", previous=facts)
     assert again.ok and len(again.chunks) == len(facts.chunks)
+
+
+def test_a_load_argument_that_renames_or_leaves_out_keys() -> None:
+    cases = {
+        '{k.removeprefix("module."): v for k, v in sd.items()}': (("module.", ""), ()),
+        '{"model." + k: v for k, v in sd.items()}': (("", "model."), ()),
+        '{k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias")}': (None, ("fc.weight", "fc.bias")),
+        '{k: v for k, v in sd.items() if k not in {"fc.weight"}}': (None, ("fc.weight",)),
+        '{k.removeprefix("module."): v for k, v in sd.items() if k not in ["module.fc.bias"]}':
+            (("module.", ""), ("module.fc.bias",)),
+        # Not a list of keys left out: the argument is not understood (nothing is checked).
+        '{k: v for k, v in sd.items() if not k.startswith("fc.")}': None,
+        '{k: v for k, v in sd.items() if k not in HEAD}': None,
+        '{k: v for k, v in sd.items()}': None,
+    }  # fmt: skip
+    for argument, expected in cases.items():
+        source = f'import torch\nsd = torch.load("w.pth", weights_only=True)\nnet.load_state_dict({argument})\n'
+        (load,) = analyze(source, "/w/train.py", ("/w",)).loads
+        if expected is None:
+            assert load.drops == () and load.renames is None, argument
+            assert load.source is None or load.source_var is None, argument
+        else:
+            assert (load.renames, load.drops) == expected, argument
+            assert load.source_var == "sd", argument

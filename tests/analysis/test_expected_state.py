@@ -345,3 +345,25 @@ def test_hostile_sources_are_bounded(tmp_path: Path) -> None:
     assert net.unknown  # the loop is too long to follow: its list is unknown
     loop = expected_state_dict(source, str(tmp_path / "h.py"), (), "Loop")
     assert loop.unknown
+
+
+def test_a_statement_attaching_a_module_made_by_a_helper_has_its_keys() -> None:
+    """`self.conv1 = conv3x3(...)` and `self.layer1 = self._make_layer(...)` build their modules
+    elsewhere (a helper's `return`): the statement that attaches them still has their keys."""
+    path = MODELS / "esd_configured.py"
+    lines = path.read_text().splitlines()
+    expected = derive("esd_configured", "ResNet(BasicBlock, [2, 1, 1], num_classes=10)")
+    real = build("esd_configured", "ResNet(BasicBlock, [2, 1, 1], num_classes=10)").state_dict()
+
+    def keys_at(statement: str) -> list[str]:
+        return expected.keys_at(str(path), lines.index(statement))
+
+    conv1 = [k for k in real if k.startswith("layer") and ".conv1." in k]
+    assert conv1 and keys_at("        self.conv1 = conv3x3(inplanes, planes, stride)") == conv1
+    assert keys_at("        self.layer1 = self._make_layer(block, width, layers[0])") == [
+        k for k in real if k.startswith("layer1.")]
+    assert keys_at("        self.downsample = downsample") == [k for k in real if ".downsample." in k]
+    helper = keys_at("    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)")
+    assert helper == [k for k in real if ".conv1." in k or ".conv2." in k]  # where it is made: every one
+    # A layer made where it is attached has only its own keys there.
+    assert keys_at("        self.fc = nn.Linear(width * 4 * block.expansion, num_classes)") == ["fc.weight", "fc.bias"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pthscope.analysis import analyze
-from pthscope.code_intel import diagnostics
+from pthscope.code_intel import diagnostics, fixes
 from pthscope.reader.model_view import ModelView
 from tests.code_intel.conftest import SCRIPTS
 
@@ -79,3 +79,76 @@ def test_whole_model_checkpoint_explains_itself(
 )
 def test_no_diagnostic_without_the_pattern(source: str) -> None:
     assert diagnostics(analyze(source, "/w/x.py"), {}) == []
+
+
+ATTRIBUTE_SAVES = '''\
+import torch
+import torch.nn as nn
+from encoders import Encoder, Settings
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+
+class Trainer:
+    encoder: "Encoder"
+
+    def __init__(self, make):
+        self.head = Head()
+        self.stack = nn.Sequential(nn.Linear(4, 4))
+        self.encoder = make()
+        self.other = make()
+        self.settings = Settings()
+        self.optimizer = torch.optim.SGD(self.head.parameters(), lr=0.1)
+        self.mixed = Head()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.hook = nn.utils.parametrize.ParametrizationList
+
+    def reset(self):
+        self.mixed = None
+
+    def save(self, path):
+        torch.save(self.head.cpu(), path)  # PTH003: Head is an nn.Module here
+        torch.save(self.stack, path)  # PTH003: torch.nn's
+        torch.save(self.encoder.to("cpu"), path)  # PTH003: annotated with a workspace module
+        torch.save(self.other, path)  # not known what make() returns
+        torch.save(self.settings, path)  # a workspace class that is not a module
+        torch.save(self.optimizer, path)  # torch.optim is not torch.nn
+        torch.save(self.mixed, path)  # also None
+        torch.save(self.head.state_dict(), path)  # weights only
+        torch.save(self.scale, path)  # a Parameter is a tensor
+'''
+
+ENCODERS = '''\
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+
+class Settings:
+    pass
+'''
+
+
+def test_a_module_saved_through_an_attribute(tmp_path: Path) -> None:
+    """`torch.save(self.bert.cpu(), path)` pickles a whole module when the class says
+    `self.bert` is one (its annotation or a construction assigned to it); nothing is guessed."""
+    (tmp_path / "encoders.py").write_text(ENCODERS)
+    facts = analyze(ATTRIBUTE_SAVES, str(tmp_path / "trainer.py"), (str(tmp_path),))
+    lines = ATTRIBUTE_SAVES.splitlines()
+    found = [(d.code, lines[d.range.start.line].strip()) for d in diagnostics(facts, {}) if d.code == "PTH003"]
+    assert [text for _, text in found] == [line.strip() for line in lines if "# PTH003" in line]
+    assert "`self.head.cpu()`" not in found[0][1]
+
+
+    index = next(i for i, s in enumerate(facts.saves) if s.obj_text == "self.head.cpu()")
+    (edit,) = fixes.save_with_grad_map(facts, index) or []
+    assert '"model": self.head.cpu().state_dict(),' in edit.new_text
+    assert '"requires_grad": {n: p.requires_grad for n, p in self.head.cpu().named_parameters()},' in edit.new_text

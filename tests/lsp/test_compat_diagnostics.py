@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -320,3 +321,83 @@ async def test_a_fix_makes_it_load(
     run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("strict", ["", ", strict=True", ", strict=False"])
+async def test_the_fine_tuning_fix_leaves_out_the_changed_head(
+    client: LanguageClient, compat_workspace: Path, strict: str
+) -> None:
+    """A head changed on purpose (num_classes=10 on a 1,000-class checkpoint): the fix drops the
+    mismatched keys, loads with strict=False and asserts that exactly those are missing."""
+    text = SCRIPT.format(args="num_classes=10", file="head1000.pth", strict=strict)
+    if strict == ", strict=True":
+        text = text.replace('"', "'")  # the fix follows the file's quotes
+    path = compat_workspace / f"finetune{strict.count('True')}{strict.count('False')}.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    assert await _settled(client, uri)
+    line = utf16_position(text, "load_state_dict").line
+    offered = await code_actions(client, uri, line)
+    action = next(a for a in offered if a.title.startswith("Fine-tune fc: load without fc.weight, fc.bias"))
+    assert not action.is_preferred  # constructing with num_classes=1000 comes first
+    resolved = await client.code_action_resolve_async(action)
+    fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
+    q = "'" if strict == ", strict=True" else '"'
+    assert (f"missing, unexpected = model.load_state_dict({{k: v for k, v in sd.items() if k not in "
+            f"({q}fc.weight{q}, {q}fc.bias{q})}}, strict=False)\n"
+            f"assert set(missing) == {{{q}fc.bias{q}, {q}fc.weight{q}}} and not unexpected, "
+            f"(missing, unexpected)\n") in fixed, fixed  # fmt: skip
+    change_document(client, uri, 2, fixed)
+    after = await published(client, uri, lambda p: p.version == 2)
+    assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics
+    shown = ((await load_hover(client, uri, fixed)) or "").replace("\\", "")
+    assert "11/13 tensors match; 2 missing" in shown and "Left out on purpose (trained here): fc.weight" in shown
+    assert not [a for a in await code_actions(client, uri, line) if a.title.startswith("Fine-tune")]
+    # Run it: torch loads everything but the head, and says exactly the head is missing.
+    path.write_text(fixed + 'print(sorted(missing), list(unexpected))\n'
+                    'print(torch.equal(model.stem.weight, sd["stem.weight"]), model.fc.weight.shape[0])\n')  # fmt: skip
+    run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["['fc.bias', 'fc.weight'] []", "True 10"], run.stdout
+
+
+async def test_a_checkpoint_saved_again_is_checked_again(client: LanguageClient, compat_workspace: Path) -> None:
+    """A training run saves the file again: with the same structure, the view already read is
+    kept (and what was derived from it); with another structure, the check is made anew."""
+    file = compat_workspace / "runs" / "resaved.pth"
+    dp = torch.load(compat_workspace / "runs" / "dp.pth", weights_only=True)
+    torch.save(dp, file)
+    text = SCRIPT.format(args="", file="resaved.pth", strict="")
+    path = compat_workspace / "resaved.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    (first,) = await _settled(client, uri)
+    assert "'module.'" in first.message
+
+    def views(how: str) -> int:
+        return sum(f"view of {file}: {how} in " in m.message for m in client.log_messages)
+
+    async def reread(state: dict[str, torch.Tensor], stamp: int) -> None:
+        count = len(client.published[uri])  # type: ignore[attr-defined]
+        torch.save(state, file)
+        os.utime(file, ns=(stamp, stamp))
+        for _ in range(200):  # a hover asks for the file again: read if it changed on disk
+            await hover_text(client, uri, utf16_position(text, '"runs/', 1))
+            if len(client.published[uri]) > count:  # type: ignore[attr-defined]
+                return
+            await _sleep()
+        raise AssertionError("not published again")
+
+    stamp = file.stat().st_mtime_ns
+    same_before = views("the same as before")
+    for value in dp.values():  # another epoch: new values, the same structure (and _metadata)
+        value.add_(1)
+    await reread(dp, stamp + 10**9)
+    assert views("the same as before") == same_before + 1
+    (again,) = [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]
+    assert again.message == first.message
+    decoded = views("decoded")
+    await reread(torch.load(compat_workspace / "runs" / "net.pth", weights_only=True), stamp + 2 * 10**9)
+    assert views("decoded") == decoded + 1
+    assert not [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ import dataclasses
 from .collect import Collector
 from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
 from .load_models import expected_for_loads
+from .module_attributes import module_attributes
 from .name_rules import loop_rule
 from .source import Chunks, Positions, names_bound, noqa_comments, parse_tolerant, source_lines
 
@@ -50,6 +51,9 @@ def analyze(
         collector.finish()
     except RecursionError:
         return previous or ModuleFacts(file_path, lines, ok=False, syntax_error="too deeply nested")
+    if any(save.var and save.var.startswith("self.") for save in facts.saves):
+        facts.module_attributes = module_attributes(tree, source, file_path, collector.module_classes,
+                                                    tuple(workspace_folders))  # fmt: skip
     kept = previous.model_sources if previous is not None else None
     facts.model_sources = expected_for_loads(facts, tree, source, tuple(workspace_folders), kept) or kept
     return facts

@@ -105,9 +105,24 @@ class ExpectedStateDict:
     norms: dict[str, str] = field(default_factory=dict)
     # For compat: per container prefix, how many keys each index holds (built on first use).
     index_counts: dict[str, dict[int, int]] | None = field(default=None, repr=False, compare=False)
+    # For compat: this state_dict with a prefix before its keys (a DataParallel file's view).
+    prefixed: dict[str, ExpectedStateDict] = field(default_factory=dict, repr=False, compare=False)
+    # Key → shape, for compat's comparisons (built on first use).
+    shape_table: dict[str, tuple[int | None, ...] | None] | None = field(default=None, repr=False, compare=False)
+    # Module prefix → the statement that attached it, when it was made elsewhere (a helper).
+    sites: dict[str, Origin] = field(default_factory=dict, repr=False, compare=False)
+    # (file, 0-based line) → "prefix." of the modules attached there (sites; by_lines()).
+    site_prefixes: dict[tuple[str, int], list[str]] = field(default_factory=dict, repr=False, compare=False)
+    attached_keys: dict[tuple[str, int], list[str]] = field(default_factory=dict, repr=False, compare=False)
     # (file, 0-based line) → the keys of the tensors the statement there creates (by_lines()).
     lines: dict[tuple[str, int], list[str]] | None = field(default=None, repr=False, compare=False)
     error: str | None = None  # the model could not be derived at all (class not found, …)
+
+    def shapes(self) -> dict[str, tuple[int | None, ...] | None]:
+        """Each key's shape (kept: a checkpoint read again is compared with the same table)."""
+        if self.shape_table is None:
+            self.shape_table = {key: tensor.shape for key, tensor in self.tensors.items()}
+        return self.shape_table
 
     def by_lines(self) -> dict[tuple[str, int], list[str]]:
         """The keys of the tensors each statement creates, by (file, line) of each of its lines
@@ -119,8 +134,27 @@ class ExpectedStateDict:
                 if origin is not None:
                     for line in range(origin.span.start_line, origin.span.end_line + 1):
                         lines.setdefault((origin.file, line), []).append(key)
-            self.lines = lines
+            sites: dict[tuple[str, int], list[str]] = {}
+            for prefix, site in self.sites.items():
+                for line in range(site.span.start_line, site.span.end_line + 1):
+                    sites.setdefault((site.file, line), []).append(prefix + ".")
+            self.lines, self.site_prefixes = lines, sites
         return self.lines
+
+    def keys_at(self, file: str, line: int) -> list[str]:
+        """The keys of the tensors the statement on that line creates, and of those under the
+        modules it attaches when they were made elsewhere (`self.conv1 = conv3x3(64, 64)`,
+        `self.layer1 = self._make_layer(...)`)."""
+        own = self.by_lines().get((file, line), [])
+        attached = self.site_prefixes.get((file, line))
+        if not attached:
+            return own
+        found = self.attached_keys.get((file, line))
+        if found is None:  # kept: a hover asks again on every move of the mouse
+            starts = tuple(attached)
+            found = list(dict.fromkeys([*own, *(k for k in self.tensors if k.startswith(starts))]))
+            self.attached_keys[(file, line)] = found
+        return found
 
     def unknown_for(self, key: str) -> UnknownPart | None:
         """The unknown part that makes `key` not checkable, if any ("extra" parts cover only
@@ -187,9 +221,7 @@ def _construction(interp: Interpreter, file: SourceFile, class_name: str | None,
 
 def _call_on_line(interp: Interpreter, file: SourceFile, class_name: str | None,
                   line: int) -> ast.Call | None:  # fmt: skip
-    calls = [node for node in ast.walk(file.tree)
-             if isinstance(node, ast.Call) and node.lineno - 1 == line]  # fmt: skip
-    calls.sort(key=lambda c: c.col_offset)
+    calls = file.calls_on_line(line)
     for call in calls:
         text = ast.unparse(call.func)
         if class_name and (text == class_name or text.endswith("." + class_name)
@@ -211,7 +243,7 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
     module = interp.module_frame(file)
     frame = Frame(file, globals=module, prelude=True, name=CONSTRUCTION)
     body = file.tree.body
-    function = _innermost_function(file.tree, call)
+    function = _innermost_function(file, call)
     if function is not None:
         arguments = function.args
         for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
@@ -223,11 +255,10 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
     return frame
 
 
-def _innermost_function(tree: ast.AST, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def _innermost_function(file: SourceFile, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     best = None
-    for node in ast.walk(tree):
-        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _contains(node, call)
-                and (best is None or node.lineno >= best.lineno)):  # fmt: skip
+    for node in file.functions():
+        if _contains(node, call) and (best is None or node.lineno >= best.lineno):
             best = node
     return best
 
@@ -279,12 +310,18 @@ def flatten(class_name: str, root: object) -> ExpectedStateDict:
     if not isinstance(root, ModuleValue):
         result.error = f"{class_name}(...) is not an nn.Module"
         return result
-    _visit(result, root, "", [])
+    _visit(result, root, "", [], {})
     return result
 
 
-def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
-           path: list[int]) -> None:  # fmt: skip
+def _site_origin(file: SourceFile, statement: ast.stmt) -> Origin:
+    text = file.text_of(statement)
+    return Origin(file.path, file.positions.span(statement), text,
+                  " ".join(file.text_of(statement, first_line_only=False).split())[:200])  # fmt: skip
+
+
+def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str, path: list[int],
+           sites: dict[int, Origin]) -> None:  # fmt: skip
     here = prefix[:-1]
     if id(module) in path or len(path) > 64:
         result.unknown.append(UnknownPart(here, "the module contains itself", module.origin))
@@ -324,4 +361,10 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str,
         result.repeats.append(RepeatedBlock(here, layers, module.repeat.source, module.repeat.offset))
     for name, child in module.children.items():
         if child is not None:
-            _visit(result, child, f"{prefix}{name}.", [*path, id(module)])
+            site = module.sites.get(name)
+            if site is not None:  # one Origin per statement (a block class's serves every block)
+                origin = sites.get(id(site[1]))
+                if origin is None:
+                    origin = sites[id(site[1])] = _site_origin(*site)
+                result.sites[prefix + name] = origin
+            _visit(result, child, f"{prefix}{name}.", [*path, id(module)], sites)

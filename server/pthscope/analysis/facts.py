@@ -118,6 +118,9 @@ class StateDictLoad:
     # The argument renames the loaded keys: `{k.removeprefix("module."): v for k, v in
     # sd.items()}` → ("module.", ""); `{"model." + k: v ...}` → ("", "model.").
     renames: tuple[str, str] | None = None
+    # ... and leaves keys out: `{k: v for k, v in sd.items() if k not in ("fc.weight", …)}`
+    # (the file's keys, before any renaming).
+    drops: tuple[str, ...] = ()
 
 
 @dataclass
@@ -235,6 +238,9 @@ class ModuleFacts:
     statements: list[Statement] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
     model_vars: set[str] = field(default_factory=set)
+    # `self.<name>` attributes that hold an nn.Module (module_attributes.py; only looked for
+    # when something saves one).
+    module_attributes: set[str] = field(default_factory=set)
     # The state_dict each load_state_dict call's model would have (by index into `loads`),
     # derived from its class's source (analysis/load_models.py); absent when not known.
     expected: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -15,6 +15,8 @@ files are kept in a `ModelSources` handed from one analysis of the file to the n
 from __future__ import annotations
 
 import ast
+from bisect import bisect_right
+from operator import itemgetter
 
 from .expected_state import ExpectedStateDict, expected_state_dict
 from .facts import ModuleFacts, StateDictLoad
@@ -39,12 +41,15 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
                        sources: ModelSources | None) -> ModelSources | None:  # fmt: skip
     """Fill `facts.expected`; returns the `ModelSources` used (None when nothing was derived)."""
     built: dict[Built, tuple[ExpectedStateDict, int]] = {}
+    changes: list[tuple[int, ast.AST]] | None = None
     for index, load in enumerate(facts.loads):
         target = load.target
         if not isinstance(target, Built) or not isinstance(load.source, Loaded):
             continue
         if target not in built:
-            if _changed_before_load(tree, load, target):
+            if changes is None:  # once per file, not once per load
+                changes = _possible_changes(tree)
+            if _changed_before_load(changes, load, target):
                 continue
             if sources is None:
                 sources = ModelSources(workspace_folders)
@@ -74,16 +79,22 @@ def stamp(expected: ExpectedStateDict) -> int:
     return hash(tuple(parts))
 
 
-def _changed_before_load(tree: ast.Module, load: StateDictLoad, built: Built) -> bool:
+def _possible_changes(tree: ast.Module) -> list[tuple[int, ast.AST]]:
+    """The assignments, deletions and calls of the file, by line (1-based, as ast)."""
+    kinds = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete, ast.Call)
+    return sorted(((n.lineno, n) for n in ast.walk(tree) if isinstance(n, kinds)), key=lambda item: item[0])
+
+
+def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad, built: Built) -> bool:
     """Whether code between the model's construction and the load (anywhere in the file, when
     they are in different functions) may change what the model holds."""
     same_scope = load.scope == built.scope
     first, last = built.line + 1, load.call.start_line + 1  # 1-based, as ast
     var = load.var
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", None)
-        if line is None or (same_scope and not first < line <= last):
-            continue
+    if same_scope:  # only the lines after the construction, up to the load
+        line_of = itemgetter(0)
+        changes = changes[bisect_right(changes, first, key=line_of) : bisect_right(changes, last, key=line_of)]
+    for _, node in changes:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             if any(_rooted_at(t, var) and not isinstance(t, ast.Name) for t in targets):

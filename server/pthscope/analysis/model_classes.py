@@ -40,9 +40,29 @@ class SourceFile:
     imports: dict[str, ast.Import | ast.ImportFrom] = field(default_factory=dict)
     star_imports: list[ast.ImportFrom] = field(default_factory=list)
     top_level: dict[str, list[ast.stmt]] = field(default_factory=dict)
+    # Built on first use (a file with 200 constructions must not be walked 200 times).
+    _calls: dict[int, list[ast.Call]] | None = field(default=None, repr=False)
+    _functions: list[ast.FunctionDef | ast.AsyncFunctionDef] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<source {self.path}>"
+
+    def calls_on_line(self, line: int) -> list[ast.Call]:
+        """The calls starting on 0-based `line`, by column."""
+        if self._calls is None:
+            calls: dict[int, list[ast.Call]] = {}
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Call):
+                    calls.setdefault(node.lineno - 1, []).append(node)
+            for found in calls.values():
+                found.sort(key=lambda c: c.col_offset)
+            self._calls = calls
+        return self._calls.get(line, [])
+
+    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        if self._functions is None:
+            self._functions = [n for n in ast.walk(self.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return self._functions
 
     def text_of(self, node: ast.AST, first_line_only: bool = True) -> str:
         """The source text of a node (its first line only, by default)."""
@@ -152,6 +172,11 @@ class ModelSources:
                 source = None
         self._cache[path] = (stamp, source)
         return source
+
+    def lines_read(self, path: str) -> list[str] | None:
+        """The lines of the file at `path` as it was read here (None: not read)."""
+        cached = self._cache.get(os.path.abspath(path))
+        return cached[1].lines if cached is not None and cached[1] is not None else None
 
     def find_module(self, dotted: str, level: int, importer: SourceFile) -> SourceFile | None:
         """The workspace file a module name denotes from `importer` (relative when level>0)."""

@@ -342,6 +342,8 @@ def set_attribute(interp: Interpreter, obj: Any, name: str, value: Any, frame: F
             _uncertain_set(obj, name, value, frame.uncertain)
             return
         obj.assign(name, value, source)
+        if isinstance(value, ModuleValue):
+            obj.note_site(name, frame.file, frame.statement)
     elif isinstance(obj, ObjectValue):
         interp.changed_globals(obj)
         if frame.uncertain is not None and obj.attrs.get(name, _MISSING) is not value:

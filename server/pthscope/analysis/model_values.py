@@ -178,7 +178,7 @@ class ModuleValue:
     __slots__ = (
         "type_name", "params", "buffers", "non_persistent", "children", "attrs",
         "attr_sources", "unknown", "unknown_all", "unknown_extra", "origin", "user_class",
-        "repeat", "kind", "base", "absent",
+        "repeat", "kind", "base", "absent", "sites",
     )  # fmt: skip
 
     def __init__(self, type_name: str, kind: str = "module", origin: Origin | None = None):
@@ -200,6 +200,9 @@ class ModuleValue:
         self.repeat: Repeat | None = None
         # Entries a flag argument left out (bias=False): name → that argument.
         self.absent: dict[str, ArgSource] = {}
+        # Children made elsewhere (a helper's `return nn.Conv2d(...)`) → the file and statement
+        # that attached them here (`self.conv1 = conv3x3(64, 64)`), for hovers on that line.
+        self.sites: dict[str, tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"ModuleValue({self.type_name})"
@@ -233,6 +236,17 @@ class ModuleValue:
     def set_child(self, name: str, value: ModuleValue | None) -> None:
         self._forget(name, "child")
         self.children[name] = value
+        self.sites.pop(name, None)
+
+    def note_site(self, name: str, file: Any, statement: Any) -> None:
+        """Child `name` was attached by `statement` of `file` (a SourceFile): kept when that
+        is not where the child was made."""
+        child = self.children.get(name)
+        origin = child.origin if child is not None else None
+        if statement is None or (origin is not None and origin.file == file.path
+                                 and origin.span.start_line == statement.lineno - 1):  # fmt: skip
+            return
+        self.sites[name] = (file, statement)
 
     def set_unknown(self, name: str, reason: str) -> None:
         self._forget(name, "none")
@@ -301,4 +315,5 @@ def deep_copy(module: ModuleValue, memo: dict[int, ModuleValue] | None = None) -
     copy.attr_sources = dict(module.attr_sources)
     copy.unknown = dict(module.unknown)
     copy.absent = dict(module.absent)
+    copy.sites = dict(module.sites)
     return copy

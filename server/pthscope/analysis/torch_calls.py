@@ -14,6 +14,7 @@ from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
 from .flow import Loaded
 from .flow_values import value_of
+from .module_attributes import saved_object
 from .source import Positions
 
 if TYPE_CHECKING:
@@ -66,8 +67,11 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
     var: str | None = None
     key: str | None = None
     grad_keys: list[str] = []
-    if isinstance(obj, ast.Name):
-        kind, var = "model", obj.id
+    saved = saved_object(obj)  # past `.cpu()`, `.to(device)`
+    if isinstance(saved, ast.Name):
+        kind, var = "model", saved.id
+    elif isinstance(saved, ast.Attribute) and isinstance(saved.value, ast.Name) and saved.value.id == "self":
+        kind, var = "model", f"self.{saved.attr}"  # a whole module if the class says so (module_attributes.py)
     elif (
         isinstance(obj, ast.Call)
         and isinstance(obj.func, ast.Attribute)
@@ -128,9 +132,10 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
     where the statement ends."""
     arg = node.args[0] if node.args else None
     renaming = _renaming(arg) if arg is not None else None
-    renames = None
+    renames: tuple[str, str] | None = None
+    drops: tuple[str, ...] = ()
     if renaming is not None:
-        renames, arg = renaming
+        renames, drops, arg = renaming
     source_var = source_key = None
     inner = arg
     if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
@@ -169,6 +174,7 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
             c.pos.span(node.args[0]) if node.args else None,
             *_strict(c, node),
             renames,
+            drops,
         )
     )
 
@@ -186,14 +192,15 @@ def _strict(c: Collector, node: ast.Call) -> tuple[bool | None, Span | None]:
     return bool_const(given), c.pos.span(given)
 
 
-def _renaming(arg: ast.expr) -> tuple[tuple[str, str], ast.expr] | None:
-    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), X); `{"P" + k: v …}` →
-    (("", "P"), X); None for anything else."""
+def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr] | None:
+    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X); `{"P" + k: v …}` →
+    (("", "P"), (), X); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None, ("a", "b"),
+    X) (a filter may follow a renaming too); None for anything else."""
     if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
         return None
     loop = arg.generators[0]
     target, items = loop.target, loop.iter
-    if (loop.ifs or loop.is_async or not isinstance(target, ast.Tuple) or len(target.elts) != 2
+    if (len(loop.ifs) > 1 or loop.is_async or not isinstance(target, ast.Tuple) or len(target.elts) != 2
             or not all(isinstance(e, ast.Name) for e in target.elts)):  # fmt: skip
         return None
     key, value = (e.id for e in target.elts)  # type: ignore[attr-defined]
@@ -201,17 +208,36 @@ def _renaming(arg: ast.expr) -> tuple[tuple[str, str], ast.expr] | None:
             and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
             and not items.args and not items.keywords):  # fmt: skip
         return None
+    drops = _dropped_keys(loop.ifs[0], key) if loop.ifs else ()
+    if drops is None:
+        return None
     made = arg.key
     if (isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute)
             and made.func.attr == "removeprefix" and isinstance(made.func.value, ast.Name)
             and made.func.value.id == key and len(made.args) == 1 and not made.keywords
             and isinstance(made.args[0], ast.Constant) and isinstance(made.args[0].value, str)):  # fmt: skip
-        return (made.args[0].value, ""), items.func.value
+        return (made.args[0].value, ""), drops, items.func.value
     if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
             and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
             and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
-        return ("", made.left.value), items.func.value
+        return ("", made.left.value), drops, items.func.value
+    if drops and isinstance(made, ast.Name) and made.id == key:
+        return None, drops, items.func.value
     return None
+
+
+def _dropped_keys(condition: ast.expr, key: str) -> tuple[str, ...] | None:
+    """`k not in ("a", "b")` (a tuple, list or set of strings) → ("a", "b"); else None."""
+    if not (isinstance(condition, ast.Compare) and isinstance(condition.left, ast.Name)
+            and condition.left.id == key and len(condition.ops) == 1
+            and isinstance(condition.ops[0], ast.NotIn)):  # fmt: skip
+        return None
+    listed = condition.comparators[0]
+    if not isinstance(listed, (ast.Tuple, ast.List, ast.Set)) or not listed.elts:
+        return None
+    if not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in listed.elts):
+        return None
+    return tuple(dict.fromkeys(e.value for e in listed.elts))  # type: ignore[attr-defined]
 
 
 def _line_indent(pos: Positions, span: Span) -> str:

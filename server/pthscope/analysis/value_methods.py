@@ -118,6 +118,8 @@ def _module_method(interp: Interpreter, module: ModuleValue, name: str, values: 
             if module.base in LIST_CONTAINERS and key.isdigit():
                 _count_append(interp, module)
             add_child(module, key, value)
+            if isinstance(value, ModuleValue):
+                module.note_site(key, frame.file, frame.statement)
         return None
     if name in RETURNS_SELF:
         return module

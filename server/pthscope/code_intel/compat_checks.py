@@ -14,9 +14,16 @@ there, so nothing is said about them.
 - `strict=` not a constant: only shape mismatches are reported.
 
 The hovers: on `load_state_dict` the summary (`hover_lines`); on the model's construction the
-file it is loaded from (`construction_lines`); on a statement of the model's class in this file
-that creates tensors, the checkpoint's tensors for them (`layer_tensors`: the file's key after the
-prefix or wrapper the check found, its shape, requires_grad where the file stores it).
+file it is loaded from (`construction_lines`); on a statement of the model's class that creates
+tensors or attaches a module a helper made (`self.conv1 = conv3x3(...)`), in this file or in a
+model file whose classes an open script loads into (`layer_checks`), the checkpoint's tensors
+for them (`layer_tensors`: the file's key after the prefix or wrapper the check found, its
+shape, requires_grad where the file stores it).
+
+The fixes: strip/add a prefix or index the wrapper, construct the model with the checkpoint's
+argument, and for a head changed on purpose the fine-tuning pattern (leave the mismatched keys
+out with a dict comprehension, strict=False, assert that exactly those are missing); a load
+written that way is checked with those keys left out, and says nothing when exactly they miss.
 
 The message is one line (what, and the likeliest why: a prefix, a wrapper dict, an optimizer's
 state_dict, a changed head or config); the keys, layers and arguments behind it are related
@@ -34,8 +41,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from ..analysis.expected_state import ExpectedStateDict
@@ -43,11 +52,12 @@ from ..analysis.facts import ModuleFacts, StateDictLoad
 from ..analysis.flow import Built, Loaded
 from ..analysis.model_values import Dim, NameSource
 from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
+from ..gc_pause import gc_paused
 from ..plain_text import visible
 from ..reader.model_view import ModelView
 from .linking import Checkpoints, loaded_entry
 from .python_text import string_literal
-from .text_edits import quote_char
+from .text_edits import insert_after, quote_char
 from .types import Diagnostic, Range, RelatedInformation, TextEdit
 
 INCOMPATIBLE_LOAD = "PTH008"
@@ -68,6 +78,8 @@ class LoadCheck:
     result: Compatibility
     view: ModelView
     keys: tuple[str, ...]
+    script: str = ""  # the file of the load
+    layers: dict[int, tuple[list[str], list[LayerTensor]]] = field(default_factory=dict, repr=False)
 
     @property
     def strict(self) -> bool | None:
@@ -76,8 +88,9 @@ class LoadCheck:
 
 def prepare_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> None:
     """Make the check of every load whose model is known against the files linked now."""
-    for index in facts.expected:
-        check_load(facts, index, checkpoints, compute=True)
+    with gc_paused():  # tens of thousands of short-lived tuples; collections would walk the view too
+        for index in facts.expected:
+            check_load(facts, index, checkpoints, compute=True)
 
 
 def checks_ready(facts: ModuleFacts, checkpoints: Checkpoints) -> bool:
@@ -117,7 +130,8 @@ def check_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints, *,
     result = _compared(view, keys, load, expected, facts.expected_stamps.get(index), compute)
     if result is _NOT_YET:
         return None
-    found = LoadCheck(index, load, expected, result, view, keys) if isinstance(result, Compatibility) else None
+    found = (LoadCheck(index, load, expected, result, view, keys, facts.file_path)
+             if isinstance(result, Compatibility) else None)  # fmt: skip
     facts.memo[memo] = found
     return found
 
@@ -131,7 +145,7 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     is kept on the view and used again while the expected state_dict's stamp is the same (an
     edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
     would have to be made and `compute` is False."""
-    slot = f"compat-result|{load.renames}|{load.strict is not False}|" + "\0".join(keys)
+    slot = f"compat-result|{load.renames}|{load.drops}|{load.strict is not False}|" + "\0".join(keys)
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
@@ -141,6 +155,9 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     mapping = loaded_mapping(view, keys)
     if mapping is None:
         return None
+    if load.drops:
+        dropped = set(load.drops)
+        mapping = {k: v for k, v in mapping.items() if k not in dropped}
     if load.renames is not None:
         strip, add = load.renames
         mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
@@ -195,7 +212,14 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         return rest
 
     cut = len(prefix)
-    for tensor in view.tensors:
+    if not prefix and not inner:  # a plain state_dict: built in C (30,000 tensors, a few ms)
+        tensors = view.tensors
+        shapes = map(tuple, map(attrgetter("shape"), tensors))
+        metas = map(tuple.__new__, repeat(TensorMeta), zip(shapes, map(attrgetter("dtype"), tensors), strict=True))
+        found = dict(zip(map(attrgetter("key"), tensors), metas, strict=True))
+        if len(found) < len(tensors):  # a key twice: the first one counts, as below
+            found = {}
+    for tensor in view.tensors if not found else ():
         full = tensor.key
         if full.startswith(prefix) and not (inner and full.startswith(inner)):
             rest = full[cut:]
@@ -243,6 +267,8 @@ def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
     result, strict = check.result, check.strict
     if result.loads or not result.expected_total:
         return None  # nothing of the model known: nothing to say
+    if strict is False and _dropped_on_purpose(check):
+        return None  # the fine-tuning pattern: the keys left out are the ones that miss
     if strict is not True and not result.mismatched:
         lenient = next((e for e in result.explanations if e.kind == "strict_false"), None)
         if strict is None or lenient is None:
@@ -260,6 +286,23 @@ def _diagnostic(facts: ModuleFacts, check: LoadCheck) -> Diagnostic | None:
     span = check.load.method or check.load.call
     return Diagnostic(Range.of(span), severity, INCOMPATIBLE_LOAD, message, data,  # type: ignore[arg-type]
                       related=_related(facts, check))
+
+
+def _dropped_on_purpose(check: LoadCheck) -> bool:
+    """Whether the keys the argument leaves out are exactly the ones missing, and nothing else
+    is wrong (`{k: v for k, v in sd.items() if k not in (...)}` with strict=False)."""
+    result, load = check.result, check.load
+    if not load.drops or result.unexpected or result.mismatched or result.not_tensors or result.errors:
+        return False
+    return set(result.missing) == {_model_key(key, load.renames) for key in load.drops}
+
+
+def _model_key(key: str, renames: tuple[str, str] | None) -> str:
+    """The model's name for a file's key that the argument renames."""
+    if renames is None:
+        return key
+    strip, add = renames
+    return add + key.removeprefix(strip)
 
 
 def _why(check: LoadCheck) -> str:
@@ -360,6 +403,8 @@ def hover_lines(check: LoadCheck) -> list[str]:
         lines.append("Unexpected: " + _listed([str(k) for k in result.unexpected]))
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
+    if check.load.drops and check.strict is False and _dropped_on_purpose(check):
+        lines.append("Left out on purpose (trained here): " + _listed(list(check.load.drops)))
     return lines
 
 
@@ -399,22 +444,43 @@ class LayerTensor:
         return self.checkpoint is not None and _fits(self.here, self.checkpoint)
 
 
-def layer_checks(facts: ModuleFacts, line: int,
-                 checkpoints: Checkpoints) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
+def layer_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints,
+                 elsewhere: Sequence[tuple[ModuleFacts, Checkpoints]] = ()) -> list[tuple[LoadCheck, list[str]]]:  # fmt: skip
     """The made checks whose model has tensors created by the statement on `line` of this file
-    (a layer assignment in the model's class), with those tensors' keys."""
+    (a layer assignment in the model's class), with those tensors' keys: of this file's loads,
+    then of the loads of `elsewhere` (other open scripts, with their linked files) whose
+    analysis read this file as it is now (a model class in models.py loaded by train.py)."""
     found = []
-    for index in facts.expected:
-        keys = facts.expected[index].by_lines().get((facts.file_path, line))
-        if keys:
-            check = check_load(facts, index, checkpoints)
-            if check is not None:
-                found.append((check, keys))
+    for other, linked in [(facts, checkpoints), *elsewhere]:
+        if other is not facts and (other.file_path == facts.file_path or not other.expected
+                                   or _read_as(other, facts.file_path) != facts.lines):  # fmt: skip
+            continue
+        for index in other.expected:
+            keys = other.expected[index].keys_at(facts.file_path, line)
+            if keys:
+                check = check_load(other, index, linked)
+                if check is not None:
+                    found.append((check, keys))
     return found
 
 
+def _read_as(facts: ModuleFacts, path: str) -> list[str] | None:
+    sources = facts.model_sources
+    return sources.lines_read(path) if sources is not None else None
+
+
 def layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
-    """`keys` of the model beside the checkpoint's tensors for them."""
+    """`keys` of the model beside the checkpoint's tensors for them (kept on the check: a
+    block class's statement has a thousand keys, and the hover asks again on every move)."""
+    kept = check.layers.get(id(keys))
+    if kept is not None and kept[0] is keys:
+        return kept[1]
+    found = _layer_tensors(check, keys)
+    check.layers[id(keys)] = (keys, found)  # `keys` lives as long as the check's expected state
+    return found
+
+
+def _layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
     explanation = _view_explanation(check)
     path: tuple[str, ...] = ()
     strip = add = ""
@@ -457,7 +523,32 @@ def available_fixes(facts: ModuleFacts, check: LoadCheck) -> list[tuple[str, str
     if argument is not None:
         name, value, _ = argument
         out.append(("argument", f"Construct the model with {name}={value} (the checkpoint's)"))
+    dropped = _fine_tuned_keys(facts, check)
+    if dropped is not None:
+        layers = list(dict.fromkeys(k.rpartition(".")[0] or k for k in dropped))
+        out.append(("finetune", visible(f"Fine-tune {', '.join(layers)}: load without {_listed(dropped)} "
+                                        "(strict=False) and assert only those are missing")))  # fmt: skip
     return out
+
+
+_FINE_TUNED_LAYERS = 3  # a changed head (or two), not a different model
+
+
+def _fine_tuned_keys(facts: ModuleFacts, check: LoadCheck) -> list[str] | None:
+    """The keys to leave out for the fine-tuning fix: those whose shapes differ, when nothing
+    else is wrong, every key of the model is known and the load is a statement of its own
+    (`net.load_state_dict(X)`, its result unused)."""
+    result, load = check.result, check.load
+    if not result.mismatched or result.missing or result.unexpected or result.not_tensors or result.errors:
+        return None
+    if result.unknown or result.skipped or load.renames is not None or load.drops or load.arg is None:
+        return None
+    if load.strict is None or not (load.single_line_stmt and load.stmt == load.call):
+        return None
+    keys = [m.key for m in result.mismatched]
+    if len({k.rpartition(".")[0] for k in keys}) > _FINE_TUNED_LAYERS:
+        return None
+    return keys
 
 
 def _view_explanation(check: LoadCheck) -> Explanation | None:
@@ -521,6 +612,8 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
         span = found[2].span
         assert span is not None
         return [TextEdit(Range.of(span), str(found[1]))]
+    if kind == "finetune":
+        return _fine_tuning_edits(facts, check)
     explanation = _view_explanation(check)
     arg = check.load.arg
     assert explanation is not None and arg is not None
@@ -539,6 +632,37 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
     elif add:
         expression = f"{{{string_literal(add, q)} + k: v for k, v in {expression}.items()}}"
     return [TextEdit(Range.of(arg), expression)]
+
+
+def _fine_tuning_edits(facts: ModuleFacts, check: LoadCheck) -> list[TextEdit] | None:
+    """`net.load_state_dict(X)` →
+    `missing, unexpected = net.load_state_dict({k: v for k, v in X.items() if k not in (…)},
+    strict=False)` and `assert set(missing) == {…} and not unexpected, (missing, unexpected)`."""
+    keys = _fine_tuned_keys(facts, check)
+    load = check.load
+    text = _text(facts, load.arg) if load.arg is not None else None
+    names = _unused_names(facts, ("missing", "unexpected"), ("missing_keys", "unexpected_keys"))
+    if keys is None or text is None or names is None or load.arg is None:
+        return None
+    q = quote_char(facts)
+    listed = ", ".join(string_literal(k, q) for k in keys)
+    dropped = f"({listed},)" if len(keys) == 1 else f"({listed})"
+    argument = f"{{k: v for k, v in {_atom(text)}.items() if k not in {dropped}}}"
+    edits = [TextEdit(Range.at(load.call.start_line, load.call.start_char), f"{names[0]}, {names[1]} = ")]
+    if load.strict_span is not None:
+        edits += [TextEdit(Range.of(load.arg), argument), TextEdit(Range.of(load.strict_span), "False")]
+    else:
+        edits.append(TextEdit(Range.of(load.arg), argument + ", strict=False"))
+    expected = "{" + ", ".join(string_literal(k, q) for k in sorted(keys)) + "}"
+    check_line = f"assert set({names[0]}) == {expected} and not {names[1]}, ({names[0]}, {names[1]})"
+    edits.append(insert_after(facts, load.stmt.end_line, load.indent, [check_line]))
+    return edits
+
+
+def _unused_names(facts: ModuleFacts, *choices: tuple[str, str]) -> tuple[str, str] | None:
+    """The first pair of names the file does not use anywhere (so nothing is overwritten)."""
+    words = set(re.findall(r"\w+", "\n".join(facts.lines)))
+    return next((pair for pair in choices if not words & set(pair)), None)
 
 
 def _text(facts: ModuleFacts, span: Any) -> str | None:

@@ -127,7 +127,7 @@ def _listed(names: tuple[str, ...]) -> str:
 def _whole_model_saves(facts: ModuleFacts) -> list[Diagnostic]:
     out = []
     for index, save in enumerate(facts.saves):
-        if save.kind != "model" or save.var not in facts.model_vars:
+        if save.kind != "model" or (save.var not in facts.model_vars and save.var not in facts.module_attributes):
             continue
         message = (
             f"torch.save(`{save.var}`) pickles the whole module: loading it needs the class code "

@@ -145,7 +145,8 @@ def save_with_grad_map(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
         return None
     text = facts.lines[save.call.start_line]
     func = text[save.call.start_char :].split("(", 1)[0]
-    q, var, ind = quote_char(facts), save.var, save.indent
+    # The object as written (`self.bert.cpu()` keeps its move to the CPU); a name for `model`.
+    q, var, ind = quote_char(facts), save.obj_text if "\n" not in save.obj_text else save.var, save.indent
     new = (
         f"{func}({{\n"
         f"{ind}    {string_literal('model', q)}: {var}.state_dict(),\n"

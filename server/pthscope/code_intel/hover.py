@@ -12,6 +12,8 @@ Every string from a file goes through markdown.py; code labels through python_te
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..analysis.facts import AttrRef, CheckpointPath, FlagOp, KeyRef, ModuleFacts, PathElement, Span
 from ..analysis.name_rules import loop_rule
 from ..reader.counts import ROLES, Tally, format_bytes
@@ -38,8 +40,11 @@ _LAYER_ROWS = 8
 _LOOP_CACHE_SIZE = 64
 
 
-def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoints) -> Hover | None:
-    """The hover at a position, or None when nothing there is linked to a checkpoint."""
+def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoints,
+          elsewhere: Sequence[tuple[ModuleFacts, Checkpoints]] = ()) -> Hover | None:  # fmt: skip
+    """The hover at a position, or None when nothing there is linked to a checkpoint.
+    `elsewhere`: the other open scripts and their linked files, whose loads may build a model
+    from a class of this file (its layer statements' hovers)."""
     for path in facts.paths:
         if path.span.contains(line, character):
             checkpoint = checkpoint_for_path(path, checkpoints)
@@ -60,7 +65,7 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
         if load.method is not None and load.method.contains(line, character):
             check = check_load(facts, index, checkpoints)
             return Hover(hover_for_load_check(check), Range.of(load.method)) if check else None
-    compat = _compat_hover(facts, line, checkpoints)
+    compat = _compat_hover(facts, line, checkpoints, elsewhere)
     if compat is not None:
         return compat
     for key_ref in facts.key_refs:
@@ -94,7 +99,8 @@ def hover_for_load_check(check: LoadCheck) -> str:
                          *(md.text(line) for line in rest), open_link(check.view)])  # fmt: skip
 
 
-def _compat_hover(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> Hover | None:
+def _compat_hover(facts: ModuleFacts, line: int, checkpoints: Checkpoints,
+                  elsewhere: Sequence[tuple[ModuleFacts, Checkpoints]]) -> Hover | None:  # fmt: skip
     """On a model's construction, the checkpoint it is loaded from; on a statement of its class
     that creates tensors, the checkpoint's tensors for them (checks already made only)."""
     text = facts.lines[line] if 0 <= line < len(facts.lines) else ""
@@ -105,22 +111,24 @@ def _compat_hover(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> Ho
         for check in built:
             parts += [md.text(shown) for shown in construction_lines(check)]
         return Hover("\n\n".join([*parts, open_link(built[0].view)]), whole)
-    layers = layer_checks(facts, line, checkpoints)
+    layers = layer_checks(facts, line, checkpoints, elsewhere)
     if not layers:
         return None
     parts = [md.block(text.strip())]
     for check, keys in layers:
-        parts.append(hover_for_layer(check, layer_tensors(check, keys)))
+        parts.append(hover_for_layer(check, layer_tensors(check, keys), facts.file_path))
     return Hover("\n\n".join([*parts, open_link(layers[0][0].view)]), whole)
 
 
-def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor]) -> str:
+def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor], here: str = "") -> str:
     """The checkpoint's tensors for a layer's, as a table: key, the checkpoint's shape, the
-    shape here, requires_grad when the file stores it."""
+    shape here, requires_grad when the file stores it. `here`: the hovered file (the load's
+    script is named when it is another)."""
     differ = sum(1 for t in tensors if not t.matches)
     flags = any(t.requires_grad is not None for t in tensors)
     load = check.load
-    head = (f"In {_basename(check.view.file)} (loaded by {load.var}.load_state_dict, line "
+    script = f"{_basename(check.script)}, " if check.script and check.script != here else ""
+    head = (f"In {_basename(check.view.file)} (loaded by {load.var}.load_state_dict, {script}line "
             f"{load.call.start_line + 1}): {len(tensors)} tensor{'s' if len(tensors) != 1 else ''}"
             + (f", {differ} not as here" if differ else ", all as here"))  # fmt: skip
     rows = [md.text(head), "",

@@ -113,6 +113,16 @@ class PythonFiles:
             await self.analyses.run(code_intel.prepare_checks, state.facts, linked)
         return linked
 
+    def elsewhere(self, uri: str) -> list[tuple[analysis.ModuleFacts, LinkedFiles]]:
+        """The newest analyses of the other open Python documents that load a model, with their
+        linked files (a layer of a class in this file may be checked by a script loading it)."""
+        found = []
+        for other in list(self.ls.workspace.text_documents):
+            state = self.analyses.newest(other) if other != uri else None
+            if state is not None and state.facts.expected:
+                found.append((state.facts, self.linked(other, state.facts)))
+        return found
+
     def schedule_diagnostics(self, uri: str, delay: float = 0.0) -> None:
         """Publish the document's diagnostics after `delay` s, unless it changes again first."""
         pending = self._publishing.pop(uri, None)
@@ -195,7 +205,7 @@ class PythonFiles:
         line = mapped.to_old(at.line) if mapped is not None else at.line
         if line is None:
             return None
-        answer = code_intel.hover(state.facts, line, at.character, checkpoints)
+        answer = code_intel.hover(state.facts, line, at.character, checkpoints, self.elsewhere(document.uri))
         if answer is None:
             return None
         hover = convert.lsp_hover(answer, state.facts.lines, document.position_codec)

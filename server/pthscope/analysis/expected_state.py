@@ -109,6 +109,8 @@ class ExpectedStateDict:
     prefixed: dict[str, ExpectedStateDict] = field(default_factory=dict, repr=False, compare=False)
     # Key → shape, for compat's comparisons (built on first use).
     shape_table: dict[str, tuple[int | None, ...] | None] | None = field(default=None, repr=False, compare=False)
+    # The prefixes most keys share, for compat's prefix fixes (found on first use).
+    key_prefixes: list[str] | None = field(default=None, repr=False, compare=False)
     # Module prefix → the statement that attached it, when it was made elsewhere (a helper).
     sites: dict[str, Origin] = field(default_factory=dict, repr=False, compare=False)
     # (file, 0-based line) → "prefix." of the modules attached there (sites; by_lines()).

@@ -31,7 +31,7 @@ from .code_intel import (
     open_document,
     utf16_position,
 )
-from .test_compat_diagnostics import our_counts
+from .test_compat_diagnostics import our_counts, strict_load_counts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -125,18 +125,7 @@ def torch_counts(root: Path, args: str, file: str) -> tuple[int, int, int]:
         from nets.resnet import ResNet
 
         model = eval(f"ResNet({args})", {"ResNet": ResNet})  # our own test text
-        result = model.load_state_dict(torch.load(root / "runs" / file, weights_only=True), strict=False)
-        own = model.state_dict()
-        saved = torch.load(root / "runs" / file, weights_only=True)
-        mismatched = sum(1 for k, v in saved.items() if k in own and own[k].shape != v.shape)
-        return len(result.missing_keys), len(result.unexpected_keys), mismatched
-    except RuntimeError as error:  # size mismatches raise even with strict=False
-        text = str(error)
-        saved = torch.load(root / "runs" / file, weights_only=True)
-        own = model.state_dict()
-        missing = len([k for k in own if k not in saved])
-        unexpected = len([k for k in saved if k not in own])
-        return missing, unexpected, text.count("size mismatch for")
+        return strict_load_counts(model, root / "runs" / file)
     finally:
         sys.path.remove(str(root))
         for name in ("nets.resnet", "nets.blocks", "nets"):

@@ -125,7 +125,12 @@ def torch_report(root: Path, args: str, file: str) -> tuple[int, int, int]:
     """(missing, unexpected, size mismatches) as torch's strict load_state_dict reports them."""
     models = _load_models(root)
     model = eval(f"models.Net({args})", {"models": models})  # our own test text
-    state = torch.load(root / "runs" / file, weights_only=True)
+    return strict_load_counts(model, root / "runs" / file)
+
+
+def strict_load_counts(model: torch.nn.Module, file: Path) -> tuple[int, int, int]:
+    """(missing, unexpected, size mismatches) of `model.load_state_dict(<file>)`, from torch's error."""
+    state = torch.load(file, weights_only=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -55,11 +55,16 @@ def worker_command(memory_limit: int, module: str = WORKER_MODULE, arguments: tu
     return [sys.executable, *entry, "--memory-limit", str(memory_limit), *arguments]
 
 
+def _spawn_options() -> dict[str, Any]:
+    """Where and with what environment every worker runs, however it is started."""
+    return {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "cwd": _PACKAGE_PARENT,
+            "env": {**os.environ, **_WORKER_ENVIRONMENT}}
+
+
 def start_early(command: list[str]) -> subprocess.Popen[bytes]:
     """Start a worker now, outside any event loop; give it to the WorkerClient that would run
     `command` (`WorkerClient.command`), which adopts it on first use."""
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-                            cwd=_PACKAGE_PARENT, env={**os.environ, **_WORKER_ENVIRONMENT})
+    return subprocess.Popen(command, bufsize=0, **_spawn_options())
 
 
 @dataclass(frozen=True)
@@ -253,10 +258,7 @@ class WorkerClient:
         if early is not None and early.poll() is None:
             process = await _AdoptedProcess.adopt(early)
         else:
-            process = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=_PACKAGE_PARENT,
-                env={**os.environ, **_WORKER_ENVIRONMENT},
-            )
+            process = await asyncio.create_subprocess_exec(*command, **_spawn_options())
         assert process.stdout is not None
         try:
             _, kind, _ = await asyncio.wait_for(_read_frame(process.stdout), _STARTUP_SECONDS)

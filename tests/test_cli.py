@@ -36,7 +36,7 @@ def test_text_tree_and_summary(whole_model: Path) -> None:
             "[requires_grad stored]") in out
     assert "buffers     50 elements in 8 tensors (208 B)" in out
     assert "other       10 elements in 1 tensor (40 B)" in out
-    assert "unknown classes (a weights_only=False load imports them): tests.reader.user_models" in out
+    assert "unknown classes (torch.load(weights_only=False) imports them): tests.reader.user_models" in out
     assert "  fc  (torch.nn.modules.linear.Linear)  90 params, 90 trainable, 0 frozen" in out
     assert "weight  [8×3×3×3] float32  FROZEN\n" in out
     assert "running_mean  [8] float32  buffer\n" in out

@@ -198,6 +198,12 @@ export interface SummaryJson {
   globals_by_risk: Record<string, number>;
 }
 
+/** What loads a file's pickles, and whether its weights_only=True restricts them to torch's allow-list. */
+export interface LoaderJson {
+  call: string;
+  weights_only: boolean;
+}
+
 export interface OpenParams {
   file: string;
 }
@@ -210,6 +216,7 @@ export interface OpenResult {
   summary: SummaryJson;
   models: ModelJson[];
   globals: GlobalJson[];
+  loader: LoaderJson;
   warnings: ProblemJson[];
   errors: ProblemJson[];
   root: NodeSummary | null;

@@ -28,6 +28,7 @@ from .plain_text import visible
 from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
+from .reader.model import unrestricted_load
 
 if TYPE_CHECKING:  # `pthscope lsp` starts without the model: the server imports what it needs
     from .reader.model import Checkpoint, Node
@@ -315,12 +316,12 @@ def _plural(n: int, noun: str) -> str:
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
+    load = unrestricted_load(checkpoint.format)
     if dangerous:
-        out.write(f"\n  !! DANGEROUS: {checkpoint.file}: torch.load(weights_only=False) would run: "
-                  f"{', '.join(g.name for g in dangerous)}\n")
+        out.write(f"\n  !! DANGEROUS: {checkpoint.file}: {load} would run: {', '.join(g.name for g in dangerous)}\n")
         out.writelines(f"     {g.name}: {g.effect}\n" for g in dangerous[:20])
     if unknown:
-        out.write(f"  !  unknown classes (a weights_only=False load imports them): {', '.join(unknown)}\n")
+        out.write(f"  !  unknown classes ({load} imports them): {', '.join(unknown)}\n")
 
 
 def _tree_lines(checkpoint: Checkpoint, node: Node, level: int, pattern: str, depth: int | None) -> list[str]:

@@ -271,6 +271,14 @@ def test_a_payload_inside_real_metadata_is_flagged(single: Path, tmp_path: Path)
     assert not checkpoint.errors and len(checkpoint.tensors) == len(pthscope.inspect(single).tensors)
     assert {g.name for g in checkpoint.globals if g.risk == "dangerous"} == {"posix.system"}
     assert checkpoint.warnings[0].kind == "dangerous-globals" and not canary.exists()
+    # dcp.load has no weights_only: the warning names the load that runs it, not torch.load's flag
+    warning = checkpoint.warnings[0].message
+    assert warning.startswith("torch.distributed.checkpoint.load would run code from this file: posix.system")
+    assert "weights_only" not in warning and warning.endswith("unpickles it without restriction.")
+    assert checkpoint.to_json()["loader"] == {"call": "torch.distributed.checkpoint.load", "weights_only": False}
+    text = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(folder)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "!! DANGEROUS: " in text and ": torch.distributed.checkpoint.load would run: posix.system" in text
 
 
 def test_a_payload_in_a_bytes_entry_is_flagged(single: Path, tmp_path: Path) -> None:

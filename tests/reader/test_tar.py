@@ -96,6 +96,9 @@ def test_tensors_match_what_torch_loads(tmp_path: Path) -> None:
             assert np.array_equal(raw, tensor.flatten().numpy())
     assert any(w.kind == "legacy-format" for w in checkpoint.warnings)
     assert all(g.risk != "dangerous" for g in checkpoint.globals)
+    with pytest.raises(RuntimeError, match="legacy .tar format"):  # weights_only=True refuses it: no restricted load
+        torch.load(path, weights_only=True)
+    assert checkpoint.to_json()["loader"] == {"call": "torch.load", "weights_only": False}
 
 
 def test_a_nested_training_dict(tmp_path: Path) -> None:

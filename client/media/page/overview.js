@@ -76,24 +76,29 @@ export function renderSafety(result) {
   }
   const dangerous = risky.filter((g) => g.risk === 'dangerous');
   const classes = risky.filter((g) => g.risk === 'unknown');
+  // torch.load restricts a pickle with weights_only=True; other loaders (dcp.load) do not.
+  const { call, weights_only: restricts } = result.loader;
+  const unrestricted = `${call} unpickles it without restriction`;
   let level;
   let headline;
   if (dangerous.length > 0) {
     level = 'dangerous';
-    headline = `Would run code if loaded with weights_only=False: ${namesLine(dangerous, 3)}`
-      + (classes.length > 0 ? ` · also imports ${classesLine(classes, result.unimportable)}` : '');
+    headline = (restricts ? 'Would run code if loaded with weights_only=False: ' : `Runs code when loaded (${unrestricted}): `)
+      + namesLine(dangerous, 3) + (classes.length > 0 ? ` · also imports ${classesLine(classes, result.unimportable)}` : '');
   } else if (classes.length > 0) {
     level = 'unknown';
-    headline = `Needs weights_only=False: ${classesLine(classes, result.unimportable)}`;
+    headline = restricts ? `Needs weights_only=False: ${classesLine(classes, result.unimportable)}`
+      : `Imports ${classesLine(classes, result.unimportable)} when loaded (${unrestricted})`;
   } else {
     level = 'safe';
-    headline = `Loads with weights_only=True: the pickle names ${countOf(safe.length, 'global')}, all on torch's allow-list`;
+    headline = restricts ? `Loads with weights_only=True: the pickle names ${countOf(safe.length, 'global')}, all on torch's allow-list`
+      : `The pickle names ${countOf(safe.length, 'global')}, all on torch's allow-list (${unrestricted})`;
   }
   const icon = { dangerous: 'warning', unknown: 'info', safe: 'shield' }[level];
   const details = el('div', { className: 'banner-details' },
     el('p', { className: 'muted', text: risky.length > 0
-      ? `pthscope imported and called none of them. What torch.load(weights_only=False) would do with each:`
-      : 'torch.load(weights_only=True) accepts these:' }),
+      ? `pthscope imported and called none of them. What ${restricts ? 'torch.load(weights_only=False)' : call} would do with each:`
+      : restricts ? 'torch.load(weights_only=True) accepts these:' : 'Each is on torch\'s allow-list:' }),
     risky.length > 0 ? el('ul', { className: 'globals' },
       risky.map((g) => el('li', { className: `global ${g.risk}` },
         el('span', { className: 'risk', text: g.risk === 'unknown' ? 'imports' : g.risk }),

@@ -35,6 +35,7 @@ from ..reader.model import (
     GlobalJson,
     GlobalUsesJson,
     GradState,
+    LoaderJson,
     ModelJson,
     ModuleJson,
     NodeKind,
@@ -105,7 +106,7 @@ _REQUEST_ID: Any = int | str
 _RESPONSE_ID: Any = int | str | None
 
 __all__ = [  # the payload shapes defined elsewhere, part of this contract
-    "ROLES", "ChunkJson", "GlobalJson", "GlobalUsesJson", "GradState", "ModelJson", "ModuleJson", "NodeKind",
+    "ROLES", "ChunkJson", "GlobalJson", "GlobalUsesJson", "GradState", "LoaderJson", "ModelJson", "ModuleJson", "NodeKind",
     "ParamCountsJson", "ParameterCountsJson", "PartJson", "PartOfJson", "PathElement", "ProblemJson", "Risk", "Role",
     "RoleCountsJson", "RoleTableJson", "ShardingJson", "SummaryJson", "TensorJson", "TensorKind",
 ]
@@ -600,6 +601,7 @@ class OpenResult:
     summary: SummaryJson
     models: list[ModelJson]
     globals: list[GlobalJson]
+    loader: LoaderJson  # what loads its pickles, and whether weights_only=True restricts them
     warnings: list[ProblemJson]
     errors: list[ProblemJson]
     # None when nothing could be read (then `errors` says why).

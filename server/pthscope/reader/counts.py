@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import compress, repeat
-from operator import attrgetter, mul
+from operator import attrgetter, gt, mul
 from typing import Literal, Protocol, TypedDict, TypeVar
 
 from .dtypes import ITEMSIZE, itemsize
@@ -26,9 +26,10 @@ from .dtypes import ITEMSIZE, itemsize
 Role = Literal["parameter", "buffer", "optimizer_state", "other"]
 ROLES: tuple[Role, ...] = ("parameter", "buffer", "optimizer_state", "other")
 _RANK = {role: i for i, role in enumerate(ROLES)}
-_GRAD = {"trainable": 12, "frozen": 13, "not stored": 14}
+_TRAINABLE, _FROZEN, _NOT_STORED = 12, 13, 14  # the slots of model-parameter elements by grad state
 _SLOTS = 15  # tensors, elements, bytes for each of the 4 roles; then the 3 grad states
-_ROLE, _SHAPE, _DTYPE, _GRAD_STATE, _STORAGE = map(attrgetter, ("role", "shape", "dtype", "grad_state", "storage"))
+_ROLE, _SHAPE, _DTYPE, _REQUIRES_GRAD, _KIND, _STORAGE = map(attrgetter, (
+    "role", "shape", "dtype", "requires_grad", "kind", "storage"))
 
 
 class RoleCountsJson(TypedDict):
@@ -71,7 +72,9 @@ class Countable(Protocol):
     @property
     def shape(self) -> list[int]: ...
     @property
-    def grad_state(self) -> str: ...
+    def requires_grad(self) -> bool: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class Viewed(Countable, Protocol):
@@ -111,7 +114,7 @@ class Tally:
         for d in tensor.shape:
             numel *= d
         nbytes = numel * itemsize(tensor.dtype)
-        grad = _GRAD[tensor.grad_state] if rank == 0 else -1
+        grad = _grad_slot(tensor) if rank == 0 else -1
         first = tied_views.get(index)
         if first is not None and not self._keep_view(first, (rank, numel, nbytes, grad)):
             return
@@ -131,11 +134,16 @@ class Tally:
             values[at] += count
             values[at + 1] += sum(compress(numels, chosen))
             values[at + 2] += sum(compress(nbytes, chosen))
-            if at == 0:
-                grads = list(map(_GRAD_STATE, compress(untied, chosen)))
+            if at == 0:  # a grad state from two columns: the property per tensor would cost a frame each
+                parameters = list(compress(untied, chosen))
                 parameter_numels = list(compress(numels, chosen))
-                for grad, slot in _GRAD.items():
-                    values[slot] += sum(compress(parameter_numels, map(grad.__eq__, grads)))
+                trainable = list(map(bool, map(_REQUIRES_GRAD, parameters)))
+                frozen = map(gt, map("parameter".__eq__, map(_KIND, parameters)), trainable)  # a parameter, not trainable
+                trainable_numel = sum(compress(parameter_numels, trainable))
+                frozen_numel = sum(compress(parameter_numels, frozen))
+                values[_TRAINABLE] += trainable_numel
+                values[_FROZEN] += frozen_numel
+                values[_NOT_STORED] += sum(parameter_numels) - trainable_numel - frozen_numel
         for index in sorted(tied_views):
             self.add(tensors[index], index, tied_views)
 
@@ -218,6 +226,11 @@ class Tally:
         parameter = table["parameter"]
         tally.values[12:15] = [parameter["trainable"], parameter["frozen"], parameter["not_stored"]]
         return tally
+
+
+def _grad_slot(tensor: Countable) -> int:
+    """TensorInfo.grad_state's slot: trainable, frozen (a parameter not trainable) or not stored."""
+    return _TRAINABLE if tensor.requires_grad else _FROZEN if tensor.kind == "parameter" else _NOT_STORED
 
 
 def tied_views(tensors: Sequence[Viewed]) -> dict[int, int]:

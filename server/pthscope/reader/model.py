@@ -39,6 +39,28 @@ def key_of(path: list[PathElement]) -> str:
     return ".".join(map(str, path))
 
 
+# The formats whose pickles are not loaded by a torch.load that weights_only=True restricts to
+# torch's allow-list: the verdict names what runs them instead. Every other format's are.
+_UNRESTRICTED_LOADERS = {
+    # FileSystemReader.read_metadata is a plain pickle.load; bytes entries: torch.load(weights_only=False)
+    "torch-distributed": "torch.distributed.checkpoint.load",
+    "torch-tar": "torch.load",  # weights_only=True refuses the format
+}
+
+
+def loader_of(format: str) -> LoaderJson:
+    """What loads this format's pickles, and whether its `weights_only=True` restricts them."""
+    unrestricted = _UNRESTRICTED_LOADERS.get(format)
+    return {"call": unrestricted or "torch.load", "weights_only": unrestricted is None}
+
+
+def unrestricted_load(format: str) -> str:
+    """The call that would run what this format's pickles name: `torch.load(weights_only=False)`,
+    or the loader that has no weights_only (its loads are all unrestricted)."""
+    loader = loader_of(format)
+    return "torch.load(weights_only=False)" if loader["weights_only"] else loader["call"]
+
+
 def contiguous_stride(shape: list[int]) -> list[int]:
     """The stride of a contiguous (row-major) tensor of this shape."""
     stride, acc = [], 1
@@ -397,6 +419,7 @@ class Checkpoint:
             "tensors": [t.to_json() for t in self.tensors] if long_lists else None,
             "modules": [m.to_json() for m in self.modules],
             "globals": [g.to_json() for g in self.globals],
+            "loader": loader_of(self.format),
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
             "parts": [p.to_json() for p in self.parts],
@@ -437,6 +460,11 @@ class GlobalJson(TypedDict):
     count: int
     uses: GlobalUsesJson
     effect: str
+
+
+class LoaderJson(TypedDict):
+    call: str  # what loads the file's pickles
+    weights_only: bool  # its weights_only=True restricts them to torch's allow-list
 
 
 class PartJson(TypedDict):

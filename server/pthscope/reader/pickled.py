@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from . import audit
 from .limits import Limits, address_space_limit, memory_budget
-from .model import Checkpoint, GlobalRef, Problem
+from .model import Checkpoint, GlobalRef, Problem, loader_of, unrestricted_load
 from .tree import TreeBuilder
 from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
 
@@ -151,10 +151,12 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
     if dangerous:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""
+        loader = loader_of(checkpoint.format)
+        advice = ("do not load this file with weights_only=False" if loader["weights_only"]
+                  else f"do not load it: {loader['call']} unpickles it without restriction")
         checkpoint.warnings.insert(0, Problem(
             "dangerous-globals",
-            f"torch.load(weights_only=False) would run code from this file: {shown}{more}. pthscope only "
-            "listed them; do not load this file with weights_only=False.",
+            f"{unrestricted_load(checkpoint.format)} would run code from this file: {shown}{more}. pthscope only listed them; {advice}.",
         ))
     return checkpoint
 

@@ -10,15 +10,17 @@ and the tree builder's column-by-column state_dict and its tensor-by-tensor one.
 from __future__ import annotations
 
 import itertools
+import math
 from operator import mul
 from typing import Any
 
 import pytest
 
+from pthscope.reader.counts import Tally
 from pthscope.reader.dtypes import itemsize
 from pthscope.reader.global_risk import GlobalUse
 from pthscope.reader.limits import DEFAULT_LIMITS, Limits
-from pthscope.reader.model import Problem
+from pthscope.reader.model import Problem, TensorInfo
 from pthscope.reader.tree import TreeBuilder
 from pthscope.reader.unpickler import (
     StorageRef,
@@ -156,3 +158,37 @@ def test_a_state_dict_by_columns_is_what_each_tensor_makes(name: str, max_nodes:
     assert made == [False, name in ("usual", "parameters and layouts", "shared storages") and max_nodes > 4]
     monkeypatch.setattr(TreeBuilder, "_state_dict", lambda *args: False)
     assert fast == built()
+
+
+def _tensor(role: str, kind: str, requires_grad: bool, shape: list[int], dtype: str = "float32") -> TensorInfo:
+    tensor = TensorInfo([f"t{role}{kind}{requires_grad}{shape}"], shape, dtype, requires_grad, kind)  # type: ignore[arg-type]
+    tensor.role = role  # type: ignore[assignment]
+    return tensor
+
+
+_TENSOR_SETS = {
+    "a state_dict": [_tensor("parameter", "tensor", False, [3, 4]), _tensor("parameter", "tensor", False, [5])],
+    "a whole model": [_tensor("parameter", "parameter", True, [3, 4]), _tensor("parameter", "parameter", False, [2]),
+                      _tensor("buffer", "buffer", False, [7], "int64"), _tensor("parameter", "tensor", True, [1])],
+    "every role": [_tensor(role, kind, grad, [i + 1, 2], dtype) for i, (role, kind, grad, dtype) in enumerate(
+        itertools.product(("parameter", "buffer", "optimizer_state", "other"), ("parameter", "tensor"), (True, False),
+                          ("float16", "int8")))],
+    "empty shapes": [_tensor("parameter", "parameter", False, []), _tensor("other", "tensor", False, [0, 3])],
+}
+
+
+@pytest.mark.parametrize("name", list(_TENSOR_SETS))
+@pytest.mark.parametrize("tied", [{}, {1: 0, 0: 0}])
+def test_a_tally_by_columns_is_what_each_tensor_adds(name: str, tied: dict[int, int]) -> None:
+    tensors = _TENSOR_SETS[name]
+    one_by_one = Tally()
+    for i, tensor in enumerate(tensors):
+        one_by_one.add(tensor, i, tied)
+    by_columns, given_columns = Tally(), Tally()
+    by_columns.add_all(tensors, tied)
+    numels = [math.prod(t.shape) for t in tensors]
+    given_columns.add_all(tensors, tied, numels, [n * itemsize(t.dtype) for n, t in zip(numels, tensors, strict=True)])
+    assert by_columns.to_json() == one_by_one.to_json() == given_columns.to_json()
+    parameters = [t for i, t in enumerate(tensors) if t.role == "parameter" and (i not in tied or tied[i] == i)]
+    for state in ("trainable", "frozen"):  # each grad state as TensorInfo.grad_state says it
+        assert by_columns.to_json()["parameter"][state] == sum(t.numel for t in parameters if t.grad_state == state)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, gt, mul
 from typing import Literal, Protocol, TypedDict, TypeVar
@@ -120,32 +120,45 @@ class Tally:
             return
         self._count(rank, numel, nbytes, grad, 1)
 
-    def add_all(self, tensors: Sequence[Countable], tied_views: dict[int, int]) -> None:
+    def add_all(self, tensors: Sequence[Countable], tied_views: dict[int, int], numels: list[int] | None = None,
+                nbytes: list[int] | None = None) -> None:
         """`add` every tensor of a file (the same counts, column by column in C: files have
-        100,000; the tied views one by one, in file order, after the others)."""
+        100,000; the tied views one by one, in file order, after the others). `numels`/`nbytes`:
+        each tensor's, when the caller has them already."""
         untied = tensors if not tied_views else [t for i, t in enumerate(tensors) if i not in tied_views]
+        if numels is None or nbytes is None or tied_views:
+            numels = list(map(math.prod, map(_SHAPE, untied)))
+            nbytes = list(map(mul, numels, map(ITEMSIZE.get, map(_DTYPE, untied), repeat(1))))  # itemsize()
         roles = list(map(_ROLE, untied))
-        numels = list(map(math.prod, map(_SHAPE, untied)))
-        nbytes = list(map(mul, numels, map(ITEMSIZE.get, map(_DTYPE, untied), repeat(1))))  # itemsize()
+        by_role = Counter(roles)
         values = self.values
-        for role, count in Counter(roles).items():
+        chosen_nbytes: Iterable[int]
+        for role, count in by_role.items():
             at = 3 * _RANK[role]
-            chosen = list(map(role.__eq__, roles))
+            if len(by_role) == 1:  # one role (a state_dict): every tensor
+                chosen_tensors, chosen_numels, chosen_nbytes = untied, numels, nbytes
+            else:
+                chosen = list(map(role.__eq__, roles))
+                chosen_tensors = list(compress(untied, chosen)) if at == 0 else untied  # only parameters' are read
+                chosen_numels, chosen_nbytes = list(compress(numels, chosen)), compress(nbytes, chosen)
             values[at] += count
-            values[at + 1] += sum(compress(numels, chosen))
-            values[at + 2] += sum(compress(nbytes, chosen))
+            values[at + 1] += sum(chosen_numels)
+            values[at + 2] += sum(chosen_nbytes)
             if at == 0:  # a grad state from two columns: the property per tensor would cost a frame each
-                parameters = list(compress(untied, chosen))
-                parameter_numels = list(compress(numels, chosen))
-                trainable = list(map(bool, map(_REQUIRES_GRAD, parameters)))
-                frozen = map(gt, map("parameter".__eq__, map(_KIND, parameters)), trainable)  # a parameter, not trainable
-                trainable_numel = sum(compress(parameter_numels, trainable))
-                frozen_numel = sum(compress(parameter_numels, frozen))
-                values[_TRAINABLE] += trainable_numel
-                values[_FROZEN] += frozen_numel
-                values[_NOT_STORED] += sum(parameter_numels) - trainable_numel - frozen_numel
+                self._add_grad_states(chosen_tensors, chosen_numels)
         for index in sorted(tied_views):
             self.add(tensors[index], index, tied_views)
+
+    def _add_grad_states(self, parameters: Sequence[Countable], numels: list[int]) -> None:
+        trainable = list(map(bool, map(_REQUIRES_GRAD, parameters)))
+        is_parameter = list(map("parameter".__eq__, map(_KIND, parameters)))
+        trainable_numel = sum(compress(numels, trainable)) if any(trainable) else 0
+        # frozen: a parameter (whose flag the file stores) that is not trainable
+        frozen_numel = sum(compress(numels, map(gt, is_parameter, trainable))) if any(is_parameter) else 0
+        values = self.values
+        values[_TRAINABLE] += trainable_numel
+        values[_FROZEN] += frozen_numel
+        values[_NOT_STORED] += sum(numels) - trainable_numel - frozen_numel
 
     def merge(self, other: Tally) -> None:
         """Add the counts of another (disjoint) set of tensors, such as a sibling subtree."""

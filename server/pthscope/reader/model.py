@@ -374,7 +374,8 @@ class Checkpoint:
         # (Counter, map, compress), one pass per column; only shared storages take a loop.
         tensors = self.tensors
         dtypes = list(map(_DTYPE, tensors))
-        nbytes = list(map(mul, map(math.prod, map(_SHAPE, tensors)), map(ITEMSIZE.get, dtypes, repeat(1))))
+        numels = list(map(math.prod, map(_SHAPE, tensors)))
+        nbytes = list(map(mul, numels, map(ITEMSIZE.get, dtypes, repeat(1))))
         bytes_by_dtype = {d: sum(compress(nbytes, map(d.__eq__, dtypes))) for d in dict.fromkeys(dtypes)}
         locations = dict(Counter(map(_LOCATION, tensors)))
         kinds = dict(Counter(map(_KIND, tensors)))
@@ -391,7 +392,8 @@ class Checkpoint:
         risks = {"safe": 0, "unknown": 0, "dangerous": 0}
         for g in self.globals:
             risks[g.risk] += 1
-        tally = self.tally()
+        tally = Tally()
+        tally.add_all(tensors, self.tied_views, numels, nbytes)
         return {
             "tensors": len(self.tensors),
             "modules": len(self.modules),

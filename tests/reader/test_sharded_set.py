@@ -183,6 +183,13 @@ def test_a_total_size_that_disagrees(copy: Path) -> None:
     ("{not json", "malformed"),
     ('{"weight_map": {"a": 7}}', "not a file name"),
     ('{"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}}', "twice"),
+    ('{"weight_map": {"a": "x.safetensors", "a" : "y.safetensors"}}', "twice"),  # whitespace before a colon
+    ('{"weight_map": {"a": "x.safetensors", "b": "x\\":.safetensors", "a": "y.safetensors"}}', "twice"),
+    ('{"metadata": {"m": {"k": 1, "k": 2}}, "weight_map": {"a": "x.safetensors"}}', "twice"),  # deeper
+    ('{"weight_map": {"a": "x.safetensors", "b": ["y.safetensors"]}}', "not a file name"),  # unhashable
+    ('{"weight_map": {"a": "x.safetensors", "b": {"c": 1}}}', "not a file name"),
+    ('{"weight_map": {"a": "x.safetensors", "b": ""}}', "not a file name"),
+    ('{"weight_map": {"a": "x.safetensors", "b": null}}', "not a file name"),
 ])
 def test_a_broken_index(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "model.safetensors.index.json"

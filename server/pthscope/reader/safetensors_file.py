@@ -142,14 +142,14 @@ def _keys_unique(raw: bytes, header: dict[str, Any]) -> bool:
     key, and the keys decoded (the header's and its entries') are fewer when one repeats. Equal
     counts: none repeats. Anything else (a string holding `":`, deeper objects): False, and the
     pairs say."""
-    if _SPACED_COLON.search(raw) is not None:
+    if SPACED_COLON.search(raw) is not None:
         return False
     values = list(header.values())
     keys = len(header) + sum([len(v) for v in values if type(v) is dict])
     return raw.count(b'":') == keys
 
 
-_SPACED_COLON = re.compile(rb'"[ \t\n\r]+:')
+SPACED_COLON = re.compile(rb'"[ \t\n\r]+:')  # JSON whitespace before a key's colon
 
 
 def _read_valid_entries(header: dict[str, Any], data_size: int, data_start: int, checkpoint: Checkpoint) -> bool:

@@ -27,6 +27,7 @@ from .limits import Limits
 from .model import Checkpoint, GlobalRef, Node, PartInfo, PartOf, Problem, TensorInfo, key_of
 from .pickled import warn_dangerous_globals
 from .safe_repr import safe_repr
+from .safetensors_file import SPACED_COLON
 
 FORMAT = "sharded"
 INDEX_SUFFIX = ".index.json"
@@ -106,7 +107,10 @@ def _read_index(path: str) -> tuple[dict[str, str], int | None]:
 
     try:
         with open(path, "rb") as f:
-            index = json.load(f, object_pairs_hook=pairs_to_dict)
+            raw = f.read()
+        index = json.loads(raw)  # in C, objects as dicts: twice as fast as with a pairs hook
+        if not _each_key_once(raw, index):  # again, as pairs, to name the key given twice
+            index = json.loads(raw, object_pairs_hook=pairs_to_dict)
     except (ValueError, RecursionError) as exc:
         raise IndexError_(f"its JSON is malformed ({exc})") from None
     if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
@@ -114,15 +118,46 @@ def _read_index(path: str) -> tuple[dict[str, str], int | None]:
     if duplicates:
         raise IndexError_(f"it names {safe_repr(duplicates[0])} twice: which shard a loader takes is not defined")
     weight_map = index["weight_map"]
-    bad = next((k for k, v in weight_map.items() if type(v) is not str or not v), None)
-    if bad is not None:
+    try:
+        names = set(weight_map.values())
+    except TypeError:  # a list or an object: unhashable, and not a file name
+        names = {None}
+    if not set(map(type, names)) <= _STR_ONLY or "" in names:
+        bad = next(k for k, v in weight_map.items() if type(v) is not str or not v)
         raise IndexError_(f"the weight_map maps {safe_repr(bad)} to {safe_repr(weight_map[bad])}, not a file name")
     # One string per shard name, not one per key (json makes each anew: 100,000 keys, 8 MiB).
-    shards = {shard: shard for shard in set(weight_map.values())}
+    shards = {shard: shard for shard in names}
     weight_map = dict(zip(weight_map, map(shards.__getitem__, weight_map.values()), strict=True))
     metadata = index.get("metadata")
     total = metadata.get("total_size") if isinstance(metadata, dict) else None
     return weight_map, total if type(total) is int else None
+
+
+_STR_ONLY = {str}
+
+
+def _each_key_once(raw: bytes, index: Any) -> bool:
+    """No object of the index names a key twice — known without decoding it as pairs: without
+    whitespace before a colon, `":` ends every key, so it occurs once per key decoded unless
+    one repeats (or a string holds `":`: then False, and the pairs say)."""
+    if SPACED_COLON.search(raw) is not None:
+        return False
+    keys, objects = 0, [index]
+    while objects:
+        value = objects.pop()
+        if type(value) is dict:
+            keys += len(value)
+            values = value.values()
+        elif type(value) is list:
+            values = value
+        else:
+            continue
+        if not set(map(type, values)) <= _SCALARS:  # the weight map: strings only, in one C pass
+            objects.extend(values)
+    return raw.count(b'":') == keys
+
+
+_SCALARS = {str, int, float, bool, type(None)}
 
 
 def _shard_path(folder: str, shard: str, checkpoint: Checkpoint) -> str | None:

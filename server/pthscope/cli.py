@@ -195,7 +195,13 @@ def _inspect_one(file: str, args: argparse.Namespace) -> int:
         where = f" (at {error.where})" if error.where else ""
         more = f" (+{len(checkpoint.errors) - 1} more problems; --json lists them)" if len(checkpoint.errors) > 1 else ""
         print(visible(f"pthscope: {file}: {error.message}{where}{more}"), file=sys.stderr)
+    if _child["reading"]:  # it ends with os._exit, which frees nothing: 100,000 tensors' objects cost 0.1 s to free
+        _child["kept"] = checkpoint
     return 1 if checkpoint.errors else 0
+
+
+# The forked reading child (_within_time_limit) and what it keeps until it exits.
+_child: dict[str, Any] = {"reading": False, "kept": None}
 
 
 class VisibleText(io.StringIO):
@@ -225,6 +231,7 @@ def _within_time_limit(work: Callable[[], int], file: str, seconds: float) -> in
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the child: do the work, never return into the parent's code
+        _child["reading"] = True
         code = 1
         try:
             code = work()

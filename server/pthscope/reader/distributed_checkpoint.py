@@ -27,7 +27,7 @@ import os
 import re
 from collections import Counter, deque
 from collections.abc import Iterable
-from itertools import chain, compress, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import add, attrgetter, itemgetter, methodcaller, mul
 from typing import Any, BinaryIO
 
@@ -185,8 +185,15 @@ class _Entries:
         root: dict[Any, Any] = {}
         entries = metadata["state_dict_metadata"]
         usual = self._usual_tensors(entries, storage)
+        if len(usual) == len(entries):  # every entry a usual tensor (a model's 100,000): batch by batch
+            for start in range(0, len(usual), _BATCH):
+                batch = usual[start:start + _BATCH]
+                made = self._make_usual(batch, entries, storage)
+                entries.update(zip(batch, repeat(None)))
+                self._insert_all(root, paths, batch, made)
+            return _as_lists(root)
         usual_keys = set(usual)
-        made: dict[str, TensorRecord] = {}
+        made = {}
         for key in list(entries):
             entry = entries[key]
             if type(key) is not str:
@@ -219,6 +226,23 @@ class _Entries:
                 f"{_MAX_BYTES_ENTRIES:,}; their globals are not in the verdict, and dcp.load runs them with "
                 "torch.load(weights_only=False)"))
         return _as_lists(root)
+
+    @staticmethod
+    def _insert_all(root: dict[Any, Any], paths: dict[Any, Any], keys: list[str], values: dict[str, Any]) -> None:
+        """Insert each key's value where the planner put it, as `build`'s loop does one by one; a
+        run of the usual two-part paths (`("model", key)`) with one parent in one `update`."""
+        planned: list[Any] = list(map(paths.get, keys))
+        if (set(map(type, planned)) == _TUPLE_ONLY and set(map(len, planned)) == _TWO
+                and set(map(type, chain.from_iterable(planned))) == _STR_ONLY):
+            in_order = map(values.__getitem__, keys)
+            for head, run in groupby(planned, itemgetter(0)):
+                parent = root.get(head)
+                if not isinstance(parent, dict):
+                    parent = root[head] = {}
+                parent.update(zip(map(itemgetter(1), run), in_order, strict=False))  # this run's values
+            return
+        for key, path in zip(keys, planned, strict=True):
+            _insert(root, _path(key, path), values[key])
 
     def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> list[str]:
         """The keys of the usual tensor entries — each one chunk holding the whole tensor, in a
@@ -672,7 +696,7 @@ def _dtype(properties: Any) -> str:
 
 
 _INT_ONLY = {int}
-_STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
+_STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE, _TWO = {str}, {dict}, {tuple}, {list}, {1}, {2}
 _DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
 _GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
 _GET_TRANSFORMS = methodcaller("get", "transform_descriptors")

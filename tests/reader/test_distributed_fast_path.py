@@ -9,6 +9,7 @@ import pickle
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -76,7 +77,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                   "fifo", "lost chunk", "nested", "alternating"])
 def test_both_paths_agree(name: str, saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = pthscope.inspect(saved[name])
-    monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", lambda self, entries, storage: {})
+    monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", lambda self, entries, storage: None)
     plain = pthscope.inspect(saved[name])
     assert fast.to_json() == plain.to_json()
     assert fast.storage_offsets == plain.storage_offsets
@@ -94,9 +95,10 @@ def test_usual_folders_take_the_fast_path(name: str, saved: dict[str, Path], mon
     made: list[int] = []
     usual = distributed_checkpoint._Entries._usual_tensors
 
-    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: dict[object, object]) -> object:
-        made.append(len(usual(self, entries, storage)))
-        return {}
+    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: dict[Any, Any]) -> None:
+        found = usual(self, entries, storage)
+        made.append(len(found.keys) if found else 0)
+        return None
 
     monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", spy)
     checkpoint = pthscope.inspect(saved[name])

@@ -27,6 +27,7 @@ import os
 import re
 from collections import Counter, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain, compress, groupby, repeat
 from operator import add, attrgetter, itemgetter, methodcaller, mul
 from typing import Any, BinaryIO
@@ -185,24 +186,26 @@ class _Entries:
         root: dict[Any, Any] = {}
         entries = metadata["state_dict_metadata"]
         usual = self._usual_tensors(entries, storage)
-        if len(usual) == len(entries):  # every entry a usual tensor (a model's 100,000): batch by batch
+        if usual is not None:  # their storage entries' fields are in the columns now
+            deque(map(storage.pop, zip(usual.keys, usual.offsets, strict=True)), maxlen=0)
+        if usual is not None and len(usual) == len(entries):  # every entry a usual tensor (a model's 100,000): batch by batch
             for start in range(0, len(usual), _BATCH):
-                batch = usual[start:start + _BATCH]
-                made = self._make_usual(batch, entries, storage)
+                made = self._make_usual(usual, start, start + _BATCH)
+                batch = usual.keys[start:start + _BATCH]
                 entries.update(zip(batch, repeat(None)))
                 self._insert_all(root, paths, batch, made)
             return _as_lists(root)
-        usual_keys = set(usual)
+        usual_keys = set(usual.keys if usual is not None else ())
         made = {}
         for key in list(entries):
             entry = entries[key]
             if type(key) is not str:
                 raise MetadataError(f"an entry's key is {_what(key)}, not a string")
-            if key in usual_keys:
+            if key in usual_keys and usual is not None:
                 value: Any = made.pop(key, None)
                 if value is None:  # the next batch of usual tensors, from here on
                     start = len(usual) - len(usual_keys)
-                    made = self._make_usual(usual[start:start + _BATCH], entries, storage)
+                    made = self._make_usual(usual, start, start + _BATCH)
                     value = made.pop(key)
                 usual_keys.discard(key)
             elif _is_record(entry, "TensorStorageMetadata"):
@@ -244,93 +247,88 @@ class _Entries:
         for key, path in zip(keys, planned, strict=True):
             _insert(root, _path(key, path), values[key])
 
-    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> list[str]:
-        """The keys of the usual tensor entries — each one chunk holding the whole tensor, in a
-        data file of the folder that holds its bytes — checked column by column (C calls: 100,000
-        entries in a big model), their data files added as `_part` would; [] when any entry is not
-        usual or any check fails: then `_tensor` reads each one and names what is wrong.
-        `_make_usual` makes their records, what `_tensor` would make."""
+    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> _UsualTensors | None:
+        """The usual tensor entries — each one chunk holding the whole tensor, in a data file of
+        the folder that holds its bytes — checked column by column (C calls: 100,000 entries in a
+        big model), their data files added as `_part` would; None when any entry is not usual or
+        any check fails: then `_tensor` reads each one and names what is wrong. `_make_usual`
+        makes their records, what `_tensor` would make."""
         kinds = _names_of(entries.values())
         if not entries or set(map(type, entries)) != _STR_ONLY or not set(kinds) <= _ENTRY_KINDS:
-            return []
+            return None
         keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
         if not keys:
-            return []
+            return None
         records = list(map(entries.__getitem__, keys))
         try:
             if set(map(len, records)) != _ONE:
-                return []
+                return None
             states = list(map(itemgetter(0), records))
             if set(map(type, states)) != _DICT_ONLY:
-                return []
+                return None
             properties = list(map(itemgetter("properties"), states))
             shapes = list(map(itemgetter("size"), states))
             chunk_lists = list(map(itemgetter("chunks"), states))
             if (len(set(map(type, properties))) != 1 or _name_of(properties[0]) != "TensorProperties"
                     or set(map(len, properties)) != _ONE):
-                return []
+                return None
             property_states = list(map(itemgetter(0), properties))
             if set(map(type, property_states)) != _TUPLE_ONLY or min(map(len, property_states)) < 1:
-                return []
+                return None
             dtype_refs = list(map(itemgetter(0), property_states))
             if set(map(type, dtype_refs)) != {DtypeRef}:
-                return []
+                return None
             if (set(map(type, chunk_lists)) != _LIST_ONLY or set(map(len, chunk_lists)) != _ONE):
-                return []
+                return None
             chunks = list(map(itemgetter(0), chunk_lists))
             if (len(set(map(type, chunks))) != 1 or _name_of(chunks[0]) != "ChunkStorageMetadata"
                     or set(map(len, chunks)) != _ONE):
-                return []
+                return None
             chunk_states = list(map(itemgetter(0), chunks))
             if set(map(type, chunk_states)) != _DICT_ONLY:
-                return []
+                return None
             offsets = list(map(itemgetter("offsets"), chunk_states))
             sizes = list(map(itemgetter("sizes"), chunk_states))
             if (set(map(type, shapes)) | set(map(type, offsets)) | set(map(type, sizes))) != _TUPLE_ONLY:
-                return []
+                return None
             dims = list(chain(chain.from_iterable(shapes), chain.from_iterable(offsets)))
             if dims and (set(map(type, dims)) != _INT_ONLY or min(dims) < 0 or max(dims) >= 1 << 63):
-                return []
+                return None
             if sizes != shapes:  # one chunk, the whole tensor (and its sizes checked with it)
-                return []
+                return None
             infos: list[Any] = list(map(storage.get, zip(keys, offsets, strict=True)))
             if None in infos or set(map(type, infos)) != _DICT_ONLY:
-                return []
+                return None
             relatives = list(map(itemgetter("relative_path"), infos))
             byte_offsets = list(map(itemgetter("offset"), infos))
             byte_lengths = list(map(itemgetter("length"), infos))
             if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
                     != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
                     or any(map(_GET_TRANSFORMS, infos))):
-                return []
+                return None
         except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
-            return []
+            return None
         if not self._add_parts_of(entries, kinds, storage, relatives):
-            return []
+            return None
         part_of = list(map(self.parts.__getitem__, relatives))
         part_sizes = [part.size for part in self.checkpoint.parts]
         if max(map(add, byte_offsets, byte_lengths)) > min(map(part_sizes.__getitem__, set(part_of))):
-            return []  # a chunk past the end of its file, maybe: `_tensor` says which
-        return keys
+            return None  # a chunk past the end of its file, maybe: `_tensor` says which
+        return _UsualTensors(keys, list(map(_DTYPE_NAME, dtype_refs)), shapes, offsets, part_of, byte_offsets,
+                             byte_lengths)
 
-    def _make_usual(self, keys: list[str], entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]
-                    ) -> dict[str, TensorRecord]:
-        """The records of usual tensor entries (`_usual_tensors` checked them), made in C calls; their
-        storage entries are taken out of `storage`."""
-        states = list(map(itemgetter(0), map(entries.__getitem__, keys)))
-        dtypes = list(map(_DTYPE_NAME, map(itemgetter(0), map(itemgetter(0), map(itemgetter("properties"), states)))))
-        shapes = list(map(itemgetter("size"), states))
-        chunk_states = list(map(itemgetter(0), map(itemgetter(0), map(itemgetter("chunks"), states))))
-        offsets = list(map(itemgetter("offsets"), chunk_states))
-        infos = list(map(storage.pop, zip(keys, offsets, strict=True)))
-        part_of = list(map(self.parts.__getitem__, map(itemgetter("relative_path"), infos)))
-        byte_offsets = list(map(itemgetter("offset"), infos))
+    def _make_usual(self, usual: _UsualTensors, start: int, stop: int) -> dict[str, TensorRecord]:
+        """The records of usual tensor entries `start` to `stop` (`_usual_tensors` checked them and
+        kept the fields they need), made in C calls."""
+        keys, dtypes, shapes, offsets = (usual.keys[start:stop], usual.dtypes[start:stop], usual.shapes[start:stop],
+                                         usual.offsets[start:stop])
+        part_of, byte_offsets = usual.part_of[start:stop], usual.byte_offsets[start:stop]
         shape_lists = list(map(list, shapes))
         # A chunk's sizes are its tensor's shape (one list, never changed); its offsets (zeros) one
         # list per distinct value: 100,000 entries make two lists less each.
         offset_lists = {offset: list(offset) for offset in set(offsets)}
         infos_made = list(map(ChunkInfo, map(offset_lists.__getitem__, offsets), shape_lists, part_of,
-                              map(self.ranks.__getitem__, part_of), byte_offsets, map(itemgetter("length"), infos)))
+                              map(self.ranks.__getitem__, part_of), byte_offsets, usual.byte_lengths[start:stop]))
         self.sharding.update(zip(keys, zip(part_of, map(ShardingInfo, repeat("DCP"), shape_lists, repeat(False),
                                                          [[] for _ in keys], repeat(""), map(_one_list, infos_made)),
                                            strict=False), strict=True))
@@ -532,6 +530,22 @@ class _Entries:
             self.checkpoint.warnings.append(Problem("corrupt", f"bytes entry {safe_repr(key)} cannot be read: {exc}",
                                                     where=where))
             return BytesEntry("<unreadable>")
+
+
+@dataclass(slots=True)
+class _UsualTensors:
+    """The usual tensor entries' keys and, for each, the fields its record is made of."""
+
+    keys: list[str]
+    dtypes: list[str]
+    shapes: list[tuple[int, ...]]
+    offsets: list[tuple[int, ...]]  # of its one chunk
+    part_of: list[int]
+    byte_offsets: list[int]
+    byte_lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 class BytesEntry(str):

@@ -68,13 +68,18 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     metadata.planner_data = {key: (head, key) if i != 3 else (key,)
                              for i, (key, head) in enumerate(zip(metadata.planner_data, heads, strict=True))}
     (alternating / ".metadata").write_bytes(pickle.dumps(metadata))
+    # storage_data in another order than the entries: looked up by key, not read as a column.
+    reordered = Path(shutil.copytree(folders["model"], root / "reordered"))
+    metadata = FileSystemReader(str(reordered)).read_metadata()
+    metadata.storage_data = dict(reversed(metadata.storage_data.items()))
+    (reordered / ".metadata").write_bytes(pickle.dumps(metadata))
     folders.update({"truncated": cut, "missing": missing, "outside": root / "outside", "fifo": root / "fifo",
-                    "lost chunk": lost, "alternating": alternating})
+                    "lost chunk": lost, "alternating": alternating, "reordered": reordered})
     return folders
 
 
 @pytest.mark.parametrize("name", ["model", "model and optimizer", "tensors only", "truncated", "missing", "outside",
-                                  "fifo", "lost chunk", "nested", "alternating"])
+                                  "fifo", "lost chunk", "nested", "alternating", "reordered"])
 def test_both_paths_agree(name: str, saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = pthscope.inspect(saved[name])
     monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", lambda self, entries, storage: None)
@@ -82,6 +87,10 @@ def test_both_paths_agree(name: str, saved: dict[str, Path], monkeypatch: pytest
     assert fast.to_json() == plain.to_json()
     assert fast.storage_offsets == plain.storage_offsets
     assert [p.file for p in fast.parts] == [p.file for p in plain.parts]
+
+
+def test_storage_data_in_any_order(saved: dict[str, Path]) -> None:
+    assert pthscope.inspect(saved["reordered"]).to_json()["tensors"] == pthscope.inspect(saved["model"]).to_json()["tensors"]
 
 
 def test_alternating_parents_keep_their_order(saved: dict[str, Path]) -> None:
@@ -95,7 +104,7 @@ def test_usual_folders_take_the_fast_path(name: str, saved: dict[str, Path], mon
     made: list[int] = []
     usual = distributed_checkpoint._Entries._usual_tensors
 
-    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: dict[Any, Any]) -> None:
+    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: Any) -> None:
         found = usual(self, entries, storage)
         made.append(len(found.keys) if found else 0)
         return None

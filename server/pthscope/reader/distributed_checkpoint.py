@@ -186,15 +186,16 @@ class _Entries:
         root: dict[Any, Any] = {}
         entries = metadata["state_dict_metadata"]
         usual = self._usual_tensors(entries, storage)
-        if usual is not None:  # their storage entries' fields are in the columns now
-            deque(map(storage.pop, zip(usual.keys, usual.offsets, strict=True)), maxlen=0)
         if usual is not None and len(usual) == len(entries):  # every entry a usual tensor (a model's 100,000): batch by batch
+            del storage  # their storage entries' fields are in the columns now
             for start in range(0, len(usual), _BATCH):
                 made = self._make_usual(usual, start, start + _BATCH)
                 batch = usual.keys[start:start + _BATCH]
                 entries.update(zip(batch, repeat(None)))
                 self._insert_all(root, paths, batch, made)
             return _as_lists(root)
+        if usual is not None:  # their storage entries' fields are in the columns now
+            deque(map(storage.pop, zip(usual.keys, usual.offsets, strict=True)), maxlen=0)
         usual_keys = set(usual.keys if usual is not None else ())
         made = {}
         for key in list(entries):
@@ -247,7 +248,7 @@ class _Entries:
         for key, path in zip(keys, planned, strict=True):
             _insert(root, _path(key, path), values[key])
 
-    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> _UsualTensors | None:
+    def _usual_tensors(self, entries: dict[Any, Any], storage: _StorageIndex) -> _UsualTensors | None:
         """The usual tensor entries — each one chunk holding the whole tensor, in a data file of
         the folder that holds its bytes — checked column by column (C calls: 100,000 entries in a
         big model), their data files added as `_part` would; None when any entry is not usual or
@@ -296,7 +297,7 @@ class _Entries:
                 return None
             if sizes != shapes:  # one chunk, the whole tensor (and its sizes checked with it)
                 return None
-            infos: list[Any] = list(map(storage.get, zip(keys, offsets, strict=True)))
+            infos: list[Any] = storage.infos_of(keys, offsets)
             if None in infos or set(map(type, infos)) != _DICT_ONLY:
                 return None
             relatives = list(map(itemgetter("relative_path"), infos))
@@ -344,7 +345,7 @@ class _Entries:
             shape_lists, map(strides.__getitem__, shapes), repeat(0), dtypes, repeat(False), repeat("tensor"),
             repeat("cpu"), keys, nbytes, repeat("strided"), repeat(True), strict=False)), strict=True))
 
-    def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: dict[Any, dict[str, Any]],
+    def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: _StorageIndex,
                       relatives: list[str]) -> bool:
         """Add the data files the usual tensors name, in the order `_part` would (first named, by
         tensor or bytes entry); False, with nothing added, unless every one is a file of the folder.
@@ -400,12 +401,12 @@ class _Entries:
             if part is not None:
                 checkpoint.parts[part].tensors = count
 
-    def _storage_index(self, data: Any) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
+    def _storage_index(self, data: Any) -> _StorageIndex:
         if not isinstance(data, dict):
             raise MetadataError("its Metadata has no storage_data (which file holds which chunk)")
-        usual = _usual_storage_index(data)
+        usual = _usual_storage_columns(data)
         if usual is not None:
-            return usual
+            return _StorageIndex(*usual)
         index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] = {}
         for where, info in data.items():
             if _name_of(where) != "MetadataIndex" or _name_of(info) != "_StorageInfo":
@@ -415,7 +416,7 @@ class _Entries:
             if type(fqn) is not str:
                 raise MetadataError(f"a storage_data key names {_what(fqn)}, not an entry")
             index[(fqn, offset if type(offset) is tuple else None)] = _fields(info)
-        return index
+        return _StorageIndex([], [], [], index)
 
     def _part(self, info: dict[str, Any], key: str) -> tuple[int, int, int]:
         """(part index, byte offset, byte length) of a chunk's `_StorageInfo`."""
@@ -457,7 +458,7 @@ class _Entries:
         self.checkpoint.parts.append(part)
         return len(self.checkpoint.parts) - 1
 
-    def _tensor(self, key: str, entry: DataRecord, storage: dict[Any, dict[str, Any]]) -> TensorRecord:
+    def _tensor(self, key: str, entry: DataRecord, storage: _StorageIndex) -> TensorRecord:
         # 100,000 of these for a large model: each check is a C call or two, messages are made
         # only for a file that fails one.
         fields = entry[0] if len(entry) == 1 else None
@@ -605,10 +606,10 @@ def locate_chunk(file: str, offset: int, length: int, limits: Limits) -> tuple[T
 # ---------------------------------------------------------------------------------------------
 
 
-def _usual_storage_index(data: dict[Any, Any]) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None:
-    """What `_storage_index` makes of the usual storage_data — each key a MetadataIndex of one
-    dict state with a str `fqn` and a tuple (or None) `offset`, each value a _StorageInfo of one
-    dict state — checked and made column by column (C calls); None for anything else."""
+def _usual_storage_columns(data: dict[Any, Any]) -> tuple[list[str], list[Any], list[dict[str, Any]]] | None:
+    """The usual storage_data — each key a MetadataIndex of one dict state with a str `fqn` and a
+    tuple (or None) `offset`, each value a _StorageInfo of one dict state — checked column by
+    column (C calls), as its fqns, offsets and infos; None for anything else."""
     wheres, infos = list(data), list(data.values())
     where_types, info_types = set(map(type, wheres)), set(map(type, infos))
     if (len(where_types) != 1 or len(info_types) != 1 or _name_of(wheres[0]) != "MetadataIndex"
@@ -620,7 +621,44 @@ def _usual_storage_index(data: dict[Any, Any]) -> dict[tuple[str, tuple[int, ...
     fqns, offsets = list(map(_GET_FQN, at)), list(map(_GET_OFFSET, at))
     if set(map(type, fqns)) != _STR_ONLY or not set(map(type, offsets)) <= _TUPLE_OR_NONE:
         return None
-    return dict(zip(zip(fqns, offsets, strict=True), fields, strict=True))
+    return fqns, offsets, fields
+
+
+class _StorageIndex:
+    """storage_data: (entry key, chunk offsets) → its _StorageInfo's fields. The usual one is kept
+    as columns, in the order torch wrote it (its entries' order): `infos_of` the entries in that
+    order is then the infos column, and the dict is made only if something asks for it."""
+
+    def __init__(self, fqns: list[str], offsets: list[Any], infos: list[dict[str, Any]],
+                 index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None = None) -> None:
+        self._columns: tuple[list[str], list[Any], list[dict[str, Any]]] | None = (fqns, offsets, infos)
+        self._index = index
+        if index is not None:
+            self._columns = None
+
+    @property
+    def index(self) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
+        if self._index is None:
+            assert self._columns is not None
+            fqns, offsets, infos = self._columns
+            self._index, self._columns = dict(zip(zip(fqns, offsets, strict=True), infos, strict=True)), None
+        return self._index
+
+    def infos_of(self, keys: list[str], offsets: list[Any]) -> list[Any]:
+        """Each (key, offsets)'s info, None where there is none."""
+        columns = self._columns
+        if columns is not None and columns[0] == keys and columns[1] == offsets:  # one to one, in order
+            return columns[2]
+        return list(map(self.index.get, zip(keys, offsets, strict=True)))
+
+    def get(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any] | None:
+        return self.index.get(where)
+
+    def __getitem__(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any]:
+        return self.index[where]
+
+    def pop(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any]:
+        return self.index.pop(where)
 
 
 def _insert(root: dict[Any, Any], path: list[str | int], value: Any) -> None:

@@ -257,10 +257,13 @@ class _Entries:
         kinds = _names_of(entries.values())
         if not entries or set(map(type, entries)) != _STR_ONLY or not set(kinds) <= _ENTRY_KINDS:
             return None
-        keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
+        if _BYTES_ENTRY in kinds:
+            keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
+            records = list(map(entries.__getitem__, keys))
+        else:  # tensors only (a model's folder)
+            keys, records = list(entries), list(entries.values())
         if not keys:
             return None
-        records = list(map(entries.__getitem__, keys))
         try:
             if set(map(len, records)) != _ONE:
                 return None
@@ -618,7 +621,10 @@ def _usual_storage_columns(data: dict[Any, Any]) -> tuple[list[str], list[Any], 
     at, fields = list(map(itemgetter(0), wheres)), list(map(itemgetter(0), infos))
     if set(map(type, at)) != _DICT_ONLY or set(map(type, fields)) != _DICT_ONLY:
         return None
-    fqns, offsets = list(map(_GET_FQN, at)), list(map(_GET_OFFSET, at))
+    try:
+        fqns, offsets = list(map(_FQN, at)), list(map(_OFFSET, at))
+    except KeyError:
+        return None  # a field missing: `_storage_index` names it
     if set(map(type, fqns)) != _STR_ONLY or not set(map(type, offsets)) <= _TUPLE_OR_NONE:
         return None
     return fqns, offsets, fields
@@ -750,7 +756,7 @@ def _dtype(properties: Any) -> str:
 _INT_ONLY = {int}
 _STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE, _TWO = {str}, {dict}, {tuple}, {list}, {1}, {2}
 _DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
-_GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
+_FQN, _OFFSET = itemgetter("fqn"), itemgetter("offset")
 _GET_TRANSFORMS = methodcaller("get", "transform_descriptors")
 _TUPLE_OR_NONE = {tuple, type(None)}
 _STR_OR_INT = {str, int}

@@ -409,7 +409,7 @@ class _Entries:
             raise MetadataError("its Metadata has no storage_data (which file holds which chunk)")
         usual = _usual_storage_columns(data)
         if usual is not None:
-            return _StorageIndex(*usual)
+            return _StorageIndex(usual)
         index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] = {}
         for where, info in data.items():
             if _name_of(where) != "MetadataIndex" or _name_of(info) != "_StorageInfo":
@@ -419,7 +419,7 @@ class _Entries:
             if type(fqn) is not str:
                 raise MetadataError(f"a storage_data key names {_what(fqn)}, not an entry")
             index[(fqn, offset if type(offset) is tuple else None)] = _fields(info)
-        return _StorageIndex([], [], [], index)
+        return _StorageIndex(None, index)
 
     def _part(self, info: dict[str, Any], key: str) -> tuple[int, int, int]:
         """(part index, byte offset, byte length) of a chunk's `_StorageInfo`."""
@@ -635,12 +635,9 @@ class _StorageIndex:
     as columns, in the order torch wrote it (its entries' order): `infos_of` the entries in that
     order is then the infos column, and the dict is made only if something asks for it."""
 
-    def __init__(self, fqns: list[str], offsets: list[Any], infos: list[dict[str, Any]],
+    def __init__(self, columns: tuple[list[str], list[Any], list[dict[str, Any]]] | None,
                  index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None = None) -> None:
-        self._columns: tuple[list[str], list[Any], list[dict[str, Any]]] | None = (fqns, offsets, infos)
-        self._index = index
-        if index is not None:
-            self._columns = None
+        self._columns, self._index = columns, index  # (fqns, offsets, infos), or the dict
 
     @property
     def index(self) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:

@@ -9,6 +9,7 @@ import pickle
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -57,30 +58,56 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     metadata = FileSystemReader(str(lost)).read_metadata()
     metadata.storage_data.pop(next(iter(metadata.storage_data)))
     (lost / ".metadata").write_bytes(pickle.dumps(metadata))
+    folders["nested"] = _save(root / "nested", {"model": model.state_dict(), "deep": {"a": {"b": torch.ones(2)}},
+                                                "top": torch.zeros(3)})
+    # Planner paths whose parents alternate, and a parent that first was a tensor: what the
+    # one-by-one insertion makes of them, the batched one must make too.
+    alternating = _save(root / "alternating", {f"m{i}": torch.full((i + 1,), float(i)) for i in range(5)})
+    metadata = FileSystemReader(str(alternating)).read_metadata()
+    heads = ["a", "b", "a", "m3", "m3"]
+    metadata.planner_data = {key: (head, key) if i != 3 else (key,)
+                             for i, (key, head) in enumerate(zip(metadata.planner_data, heads, strict=True))}
+    (alternating / ".metadata").write_bytes(pickle.dumps(metadata))
+    # storage_data in another order than the entries: looked up by key, not read as a column.
+    reordered = Path(shutil.copytree(folders["model"], root / "reordered"))
+    metadata = FileSystemReader(str(reordered)).read_metadata()
+    metadata.storage_data = dict(reversed(metadata.storage_data.items()))
+    (reordered / ".metadata").write_bytes(pickle.dumps(metadata))
     folders.update({"truncated": cut, "missing": missing, "outside": root / "outside", "fifo": root / "fifo",
-                    "lost chunk": lost})
+                    "lost chunk": lost, "alternating": alternating, "reordered": reordered})
     return folders
 
 
 @pytest.mark.parametrize("name", ["model", "model and optimizer", "tensors only", "truncated", "missing", "outside",
-                                  "fifo", "lost chunk"])
+                                  "fifo", "lost chunk", "nested", "alternating", "reordered"])
 def test_both_paths_agree(name: str, saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = pthscope.inspect(saved[name])
-    monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", lambda self, entries, storage: {})
+    monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", lambda self, entries, storage: None)
     plain = pthscope.inspect(saved[name])
     assert fast.to_json() == plain.to_json()
     assert fast.storage_offsets == plain.storage_offsets
     assert [p.file for p in fast.parts] == [p.file for p in plain.parts]
 
 
-@pytest.mark.parametrize("name", ["model", "model and optimizer", "tensors only"])
+def test_storage_data_in_any_order(saved: dict[str, Path]) -> None:
+    assert pthscope.inspect(saved["reordered"]).to_json()["tensors"] == pthscope.inspect(saved["model"]).to_json()["tensors"]
+
+
+def test_alternating_parents_keep_their_order(saved: dict[str, Path]) -> None:
+    checkpoint = pthscope.inspect(saved["alternating"])
+    assert [t.path for t in checkpoint.tensors] == [["a", "m0"], ["a", "m2"], ["b", "m1"], ["m3", "m4"]]
+    assert [t.shape for t in checkpoint.tensors] == [[1], [3], [2], [5]]  # m3 (a tensor at m3) gave way to m4's dict
+
+
+@pytest.mark.parametrize("name", ["model", "model and optimizer", "tensors only", "nested"])
 def test_usual_folders_take_the_fast_path(name: str, saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[int] = []
     usual = distributed_checkpoint._Entries._usual_tensors
 
-    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: dict[object, object]) -> object:
-        made.append(len(usual(self, entries, storage)))
-        return {}
+    def spy(self: distributed_checkpoint._Entries, entries: dict[str, object], storage: Any) -> None:
+        found = usual(self, entries, storage)
+        made.append(len(found.keys) if found else 0)
+        return None
 
     monkeypatch.setattr(distributed_checkpoint._Entries, "_usual_tensors", spy)
     checkpoint = pthscope.inspect(saved[name])

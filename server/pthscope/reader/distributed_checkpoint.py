@@ -27,7 +27,8 @@ import os
 import re
 from collections import Counter, deque
 from collections.abc import Iterable
-from itertools import chain, compress, repeat
+from dataclasses import dataclass
+from itertools import chain, compress, groupby, repeat
 from operator import add, attrgetter, itemgetter, methodcaller, mul
 from typing import Any, BinaryIO
 
@@ -185,17 +186,27 @@ class _Entries:
         root: dict[Any, Any] = {}
         entries = metadata["state_dict_metadata"]
         usual = self._usual_tensors(entries, storage)
-        usual_keys = set(usual)
-        made: dict[str, TensorRecord] = {}
+        if usual is not None and len(usual) == len(entries):  # every entry a usual tensor (a model's 100,000): batch by batch
+            del storage  # their storage entries' fields are in the columns now
+            for start in range(0, len(usual), _BATCH):
+                made = self._make_usual(usual, start, start + _BATCH)
+                batch = usual.keys[start:start + _BATCH]
+                entries.update(zip(batch, repeat(None)))
+                self._insert_all(root, paths, batch, made)
+            return _as_lists(root)
+        if usual is not None:  # their storage entries' fields are in the columns now
+            deque(map(storage.pop, zip(usual.keys, usual.offsets, strict=True)), maxlen=0)
+        usual_keys = set(usual.keys if usual is not None else ())
+        made = {}
         for key in list(entries):
             entry = entries[key]
             if type(key) is not str:
                 raise MetadataError(f"an entry's key is {_what(key)}, not a string")
-            if key in usual_keys:
+            if key in usual_keys and usual is not None:
                 value: Any = made.pop(key, None)
                 if value is None:  # the next batch of usual tensors, from here on
                     start = len(usual) - len(usual_keys)
-                    made = self._make_usual(usual[start:start + _BATCH], entries, storage)
+                    made = self._make_usual(usual, start, start + _BATCH)
                     value = made.pop(key)
                 usual_keys.discard(key)
             elif _is_record(entry, "TensorStorageMetadata"):
@@ -220,93 +231,108 @@ class _Entries:
                 "torch.load(weights_only=False)"))
         return _as_lists(root)
 
-    def _usual_tensors(self, entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]) -> list[str]:
-        """The keys of the usual tensor entries — each one chunk holding the whole tensor, in a
-        data file of the folder that holds its bytes — checked column by column (C calls: 100,000
-        entries in a big model), their data files added as `_part` would; [] when any entry is not
-        usual or any check fails: then `_tensor` reads each one and names what is wrong.
-        `_make_usual` makes their records, what `_tensor` would make."""
+    @staticmethod
+    def _insert_all(root: dict[Any, Any], paths: dict[Any, Any], keys: list[str], values: dict[str, Any]) -> None:
+        """Insert each key's value where the planner put it, as `build`'s loop does one by one; a
+        run of the usual two-part paths (`("model", key)`) with one parent in one `update`."""
+        planned: list[Any] = list(map(paths.get, keys))
+        if (set(map(type, planned)) == _TUPLE_ONLY and set(map(len, planned)) == _TWO
+                and set(map(type, chain.from_iterable(planned))) == _STR_ONLY):
+            in_order = map(values.__getitem__, keys)
+            for head, run in groupby(planned, itemgetter(0)):
+                parent = root.get(head)
+                if not isinstance(parent, dict):
+                    parent = root[head] = {}
+                parent.update(zip(map(itemgetter(1), run), in_order, strict=False))  # this run's values
+            return
+        for key, path in zip(keys, planned, strict=True):
+            _insert(root, _path(key, path), values[key])
+
+    def _usual_tensors(self, entries: dict[Any, Any], storage: _StorageIndex) -> _UsualTensors | None:
+        """The usual tensor entries — each one chunk holding the whole tensor, in a data file of
+        the folder that holds its bytes — checked column by column (C calls: 100,000 entries in a
+        big model), their data files added as `_part` would; None when any entry is not usual or
+        any check fails: then `_tensor` reads each one and names what is wrong. `_make_usual`
+        makes their records, what `_tensor` would make."""
         kinds = _names_of(entries.values())
         if not entries or set(map(type, entries)) != _STR_ONLY or not set(kinds) <= _ENTRY_KINDS:
-            return []
-        keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
+            return None
+        if _BYTES_ENTRY in kinds:
+            keys = list(compress(entries, map(_TENSOR_ENTRY.__eq__, kinds)))
+            records = list(map(entries.__getitem__, keys))
+        else:  # tensors only (a model's folder)
+            keys, records = list(entries), list(entries.values())
         if not keys:
-            return []
-        records = list(map(entries.__getitem__, keys))
+            return None
         try:
             if set(map(len, records)) != _ONE:
-                return []
+                return None
             states = list(map(itemgetter(0), records))
             if set(map(type, states)) != _DICT_ONLY:
-                return []
+                return None
             properties = list(map(itemgetter("properties"), states))
             shapes = list(map(itemgetter("size"), states))
             chunk_lists = list(map(itemgetter("chunks"), states))
             if (len(set(map(type, properties))) != 1 or _name_of(properties[0]) != "TensorProperties"
                     or set(map(len, properties)) != _ONE):
-                return []
+                return None
             property_states = list(map(itemgetter(0), properties))
             if set(map(type, property_states)) != _TUPLE_ONLY or min(map(len, property_states)) < 1:
-                return []
+                return None
             dtype_refs = list(map(itemgetter(0), property_states))
             if set(map(type, dtype_refs)) != {DtypeRef}:
-                return []
+                return None
             if (set(map(type, chunk_lists)) != _LIST_ONLY or set(map(len, chunk_lists)) != _ONE):
-                return []
+                return None
             chunks = list(map(itemgetter(0), chunk_lists))
             if (len(set(map(type, chunks))) != 1 or _name_of(chunks[0]) != "ChunkStorageMetadata"
                     or set(map(len, chunks)) != _ONE):
-                return []
+                return None
             chunk_states = list(map(itemgetter(0), chunks))
             if set(map(type, chunk_states)) != _DICT_ONLY:
-                return []
+                return None
             offsets = list(map(itemgetter("offsets"), chunk_states))
             sizes = list(map(itemgetter("sizes"), chunk_states))
             if (set(map(type, shapes)) | set(map(type, offsets)) | set(map(type, sizes))) != _TUPLE_ONLY:
-                return []
+                return None
             dims = list(chain(chain.from_iterable(shapes), chain.from_iterable(offsets)))
             if dims and (set(map(type, dims)) != _INT_ONLY or min(dims) < 0 or max(dims) >= 1 << 63):
-                return []
+                return None
             if sizes != shapes:  # one chunk, the whole tensor (and its sizes checked with it)
-                return []
-            infos: list[Any] = list(map(storage.get, zip(keys, offsets, strict=True)))
+                return None
+            infos: list[Any] = storage.infos_of(keys, offsets)
             if None in infos or set(map(type, infos)) != _DICT_ONLY:
-                return []
+                return None
             relatives = list(map(itemgetter("relative_path"), infos))
             byte_offsets = list(map(itemgetter("offset"), infos))
             byte_lengths = list(map(itemgetter("length"), infos))
             if (set(map(type, relatives)) != _STR_ONLY or (set(map(type, byte_offsets)) | set(map(type, byte_lengths)))
                     != _INT_ONLY or min(byte_offsets) < 0 or min(byte_lengths) < 0
                     or any(map(_GET_TRANSFORMS, infos))):
-                return []
+                return None
         except (TypeError, KeyError):  # a field missing, unhashable or unorderable: `_tensor` says what
-            return []
+            return None
         if not self._add_parts_of(entries, kinds, storage, relatives):
-            return []
+            return None
         part_of = list(map(self.parts.__getitem__, relatives))
         part_sizes = [part.size for part in self.checkpoint.parts]
         if max(map(add, byte_offsets, byte_lengths)) > min(map(part_sizes.__getitem__, set(part_of))):
-            return []  # a chunk past the end of its file, maybe: `_tensor` says which
-        return keys
+            return None  # a chunk past the end of its file, maybe: `_tensor` says which
+        return _UsualTensors(keys, list(map(_DTYPE_NAME, dtype_refs)), shapes, offsets, part_of, byte_offsets,
+                             byte_lengths)
 
-    def _make_usual(self, keys: list[str], entries: dict[Any, Any], storage: dict[Any, dict[str, Any]]
-                    ) -> dict[str, TensorRecord]:
-        """The records of usual tensor entries (`_usual_tensors` checked them), made in C calls; their
-        storage entries are taken out of `storage`."""
-        states = list(map(itemgetter(0), map(entries.__getitem__, keys)))
-        dtypes = list(map(_DTYPE_NAME, map(itemgetter(0), map(itemgetter(0), map(itemgetter("properties"), states)))))
-        shapes = list(map(itemgetter("size"), states))
-        chunk_states = list(map(itemgetter(0), map(itemgetter(0), map(itemgetter("chunks"), states))))
-        offsets = list(map(itemgetter("offsets"), chunk_states))
-        infos = list(map(storage.pop, zip(keys, offsets, strict=True)))
-        part_of = list(map(self.parts.__getitem__, map(itemgetter("relative_path"), infos)))
-        byte_offsets = list(map(itemgetter("offset"), infos))
+    def _make_usual(self, usual: _UsualTensors, start: int, stop: int) -> dict[str, TensorRecord]:
+        """The records of usual tensor entries `start` to `stop` (`_usual_tensors` checked them and
+        kept the fields they need), made in C calls."""
+        keys, dtypes, shapes, offsets = (usual.keys[start:stop], usual.dtypes[start:stop], usual.shapes[start:stop],
+                                         usual.offsets[start:stop])
+        part_of, byte_offsets = usual.part_of[start:stop], usual.byte_offsets[start:stop]
         shape_lists = list(map(list, shapes))
         # A chunk's sizes are its tensor's shape (one list, never changed); its offsets (zeros) one
         # list per distinct value: 100,000 entries make two lists less each.
         offset_lists = {offset: list(offset) for offset in set(offsets)}
         infos_made = list(map(ChunkInfo, map(offset_lists.__getitem__, offsets), shape_lists, part_of,
-                              map(self.ranks.__getitem__, part_of), byte_offsets, map(itemgetter("length"), infos)))
+                              map(self.ranks.__getitem__, part_of), byte_offsets, usual.byte_lengths[start:stop]))
         self.sharding.update(zip(keys, zip(part_of, map(ShardingInfo, repeat("DCP"), shape_lists, repeat(False),
                                                          [[] for _ in keys], repeat(""), map(_one_list, infos_made)),
                                            strict=False), strict=True))
@@ -322,7 +348,7 @@ class _Entries:
             shape_lists, map(strides.__getitem__, shapes), repeat(0), dtypes, repeat(False), repeat("tensor"),
             repeat("cpu"), keys, nbytes, repeat("strided"), repeat(True), strict=False)), strict=True))
 
-    def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: dict[Any, dict[str, Any]],
+    def _add_parts_of(self, entries: dict[Any, Any], kinds: list[str], storage: _StorageIndex,
                       relatives: list[str]) -> bool:
         """Add the data files the usual tensors name, in the order `_part` would (first named, by
         tensor or bytes entry); False, with nothing added, unless every one is a file of the folder.
@@ -378,12 +404,12 @@ class _Entries:
             if part is not None:
                 checkpoint.parts[part].tensors = count
 
-    def _storage_index(self, data: Any) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
+    def _storage_index(self, data: Any) -> _StorageIndex:
         if not isinstance(data, dict):
             raise MetadataError("its Metadata has no storage_data (which file holds which chunk)")
-        usual = _usual_storage_index(data)
+        usual = _usual_storage_columns(data)
         if usual is not None:
-            return usual
+            return _StorageIndex(usual)
         index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] = {}
         for where, info in data.items():
             if _name_of(where) != "MetadataIndex" or _name_of(info) != "_StorageInfo":
@@ -393,7 +419,7 @@ class _Entries:
             if type(fqn) is not str:
                 raise MetadataError(f"a storage_data key names {_what(fqn)}, not an entry")
             index[(fqn, offset if type(offset) is tuple else None)] = _fields(info)
-        return index
+        return _StorageIndex(None, index)
 
     def _part(self, info: dict[str, Any], key: str) -> tuple[int, int, int]:
         """(part index, byte offset, byte length) of a chunk's `_StorageInfo`."""
@@ -435,7 +461,7 @@ class _Entries:
         self.checkpoint.parts.append(part)
         return len(self.checkpoint.parts) - 1
 
-    def _tensor(self, key: str, entry: DataRecord, storage: dict[Any, dict[str, Any]]) -> TensorRecord:
+    def _tensor(self, key: str, entry: DataRecord, storage: _StorageIndex) -> TensorRecord:
         # 100,000 of these for a large model: each check is a C call or two, messages are made
         # only for a file that fails one.
         fields = entry[0] if len(entry) == 1 else None
@@ -510,6 +536,22 @@ class _Entries:
             return BytesEntry("<unreadable>")
 
 
+@dataclass(slots=True)
+class _UsualTensors:
+    """The usual tensor entries' keys and, for each, the fields its record is made of."""
+
+    keys: list[str]
+    dtypes: list[str]
+    shapes: list[tuple[int, ...]]
+    offsets: list[tuple[int, ...]]  # of its one chunk
+    part_of: list[int]
+    byte_offsets: list[int]
+    byte_lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 class BytesEntry(str):
     """What stands in the tree for a bytes entry that was not read."""
 
@@ -567,10 +609,10 @@ def locate_chunk(file: str, offset: int, length: int, limits: Limits) -> tuple[T
 # ---------------------------------------------------------------------------------------------
 
 
-def _usual_storage_index(data: dict[Any, Any]) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None:
-    """What `_storage_index` makes of the usual storage_data — each key a MetadataIndex of one
-    dict state with a str `fqn` and a tuple (or None) `offset`, each value a _StorageInfo of one
-    dict state — checked and made column by column (C calls); None for anything else."""
+def _usual_storage_columns(data: dict[Any, Any]) -> tuple[list[str], list[Any], list[dict[str, Any]]] | None:
+    """The usual storage_data — each key a MetadataIndex of one dict state with a str `fqn` and a
+    tuple (or None) `offset`, each value a _StorageInfo of one dict state — checked column by
+    column (C calls), as its fqns, offsets and infos; None for anything else."""
     wheres, infos = list(data), list(data.values())
     where_types, info_types = set(map(type, wheres)), set(map(type, infos))
     if (len(where_types) != 1 or len(info_types) != 1 or _name_of(wheres[0]) != "MetadataIndex"
@@ -579,10 +621,47 @@ def _usual_storage_index(data: dict[Any, Any]) -> dict[tuple[str, tuple[int, ...
     at, fields = list(map(itemgetter(0), wheres)), list(map(itemgetter(0), infos))
     if set(map(type, at)) != _DICT_ONLY or set(map(type, fields)) != _DICT_ONLY:
         return None
-    fqns, offsets = list(map(_GET_FQN, at)), list(map(_GET_OFFSET, at))
+    try:
+        fqns, offsets = list(map(_FQN, at)), list(map(_OFFSET, at))
+    except KeyError:
+        return None  # a field missing: `_storage_index` names it
     if set(map(type, fqns)) != _STR_ONLY or not set(map(type, offsets)) <= _TUPLE_OR_NONE:
         return None
-    return dict(zip(zip(fqns, offsets, strict=True), fields, strict=True))
+    return fqns, offsets, fields
+
+
+class _StorageIndex:
+    """storage_data: (entry key, chunk offsets) → its _StorageInfo's fields. The usual one is kept
+    as columns, in the order torch wrote it (its entries' order): `infos_of` the entries in that
+    order is then the infos column, and the dict is made only if something asks for it."""
+
+    def __init__(self, columns: tuple[list[str], list[Any], list[dict[str, Any]]] | None,
+                 index: dict[tuple[str, tuple[int, ...] | None], dict[str, Any]] | None = None) -> None:
+        self._columns, self._index = columns, index  # (fqns, offsets, infos), or the dict
+
+    @property
+    def index(self) -> dict[tuple[str, tuple[int, ...] | None], dict[str, Any]]:
+        if self._index is None:
+            assert self._columns is not None
+            fqns, offsets, infos = self._columns
+            self._index, self._columns = dict(zip(zip(fqns, offsets, strict=True), infos, strict=True)), None
+        return self._index
+
+    def infos_of(self, keys: list[str], offsets: list[Any]) -> list[Any]:
+        """Each (key, offsets)'s info, None where there is none."""
+        columns = self._columns
+        if columns is not None and columns[0] == keys and columns[1] == offsets:  # one to one, in order
+            return columns[2]
+        return list(map(self.index.get, zip(keys, offsets, strict=True)))
+
+    def get(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any] | None:
+        return self.index.get(where)
+
+    def __getitem__(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any]:
+        return self.index[where]
+
+    def pop(self, where: tuple[str, tuple[int, ...] | None]) -> dict[str, Any]:
+        return self.index.pop(where)
 
 
 def _insert(root: dict[Any, Any], path: list[str | int], value: Any) -> None:
@@ -672,9 +751,9 @@ def _dtype(properties: Any) -> str:
 
 
 _INT_ONLY = {int}
-_STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE = {str}, {dict}, {tuple}, {list}, {1}
+_STR_ONLY, _DICT_ONLY, _TUPLE_ONLY, _LIST_ONLY, _ONE, _TWO = {str}, {dict}, {tuple}, {list}, {1}, {2}
 _DTYPE_NAME, _STORAGE, _PART = attrgetter("name"), attrgetter("storage"), attrgetter("part")
-_GET_FQN, _GET_OFFSET = methodcaller("get", "fqn"), methodcaller("get", "offset")
+_FQN, _OFFSET = itemgetter("fqn"), itemgetter("offset")
 _GET_TRANSFORMS = methodcaller("get", "transform_descriptors")
 _TUPLE_OR_NONE = {tuple, type(None)}
 _STR_OR_INT = {str, int}

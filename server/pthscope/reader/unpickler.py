@@ -404,6 +404,9 @@ class _DefaultDict(_SavedDict):
 # copy). A record is `[state]`; anything else (two BUILDs, APPENDs) is for the reader to refuse.
 
 
+_new_list = list.__new__
+
+
 class DataRecord(list):
     __slots__ = ()
     qualname: ClassVar[str] = "?"
@@ -416,7 +419,7 @@ class DataRecord(list):
             cls._use.called(len(args) + len(kwargs))
         else:
             cls._use.rebuilt += 1
-        return list.__new__(cls)
+        return _new_list(cls)  # five per entry of a DCP .metadata: `list.__new__` looked up once, not each time
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # list.__init__ would take the arguments as items
         pass
@@ -647,10 +650,10 @@ class _SizeBuilder(_Builder):
 
     __slots__ = ()
 
-    def __call__(self, *args: Any) -> Any:
-        if len(args) == 1 and type(args[0]) is tuple:
-            return args[0]
-        return _Builder.__call__(self, *args)
+    def __call__(self, items: Any = _NOT_GIVEN, *rest: Any) -> Any:
+        if type(items) is tuple and not rest:
+            return items
+        return _Builder.__call__(self, *(() if items is _NOT_GIVEN else (items,)), *rest)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from itertools import repeat
 from operator import attrgetter, mul
 from typing import Any
@@ -143,6 +143,7 @@ def _each_key_once(raw: bytes, index: Any) -> bool:
     if SPACED_COLON.search(raw) is not None:
         return False
     keys, objects = 0, [index]
+    values: Collection[Any]
     while objects:
         value = objects.pop()
         if type(value) is dict:

@@ -147,3 +147,21 @@ def test_a_histogram_beside_nan_and_inf_counts_the_finite_values_as_torch_histc(
     expected = torch.histc(finite, bins=stats_module.HISTOGRAM_BINS, min=float(finite.min()), max=float(finite.max()))
     assert stats["histogram"]["counts"] == [int(c) for c in expected.tolist()]
     assert stats["nan"] == int(torch.isnan(t).sum()) and stats["posinf"] == int((t == math.inf).sum())
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+@pytest.mark.parametrize("dtype, limit", [(torch.float32, 3.0e38), (torch.float64, 1.7e308), (torch.float16, 6.0e4),
+                                          (torch.bfloat16, 3.0e38)])
+def test_a_histogram_spanning_nearly_the_whole_range_of_its_dtype(tmp_path: Path, engine: str, dtype: torch.dtype,
+                                                                  limit: float) -> None:
+    """max - min overflows the dtype: every value still lands in its bin, the largest in the last."""
+    if engine == "numpy" and dtype == torch.bfloat16:
+        pytest.skip("numpy has no bfloat16")
+    fractions = [0.15, 0.35, 0.65]  # of the way from 0 to the limit: mid-bin of 20 (57.5 %, 67.5 %, 82.5 % up)
+    t = torch.tensor([-limit, math.nan, *(f * limit for f in fractions), limit], dtype=torch.float64).to(dtype)
+    torch.save({"w": t}, tmp_path / "w.pt")
+    stats = stats_of(tmp_path / "w.pt", "w", engine)
+    counts = stats["histogram"]["counts"]
+    bins = len(counts)
+    assert sum(counts) == 5 and counts[0] == 1 and counts[-1] == 1, counts
+    assert [i for i, c in enumerate(counts[1:-1], 1) if c] == [int((1 + f) / 2 * bins) for f in fractions], counts

@@ -65,6 +65,12 @@ class Engine(Protocol):
 _ENGINES: dict[str, Engine] = {}
 
 
+def _span_overflows(lo: float, hi: float, largest: float) -> bool:
+    """Whether `value - lo` can overflow the work dtype (values near its limits: ±3e38 in float32).
+    The histogram then bins halves, `value / 2 - lo / 2`, which cannot (halving is exact)."""
+    return hi - lo > largest
+
+
 def engine_for(dtype: str, name: str | None = None) -> Engine:
     """The engine for a dtype: `name` ("torch" or "numpy") if given (tests), else torch when
     importable (numpy first for uint64, which it reads exactly), else numpy."""
@@ -174,7 +180,10 @@ class _TorchEngine:
         w = self._widened(values, dtype, "work")
         n = w.numel()
         scratch = self._buffer("scratch", w.dtype, n)
-        torch.sub(w, lo, out=scratch).mul_(bins / (hi - lo))
+        if _span_overflows(lo, hi, torch.finfo(w.dtype).max):
+            torch.mul(w, 0.5, out=scratch).sub_(lo / 2).mul_(bins / (hi / 2 - lo / 2))
+        else:
+            torch.sub(w, lo, out=scratch).mul_(bins / (hi - lo))
         index = self._buffer("index", torch.int32, n)
         if not finite_only:
             return [int(c) for c in torch.bincount(index.copy_(scratch).clamp_(0, bins - 1), minlength=bins).tolist()]
@@ -324,8 +333,14 @@ class _NumpyEngine:
         if finite_only:
             w = w[np.isfinite(w)]
         scratch = self._buffer("scratch", w.dtype, w.size)
-        np.subtract(w, w.dtype.type(lo), out=scratch)
-        np.multiply(scratch, w.dtype.type(bins / (hi - lo)), out=scratch)
+        if _span_overflows(lo, hi, float(np.finfo(w.dtype).max)):
+            np.multiply(w, w.dtype.type(0.5), out=scratch)
+            np.subtract(scratch, w.dtype.type(lo / 2), out=scratch)
+            scale = bins / (hi / 2 - lo / 2)
+        else:
+            np.subtract(w, w.dtype.type(lo), out=scratch)
+            scale = bins / (hi - lo)
+        np.multiply(scratch, w.dtype.type(scale), out=scratch)
         index = self._buffer("index", np.int32, w.size)
         index[...] = scratch
         np.clip(index, 0, bins - 1, out=index)

@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from . import __version__
 from .gc_pause import gc_paused
@@ -28,10 +28,7 @@ from .plain_text import visible
 from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
-from .reader.model import unrestricted_load
-
-if TYPE_CHECKING:  # `pthscope lsp` starts without the model: the server imports what it needs
-    from .reader.model import Checkpoint, Node
+from .reader.model import Checkpoint, Node, unrestricted_load
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)

@@ -1,11 +1,11 @@
 /**
  * One open checkpoint page: its webview panel, what it shows, and the messages it sends and gets.
- * Messages are `{type, body}`; those posted before the page says `ready` wait in order, so the
- * read of the file can start with the panel and overlap the webview's boot. What the page may
- * ask and be told is typed here; editor.ts decides what to answer.
+ * Messages are `{type, body}`, posted from the start: VS Code delivers them in order once the
+ * webview's document has loaded, so the read of the file starts with the panel and overlaps the
+ * webview's boot. What the page may ask and be told is typed here; editor.ts decides what to answer.
  */
 import type * as vscode from 'vscode';
-import type { ModuleStatsResult, OpenResult, PathElement, ScanResult, ScanSummary, TensorsParams, TensorsResult } from './protocol';
+import type { ModuleStatsResult, OpenResult, PathElement, ScanResult, ScanSummary, TensorPage, TensorsParams, TensorsResult } from './protocol';
 
 /** What the page says. */
 export type PageMessage =
@@ -18,12 +18,16 @@ export type PageMessage =
   | { type: 'scan' }
   | { type: 'retry' }
   | { type: 'interacted' }
-  | { type: 'shown'; body: { what: 'summary' | 'rows'; at: number } };
+  | { type: 'shown'; body: { what: 'summary' | 'rows'; at: number; receivedAt?: number; drawnAt?: number } };
 
 /** What the page is told (media/page/main.js handles each). */
 export interface PageUpdates {
-  /** A `pthscope/open` result: the page renders it (again, after a reload, keeping its view). */
-  init: OpenResult;
+  /**
+   * A `pthscope/open` result: the page renders it (again, after a reload, keeping its view).
+   * With `firstRowsFollow`, the table's first page (isFirstPage) comes next, unasked, as
+   * `tensors` with requestId FIRST_ROWS_REQUEST.
+   */
+  init: OpenResult & { firstRowsFollow: boolean };
   failed: { message: string };
   /** The file changed on disk (or was deleted), or the server restarts: the page waits for `init`. */
   changed: { why: string };
@@ -37,6 +41,9 @@ export interface PageUpdates {
   moduleStats: ModuleStatsResult;
 }
 
+/** The request id the page gives the first page that follows `init` (its own ids start at 1). */
+export const FIRST_ROWS_REQUEST = 0;
+
 /** The table's first page as the page asks for it when it opens (offset 0, no filter, file order). */
 export function isFirstPage(params: TensorsParams, pageSize: number): boolean {
   return (params.offset ?? 0) === 0 && (params.limit ?? pageSize) === pageSize && !params.filter
@@ -45,10 +52,9 @@ export function isFirstPage(params: TensorsParams, pageSize: number): boolean {
 
 export class CheckpointPage {
   result: OpenResult | undefined;
-  /** The table's first page, asked for with the open so that it is there when the page asks. */
-  firstTensors: Promise<TensorsResult> | undefined;
+  /** The table's first page, which came with the open (the page is given it at once). */
+  firstTensors: TensorPage | undefined;
   private ready = false;
-  private readonly outbox: { type: string; body: unknown }[] = [];
   /** Messages about the file's data: they follow the page's next `init`. */
   private readonly afterInit: { type: keyof PageUpdates; body: PageUpdates[keyof PageUpdates] }[] = [];
   private initPosted = false;
@@ -57,11 +63,9 @@ export class CheckpointPage {
   constructor(readonly file: string, readonly panel: vscode.WebviewPanel) {}
 
   post<K extends keyof PageUpdates>(type: K, body: PageUpdates[K]): void {
-    if (this.ready) {
-      void this.panel.webview.postMessage({ type, body });
-    } else {
-      this.outbox.push({ type, body });
-    }
+    // Also while the webview boots: VS Code holds a new webview's messages until its document has
+    // loaded (the page's script listens by then), so its data need not wait for its `ready`.
+    void this.panel.webview.postMessage({ type, body });
     if (type === 'init') {
       this.initPosted = true;
       for (const message of this.afterInit.splice(0)) {
@@ -79,11 +83,11 @@ export class CheckpointPage {
     }
   }
 
-  markReady(): void {
+  /** The page's script has run: true the first time, false when its webview was reloaded. */
+  markReady(): boolean {
+    const first = !this.ready;
     this.ready = true;
-    for (const message of this.outbox.splice(0)) {
-      void this.panel.webview.postMessage(message);
-    }
+    return first;
   }
 
   /** A new read of the file starts; returns a check that it is still the latest when it ends. */

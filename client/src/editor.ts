@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type WorkDoneProgressParams } from 'vscode-languageclient';
-import { CheckpointPage, isFirstPage, type PageMessage } from './checkpointPage';
+import { CheckpointPage, FIRST_ROWS_REQUEST, isFirstPage, type PageMessage } from './checkpointPage';
 import type { Ctx } from './ctx';
 import { pageHtml, pageResourceRoots } from './pageHtml';
 import * as protocol from './protocol';
@@ -177,7 +177,10 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       case 'ready':
         this.ctx.startup.mark('webview loading', message.body.loadingAt);
         this.ctx.startup.mark('webview ready', message.body.readyAt);
-        page.markReady();
+        if (!page.markReady()) { // its webview was reloaded ("Reload Webviews"): what it was told is gone
+          page.post('trust', this.ctx.restrictedModeNote ?? null);
+          await this.read(page);
+        }
         return;
       case 'retry':
         if (this.ctx.isServerRunning) {
@@ -190,7 +193,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         const { requestId, ...params } = message.body;
         try {
           const prefetched = isFirstPage(params, TABLE_PAGE_SIZE) ? page.firstTensors : undefined;
-          const result = await (prefetched ?? this.ctx.request(protocol.tensors, { ...params, file: page.file }));
+          const result = prefetched ?? await this.ctx.request(protocol.tensors, { ...params, file: page.file });
           page.post('tensors', { requestId, ...result });
         } catch (error) {
           page.post('tensorsFailed', { requestId, message: errorMessage(error) });
@@ -221,9 +224,15 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
       case 'interacted':
         await keepPreviewOpen(page.panel, page.file);
         return;
-      case 'shown':
-        this.ctx.startup.mark(message.body.what === 'rows' ? 'first rows shown' : 'summary shown', message.body.at);
+      case 'shown': {
+        const { what, at, receivedAt, drawnAt } = message.body;
+        if (receivedAt !== undefined && drawnAt !== undefined) {
+          this.ctx.startup.mark('summary received', receivedAt);
+          this.ctx.startup.mark('summary drawn', drawnAt);
+        }
+        this.ctx.startup.mark(what === 'rows' ? 'first rows shown' : 'summary shown', at);
         return;
+      }
       case 'copy':
         await vscode.env.clipboard.writeText(message.body.text);
         void vscode.window.setStatusBarMessage(`Copied ${message.body.text}`, 2000);
@@ -246,12 +255,14 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         return; // a newer read (the file changed again) will show its result
       }
       this.ctx.startup.mark('checkpoint read');
-      page.result = result;
-      if (result.root !== null) {
-        page.firstTensors = this.ctx.request(protocol.tensors, { file: page.file, offset: 0, limit: TABLE_PAGE_SIZE });
-        page.firstTensors.catch(() => undefined); // the page's own request will say what failed
+      const { first_tensors: firstRows, ...opened } = result;
+      page.result = opened;
+      page.firstTensors = firstRows;
+      page.post('init', { ...opened, firstRowsFollow: firstRows !== undefined });
+      if (firstRows) {
+        // Right behind `init`, unasked: the page's first rows cost no round trip of their own.
+        page.post('tensors', { requestId: FIRST_ROWS_REQUEST, ...firstRows });
       }
-      page.post('init', result);
       if (page.panel.active || this.tree.current?.file === page.file) {
         this.tree.show(result);
       }
@@ -296,7 +307,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         report(value.message);
       }
     });
-    const params: protocol.OpenParams & WorkDoneProgressParams = { file, workDoneToken };
+    const params: protocol.OpenParams & WorkDoneProgressParams = { file, firstTensors: TABLE_PAGE_SIZE, workDoneToken };
     try {
       return await this.ctx.request(protocol.open, params, token);
     } finally {

@@ -206,6 +206,8 @@ export interface LoaderJson {
 
 export interface OpenParams {
   file: string;
+  /** That many rows of the tensor table in file order come with the result (`first_tensors`). */
+  firstTensors?: number;
 }
 
 export interface OpenResult {
@@ -227,6 +229,8 @@ export interface OpenResult {
   scan?: ScanSummary;
   /** Top-level modules of the file's classes that the server's Python cannot import and no workspace folder holds. */
   unimportable: string[];
+  /** The table's first rows, when `firstTensors` asked for them. */
+  first_tensors?: TensorPage;
 }
 
 export interface ChildrenParams {
@@ -273,11 +277,15 @@ export interface TensorsParams {
   rowOf?: PathElement[] | null;
 }
 
-export interface TensorsResult {
+/** A page of the tensor table. */
+export interface TensorPage {
   tensors: TensorJson[];
   total: number;
   /** By key: the rows of this page the last scan marked. */
   marks?: Record<string, ScanMark>;
+}
+
+export interface TensorsResult extends TensorPage {
   /** Where the `rowOf` tensor is in this filter and order; absent when it is not in it. */
   row?: number;
 }

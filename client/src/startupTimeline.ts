@@ -18,6 +18,8 @@ export type StartupMark =
   | 'webview loading'
   | 'webview ready'
   | 'checkpoint read'
+  | 'summary received'
+  | 'summary drawn'
   | 'summary shown'
   | 'first rows shown';
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
 from .conftest import BIG_TENSOR_COUNT, ask
@@ -37,6 +38,18 @@ async def test_search_limit_keeps_the_total(
     assert found.total == 2 * (BIG_TENSOR_COUNT // 10)  # each `layerN.sub3` group and its weight
     assert [m["key"] for m in found.matches] == ["layer0.sub3", "layer0.sub3.weight", "layer1.sub3",
                                                  "layer1.sub3.weight", "layer2.sub3"]
+
+
+async def test_the_open_brings_the_tables_first_rows_when_asked(
+    shared_client: LanguageClient, checkpoints: dict[str, Path]
+) -> None:
+    file = str(checkpoints["big"])
+    table = await ask(shared_client, "pthscope/tensors", {"file": file, "limit": 7})
+    opened = await ask(shared_client, "pthscope/open", {"file": file, "firstTensors": 7})
+    assert opened.first_tensors == {"tensors": table.tensors, "total": BIG_TENSOR_COUNT}
+    assert (await ask(shared_client, "pthscope/open", {"file": file})).first_tensors is None
+    with pytest.raises(JsonRpcInvalidParams, match="firstTensors|first_tensors"):
+        await ask(shared_client, "pthscope/open", {"file": file, "firstTensors": -1})
 
 
 async def test_tensor_table_sorts_and_filters(

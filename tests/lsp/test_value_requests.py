@@ -73,6 +73,9 @@ async def test_scan_finds_bad_tensors_with_progress_and_marks_the_views(
     table = await ask(shared_client, "pthscope/tensors", {"file": file, "limit": 10})
     result_conforms(table)
     assert set(table.marks) == {"enc.w", "enc.b", "spiky"}
+    with_rows = await ask(shared_client, "pthscope/open", {"file": file, "firstTensors": 10})
+    result_conforms(with_rows)
+    assert with_rows.first_tensors["marks"] == table.marks  # the rows that come with the open too
     clean = await ask(shared_client, "pthscope/tensors", {"file": str(files["clean"]), "limit": 10})
     assert clean.marks is None
 

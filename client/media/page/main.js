@@ -35,6 +35,7 @@ function retry() {
 }
 
 function onInit(result) {
+  const receivedAt = Date.now();
   const again = state.result !== null;
   const keep = again ? (selectedTensor()?.path ?? state.selectPath) : state.selectPath;
   const statsPath = state.statsPath;
@@ -60,9 +61,12 @@ function onInit(result) {
   state.marks.clear();
   renderScan(result.scan || null, null);
   app.setAttribute('aria-busy', 'false');
-  requestAnimationFrame(() => post('shown', { what: 'summary', at: Date.now() }));
+  const drawnAt = Date.now();
+  requestAnimationFrame(() => post('shown', { what: 'summary', at: Date.now(), receivedAt, drawnAt }));
   if (hasTable()) {
+    state.firstRowsFollow = result.firstRowsFollow === true;
     applyQuery(state.filter, state.sort, state.descending, keep);
+    state.firstRowsFollow = false;
     if (again && statsPath) {
       showStats(statsPath, null);
     }

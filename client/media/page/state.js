@@ -39,6 +39,8 @@ export const state = {
   filterTimer: undefined,
   interacted: false,
   rowsShown: false,
+  /** while `init` sets up the table: its first page follows unasked (for file order, no filter) */
+  firstRowsFollow: false,
   charWidth: 0,
   pendingReveal: null,
   /** key → the last scan's mark of that row, as the server sent it with the table's pages */

@@ -9,6 +9,8 @@ import { showStats } from './values.js';
 
 const ROW_HEIGHT = 24; // also the sticky header's height (page.css --row-height)
 const PAGE_SIZE = 500;
+/** The id of the first page the extension sends right behind `init` (checkpointPage.ts). */
+const FIRST_ROWS_REQUEST = 0;
 const OVERSCAN = 10;
 const FILTER_DEBOUNCE_MS = 200;
 const FOLLOW_SELECTION_MS = 250;
@@ -265,6 +267,10 @@ function tensorsRequest(body) {
 
 function requestPage(page) {
   if (state.waiting || state.pages.has(page) || [...state.inFlight.values()].some((r) => r.page === page && r.generation === state.generation)) {
+    return;
+  }
+  if (page === 0 && state.firstRowsFollow && state.filter === '' && state.sort === 'index' && !state.descending) {
+    state.inFlight.set(FIRST_ROWS_REQUEST, { page, generation: state.generation }); // on its way behind `init`
     return;
   }
   const requestId = tensorsRequest({ offset: page * PAGE_SIZE, limit: PAGE_SIZE });

@@ -134,6 +134,17 @@ class ScanMark(TypedDict):
     tensors: int
 
 
+class _TensorPageRequired(TypedDict):
+    tensors: list[TensorJson]
+    total: int
+
+
+class TensorPage(_TensorPageRequired, total=False):
+    """A page of the tensor table, as `pthscope/tensors` answers it (without `row`)."""
+
+    marks: dict[str, ScanMark]
+
+
 class NodeSummary(_NodeSummaryRequired, total=False):
     """One node of the tree, without its children (docs/protocol.md)."""
 
@@ -446,6 +457,8 @@ def _tensor_sort_key(_instance: object, attribute: attrs.Attribute, value: str) 
 @attrs.define
 class OpenParams:
     file: str = attrs.field(validator=_absolute)
+    # That many rows of the tensor table in file order come with the result (a page's first rows).
+    first_tensors: int = attrs.field(default=0, validator=_page_size)
     work_done_token: ProgressToken | None = None
 
 
@@ -614,6 +627,7 @@ class OpenResult:
     # and no workspace folder holds: a weights_only=False load here would fail on them.
     unimportable: list[str]
     scan: ScanSummary | None = None  # the file's last scan, while the file is unchanged
+    first_tensors: TensorPage | None = None  # the table's first rows, when the params ask for them
 
 
 @attrs.define

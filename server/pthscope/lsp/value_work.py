@@ -123,6 +123,8 @@ class ValueWork:
         if method == "open":
             result["scan"] = marks.report.summary_json()
             marks.annotate([n for n in (result.get("root"), *result.get("children", [])) if n])
+            if result.get("first_tensors"):
+                self.mark("tensors", file, result["first_tensors"])
         elif method == "children":
             marks.annotate(result["children"])
         elif method == "details":

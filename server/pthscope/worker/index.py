@@ -221,9 +221,13 @@ def answer(index: CheckpointIndex, method: str, params: Json) -> Json:
     and `model`); InvalidRequest for a path that names no node, or no tensor where one is needed."""
     if method == "open":
         root = index.root
-        return {**index.overview(),
-                "root": index.summary(root) if root else None,
-                "children": index.children(root, 0, params["limit"]).items if root else []}
+        opened = {**index.overview(),
+                  "root": index.summary(root) if root else None,
+                  "children": index.children(root, 0, params["limit"]).items if root else []}
+        if root and params.get("first_tensors"):
+            page = index.tensor_page(0, params["first_tensors"])
+            opened["first_tensors"] = {"tensors": page.items, "total": page.total}
+        return opened
     if method == "children":
         page = index.children(index.node(params["path"]), params["offset"], params["limit"])
         return {"children": page.items, "total": page.total}

@@ -64,6 +64,11 @@ def test_signature_and_weights_match_the_program(pt2: Path, program: torch.expor
     by_key = {t.key: t for t in checkpoint.tensors}
     assert by_key["norm.weight"].grad_state == "frozen" and by_key["norm.bias"].grad_state == "trainable"
     assert by_key["cache"].persistent is False
+    # Roles as the signature states them: model.parameters() and model.buffers(), and a constant.
+    roles = {t.key: t.role for t in checkpoint.tensors}
+    assert roles == {k: {"tensor": "other"}.get(kind, kind) for k, (kind, *_) in _expected(program).items()}
+    assert roles["scale"] == "buffer" and roles["offset"] == "other"
+    assert checkpoint.summary()["roles"]["parameter"]["tensors"] == len(list(Exportable().parameters()))
     assert checkpoint.metadata["archive format"] == "pt2" and checkpoint.metadata["layout"] == "PT2 archive"
     assert checkpoint.metadata["inputs"] == "ids: int64[1, 3]"
     assert "aten.embedding.default" in checkpoint.metadata["operators"]

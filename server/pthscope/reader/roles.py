@@ -14,8 +14,10 @@ also in docs/json-contract.md ("Roles"):
    root, when a key names it as one (`model`, `net`, `module`, anything with `state_dict`), or
    when it holds a `weight` or `bias`. In it, tensors that cannot require grad (integers, bool)
    and the buffers torch's layers register (BatchNorm's `running_mean`, `running_var`,
-   `num_batches_tracked`, ...) are buffers; the other tensors are parameters. A state_dict
-   leaves out non-persistent buffers, so those are not counted.
+   `num_batches_tracked`, ...) are buffers; the other tensors are parameters. When the file
+   states which tensors are buffers (a torch.export program's signature), it states every
+   tensor's kind: parameters, buffers, and its plain tensors (lifted constants) are other.
+   A state_dict leaves out non-persistent buffers, so those are not counted.
 4. A Lightning checkpoint (`state_dict` beside `optimizer_states`, `lr_schedulers`,
    `callbacks`, `loops`, `epoch`, `global_step`, `hyper_parameters`): `state_dict` is the
    model, whatever its keys; the other entries hold optimizer state (2) or other tensors.
@@ -190,7 +192,10 @@ def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -
                             for name, maybe in zip(names, maybe_buffers, strict=True)]
             roles = ["buffer" if buffer or not grad_capable[dtype] else "parameter"
                      for dtype, buffer in zip(dtypes, named_buffer, strict=True)]
-        if mixed or "ndarray" in set(map(_KIND, chosen)):
+        kinds = set(map(_KIND, chosen))
+        if "buffer" in kinds:  # the file states each tensor's kind: a torch.export program's signature
+            roles = [_STATED_ROLES.get(kind, "other") for kind in map(_KIND, chosen)]
+        if mixed or "ndarray" in kinds:
             roles = ["other" if tensor.kind == "ndarray" or (mixed and copies[first]) else role
                      for tensor, first, role in zip(chosen, firsts, roles, strict=True)]
     deque(map(setattr, chosen, repeat("role"), roles), maxlen=0)
@@ -198,6 +203,9 @@ def _state_dict_roles(node: Node, model: ModelInfo, tensors: list[TensorInfo]) -
 
 
 _NAME, _DTYPE, _KIND, _TENSOR = attrgetter("name"), attrgetter("dtype"), attrgetter("kind"), attrgetter("tensor")
+# A state dict whose tensors say they are buffers (only a torch.export signature does) says it of all:
+# its plain tensors are lifted constants, not parameters.
+_STATED_ROLES: dict[str, Role] = {"parameter": "parameter", "buffer": "buffer"}
 _BUFFER_ENDS = tuple(BUFFER_NAMES)
 
 

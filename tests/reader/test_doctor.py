@@ -447,6 +447,22 @@ def test_doctor_never_steals_real_checkpoints(tmp_path: Path) -> None:
     assert os.path.getsize(path) > 0
 
 
+def test_a_plain_pickle_names_pickle_load_as_its_loader(tmp_path: Path) -> None:
+    """torch.load cannot read a plain pickle (a detectron2 `model_final.pkl`): weights_only=True
+    refuses it, False unpickles it whole and then fails. What loads it is pickle.load, unrestricted."""
+    import pickle
+
+    path = write(tmp_path, "model_final.pkl", pickle.dumps({"model": {"w": np.ones(3, np.float32)}}, protocol=2))
+    for weights_only in (True, False):
+        with pytest.raises((pickle.UnpicklingError, RuntimeError)):
+            torch.load(path, weights_only=weights_only)
+    checkpoint = read(path)
+    assert checkpoint.format == "pickle" and [t.shape for t in checkpoint.tensors] == [[3]]
+    assert checkpoint.to_json()["loader"] == {"call": "pickle.load", "weights_only": False}
+    text = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(path)], capture_output=True, text=True).stdout
+    assert "unknown classes (pickle.load imports them): numpy." in text
+
+
 @pytest.mark.parametrize("start", [b"Vnote\np0\n0", b"I7\n0", b"S'text'\n0", b"N0", b"F1.5\n0", b"L3L\n0"])
 def test_text_that_is_a_pickle_is_read_as_one(tmp_path: Path, start: bytes) -> None:
     """Protocol-0 pickles are printable: one that would run os.system under torch.load is

@@ -13,7 +13,8 @@ _TORCH_FORMATS = {"torch-zip", "torch-legacy", "pickle", "torchscript", "torch-t
 HOW_TO_LOAD = {
     "torch-zip": "`torch.load(path, weights_only=True)`",
     "torch-legacy": "`torch.load(path, weights_only=True)`",
-    "pickle": "`torch.load(path, weights_only=True)` (plain pickle.load would run whatever it names)",
+    "pickle": "`pickle.load(f)`, which runs whatever it names: only for files you trust (torch.load cannot read a "
+              "plain pickle: weights_only=True refuses it, and False runs it, then fails)",
     "torchscript": "`torch.jit.load(path)` (it runs the archive's code: only for files you trust)",
     "torch-tar": "`torch.load(path, weights_only=False)` (weights_only=True refuses this format, and False runs its "
                  "pickles: only for files you trust)",

@@ -45,6 +45,9 @@ _UNRESTRICTED_LOADERS = {
     # FileSystemReader.read_metadata is a plain pickle.load; bytes entries: torch.load(weights_only=False)
     "torch-distributed": "torch.distributed.checkpoint.load",
     "torch-tar": "torch.load",  # weights_only=True refuses the format
+    # torch.load cannot read a plain pickle: weights_only=True refuses it, False unpickles it whole
+    # (running it) and then fails ("Invalid magic number"). Such files are read with pickle.load.
+    "pickle": "pickle.load",
 }
 
 

@@ -202,6 +202,7 @@ export interface SummaryJson {
 export interface LoaderJson {
   call: string;
   weights_only: boolean;
+  own_types_only: boolean;
 }
 
 export interface OpenParams {

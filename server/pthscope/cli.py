@@ -28,7 +28,7 @@ from .plain_text import visible
 from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
-from .reader.model import Checkpoint, Node, unrestricted_load
+from .reader.model import Checkpoint, Node, loader_of, unrestricted_load
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
@@ -321,10 +321,14 @@ def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
     load = unrestricted_load(checkpoint.format)
+    loader = loader_of(checkpoint.format)
     if dangerous:
         out.write(f"\n  !! DANGEROUS: {checkpoint.file}: {load} would run: {', '.join(g.name for g in dangerous)}\n")
         out.writelines(f"     {g.name}: {g.effect}\n" for g in dangerous[:20])
-    if unknown:
+    if unknown and loader["own_types_only"]:
+        out.write(f"  !  classes ({loader['call']} accepts only its own, made from the file's code, which it runs; "
+                  f"{load} would import them): {', '.join(unknown)}\n")
+    elif unknown:
         out.write(f"  !  unknown classes ({load} imports them): {', '.join(unknown)}\n")
 
 

@@ -73,6 +73,8 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     assert.equal(await dataValue(webview, 'summary-frozen'), ts.frozen);
     assert.equal(await dataValue(webview, 'summary-trainable'), ts.trainable);
     await webview.locator('.problem.warning', { hasText: 'torch.jit.load' }).waitFor({ timeout: 10_000 });
+    // torch.jit.load takes only TorchScript's types, which it compiles from the archive's code: not "weights_only".
+    assert.match(await webview.locator('#safety-verdict').innerText(), /^torch\.jit\.load makes \d+ __torch__\S* classes .*from the file's code, and runs that code$/);
     await showCheckpointTree(page);
     const row = page.locator('.part.sidebar .monaco-list-row[aria-label^="0, "]').first();
     await row.waitFor({ timeout: 60_000 });

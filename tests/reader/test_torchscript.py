@@ -145,6 +145,10 @@ def test_the_warning_says_torch_jit_load_runs_code(archives: dict[str, Path]) ->
     code = [w for w in checkpoint.warnings if w.kind == "code"]
     assert code and "torch.jit.load" in code[0].message
     assert all(g.risk != "dangerous" for g in checkpoint.globals)
+    # What loads it: torch.jit.load, to which torch.load hands it; weights_only=True refuses it.
+    assert checkpoint.to_json()["loader"] == {"call": "torch.jit.load", "weights_only": False, "own_types_only": True}
+    with pytest.raises(RuntimeError, match="weights_only"):
+        torch.load(archives["scripted"], weights_only=True)
     script_classes = {g.name.rsplit(".", 1)[-1] for g in checkpoint.globals if g.name.startswith("__torch__.")}
     assert script_classes >= {"Net", "Block", "ModuleList", "Linear", "BatchNorm1d"}
 
@@ -174,7 +178,7 @@ def test_a_payload_in_any_pickle_is_flagged_and_not_run(archives: dict[str, Path
     checkpoint = pthscope.inspect(hostile)
     assert {g.name for g in checkpoint.globals if g.risk == "dangerous"} == {"posix.system"}
     warning = next(w for w in checkpoint.warnings if w.kind == "dangerous-globals")
-    assert "TorchScript" in warning.message and "torch.jit.load refuses" in warning.message
+    assert warning.message.startswith("a Python unpickler") and "torch.jit.load refuses" in warning.message
     assert not canary.exists()
     # The payload is real: Python's unpickler runs it.
     with zipfile.ZipFile(hostile) as z:

@@ -76,12 +76,19 @@ export function renderSafety(result) {
   }
   const dangerous = risky.filter((g) => g.risk === 'dangerous');
   const classes = risky.filter((g) => g.risk === 'unknown');
-  // torch.load restricts a pickle with weights_only=True; other loaders (dcp.load) do not.
-  const { call, weights_only: restricts } = result.loader;
+  // torch.load restricts a pickle with weights_only=True; other loaders (dcp.load) do not, and
+  // torch.jit.load takes only its own types whatever it is told (docs/json-contract.md, `loader`).
+  const { call, weights_only: restricts, own_types_only: ownTypesOnly } = result.loader;
   const unrestricted = `${call} unpickles it without restriction`;
   let level;
   let headline;
-  if (dangerous.length > 0) {
+  if (ownTypesOnly) {
+    level = dangerous.length > 0 ? 'dangerous' : classes.length > 0 ? 'unknown' : 'safe';
+    headline = dangerous.length > 0
+      ? `Crafted: a Python unpickler would run ${namesLine(dangerous, 3)} (${call} refuses them)`
+      : classes.length > 0 ? `${call} makes ${classesLine(classes, result.unimportable)} from the file's code, and runs that code`
+        : `The pickle names ${countOf(safe.length, 'global')}, all ${call} accepts`;
+  } else if (dangerous.length > 0) {
     level = 'dangerous';
     headline = (restricts ? 'Would run code if loaded with weights_only=False: ' : `Runs code when loaded (${unrestricted}): `)
       + namesLine(dangerous, 3) + (classes.length > 0 ? ` · also imports ${classesLine(classes, result.unimportable)}` : '');
@@ -97,7 +104,7 @@ export function renderSafety(result) {
   const icon = { dangerous: 'warning', unknown: 'info', safe: 'shield' }[level];
   const details = el('div', { className: 'banner-details' },
     el('p', { className: 'muted', text: risky.length > 0
-      ? `pthscope imported and called none of them. What ${restricts ? 'torch.load(weights_only=False)' : call} would do with each:`
+      ? `pthscope imported and called none of them. What ${ownTypesOnly ? 'each is' : `${restricts ? 'torch.load(weights_only=False)' : call} would do with each`}:`
       : restricts ? 'torch.load(weights_only=True) accepts these:' : 'Each is on torch\'s allow-list:' }),
     risky.length > 0 ? el('ul', { className: 'globals' },
       risky.map((g) => el('li', { className: `global ${g.risk}` },

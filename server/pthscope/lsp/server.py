@@ -219,7 +219,9 @@ async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenRes
 
     opened = await ls.ask("open", params, limit=p.PAGE_SIZE)
     folders = [folder.uri for folder in ls.workspace.folders.values()]
-    result = p.OpenResult(**opened, unimportable=unimportable_modules(opened["globals"], map(_uri_path, folders)))
+    # A loader that takes only its own types (torch.jit.load) imports nothing from Python.
+    imported = [] if opened["loader"]["own_types_only"] else opened["globals"]
+    result = p.OpenResult(**opened, unimportable=unimportable_modules(imported, map(_uri_path, folders)))
     if result.root is not None:
         # The page offers statistics: have the values worker ready for them, once the page has
         # drawn (starting it at once competed with that for the CPU).

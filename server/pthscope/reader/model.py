@@ -40,27 +40,37 @@ def key_of(path: list[PathElement]) -> str:
 
 
 # The formats whose pickles are not loaded by a torch.load that weights_only=True restricts to
-# torch's allow-list: the verdict names what runs them instead. Every other format's are.
-_UNRESTRICTED_LOADERS = {
+# torch's allow-list: the verdict names what loads them instead. Every other format's are.
+_OTHER_LOADERS = {
     # FileSystemReader.read_metadata is a plain pickle.load; bytes entries: torch.load(weights_only=False)
     "torch-distributed": "torch.distributed.checkpoint.load",
     "torch-tar": "torch.load",  # weights_only=True refuses the format
     # torch.load cannot read a plain pickle: weights_only=True refuses it, False unpickles it whole
     # (running it) and then fails ("Invalid magic number"). Such files are read with pickle.load.
     "pickle": "pickle.load",
+    # torch.load hands it to torch.jit.load (weights_only=True refuses it), whose unpickler takes
+    # only TorchScript's types (classes it compiles from the archive's code/, which it runs).
+    "torchscript": "torch.jit.load",
 }
+_OWN_TYPES_ONLY = frozenset({"torchscript"})
+# What would run a dangerous global of a format whose loader refuses it: only a Python unpickler.
+_PYTHON_UNPICKLER = "a Python unpickler (pickle.load of its pickles)"
 
 
 def loader_of(format: str) -> LoaderJson:
-    """What loads this format's pickles, and whether its `weights_only=True` restricts them."""
-    unrestricted = _UNRESTRICTED_LOADERS.get(format)
-    return {"call": unrestricted or "torch.load", "weights_only": unrestricted is None}
+    """What loads this format's pickles, whether its `weights_only=True` restricts them to
+    torch's allow-list, and whether it accepts only its own types whatever it is told."""
+    other = _OTHER_LOADERS.get(format)
+    return {"call": other or "torch.load", "weights_only": other is None, "own_types_only": format in _OWN_TYPES_ONLY}
 
 
 def unrestricted_load(format: str) -> str:
     """The call that would run what this format's pickles name: `torch.load(weights_only=False)`,
-    or the loader that has no weights_only (its loads are all unrestricted)."""
+    the loader that has no weights_only (its loads are all unrestricted), or, where the loader
+    takes only its own types, a Python unpickler."""
     loader = loader_of(format)
+    if loader["own_types_only"]:
+        return _PYTHON_UNPICKLER
     return "torch.load(weights_only=False)" if loader["weights_only"] else loader["call"]
 
 
@@ -470,6 +480,7 @@ class GlobalJson(TypedDict):
 class LoaderJson(TypedDict):
     call: str  # what loads the file's pickles
     weights_only: bool  # its weights_only=True restricts them to torch's allow-list
+    own_types_only: bool  # it refuses every global but its own types (torch.jit.load), whatever it is told
 
 
 class PartJson(TypedDict):

@@ -152,8 +152,12 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""
         loader = loader_of(checkpoint.format)
-        advice = ("do not load this file with weights_only=False" if loader["weights_only"]
-                  else f"do not load it: {loader['call']} unpickles it without restriction")
+        if loader["own_types_only"]:
+            advice = f"{loader['call']} refuses such globals, so the file was crafted: never unpickle its members yourself"
+        elif loader["weights_only"]:
+            advice = "do not load this file with weights_only=False"
+        else:
+            advice = f"do not load it: {loader['call']} unpickles it without restriction"
         checkpoint.warnings.insert(0, Problem(
             "dangerous-globals",
             f"{unrestricted_load(checkpoint.format)} would run code from this file: {shown}{more}. pthscope only listed them; {advice}.",

@@ -87,13 +87,7 @@ def read_torchscript(f: BinaryIO, directory: ZipDirectory, prefix: bytes, size: 
 
 
 def _finish(checkpoint: Checkpoint) -> Checkpoint:
-    """TorchScript's loader is not Python's: say what would run where."""
-    for problem in checkpoint.warnings:
-        if problem.kind == "dangerous-globals":
-            problem.message = problem.message.replace(
-                "torch.load(weights_only=False) would run code from this file",
-                "a Python unpickler (pickle.load of the archive's pickles) would run code from this TorchScript "
-                "archive; torch.jit.load refuses such globals, so the file was crafted")
+    """TorchScript's loader is not Python's (model.loader_of): say what its classes are and that it runs code."""
     for ref in checkpoint.globals:
         if ref.name.startswith("__torch__."):
             ref.effect = ("a TorchScript class: torch.jit.load compiles it from the archive's code/ files and rebuilds "

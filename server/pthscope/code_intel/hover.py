@@ -243,6 +243,13 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
         lines += _contents(lookup, text)
         if lookup.errors:
             lines += ["", f"pthscope could not read all of it: {md.text(lookup.errors[0])}"]
+    if verdict.level == "other_loader":  # torch.load's weights_only does not apply: just what it names
+        if verdict.dangerous:
+            lines += ["", "Run by a Python unpickler (its own loader refuses them: a crafted file):",
+                      *_global_items(verdict, True)]
+        if verdict.classes:
+            lines += ["", "Classes its pickles name:", *_global_items(verdict, False)]
+        return "\n".join(lines)
     if verdict.dangerous:
         lines += ["", "Run by `torch.load(weights_only=False)`:", *_global_items(verdict, True)]
     if verdict.classes:

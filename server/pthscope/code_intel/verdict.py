@@ -12,6 +12,10 @@ the `effect` sentence when the reader gives one) and from whether the file could
   and rebuild; `torch.serialization.safe_globals([...])` with those classes loads it with
   `weights_only=True`.
 - `safe`: `weights_only=True` loads it as it is.
+- `other_loader`: torch.load's weights_only does not govern the file (a TorchScript archive,
+  which torch.load hands to torch.jit.load and weights_only=True refuses; a plain pickle, which
+  torch.load cannot read): the verdict says what it is and what loads it, and offers no
+  weights_only or safe_globals fix.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..analysis.facts import TorchLoad
+from ..reader.extensions import HOW_TO_LOAD
 from ..reader.model_view import ModelView
 from .linking import Checkpoints, checkpoint_for_path
 
-Level = Literal["runs_code", "unchecked", "classes", "safe"]
+Level = Literal["runs_code", "unchecked", "classes", "safe", "other_loader"]
+# What such a file is; how to load it is the reader's advice (reader/extensions.py HOW_TO_LOAD).
+_NOT_FOR_TORCH_LOAD = {
+    "torchscript": "a TorchScript archive, which torch.load hands to torch.jit.load (weights_only=True refuses it)",
+    "pickle": "a plain pickle, not a torch.save file",
+}
 _NAMES_IN_HEADLINE = 3
 
 
@@ -38,6 +48,9 @@ class Verdict:
     # Why the file could not be checked (the reader's first error), for `unchecked`.
     problem: str | None = None
     safetensors: bool = False
+    # For `other_loader`: what the file is, and how to load it.
+    what: str = ""
+    how_to_load: str = ""
 
     @property
     def allows_weights_only_false(self) -> bool:
@@ -48,6 +61,8 @@ class Verdict:
     def headline(self, name: Callable[[str], str]) -> str:
         """One line saying what a load would do; `name` formats each global's name (hover.py
         passes a Markdown code span)."""
+        if self.level == "other_loader":
+            return f"⚠ Not a torch.load checkpoint: {self.what}. Load it with {self.how_to_load}"
         if self.level == "runs_code":
             return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
         if self.level == "unchecked":
@@ -67,6 +82,10 @@ def verdict_for(lookup: ModelView) -> Verdict:
     dangerous = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "dangerous"))
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)
+    what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
+    # torch.jit.load refuses a dangerous global (only a crafted archive has one); pickle.load runs it.
+    if what is not None and not (dangerous and lookup.format == "pickle"):
+        return Verdict("other_loader", dangerous, classes, effects, what=what, how_to_load=HOW_TO_LOAD[lookup.format])
     if dangerous:
         return Verdict("runs_code", dangerous, classes, effects)
     if lookup.errors:

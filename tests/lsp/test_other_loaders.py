@@ -1,6 +1,6 @@
 """A `torch.load` of a file that torch.load's weights_only does not govern — a TorchScript archive
-(torch.load hands it to torch.jit.load; weights_only=True refuses it), a plain pickle (torch.load
-cannot read one) — is told what really loads it, and offered no weights_only or safe_globals fix.
+(torch.load hands it to torch.jit.load; weights_only=True refuses it), a torch < 0.4 tar
+(weights_only=True refuses it), a plain pickle (torch.load cannot read one) — is told what really loads it, and offered no weights_only or safe_globals fix.
 What it says of torch is checked against torch."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import pytest
 import torch
 from pytest_lsp import LanguageClient
 from torch import nn
+
+from tests.reader.test_tar import tar_parts, write_tar
 
 from ..code_intel.hostile_text import rendered_text
 from .code_intel import (
@@ -32,7 +34,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SCRIPT = ('import torch\n'
           'net = torch.load("scripted.pt")\n'
           'sd = torch.load("model_final.pkl", weights_only=True)\n'
-          'same = torch.load("scripted.pt", weights_only=False)\n')
+          'same = torch.load("scripted.pt", weights_only=False)\n'
+          'old = torch.load("old.pth.tar", weights_only=True)\n'
+          'old_too = torch.load("old.pth.tar", weights_only=False)\n')
 
 
 async def test_torchscript_and_a_plain_pickle_name_their_loaders(python_client: LanguageClient,
@@ -40,6 +44,7 @@ async def test_torchscript_and_a_plain_pickle_name_their_loaders(python_client: 
     scripted, plain = code_workspace / "scripted.pt", code_workspace / "model_final.pkl"
     torch.jit.save(torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.ReLU())), scripted)
     plain.write_bytes(pickle.dumps({"model": {"w": np.ones(2, np.float32)}}, protocol=2))
+    tar = write_tar(code_workspace / "old.pth.tar", tar_parts({"w": torch.ones(2)}))
     # What the diagnostics say of torch.load, from torch itself.
     with pytest.raises(RuntimeError, match="weights_only"):
         torch.load(scripted, weights_only=True)
@@ -47,16 +52,21 @@ async def test_torchscript_and_a_plain_pickle_name_their_loaders(python_client: 
     for weights_only in (True, False):
         with pytest.raises((pickle.UnpicklingError, RuntimeError)):
             torch.load(plain, weights_only=weights_only)
+    with pytest.raises(RuntimeError, match="weights_only"):
+        torch.load(tar, weights_only=True)
+    assert torch.equal(torch.load(tar, weights_only=False)["w"], torch.ones(2))
 
     uri = open_document(python_client, code_workspace / "other_loaders.py", SCRIPT)
-    found = await published(python_client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH005"]) == 3)
+    found = await published(python_client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH005"]) == 5)
     by_line = {d.range.start.line: d for d in found.diagnostics}
     assert {d.code for d in found.diagnostics} == {"PTH005"}  # no "pass weights_only=True" (PTH002): it cannot help
     assert by_line[1].severity == 1 and "TorchScript archive" in by_line[1].message
     assert "`torch.jit.load(path)`" in by_line[1].message
     assert by_line[2].severity == 1 and "plain pickle" in by_line[2].message and "`pickle.load(f)`" in by_line[2].message
     assert by_line[3].severity == 2  # weights_only=False: torch.load hands it to torch.jit.load, which loads it
-    for line, needle in ((1, '"scripted.pt"'), (2, '"model_final.pkl"')):
+    assert by_line[4].severity == 1 and "torch < 0.4" in by_line[4].message and "weights_only=False" in by_line[4].message
+    assert by_line[5].severity == 2
+    for line, needle in ((1, '"scripted.pt"'), (2, '"model_final.pkl"'), (4, '"old.pth.tar"')):
         shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(SCRIPT, needle, 2)) or ""))
         assert shown.startswith("⚠ Not a torch.load checkpoint") and "safe_globals" not in shown
         titles = [a.title for a in await code_actions(python_client, uri, line)]

@@ -4,8 +4,9 @@ what it returns: the diagnostics PTH004–PTH007 (diagnostics.py lists them with
 - PTH004 (error): `weights_only=False` on a file whose pickle would run code.
 - PTH005 (error): the file is not a checkpoint, or is broken (truncated, corrupt, unreadable):
   the reader's own message, which names the fix (`git lfs pull`, download it again, …); or it
-  is not for torch.load (a TorchScript archive, a plain pickle: verdict.py `other_loader`), with
-  what loads it — a warning where torch.load(weights_only=False) does load it (TorchScript).
+  is not for torch.load's weights_only (a TorchScript archive, a torch < 0.4 tar, a plain pickle:
+  verdict.py `other_loader`), with what loads it — a warning where the call passes
+  weights_only=False and that loads it (TorchScript, tar).
 - PTH006 (warning): a key the file does not have (`sd["nope"]`, `ckpt["state_dict"]` where there
   is none), with the closest keys it has (keys.py decides when a key is really missing).
 - PTH007 (hint): tensors saved on a GPU, loaded without `map_location`: the server cannot know
@@ -22,7 +23,7 @@ from ..reader.model_view import ModelView
 from .keys import look_up
 from .linking import Checkpoints
 from .types import Diagnostic, Range
-from .verdict import linked_verdict
+from .verdict import LOADS_WITH_WEIGHTS_ONLY_FALSE, linked_verdict
 
 RUNS_CODE_LOAD = "PTH004"
 UNREADABLE_FILE = "PTH005"
@@ -57,7 +58,7 @@ def load_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
             span = load.weights_only_span or load.func
             found.append(Diagnostic(Range.of(span), "error", RUNS_CODE_LOAD, message, data))
         if verdict.level == "other_loader" and load.path is not None:
-            loads_anyway = load.weights_only is False and view.format == "torchscript"  # via torch.jit.load
+            loads_anyway = load.weights_only is False and view.format in LOADS_WITH_WEIGHTS_ONLY_FALSE
             message = f"`{_name(view)}` is {verdict.what}: load it with {verdict.how_to_load}"
             found.append(Diagnostic(Range.of(load.path.span), "warning" if loads_anyway else "error",
                                     UNREADABLE_FILE, message, data))

@@ -13,9 +13,9 @@ the `effect` sentence when the reader gives one) and from whether the file could
   `weights_only=True`.
 - `safe`: `weights_only=True` loads it as it is.
 - `other_loader`: torch.load's weights_only does not govern the file (a TorchScript archive,
-  which torch.load hands to torch.jit.load and weights_only=True refuses; a plain pickle, which
-  torch.load cannot read): the verdict says what it is and what loads it, and offers no
-  weights_only or safe_globals fix.
+  which torch.load hands to torch.jit.load and weights_only=True refuses; a torch < 0.4 tar
+  checkpoint, which weights_only=True refuses; a plain pickle, which torch.load cannot read):
+  the verdict says what it is and what loads it, and offers no weights_only or safe_globals fix.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ Level = Literal["runs_code", "unchecked", "classes", "safe", "other_loader"]
 # What such a file is; how to load it is the reader's advice (reader/extensions.py HOW_TO_LOAD).
 _NOT_FOR_TORCH_LOAD = {
     "torchscript": "a TorchScript archive, which torch.load hands to torch.jit.load (weights_only=True refuses it)",
+    "torch-tar": "a tar checkpoint of torch < 0.4, which weights_only=True refuses",
     "pickle": "a plain pickle, not a torch.save file",
 }
+# Of those, the ones torch.load(weights_only=False) does load.
+LOADS_WITH_WEIGHTS_ONLY_FALSE = frozenset({"torchscript", "torch-tar"})
 _NAMES_IN_HEADLINE = 3
 
 
@@ -83,8 +86,8 @@ def verdict_for(lookup: ModelView) -> Verdict:
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
-    # torch.jit.load refuses a dangerous global (only a crafted archive has one); pickle.load runs it.
-    if what is not None and not (dangerous and lookup.format == "pickle"):
+    # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.
+    if what is not None and not (dangerous and lookup.format != "torchscript"):
         return Verdict("other_loader", dangerous, classes, effects, what=what, how_to_load=HOW_TO_LOAD[lookup.format])
     if dangerous:
         return Verdict("runs_code", dangerous, classes, effects)

@@ -522,6 +522,15 @@ describe('pthscope in a real VS Code (code-server)', { timeout: 600_000 }, () =>
     assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.whole_model.tensors);
   });
 
+  step('Reload Webviews: the reloaded page reads its file again and shows its rows', async () => {
+    await (await openedPage()).locator('body').evaluate((body) => { body.dataset.beforeReload = 'yes'; });
+    await runCommand(page, 'Developer: Reload Webviews');
+    await activeWebview(page).locator('body:not([data-before-reload])').waitFor({ timeout: 30_000 }); // the new document
+    const webview = await openedPage();
+    assert.equal(Number(await webview.locator('#summary-tensors').getAttribute('data-value')), expected.whole_model.tensors);
+    await webview.locator('#viewport .row[data-key]').first().waitFor({ timeout: 30_000 });
+  });
+
   step('the page follows dark and high-contrast themes', async () => {
     await runCommand(page, 'View: Close All Editors');
     await quickOpen(page, expected.hostile.file);

@@ -264,7 +264,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
         page.post('tensors', { requestId: FIRST_ROWS_REQUEST, ...firstRows });
       }
       if (page.panel.active || this.tree.current?.file === page.file) {
-        this.tree.show(result);
+        this.tree.show(opened);
       }
     } catch (error) {
       if (latest()) {

@@ -75,6 +75,11 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     await webview.locator('.problem.warning', { hasText: 'torch.jit.load' }).waitFor({ timeout: 10_000 });
     // torch.jit.load takes only TorchScript's types, which it compiles from the archive's code: not "weights_only".
     assert.match(await webview.locator('#safety-verdict').innerText(), /^torch\.jit\.load makes \d+ __torch__\S* classes .*from the file's code, and runs that code$/);
+    await quickOpen(page, 'crafted.pt');
+    const crafted = await openedPage(page);
+    assert.equal(await crafted.locator('#safety.dangerous #safety-verdict').innerText(),
+      'Crafted: a Python unpickler would run posix.system (torch.jit.load refuses them)');
+    await quickOpen(page, ts.file);
     await showCheckpointTree(page);
     const row = page.locator('.part.sidebar .monaco-list-row[aria-label^="0, "]').first();
     await row.waitFor({ timeout: 60_000 });

@@ -1,7 +1,7 @@
 """The workspace of tests/e2e/formats.e2e.test.mjs: `python tests/e2e/make_formats.py FOLDER`.
 
 Writes, with torch 2.13 and huggingface_hub, a TorchScript archive of a model with a frozen
-block, a sharded safetensors set (three shards and their index, as save_pretrained writes them)
+block (and a copy with a payload planted in one of its pickles), a sharded safetensors set (three shards and their index, as save_pretrained writes them)
 and a torch.distributed.checkpoint folder of a model and its Adam state; and `expected.json`,
 the numbers torch gives for each, for the test to compare the page with.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -27,6 +28,12 @@ def main(folder: Path) -> None:
         p.requires_grad_(False)
     script = torch.jit.script(model)
     torch.jit.save(script, folder / "scripted.pt")
+    # The same archive with a payload planted in constants.pkl: torch.jit.load refuses it, a
+    # Python unpickler of the member would run it (never loaded here).
+    with zipfile.ZipFile(folder / "scripted.pt") as source, zipfile.ZipFile(folder / "crafted.pt", "w") as crafted:
+        for info in source.infolist():
+            planted = info.filename.endswith("/constants.pkl")
+            crafted.writestr(info, b"cposix\nsystem\n(Vtrue\ntR." if planted else source.read(info.filename))
     parameters = list(model.parameters())
 
     state = {f"model.layers.{i}.weight": torch.randn(64, 64) for i in range(6)}

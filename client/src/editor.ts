@@ -165,6 +165,7 @@ export class CheckpointEditorProvider implements vscode.CustomReadonlyEditorProv
   private onServerChange(change: 'stopping' | 'started'): void {
     for (const page of this.pages) {
       if (change === 'stopping') {
+        page.startReading(); // a read in flight is cut by the restart: the read once it has started replaces it
         page.post('changed', { why: 'The pthscope server is restarting…' });
       } else {
         void this.read(page);

@@ -27,7 +27,11 @@ function setStatus(text, kind, withRetry) {
   status.hidden = false;
 }
 function clearStatus() {
-  document.getElementById('status').hidden = true;
+  const status = document.getElementById('status');
+  status.className = 'page-status';
+  status.setAttribute('role', 'status');
+  status.replaceChildren();
+  status.hidden = true;
 }
 function retry() {
   setStatus('Reading the checkpoint again… nothing in it is executed.');

@@ -21,7 +21,7 @@ from ..values.convert import ConvertError, check_output
 from ..values.diff import StructureDiff
 from ..values.jobs import Progress, convert, diff_values, module_stats, scan
 from ..values.locate import Located
-from ..values.scan import ScanReport, ScanResults
+from ..values.scan import ScanMarks, ScanReport, ScanResults
 from ..worker.client import WorkerFailure
 from ..worker.store import file_stamp
 
@@ -124,7 +124,7 @@ class ValueWork:
             result["scan"] = marks.report.summary_json()
             marks.annotate([n for n in (result.get("root"), *result.get("children", [])) if n])
             if result.get("first_tensors"):
-                self.mark("tensors", file, result["first_tensors"])
+                _mark_table(marks, result["first_tensors"])
         elif method == "children":
             marks.annotate(result["children"])
         elif method == "details":
@@ -132,9 +132,14 @@ class ValueWork:
         elif method == "search":
             marks.annotate(result["matches"])
         elif method == "tensors":
-            found = {t["key"]: mark for t in result["tensors"] if (mark := marks.for_node(t["key"], True))}
-            if found:
-                result["marks"] = found
+            _mark_table(marks, result)
+
+
+def _mark_table(marks: ScanMarks, table: Json) -> None:
+    """A page of the tensor table gets `marks`: the scan's findings of its rows, by key."""
+    found = {t["key"]: mark for t in table["tensors"] if (mark := marks.for_node(t["key"], True))}
+    if found:
+        table["marks"] = found
 
 
 def _stamp(file: str) -> tuple[int, int] | None:

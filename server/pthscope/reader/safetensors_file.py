@@ -137,19 +137,22 @@ def read_safetensors(path: str, limits: Limits) -> Checkpoint:
 
 
 def _keys_unique(raw: bytes, header: dict[str, Any]) -> bool:
-    """No object of the header names a key twice — known without decoding it as pairs: a key is a
-    string followed by `:`, so without whitespace before a colon `":` occurs at least once per
-    key, and the keys decoded (the header's and its entries') are fewer when one repeats. Equal
-    counts: none repeats. Anything else (a string holding `":`, deeper objects): False, and the
-    pairs say."""
-    if SPACED_COLON.search(raw) is not None:
-        return False
+    """No object of the header names a key twice (the header's and its entries' keys counted;
+    deeper objects: False, and the pairs say)."""
     values = list(header.values())
-    keys = len(header) + sum([len(v) for v in values if type(v) is dict])
-    return raw.count(b'":') == keys
+    return no_key_repeats(raw, len(header) + sum([len(v) for v in values if type(v) is dict]))
 
 
-SPACED_COLON = re.compile(rb'"[ \t\n\r]+:')  # JSON whitespace before a key's colon
+def no_key_repeats(raw: bytes, keys: int) -> bool:
+    """Whether the JSON text `raw`, which decoded as dicts holds `keys` keys in all, names no key
+    twice in an object — known without decoding it as pairs: a key is a string followed by `:`,
+    so without whitespace before a colon `":` occurs at least once per key, and the keys decoded
+    are fewer when one repeats. Equal counts: none repeats. Anything else (a string holding `":`,
+    keys not counted): False, and the pairs say."""
+    return _SPACED_COLON.search(raw) is None and raw.count(b'":') == keys
+
+
+_SPACED_COLON = re.compile(rb'"[ \t\n\r]+:')  # JSON whitespace before a key's colon
 
 
 def _read_valid_entries(header: dict[str, Any], data_size: int, data_start: int, checkpoint: Checkpoint) -> bool:

@@ -27,7 +27,7 @@ from .limits import Limits
 from .model import Checkpoint, GlobalRef, Node, PartInfo, PartOf, Problem, TensorInfo, key_of
 from .pickled import warn_dangerous_globals
 from .safe_repr import safe_repr
-from .safetensors_file import SPACED_COLON
+from .safetensors_file import no_key_repeats
 
 FORMAT = "sharded"
 INDEX_SUFFIX = ".index.json"
@@ -137,11 +137,8 @@ _STR_ONLY = {str}
 
 
 def _each_key_once(raw: bytes, index: Any) -> bool:
-    """No object of the index names a key twice — known without decoding it as pairs: without
-    whitespace before a colon, `":` ends every key, so it occurs once per key decoded unless
-    one repeats (or a string holds `":`: then False, and the pairs say)."""
-    if SPACED_COLON.search(raw) is not None:
-        return False
+    """No object of the index names a key twice (safetensors_file.no_key_repeats, every key of
+    every object counted)."""
     keys, objects = 0, [index]
     values: Collection[Any]
     while objects:
@@ -155,7 +152,7 @@ def _each_key_once(raw: bytes, index: Any) -> bool:
             continue
         if not set(map(type, values)) <= _SCALARS:  # the weight map: strings only, in one C pass
             objects.extend(values)
-    return raw.count(b'":') == keys
+    return no_key_repeats(raw, keys)
 
 
 _SCALARS = {str, int, float, bool, type(None)}

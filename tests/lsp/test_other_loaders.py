@@ -6,6 +6,7 @@ What it says of torch is checked against torch."""
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,5 +70,61 @@ async def test_torchscript_and_a_plain_pickle_name_their_loaders(python_client: 
     for line, needle in ((1, '"scripted.pt"'), (2, '"model_final.pkl"'), (4, '"old.pth.tar"')):
         shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(SCRIPT, needle, 2)) or ""))
         assert shown.startswith("⚠ Not a torch.load checkpoint") and "safe_globals" not in shown
+        titles = [a.title for a in await code_actions(python_client, uri, line)]
+        assert not any("weights_only" in t or "safe_globals" in t for t in titles), titles
+
+
+
+SET_SCRIPT = ('import torch\n'
+              'whole = torch.load("dcp_run")\n'
+              'meta = torch.load("dcp_run/.metadata", weights_only=False)\n'
+              'shards = torch.load("hf_model", weights_only=True)\n'
+              'index = torch.load("hf_model/model.safetensors.index.json", weights_only=True)\n'
+              'one = torch.load("run_dir", weights_only=True)\n')
+
+
+async def test_folders_and_sets_are_not_for_torch_load(python_client: LanguageClient, code_workspace: Path) -> None:
+    import torch.distributed.checkpoint as dcp
+    from huggingface_hub import save_torch_state_dict
+
+    dcp_folder, hf_folder, run_dir = code_workspace / "dcp_run", code_workspace / "hf_model", code_workspace / "run_dir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "assuming the intent is to save in a single process"
+        dcp.save({"model": nn.Linear(3, 2).state_dict()}, checkpoint_id=dcp_folder)
+    hf_folder.mkdir()
+    save_torch_state_dict({f"layers.{i}.weight": torch.ones(16, 16) for i in range(4)}, hf_folder,
+                          max_shard_size="2KB")
+    run_dir.mkdir()
+    torch.save(nn.Linear(2, 2).state_dict(), run_dir / "last.pt")
+    # What the diagnostics say of torch.load, from torch itself.
+    for folder in (dcp_folder, hf_folder, run_dir):
+        with pytest.raises(IsADirectoryError):
+            torch.load(folder, weights_only=True)
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        torch.load(dcp_folder / ".metadata", weights_only=True)
+    with pytest.raises(RuntimeError, match="magic number"):  # after unpickling it all, unrestricted
+        torch.load(dcp_folder / ".metadata", weights_only=False)
+    for weights_only in (True, False):  # "Unsupported operand 123" ('{'), "invalid load key, '{'"
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(hf_folder / "model.safetensors.index.json", weights_only=weights_only)
+
+    uri = open_document(python_client, code_workspace / "set_loads.py", SET_SCRIPT)
+    found = await published(python_client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH005"]) == 5)
+    assert {d.code for d in found.diagnostics} == {"PTH005"}  # no "pass weights_only=True": it cannot help
+    by_line = {d.range.start.line: d for d in found.diagnostics}
+    assert all(d.severity == 1 for d in found.diagnostics)  # weights_only=False does not load them either
+    for line in (1, 2):
+        assert "torch.distributed.checkpoint (DCP)" in by_line[line].message
+        assert "`torch.distributed.checkpoint.load(state_dict, checkpoint_id=folder)`" in by_line[line].message
+    shards = len(list(hf_folder.glob("*.safetensors")))
+    assert shards > 1 and f"a folder of {shards} checkpoint files" in by_line[3].message
+    assert "`safetensors.torch.load_file(path)` of each file" in by_line[3].message
+    assert f"an index of {shards} checkpoint files (JSON)" in by_line[4].message
+    assert "a folder, which torch.load cannot read" in by_line[5].message
+    assert "`torch.load(path, weights_only=True)` of the file in it" in by_line[5].message
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(SET_SCRIPT, '"hf_model"', 2))
+                                   or ""))
+    assert shown.startswith(f"⚠ Not a torch.load checkpoint: a folder of {shards}") and "no such file" not in shown
+    for line in range(1, 6):
         titles = [a.title for a in await code_actions(python_client, uri, line)]
         assert not any("weights_only" in t or "safe_globals" in t for t in titles), titles

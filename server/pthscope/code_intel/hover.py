@@ -245,7 +245,8 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
             lines += ["", f"pthscope could not read all of it: {md.text(lookup.errors[0])}"]
     if verdict.level == "other_loader":  # torch.load's weights_only does not apply: just what it names
         if verdict.dangerous:
-            lines += ["", "Run by a Python unpickler (its own loader refuses them: a crafted file):",
+            lines += ["", "Run by `torch.load(weights_only=False)` of its files:" if verdict.of_files
+                      else "Run by a Python unpickler (its own loader refuses them: a crafted file):",
                       *_global_items(verdict, True)]
         if verdict.classes:
             lines += ["", "Classes its pickles name:", *_global_items(verdict, False)]

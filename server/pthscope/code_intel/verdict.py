@@ -14,7 +14,8 @@ the `effect` sentence when the reader gives one) and from whether the file could
 - `safe`: `weights_only=True` loads it as it is.
 - `other_loader`: torch.load's weights_only does not govern the file (a TorchScript archive,
   which torch.load hands to torch.jit.load and weights_only=True refuses; a torch < 0.4 tar
-  checkpoint, which weights_only=True refuses; a plain pickle, which torch.load cannot read):
+  checkpoint, which weights_only=True refuses; a plain pickle or a DCP folder, which torch.load
+  cannot read; a set of files, a folder or an index of shards):
   the verdict says what it is and what loads it, and offers no weights_only or safe_globals fix.
 """
 
@@ -35,6 +36,10 @@ _NOT_FOR_TORCH_LOAD = {
     "torchscript": "a TorchScript archive, which torch.load hands to torch.jit.load (weights_only=True refuses it)",
     "torch-tar": "a tar checkpoint of torch < 0.4, which weights_only=True refuses",
     "pickle": "a plain pickle, not a torch.save file",
+    # A folder fails; its .metadata is a plain pickle (weights_only=True refuses it, False runs it, then
+    # fails); a .distcp file is chunks side by side, of which torch.load reads the first at best.
+    "torch-distributed": "a torch.distributed.checkpoint (DCP) folder or a file of one, which torch.load "
+                         "cannot read as a checkpoint",
 }
 # Of those, the ones torch.load(weights_only=False) does load.
 LOADS_WITH_WEIGHTS_ONLY_FALSE = frozenset({"torchscript", "torch-tar"})
@@ -54,6 +59,7 @@ class Verdict:
     # For `other_loader`: what the file is, and how to load it.
     what: str = ""
     how_to_load: str = ""
+    of_files: bool = False  # `other_loader` of a set: its dangerous globals are in files it is made of
 
     @property
     def allows_weights_only_false(self) -> bool:
@@ -85,6 +91,9 @@ def verdict_for(lookup: ModelView) -> Verdict:
     dangerous = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "dangerous"))
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)
+    if lookup.part_formats and lookup.format != "torch-distributed":  # torch.load(folder) runs nothing
+        what, how = _set_loaders(lookup)
+        return Verdict("other_loader", dangerous, classes, effects, what=what, how_to_load=how, of_files=True)
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
     # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.
     if what is not None and not (dangerous and lookup.format != "torchscript"):
@@ -96,6 +105,22 @@ def verdict_for(lookup: ModelView) -> Verdict:
     if classes:
         return Verdict("classes", (), classes, effects)
     return Verdict("safe", safetensors=lookup.format == "safetensors")
+
+
+def _set_loaders(lookup: ModelView) -> tuple[str, str]:
+    """What a set of files is to torch.load (a folder: IsADirectoryError; an index: JSON, "invalid
+    load key"), and how its files load."""
+    count = len(lookup.part_formats)
+    loaders = " or ".join(dict.fromkeys(HOW_TO_LOAD.get(f, "its own reader") for f in lookup.part_formats))
+    if count == 1:
+        return "a folder, which torch.load cannot read", f"{loaders} of the file in it"
+    files = f"{count} checkpoint files"
+    what = (f"an index of {files} (JSON), which torch.load cannot read" if lookup.file.endswith(".json")
+            else f"a folder of {files}, which torch.load cannot read as one")
+    if lookup.format == "torch-ranks":
+        return what, f"{loaders} of each rank's own file, in its rank"
+    return what, (f"{loaders} of each file, merging the dicts (or the library that wrote the set, e.g. "
+                  "transformers' `from_pretrained(folder)`)")
 
 
 def linked_verdict(

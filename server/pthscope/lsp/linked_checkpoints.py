@@ -149,14 +149,18 @@ class LinkedCheckpoints:
 
 
 def existing_files(facts: ModuleFacts, limit: int = MAX_FILES_PER_DOCUMENT) -> tuple[str, ...]:
-    """The first existing candidate of each checkpoint path, in file order, without repeats."""
+    """The first existing candidate of each checkpoint path (a file, or a folder torch.load names),
+    in file order, without repeats."""
     found: dict[str, None] = {}
-    exists: dict[str, bool] = {}
+    exists: dict[tuple[str, bool], bool] = {}
     for path in facts.checkpoint_paths():
+        # torch.load of a folder (a set, or a mistake) is linked too: its verdict says what loads it.
+        folder_too = path.role == "load"
         for candidate in path.candidates:
-            if candidate not in exists:
-                exists[candidate] = os.path.isfile(candidate)
-            if exists[candidate]:
+            known = (candidate, folder_too)
+            if known not in exists:
+                exists[known] = os.path.exists(candidate) if folder_too else os.path.isfile(candidate)
+            if exists[known]:
                 found.setdefault(candidate, None)
                 break
         if len(found) >= limit:

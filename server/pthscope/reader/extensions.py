@@ -9,7 +9,7 @@ import os
 
 from .model import Problem
 
-_TORCH_FORMATS = {"torch-zip", "torch-legacy", "pickle", "torchscript", "torch-tar"}
+_TORCH_FORMATS = {"torch-zip", "torch-legacy", "pickle", "torchscript", "torch-tar", "torch-distributed"}
 HOW_TO_LOAD = {
     "torch-zip": "`torch.load(path, weights_only=True)`",
     "torch-legacy": "`torch.load(path, weights_only=True)`",
@@ -18,6 +18,9 @@ HOW_TO_LOAD = {
     "torchscript": "`torch.jit.load(path)` (it runs the archive's code: only for files you trust)",
     "torch-tar": "`torch.load(path, weights_only=False)` (weights_only=True refuses this format, and False runs its "
                  "pickles: only for files you trust)",
+    "torch-distributed": "`torch.distributed.checkpoint.load(state_dict, checkpoint_id=folder)` into a state dict "
+                         "of the right shapes (it unpickles the folder's .metadata unrestricted: only for folders "
+                         "you trust)",
     "safetensors": "`safetensors.torch.load_file(path)`",
 }
 # Extensions that promise a format, and the formats they promise.

@@ -82,6 +82,8 @@ class ModelView:
     error_kinds: list[str] = field(default_factory=list)  # of `errors`, as the reader names them
     locations: dict[str, int] = field(default_factory=dict)  # tensors by saved device ("cuda:0")
     entries: dict[str, Entry] = field(default_factory=dict)  # by dotted key ("" the root)
+    # The formats of the files a set (a folder, an index, a DCP .metadata) is made of; [] for one file.
+    part_formats: list[str] = field(default_factory=list)
     # Built from the fields above:
     by_name: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
     by_key: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
@@ -168,6 +170,7 @@ class ModelView:
             "tied": [[i, first] for i, first in self.tied.items()],
             "error_kinds": self.error_kinds, "locations": self.locations,
             "entries": {k: [e.kind, e.type, e.value, e.listed] for k, e in self.entries.items()},
+            "part_formats": self.part_formats,
         }
 
     @classmethod
@@ -183,6 +186,7 @@ class ModelView:
             tied={i: first for i, first in data["tied"]},
             error_kinds=list(data.get("error_kinds", [])), locations=dict(data.get("locations", {})),
             entries={k: Entry(*row) for k, row in data.get("entries", {}).items()},
+            part_formats=list(data.get("part_formats", [])),
         )
 
 
@@ -218,6 +222,7 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
         classes=classes, tensors=tensors, tied=tied,
         error_kinds=[e.kind for e in checkpoint.errors], locations=locations,
         entries=_entries(checkpoint, set(positions)),
+        part_formats=[part.format for part in checkpoint.parts],
     )
 
 

@@ -205,3 +205,26 @@ def test_a_load_argument_that_renames_or_leaves_out_keys() -> None:
         else:
             assert (load.renames, load.drops) == expected, argument
             assert load.source_var == "sd", argument
+
+
+def test_paths_built_from_the_scripts_own_location() -> None:
+    source = (
+        "import os\nimport os.path as osp\nfrom pathlib import Path\nimport torch\n"
+        "HERE = os.path.dirname(os.path.abspath(__file__))\n"
+        "ROOT = Path(__file__).resolve().parent\n"
+        "a = torch.load(os.path.join(HERE, 'weights', 'a.pth'))\n"
+        "b = torch.load(ROOT / 'weights' / 'b.pth')\n"
+        "c = torch.load(Path(__file__).parents[1] / 'c.pt')\n"
+        "d = torch.load(osp.join(osp.dirname(osp.realpath(__file__)), 'd.pt'))\n"
+        "e = torch.load(Path(__file__).with_name('e.pt'))\n"  # not evaluated: nothing is claimed
+    )
+    facts = analyze(source, "/w/proj/tools/train.py", ("/w",))
+    found = {p.text: p.candidates for p in facts.checkpoint_paths() if p.role == "load"}
+    assert found == {
+        "/w/proj/tools/weights/a.pth": ("/w/proj/tools/weights/a.pth",),
+        "/w/proj/tools/weights/b.pth": ("/w/proj/tools/weights/b.pth",),
+        "/w/proj/c.pt": ("/w/proj/c.pt",),
+        "/w/proj/tools/d.pt": ("/w/proj/tools/d.pt",),
+    }
+    # `e.pt` is only a string here: its hover shows nothing rather than "no such file".
+    assert [p.role for p in facts.checkpoint_paths() if p.text == "e.pt"] == ["other"]

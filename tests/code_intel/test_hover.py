@@ -82,6 +82,9 @@ def test_a_path_naming_no_file_says_where_it_looked(workspace: Path) -> None:
     assert found is not None and "no such file" in found.contents
     assert f"`{workspace / 'runs' / 'missing.pth'}`" in found.contents
     assert hover(facts, 2, 3, {}) is None  # nothing is known of what it holds
+    # A bare name may be joined to a folder elsewhere (`os.path.join(MODEL_DIR, WEIGHTS)`): no claim.
+    bare = analyze('WEIGHTS = "pytorch_model.bin"\n', str(SCRIPTS / "probe.py"), (str(workspace),))
+    assert bare.paths and hover(bare, 0, 14, {}) is None
 
 
 def test_freezing_idioms_and_the_code_pthscope_inserts(

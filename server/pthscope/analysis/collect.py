@@ -383,6 +383,8 @@ class Collector:
     def text_of(self, name: str) -> str | None:
         """The string `name` holds here, if known (static_path's look-up)."""
         value = self.flow.get(name)
+        if value is None and name == "__file__" and self.facts.file_path:
+            value = self.facts.file_path  # Python sets it to the script's path
         if not isinstance(value, str):
             return None
         if self._names_used is not None:

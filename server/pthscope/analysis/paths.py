@@ -1,9 +1,11 @@
 """Which strings name checkpoints, what path expressions evaluate to statically, and where they
 may live on disk (the file's folder first, then each workspace folder).
 
-Only literals, names bound to known strings, `+`, f-strings of known parts, `Path(...) / "x"`,
-`.joinpath(...)`, `os.path.join(...)`, `str(...)`, `os.fspath(...)` and `os.path.expanduser(...)`
-are evaluated; anything else makes the expression "not statically clear" (None).
+Only literals, names bound to known strings (`__file__`: the document's path), `+`, f-strings of
+known parts, `Path(...) / "x"`, `.joinpath(...)`, `.parent`, `.parents[n]`, `.resolve()`, `.absolute()`,
+`os.path.join(...)`, `os.path.dirname(...)`, `os.path.abspath(...)` (and `realpath`, `normpath`),
+`str(...)`, `os.fspath(...)` and `os.path.expanduser(...)` are evaluated; anything else makes the
+expression "not statically clear" (None).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ CHECKPOINT_EXTENSIONS = (
 )
 _PATH_CALLS = {"Path", "pathlib.Path", "PurePath", "pathlib.PurePath"}
 _JOIN_CALLS = {"os.path.join", "path.join", "osp.join", "join"}
-_SAME_TEXT_CALLS = {"str", "os.fspath", "fspath", "os.path.expanduser", "expanduser"}
+_SAME_TEXT_CALLS = {"str", "os.fspath", "fspath", "os.path.expanduser", "expanduser", "os.path.abspath", "abspath",
+                    "osp.abspath", "os.path.realpath", "realpath", "osp.realpath", "os.path.normpath", "normpath",
+                    "osp.normpath"}
+_DIRNAME_CALLS = {"os.path.dirname", "dirname", "osp.dirname", "path.dirname"}
+# Methods of a Path that name the same file (relative paths stay relative: candidates() places them).
+_SAME_PATH_METHODS = {"resolve", "absolute", "expanduser"}
 # The string a name holds, if known (the walk's data flow, flow.py).
 Lookup = Callable[[str], "str | None"]
 
@@ -58,12 +65,23 @@ def static_path(node: ast.AST, lookup: Lookup) -> str | None:
         return left + right if isinstance(node.op, ast.Add) else _join(left, right)
     if isinstance(node, ast.JoinedStr):
         return _f_string(node, lookup)
+    if isinstance(node, ast.Attribute) and node.attr == "parent":
+        base = static_path(node.value, lookup)
+        return _parent(base) if base is not None else None
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents"
+            and isinstance(node.slice, ast.Constant) and type(node.slice.value) is int and node.slice.value >= 0):
+        base = static_path(node.value.value, lookup)
+        for _ in range(node.slice.value + 1 if base is not None else 0):
+            base = _parent(base)  # type: ignore[arg-type]
+        return base
     if isinstance(node, ast.Call) and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _SAME_PATH_METHODS and not node.args:
+            return static_path(func.value, lookup)
         parts = [static_path(a, lookup) for a in node.args]
         if any(p is None for p in parts):
             return None
         strings = [p for p in parts if p is not None]
-        func = node.func
         if isinstance(func, ast.Attribute) and func.attr == "joinpath":
             base = static_path(func.value, lookup)
             return _join(base, *strings) if base is not None and strings else None
@@ -74,7 +92,14 @@ def static_path(node: ast.AST, lookup: Lookup) -> str | None:
             return _join(*strings)
         if name in _SAME_TEXT_CALLS and len(strings) == 1:
             return strings[0]
+        if name in _DIRNAME_CALLS and len(strings) == 1:
+            return os.path.dirname(strings[0])
     return None
+
+
+def _parent(path: str) -> str:
+    """`Path(path).parent`: "." for a bare name, where os.path.dirname gives ""."""
+    return os.path.dirname(path.rstrip("/") or "/") or "."
 
 
 def _f_string(node: ast.JoinedStr, lookup: Lookup) -> str | None:

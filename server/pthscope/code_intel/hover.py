@@ -51,8 +51,9 @@ def hover(facts: ModuleFacts, line: int, character: int, checkpoints: Checkpoint
             if checkpoint is not None:
                 shown = hover_for_checkpoint(checkpoint, path.text) + "\n\n" + open_link(checkpoint)
                 return Hover(shown, Range.of(path.span))
-            if any(present(checkpoints, c) for c in path.candidates):
-                return None  # there, but not read yet
+            if path.role == "other" or any(present(checkpoints, c) for c in path.candidates):
+                # there but not read yet; or a bare string, maybe a name joined to a folder elsewhere
+                return None
             return Hover(hover_for_missing_file(path), Range.of(path.span))
     for op in facts.flag_ops:
         if op.kind != "replace" and any(s.contains(line, character) for s in op.sites):

@@ -92,8 +92,8 @@ def verdict_for(lookup: ModelView) -> Verdict:
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)
     if lookup.part_formats and lookup.format != "torch-distributed":  # torch.load(folder) runs nothing
-        what, how = _set_loaders(lookup)
-        return Verdict("other_loader", dangerous, classes, effects, what=what, how_to_load=how, of_files=True)
+        what_set, how = _set_loaders(lookup)
+        return Verdict("other_loader", dangerous, classes, effects, what=what_set, how_to_load=how, of_files=True)
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
     # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.
     if what is not None and not (dangerous and lookup.format != "torchscript"):

@@ -57,6 +57,8 @@ def hover_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net = net_class()  # type: ignore[operator]
     net.stem.requires_grad_(False)
     torch.save(torch.nn.DataParallel(net).state_dict(keep_vars=True), runs / ODD_NAME)
+    ema = net_class(num_classes=1000).state_dict()  # type: ignore[operator]
+    torch.save({"model": net_class().state_dict(), "model_ema": ema}, runs / "with_ema.pth")  # type: ignore[operator]
     return root
 
 
@@ -123,6 +125,20 @@ async def test_under_a_prefix_the_checkpoints_keys_and_requires_grad_are_shown(
     assert next(line for line in fc.splitlines() if line.startswith("| fc.weight ")).rstrip().endswith("| True |")
     # The file's name reaches the Markdown escaped: no emphasis, link or code span from it.
     assert "dp\\_\\*\\[x\\]\\(y\\)\\_\\`z\\`.pth" in shown.replace("\\.", ".")
+
+
+async def test_a_load_of_the_ema_copy_shows_the_ema_tensors(client: LanguageClient, hover_workspace: Path) -> None:
+    """The reader leaves an EMA copy out of the file's model; a load of it still shows its tensors."""
+    text = MODEL + '\nema = Net()\nema.load_state_dict(torch.load("runs/with_ema.pth", weights_only=True)["model_ema"])\n'
+    path = hover_workspace / "ema.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    saved = torch.load(hover_workspace / "runs" / "with_ema.pth", weights_only=True)["model_ema"]
+    head = _unescaped(await hover_when(client, uri, text, "self.fc = ", "fc.weight"))
+    row = next(line for line in head.splitlines() if line.startswith("| fc.weight "))
+    assert "(model_ema.fc.weight)" in row and f"{list(saved['fc.weight'].shape)} (differs)" in row, row
+    stem = _unescaped(await hover_when(client, uri, text, "self.stem = ", "stem.weight"))
+    assert "all as here" in stem and "missing" not in stem
 
 
 async def test_the_construction_says_which_checkpoint_it_loads_and_how_it_fits(

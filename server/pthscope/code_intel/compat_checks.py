@@ -54,7 +54,7 @@ from ..analysis.model_values import Dim, NameSource
 from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
 from ..gc_pause import gc_paused
 from ..plain_text import visible
-from ..reader.model_view import ModelView
+from ..reader.model_view import Entry, ModelView
 from .linking import Checkpoints, loaded_entry
 from .python_text import string_literal
 from .text_edits import insert_after, quote_char
@@ -232,9 +232,7 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         if name is None or name in found:
             continue
         if item.kind == "tensor":
-            shape = _SHAPE.match(item.type)
-            dims = tuple(int(d) for d in shape.group(1).split(", ") if d) if shape else ()
-            found[name] = TensorMeta(dims, item.type.partition("[")[0])
+            found[name] = _entry_meta(item)
         elif item.kind == "dict":
             found[name] = {}
             nested.append(name)
@@ -247,6 +245,13 @@ def _mapping(view: ModelView, key: str, depth: int = 0) -> dict[str, Any] | None
         if below is not None:
             found[name] = below
     return found
+
+
+def _entry_meta(entry: Entry) -> TensorMeta:
+    """A tensor the view lists as an entry (outside the model: an EMA copy, a tensor in a dict)."""
+    shape = _SHAPE.match(entry.type)
+    dims = tuple(int(d) for d in shape.group(1).split(", ") if d) if shape else ()
+    return TensorMeta(dims, entry.type.partition("[")[0])
 
 
 # --- the diagnostic ------------------------------------------------------------------------
@@ -498,8 +503,11 @@ def _layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
         file_key = ".".join([*check.keys, *path, inner])
         tensor = check.view.by_key.get(file_key)
         stored = tensor is not None and check.view.stores_flags and tensor.grad_state != "not stored"
-        out.append(LayerTensor(key, check.expected.tensors[key].shape, file_key,
-                               tuple(tensor.shape) if tensor is not None else None,
+        shape = tuple(tensor.shape) if tensor is not None else None
+        entry = check.view.entries.get(file_key) if tensor is None else None
+        if entry is not None and entry.kind == "tensor":  # outside the view's model: an EMA copy
+            shape = _entry_meta(entry).shape
+        out.append(LayerTensor(key, check.expected.tensors[key].shape, file_key, shape,
                                tensor.requires_grad if tensor is not None and stored else None))  # fmt: skip
     return out
 

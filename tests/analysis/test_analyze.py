@@ -228,3 +228,26 @@ def test_paths_built_from_the_scripts_own_location() -> None:
     }
     # `e.pt` is only a string here: its hover shows nothing rather than "no such file".
     assert [p.role for p in facts.checkpoint_paths() if p.text == "e.pt"] == ["other"]
+
+
+def test_a_path_passed_by_the_functions_callers() -> None:
+    source = (
+        "import torch\n"
+        "def load_checkpoint(path, model):\n"
+        "    ckpt = torch.load(path, weights_only=True)\n"
+        "    model.load_state_dict(ckpt['model'])\n"
+        "def show(path):\n"
+        "    return torch.load(path)\n"
+        "def never_called(path):\n"
+        "    return torch.load(path)\n"
+        "load_checkpoint('runs/a.pth', net)\n"
+        "load_checkpoint(path='runs/a.pth', model=net)\n"
+        "show('runs/b.pth')\n"
+        "show(args.resume)\n"  # another caller, another file: not known
+    )
+    facts = analyze(source, "/w/train.py", ("/w",))
+    paths = [load.path.text if load.path else None for load in facts.torch_loads]
+    assert paths == ["runs/a.pth", None, None]
+    assert [(p.text, p.role) for p in facts.checkpoint_paths()] == [
+        ("runs/a.pth", "load"), ("runs/a.pth", "other"), ("runs/a.pth", "other"), ("runs/b.pth", "other")]
+    assert facts.torch_loads[0].path is not None and facts.torch_loads[0].path.span.start_line == 2

@@ -95,6 +95,8 @@ class Collector:
         # Calls of this file's functions: (function, slot → the value passed).
         self.local_calls: list[tuple[str, dict[int | str, Value]]] = []
         self.param_key_refs: list[tuple[Param, KeyRef]] = []
+        # torch.load calls whose path is a parameter: (load index, the parameter, its node, var).
+        self.param_paths: list[tuple[int, Param, ast.Name, str | None]] = []
         self._names_used: set[str] | None = None
         self.torch_names = {"torch"}
         self.stmt: ast.stmt | None = None
@@ -347,11 +349,11 @@ class Collector:
     def _string(self, node: ast.Constant) -> None:
         text = str(node.value)
         if names_checkpoint(text):
-            self._path(node, text, "other", None)
+            self.path_at(node, text, "other", None)
         elif len(text) <= 200 and _KEY_STRING.fullmatch(text):
             self.facts.key_strings.append(KeyString(text, self.pos.span(node)))
 
-    def _path(self, node: ast.AST, text: str, role: PathRole, var: str | None) -> CheckpointPath:
+    def path_at(self, node: ast.AST, text: str, role: PathRole, var: str | None) -> CheckpointPath:
         where = self.candidates.get(text)
         if where is None:
             where = self.candidates[text] = candidates(
@@ -373,12 +375,16 @@ class Collector:
         self._names_used = set()
         text = static_path(node, self.text_of)
         used, self._names_used = self._names_used, None
+        if text is None and role == "load" and isinstance(node, ast.Name):
+            param = self.flow.get(node.id)
+            if isinstance(param, Param):  # the path its callers pass, once the walk has seen them
+                self.param_paths.append((len(self.facts.torch_loads), param, node, var))
         if text is None or not text:
             return None
         depends = {(self.scope, n) for n in used if (self.scope, n) in self.param_defaults}
         if depends and role == "load":
             self.load_params[len(self.facts.torch_loads)] = depends
-        return self._path(node, text, role, var)
+        return self.path_at(node, text, role, var)
 
     def text_of(self, name: str) -> str | None:
         """The string `name` holds here, if known (static_path's look-up)."""

@@ -139,6 +139,11 @@ def resolve_parameters(c: Collector) -> None:
         load.source = resolve_params(load.source, resolved) if load.source else None
     for save in facts.saves:
         save.target = resolve_params(save.target, resolved) if save.target else None
+    for index, param, node, var in c.param_paths:  # `def load(path): torch.load(path)`, called with one path
+        text = resolve_params(param, resolved)
+        if isinstance(text, str) and text:
+            facts.torch_loads[index].path = c.path_at(node, text, "load", var)
+            facts.paths.sort(key=lambda p: (p.span.start_line, p.span.start_char))  # in file order
     for base, key_ref in c.param_key_refs:
         found = resolve_params(base, resolved)
         if isinstance(found, Loaded):

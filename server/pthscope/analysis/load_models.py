@@ -104,6 +104,8 @@ def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad
             if isinstance(func, ast.Attribute) and _rooted_at(func.value, var) and func.attr not in _KEEPING:
                 return True
             name = ast.unparse(func)
+            if name == load.scope:  # a call of the function the load is in: the load is inside it
+                continue
             passed = [*node.args, *(k.value for k in node.keywords)]
             if name not in _HARMLESS and any(isinstance(a, ast.Name) and a.id == var for a in passed):
                 return True

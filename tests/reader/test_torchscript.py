@@ -153,6 +153,31 @@ def test_the_warning_says_torch_jit_load_runs_code(archives: dict[str, Path]) ->
     assert script_classes >= {"Net", "Block", "ModuleList", "Linear", "BatchNorm1d"}
 
 
+class WithLists(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        self.sizes, self.rates, self.flags = [2, 2], [0.5, 0.25], [True, False]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.rates[0] * self.sizes[0] * float(self.flags[0])
+
+
+def test_torch_jit_list_builders_are_not_classes(tmp_path: Path) -> None:
+    """`torch.jit._pickle.build_intlist` & co. are torch.jit.load's own; they only return their data."""
+    path = tmp_path / "lists.pt"
+    torch.jit.save(torch.jit.script(WithLists()), path)
+    loaded = torch.jit.load(path)
+    assert (loaded.sizes, loaded.rates, loaded.flags) == ([2, 2], [0.5, 0.25], [True, False])
+    checkpoint = pthscope.inspect(path)
+    builders = {g.name: g.risk for g in checkpoint.globals if g.name.startswith("torch.jit._pickle.")}
+    assert set(builders) >= {"torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+                             "torch.jit._pickle.build_boollist"}
+    assert set(builders.values()) == {"safe"}
+    assert {demangled(g.name).rsplit(".", 1)[-1] for g in checkpoint.globals if g.risk != "safe"} == {
+        "WithLists", "Linear"}  # the classes, and only they
+
+
 # ---------------------------------------------------------------------------------------------
 # Hostile archives: a payload in any of its pickles is flagged, never run; torch.jit.load
 # refuses the same payload (its unpickler resolves only torch's globals), pickle.load runs it.

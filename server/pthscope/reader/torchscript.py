@@ -86,10 +86,18 @@ def read_torchscript(f: BinaryIO, directory: ZipDirectory, prefix: bytes, size: 
     return _finish(checkpoint)
 
 
+_JIT_BUILDERS = {f"torch.jit._pickle.{name}" for name in (
+    "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_tensor_from_id",
+    "restore_type_tag")}
+
+
 def _finish(checkpoint: Checkpoint) -> Checkpoint:
     """TorchScript's loader is not Python's (model.loader_of): say what its classes are and that it runs code."""
     for ref in checkpoint.globals:
-        if ref.name.startswith("__torch__."):
+        if ref.name in _JIT_BUILDERS:  # not classes: torch.jit.load's own, each returns (a list of) its argument
+            ref.risk = "safe"
+            ref.effect = "torch.jit.load's own list and type-tag builder (torch/jit/_pickle.py): it only returns its data"
+        elif ref.name.startswith("__torch__."):
             ref.effect = ("a TorchScript class: torch.jit.load compiles it from the archive's code/ files and rebuilds "
                           "its objects; pickle.load cannot import it")
     checkpoint.warnings.append(Problem(

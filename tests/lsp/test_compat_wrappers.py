@@ -12,6 +12,7 @@ not reported on the original's construction, and the original's not on the copy'
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -234,3 +235,28 @@ async def test_a_deep_copy_is_a_model_of_its_own(client: LanguageClient, wrap_wo
     ema = ((await hover_text(client, uri, utf16_position(text, "ema = ", 2))) or "").replace("\\", "")
     assert "by ema.load_state_dict" in ema and "student.load" not in ema, ema
     assert "dp.pth" in ema and "net.pth" not in ema, ema
+
+
+async def test_the_layer_hover_shows_the_wrapped_models_keys(client: LanguageClient, wrap_workspace: Path) -> None:
+    """The model file's layer statement, with a script open that loads a DataParallel file into
+    a DataParallel model: the wrapper's keys, as torch's state_dict of that wrapper has them."""
+    text = script("model = nn.DataParallel(Net())", "model", "dp.pth")
+    assert torch_says(wrap_workspace, text) is None
+    path = wrap_workspace / "layers_dp.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    await load_hover(client, uri, text)
+    with _in(wrap_workspace):
+        wrapped = torch.nn.DataParallel(sys.modules["compat_models"].Net()).state_dict()
+    models_uri = open_document(client, wrap_workspace / "compat_models.py", MODELS)
+    shown = ""
+    for _ in range(200):
+        shown = ((await hover_text(client, models_uri, utf16_position(MODELS, "self.fc = ", 10))) or "").replace("\\", "")
+        if "layers_dp.py" in shown:
+            break
+        await asyncio.sleep(0.05)
+    section = next(part for part in shown.split("In dp.pth") if "layers_dp.py" in part)
+    assert "2 tensors, all as here" in section, section
+    for key in ("module.fc.weight", "module.fc.bias"):
+        shape = list(wrapped[key].shape)
+        assert f"| {key} | {shape} | {shape} |" in section, section

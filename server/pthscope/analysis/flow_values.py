@@ -4,8 +4,10 @@ returned (`KeyRef`s).
 The walk in collect.py asks `value_of` for the right-hand side of every assignment, the
 argument of every `load_state_dict` and the arguments of calls of the file's own functions.
 Understood: static strings (paths.py), names, `x["key"]`, `x.get("key")`, `x.get("key", x)` and
-`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver or argument
-(`model.to(device)`, `torch.compile(model)`, `nn.DataParallel(model)`, `copy.deepcopy(model)`),
+`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver
+(`model.to(device)`), wrappers of a model (`nn.DataParallel(model)`, `torch.compile(model)`: the
+same `Built` with its wrappers; `wrapper.module` the model again), `copy.deepcopy(model)` (a
+`Built` copied: another model of the same structure; `copy.copy` is UNCLEAR),
 `open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`) and any other call (an
 object it built). Everything else is UNCLEAR.
 """

@@ -3,7 +3,9 @@
 For a load whose model is an object a call built (`net = Net(num_classes=10)`, flow.py's
 `Built`), `expected_for_loads` derives `expected_state.expected_state_dict` of that construction
 (by its line), once per construction, and records it in `ModuleFacts.expected` by the load's
-index. It says nothing (no entry) when the model may have changed between its construction and
+index; a model inside wrappers (`nn.DataParallel(net)`, flow.py) has their prefixes before its keys,
+and a `copy.deepcopy` of it the same state as it. It says nothing (no entry) for a wrapper not
+recognised, and when the model may have changed between its construction and
 the load: an attribute or item of it assigned or deleted (`net.fc = nn.Linear(...)`), a method
 that is not known to leave its state_dict alone, or the model passed to a call — then what it
 holds is not what its class builds, and a check would guess.

@@ -89,6 +89,7 @@ def torch_says(root: Path, text: str) -> tuple[int, int, int] | None:
         try:
             exec(compile(text, str(root / "script.py"), "exec"), {"__name__": "__main__"})
         except RuntimeError as error:
+            _end_process_group()
             message = str(error)
             assert "Error(s) in loading state_dict" in message, message
             missing = re.search(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", message, re.S)
@@ -96,7 +97,13 @@ def torch_says(root: Path, text: str) -> tuple[int, int, int] | None:
             return (missing.group(1).count('"') // 2 if missing else 0,
                     unexpected.group(1).count('"') // 2 if unexpected else 0,
                     message.count("size mismatch for"))  # fmt: skip
+    _end_process_group()
     return None
+
+
+def _end_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def script(build: str, receiver: str, file: str) -> str:
@@ -104,6 +111,10 @@ def script(build: str, receiver: str, file: str) -> str:
             f'sd = torch.load("runs/{file}", weights_only=True)\n{receiver}.load_state_dict(sd)\n')  # fmt: skip
 
 
+# DistributedDataParallel needs a process group: one process on CPU (gloo).
+DDP = ("import tempfile\nimport torch.distributed as dist\n"
+       "from torch.nn.parallel import DistributedDataParallel as DDP\n"
+       'dist.init_process_group("gloo", init_method="file://" + tempfile.mktemp(), rank=0, world_size=1)\n')
 WRAPPED = [
     # name, the lines building the model, the receiver of load_state_dict, the file
     ("dp_plain", "model = nn.DataParallel(Net())", "model", "net.pth"),
@@ -119,6 +130,8 @@ WRAPPED = [
     ("compiled_in_place", "model = Net()\nmodel.compile()", "model", "net.pth"),
     ("compiled_in_place_prefixed", "model = Net()\nmodel.compile()", "model", "compiled.pth"),
     ("dp_compiled", "model = nn.DataParallel(torch.compile(Net()))", "model", "compiled.pth"),
+    ("ddp_plain", DDP + "model = DDP(Net())", "model", "net.pth"),
+    ("ddp_dp", DDP + "model = DDP(Net())", "model", "dp.pth"),
 ]  # fmt: skip
 
 

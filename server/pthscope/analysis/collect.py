@@ -39,7 +39,7 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
-from .flow import UNCLEAR, Flow, Param, Value
+from .flow import UNCLEAR, Built, Flow, Param, Value
 from .flow_values import is_key_access, record_key_ref, value_of
 from .flow_walk import (
     parameter_values,
@@ -99,6 +99,8 @@ class Collector:
         self.param_paths: list[tuple[int, Param, ast.Name, str | None]] = []
         self._names_used: set[str] | None = None
         self.torch_names = {"torch"}
+        # Name → the dotted path its import binds (`DDP` → torch.nn.parallel.DistributedDataParallel).
+        self.imports: dict[str, str] = {}
         self.stmt: ast.stmt | None = None
         # Loop variables bound by a parameter loop that already became a FlagOp.
         self.loop_bound: set[str] = set()
@@ -211,6 +213,18 @@ class Collector:
                 if alias.name == "torch":
                     self.facts.torch_imported = True
                     self.torch_names.add(alias.asname or "torch")
+                bound = alias.asname or alias.name.split(".")[0]
+                self.imports[bound] = alias.name if alias.asname else bound
+        elif node.module and not node.level:
+            for alias in node.names:
+                self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+    def qualified(self, name: str) -> str | None:
+        """`name` (dotted, as written) as the full path its imports make it (`nn.DataParallel`
+        after `import torch.nn as nn`: `torch.nn.DataParallel`); None when its head is not imported."""
+        head, dot, rest = name.partition(".")
+        found = self.imports.get(head)
+        return None if found is None else found + dot + rest
 
     def _visit_assign(self, node: ast.Assign | ast.AnnAssign) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -462,7 +476,11 @@ class Collector:
             site = self.pos.tail_span(func, len("requires_grad_"))
             self._add_op(var, "method", path, value, [site])
         elif func.attr == "load_state_dict" and not path:
-            record_state_dict_load(self, node, var)
+            record_state_dict_load(self, node, var, self.flow.get(var))
+        elif func.attr == "load_state_dict":  # `model_dp.module.load_state_dict(...)`: the inner model
+            inner = value_of(self, func.value)
+            if isinstance(inner, Built):
+                record_state_dict_load(self, node, ast.unparse(func.value), inner)
 
     def finish(self) -> None:
         """Keep what belongs to model variables; turn calls of freezing helpers into FlagOps."""

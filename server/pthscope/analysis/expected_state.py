@@ -33,6 +33,7 @@ from typing import Literal
 
 from ..gc_pause import gc_paused
 from .eval_objects import Frame, LibraryValue, TorchClass, UserClass
+from .flow import WRAPPED_AS
 from .model_calls import CONSTRUCTION, call_node
 from .model_classes import ModelSources, SourceFile, parse_source
 from .model_eval import BudgetExceeded, Interpreter, Raised, Returned
@@ -176,8 +177,10 @@ def expected_state_dict(
     *,
     call_line: int | None = None,
     sources: ModelSources | None = None,
+    wrappers: tuple[str, ...] = (),
 ) -> ExpectedStateDict:
-    """The expected state_dict of `class_name(call_args)` (or of the call on `call_line`)."""
+    """The expected state_dict of `class_name(call_args)` (or of the call on `call_line`),
+    inside `wrappers` (flow.WRAPPED_AS' paths, outermost first: `nn.DataParallel(model)`)."""
     sources = sources or ModelSources(tuple(workspace_folders))
     file = sources.document(source, path)
     name = class_name or "?"
@@ -192,6 +195,9 @@ def expected_state_dict(
             call, frame = found
             name = class_name or ast.unparse(call.func)
             value = call_node(interp, call, frame)
+            for wrapper in reversed(wrappers) if isinstance(value, ModuleValue) else ():
+                value = _wrapped(wrapper, value)
+                name = f"{'torch.compile' if wrapper == 'torch.compile' else wrapper.rsplit('.', 1)[-1]}({name})"
         except BudgetExceeded:
             value = Unknown("the model takes too much work to derive statically")
         except RecursionError:
@@ -199,6 +205,14 @@ def expected_state_dict(
         except (Raised, Returned):
             value = Unknown("the construction raises here")
         return flatten(name, value)
+
+
+def _wrapped(wrapper: str, model: ModuleValue) -> ModuleValue:
+    """The wrapper's module: no state of its own, the model as its one child (its keys under
+    `module.` or `_orig_mod.`)."""
+    outer = ModuleValue(wrapper if wrapper != "torch.compile" else "torch._dynamo.OptimizedModule", "wrapper")
+    outer.set_child(WRAPPED_AS[wrapper], model)
+    return outer
 
 
 def _construction(interp: Interpreter, file: SourceFile, class_name: str | None, call_args: str,

@@ -21,7 +21,7 @@ linked to a file that may not be the one. Two loads of the same file with the sa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,41 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Built:
-    """The object the call of `callee` assigned on `line` (0-based) of `scope` made."""
+    """The object the call of `callee` assigned on `line` (0-based) of `scope` made, seen
+    through `wrappers` (outermost first, `WRAPPED_AS`' paths: `nn.DataParallel(model)` holds the
+    same parameters, its state_dict's keys under `module.`; None: a wrapper not recognised, so
+    its keys are not known). `copied`: (line, column) of the `copy.deepcopy` that made this
+    object from that one (a new model of the same structure; loads into it are its own)."""
 
     callee: str
     scope: str
     line: int
+    wrappers: tuple[str, ...] | None = ()
+    copied: tuple[int, int] | None = None
+
+    @property
+    def model(self) -> Built:
+        """The object whose parameters these are, without the wrappers around it."""
+        return self if self.wrappers == () else replace(self, wrappers=())
+
+    @property
+    def prefix(self) -> str | None:
+        """What the wrappers put before the model's keys in the state_dict (None: not known)."""
+        if self.wrappers is None:
+            return None
+        return "".join(WRAPPED_AS[w] + "." for w in self.wrappers)
+
+
+# The wrappers whose state_dict is the wrapped model's under one attribute: torch path → that
+# attribute (`DataParallel(m).module is m`, `torch.compile(m)._orig_mod is m`).
+WRAPPED_AS = {
+    "torch.nn.DataParallel": "module",
+    "torch.nn.parallel.DataParallel": "module",
+    "torch.nn.parallel.data_parallel.DataParallel": "module",
+    "torch.nn.parallel.DistributedDataParallel": "module",
+    "torch.nn.parallel.distributed.DistributedDataParallel": "module",
+    "torch.compile": "_orig_mod",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +109,14 @@ def same_value(a: Value, b: Value, same_file: SameFile) -> bool:
 
 def join(a: Value | None, b: Value | None, same_file: SameFile) -> Value | None:
     """The value after two paths meet; a name bound on one path only keeps that path's value
-    (on the other, using it would raise NameError)."""
+    (on the other, using it would raise NameError). The same model wrapped on one path only
+    (`if multi_gpu: model = nn.DataParallel(model)`) is that model, its keys not known."""
     if a is None:
         return b
     if b is None or same_value(a, b, same_file):
         return a
+    if isinstance(a, Built) and isinstance(b, Built) and a.model == b.model:
+        return replace(a, wrappers=None)
     return UNCLEAR
 
 

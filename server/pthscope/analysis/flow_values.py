@@ -4,8 +4,10 @@ returned (`KeyRef`s).
 The walk in collect.py asks `value_of` for the right-hand side of every assignment, the
 argument of every `load_state_dict` and the arguments of calls of the file's own functions.
 Understood: static strings (paths.py), names, `x["key"]`, `x.get("key")`, `x.get("key", x)` and
-`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver or argument
-(`model.to(device)`, `torch.compile(model)`, `nn.DataParallel(model)`, `copy.deepcopy(model)`),
+`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver
+(`model.to(device)`), wrappers of a model (`nn.DataParallel(model)`, `torch.compile(model)`: the
+same `Built` with its wrappers; `wrapper.module` the model again), `copy.deepcopy(model)` (a
+`Built` copied: another model of the same structure; `copy.copy` is UNCLEAR),
 `open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`) and any other call (an
 object it built). Everything else is UNCLEAR.
 """
@@ -13,10 +15,11 @@ object it built). Everything else is UNCLEAR.
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .facts import KeyRef
-from .flow import UNCLEAR, Built, Loaded, Param, Value, join, same_value
+from .flow import UNCLEAR, WRAPPED_AS, Built, Loaded, Param, Value, join, same_value
 from .paths import dotted_name, static_path
 
 if TYPE_CHECKING:
@@ -27,12 +30,9 @@ _SAME_OBJECT_METHODS = {
     "to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16",
     "requires_grad_", "share_memory", "to_empty",
 }  # fmt: skip
-# Calls that return (a wrapper of) their first argument, with its state_dict's keys.
-_SAME_MODEL_CALLS = {
-    "torch.compile", "compile", "nn.DataParallel", "torch.nn.DataParallel", "DataParallel",
-    "nn.parallel.DistributedDataParallel", "torch.nn.parallel.DistributedDataParallel",
-    "DistributedDataParallel", "DDP", "copy.deepcopy", "deepcopy",
-}  # fmt: skip
+# Names of wrappers that may hold their argument under a prefix we cannot tell (one not
+# imported from torch): the same model, its keys not known.
+_WRAPPER_NAMES = {"DataParallel", "DistributedDataParallel", "DDP", "compile"}
 _OPEN_CALLS = {"open", "io.open", "builtins.open"}
 _OBJECTS = (Built, Loaded, Param)
 
@@ -54,6 +54,15 @@ def value_of(c: Collector, node: ast.AST | None) -> Value:
         return _conditional(c, node)
     if isinstance(node, ast.Call):
         return _call_value(c, node)
+    if isinstance(node, ast.Attribute):
+        return _unwrapped(value_of(c, node.value), node.attr)
+    return UNCLEAR
+
+
+def _unwrapped(base: Value, attr: str) -> Value:
+    """`wrapper.module` (`compiled._orig_mod`): the model inside the outermost wrapper."""
+    if isinstance(base, Built) and base.wrappers and WRAPPED_AS[base.wrappers[0]] == attr:
+        return replace(base, wrappers=base.wrappers[1:])
     return UNCLEAR
 
 
@@ -74,13 +83,40 @@ def _call_value(c: Collector, node: ast.Call) -> Value:
     name = dotted_name(func)
     if name is None:
         return UNCLEAR
-    if name in _SAME_MODEL_CALLS and node.args:
-        inner = value_of(c, node.args[0])
-        return inner if isinstance(inner, _OBJECTS) else Built(name, c.scope, node.lineno - 1)
+    made = _of_model(c, name, node)
+    if made is not None:
+        return made
     if name in _OPEN_CALLS:
         text = static_path(node.args[0], c.text_of) if node.args else None
         return text if text is not None else UNCLEAR
     return Built(name, c.scope, node.lineno - 1)
+
+
+def _of_model(c: Collector, name: str, node: ast.Call) -> Value | None:
+    """A wrapper or copy of the model its first argument is; None for other calls. A wrapper
+    holds the same parameters under its prefix; a deepcopy is a new model of the same
+    structure; a shallow copy shares parameters with it (neither the same nor another: unclear)."""
+    full = c.qualified(name) or ""
+    wrapper = full in WRAPPED_AS or name.rsplit(".", 1)[-1] in _WRAPPER_NAMES
+    deep = full == "copy.deepcopy" or (not full and name == "deepcopy")
+    if not (wrapper or deep or full == "copy.copy"):
+        return None
+    inner = value_of(c, node.args[0]) if node.args else UNCLEAR
+    if full in WRAPPED_AS:
+        if isinstance(inner, Loaded):
+            return inner  # a whole model torch.load returned, wrapped: still that file's
+        if not isinstance(inner, Built):
+            return UNCLEAR  # a parameter's wrapper: its callers' model, under a prefix
+        return replace(inner, wrappers=None if inner.wrappers is None else (full, *inner.wrappers))
+    if wrapper:  # not torch's (or not imported): the same model, under a prefix not known
+        return replace(inner, wrappers=None) if isinstance(inner, Built) else None
+    if deep:
+        if isinstance(inner, Built):
+            return replace(inner, copied=(node.lineno - 1, node.col_offset))
+        return inner if isinstance(inner, Loaded) else UNCLEAR
+    if full == "copy.copy":
+        return UNCLEAR
+    return None
 
 
 def _get_value(c: Collector, node: ast.Call, receiver: ast.expr) -> Value:

@@ -3,7 +3,9 @@
 For a load whose model is an object a call built (`net = Net(num_classes=10)`, flow.py's
 `Built`), `expected_for_loads` derives `expected_state.expected_state_dict` of that construction
 (by its line), once per construction, and records it in `ModuleFacts.expected` by the load's
-index. It says nothing (no entry) when the model may have changed between its construction and
+index; a model inside wrappers (`nn.DataParallel(net)`, flow.py) has their prefixes before its keys,
+and a `copy.deepcopy` of it the same state as it. It says nothing (no entry) for a wrapper not
+recognised, and when the model may have changed between its construction and
 the load: an attribute or item of it assigned or deleted (`net.fc = nn.Linear(...)`), a method
 that is not known to leave its state_dict alone, or the model passed to a call — then what it
 holds is not what its class builds, and a check would guess.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import ast
 from bisect import bisect_right
+from dataclasses import replace
 from operator import itemgetter
 
 from .expected_state import ExpectedStateDict, expected_state_dict
@@ -30,7 +33,12 @@ _KEEPING = frozenset({
     "modules", "named_modules", "state_dict", "load_state_dict", "requires_grad_", "zero_grad",
     "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
     "get_submodule", "get_parameter", "extra_repr", "share_memory", "forward",
+    "compile",  # `model.compile()` compiles forward in place; its state_dict keeps its keys
 })  # fmt: skip
+# Calls that make a wrapper or a copy of the model, leaving it as it is (flow_values).
+_MAKING = frozenset({"nn.DataParallel", "torch.nn.DataParallel", "DataParallel", "DDP",
+                     "nn.parallel.DistributedDataParallel", "torch.nn.parallel.DistributedDataParallel",
+                     "DistributedDataParallel", "torch.compile", "copy.deepcopy", "deepcopy"})  # fmt: skip
 # Calls that may take the model without changing it.
 _HARMLESS = frozenset({"print", "len", "repr", "str", "type", "id", "isinstance", "hasattr",
                        "getattr", "summary", "logging.info", "log.info", "logger.info"})  # fmt: skip
@@ -44,20 +52,22 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
     changes: list[tuple[int, ast.AST]] | None = None
     for index, load in enumerate(facts.loads):
         target = load.target
-        if not isinstance(target, Built) or not isinstance(load.source, Loaded):
+        if not isinstance(target, Built) or target.wrappers is None or not isinstance(load.source, Loaded):
+            continue  # not a model built here, or wrapped in something whose keys are not known
+        if changes is None:  # once per file, not once per load
+            changes = _possible_changes(tree)
+        if _changed_before_load(changes, load, target, _names_of(facts, target)):
             continue
-        if target not in built:
-            if changes is None:  # once per file, not once per load
-                changes = _possible_changes(tree)
-            if _changed_before_load(changes, load, target):
-                continue
+        shape = replace(target, copied=None)  # a deepcopy has the structure of its original
+        if shape not in built:
             if sources is None:
                 sources = ModelSources(workspace_folders)
             expected = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
-                                           call_line=target.line, sources=sources)  # fmt: skip
+                                           call_line=target.line, sources=sources,
+                                           wrappers=target.wrappers)  # fmt: skip
             expected.by_lines()  # here, not in a hover
-            built[target] = expected, stamp(expected)
-        expected, stamped = built[target]
+            built[shape] = expected, stamp(expected)
+        expected, stamped = built[shape]
         if expected.error is None:
             facts.expected[index] = expected
             facts.expected_stamps[index] = stamped
@@ -85,34 +95,46 @@ def _possible_changes(tree: ast.Module) -> list[tuple[int, ast.AST]]:
     return sorted(((n.lineno, n) for n in ast.walk(tree) if isinstance(n, kinds)), key=lambda item: item[0])
 
 
-def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad, built: Built) -> bool:
+def _names_of(facts: ModuleFacts, built: Built) -> frozenset[str]:
+    """The names that hold the construction, its wrappers or copies somewhere: a change
+    through any of them (`inner.fc = ...` before `dp = nn.DataParallel(inner)`, `student.fc`
+    before `ema = copy.deepcopy(student)`) may be in what the load's model holds."""
+    construction = (built.callee, built.scope, built.line)
+    return frozenset(a.var for a in facts.assignments
+                     if isinstance(a.value, Built) and (a.value.callee, a.value.scope, a.value.line) == construction)
+
+
+def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad, built: Built,
+                         names: frozenset[str] = frozenset()) -> bool:  # fmt: skip
     """Whether code between the model's construction and the load (anywhere in the file, when
-    they are in different functions) may change what the model holds."""
+    they are in different functions) may change what the model holds: through the load's
+    name (`model_dp` of `model_dp.module.load_state_dict`) or `names`."""
     same_scope = load.scope == built.scope
     first, last = built.line + 1, load.call.start_line + 1  # 1-based, as ast
-    var = load.var
+    roots = names | {load.var.partition(".")[0]}
     if same_scope:  # only the lines after the construction, up to the load
         line_of = itemgetter(0)
         changes = changes[bisect_right(changes, first, key=line_of) : bisect_right(changes, last, key=line_of)]
     for _, node in changes:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            if any(_rooted_at(t, var) and not isinstance(t, ast.Name) for t in targets):
+            if any(_rooted_at(t, roots) and not isinstance(t, ast.Name) for t in targets):
                 return True
         elif isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and _rooted_at(func.value, var) and func.attr not in _KEEPING:
+            if isinstance(func, ast.Attribute) and _rooted_at(func.value, roots) and func.attr not in _KEEPING:
                 return True
             name = ast.unparse(func)
             if name == load.scope:  # a call of the function the load is in: the load is inside it
                 continue
             passed = [*node.args, *(k.value for k in node.keywords)]
-            if name not in _HARMLESS and any(isinstance(a, ast.Name) and a.id == var for a in passed):
+            if name not in _HARMLESS and name not in _MAKING and any(
+                    isinstance(a, ast.Name) and a.id in roots for a in passed):  # fmt: skip
                 return True
     return False
 
 
-def _rooted_at(node: ast.expr, var: str) -> bool:
+def _rooted_at(node: ast.expr, names: frozenset[str]) -> bool:
     while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
-    return isinstance(node, ast.Name) and node.id == var
+    return isinstance(node, ast.Name) and node.id in names

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
-from .flow import Loaded
+from .flow import Loaded, Value
 from .flow_values import value_of
 from .module_attributes import saved_object
 from .source import Positions
@@ -127,9 +127,9 @@ def record_torch_save(c: Collector, node: ast.Call) -> None:
     )
 
 
-def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
-    """`var.load_state_dict(...)`: what is loaded (flow.py), from which path, into what, and
-    where the statement ends."""
+def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value | None) -> None:
+    """`var.load_state_dict(...)`: what is loaded (flow.py), from which path, into what
+    (`target`), and where the statement ends."""
     arg = node.args[0] if node.args else None
     renaming = _renaming(arg) if arg is not None else None
     renames: tuple[str, str] | None = None
@@ -168,7 +168,7 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str) -> None:
             path,
             source_var,
             source_key,
-            c.flow.get(var),
+            target,
             source,
             c.pos.tail_span(node.func, len("load_state_dict")),
             c.pos.span(node.args[0]) if node.args else None,

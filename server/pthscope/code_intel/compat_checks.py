@@ -414,11 +414,12 @@ def hover_lines(check: LoadCheck) -> list[str]:
 
 
 def construction_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[LoadCheck]:
-    """The made checks of the loads into the model constructed on `line` (`net = Net(...)`)."""
+    """The made checks of the loads into the model constructed on `line` (`net = Net(...)`),
+    or copied there (`ema = copy.deepcopy(net)`: a model of its own)."""
     found = []
     for index in facts.expected:
         target = facts.loads[index].target
-        if isinstance(target, Built) and target.line == line:
+        if isinstance(target, Built) and (target.copied[0] if target.copied else target.line) == line:
             check = check_load(facts, index, checkpoints)
             if check is not None:
                 found.append(check)

@@ -92,7 +92,9 @@ def views_for(facts: ModuleFacts, value: Value | None, checkpoints: Checkpoints)
     if isinstance(value, Loaded):
         sources.append(value)
     elif isinstance(value, Built):
-        sources += [load.source for load in facts.loads if load.target == value and isinstance(load.source, Loaded)]
+        # A wrapper holds its model's parameters: loads into either are loads into both.
+        sources += [load.source for load in facts.loads if isinstance(load.target, Built)
+                    and load.target.model == value.model and isinstance(load.source, Loaded)]  # fmt: skip
     files: list[tuple[ModelView, str]] = []  # loaded from first, then saved to
     for source in sources:
         entry = loaded_entry(facts, source, checkpoints)
@@ -101,7 +103,7 @@ def views_for(facts: ModuleFacts, value: Value | None, checkpoints: Checkpoints)
     if isinstance(value, Built):
         for save in facts.saves:
             view = checkpoint_for_path(save.path, checkpoints) if save.path is not None else None
-            if save.target == value and view is not None and save.kind in ("state_dict", "model", "dict"):
+            if isinstance(save.target, Built) and save.target.model == value.model and view is not None and save.kind in ("state_dict", "model", "dict"):
                 files.append((view, save.key or ""))
     for file, key in files:
         view = sub_view(file, key)

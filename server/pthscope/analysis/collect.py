@@ -39,7 +39,8 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
-from .flow import UNCLEAR, Flow, Param, Value
+from .flow import UNCLEAR, Built, Flow, Param, Value
+from .flow_stores import DictEdit, record_call, record_stores
 from .flow_values import is_key_access, record_key_ref, value_of
 from .flow_walk import (
     parameter_values,
@@ -108,12 +109,18 @@ class Collector:
         # (var, path, node, value) of every attribute path; spans are made only for those kept.
         self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST, Value | None]] = []
         self.candidates: dict[str, tuple[str, ...]] = {}
+        # Edits of loaded dicts so far, and the statement lists being walked (flow_stores.py).
+        self.dict_edits: list[DictEdit] = []
+        self.blocks: tuple[int, ...] = ()
 
     # ----------------------------------------------------------------- statements
 
     def visit_body(self, body: list[ast.stmt]) -> None:
+        outer = self.blocks
+        self.blocks = (*outer, id(body))
         for stmt in body:
             self.visit_stmt(stmt)
+        self.blocks = outer
 
     def visit_stmt(self, node: ast.stmt) -> None:
         previous = self.stmt
@@ -134,8 +141,9 @@ class Collector:
                 self.facts.statements.append(
                     Statement(self.scope, span, self.pos.indent_of(node.lineno))
                 )
+            stores = isinstance(node, (ast.Assign, ast.AnnAssign))
             for field_name, value in ast.iter_fields(node):
-                if field_name in ("body", "orelse", "finalbody"):
+                if field_name in ("body", "orelse", "finalbody") or (stores and field_name in ("targets", "target")):
                     continue
                 self._visit_field(value)
             # After the right-hand side: what it evaluates to is known by then.
@@ -143,6 +151,11 @@ class Collector:
                 self._visit_assign(node)
             elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
                 self.flow.set(node.target.id, UNCLEAR)
+            record_stores(self, node)
+            if isinstance(node, ast.Assign):  # a stored attribute is what it holds now
+                self._visit_field(node.targets)
+            elif isinstance(node, ast.AnnAssign):
+                self._visit_field(node.target)
             elif isinstance(node, (ast.With, ast.AsyncWith)):
                 self._bind_with_items(node)
             for block in ("body", "orelse", "finalbody", "handlers", "cases"):
@@ -224,6 +237,8 @@ class Collector:
                 chain = attr_chain(target)
                 if chain and chain[0] not in self.loop_bound and chain[0] != "self":
                     self._add_op(chain[0], "replace", chain[1], True, [self.pos.span(target)])
+            elif isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(self.flow.get(target_names(target)[0]), Built):
+                pass  # a store on a model: what it holds next is flow_stores.py's
             else:
                 for name in target_names(target):
                     self._bind(name, None, node.lineno)
@@ -413,6 +428,7 @@ class Collector:
         return self.load_calls[id(node)]
 
     def _visit_call(self, node: ast.Call) -> None:
+        record_call(self, node)
         name = dotted_name(node.func)
         if name is not None and "." in name:
             head, _, tail = name.rpartition(".")

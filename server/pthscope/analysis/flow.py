@@ -6,8 +6,9 @@ Values (`Value`):
 - a `str`: a path (or any string) known statically (`"runs/a.pth"`, `ROOT / "best.pth"`);
 - `Loaded(load, keys)`: what the `load`-th `torch.load` call of the file returned, or the entry
   `keys` inside it (`ckpt["state_dict"]`); `optional` marks keys `.get(k, ckpt)` may skip;
-- `Built(callee, scope, line)`: the object a call made (`net = SmallResNet()`); a model's weights
-  come from the `load_state_dict` calls on it;
+- `Built(callee, scope, line, stores)`: the object a call made (`net = SmallResNet()`); a model's
+  weights come from the `load_state_dict` calls on it; `stores` are the lines of the statements
+  that replaced a submodule of it since (`net.fc = nn.Linear(32, 5)`): another model from there;
 - `Param(function, name)`: a parameter of a function of this file, resolved after the walk from
   what the calls in the file pass (`resolve_params`);
 - `UNCLEAR`: anything else: a value that depends on a branch, a loop variable, a computed dict.
@@ -41,11 +42,13 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Built:
-    """The object the call of `callee` assigned on `line` (0-based) of `scope` made."""
+    """The object the call of `callee` assigned on `line` (0-based) of `scope` made, after the
+    submodule stores on the (0-based) lines `stores` (`model.fc = nn.Linear(32, 5)`)."""
 
     callee: str
     scope: str
     line: int
+    stores: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

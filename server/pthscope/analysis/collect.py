@@ -40,7 +40,7 @@ from .facts import (
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
 from .flow import UNCLEAR, Built, Flow, Param, Value
-from .flow_stores import DictEdit, record_call, record_stores
+from .flow_stores import DictEdit, record_call, record_stores, root_name
 from .flow_values import is_key_access, record_key_ref, value_of
 from .flow_walk import (
     parameter_values,
@@ -237,7 +237,7 @@ class Collector:
                 chain = attr_chain(target)
                 if chain and chain[0] not in self.loop_bound and chain[0] != "self":
                     self._add_op(chain[0], "replace", chain[1], True, [self.pos.span(target)])
-            elif isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(self.flow.get(target_names(target)[0]), Built):
+            elif isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(self.flow.get(root_name(target) or ""), Built):
                 pass  # a store on a model: what it holds next is flow_stores.py's
             else:
                 for name in target_names(target):

@@ -249,7 +249,8 @@ def _store(interp: Interpreter, file: SourceFile, model: object, line: int) -> s
     """`model.fc = <expr>` on `line` done on the built model as torch's `__setattr__` does it (a
     child replaced keeps its place); why not, when the value is not a module known here or the
     store does not land (an index the evaluator does not model)."""
-    store = next((n for n in ast.walk(file.tree) if isinstance(n, ast.Assign) and n.lineno - 1 == line), None)
+    found = [n for n in ast.walk(file.tree) if isinstance(n, ast.Assign) and n.lineno - 1 == line]
+    store = found[0] if len(found) == 1 else None  # two on a line (`a.x = 1; m.fc = f`): not told apart
     target = store.targets[0] if store is not None and len(store.targets) == 1 else None
     root = target
     while isinstance(root, (ast.Attribute, ast.Subscript)):

@@ -34,7 +34,8 @@ _DICT_EDITS = frozenset({"pop", "update", "clear", "popitem", "setdefault", "__s
 # Calls that take a loaded dict without changing it.
 _READS = frozenset({
     "print", "len", "list", "tuple", "sorted", "set", "dict", "isinstance", "str", "repr", "type",
-    "id", "any", "all", "enumerate", "zip", "torch.save", "logging.info", "pprint", "pprint.pprint",
+    "id", "any", "all", "enumerate", "zip", "iter", "next", "hasattr", "getattr", "torch.save",
+    "logging.info", "logger.info", "log.info", "pprint", "pprint.pprint",
 })  # fmt: skip
 
 
@@ -71,7 +72,7 @@ def record_call(c: Collector, node: ast.Call) -> None:
         _edit(c, func.value, _key(node.args[0]) if literal else None)
     name = dotted_name(func)
     if name in ("setattr", "delattr") and node.args:
-        root = _root(node.args[0])
+        root = root_name(node.args[0])
         if root is not None and isinstance(c.flow.get(root), (Built, Loaded)):
             c.flow.set(root, UNCLEAR)
         return
@@ -85,7 +86,7 @@ def record_call(c: Collector, node: ast.Call) -> None:
 def _store(c: Collector, target: ast.expr, node: ast.stmt) -> None:
     if _is_flag(target):
         return  # a flag, not the model's state (flag_ops.py)
-    root = _root(target)
+    root = root_name(target)
     held = c.flow.get(root) if root else None
     if isinstance(held, Built) and root is not None:
         modelled = attr_chain(target) is not None and isinstance(node, ast.Assign) and len(node.targets) == 1
@@ -125,7 +126,8 @@ def _is_flag(target: ast.expr) -> bool:
     return isinstance(target, ast.Attribute) and target.attr == "requires_grad"
 
 
-def _root(node: ast.expr) -> str | None:
+def root_name(node: ast.expr) -> str | None:
+    """The name an attribute or item chain starts from: `model` of `model.blocks[i].fc`."""
     while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None

@@ -259,11 +259,12 @@ def _store(interp: Interpreter, file: SourceFile, model: object, line: int) -> s
         return f"the model is changed on line {line + 1} in a way not known here"
     frame = construction_frame(interp, file, store.value)
     frame.env[root.id] = model  # the model as built and changed so far, not a new construction
-    value = interp.eval(store.value, frame)
-    if isinstance(value, ModuleValue):
-        interp.assign(target, value, frame, store.value)
-        if interp.eval(target, frame) is value:
-            return None
+    with contextlib.suppress(Raised, Returned):
+        value = interp.eval(store.value, frame)
+        if isinstance(value, ModuleValue):
+            interp.assign(target, value, frame, store.value)
+            if interp.eval(target, frame) is value:
+                return None
     return f"`{ast.unparse(target)}` is set on line {line + 1} to a module not known here"
 
 

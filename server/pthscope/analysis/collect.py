@@ -5,7 +5,8 @@ name) and `finish` keeps those that belong to model variables, so a single pass 
 statement order within each function and what each name holds (flow.py: the branches of an `if`,
 a loop, a `try` are joined), which is how code is tied to the checkpoint it reads.
 torch.load/save and load_state_dict calls become facts in torch_calls.py, values and the keys read
-from loaded checkpoints in flow_values.py, parameter loops and freezing helpers in flag_ops.py;
+from loaded checkpoints in flow_values.py, in-place changes (a model's submodule replaced, a
+loaded dict edited) in flow_stores.py, parameter loops and freezing helpers in flag_ops.py;
 node shapes are read by ast_shapes.py.
 """
 

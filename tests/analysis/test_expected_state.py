@@ -367,3 +367,57 @@ def test_a_statement_attaching_a_module_made_by_a_helper_has_its_keys() -> None:
     assert helper == [k for k in real if ".conv1." in k or ".conv2." in k]  # where it is made: every one
     # A layer made where it is attached has only its own keys there.
     assert keys_at("        self.fc = nn.Linear(width * 4 * block.expansion, num_classes)") == ["fc.weight", "fc.bias"]
+
+
+STORES = """\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, n=10):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.classifier = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, n))
+        self.fc = nn.Linear(8, n)
+        self.tail = nn.Linear(n, 2)
+
+
+model = Net()
+{stores}
+"""
+
+
+@pytest.mark.parametrize("stores", [
+    "model.fc = nn.Linear(model.fc.in_features, 5)\nmodel.tail = nn.Linear(5, 3)",  # in place, in_features read
+    "model.classifier[2] = nn.Linear(8, 3)",  # an index into a Sequential
+    "model.extra = nn.Linear(2, 2)\nmodel.classifier = nn.Identity()",  # added last; replaced by no tensors
+    "model.fc = nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 10))",  # a module of another kind
+])  # fmt: skip
+def test_stores_after_the_construction_are_replayed_in_torchs_order(tmp_path: Path, stores: str) -> None:
+    """`model.fc = <module>` after the construction: the derived state_dict is that of the model
+    the statements leave, keys in torch's order (a replaced child keeps its place)."""
+    text = STORES.format(stores=stores)
+    path = tmp_path / "script.py"
+    path.write_text(text)
+    lines = [i for i, line in enumerate(text.splitlines()) if line.startswith("model.")]
+    expected = expected_state_dict(text, str(path), (str(tmp_path),), "Net",
+                                   call_line=text.splitlines().index("model = Net()"), stores=lines)  # fmt: skip
+    namespace: dict[str, object] = {}
+    exec(compile(text, str(path), "exec"), namespace)  # our own test text, run for real
+    model = namespace["model"]
+    assert isinstance(model, torch.nn.Module)
+    assert not expected.unknown
+    assert {k: v.shape for k, v in expected.tensors.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert_matches(expected, model)
+
+
+@pytest.mark.parametrize("stores", ["model.fc = make()", "model.fc = nn.Linear(8, 5); model.tail = nn.Linear(5, 2)",
+                                    "model.fc.weight = nn.Parameter(torch.zeros(5, 8))"])  # fmt: skip
+def test_a_store_not_known_here_leaves_no_derivation(tmp_path: Path, stores: str) -> None:
+    text = STORES.format(stores=stores)
+    path = tmp_path / "script.py"
+    path.write_text(text)
+    line = text.splitlines().index(stores)
+    expected = expected_state_dict(text, str(path), (str(tmp_path),), "Net",
+                                   call_line=text.splitlines().index("model = Net()"), stores=[line])  # fmt: skip
+    assert expected.error is not None and f"line {line + 1}" in expected.error

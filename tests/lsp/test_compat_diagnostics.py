@@ -262,7 +262,7 @@ model = Configured(layers)
 model.load_state_dict(torch.load("runs/configured.pth", weights_only=True))
 """
     changed = SCRIPT.format(args="num_classes=1000", file="net.pth", strict="").replace(
-        "sd = torch", "model.fc = torch.nn.Linear(16, 10)\nsd = torch")
+        "sd = torch", "setattr(model, \"fc\", torch.nn.Linear(16, 10))\nsd = torch")
     for name, text in (("unknown_part", unknown), ("changed_model", changed)):
         path = compat_workspace / f"{name}.py"
         path.write_text(text)

@@ -5,7 +5,8 @@ name) and `finish` keeps those that belong to model variables, so a single pass 
 statement order within each function and what each name holds (flow.py: the branches of an `if`,
 a loop, a `try` are joined), which is how code is tied to the checkpoint it reads.
 torch.load/save and load_state_dict calls become facts in torch_calls.py, values and the keys read
-from loaded checkpoints in flow_values.py, parameter loops and freezing helpers in flag_ops.py;
+from loaded checkpoints in flow_values.py, in-place changes (a model's submodule replaced, a
+loaded dict edited) in flow_stores.py, parameter loops and freezing helpers in flag_ops.py;
 node shapes are read by ast_shapes.py.
 """
 
@@ -40,6 +41,7 @@ from .facts import (
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
 from .flow import UNCLEAR, Built, Flow, Param, Value
+from .flow_stores import DictEdit, record_call, record_stores, root_name
 from .flow_values import is_key_access, record_key_ref, value_of
 from .flow_walk import (
     parameter_values,
@@ -112,12 +114,18 @@ class Collector:
         # (var, path, node, value) of every attribute path; spans are made only for those kept.
         self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST, Value | None]] = []
         self.candidates: dict[str, tuple[str, ...]] = {}
+        # Edits of loaded dicts so far, and the statement lists being walked (flow_stores.py).
+        self.dict_edits: list[DictEdit] = []
+        self.blocks: tuple[int, ...] = ()
 
     # ----------------------------------------------------------------- statements
 
     def visit_body(self, body: list[ast.stmt]) -> None:
+        outer = self.blocks
+        self.blocks = (*outer, id(body))
         for stmt in body:
             self.visit_stmt(stmt)
+        self.blocks = outer
 
     def visit_stmt(self, node: ast.stmt) -> None:
         previous = self.stmt
@@ -138,8 +146,9 @@ class Collector:
                 self.facts.statements.append(
                     Statement(self.scope, span, self.pos.indent_of(node.lineno))
                 )
+            stores = isinstance(node, (ast.Assign, ast.AnnAssign))
             for field_name, value in ast.iter_fields(node):
-                if field_name in ("body", "orelse", "finalbody"):
+                if field_name in ("body", "orelse", "finalbody") or (stores and field_name in ("targets", "target")):
                     continue
                 self._visit_field(value)
             # After the right-hand side: what it evaluates to is known by then.
@@ -147,6 +156,11 @@ class Collector:
                 self._visit_assign(node)
             elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
                 self.flow.set(node.target.id, UNCLEAR)
+            record_stores(self, node)
+            if isinstance(node, ast.Assign):  # a stored attribute is what it holds now
+                self._visit_field(node.targets)
+            elif isinstance(node, ast.AnnAssign):
+                self._visit_field(node.target)
             elif isinstance(node, (ast.With, ast.AsyncWith)):
                 self._bind_with_items(node)
             for block in ("body", "orelse", "finalbody", "handlers", "cases"):
@@ -240,6 +254,8 @@ class Collector:
                 chain = attr_chain(target)
                 if chain and chain[0] not in self.loop_bound and chain[0] != "self":
                     self._add_op(chain[0], "replace", chain[1], True, [self.pos.span(target)])
+            elif isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(self.flow.get(root_name(target) or ""), Built):
+                pass  # a store on a model: what it holds next is flow_stores.py's
             else:
                 for name in target_names(target):
                     self._bind(name, None, node.lineno)
@@ -435,6 +451,7 @@ class Collector:
         return self.load_calls[id(node)]
 
     def _visit_call(self, node: ast.Call) -> None:
+        record_call(self, node)
         name = dotted_name(node.func)
         if name is not None and "." in name:
             head, _, tail = name.rpartition(".")

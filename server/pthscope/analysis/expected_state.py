@@ -178,9 +178,11 @@ def expected_state_dict(
     call_line: int | None = None,
     sources: ModelSources | None = None,
     wrappers: tuple[str, ...] = (),
+    stores: Sequence[int] = (),
 ) -> ExpectedStateDict:
-    """The expected state_dict of `class_name(call_args)` (or of the call on `call_line`),
-    inside `wrappers` (flow.WRAPPED_AS' paths, outermost first: `nn.DataParallel(model)`)."""
+    """The expected state_dict of `class_name(call_args)` (or of the call on `call_line`), after
+    the submodule stores on the lines `stores` (`model.fc = nn.Linear(32, 5)`, in order), inside
+    `wrappers` (flow.WRAPPED_AS' paths, outermost first: `nn.DataParallel(model)`)."""
     sources = sources or ModelSources(tuple(workspace_folders))
     file = sources.document(source, path)
     name = class_name or "?"
@@ -195,6 +197,10 @@ def expected_state_dict(
             call, frame = found
             name = class_name or ast.unparse(call.func)
             value = call_node(interp, call, frame)
+            for line in stores:
+                replaced = _store(interp, file, value, line)
+                if isinstance(replaced, str):
+                    return ExpectedStateDict(name, error=replaced)
             for wrapper in reversed(wrappers) if isinstance(value, ModuleValue) else ():
                 value = _wrapped(wrapper, value)
                 name = f"{'torch.compile' if wrapper == 'torch.compile' else wrapper.rsplit('.', 1)[-1]}({name})"
@@ -253,7 +259,30 @@ def _call_on_line(interp: Interpreter, file: SourceFile, class_name: str | None,
     return None
 
 
-def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) -> Frame:
+def _store(interp: Interpreter, file: SourceFile, model: object, line: int) -> str | None:
+    """`model.fc = <expr>` on `line` done on the built model as torch's `__setattr__` does it (a
+    child replaced keeps its place); why not, when the value is not a module known here or the
+    store does not land (an index the evaluator does not model)."""
+    found = [n for n in ast.walk(file.tree) if isinstance(n, ast.Assign) and n.lineno - 1 == line]
+    store = found[0] if len(found) == 1 else None  # two on a line (`a.x = 1; m.fc = f`): not told apart
+    target = store.targets[0] if store is not None and len(store.targets) == 1 else None
+    root = target
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        root = root.value
+    if store is None or target is None or not isinstance(root, ast.Name) or not isinstance(model, ModuleValue):
+        return f"the model is changed on line {line + 1} in a way not known here"
+    frame = construction_frame(interp, file, store.value)
+    frame.env[root.id] = model  # the model as built and changed so far, not a new construction
+    with contextlib.suppress(Raised, Returned):
+        value = interp.eval(store.value, frame)
+        if isinstance(value, ModuleValue):
+            interp.assign(target, value, frame, store.value)
+            if interp.eval(target, frame) is value:
+                return None
+    return f"`{ast.unparse(target)}` is set on line {line + 1} to a module not known here"
+
+
+def construction_frame(interp: Interpreter, file: SourceFile, call: ast.expr) -> Frame:
     """The names visible at `call`: module globals, and the straight-line code before it in its
     function (parameters not known) or `if __name__ == "__main__":` block."""
     module = interp.module_frame(file)
@@ -271,7 +300,7 @@ def construction_frame(interp: Interpreter, file: SourceFile, call: ast.Call) ->
     return frame
 
 
-def _innermost_function(file: SourceFile, call: ast.Call) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def _innermost_function(file: SourceFile, call: ast.expr) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     best = None
     for node in file.functions():
         if _contains(node, call) and (best is None or node.lineno >= best.lineno):
@@ -284,7 +313,7 @@ def _contains(stmt: ast.AST, node: ast.AST) -> bool:
     return start <= node.lineno <= end and stmt is not node  # type: ignore[attr-defined]
 
 
-def _run_until(interp: Interpreter, body: list[ast.stmt], call: ast.Call, frame: Frame) -> None:
+def _run_until(interp: Interpreter, body: list[ast.stmt], call: ast.expr, frame: Frame) -> None:
     for stmt in body:
         if not _contains(stmt, call):
             if stmt.lineno > call.lineno:

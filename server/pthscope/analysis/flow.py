@@ -6,8 +6,9 @@ Values (`Value`):
 - a `str`: a path (or any string) known statically (`"runs/a.pth"`, `ROOT / "best.pth"`);
 - `Loaded(load, keys)`: what the `load`-th `torch.load` call of the file returned, or the entry
   `keys` inside it (`ckpt["state_dict"]`); `optional` marks keys `.get(k, ckpt)` may skip;
-- `Built(callee, scope, line)`: the object a call made (`net = SmallResNet()`); a model's weights
-  come from the `load_state_dict` calls on it;
+- `Built(callee, scope, line, stores)`: the object a call made (`net = SmallResNet()`); a model's
+  weights come from the `load_state_dict` calls on it; `stores` are the lines of the statements
+  that replaced a submodule of it since (`net.fc = nn.Linear(32, 5)`): another model from there;
 - `Param(function, name)`: a parameter of a function of this file, resolved after the walk from
   what the calls in the file pass (`resolve_params`);
 - `UNCLEAR`: anything else: a value that depends on a branch, a loop variable, a computed dict.
@@ -41,7 +42,8 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class Built:
-    """The object the call of `callee` assigned on `line` (0-based) of `scope` made, seen
+    """The object the call of `callee` assigned on `line` (0-based) of `scope` made, after the
+    submodule stores on the (0-based) lines `stores` (`model.fc = nn.Linear(32, 5)`), seen
     through `wrappers` (outermost first, `WRAPPED_AS`' paths: `nn.DataParallel(model)` holds the
     same parameters, its state_dict's keys under `module.`; None: a wrapper not recognised, so
     its keys are not known). `copied`: (line, column) of the `copy.deepcopy` that made this
@@ -52,6 +54,7 @@ class Built:
     line: int
     wrappers: tuple[str, ...] | None = ()
     copied: tuple[int, int] | None = None
+    stores: tuple[int, ...] = ()
 
     @property
     def model(self) -> Built:

@@ -3,10 +3,11 @@
 For a load whose model is an object a call built (`net = Net(num_classes=10)`, flow.py's
 `Built`), `expected_for_loads` derives `expected_state.expected_state_dict` of that construction
 (by its line), once per construction, and records it in `ModuleFacts.expected` by the load's
-index; a model inside wrappers (`nn.DataParallel(net)`, flow.py) has their prefixes before its keys,
-and a `copy.deepcopy` of it the same state as it. It says nothing (no entry) for a wrapper not
-recognised, and when the model may have changed between its construction and
-the load: an attribute or item of it assigned or deleted (`net.fc = nn.Linear(...)`), a method
+index. A submodule replaced after the construction (`net.fc = nn.Linear(32, 5)`, `Built.stores`)
+is replayed by the derivation; a model inside wrappers (`nn.DataParallel(net)`, flow.py) has their
+prefixes before its keys, and a `copy.deepcopy` of it the same state as it. It says nothing (no
+entry) for a wrapper not recognised, and when the model may have changed otherwise between its
+construction and the load: another attribute or item of it assigned or deleted, a method
 that is not known to leave its state_dict alone, or the model passed to a call — then what it
 holds is not what its class builds, and a check would guess.
 
@@ -64,7 +65,7 @@ def expected_for_loads(facts: ModuleFacts, tree: ast.Module, source: str,
                 sources = ModelSources(workspace_folders)
             expected = expected_state_dict(source, facts.file_path, workspace_folders, target.callee,
                                            call_line=target.line, sources=sources,
-                                           wrappers=target.wrappers)  # fmt: skip
+                                           wrappers=target.wrappers, stores=target.stores)  # fmt: skip
             expected.by_lines()  # here, not in a hover
             built[shape] = expected, stamp(expected)
         expected, stamped = built[shape]
@@ -115,7 +116,9 @@ def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad
     if same_scope:  # only the lines after the construction, up to the load
         line_of = itemgetter(0)
         changes = changes[bisect_right(changes, first, key=line_of) : bisect_right(changes, last, key=line_of)]
-    for _, node in changes:
+    for line, node in changes:
+        if line - 1 in built.stores:  # a submodule replaced: derived with the model (flow_stores.py)
+            continue
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             if any(_rooted_at(t, roots) and not isinstance(t, ast.Name) for t in targets):

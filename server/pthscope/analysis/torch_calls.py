@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
-from .flow import Loaded, Value
+from .flow import UNCLEAR, Loaded, Value
+from .flow_stores import edits_for
 from .flow_values import value_of
 from .module_attributes import saved_object
 from .source import Positions
@@ -145,6 +146,12 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
     if isinstance(inner, ast.Name):
         source_var = inner.id
     source = value_of(c, arg) if arg is not None else None
+    if isinstance(source, Loaded):  # a dict edited since it was loaded (flow_stores.py)
+        removed = edits_for(c, source)
+        if removed is None:
+            source = UNCLEAR
+        else:
+            drops = (*drops, *(key for key in removed if key not in drops))
     path: CheckpointPath | None = None
     if isinstance(source, Loaded):
         path = c.facts.torch_loads[source.load].path

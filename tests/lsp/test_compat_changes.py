@@ -1,0 +1,270 @@
+"""PTH008 and the hovers when the model or the loaded dict is changed in place before the load.
+
+A replaced submodule (`model.fc = nn.Linear(16, 5)`, the transfer-learning idiom) is replayed on
+the model the class builds; a loaded dict edited with literal keys (`del sd["fc.weight"]`) leaves
+those keys out. Anything else — keys from a loop or a variable, a store pthscope cannot
+evaluate, `setattr`, a change inside an `if` — makes the load unclear: nothing is said about it.
+Each script is run with torch in the same test (its `load_state_dict` calls recorded), and what
+the server says at each load is checked against that: a diagnostic only where torch raises, with
+torch's counts, and "k/n tensors match" with torch's missing keys where it loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+import torch
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from .code_intel import PYTHON_SERVER, hover_text, initialize, open_document, utf16_position
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MODELS = '''\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10, hidden=16):
+        super().__init__()
+        self.stem = nn.Linear(8, hidden)
+        self.blocks = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.fc = nn.Linear(hidden, num_classes)
+        self.out = nn.Linear(num_classes, 2)
+'''
+
+HEAD = """\
+import torch
+import torch.nn as nn
+from change_models import Net
+
+"""
+# Loaded last in every script: once its hover answers, the file's checks are made.
+CONTROL = """
+ctrl = Net()
+ctrl.load_state_dict(torch.load("runs/net.pth", weights_only=True))
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("changes")
+    (root / "change_models.py").write_text(MODELS)
+    sys.path.insert(0, str(root))
+    import change_models  # type: ignore[import-not-found]
+
+    runs = root / "runs"
+    runs.mkdir()
+    torch.manual_seed(0)
+    torch.save(change_models.Net().state_dict(), runs / "net.pth")
+    torch.save(change_models.Net(num_classes=1000).state_dict(), runs / "head1000.pth")
+    torch.save({"model": change_models.Net(num_classes=1000).state_dict(), "epoch": 300}, runs / "train.pth")
+    torch.save(torch.nn.Linear(16, 10), runs / "head.pt")  # a whole module
+    tuned = change_models.Net(num_classes=1000)
+    tuned.fc = torch.nn.Linear(16, 5)
+    torch.save(tuned.state_dict(), runs / "tuned.pth")
+    tuned.blocks[2] = torch.nn.Linear(16, 4)
+    torch.save(tuned.state_dict(), runs / "tuned_block.pth")
+    return root
+
+
+@pytest_lsp.fixture(config=PYTHON_SERVER, scope="module")
+async def client(lsp_client: LanguageClient, workspace: Path):
+    await initialize(lsp_client, workspace)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def torch_loads(root: Path, path: Path) -> dict[int, dict[str, Any]]:
+    """Run the script with torch; each `load_state_dict` call's outcome by its 0-based line."""
+    outcomes: dict[int, dict[str, Any]] = {}
+    original = torch.nn.Module.load_state_dict
+
+    def recorded(self: torch.nn.Module, state: Any, strict: bool = True, **kw: Any) -> Any:
+        line = sys._getframe(1).f_lineno - 1
+        try:
+            result = original(self, state, strict=strict, **kw)
+        except RuntimeError as error:
+            text = str(error)
+            outcomes[line] = {"raises": True, "mismatches": text.count("size mismatch for"),
+                              "missing": _listed(text, "Missing"), "unexpected": _listed(text, "Unexpected")}  # fmt: skip
+            return None
+        outcomes[line] = {"raises": False, "missing": len(result.missing_keys),
+                          "unexpected": len(result.unexpected_keys), "total": len(self.state_dict())}  # fmt: skip
+        return result
+
+    torch.nn.Module.load_state_dict = recorded  # type: ignore[method-assign]
+    try:
+        with contextlib.chdir(root):
+            runpy.run_path(str(path), run_name="__main__")
+    finally:
+        torch.nn.Module.load_state_dict = original  # type: ignore[method-assign]
+    return outcomes
+
+
+def _listed(text: str, what: str) -> int:
+    found = re.search(rf"{what} key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", text, re.S)
+    return found.group(1).count('"') // 2 if found else 0
+
+
+async def server_claims(client: LanguageClient, uri: str, text: str) -> dict[int, tuple[str | None, str | None]]:
+    """(the PTH008 message, the load_state_dict hover) at each load, once the control load's
+    check is made."""
+    lines = [i for i, line in enumerate(text.splitlines()) if "load_state_dict(" in line]
+    control = types.Position(line=lines[-1], character=text.splitlines()[lines[-1]].index("load_state_dict") + 3)
+    for _ in range(200):
+        if await hover_text(client, uri, control) is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the control load was never checked")
+    await asyncio.sleep(0.2)  # the diagnostics of that analysis
+    published = client.published[uri][-1].diagnostics  # type: ignore[attr-defined]
+    claims = {}
+    for line in lines[:-1]:
+        at = types.Position(line=line, character=text.splitlines()[line].index("load_state_dict") + 3)
+        messages = [d.message for d in published if d.code == "PTH008" and d.range.start.line == line]
+        shown = await hover_text(client, uri, at)
+        claims[line] = (messages[0] if messages else None, shown.replace("\\", "") if shown else None)
+    return claims
+
+
+def check_against_torch(claim: tuple[str | None, str | None], truth: dict[str, Any]) -> None:
+    """What the server says at a load agrees with what torch did there."""
+    message, shown = claim
+    assert shown is not None, "the load was not checked"
+    summary = re.search(r"(\d+)/(\d+) tensors match(?:; (\d+) missing)?(?:, (\d+) unexpected)?", shown)
+    assert summary, shown
+    if truth["raises"]:
+        assert message is not None and "would raise" in message, (message, truth)
+        assert f"{truth['mismatches']} shape mismatch" in message if truth["mismatches"] else "mismatch" not in message
+        assert int(summary.group(3) or 0) == truth["missing"], (shown, truth)
+        return
+    assert message is None or "would raise" not in message, (message, truth)
+    matched, total = int(summary.group(1)), int(summary.group(2))
+    assert (total, int(summary.group(3) or 0)) == (truth["total"], truth["missing"]), (shown, truth)
+    assert matched == truth["total"] - truth["missing"], (shown, truth)
+
+
+async def _run(client: LanguageClient, workspace: Path, name: str, body: str) -> tuple[str, str, dict, dict]:
+    text = HEAD + body + CONTROL
+    path = workspace / f"{name}.py"
+    path.write_text(text)
+    truth = torch_loads(workspace, path)
+    uri = open_document(client, path, text)
+    return text, uri, truth, await server_claims(client, uri, text)
+
+
+CHECKED = [
+    # a replaced head: the 10-class file now loads into the 1000-class construction
+    ("replaced_head", 'model = Net(num_classes=1000)\nmodel.fc = nn.Linear(16, 10)\nmodel.out = nn.Linear(10, 2)\n'
+                      'model.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    # the torchvision idiom, with in_features read from the layer it replaces
+    ("in_features", 'model = Net(num_classes=1000)\nmodel.load_state_dict(torch.load("runs/head1000.pth", weights_only=True))\n'
+                    'model.fc = nn.Linear(model.fc.in_features, 5)\n'
+                    'model.load_state_dict(torch.load("runs/tuned.pth", weights_only=True))\n'),
+    # a head made by a function of the script
+    ("helper_head", 'def head(n):\n    return nn.Sequential(nn.Linear(16, n))[0]\n\n'
+                    'model = Net(num_classes=1000)\nmodel.fc = head(10)\nmodel.out = nn.Linear(10, 2)\n'
+                    'model.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    # a replaced head of the wrong size still raises, with torch's counts
+    ("wrong_head", 'model = Net()\nmodel.fc = nn.Linear(16, 7)\n'
+                   'model.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    # an index into a Sequential, and a module added after the others
+    ("indexed", 'model = Net(num_classes=1000)\nmodel.fc = nn.Linear(16, 5)\nmodel.blocks[2] = nn.Linear(16, 4)\n'
+                'model.load_state_dict(torch.load("runs/tuned_block.pth", weights_only=True))\n'),
+    ("added", 'model = Net()\nmodel.extra = nn.Linear(2, 2)\nmodel.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    # literal keys deleted from the loaded dict: left out, as torch reports them missing
+    ("deleted_keys", 'sd = torch.load("runs/head1000.pth", weights_only=True)\ndel sd["fc.weight"]\nsd.pop("fc.bias")\n'
+                     'del sd["out.weight"], sd["out.bias"]\n'
+                     'model = Net()\nmodel.load_state_dict(sd, strict=False)\n'),
+    ("deleted_strict", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nsd = ckpt["model"]\ndel sd["fc.weight"]\n'
+                       'model = Net(num_classes=1000)\nmodel.load_state_dict(ckpt["model"])\n'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "body"), CHECKED)
+async def test_a_change_that_is_modelled_agrees_with_torch(
+    client: LanguageClient, workspace: Path, name: str, body: str
+) -> None:
+    text, _, truth, claims = await _run(client, workspace, name, body)
+    for line, claim in claims.items():
+        check_against_torch(claim, truth[line])
+
+
+UNCLEAR = [
+    # the DeiT/MAE/timm fine-tune: keys from a loop, deleted under a condition
+    ("deit", 'model = Net()\ncheckpoint = torch.load("runs/train.pth", weights_only=True)\n'
+             'checkpoint_model = checkpoint["model"]\nstate_dict = model.state_dict()\n'
+             'for k in ["fc.weight", "fc.bias", "out.weight"]:\n'
+             '    if k in checkpoint_model and checkpoint_model[k].shape != state_dict[k].shape:\n'
+             '        del checkpoint_model[k]\n'
+             'model.load_state_dict(checkpoint_model, strict=False)\n'),
+    ("conditional_del", 'import sys\nsd = torch.load("runs/head1000.pth", weights_only=True)\n'
+                        'if sys.argv:\n    del sd["fc.weight"], sd["fc.bias"], sd["out.weight"]\n'
+                        'model = Net()\nmodel.load_state_dict(sd, strict=False)\n'),
+    ("stored_key", 'sd = torch.load("runs/head1000.pth", weights_only=True)\nsd["fc.weight"] = torch.zeros(10, 16)\n'
+                   'sd.update({"fc.bias": torch.zeros(10), "out.weight": torch.zeros(2, 10)})\n'
+                   'model = Net()\nmodel.load_state_dict(sd)\n'),
+    ("helper", 'def fix(d):\n    for k in [k for k in d if k.startswith(("fc.", "out.w"))]:\n        d.pop(k)\n\n'
+               'sd = torch.load("runs/head1000.pth", weights_only=True)\nfix(sd)\n'
+               'model = Net()\nmodel.load_state_dict(sd, strict=False)\n'),
+    # stores the evaluator cannot replay
+    ("not_evaluable", 'model = Net(num_classes=1000)\nmodel.fc = torch.load("runs/head.pt", weights_only=False)\n'
+                      'model.out = nn.Linear(10, 2)\nmodel.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    ("setattr", 'model = Net(num_classes=1000)\nsetattr(model, "fc", nn.Linear(16, 10))\nmodel.out = nn.Linear(10, 2)\n'
+                'model.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+    ("branch", 'import sys\nmodel = Net(num_classes=1000)\nif sys.argv:\n    model.fc = nn.Linear(16, 10)\n'
+               '    model.out = nn.Linear(10, 2)\nmodel.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "body"), UNCLEAR)
+async def test_a_change_that_is_not_clear_gets_nothing(
+    client: LanguageClient, workspace: Path, name: str, body: str
+) -> None:
+    """Torch loads each of these; a check of the file against the class alone would say it
+    raises. Nothing is said instead."""
+    text, _, truth, claims = await _run(client, workspace, name, body)
+    for line, (message, shown) in claims.items():
+        assert not truth[line]["raises"], truth[line]  # the scripts are right
+        assert message is None, message
+        assert shown is None, shown
+
+
+async def test_hovers_after_a_replaced_head_show_the_new_one(client: LanguageClient, workspace: Path) -> None:
+    """After `model.fc = nn.Linear(...)` the hovers on `model.fc` are about the new head (the
+    file saved from it), not the one the earlier load filled."""
+    body = ('model = Net(num_classes=1000)\nmodel.load_state_dict(torch.load("runs/head1000.pth", weights_only=True))\n'
+            'old = model.fc.weight.shape\nmodel.fc = nn.Linear(model.fc.in_features, 5)\n'
+            'new = model.fc.weight.shape\ncount = sum(p.numel() for p in model.fc.parameters())\n'
+            'torch.save(model.state_dict(), "runs/saved_tuned.pth")\n')  # fmt: skip
+    text = HEAD + body + CONTROL
+    path = workspace / "hovers.py"
+    path.write_text(text)
+    with contextlib.chdir(workspace):
+        ran = runpy.run_path(str(path), run_name="__main__")
+    uri = open_document(client, path, text)
+    await server_claims(client, uri, text)
+
+    async def shown(needle: str, occurrence: int = 0) -> str:
+        for _ in range(100):
+            found = await hover_text(client, uri, utf16_position(text, needle, 1, occurrence))
+            if found is not None:
+                return found.replace("\\", "")
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no hover on {needle}")
+
+    assert f"Tensor[{', '.join(map(str, ran['old']))}]" in await shown("weight.shape")
+    assert f"Tensor[{', '.join(map(str, ran['new']))}]" in await shown("weight.shape", 1)
+    assert f"| {ran['count']:,} |" in await shown("fc.parameters")
+    assert f"| {ran['count']:,} |" in await shown("fc = nn")  # the stored attribute: the new head

@@ -99,6 +99,9 @@ def compat_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(torch.compile(net).state_dict(), runs / "compiled.pth")
     torch.save({"state_dict": {"model." + k: v for k, v in sd.items()}, "epoch": 4,
                 "global_step": 40, "pytorch-lightning_version": "2.4.0"}, runs / "lightning.ckpt")  # fmt: skip
+    # A LightningModule with a weighted loss: `loss_fn.weight` is in its state_dict, outside `model.`.
+    torch.save({"state_dict": {**{"model." + k: v for k, v in sd.items()}, "loss_fn.weight": torch.ones(10)},
+                "epoch": 4}, runs / "lightning_loss.ckpt")  # fmt: skip
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for p in net.parameters():
         p.grad = torch.ones_like(p)
@@ -326,6 +329,40 @@ async def test_a_fix_makes_it_load(
     run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+async def test_the_prefix_fix_leaves_out_the_keys_outside_the_prefix(
+    client: LanguageClient, compat_workspace: Path
+) -> None:
+    """62 of 63 keys under 'model.' and a loss's weight: stripping the prefix alone would leave
+    `loss_fn.weight` unexpected; the fix keeps only the keys under the prefix and says so."""
+    text = SCRIPT.format(args="", file="lightning_loss.ckpt", strict="")
+    path = compat_workspace / "fix_lightning_loss.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    found = [d for d in await _settled(client, uri) if d.code == "PTH008"]
+    assert len(found) == 1 and "13 of 14 keys there start with 'model.'" in found[0].message, found
+    assert "keeping only those, stripped, 13 of 13 tensors match" in found[0].message, found[0].message
+    line = utf16_position(text, "load_state_dict").line
+    offered = await code_actions(client, uri, line)
+    title = "Load ['state_dict'], strip the 'model.' prefix, leaving out the 1 key outside it"
+    action = next(a for a in offered if a.title == title)
+    assert action.is_preferred
+    resolved = await client.code_action_resolve_async(action)
+    fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
+    assert ('model.load_state_dict({k.removeprefix("model."): v for k, v in sd["state_dict"].items() '
+            'if k.startswith("model.")})') in fixed, fixed
+    change_document(client, uri, 2, fixed)
+    after = await published(client, uri, lambda p: p.version == 2)
+    assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics
+    shown = ((await load_hover(client, uri, fixed)) or "").replace("\\", "")
+    assert "13/13 tensors match" in shown, shown
+    # torch agrees: the fixed script loads (strict) and has the checkpoint's weights.
+    path.write_text(fixed + 'print(torch.equal(model.fc.weight, sd["state_dict"]["model.fc.weight"]))\n')
+    run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True", run.stdout
 
 
 @pytest.mark.parametrize("strict", ["", ", strict=True", ", strict=False"])

@@ -145,7 +145,8 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     is kept on the view and used again while the expected state_dict's stamp is the same (an
     edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
     would have to be made and `compute` is False."""
-    slot = f"compat-result|{load.renames}|{load.drops}|{load.strict is not False}|" + "\0".join(keys)
+    slot = (f"compat-result|{load.renames}|{load.drops}|{load.prefixed_only}|{load.strict is not False}|"
+            + "\0".join(keys))
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
@@ -160,7 +161,8 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
         mapping = {k: v for k, v in mapping.items() if k not in dropped}
     if load.renames is not None:
         strip, add = load.renames
-        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
+        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()
+                   if not load.prefixed_only or k.startswith(strip)}
     result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
     view.memo[slot] = (stamped, result)
     return result
@@ -568,7 +570,11 @@ def _prefix_title(explanation: Explanation) -> str:
     if explanation.new_prefix:
         parts.append(f"add the {string_literal(explanation.new_prefix)} prefix")
     title = ", ".join(parts)
-    return visible(_sentence(title) + " in the checkpoint's keys" * (not explanation.path and bool(parts)))
+    title = _sentence(title) + " in the checkpoint's keys" * (not explanation.path and bool(parts))
+    if explanation.left_out:  # what the fix does to the keys outside the prefix
+        n = explanation.left_out
+        title += f", leaving out the {n} key{'s' * (n != 1)} outside it"
+    return visible(title)
 
 
 def _argument_fix(facts: ModuleFacts, check: LoadCheck) -> tuple[str, int, NameSource] | None:
@@ -626,7 +632,12 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
     add = explanation.new_prefix
     if strip and add:
         expression = (f"{{{string_literal(add, q)} + k.removeprefix({string_literal(strip, q)}): v "
-                      f"for k, v in {expression}.items()}}")
+                      f"for k, v in {expression}.items()"
+                      + (f" if k.startswith({string_literal(strip, q)})" if explanation.left_out else "") + "}")
+    elif strip and explanation.left_out:  # keys outside the prefix would be unexpected: leave them out
+        prefix = string_literal(strip, q)
+        expression = (f"{{k.removeprefix({prefix}): v for k, v in {expression}.items() "
+                      f"if k.startswith({prefix})}}")
     elif strip:
         expression = f"{{k.removeprefix({string_literal(strip, q)}): v for k, v in {expression}.items()}}"
     elif add:

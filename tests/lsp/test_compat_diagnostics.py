@@ -110,6 +110,8 @@ def compat_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                runs / "train.pth")  # fmt: skip
     torch.save(optimizer.state_dict(), runs / "optimizer.pth")
     torch.save(models.Net(num_classes=1000).state_dict(), runs / "head1000.pth")
+    torch.save({"state_dict": sd, "model_ema": sd, "epoch": 1,
+                "hyper_parameters": {"lr": 0.1, "num_classes": 10}}, runs / "ema.ckpt")  # fmt: skip
     torch.save(models.Net(hidden=32).state_dict(), runs / "wide.pth")
     torch.save(models.Net(depth=4).state_dict(), runs / "deep.pth")
     configured = models.Configured([torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)])
@@ -297,6 +299,9 @@ FIXES = [
     ("lightning", "", "lightning.ckpt", "Load ['state_dict'], strip the 'model.' prefix"),
     ("train", "", "train.pth", "Load ['model_state_dict']"),
     ("head", "num_classes=10", "head1000.pth", "Construct the model with num_classes=1000"),
+    # num_classes left at Net's default: the fix adds the keyword
+    ("head_default", "", "head1000.pth", "Construct the model with num_classes=1000"),
+    ("head_default_more", "hidden=16", "head1000.pth", "Construct the model with num_classes=1000"),
     ("wide", "hidden=16", "wide.pth", "Construct the model with hidden=32"),
     ("deep", "depth=2", "deep.pth", "Construct the model with depth=4"),
 ]
@@ -315,9 +320,13 @@ async def test_a_fix_makes_it_load(
     offered = await code_actions(client, uri, line)
     action = next(a for a in offered if a.title.startswith(title))
     assert action.is_preferred
+    # One preferred fix per finding; the fine-tuning one (a choice) never is.
+    assert len([a for a in offered if a.is_preferred]) == 1, [(a.title, a.is_preferred) for a in offered]
     resolved = await client.code_action_resolve_async(action)
     fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
     assert fixed != text
+    if name.startswith("head_default"):
+        assert f"model = Net({args + ', ' if args else ''}num_classes=1000)" in fixed, fixed
     change_document(client, uri, 2, fixed)
     after = await published(client, uri, lambda p: p.version == 2)
     assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics

@@ -90,6 +90,8 @@ def _fixes_for(
     def offer(title: str, preferred: bool = False, **fields: Any) -> None:
         payload = {"title": title, **fields}
         if _edits(facts, payload, checkpoints):
+            # One preferred fix per finding (protocol.md): the first one offered as such.
+            preferred = preferred and not any(a.is_preferred for a in out)
             out.append(CodeAction(title, QUICKFIX, payload, [diagnostic], None, preferred))
 
     if diagnostic.code == FLAGS_LOST:
@@ -146,7 +148,8 @@ def _fixes_for(
     elif diagnostic.code == compat_checks.INCOMPATIBLE_LOAD:
         check = compat_checks.check_load(facts, int(data.get("load", -1)), checkpoints)
         for n, (fix, title) in enumerate(compat_checks.available_fixes(facts, check) if check else []):
-            offer(title, n == 0, action="compat_fix", load=data.get("load", -1), fix=fix)
+            # A changed head on purpose is a choice, not the fix (protocol.md: never preferred).
+            offer(title, n == 0 and fix != "finetune", action="compat_fix", load=data.get("load", -1), fix=fix)
     elif diagnostic.code == CUDA_WITHOUT_MAP_LOCATION:
         offer("Add map_location='cpu'", True, action="map_location", torch_load=data.get("torch_load", -1))
     elif diagnostic.code == WHOLE_MODEL_SAVE:

@@ -452,3 +452,36 @@ async def test_a_checkpoint_saved_again_is_checked_again(client: LanguageClient,
     await reread(torch.load(compat_workspace / "runs" / "net.pth", weights_only=True), stamp + 2 * 10**9)
     assert views("decoded") == decoded + 1
     assert not [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]
+
+
+KEYS_SCRIPT = """\
+import torch
+
+ckpt = torch.load("runs/ema.ckpt", weights_only=True)
+a = ckpt["hparams"]
+b = ckpt["state_dict_ema"]
+"""
+
+
+async def test_a_missing_keys_fixes_are_keys_of_its_level(client: LanguageClient, compat_workspace: Path) -> None:
+    """PTH006's closest keys are keys of the dict read (not `hyper_parameters.lr`, a key of a
+    dict under it), found by a shared word part too (`model_ema` for `state_dict_ema`), and
+    each "Use" fix runs with torch."""
+    path = compat_workspace / "keys.py"
+    path.write_text(KEYS_SCRIPT)
+    uri = open_document(client, path, KEYS_SCRIPT)
+    found = await published(client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH006"]) == 2)
+    messages = {d.range.start.line: d.message for d in found.diagnostics if d.code == "PTH006"}
+    hparams, ema = utf16_position(KEYS_SCRIPT, '"hparams"').line, utf16_position(KEYS_SCRIPT, '"state_dict_ema"').line
+    assert messages[hparams].endswith("closest: 'hyper_parameters'"), messages[hparams]
+    assert "'model_ema'" in messages[ema], messages[ema]
+    for line in (hparams, ema):
+        fixes = [a for a in await code_actions(client, uri, line) if a.title.startswith("Use ")]
+        assert fixes and fixes[0].is_preferred and len([a for a in fixes if a.is_preferred]) == 1
+        for action in fixes:
+            resolved = await client.code_action_resolve_async(action)
+            fixed = apply_lsp_edits(KEYS_SCRIPT, text_edits(resolved.edit, uri)).splitlines()
+            path.write_text("\n".join([*fixed[:3], fixed[line]]) + "\n")  # the load and the fixed line
+            run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+            assert run.returncode == 0, (action.title, run.stderr)

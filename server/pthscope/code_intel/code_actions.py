@@ -214,11 +214,14 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
     offers.append((flag_title("print_parameters", var, ()), "print_parameters"))
     if facts.torch_imported and var != "self":
         optimizer = _optimizer(facts) is not None
-        if isinstance(value_at(facts, var, at), Built) and not _loads_on(facts, line):
+        value = value_at(facts, var, at)
+        if _saves_on(facts, line) or _loads_on(facts, line):
+            pass  # the line already saves or loads: no snippet
+        elif isinstance(value, Built) and value.line == line:  # protocol.md: Load on the line that builds it
             offers.append((f"Load {var}: state_dict", "load_state_dict"))
             if optimizer:
                 offers.append((f"Load {var}: training checkpoint", "load_training_checkpoint"))
-        elif not _saves_on(facts, line) and not _loads_on(facts, line):
+        else:
             offers.append((f"Save {var}: state_dict", "save_state_dict"))
             if optimizer:
                 offers.append((f"Save {var}: training checkpoint", "save_training_checkpoint"))

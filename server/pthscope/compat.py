@@ -117,6 +117,7 @@ class Explanation:
     implied: int | None = None
     keys: tuple[str, ...] = ()
     would_match: int | None = None  # tensors that load after the fix
+    left_out: int = 0  # keys not under `prefix` that the fix leaves out (strip only those)
 
 
 @dataclass
@@ -396,7 +397,7 @@ def _best_view(expected: ExpectedStateDict, checkpoint: Mapping[str, Any],
         fixed = _without_prefix(_check(_prefixed(expected, strip), renamed, metadata), strip)
     else:
         fixed = _check(expected, renamed, metadata)
-    return _View(renamed, path, fixed, _view_explanation(path, strip, add, len(renamed), share, fixed))
+    return _View(renamed, path, fixed, _view_explanation(path, strip, add, len(_at(checkpoint, path)), share, fixed))
 
 
 def _every_key_starts_with(mapping: Mapping[str, Any], prefix: str) -> bool:
@@ -481,8 +482,8 @@ def _common_prefixes(keys: list[Any]) -> list[str]:
 
 
 def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> tuple[dict[str, Any], int]:
-    """`mapping` with `strip` taken off and `add` put before its keys, and how many keys
-    started with `strip`."""
+    """`mapping` with `strip` taken off and `add` put before its keys (only the keys that start
+    with `strip`), and how many keys started with `strip`."""
     if not strip and not add:
         return dict(mapping), 0
     if not strip:
@@ -494,29 +495,31 @@ def _renamed(mapping: Mapping[str, Any], strip: str, add: str) -> tuple[dict[str
         if share == len(keys):
             stripped = map(itemgetter(slice(cut, None)), keys)
             return dict(zip(map(add.__add__, stripped) if add else stripped, mapping.values(), strict=True)), share
+    # Only the keys under the prefix, as the fix's comprehension keeps them: others (a
+    # LightningModule's `loss_fn.weight`) would be unexpected keys of the model.
     renamed = {add + k[cut:]: v for k, v in mapping.items() if isinstance(k, str) and k.startswith(strip)}
-    share = len(renamed)
-    if share < len(mapping):  # the keys without the prefix stay as they are, in their place
-        renamed = {(add + k[cut:] if isinstance(k, str) and k.startswith(strip) else k): v
-                   for k, v in mapping.items()}  # fmt: skip
-    return renamed, share
+    return renamed, len(renamed)
 
 
 def _view_explanation(path: tuple[str, ...], strip: str, add: str, total: int, share: int,
                       fixed: Compatibility) -> Explanation:  # fmt: skip
     loads = f"{fixed.matched} of {fixed.expected_total} tensors match"
+    if fixed.unexpected:
+        loads += f", {len(fixed.unexpected)} unexpected"
+    only = bool(strip) and share < total  # the fix keeps only the keys under the prefix
     parts = []
     where = "".join(f"[{p!r}]" for p in path)
     if path:
         parts.append(f"the weights are under checkpoint{where}")
     if strip:
-        every = "every key" if share == total else f"{share} of {total} keys"
+        every, verb = ("every key", "starts") if not only else (f"{share} of {total} keys", "start")
         note = KNOWN_PREFIXES.get(strip)
-        parts.append(f"{every} {'there ' if path else ''}starts with '{strip}'" +
+        parts.append(f"{every} {'there ' if path else ''}{verb} with '{strip}'" +
                      (f" ({note})" if note else ""))  # fmt: skip
     if add:
         parts.append(f"the model's keys start with '{add}' and the checkpoint's do not")
-    message = "; ".join(parts) + f"; {'with that' if not (strip or add) else 'fixed'}, {loads}"
+    how = "with that" if not (strip or add) else "keeping only those, stripped" if only else "fixed"
+    message = "; ".join(parts) + f"; {how}, {loads}"
     message = message[0].upper() + message[1:]
     if path and not (strip or add):
         kind = "wrapper"
@@ -527,7 +530,8 @@ def _view_explanation(path: tuple[str, ...], strip: str, add: str, total: int, s
     else:
         kind = "add_prefix" if not path else "wrapper"
     return Explanation(kind, message, prefix=strip or (add if kind == "add_prefix" else None),
-                       new_prefix=add or None, path=path, would_match=fixed.matched)  # fmt: skip
+                       new_prefix=add or None, path=path, would_match=fixed.matched,
+                       left_out=total - share if only else 0)  # fmt: skip
 
 
 _RNN_LAYER = re.compile(r"^(?P<prefix>(?:.+\.)?)weight_ih_l(?P<index>\d+)(?P<reverse>_reverse)?$")

@@ -247,3 +247,54 @@ async def _run(
     return await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="pthscope.insertRequiresGradCode", arguments=[arguments])
     )
+
+
+BULB_SCRIPT = """\
+import torch
+import torch.nn as nn
+from torch import optim
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+
+def freeze(model):
+    for p in model.parameters():
+        p.requires_grad = False
+
+
+net = Net()
+optimizer = optim.SGD(net.parameters(), lr=0.1)
+criterion = nn.CrossEntropyLoss()
+net.load_state_dict(torch.load("net.pth", weights_only=True))
+print(net)
+torch.save(net.state_dict(), "net.pth")
+"""
+
+
+async def test_the_light_bulb_offers_load_on_the_models_line_and_save_elsewhere(
+    python_client: LanguageClient, code_workspace: Path
+) -> None:
+    """protocol.md: the line that builds a model gets Load, other lines that neither load nor
+    save get Save; a loss, an optimizer are not models (nothing to freeze, load or save)."""
+    uri = open_document(python_client, code_workspace / "bulb.py", BULB_SCRIPT)
+
+    async def titles(needle: str) -> list[str]:
+        line = utf16_position(BULB_SCRIPT, needle).line
+        return [a.title for a in await code_actions(python_client, uri, line, ["refactor"])]
+
+    built = await titles("net = Net()")
+    assert "Load net: state_dict" in built and not any(t.startswith("Save") for t in built), built
+    for needle in ("criterion = ", "optimizer = ", "print(net)"):
+        found = await titles(needle)
+        assert not any("criterion" in t or "optimizer" in t for t in found), (needle, found)
+        assert not any(t.startswith("Load") for t in found), (needle, found)
+        assert any(t.startswith("Save net: ") for t in found), (needle, found)
+    for needle in ("net.load_state_dict", "torch.save("):
+        found = await titles(needle)
+        assert not any(t.startswith(("Load", "Save")) for t in found), (needle, found)
+    helper = await titles("p.requires_grad = False")
+    assert not any(t.startswith("Load") for t in helper), helper

@@ -99,6 +99,9 @@ def compat_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(torch.compile(net).state_dict(), runs / "compiled.pth")
     torch.save({"state_dict": {"model." + k: v for k, v in sd.items()}, "epoch": 4,
                 "global_step": 40, "pytorch-lightning_version": "2.4.0"}, runs / "lightning.ckpt")  # fmt: skip
+    # A LightningModule with a weighted loss: `loss_fn.weight` is in its state_dict, outside `model.`.
+    torch.save({"state_dict": {**{"model." + k: v for k, v in sd.items()}, "loss_fn.weight": torch.ones(10)},
+                "epoch": 4}, runs / "lightning_loss.ckpt")  # fmt: skip
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for p in net.parameters():
         p.grad = torch.ones_like(p)
@@ -107,6 +110,8 @@ def compat_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                runs / "train.pth")  # fmt: skip
     torch.save(optimizer.state_dict(), runs / "optimizer.pth")
     torch.save(models.Net(num_classes=1000).state_dict(), runs / "head1000.pth")
+    torch.save({"state_dict": sd, "model_ema": sd, "epoch": 1,
+                "hyper_parameters": {"lr": 0.1, "num_classes": 10}}, runs / "ema.ckpt")  # fmt: skip
     torch.save(models.Net(hidden=32).state_dict(), runs / "wide.pth")
     torch.save(models.Net(depth=4).state_dict(), runs / "deep.pth")
     configured = models.Configured([torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)])
@@ -294,6 +299,9 @@ FIXES = [
     ("lightning", "", "lightning.ckpt", "Load ['state_dict'], strip the 'model.' prefix"),
     ("train", "", "train.pth", "Load ['model_state_dict']"),
     ("head", "num_classes=10", "head1000.pth", "Construct the model with num_classes=1000"),
+    # num_classes left at Net's default: the fix adds the keyword
+    ("head_default", "", "head1000.pth", "Construct the model with num_classes=1000"),
+    ("head_default_more", "hidden=16", "head1000.pth", "Construct the model with num_classes=1000"),
     ("wide", "hidden=16", "wide.pth", "Construct the model with hidden=32"),
     ("deep", "depth=2", "deep.pth", "Construct the model with depth=4"),
 ]
@@ -312,9 +320,13 @@ async def test_a_fix_makes_it_load(
     offered = await code_actions(client, uri, line)
     action = next(a for a in offered if a.title.startswith(title))
     assert action.is_preferred
+    # One preferred fix per finding; the fine-tuning one (a choice) never is.
+    assert len([a for a in offered if a.is_preferred]) == 1, [(a.title, a.is_preferred) for a in offered]
     resolved = await client.code_action_resolve_async(action)
     fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
     assert fixed != text
+    if name.startswith("head_default"):
+        assert f"model = Net({args + ', ' if args else ''}num_classes=1000)" in fixed, fixed
     change_document(client, uri, 2, fixed)
     after = await published(client, uri, lambda p: p.version == 2)
     assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics
@@ -326,6 +338,40 @@ async def test_a_fix_makes_it_load(
     run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+async def test_the_prefix_fix_leaves_out_the_keys_outside_the_prefix(
+    client: LanguageClient, compat_workspace: Path
+) -> None:
+    """62 of 63 keys under 'model.' and a loss's weight: stripping the prefix alone would leave
+    `loss_fn.weight` unexpected; the fix keeps only the keys under the prefix and says so."""
+    text = SCRIPT.format(args="", file="lightning_loss.ckpt", strict="")
+    path = compat_workspace / "fix_lightning_loss.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    found = [d for d in await _settled(client, uri) if d.code == "PTH008"]
+    assert len(found) == 1 and "13 of 14 keys there start with 'model.'" in found[0].message, found
+    assert "keeping only those, stripped, 13 of 13 tensors match" in found[0].message, found[0].message
+    line = utf16_position(text, "load_state_dict").line
+    offered = await code_actions(client, uri, line)
+    title = "Load ['state_dict'], strip the 'model.' prefix, leaving out the 1 key outside it"
+    action = next(a for a in offered if a.title == title)
+    assert action.is_preferred
+    resolved = await client.code_action_resolve_async(action)
+    fixed = apply_lsp_edits(text, text_edits(resolved.edit, uri))
+    assert ('model.load_state_dict({k.removeprefix("model."): v for k, v in sd["state_dict"].items() '
+            'if k.startswith("model.")})') in fixed, fixed
+    change_document(client, uri, 2, fixed)
+    after = await published(client, uri, lambda p: p.version == 2)
+    assert not [d for d in after.diagnostics if d.code == "PTH008"], after.diagnostics
+    shown = ((await load_hover(client, uri, fixed)) or "").replace("\\", "")
+    assert "13/13 tensors match" in shown, shown
+    # torch agrees: the fixed script loads (strict) and has the checkpoint's weights.
+    path.write_text(fixed + 'print(torch.equal(model.fc.weight, sd["state_dict"]["model.fc.weight"]))\n')
+    run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True", run.stdout
 
 
 @pytest.mark.parametrize("strict", ["", ", strict=True", ", strict=False"])
@@ -406,3 +452,36 @@ async def test_a_checkpoint_saved_again_is_checked_again(client: LanguageClient,
     await reread(torch.load(compat_workspace / "runs" / "net.pth", weights_only=True), stamp + 2 * 10**9)
     assert views("decoded") == decoded + 1
     assert not [d for d in client.published[uri][-1].diagnostics if d.code == "PTH008"]  # type: ignore[attr-defined]
+
+
+KEYS_SCRIPT = """\
+import torch
+
+ckpt = torch.load("runs/ema.ckpt", weights_only=True)
+a = ckpt["hparams"]
+b = ckpt["state_dict_ema"]
+"""
+
+
+async def test_a_missing_keys_fixes_are_keys_of_its_level(client: LanguageClient, compat_workspace: Path) -> None:
+    """PTH006's closest keys are keys of the dict read (not `hyper_parameters.lr`, a key of a
+    dict under it), found by a shared word part too (`model_ema` for `state_dict_ema`), and
+    each "Use" fix runs with torch."""
+    path = compat_workspace / "keys.py"
+    path.write_text(KEYS_SCRIPT)
+    uri = open_document(client, path, KEYS_SCRIPT)
+    found = await published(client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH006"]) == 2)
+    messages = {d.range.start.line: d.message for d in found.diagnostics if d.code == "PTH006"}
+    hparams, ema = utf16_position(KEYS_SCRIPT, '"hparams"').line, utf16_position(KEYS_SCRIPT, '"state_dict_ema"').line
+    assert messages[hparams].endswith("closest: 'hyper_parameters'"), messages[hparams]
+    assert "'model_ema'" in messages[ema], messages[ema]
+    for line in (hparams, ema):
+        fixes = [a for a in await code_actions(client, uri, line) if a.title.startswith("Use ")]
+        assert fixes and fixes[0].is_preferred and len([a for a in fixes if a.is_preferred]) == 1
+        for action in fixes:
+            resolved = await client.code_action_resolve_async(action)
+            fixed = apply_lsp_edits(KEYS_SCRIPT, text_edits(resolved.edit, uri)).splitlines()
+            path.write_text("\n".join([*fixed[:3], fixed[line]]) + "\n")  # the load and the fixed line
+            run = subprocess.run([sys.executable, str(path)], cwd=compat_workspace, capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+            assert run.returncode == 0, (action.title, run.stderr)

@@ -61,6 +61,17 @@ _MODEL_METHODS = {
     "named_buffers",
 }  # fmt: skip
 _NOT_MODELS = ("optim", "scheduler", "Scaler", "Trainer", "SGD", "Adam", "RMSprop")
+# torch.nn modules that are not models to freeze, save or load: losses and parameterless layers.
+_PARAMETERLESS = {
+    "ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "LeakyReLU", "Dropout",
+    "Identity", "Flatten", "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+}  # fmt: skip
+
+
+def _not_a_model_module(name: str) -> bool:
+    return name.endswith("Loss") or name in _PARAMETERLESS
+
+
 _MODEL_FACTORIES = ("models.", "nn.", "create_model", "from_pretrained", "hub.load")
 _OPTIMIZER_NAMES = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "NAdam")
 _HARMLESS_CALLS = {
@@ -277,7 +288,7 @@ class Collector:
         short = callee.rsplit(".", 1)[-1]
         if "optim." in callee or short in _OPTIMIZER_NAMES:
             self.facts.optimizer_vars.add(var)
-        elif not any(word in callee for word in _NOT_MODELS):
+        elif not any(word in callee for word in _NOT_MODELS) and not _not_a_model_module(short):
             self.constructed[var] = callee
 
     def _visit_for(self, node: ast.For | ast.AsyncFor) -> None:

@@ -121,6 +121,8 @@ class StateDictLoad:
     # ... and leaves keys out: `{k: v for k, v in sd.items() if k not in ("fc.weight", …)}`
     # (the file's keys, before any renaming).
     drops: tuple[str, ...] = ()
+    # ... and keeps only the keys under the prefix it strips (`... if k.startswith("model.")`).
+    prefixed_only: bool = False
 
 
 @dataclass

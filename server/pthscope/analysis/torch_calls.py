@@ -135,8 +135,9 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
     renaming = _renaming(arg) if arg is not None else None
     renames: tuple[str, str] | None = None
     drops: tuple[str, ...] = ()
+    prefixed_only = False
     if renaming is not None:
-        renames, drops, arg = renaming
+        renames, drops, arg, prefixed_only = renaming
     source_var = source_key = None
     inner = arg
     if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
@@ -182,6 +183,7 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
             *_strict(c, node),
             renames,
             drops,
+            prefixed_only,
         )
     )
 
@@ -199,10 +201,11 @@ def _strict(c: Collector, node: ast.Call) -> tuple[bool | None, Span | None]:
     return bool_const(given), c.pos.span(given)
 
 
-def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr] | None:
-    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X); `{"P" + k: v …}` →
-    (("", "P"), (), X); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None, ("a", "b"),
-    X) (a filter may follow a renaming too); None for anything else."""
+def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr, bool] | None:
+    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X, False); `{"P" + k: v …}`
+    → (("", "P"), (), X, False); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None,
+    ("a", "b"), X, False) (a filter may follow a renaming too); `{k.removeprefix("P"): v … if
+    k.startswith("P")}` → (("P", ""), (), X, True): only the keys under P; None for anything else."""
     if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
         return None
     loop = arg.generators[0]
@@ -215,21 +218,40 @@ def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], a
             and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
             and not items.args and not items.keywords):  # fmt: skip
         return None
-    drops = _dropped_keys(loop.ifs[0], key) if loop.ifs else ()
+    made = arg.key
+    prefix = _removed_prefix(made, key)
+    only = bool(loop.ifs) and prefix is not None and _starts_with(loop.ifs[0], key) == prefix
+    drops = () if only or not loop.ifs else _dropped_keys(loop.ifs[0], key)
     if drops is None:
         return None
-    made = arg.key
+    if prefix is not None:
+        return (prefix, ""), drops, items.func.value, only
+    if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
+            and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
+            and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
+        return ("", made.left.value), drops, items.func.value, False
+    if drops and isinstance(made, ast.Name) and made.id == key:
+        return None, drops, items.func.value, False
+    return None
+
+
+def _removed_prefix(made: ast.expr, key: str) -> str | None:
+    """`k.removeprefix("P")` → "P"."""
     if (isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute)
             and made.func.attr == "removeprefix" and isinstance(made.func.value, ast.Name)
             and made.func.value.id == key and len(made.args) == 1 and not made.keywords
             and isinstance(made.args[0], ast.Constant) and isinstance(made.args[0].value, str)):  # fmt: skip
-        return (made.args[0].value, ""), drops, items.func.value
-    if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
-            and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
-            and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
-        return ("", made.left.value), drops, items.func.value
-    if drops and isinstance(made, ast.Name) and made.id == key:
-        return None, drops, items.func.value
+        return made.args[0].value
+    return None
+
+
+def _starts_with(condition: ast.expr, key: str) -> str | None:
+    """`k.startswith("P")` → "P"."""
+    if (isinstance(condition, ast.Call) and isinstance(condition.func, ast.Attribute)
+            and condition.func.attr == "startswith" and isinstance(condition.func.value, ast.Name)
+            and condition.func.value.id == key and len(condition.args) == 1 and not condition.keywords
+            and isinstance(condition.args[0], ast.Constant) and isinstance(condition.args[0].value, str)):  # fmt: skip
+        return condition.args[0].value
     return None
 
 

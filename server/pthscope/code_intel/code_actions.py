@@ -90,6 +90,8 @@ def _fixes_for(
     def offer(title: str, preferred: bool = False, **fields: Any) -> None:
         payload = {"title": title, **fields}
         if _edits(facts, payload, checkpoints):
+            # One preferred fix per finding (protocol.md): the first one offered as such.
+            preferred = preferred and not any(a.is_preferred for a in out)
             out.append(CodeAction(title, QUICKFIX, payload, [diagnostic], None, preferred))
 
     if diagnostic.code == FLAGS_LOST:
@@ -146,7 +148,8 @@ def _fixes_for(
     elif diagnostic.code == compat_checks.INCOMPATIBLE_LOAD:
         check = compat_checks.check_load(facts, int(data.get("load", -1)), checkpoints)
         for n, (fix, title) in enumerate(compat_checks.available_fixes(facts, check) if check else []):
-            offer(title, n == 0, action="compat_fix", load=data.get("load", -1), fix=fix)
+            # A changed head on purpose is a choice, not the fix (protocol.md: never preferred).
+            offer(title, n == 0 and fix != "finetune", action="compat_fix", load=data.get("load", -1), fix=fix)
     elif diagnostic.code == CUDA_WITHOUT_MAP_LOCATION:
         offer("Add map_location='cpu'", True, action="map_location", torch_load=data.get("torch_load", -1))
     elif diagnostic.code == WHOLE_MODEL_SAVE:
@@ -211,11 +214,14 @@ def _refactors(facts: ModuleFacts, line: int, checkpoints: Checkpoints) -> list[
     offers.append((flag_title("print_parameters", var, ()), "print_parameters"))
     if facts.torch_imported and var != "self":
         optimizer = _optimizer(facts) is not None
-        if isinstance(value_at(facts, var, at), Built) and not _loads_on(facts, line):
+        value = value_at(facts, var, at)
+        if _saves_on(facts, line) or _loads_on(facts, line):
+            pass  # the line already saves or loads: no snippet
+        elif isinstance(value, Built) and value.line == line:  # protocol.md: Load on the line that builds it
             offers.append((f"Load {var}: state_dict", "load_state_dict"))
             if optimizer:
                 offers.append((f"Load {var}: training checkpoint", "load_training_checkpoint"))
-        elif not _saves_on(facts, line) and not _loads_on(facts, line):
+        else:
             offers.append((f"Save {var}: state_dict", "save_state_dict"))
             if optimizer:
                 offers.append((f"Save {var}: training checkpoint", "save_training_checkpoint"))

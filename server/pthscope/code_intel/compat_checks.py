@@ -145,7 +145,8 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     is kept on the view and used again while the expected state_dict's stamp is the same (an
     edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
     would have to be made and `compute` is False."""
-    slot = f"compat-result|{load.renames}|{load.drops}|{load.strict is not False}|" + "\0".join(keys)
+    slot = (f"compat-result|{load.renames}|{load.drops}|{load.prefixed_only}|{load.strict is not False}|"
+            + "\0".join(keys))
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
@@ -160,7 +161,8 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
         mapping = {k: v for k, v in mapping.items() if k not in dropped}
     if load.renames is not None:
         strip, add = load.renames
-        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()}
+        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()
+                   if not load.prefixed_only or k.startswith(strip)}
     result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
     view.memo[slot] = (stamped, result)
     return result
@@ -577,12 +579,18 @@ def _prefix_title(explanation: Explanation) -> str:
     if explanation.new_prefix:
         parts.append(f"add the {string_literal(explanation.new_prefix)} prefix")
     title = ", ".join(parts)
-    return visible(_sentence(title) + " in the checkpoint's keys" * (not explanation.path and bool(parts)))
+    title = _sentence(title) + " in the checkpoint's keys" * (not explanation.path and bool(parts))
+    if explanation.left_out:  # what the fix does to the keys outside the prefix
+        n = explanation.left_out
+        title += f", leaving out the {n} key{'s' * (n != 1)} outside it"
+    return visible(title)
 
 
-def _argument_fix(facts: ModuleFacts, check: LoadCheck) -> tuple[str, int, NameSource] | None:
-    """The construction argument (in this file) that a config/head/depth explanation names,
-    with the checkpoint's value."""
+def _argument_fix(facts: ModuleFacts, check: LoadCheck) -> tuple[str, int, NameSource | int] | None:
+    """The construction argument that a config/head/depth explanation names, with the
+    checkpoint's value, and where it goes: the argument's span in this file, or (the argument
+    left at the default of the class's own `__init__`) the offset in the construction line
+    where `name=value` is added."""
     result = check.result
     for explanation in result.explanations:
         if explanation.kind not in ("config", "changed_head", "vocabulary", "depth"):
@@ -593,7 +601,40 @@ def _argument_fix(facts: ModuleFacts, check: LoadCheck) -> tuple[str, int, NameS
         if (where is not None and where.how == "construction argument" and where.span is not None
                 and where.file == facts.file_path and where.span.start_line == where.span.end_line):  # fmt: skip
             return explanation.name, explanation.implied, where
+        if where is not None and where.how == "default":
+            added = _keyword_insertion(facts, check, where)
+            if added is not None:
+                return explanation.name, explanation.implied, added
     return None
+
+
+def _keyword_insertion(facts: ModuleFacts, check: LoadCheck, default: NameSource) -> int | None:
+    """Where `name=value` goes in the one-line construction `m = Cls(...)` of the loaded
+    model, when `default` is the default of a parameter of `Cls.__init__` itself (not of a
+    helper it calls: a keyword Cls does not take would raise)."""
+    target = check.load.target
+    if not isinstance(target, Built) or default.span is None or not 0 <= target.line < len(facts.lines):
+        return None
+    cls = target.callee.rsplit(".", 1)[-1]
+    lines = facts.lines if default.file == facts.file_path else _read_as(facts, default.file)
+    try:
+        tree = ast.parse("\n".join(lines or []))
+        stmt = ast.parse(facts.lines[target.line].strip())
+    except SyntaxError:
+        return None
+    init = next((f for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name == cls
+                 for f in c.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)  # fmt: skip
+    spot = (default.span.start_line + 1, default.span.start_char)
+    defaults = [*init.args.defaults, *(d for d in init.args.kw_defaults if d)] if init else []
+    params = [a.arg for a in init.args.args + init.args.kwonlyargs] if init else []
+    if default.name not in params or not any((d.lineno, d.col_offset) == spot for d in defaults):
+        return None
+    calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call)
+             and ast.unparse(n.func).rsplit(".", 1)[-1] == cls]  # fmt: skip
+    if len(calls) != 1 or calls[0].end_lineno != 1 or any(k.arg is None for k in calls[0].keywords):
+        return None
+    text = facts.lines[target.line]
+    return len(text) - len(text.lstrip()) + (calls[0].end_col_offset or 0) - 1  # before its ")"
 
 
 def _name_source(check: LoadCheck, explanation: Explanation) -> NameSource | None:
@@ -618,9 +659,13 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
     if kind == "argument":
         found = _argument_fix(facts, check)
         assert found is not None
-        span = found[2].span
-        assert span is not None
-        return [TextEdit(Range.of(span), str(found[1]))]
+        name, value, where = found
+        if isinstance(where, int):  # left at its default: add the keyword
+            line = check.load.target.line  # type: ignore[union-attr]
+            opened = facts.lines[line][:where].rstrip().endswith("(")
+            return [TextEdit(Range.at(line, where), f"{'' if opened else ', '}{name}={value}")]
+        assert where.span is not None
+        return [TextEdit(Range.of(where.span), str(value))]
     if kind == "finetune":
         return _fine_tuning_edits(facts, check)
     explanation = _view_explanation(check)
@@ -635,7 +680,12 @@ def fix_edits(facts: ModuleFacts, checkpoints: Checkpoints, index: int, kind: st
     add = explanation.new_prefix
     if strip and add:
         expression = (f"{{{string_literal(add, q)} + k.removeprefix({string_literal(strip, q)}): v "
-                      f"for k, v in {expression}.items()}}")
+                      f"for k, v in {expression}.items()"
+                      + (f" if k.startswith({string_literal(strip, q)})" if explanation.left_out else "") + "}")
+    elif strip and explanation.left_out:  # keys outside the prefix would be unexpected: leave them out
+        prefix = string_literal(strip, q)
+        expression = (f"{{k.removeprefix({prefix}): v for k, v in {expression}.items() "
+                      f"if k.startswith({prefix})}}")
     elif strip:
         expression = f"{{k.removeprefix({string_literal(strip, q)}): v for k, v in {expression}.items()}}"
     elif add:

@@ -10,6 +10,7 @@ cut short) is simply not known.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from ..analysis.facts import KeyRef, ModuleFacts
@@ -19,6 +20,7 @@ from .linking import Checkpoints, loaded_entry
 _CLOSEST = 3
 _CANDIDATES = 5_000
 _DICT_KINDS = ("dict", "group")
+_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass
@@ -46,13 +48,38 @@ class KeyLookup:
         return container is not None and container.listed and container.kind in _DICT_KINDS
 
     def closest(self) -> list[str]:
-        """Keys of the same container that look most like the missing one."""
+        """Keys of the same container that look most like the missing one: spelled alike, or
+        else sharing a word part few of them have (`state_dict_ema` → `model_ema`)."""
         start = self.parent + "." if self.parent else ""
-        names = [k[len(start):] for k in self.view.children_keys(self.parent)]
+        names = [n for k in self.view.children_keys(self.parent)
+                 if _at_this_level(self.view, start, n := k[len(start):])]  # fmt: skip
         wanted = self.keys[-1]
         head = wanted.split(".", 1)[0]
         similar = [n for n in names if n.split(".", 1)[0] == head] or names
-        return difflib.get_close_matches(wanted, similar[:_CANDIDATES], _CLOSEST, 0.5)
+        found = difflib.get_close_matches(wanted, similar[:_CANDIDATES], _CLOSEST, 0.5)
+        # Then keys sharing a word part that at most _CLOSEST keys have ("weight" or "state"
+        # in every key says nothing).
+        words = sorted(_words(wanted))
+        sharing = {w: [n for n in names[:_CANDIDATES] if w in _words(n)] for w in words}
+        rare = [n for w in words if len(sharing[w]) <= _CLOSEST for n in sharing[w]]
+        return list(dict.fromkeys(found + rare))[:_CLOSEST]
+
+
+def _words(key: str) -> set[str]:
+    return {w for w in _WORD.findall(key.lower()) if len(w) >= 3}
+
+
+def _at_this_level(view: ModelView, start: str, name: str) -> bool:
+    """Whether `name` is a key of the container at `start`, not a key inside a dict (or list,
+    module…) under it: `hyper_parameters.lr` is `ckpt["hyper_parameters"]["lr"]`, not a key of
+    `ckpt`; `layer1.0.weight` of a state_dict is one key (its dotted parts are only a "group")."""
+    dot = name.find(".")
+    while dot != -1:
+        entry = view.entries.get(start + name[:dot])
+        if entry is not None and entry.kind != "group":
+            return False
+        dot = name.find(".", dot + 1)
+    return True
 
 
 def look_up(facts: ModuleFacts, ref: KeyRef, checkpoints: Checkpoints) -> KeyLookup | None:

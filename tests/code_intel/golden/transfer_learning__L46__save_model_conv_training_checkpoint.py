@@ -44,8 +44,11 @@ for param in model_conv.parameters():
 # Parameters of newly constructed modules have requires_grad=True by default
 num_ftrs = model_conv.fc.in_features
 model_conv.fc = nn.Linear(num_ftrs, 2)
-model_conv.load_state_dict(torch.load("runs/resnet_sd.pth", map_location="cpu", weights_only=True), strict=True)
-# A state_dict does not store requires_grad: re-apply any freezing after this line.
+torch.save({
+    "model": model_conv.state_dict(),
+    "optimizer": optimizer_conv.state_dict(),
+    "requires_grad": {n: p.requires_grad for n, p in model_conv.named_parameters()},
+}, "checkpoint.pth")
 model_conv = model_conv.to(device)
 
 criterion = nn.CrossEntropyLoss()

@@ -20,8 +20,7 @@ class Net(nn.Module):
 model = Net()
 model.backbone.requires_grad_(False)
 optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
-model.load_state_dict(torch.load("model.pth", map_location="cpu", weights_only=True), strict=True)
-# A state_dict does not store requires_grad: re-apply any freezing after this line.
+torch.save(model.state_dict(), "model.pth")
 
 for epoch in range(3):
     optimizer.zero_grad()

@@ -44,12 +44,7 @@ for param in model_conv.parameters():
 # Parameters of newly constructed modules have requires_grad=True by default
 num_ftrs = model_conv.fc.in_features
 model_conv.fc = nn.Linear(num_ftrs, 2)
-checkpoint = torch.load("checkpoint.pth", map_location="cpu", weights_only=True)
-model_conv.load_state_dict(checkpoint["model"], strict=True)
-optimizer_conv.load_state_dict(checkpoint["optimizer"])
-start_epoch = checkpoint.get("epoch", -1) + 1
-for name, param in model_conv.named_parameters():
-    param.requires_grad = checkpoint.get("requires_grad", {}).get(name, param.requires_grad)
+torch.save(model_conv.state_dict(), "runs/resnet_sd.pth")
 model_conv = model_conv.to(device)
 
 criterion = nn.CrossEntropyLoss()

@@ -20,12 +20,11 @@ class Net(nn.Module):
 model = Net()
 model.backbone.requires_grad_(False)
 optimizer = optim.Adam((p for p in model.parameters() if p.requires_grad), lr=1e-3)
-checkpoint_2 = torch.load("runs/checkpoint.pth", map_location="cpu", weights_only=True)
-model.load_state_dict(checkpoint_2["model"], strict=True)
-optimizer.load_state_dict(checkpoint_2["optimizer"])
-start_epoch = checkpoint_2.get("epoch", -1) + 1
-for name, param in model.named_parameters():
-    param.requires_grad = checkpoint_2.get("requires_grad", {}).get(name, param.requires_grad)
+torch.save({
+    "model": model.state_dict(),
+    "optimizer": optimizer.state_dict(),
+    "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+}, "runs/checkpoint.pth")
 
 for epoch in range(3):
     optimizer.zero_grad()

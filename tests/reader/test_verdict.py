@@ -323,6 +323,32 @@ def test_planted_callables_are_dangerous(tmp_path: Path, trick: str, target: str
     assert not canary.exists()
 
 
+@pytest.mark.parametrize("target", ["os.system", "evil.touch"])
+def test_a_callable_planted_through_a_parameters_state_is_dangerous(tmp_path: Path, target: str) -> None:
+    """`_rebuild_parameter_with_state` (on torch's allow-list) sets its `state` as the
+    Parameter's attributes; a `__setstate__` planted so is what the next BUILD calls."""
+    (tmp_path / f"{H.EVIL_MODULE}.py").write_text(H.evil_module_source(tmp_path) + "\ndef touch_path(p):\n"
+                                                   "    open(p, 'w').close()\n")
+    canary = tmp_path / "canary-parameter"
+    if target == "os.system":
+        module, name, arg = "os", "system", H.shell_touch(canary)
+    else:
+        module, name, arg = H.EVIL_MODULE, "touch_path", str(canary)
+    a = H.Asm().glob("torch._utils", "_rebuild_parameter_with_state").raw(pickle.MARK)
+    H.rebuild_tensor(a, "0", (1,), (1,))
+    a.raw(pickle.NEWFALSE).glob("collections", "OrderedDict").raw(pickle.EMPTY_TUPLE + pickle.REDUCE)
+    a.raw(pickle.EMPTY_DICT).text("__setstate__").glob(module, name).raw(pickle.SETITEM)
+    a.raw(pickle.TUPLE + pickle.REDUCE).text(arg).raw(pickle.BUILD)
+    path = tmp_path / "parameter-state.pt"
+    path.write_bytes(H.torch_zip(a.stop(), storages={"0": b"\0" * 4}))
+    really_run(tmp_path, [path])
+    assert not wait_for([canary]), "the payload does not run for real"
+    canary.unlink()
+    ref = risks(pthscope_reads([path])[str(path)])[f"{module}.{name}"]
+    assert ref["risk"] == "dangerous" and ref["uses"]["planted"] == ["__setstate__"], ref
+    assert not canary.exists()
+
+
 def test_build_on_a_global_itself_is_dangerous(tmp_path: Path) -> None:
     """BUILD with slot state on a class object sets class attributes for the whole process."""
     (tmp_path / f"{H.EVIL_MODULE}.py").write_text(H.evil_module_source(tmp_path))

@@ -719,6 +719,14 @@ def _rebuild_parameter(data: Any, requires_grad: Any, *_: Any) -> Any:
     return data.but(kind="parameter", requires_grad=requires_grad is True)
 
 
+def _rebuild_parameter_with_state(data: Any, requires_grad: Any, backward_hooks: Any = None, state: Any = None,
+                                  *_: Any) -> Any:
+    # torch sets `state` (a dict, or (dict, slots)) as the Parameter's attributes: a callable planted
+    # there as __setstate__ is what a later BUILD on the Parameter calls.
+    _scan_for_planted(state)
+    return _rebuild_parameter(data, requires_grad)
+
+
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
     # Tensor subclasses: torch calls func(*args) — one of our builders, or a stub class whose
     # call is recorded — and gives new_type's __setstate__ the state.
@@ -906,7 +914,7 @@ _REBUILDERS: dict[str, Callable[..., Any]] = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
-    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
     "torch._utils._rebuild_qtensor": _rebuild_qtensor,
     "torch._utils._rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,

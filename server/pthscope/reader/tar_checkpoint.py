@@ -31,6 +31,8 @@ from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, _tensor_on, storage_type_dtype
 
 _MEMBERS = ("storages", "tensors", "pickle")
+# What torch < 0.4 wrote beside them and torch.load does not read: no sign of crafting.
+_WRITTEN_UNREAD = ("sys_info",)
 _MAX_MEMBERS = 100_000  # headers walked; torch walks them all, so more is itself suspicious
 _INT64 = 1 << 63
 
@@ -117,7 +119,7 @@ def _torch_members(archive: tarfile.TarFile, checkpoint: Checkpoint) -> dict[str
                 "an archive with such copies is likely crafted", where=name))
     if "storages" not in found:
         raise _TarError("the archive has no `storages` member: torch.load fails on it", "storages")
-    others = [m.name for m in archive.getmembers() if m.name not in _MEMBERS]
+    others = [m.name for m in archive.getmembers() if m.name not in _MEMBERS and m.name not in _WRITTEN_UNREAD]
     if others:
         shown = ", ".join(safe_repr(n) for n in others[:5]) + (", …" if len(others) > 5 else "")
         checkpoint.warnings.append(Problem(

@@ -20,6 +20,13 @@ COMPOUND = (
 )  # fmt: skip
 
 
+def root_name(node: ast.expr) -> str | None:
+    """The name an attribute or item chain starts from: `model` of `model.blocks[i].fc`."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 def attr_chain(node: ast.AST) -> tuple[str, tuple[PathElement, ...]] | None:
     """`model.layer1[0].conv1` → ("model", ("layer1", 0, "conv1")); None for other shapes."""
     path: list[PathElement] = []

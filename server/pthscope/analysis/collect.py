@@ -22,6 +22,7 @@ from .ast_shapes import (
     combine,
     param_iter_call,
     push_children,
+    root_name,
     target_names,
 )
 from .facts import (
@@ -41,7 +42,7 @@ from .facts import (
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
 from .flow import UNCLEAR, Built, Flow, Param, Value
-from .flow_stores import DictEdit, record_call, record_stores, root_name
+from .flow_stores import DictEdit, record_call, record_stores
 from .flow_values import is_key_access, record_key_ref, value_of
 from .flow_walk import (
     parameter_values,

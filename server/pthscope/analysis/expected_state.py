@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..gc_pause import gc_paused
+from .ast_shapes import root_name
 from .eval_objects import Frame, LibraryValue, TorchClass, UserClass
 from .flow import WRAPPED_AS
 from .model_calls import CONSTRUCTION, call_node
@@ -266,13 +267,11 @@ def _store(interp: Interpreter, file: SourceFile, model: object, line: int) -> s
     found = [n for n in ast.walk(file.tree) if isinstance(n, ast.Assign) and n.lineno - 1 == line]
     store = found[0] if len(found) == 1 else None  # two on a line (`a.x = 1; m.fc = f`): not told apart
     target = store.targets[0] if store is not None and len(store.targets) == 1 else None
-    root = target
-    while isinstance(root, (ast.Attribute, ast.Subscript)):
-        root = root.value
-    if store is None or target is None or not isinstance(root, ast.Name) or not isinstance(model, ModuleValue):
+    root = root_name(target) if target is not None else None
+    if store is None or target is None or root is None or not isinstance(model, ModuleValue):
         return f"the model is changed on line {line + 1} in a way not known here"
     frame = construction_frame(interp, file, store.value)
-    frame.env[root.id] = model  # the model as built and changed so far, not a new construction
+    frame.env[root] = model  # the model as built and changed so far, not a new construction
     with contextlib.suppress(Raised, Returned):
         value = interp.eval(store.value, frame)
         if isinstance(value, ModuleValue):

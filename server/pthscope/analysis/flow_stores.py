@@ -21,7 +21,7 @@ import ast
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .ast_shapes import attr_chain
+from .ast_shapes import attr_chain, root_name
 from .flow import UNCLEAR, Built, Loaded
 from .flow_values import value_of
 from .paths import dotted_name
@@ -124,13 +124,6 @@ def _related(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 
 def _is_flag(target: ast.expr) -> bool:
     return isinstance(target, ast.Attribute) and target.attr == "requires_grad"
-
-
-def root_name(node: ast.expr) -> str | None:
-    """The name an attribute or item chain starts from: `model` of `model.blocks[i].fc`."""
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _key(node: ast.AST) -> str | None:

@@ -114,9 +114,7 @@ def _of_model(c: Collector, name: str, node: ast.Call) -> Value | None:
         if isinstance(inner, Built):
             return replace(inner, copied=(node.lineno - 1, node.col_offset))
         return inner if isinstance(inner, Loaded) else UNCLEAR
-    if full == "copy.copy":
-        return UNCLEAR
-    return None
+    return UNCLEAR  # copy.copy
 
 
 def _get_value(c: Collector, node: ast.Call, receiver: ast.expr) -> Value:

@@ -143,7 +143,8 @@ def resolve_parameters(c: Collector) -> None:
         text = resolve_params(param, resolved)
         if isinstance(text, str) and text:
             facts.torch_loads[index].path = c.path_at(node, text, "load", var)
-            facts.paths.sort(key=lambda p: (p.span.start_line, p.span.start_char))  # in file order
+    if c.param_paths:
+        facts.paths.sort(key=lambda p: (p.span.start_line, p.span.start_char))  # in file order again
     for base, key_ref in c.param_key_refs:
         found = resolve_params(base, resolved)
         if isinstance(found, Loaded):

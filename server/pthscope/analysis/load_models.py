@@ -22,6 +22,7 @@ from bisect import bisect_right
 from dataclasses import replace
 from operator import itemgetter
 
+from .ast_shapes import root_name
 from .expected_state import ExpectedStateDict, expected_state_dict
 from .facts import ModuleFacts, StateDictLoad
 from .flow import Built, Loaded
@@ -121,11 +122,11 @@ def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad
             continue
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            if any(_rooted_at(t, roots) and not isinstance(t, ast.Name) for t in targets):
+            if any(root_name(t) in roots and not isinstance(t, ast.Name) for t in targets):
                 return True
         elif isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and _rooted_at(func.value, roots) and func.attr not in _KEEPING:
+            if isinstance(func, ast.Attribute) and root_name(func.value) in roots and func.attr not in _KEEPING:
                 return True
             name = ast.unparse(func)
             if name == load.scope:  # a call of the function the load is in: the load is inside it
@@ -135,9 +136,3 @@ def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad
                     isinstance(a, ast.Name) and a.id in roots for a in passed):  # fmt: skip
                 return True
     return False
-
-
-def _rooted_at(node: ast.expr, names: frozenset[str]) -> bool:
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id in names

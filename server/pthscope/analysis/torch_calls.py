@@ -219,8 +219,8 @@ def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], a
             and not items.args and not items.keywords):  # fmt: skip
         return None
     made = arg.key
-    prefix = _removed_prefix(made, key)
-    only = bool(loop.ifs) and prefix is not None and _starts_with(loop.ifs[0], key) == prefix
+    prefix = _string_method_of(made, key, "removeprefix")
+    only = bool(loop.ifs) and prefix is not None and _string_method_of(loop.ifs[0], key, "startswith") == prefix
     drops = () if only or not loop.ifs else _dropped_keys(loop.ifs[0], key)
     if drops is None:
         return None
@@ -235,23 +235,13 @@ def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], a
     return None
 
 
-def _removed_prefix(made: ast.expr, key: str) -> str | None:
-    """`k.removeprefix("P")` → "P"."""
-    if (isinstance(made, ast.Call) and isinstance(made.func, ast.Attribute)
-            and made.func.attr == "removeprefix" and isinstance(made.func.value, ast.Name)
-            and made.func.value.id == key and len(made.args) == 1 and not made.keywords
-            and isinstance(made.args[0], ast.Constant) and isinstance(made.args[0].value, str)):  # fmt: skip
-        return made.args[0].value
-    return None
-
-
-def _starts_with(condition: ast.expr, key: str) -> str | None:
-    """`k.startswith("P")` → "P"."""
-    if (isinstance(condition, ast.Call) and isinstance(condition.func, ast.Attribute)
-            and condition.func.attr == "startswith" and isinstance(condition.func.value, ast.Name)
-            and condition.func.value.id == key and len(condition.args) == 1 and not condition.keywords
-            and isinstance(condition.args[0], ast.Constant) and isinstance(condition.args[0].value, str)):  # fmt: skip
-        return condition.args[0].value
+def _string_method_of(node: ast.expr, key: str, method: str) -> str | None:
+    """`k.<method>("P")` (`removeprefix`, `startswith`) → "P"."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == method and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == key and len(node.args) == 1 and not node.keywords
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):  # fmt: skip
+        return node.args[0].value
     return None
 
 

@@ -203,6 +203,8 @@ export interface LoaderJson {
   call: string;
   weights_only: boolean;
   own_types_only: boolean;
+  /** Why weights_only=True refuses the file whatever its globals (an opcode its unpickler cannot run); "" when it does not. */
+  weights_only_refuses: string;
 }
 
 export interface OpenParams {

@@ -330,6 +330,8 @@ def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
                   f"{load} would import them): {', '.join(unknown)}\n")
     elif unknown:
         out.write(f"  !  unknown classes ({load} imports them): {', '.join(unknown)}\n")
+    if checkpoint.weights_only_refusal and loader["weights_only"]:
+        out.write(f"  !  weights_only=True refuses it: {checkpoint.weights_only_refusal}\n")
 
 
 def _tree_lines(checkpoint: Checkpoint, node: Node, level: int, pattern: str, depth: int | None) -> list[str]:

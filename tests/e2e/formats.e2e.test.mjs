@@ -88,6 +88,18 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     await shot('01-torchscript');
   });
 
+  step('a protocol-4 save is never called loadable with weights_only=True', async () => {
+    const saved = expected.protocol4;
+    assert.equal(saved.refused, true); // torch.load(weights_only=True) raised on it, in make_formats.py
+    await quickOpen(page, saved.file);
+    const webview = await openedPage(page);
+    assert.match(await webview.locator('#safety.unknown #safety-verdict').innerText(),
+      /^Needs weights_only=False: torch's weights_only unpickler cannot read its pickle; the \d+ globals it names are all on torch's allow-list$/);
+    await webview.locator('#safety summary').click();
+    await webview.locator('#safety .refusal', { hasText: 'uses the FRAME opcode at byte 2 (from pickle protocol 4)' }).waitFor({ timeout: 10_000 });
+    await shot('05-protocol-4');
+  });
+
   step('a shard names its set; the set opens whole', async () => {
     const sharded = expected.sharded;
     await runCommand(page, 'View: Close All Editors');

@@ -1,7 +1,8 @@
 """The workspace of tests/e2e/formats.e2e.test.mjs: `python tests/e2e/make_formats.py FOLDER`.
 
 Writes, with torch 2.13 and huggingface_hub, a TorchScript archive of a model with a frozen
-block (and a copy with a payload planted in one of its pickles), a sharded safetensors set (three shards and their index, as save_pretrained writes them)
+block (and a copy with a payload planted in one of its pickles), its state_dict saved with
+pickle protocol 4 (which weights_only=True refuses), a sharded safetensors set (three shards and their index, as save_pretrained writes them)
 and a torch.distributed.checkpoint folder of a model and its Adam state; and `expected.json`,
 the numbers torch gives for each, for the test to compare the page with.
 """
@@ -35,6 +36,13 @@ def main(folder: Path) -> None:
             planted = info.filename.endswith("/constants.pkl")
             crafted.writestr(info, b"cposix\nsystem\n(Vtrue\ntR." if planted else source.read(info.filename))
     parameters = list(model.parameters())
+    # torch's weights_only unpickler runs no protocol-4 opcode: torch.load(weights_only=True) refuses this.
+    torch.save(model.state_dict(), folder / "protocol4.pt", pickle_protocol=4)
+    try:
+        torch.load(folder / "protocol4.pt", weights_only=True)
+        protocol4_refused = False
+    except Exception:  # noqa: BLE001 -- UnpicklingError "Unsupported operand 149"
+        protocol4_refused = True
 
     state = {f"model.layers.{i}.weight": torch.randn(64, 64) for i in range(6)}
     (folder / "hf_model").mkdir()
@@ -52,6 +60,7 @@ def main(folder: Path) -> None:
         "torchscript": {"file": "scripted.pt", "tensors": len(model.state_dict()), "modules": len(list(model.modules())),
                         "frozen": sum(p.numel() for p in parameters if not p.requires_grad),
                         "trainable": sum(p.numel() for p in parameters if p.requires_grad)},
+        "protocol4": {"file": "protocol4.pt", "refused": protocol4_refused},
         "sharded": {"shard": shards[1], "shards": len(shards), "tensors": len(state)},
         "dcp": {"folder": "dcp_checkpoint", "tensors": len(model.state_dict()) + sum(
             len(s) for s in optimizer.state_dict()["state"].values()), "first": "model.0.weight"},

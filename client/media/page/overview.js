@@ -71,14 +71,16 @@ function namesLine(globals, most) {
 export function renderSafety(result) {
   const risky = result.globals.filter((g) => g.risk !== 'safe');
   const safe = result.globals.filter((g) => g.risk === 'safe');
-  if (result.globals.length === 0) {
+  const { call, weights_only: restricts, own_types_only: ownTypesOnly, weights_only_refuses: refusal } = result.loader;
+  // weights_only=True refuses the file's opcodes, whatever it names (reader/pickle_opcodes.py).
+  const refused = restricts && Boolean(refusal);
+  if (result.globals.length === 0 && !refused) {
     return null;
   }
   const dangerous = risky.filter((g) => g.risk === 'dangerous');
   const classes = risky.filter((g) => g.risk === 'unknown');
   // torch.load restricts a pickle with weights_only=True; other loaders (dcp.load) do not, and
   // torch.jit.load takes only its own types whatever it is told (docs/json-contract.md, `loader`).
-  const { call, weights_only: restricts, own_types_only: ownTypesOnly } = result.loader;
   const unrestricted = `${call} unpickles it without restriction`;
   let level;
   let headline;
@@ -92,6 +94,11 @@ export function renderSafety(result) {
     level = 'dangerous';
     headline = (restricts ? 'Would run code if loaded with weights_only=False: ' : `Runs code when loaded (${unrestricted}): `)
       + namesLine(dangerous, 3) + (classes.length > 0 ? ` · also imports ${classesLine(classes, result.unimportable)}` : '');
+  } else if (refused) {
+    level = 'unknown';
+    headline = 'Needs weights_only=False: torch\'s weights_only unpickler cannot read its pickle; ' + (classes.length > 0
+      ? `it imports ${classesLine(classes, result.unimportable)}`
+      : `the ${countOf(safe.length, 'global')} it names ${safe.length === 1 ? 'is' : 'are all'} on torch's allow-list`);
   } else if (classes.length > 0) {
     level = 'unknown';
     headline = restricts ? `Needs weights_only=False: ${classesLine(classes, result.unimportable)}`
@@ -103,9 +110,10 @@ export function renderSafety(result) {
   }
   const icon = { dangerous: 'warning', unknown: 'info', safe: 'shield' }[level];
   const details = el('div', { className: 'banner-details' },
+    refused ? el('p', { className: 'refusal', text: `weights_only=True refuses it: ${refusal}.` }) : null,
     el('p', { className: 'muted', text: risky.length > 0
       ? `pthscope imported and called none of them. What ${ownTypesOnly ? 'each is' : `${restricts ? 'torch.load(weights_only=False)' : call} would do with each`}:`
-      : restricts ? 'torch.load(weights_only=True) accepts these:' : 'Each is on torch\'s allow-list:' }),
+      : restricts && !refused ? 'torch.load(weights_only=True) accepts these:' : 'Each is on torch\'s allow-list:' }),
     risky.length > 0 ? el('ul', { className: 'globals' },
       risky.map((g) => el('li', { className: `global ${g.risk}` },
         el('span', { className: 'risk', text: g.risk === 'unknown' ? 'imports' : g.risk }),

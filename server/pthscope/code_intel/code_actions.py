@@ -21,6 +21,7 @@ from .diagnostics import (
     CUDA_WITHOUT_MAP_LOCATION,
     FLAGS_LOST,
     MISSING_KEY,
+    REFUSED_LOAD,
     RUNS_CODE_LOAD,
     UNSAFE_LOAD,
     WHOLE_MODEL_SAVE,
@@ -134,13 +135,25 @@ def _fixes_for(
                 torch_load=index,
                 value=False,
             )
+        elif level == "refused" and linked is not None:
+            offer(f"Add {_weights_only_false(linked[1].classes)}", not linked[1].classes, action="weights_only",
+                  torch_load=index, value=False)
         else:
             title = "Add weights_only=True"
             if level == "runs_code":
                 title += " (this file would run code with weights_only=False)"
             offer(title, True, action="weights_only", torch_load=index, value=True)
     elif diagnostic.code == RUNS_CODE_LOAD:
-        offer("Use weights_only=True", True, action="weights_only_true", torch_load=data.get("torch_load", -1))
+        offer("Use weights_only=True", True, action="set_weights_only", torch_load=data.get("torch_load", -1), value=True)
+    elif diagnostic.code == REFUSED_LOAD:
+        index = int(data.get("torch_load", -1))
+        load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
+        linked = linked_verdict(load, checkpoints) if load is not None else None
+        if linked is not None and linked[1].level == "classes":
+            offer("Allow its classes (safe_globals)", True, action="safe_globals", torch_load=index)
+        if linked is not None and linked[1].allows_weights_only_false:
+            offer(f"Use {_weights_only_false(linked[1].classes)}", not linked[1].classes, action="set_weights_only",
+                  torch_load=index, value=False)
     elif diagnostic.code == MISSING_KEY:
         for n, key in enumerate(data.get("closest", [])):
             offer(f"Use {visible(string_literal(str(key)))}", n == 0, action="replace_key",
@@ -166,6 +179,12 @@ def _fixes_for(
         code=diagnostic.code,
     )
     return out
+
+
+def _weights_only_false(classes: tuple[str, ...]) -> str:
+    """The title of a weights_only=False fix: safe said so only when it imports nothing."""
+    return ("weights_only=False (the file names nothing that runs code)" if not classes
+            else "weights_only=False (only for a file you trust)")
 
 
 def fix_all_actions(facts: ModuleFacts, checkpoints: Checkpoints) -> list[CodeAction]:
@@ -365,7 +384,7 @@ _SNIPPETS: dict[str, Callable[[ModuleFacts, str, str, Insertion], list[str]]] = 
 _FIXES = {
     "restore_flags",
     "weights_only",
-    "weights_only_true",
+    "set_weights_only",
     "replace_key",
     "map_location",
     "state_dict_load",
@@ -384,8 +403,8 @@ def _edits(
         return fixes.restore_flags(facts, checkpoints, int(data["load"]), str(data["source"]))
     if action == "weights_only":
         return fixes.weights_only(facts, checkpoints, int(data["torch_load"]), bool(data["value"]))
-    if action == "weights_only_true":
-        return fixes.weights_only_true(facts, int(data["torch_load"]))
+    if action == "set_weights_only":
+        return fixes.set_weights_only(facts, checkpoints, int(data["torch_load"]), bool(data["value"]))
     if action == "replace_key":
         return fixes.replace_key(facts, checkpoints, int(data["key_ref"]), str(data["key"]))
     if action == "map_location":

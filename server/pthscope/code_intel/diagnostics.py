@@ -2,8 +2,8 @@
 
 PTH001 flags lost on load (warning), PTH002 torch.load without weights_only (warning, TorchFix
 TOR102 parity; an error when the linked file would run code, see verdict.py), PTH003 whole-model
-save (information); PTH004-PTH007, what the loaded file says about the call and the keys read
-from it, are in load_checks.py; PTH008, a checkpoint that does not load into its model
+save (information); PTH004-PTH007 and PTH009, what the loaded file says about the call and the
+keys read from it, are in load_checks.py; PTH008, a checkpoint that does not load into its model
 (missing, unexpected or mismatched keys), in compat_checks.py. A `# noqa` or `# noqa: PTH00x` comment on the first line of the
 finding silences it. Messages are plain text; names from a file go through `plain_text.visible`.
 """
@@ -18,9 +18,11 @@ from .linking import Checkpoints
 from .load_checks import (
     CUDA_WITHOUT_MAP_LOCATION,
     MISSING_KEY,
+    REFUSED_LOAD,
     RUNS_CODE_LOAD,
     UNREADABLE_FILE,
     load_checks,
+    refused_advice,
 )
 from .lost_flags import find_lost_flags
 from .types import Diagnostic, Range, Severity
@@ -31,7 +33,8 @@ UNSAFE_LOAD = "PTH002"
 WHOLE_MODEL_SAVE = "PTH003"
 _NAMES_LISTED = 3
 __all__ = [
-    "CUDA_WITHOUT_MAP_LOCATION", "FLAGS_LOST", "INCOMPATIBLE_LOAD", "MISSING_KEY", "RUNS_CODE_LOAD", "UNREADABLE_FILE",
+    "CUDA_WITHOUT_MAP_LOCATION", "FLAGS_LOST", "INCOMPATIBLE_LOAD", "MISSING_KEY", "REFUSED_LOAD", "RUNS_CODE_LOAD",
+    "UNREADABLE_FILE",
     "UNSAFE_LOAD", "WHOLE_MODEL_SAVE", "diagnostics",
 ]  # fmt: skip
 
@@ -88,6 +91,11 @@ def _unsafe_loads(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnost
                 f"torch.load without weights_only=: `{_file_name(linked[0])}` would run code if "
                 f"loaded with weights_only=False ({_listed(linked[1].dangerous)}). Pass "
                 "weights_only=True, and never weights_only=False for this file."
+            )
+        elif linked is not None and linked[1].level == "refused":
+            message = (
+                f"torch.load without weights_only=: `{_file_name(linked[0])}` needs weights_only=False: "
+                f"{visible(linked[1].problem or '')}. {refused_advice(linked[1])}"
             )
         elif linked is not None and linked[1].level == "classes":
             lookup, classes = linked[0], linked[1].classes

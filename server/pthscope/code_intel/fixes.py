@@ -55,14 +55,20 @@ def weights_only(
     return [TextEdit(Range.at(*load.insert_at), f", weights_only={value}")]
 
 
-def weights_only_true(facts: ModuleFacts, index: int) -> list[TextEdit] | None:
-    """`weights_only=False` → `weights_only=True` (PTH004)."""
+def set_weights_only(
+    facts: ModuleFacts, checkpoints: Checkpoints, index: int, value: bool
+) -> list[TextEdit] | None:
+    """`weights_only=<constant>` → `weights_only=True` (PTH004) or `False` (PTH009, for a linked
+    file whose verdict allows it)."""
     if not 0 <= index < len(facts.torch_loads):
         return None
     load = facts.torch_loads[index]
-    if load.weights_only is not False or load.weights_only_span is None:
+    if load.weights_only is None or load.weights_only is value or load.weights_only_span is None:
         return None
-    return [replace(load.weights_only_span, "True")]
+    linked = linked_verdict(load, checkpoints)
+    if value is False and (linked is None or not linked[1].allows_weights_only_false):
+        return None
+    return [replace(load.weights_only_span, str(value))]
 
 
 def map_location_cpu(facts: ModuleFacts, index: int) -> list[TextEdit] | None:

@@ -252,9 +252,13 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
         if verdict.classes:
             lines += ["", "Classes its pickles name:", *_global_items(verdict, False)]
         return "\n".join(lines)
+    if verdict.level == "refused":
+        lines += ["", f"weights_only=True refuses it: {md.text(verdict.problem or '')}."]
     if verdict.dangerous:
         lines += ["", "Run by `torch.load(weights_only=False)`:", *_global_items(verdict, True)]
-    if verdict.classes:
+    if verdict.classes and verdict.level == "refused":
+        lines += ["", "Classes it imports (`weights_only=False`):", *_global_items(verdict, False)]
+    elif verdict.classes:
         lines += [
             "",
             "Classes it imports (`weights_only=False`, or `weights_only=True` inside "

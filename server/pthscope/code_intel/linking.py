@@ -176,6 +176,7 @@ def sub_view(view: ModelView, key: str) -> ModelView | None:
             tensors=[view.tensors[i] for i in chosen],
             tied={position[i]: position[f] for i, f in view.tied.items() if i in position and f in position},
             error_kinds=view.error_kinds, locations=view.locations, entries=view.entries,
+            part_formats=view.part_formats, weights_only_refusal=view.weights_only_refusal,
         )
     view.memo[memo] = result
     return result

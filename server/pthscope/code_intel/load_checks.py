@@ -11,6 +11,9 @@ what it returns: the diagnostics PTH004–PTH007 (diagnostics.py lists them with
   is none), with the closest keys it has (keys.py decides when a key is really missing).
 - PTH007 (hint): tensors saved on a GPU, loaded without `map_location`: the server cannot know
   the user's machine, so this says what happens on one without CUDA.
+- PTH009 (error): `weights_only=True` on a file it refuses: one whose pickle uses opcodes torch's
+  weights_only unpickler cannot run (verdict.py `refused`), or one that imports classes, unless
+  the file mentions safe_globals (which may allow them: not followed here).
 
 Messages are plain text: names from a file go through `plain_text.visible`.
 """
@@ -23,12 +26,13 @@ from ..reader.model_view import ModelView
 from .keys import look_up
 from .linking import Checkpoints
 from .types import Diagnostic, Range
-from .verdict import LOADS_WITH_WEIGHTS_ONLY_FALSE, linked_verdict
+from .verdict import LOADS_WITH_WEIGHTS_ONLY_FALSE, Verdict, linked_verdict
 
 RUNS_CODE_LOAD = "PTH004"
 UNREADABLE_FILE = "PTH005"
 MISSING_KEY = "PTH006"
 CUDA_WITHOUT_MAP_LOCATION = "PTH007"
+REFUSED_LOAD = "PTH009"
 _NAMES_LISTED = 3
 # The reader's error kinds that make torch.load fail on the file, and how to say it.
 _BROKEN = {
@@ -57,6 +61,9 @@ def load_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
             )
             span = load.weights_only_span or load.func
             found.append(Diagnostic(Range.of(span), "error", RUNS_CODE_LOAD, message, data))
+        if load.weights_only is True and _refuses(facts, verdict):
+            found.append(Diagnostic(Range.of(load.weights_only_span or load.func), "error", REFUSED_LOAD,
+                                    _refused_message(view, verdict), data))
         if verdict.level == "other_loader" and load.path is not None:
             loads_anyway = load.weights_only is False and view.format in LOADS_WITH_WEIGHTS_ONLY_FALSE
             message = f"`{_name(view)}` is {verdict.what}: load it with {verdict.how_to_load}"
@@ -94,6 +101,33 @@ def load_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
         found.append(Diagnostic(Range.of(ref.span), "warning", MISSING_KEY, message,
                                 {"key_ref": index, "line": ref.span.start_line, "closest": closest}))
     return found
+
+
+def _refuses(facts: ModuleFacts, verdict: Verdict) -> bool:
+    """Whether torch.load(weights_only=True) raises on the file, as far as this file shows."""
+    if verdict.level == "refused":
+        return True  # safe_globals cannot help: the opcodes are refused, not the globals
+    return verdict.level == "classes" and not any("safe_globals" in line for line in facts.lines)
+
+
+def _refused_message(view: ModelView, verdict: Verdict) -> str:
+    if verdict.level == "refused":
+        return (f"torch.load(weights_only=True) cannot read `{_name(view)}`: {visible(verdict.problem or '')}. "
+                f"{refused_advice(verdict)}")
+    count = len(verdict.classes)
+    return (f"torch.load(weights_only=True) refuses `{_name(view)}`: it imports {count} class"
+            f"{'' if count == 1 else 'es'} outside torch's allow-list ({_listed(verdict.classes)}), and raises "
+            "\"Unsupported global\". Allow them with torch.serialization.safe_globals([...]), save and load a "
+            "state_dict instead, or pass weights_only=False only for a file you trust.")
+
+
+def refused_advice(verdict: Verdict) -> str:
+    """What to do with a file weights_only=True refuses for its opcodes (PTH002, PTH009)."""
+    if verdict.classes:
+        return (f"weights_only=False also imports its classes ({_listed(verdict.classes)}): pass it only for "
+                "a file you trust, or save a state_dict with torch.save's default protocol.")
+    return ("It names nothing that runs code, so weights_only=False loads it safely; or re-save it with "
+            "torch.save's default protocol (2).")
 
 
 def _name(view: ModelView) -> str:

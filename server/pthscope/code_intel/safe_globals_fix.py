@@ -32,11 +32,12 @@ _LINE_LENGTH = 100
 def safe_globals_load(
     facts: ModuleFacts, checkpoints: Checkpoints, index: int
 ) -> list[TextEdit] | None:
-    """Wrap the statement of `torch.load` call `index` in the safe_globals block."""
+    """Wrap the statement of `torch.load` call `index` (without weights_only=, or with
+    weights_only=True) in the safe_globals block."""
     if index >= len(facts.torch_loads):
         return None
     load = facts.torch_loads[index]
-    if load.has_weights_only or load.has_star_kwargs or load.insert_at is None:
+    if (load.has_weights_only and load.weights_only is not True) or load.has_star_kwargs or load.insert_at is None:
         return None
     linked = linked_verdict(load, checkpoints)
     torch_name = _torch_name(facts, load)
@@ -76,16 +77,17 @@ def _torch_name(facts: ModuleFacts, load: TorchLoad) -> str | None:
 
 
 def _own_lines(facts: ModuleFacts, load: TorchLoad) -> list[str] | None:
-    """The statement's lines with `, weights_only=True` added, when it is a simple statement
-    alone on its lines (nothing before it, only a comment after it)."""
+    """The statement's lines with `, weights_only=True` added (unless it is there), when it is a
+    simple statement alone on its lines (nothing before it, only a comment after it)."""
     stmt = load.stmt
     if not any(s.span == stmt for s in facts.statements) or load.insert_at is None:
         return None
     lines = facts.lines[stmt.start_line : stmt.end_line + 1]
     if lines[0][: stmt.start_char].strip() or not _only_comment(lines[-1][stmt.end_char :]):
         return None
-    row, column = load.insert_at[0] - stmt.start_line, load.insert_at[1]
-    lines[row] = lines[row][:column] + ", weights_only=True" + lines[row][column:]
+    if not load.has_weights_only:
+        row, column = load.insert_at[0] - stmt.start_line, load.insert_at[1]
+        lines[row] = lines[row][:column] + ", weights_only=True" + lines[row][column:]
     return lines
 
 

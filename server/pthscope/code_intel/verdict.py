@@ -8,6 +8,10 @@ the `effect` sentence when the reader gives one) and from whether the file could
   Nothing may suggest `weights_only=False` (nor re-saving through it).
 - `unchecked`: the file could not be read, so nothing is known; treated like `runs_code` for
   fixes (only `weights_only=True`, which refuses what it does not know).
+- `refused`: nothing is dangerous, but torch's weights_only unpickler cannot run the pickle's
+  opcodes (`torch.save(..., pickle_protocol=4)`'s FRAME, say: reader/pickle_opcodes.py), so
+  weights_only=True refuses the file whatever it names, safe_globals or not; weights_only=False
+  loads it, importing its `classes` if it has any.
 - `classes`: the only globals outside torch's `weights_only` allow-list are classes to import
   and rebuild; `torch.serialization.safe_globals([...])` with those classes loads it with
   `weights_only=True`.
@@ -30,7 +34,7 @@ from ..reader.extensions import HOW_TO_LOAD
 from ..reader.model_view import ModelView
 from .linking import Checkpoints, checkpoint_for_path
 
-Level = Literal["runs_code", "unchecked", "classes", "safe", "other_loader"]
+Level = Literal["runs_code", "unchecked", "refused", "classes", "safe", "other_loader"]
 # What such a file is; how to load it is the reader's advice (reader/extensions.py HOW_TO_LOAD).
 _NOT_FOR_TORCH_LOAD = {
     "torchscript": "a TorchScript archive, which torch.load hands to torch.jit.load (weights_only=True refuses it)",
@@ -53,7 +57,8 @@ class Verdict:
     classes: tuple[str, ...] = ()
     # name → the reader's sentence on what a weights_only=False load would do with it.
     effects: dict[str, str] = field(default_factory=dict)
-    # Why the file could not be checked (the reader's first error), for `unchecked`.
+    # Why the file could not be checked (the reader's first error), for `unchecked`; why
+    # weights_only=True refuses it, for `refused`.
     problem: str | None = None
     safetensors: bool = False
     # For `other_loader`: what the file is, and how to load it.
@@ -65,7 +70,7 @@ class Verdict:
     def allows_weights_only_false(self) -> bool:
         """Whether a fix may ever write `weights_only=False` for this file (which only a file
         that needs its classes does)."""
-        return self.level == "classes"
+        return self.level in ("classes", "refused")
 
     def headline(self, name: Callable[[str], str]) -> str:
         """One line saying what a load would do; `name` formats each global's name (hover.py
@@ -76,12 +81,11 @@ class Verdict:
             return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
         if self.level == "unchecked":
             return "⚠ Not checked: pthscope could not read this file, so what a load would run is unknown"
+        if self.level == "refused":
+            return ("Needs weights_only=False: torch's weights_only unpickler cannot read its pickle; "
+                    + (f"it imports {_classes(self.classes)}" if self.classes else "nothing it names runs code"))
         if self.level == "classes":
-            count = len(self.classes)
-            return (
-                f"Needs weights_only=False or safe_globals: imports {count} "
-                f"class{'' if count == 1 else 'es'}"
-            )
+            return f"Needs weights_only=False or safe_globals: imports {_classes(self.classes)}"
         if self.safetensors:
             return "✓ Safe: a safetensors file holds tensors only; nothing in it runs"
         return "✓ Safe to load with weights_only=True"
@@ -102,6 +106,8 @@ def verdict_for(lookup: ModelView) -> Verdict:
         return Verdict("runs_code", dangerous, classes, effects)
     if lookup.errors:
         return Verdict("unchecked", (), classes, effects, lookup.errors[0])
+    if lookup.weights_only_refusal:
+        return Verdict("refused", (), classes, effects, lookup.weights_only_refusal)
     if classes:
         return Verdict("classes", (), classes, effects)
     return Verdict("safe", safetensors=lookup.format == "safetensors")
@@ -131,6 +137,10 @@ def linked_verdict(
     if checkpoint is None:
         return None
     return checkpoint, verdict_for(checkpoint)
+
+
+def _classes(classes: tuple[str, ...]) -> str:
+    return f"{len(classes)} class{'' if len(classes) == 1 else 'es'}"
 
 
 def _names(names: tuple[str, ...], name: Callable[[str], str]) -> str:

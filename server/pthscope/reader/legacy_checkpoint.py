@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from .dtypes import itemsize
 from .limits import Limits
 from .model import Checkpoint, Problem
+from .pickle_opcodes import weights_only_refusal
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, UnpickleLog, storage_type_dtype
@@ -72,6 +73,7 @@ def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
         except PickleError as exc:
             checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
+        checkpoint.weights_only_refusal = _weights_only_refusal(stream)
         _locate_storages(stream, keys, storages, size, checkpoint)
     return fill_checkpoint(checkpoint, root, log, limits)
 
@@ -90,6 +92,15 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
             checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
     return fill_checkpoint(checkpoint, root, log, limits)
+
+
+def _weights_only_refusal(stream: BinaryIO) -> str:
+    """With weights_only=True, torch reads all five pickles (the three of the header too) with
+    its own unpickler: the first opcode it refuses in them, if any."""
+    end = stream.tell()
+    pickles = _pread(stream, 0, end)
+    stream.seek(end)
+    return weights_only_refusal(pickles, "a pickle of the file", pickles=5)
 
 
 def _no_persistent_ids(pid: Any) -> Any:

@@ -57,11 +57,13 @@ _OWN_TYPES_ONLY = frozenset({"torchscript"})
 _PYTHON_UNPICKLER = "a Python unpickler (pickle.load of its pickles)"
 
 
-def loader_of(format: str) -> LoaderJson:
+def loader_of(format: str, weights_only_refuses: str = "") -> LoaderJson:
     """What loads this format's pickles, whether its `weights_only=True` restricts them to
-    torch's allow-list, and whether it accepts only its own types whatever it is told."""
+    torch's allow-list, whether it accepts only its own types whatever it is told, and why
+    weights_only=True refuses this file whatever its globals (Checkpoint.weights_only_refusal)."""
     other = _OTHER_LOADERS.get(format)
-    return {"call": other or "torch.load", "weights_only": other is None, "own_types_only": format in _OWN_TYPES_ONLY}
+    return {"call": other or "torch.load", "weights_only": other is None, "own_types_only": format in _OWN_TYPES_ONLY,
+            "weights_only_refuses": weights_only_refuses}
 
 
 def unrestricted_load(format: str) -> str:
@@ -371,6 +373,9 @@ class Checkpoint:
     parts: list[PartInfo] = field(default_factory=list)
     # A single file that is one part of a set: the set's index, folder or metadata.
     part_of: PartOf | None = None
+    # Why torch.load(weights_only=True) refuses the file before judging any global: an opcode its
+    # unpickler does not run (pickle_opcodes.py); "" when it does not.
+    weights_only_refusal: str = ""
 
     @property
     def ok(self) -> bool:
@@ -434,7 +439,7 @@ class Checkpoint:
             "tensors": [t.to_json() for t in self.tensors] if long_lists else None,
             "modules": [m.to_json() for m in self.modules],
             "globals": [g.to_json() for g in self.globals],
-            "loader": loader_of(self.format),
+            "loader": loader_of(self.format, self.weights_only_refusal),
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
             "parts": [p.to_json() for p in self.parts],
@@ -481,6 +486,7 @@ class LoaderJson(TypedDict):
     call: str  # what loads the file's pickles
     weights_only: bool  # its weights_only=True restricts them to torch's allow-list
     own_types_only: bool  # it refuses every global but its own types (torch.jit.load), whatever it is told
+    weights_only_refuses: str  # why weights_only=True refuses the file whatever its globals ("": it does not)
 
 
 class PartJson(TypedDict):

@@ -84,6 +84,7 @@ class ModelView:
     entries: dict[str, Entry] = field(default_factory=dict)  # by dotted key ("" the root)
     # The formats of the files a set (a folder, an index, a DCP .metadata) is made of; [] for one file.
     part_formats: list[str] = field(default_factory=list)
+    weights_only_refusal: str = ""  # Checkpoint.weights_only_refusal
     # Built from the fields above:
     by_name: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
     by_key: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
@@ -170,7 +171,7 @@ class ModelView:
             "tied": [[i, first] for i, first in self.tied.items()],
             "error_kinds": self.error_kinds, "locations": self.locations,
             "entries": {k: [e.kind, e.type, e.value, e.listed] for k, e in self.entries.items()},
-            "part_formats": self.part_formats,
+            "part_formats": self.part_formats, "weights_only_refusal": self.weights_only_refusal,
         }
 
     @classmethod
@@ -187,6 +188,7 @@ class ModelView:
             error_kinds=list(data.get("error_kinds", [])), locations=dict(data.get("locations", {})),
             entries={k: Entry(*row) for k, row in data.get("entries", {}).items()},
             part_formats=list(data.get("part_formats", [])),
+            weights_only_refusal=data.get("weights_only_refusal", ""),
         )
 
 
@@ -223,6 +225,7 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
         error_kinds=[e.kind for e in checkpoint.errors], locations=locations,
         entries=_entries(checkpoint, set(positions)),
         part_formats=[part.format for part in checkpoint.parts],
+        weights_only_refusal=checkpoint.weights_only_refusal,
     )
 
 

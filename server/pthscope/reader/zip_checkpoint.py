@@ -21,6 +21,7 @@ from typing import Any
 
 from .limits import Limits
 from .model import Checkpoint, Problem
+from .pickle_opcodes import weights_only_refusal
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
 from .safe_repr import key_text, safe_repr
 from .unpickler import StorageRef, StorageType, UnpickleLog, storage_type_dtype
@@ -97,15 +98,17 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
         return report_globals(checkpoint, log)
     # Buffered: the C unpickler then parses from the buffer it peeks at, instead of calling
     # read() for every opcode (3x faster on a pickle of 30,000 tensors).
-    stream = io.BufferedReader(io.BytesIO(read_member(f, main, size)), _PICKLE_BUFFER)
+    pickled = read_member(f, main, size)
+    stream = io.BufferedReader(io.BytesIO(pickled), _PICKLE_BUFFER)
     try:
         root = unpickle(stream, main.name, persistent_load, log, limits)
     except PickleError as exc:
         refuse(Problem(exc.kind, str(exc), where=exc.where))
         return report_globals(checkpoint, log)
+    checkpoint.weights_only_refusal = weights_only_refusal(pickled, main.name)
     # The tree needs none of these: let go of the directory, the pickle and the storage records
     # first (for 30,000 members, 15 MiB less at the peak).
-    del directory, records, persistent_load, storages, stream, others
+    del directory, records, persistent_load, storages, stream, others, pickled
     return fill_checkpoint(checkpoint, root, log, limits)
 
 

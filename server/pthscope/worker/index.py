@@ -136,7 +136,7 @@ class CheckpointIndex:
         return {
             "file": c.file, "format": c.format, "size": c.size, "metadata": c.metadata,
             "summary": self._summary, "models": [m.to_json() for m in c.models],
-            "globals": [g.to_json() for g in c.globals], "loader": loader_of(c.format),
+            "globals": [g.to_json() for g in c.globals], "loader": loader_of(c.format, c.weights_only_refusal),
             "warnings": [w.to_json() for w in c.warnings], "errors": [e.to_json() for e in c.errors], "parts": [p.to_json() for p in c.parts],
             "part_of": c.part_of.to_json() if c.part_of is not None else None,
         }

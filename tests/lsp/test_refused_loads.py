@@ -1,0 +1,129 @@
+"""A file that `weights_only=True` refuses — for its pickle's opcodes (`torch.save(...,
+pickle_protocol=4)`), or for the classes it imports — is never called loadable with it: PTH002
+says it needs weights_only=False, an explicit `weights_only=True` gets PTH009, and their fixes
+write code that loads. What each says of torch is checked against torch in the same test."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from pytest_lsp import LanguageClient
+from torch import nn
+
+from ..code_intel.hostile_text import rendered_text
+from .code_intel import (
+    apply_lsp_edits,
+    change_document,
+    code_actions,
+    code_workspace,
+    hover_text,
+    open_document,
+    published,
+    python_client,
+    text_edits,
+    utf16_position,
+)
+
+__all__ = ["code_workspace", "python_client"]
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SCRIPT = ('import torch\n'
+          'plain = torch.load("proto4.pt")\n'
+          'told = torch.load("proto4.pt", weights_only=True)\n'
+          'whole = torch.load("whole_net.pt", weights_only=True)\n'
+          'fine = torch.load("proto4.pt", weights_only=False)\n'
+          'both = torch.load("whole_p5.pt", weights_only=True)\n')
+
+
+def _fails_weights_only(path: Path, why: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(pickle.UnpicklingError, match=why):
+            torch.load(path, weights_only=True)
+        torch.load(path, weights_only=False)
+
+
+async def test_weights_only_true_is_never_promised_where_torch_refuses_it(
+        python_client: LanguageClient, code_workspace: Path) -> None:
+    state = nn.Linear(3, 2).state_dict()
+    torch.save(state, code_workspace / "proto4.pt", pickle_protocol=4)
+    torch.save(nn.Sequential(nn.Linear(2, 2)), code_workspace / "whole_net.pt")
+    torch.save(nn.Sequential(nn.Linear(2, 2)), code_workspace / "whole_p5.pt", pickle_protocol=5)
+    _fails_weights_only(code_workspace / "proto4.pt", "Unsupported operand 149")
+    _fails_weights_only(code_workspace / "whole_net.pt", "Unsupported global")
+    _fails_weights_only(code_workspace / "whole_p5.pt", "Unsupported operand 149")
+
+    uri = open_document(python_client, code_workspace / "refused.py", SCRIPT)
+    found = await published(python_client, uri, lambda p: len([d for d in p.diagnostics if d.code == "PTH009"]) == 3)
+    by_line = {(d.range.start.line, d.code): d for d in found.diagnostics}
+    assert not [d for d in found.diagnostics if d.range.start.line == 4], found.diagnostics  # weights_only=False: fine
+    plain = by_line[(1, "PTH002")]
+    assert plain.severity == 2 and "`proto4.pt` needs weights_only=False" in plain.message
+    assert "uses the FRAME opcode at byte 2 (from pickle protocol 4)" in plain.message
+    assert "It names nothing that runs code, so weights_only=False loads it safely" in plain.message
+    told = by_line[(2, "PTH009")]
+    assert told.severity == 1 and told.message.startswith("torch.load(weights_only=True) cannot read `proto4.pt`")
+    whole = by_line[(3, "PTH009")]
+    assert "refuses `whole_net.pt`: it imports 2 classes" in whole.message and "safe_globals" in whole.message
+    both = by_line[(5, "PTH009")]
+    assert "cannot read `whole_p5.pt`" in both.message and "also imports its classes" in both.message
+
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(SCRIPT, '"proto4.pt"', 2))
+                                   or ""))
+    assert shown.startswith("Needs weights_only=False: torch's weights_only unpickler cannot read its pickle; "
+                            "nothing it names runs code"), shown
+    assert "Safe to load with weights_only=True" not in shown and "FRAME opcode" in shown
+
+    offered = {line: await code_actions(python_client, uri, line) for line in (1, 2, 3, 5)}
+    titles = {line: [(a.title, bool(a.is_preferred)) for a in actions] for line, actions in offered.items()}
+    assert ("Add weights_only=False (the file names nothing that runs code)", True) in titles[1]
+    assert not any("weights_only=True" in t or "safe_globals" in t for t, _ in titles[1]), titles[1]
+    assert ("Use weights_only=False (the file names nothing that runs code)", True) in titles[2]
+    assert ("Allow its classes (safe_globals)", True) in titles[3]
+    assert ("Use weights_only=False (only for a file you trust)", False) in titles[3]
+    assert ("Use weights_only=False (only for a file you trust)", False) in titles[5]
+    assert not any("safe_globals" in t for t, _ in titles[5])  # it cannot help: the opcodes are refused
+
+    text = SCRIPT
+    for line, title in ((1, "Add weights_only=False (the file names nothing that runs code)"),
+                        (2, "Use weights_only=False (the file names nothing that runs code)"),
+                        (3, "Allow its classes (safe_globals)")):
+        action = next(a for a in offered[line] if a.title == title)
+        resolved = await python_client.code_action_resolve_async(action)
+        text = apply_lsp_edits(text, text_edits(resolved.edit, uri))
+    assert 'plain = torch.load("proto4.pt", weights_only=False)\n' in text
+    assert 'told = torch.load("proto4.pt", weights_only=False)\n' in text
+    assert "with torch.serialization.safe_globals([" in text and "weights_only=True, weights_only" not in text
+    change_document(python_client, uri, 2, text)
+    after = await published(python_client, uri, lambda p: p.version == 2)
+    assert [(d.range.start.line, d.code) for d in after.diagnostics if d.code in ("PTH002", "PTH009")] == [
+        (text.splitlines().index('both = torch.load("whole_p5.pt", weights_only=True)'), "PTH009")]
+    # The fixed script runs: every load in it works.
+    namespace: dict[str, object] = {}
+    cwd = os.getcwd()
+    os.chdir(code_workspace)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(text.replace('both = torch.load("whole_p5.pt", weights_only=True)\n', ""), namespace)
+    finally:
+        os.chdir(cwd)
+    assert set(namespace["plain"]) == set(namespace["told"]) == set(state)  # type: ignore[call-overload]
+    assert isinstance(namespace["whole"], nn.Sequential)
+
+
+async def test_a_file_that_allows_globals_itself_is_not_second_guessed(
+        python_client: LanguageClient, code_workspace: Path) -> None:
+    torch.save(nn.Sequential(nn.Linear(2, 2)), code_workspace / "whole_allowed.pt")
+    text = ('import torch\n'
+            'torch.serialization.add_safe_globals([torch.nn.Sequential, torch.nn.Linear])\n'
+            'net = torch.load("whole_allowed.pt", weights_only=True)\n')
+    uri = open_document(python_client, code_workspace / "allowed.py", text)
+    found = await published(python_client, uri, lambda p: True)
+    assert not [d for d in found.diagnostics if d.code == "PTH009"], found.diagnostics

@@ -127,3 +127,19 @@ async def test_a_file_that_allows_globals_itself_is_not_second_guessed(
     uri = open_document(python_client, code_workspace / "allowed.py", text)
     found = await published(python_client, uri, lambda p: True)
     assert not [d for d in found.diagnostics if d.code == "PTH009"], found.diagnostics
+
+
+async def test_a_file_torch_load_fails_on_is_not_called_unchecked(
+        python_client: LanguageClient, code_workspace: Path) -> None:
+    path = code_workspace / "legacy_uint16.pt"
+    torch.save({"w": torch.ones(2).to(torch.uint16)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(AttributeError):
+        torch.load(path, weights_only=False)
+    text = 'import torch\nsd = torch.load("legacy_uint16.pt", weights_only=True)\n'
+    uri = open_document(python_client, code_workspace / "legacy_load.py", text)
+    found = await published(python_client, uri, lambda p: any(d.code == "PTH005" for d in p.diagnostics))
+    (error,) = [d for d in found.diagnostics if d.code == "PTH005"]
+    assert error.severity == 1 and error.message.startswith("`legacy_uint16.pt` cannot be loaded by torch.load: ")
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(text, '"legacy_uint16.pt"', 2))
+                                   or ""))
+    assert shown.startswith("⚠ torch.load fails on this file, whatever weights_only says"), shown

@@ -176,3 +176,21 @@ def test_concatenated_pickles_and_truncation() -> None:
     assert first_unsupported(two, pickles=2) is not None
     assert first_unsupported(pickle.dumps("x" * 300, protocol=2)[:-20]) is None  # the reader reports the truncation
     assert weights_only_refusal(b"\x80\x02\xff.", "p") .startswith("p uses the 0xff opcode at byte 2 (not a pickle opcode)")
+
+
+@pytest.mark.parametrize("dtype", [torch.uint16, torch.uint32, torch.float8_e4m3fn])
+def test_a_legacy_file_torch_cannot_load_says_so(tmp_path: Path, dtype: torch.dtype) -> None:
+    """torch.save writes a dtype without a typed storage class as torch.UntypedStorage in the
+    legacy format, and its own legacy reader then fails on it, whatever weights_only says."""
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(2, 3).to(dtype), "b": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
+    for weights_only in (True, False):
+        with pytest.raises(AttributeError, match="has no attribute 'dtype'"):
+            torch.load(path, weights_only=weights_only)
+    checkpoint = read_checkpoint(str(path))
+    assert [e.kind for e in checkpoint.errors] == ["unloadable"]
+    assert "torch.load fails on this file, with weights_only=True or False" in checkpoint.errors[0].message
+    assert {t.key: t.dtype for t in checkpoint.tensors} == {"w": str(dtype).removeprefix("torch."), "b": "float32"}
+    torch.save({"b": torch.ones(2)}, path, _use_new_zipfile_serialization=False)  # typed storages load
+    torch.load(path, weights_only=True)
+    assert not read_checkpoint(str(path)).errors

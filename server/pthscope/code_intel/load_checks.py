@@ -42,6 +42,7 @@ _BROKEN = {
     "unknown-format": "is not a checkpoint torch.load can read",
     "other-format": "is not a PyTorch checkpoint",
     "unreadable": "cannot be read",
+    "unloadable": "cannot be loaded by torch.load",
 }
 
 

@@ -65,6 +65,7 @@ class Verdict:
     what: str = ""
     how_to_load: str = ""
     of_files: bool = False  # `other_loader` of a set: its dangerous globals are in files it is made of
+    unloadable: bool = False  # `unchecked` of a file pthscope read whole, which torch.load cannot load
 
     @property
     def allows_weights_only_false(self) -> bool:
@@ -79,6 +80,8 @@ class Verdict:
             return f"⚠ Not a torch.load checkpoint: {self.what}. Load it with {self.how_to_load}"
         if self.level == "runs_code":
             return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
+        if self.level == "unchecked" and self.unloadable:
+            return "⚠ torch.load fails on this file, whatever weights_only says (see below)"
         if self.level == "unchecked":
             return "⚠ Not checked: pthscope could not read this file, so what a load would run is unknown"
         if self.level == "refused":
@@ -105,7 +108,8 @@ def verdict_for(lookup: ModelView) -> Verdict:
     if dangerous:
         return Verdict("runs_code", dangerous, classes, effects)
     if lookup.errors:
-        return Verdict("unchecked", (), classes, effects, lookup.errors[0])
+        unloadable = all(kind == "unloadable" for kind in lookup.error_kinds)
+        return Verdict("unchecked", (), classes, effects, lookup.errors[0], unloadable=unloadable)
     if lookup.weights_only_refusal:
         return Verdict("refused", (), classes, effects, lookup.weights_only_refusal)
     if classes:

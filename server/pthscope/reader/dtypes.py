@@ -27,6 +27,7 @@ STORAGE_DTYPES: dict[str, str] = {
 }
 
 # Bytes per element. Sub-byte and packed types occupy one byte per stored element in torch.
+UNTYPED = "uint8 (untyped)"  # the dtype of a torch.UntypedStorage: its bytes
 ITEMSIZE: dict[str, int] = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
     "float8_e4m3fn": 1, "float8_e4m3fnuz": 1, "float8_e5m2": 1, "float8_e5m2fnuz": 1,
@@ -40,7 +41,7 @@ ITEMSIZE: dict[str, int] = {
     "qint8": 1, "quint8": 1, "qint32": 4, "quint4x2": 1, "quint2x4": 1,
     "bits8": 1, "bits16": 2, "bits1x8": 1, "bits2x4": 1, "bits4x2": 1,
     # bytes of an untyped storage
-    "uint8 (untyped)": 1,
+    UNTYPED: 1,
 }
 
 # numpy dtype codes ('f4', '<f8', 'int64', ...) → dtype name.

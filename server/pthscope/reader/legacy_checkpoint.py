@@ -13,7 +13,7 @@ import re
 import struct
 from typing import Any, BinaryIO
 
-from .dtypes import itemsize
+from .dtypes import UNTYPED, itemsize
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickle_opcodes import weights_only_refusal
@@ -75,6 +75,16 @@ def read_legacy_checkpoint(path: str, limits: Limits) -> Checkpoint:
             return report_globals(checkpoint, log)
         checkpoint.weights_only_refusal = _weights_only_refusal(stream)
         _locate_storages(stream, keys, storages, size, checkpoint)
+    untyped = [key for key, ref in storages.items() if ref.dtype == UNTYPED]
+    if untyped:
+        # torch.save writes one for a dtype without a typed storage class (uint16, float8, ...),
+        # and torch's legacy reader then asks it for the `dtype` it lacks (AttributeError).
+        checkpoint.errors.append(Problem(
+            "unloadable", f"torch.load fails on this file, with weights_only=True or False: {len(untyped):,} "
+            "storage(s) are saved as torch.UntypedStorage, which torch's legacy-format reader cannot read "
+            "(\"'UntypedStorage' has no attribute 'dtype'\"); torch.save writes that for dtypes such as uint16 "
+            "or float8 in the legacy format. Save with torch.save's default (zip) format instead",
+            where=f"storage {untyped[0]}"))
     return fill_checkpoint(checkpoint, root, log, limits)
 
 

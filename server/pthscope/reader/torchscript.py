@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from .dtypes import UNTYPED
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
@@ -171,7 +172,7 @@ def _unpickle_member(f: BinaryIO, member: Member | None, size: int, persistent_l
 
 
 def _any_storage(pid: Any) -> Any:
-    return StorageRef("?", "uint8 (untyped)", "cpu", 0, 0)
+    return StorageRef("?", UNTYPED, "cpu", 0, 0)
 
 
 def _has_tensors(values: tuple[Any, ...]) -> bool:

@@ -24,6 +24,7 @@ from typing import IO, Any, ClassVar
 from .dtypes import (
     ITEMSIZE,
     STORAGE_DTYPES,
+    UNTYPED,
     dtype_from_numpy_code,
     itemsize,
     itemsize_of_numpy_code,
@@ -984,6 +985,6 @@ def storage_type_dtype(storage_type: Any) -> str:
     if type(storage_type) is StorageType:
         return storage_type.dtype
     if isinstance(storage_type, _StubMeta) and storage_type.qualname == "torch.storage.UntypedStorage":
-        return "uint8 (untyped)"
+        return UNTYPED
     what = storage_type.qualname if isinstance(storage_type, _StubMeta) else f"a {saved_type_name(storage_type)}"
     raise ValueError(f"the storage class of a persistent id is {what}, which is not a storage type torch knows")

@@ -19,6 +19,7 @@ import io
 from itertools import repeat
 from typing import Any
 
+from .dtypes import UNTYPED
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickle_opcodes import weights_only_refusal
@@ -208,7 +209,7 @@ def _analyse_other_pickle(f: Any, member: Member, size: int, log: UnpickleLog, l
 
 
 def _any_storage(pid: Any) -> Any:
-    return StorageRef("?", "uint8 (untyped)", "cpu", 0, 0)
+    return StorageRef("?", UNTYPED, "cpu", 0, 0)
 
 
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],

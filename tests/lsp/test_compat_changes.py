@@ -69,6 +69,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(change_models.Net(num_classes=1000).state_dict(), runs / "head1000.pth")
     torch.save({"model": change_models.Net(num_classes=1000).state_dict(), "epoch": 300}, runs / "train.pth")
     torch.save(torch.nn.Linear(16, 10), runs / "head.pt")  # a whole module
+    for name, classes in (("ddp.pth", 10), ("ddp1000.pth", 1000)):  # saved from DistributedDataParallel
+        torch.save({f"module.{k}": v for k, v in change_models.Net(num_classes=classes).state_dict().items()},
+                   runs / name)
     tuned = change_models.Net(num_classes=1000)
     tuned.fc = torch.nn.Linear(16, 5)
     torch.save(tuned.state_dict(), runs / "tuned.pth")
@@ -189,6 +192,23 @@ CHECKED = [
                      'model = Net()\nmodel.load_state_dict(sd, strict=False)\n'),
     ("deleted_strict", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nsd = ckpt["model"]\ndel sd["fc.weight"]\n'
                        'model = Net(num_classes=1000)\nmodel.load_state_dict(ckpt["model"])\n'),
+    # a renaming comprehension bound to a name first (the usual DDP-resume form)
+    ("renamed", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                'sd = {k.removeprefix("module."): v for k, v in sd.items()}\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    ("renamed_wrong_size", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
+                           'state = {k.removeprefix("module."): v for k, v in sd.items()}\nmodel = Net()\n'
+                           'model.load_state_dict(state)\n'),
+    # literal keys deleted before the renaming are left out; an edit of the original after it is not the copy's
+    ("renamed_after_edits", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\ndel sd["module.fc.weight"]\n'
+                            'sd.pop("module.fc.bias")\ndel sd["module.out.weight"]\n'
+                            'state = {k.removeprefix("module."): v for k, v in sd.items()}\n'
+                            'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
+    ("original_edited_after", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
+                              'state = {k.removeprefix("module."): v for k, v in sd.items()}\ndel sd["module.fc.weight"]\n'
+                              'model = Net(num_classes=1000)\nmodel.load_state_dict(state)\n'),
+    ("filtered", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
+                 'kept = {k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias", "out.weight")}\n'
+                 'model = Net()\nmodel.load_state_dict(kept, strict=False)\n'),
 ]  # fmt: skip
 
 
@@ -218,6 +238,15 @@ UNCLEAR = [
     ("helper", 'def fix(d):\n    for k in [k for k in d if k.startswith(("fc.", "out.w"))]:\n        d.pop(k)\n\n'
                'sd = torch.load("runs/head1000.pth", weights_only=True)\nfix(sd)\n'
                'model = Net()\nmodel.load_state_dict(sd, strict=False)\n'),
+    # a renamed copy edited, or handed to code that may edit it
+    ("renamed_edited", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
+                       'state = {k.removeprefix("module."): v for k, v in sd.items()}\n'
+                       'for k in ["fc.weight", "fc.bias", "out.weight"]:\n    del state[k]\n'
+                       'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
+    ("renamed_passed", 'def fix(d):\n    for k in [k for k in d if k.startswith(("fc.", "out.w"))]:\n        d.pop(k)\n\n'
+                       'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
+                       'state = {k.removeprefix("module."): v for k, v in sd.items()}\nfix(state)\n'
+                       'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
     # stores the evaluator cannot replay
     ("not_evaluable", 'model = Net(num_classes=1000)\nmodel.fc = torch.load("runs/head.pt", weights_only=False)\n'
                       'model.out = nn.Linear(10, 2)\nmodel.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),

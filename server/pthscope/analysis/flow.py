@@ -9,6 +9,8 @@ Values (`Value`):
 - `Built(callee, scope, line, stores)`: the object a call made (`net = SmallResNet()`); a model's
   weights come from the `load_state_dict` calls on it; `stores` are the lines of the statements
   that replaced a submodule of it since (`net.fc = nn.Linear(32, 5)`): another model from there;
+- `Renamed(source, renames, drops, prefixed_only)`: a dict comprehension that renames or leaves
+  out the keys of a `Loaded` dict, for the `load_state_dict` it reaches;
 - `Param(function, name)`: a parameter of a function of this file, resolved after the walk from
   what the calls in the file pass (`resolve_params`);
 - `UNCLEAR`: anything else: a value that depends on a branch, a loop variable, a computed dict.
@@ -82,6 +84,19 @@ WRAPPED_AS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Renamed:
+    """A dict comprehension over a loaded dict's items that strips or adds a key prefix or leaves
+    keys out (`{k.removeprefix("module."): v for k, v in sd.items()}`; flow_values.key_renaming
+    says which forms): a new dict, so later edits of either do not reach the other. Only
+    `load_state_dict` follows it; to everything else it is as unknown as UNCLEAR."""
+
+    source: Loaded
+    renames: tuple[str, str] | None  # (prefix stripped, prefix added)
+    drops: tuple[str, ...]  # the file's keys left out, before any renaming
+    prefixed_only: bool  # only the keys under the stripped prefix are kept
+
+
+@dataclass(frozen=True, slots=True)
 class Param:
     """Parameter `name` of the file's function `function` (what callers pass decides)."""
 
@@ -97,7 +112,7 @@ class _Unclear:
 
 
 UNCLEAR = _Unclear()
-Value = str | Loaded | Built | Param | _Unclear
+Value = str | Loaded | Built | Renamed | Param | _Unclear
 # Whether two loads (by index) read the same file.
 SameFile = Callable[[int, int], bool]
 

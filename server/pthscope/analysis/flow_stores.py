@@ -8,6 +8,7 @@ check is made against what the class or the file alone would give.
   evaluate to a module leaves the model unknown). Any other store or deletion on it,
   `setattr`/`delattr` → UNCLEAR. Inside an `if` or a loop the join (flow_walk.py) makes it
   UNCLEAR too. A loaded whole model (`Loaded`) cannot be replayed: any attribute store → UNCLEAR.
+- A renamed copy of a loaded dict (`Renamed`): any edit, or passing it to code, → UNCLEAR.
 - A loaded dict (`Loaded`): each edit is recorded (`DictEdit`) and decides the loads of that
   object after it (`edits_for`): `del d["k"]` and `d.pop("k"...)` with a literal key leave "k"
   out, when done on that very dict on every way to the load; anything else (a key from a loop
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, root_name
-from .flow import UNCLEAR, Built, Loaded
+from .flow import UNCLEAR, Built, Loaded, Renamed
 from .flow_values import value_of
 from .paths import dotted_name
 
@@ -73,13 +74,13 @@ def record_call(c: Collector, node: ast.Call) -> None:
     name = dotted_name(func)
     if name in ("setattr", "delattr") and node.args:
         root = root_name(node.args[0])
-        if root is not None and isinstance(c.flow.get(root), (Built, Loaded)):
+        if root is not None and isinstance(c.flow.get(root), (Built, Loaded, Renamed)):
             c.flow.set(root, UNCLEAR)
         return
     if name is None or name in _READS or name.endswith(".load_state_dict"):
         return
     for arg in [*node.args, *(k.value for k in node.keywords)]:
-        if isinstance(arg, ast.Name) and isinstance(c.flow.get(arg.id), Loaded):
+        if isinstance(arg, ast.Name) and isinstance(c.flow.get(arg.id), (Loaded, Renamed)):
             _edit(c, arg, None)  # the callee may change it
 
 
@@ -101,6 +102,9 @@ def _edit(c: Collector, node: ast.expr, removed: str | None) -> None:
     target = value_of(c, node)
     if isinstance(target, Loaded):
         c.dict_edits.append(DictEdit(target, removed, c.blocks))
+    root = root_name(node)
+    if root is not None and isinstance(c.flow.get(root), Renamed):
+        c.flow.set(root, UNCLEAR)  # a renamed copy edited: what it holds is not followed
 
 
 def edits_for(c: Collector, source: Loaded) -> tuple[str, ...] | None:

@@ -8,8 +8,9 @@ Understood: static strings (paths.py), names, `x["key"]`, `x.get("key")`, `x.get
 (`model.to(device)`), wrappers of a model (`nn.DataParallel(model)`, `torch.compile(model)`: the
 same `Built` with its wrappers; `wrapper.module` the model again), `copy.deepcopy(model)` (a
 `Built` copied: another model of the same structure; `copy.copy` is UNCLEAR),
-`open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`) and any other call (an
-object it built). Everything else is UNCLEAR.
+`open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`), a comprehension that
+renames a loaded dict's keys (`Renamed`: `key_renaming`'s forms) and any other call (an object it
+built). Everything else is UNCLEAR.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .facts import KeyRef
-from .flow import UNCLEAR, WRAPPED_AS, Built, Loaded, Param, Value, join, same_value
+from .flow import UNCLEAR, WRAPPED_AS, Built, Loaded, Param, Renamed, Value, join, same_value
 from .paths import dotted_name, static_path
 
 if TYPE_CHECKING:
@@ -56,7 +57,25 @@ def value_of(c: Collector, node: ast.AST | None) -> Value:
         return _call_value(c, node)
     if isinstance(node, ast.Attribute):
         return _unwrapped(value_of(c, node.value), node.attr)
+    if isinstance(node, ast.DictComp):
+        return _renamed(c, node)
     return UNCLEAR
+
+
+def _renamed(c: Collector, node: ast.DictComp) -> Value:
+    """A comprehension that renames or leaves out a loaded dict's keys, with the literal-key
+    edits made to that dict before it (flow_stores.py): a new dict from here on."""
+    from .flow_stores import edits_for  # flow_stores reads values through this module
+
+    renaming = key_renaming(node)
+    base = value_of(c, renaming[2]) if renaming is not None else UNCLEAR
+    if renaming is None or not isinstance(base, Loaded):
+        return UNCLEAR
+    renames, drops, _, prefixed_only = renaming
+    removed = edits_for(c, base)
+    if removed is None:
+        return UNCLEAR
+    return Renamed(base, renames, (*drops, *(key for key in removed if key not in drops)), prefixed_only)
 
 
 def _unwrapped(base: Value, attr: str) -> Value:
@@ -202,3 +221,61 @@ def is_key_access(node: ast.AST) -> bool:
 
 def _string(node: ast.AST) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def key_renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr, bool] | None:
+    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X, False); `{"P" + k: v …}`
+    → (("", "P"), (), X, False); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None,
+    ("a", "b"), X, False) (a filter may follow a renaming too); `{k.removeprefix("P"): v … if
+    k.startswith("P")}` → (("P", ""), (), X, True): only the keys under P; None for anything else."""
+    if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
+        return None
+    loop = arg.generators[0]
+    target, items = loop.target, loop.iter
+    if (len(loop.ifs) > 1 or loop.is_async or not isinstance(target, ast.Tuple) or len(target.elts) != 2
+            or not all(isinstance(e, ast.Name) for e in target.elts)):  # fmt: skip
+        return None
+    key, value = (e.id for e in target.elts)  # type: ignore[attr-defined]
+    if not (isinstance(arg.value, ast.Name) and arg.value.id == value and isinstance(items, ast.Call)
+            and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
+            and not items.args and not items.keywords):  # fmt: skip
+        return None
+    made = arg.key
+    prefix = _string_method_of(made, key, "removeprefix")
+    only = bool(loop.ifs) and prefix is not None and _string_method_of(loop.ifs[0], key, "startswith") == prefix
+    drops = () if only or not loop.ifs else _dropped_keys(loop.ifs[0], key)
+    if drops is None:
+        return None
+    if prefix is not None:
+        return (prefix, ""), drops, items.func.value, only
+    if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
+            and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
+            and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
+        return ("", made.left.value), drops, items.func.value, False
+    if drops and isinstance(made, ast.Name) and made.id == key:
+        return None, drops, items.func.value, False
+    return None
+
+
+def _string_method_of(node: ast.expr, key: str, method: str) -> str | None:
+    """`k.<method>("P")` (`removeprefix`, `startswith`) → "P"."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == method and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == key and len(node.args) == 1 and not node.keywords
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):  # fmt: skip
+        return node.args[0].value
+    return None
+
+
+def _dropped_keys(condition: ast.expr, key: str) -> tuple[str, ...] | None:
+    """`k not in ("a", "b")` (a tuple, list or set of strings) → ("a", "b"); else None."""
+    if not (isinstance(condition, ast.Compare) and isinstance(condition.left, ast.Name)
+            and condition.left.id == key and len(condition.ops) == 1
+            and isinstance(condition.ops[0], ast.NotIn)):  # fmt: skip
+        return None
+    listed = condition.comparators[0]
+    if not isinstance(listed, (ast.Tuple, ast.List, ast.Set)) or not listed.elts:
+        return None
+    if not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in listed.elts):
+        return None
+    return tuple(dict.fromkeys(e.value for e in listed.elts))  # type: ignore[attr-defined]

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, bool_const
 from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
-from .flow import UNCLEAR, Loaded, Value
+from .flow import UNCLEAR, Loaded, Renamed, Value
 from .flow_stores import edits_for
-from .flow_values import value_of
+from .flow_values import key_renaming, value_of
 from .module_attributes import saved_object
 from .source import Positions
 
@@ -132,12 +132,19 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
     """`var.load_state_dict(...)`: what is loaded (flow.py), from which path, into what
     (`target`), and where the statement ends."""
     arg = node.args[0] if node.args else None
-    renaming = _renaming(arg) if arg is not None else None
+    source = value_of(c, arg) if arg is not None else None
     renames: tuple[str, str] | None = None
     drops: tuple[str, ...] = ()
     prefixed_only = False
-    if renaming is not None:
-        renames, drops, arg, prefixed_only = renaming
+    if isinstance(source, Renamed):  # the comprehension, here or where the name was bound
+        renames, drops, prefixed_only, source = source.renames, source.drops, source.prefixed_only, source.source
+        inline = key_renaming(arg) if arg is not None else None
+        if inline is not None:
+            arg = inline[2]  # the dict it reads: the fixes name that one
+    elif isinstance(source, Loaded):  # a dict edited since it was loaded (flow_stores.py)
+        removed = edits_for(c, source)
+        source = UNCLEAR if removed is None else source
+        drops = removed or ()
     source_var = source_key = None
     inner = arg
     if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
@@ -146,13 +153,6 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
         inner = inner.value
     if isinstance(inner, ast.Name):
         source_var = inner.id
-    source = value_of(c, arg) if arg is not None else None
-    if isinstance(source, Loaded):  # a dict edited since it was loaded (flow_stores.py)
-        removed = edits_for(c, source)
-        if removed is None:
-            source = UNCLEAR
-        else:
-            drops = (*drops, *(key for key in removed if key not in drops))
     path: CheckpointPath | None = None
     if isinstance(source, Loaded):
         path = c.facts.torch_loads[source.load].path
@@ -199,64 +199,6 @@ def _strict(c: Collector, node: ast.Call) -> tuple[bool | None, Span | None]:
     if given is None:
         return (None if any(isinstance(a, ast.Starred) for a in node.args) else True), None
     return bool_const(given), c.pos.span(given)
-
-
-def _renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr, bool] | None:
-    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X, False); `{"P" + k: v …}`
-    → (("", "P"), (), X, False); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None,
-    ("a", "b"), X, False) (a filter may follow a renaming too); `{k.removeprefix("P"): v … if
-    k.startswith("P")}` → (("P", ""), (), X, True): only the keys under P; None for anything else."""
-    if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
-        return None
-    loop = arg.generators[0]
-    target, items = loop.target, loop.iter
-    if (len(loop.ifs) > 1 or loop.is_async or not isinstance(target, ast.Tuple) or len(target.elts) != 2
-            or not all(isinstance(e, ast.Name) for e in target.elts)):  # fmt: skip
-        return None
-    key, value = (e.id for e in target.elts)  # type: ignore[attr-defined]
-    if not (isinstance(arg.value, ast.Name) and arg.value.id == value and isinstance(items, ast.Call)
-            and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
-            and not items.args and not items.keywords):  # fmt: skip
-        return None
-    made = arg.key
-    prefix = _string_method_of(made, key, "removeprefix")
-    only = bool(loop.ifs) and prefix is not None and _string_method_of(loop.ifs[0], key, "startswith") == prefix
-    drops = () if only or not loop.ifs else _dropped_keys(loop.ifs[0], key)
-    if drops is None:
-        return None
-    if prefix is not None:
-        return (prefix, ""), drops, items.func.value, only
-    if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
-            and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
-            and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
-        return ("", made.left.value), drops, items.func.value, False
-    if drops and isinstance(made, ast.Name) and made.id == key:
-        return None, drops, items.func.value, False
-    return None
-
-
-def _string_method_of(node: ast.expr, key: str, method: str) -> str | None:
-    """`k.<method>("P")` (`removeprefix`, `startswith`) → "P"."""
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == method and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == key and len(node.args) == 1 and not node.keywords
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):  # fmt: skip
-        return node.args[0].value
-    return None
-
-
-def _dropped_keys(condition: ast.expr, key: str) -> tuple[str, ...] | None:
-    """`k not in ("a", "b")` (a tuple, list or set of strings) → ("a", "b"); else None."""
-    if not (isinstance(condition, ast.Compare) and isinstance(condition.left, ast.Name)
-            and condition.left.id == key and len(condition.ops) == 1
-            and isinstance(condition.ops[0], ast.NotIn)):  # fmt: skip
-        return None
-    listed = condition.comparators[0]
-    if not isinstance(listed, (ast.Tuple, ast.List, ast.Set)) or not listed.elts:
-        return None
-    if not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in listed.elts):
-        return None
-    return tuple(dict.fromkeys(e.value for e in listed.elts))  # type: ignore[attr-defined]
 
 
 def _line_indent(pos: Positions, span: Span) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 
 from pthscope.analysis import analyze, loop_rule
+from pthscope.analysis.facts import KeyChanges
+from pthscope.analysis.flow import Loaded
 
 SOURCE = """import os
 from pathlib import Path
@@ -185,26 +187,41 @@ def test_chunked_parse_gives_the_tree_ast_parse_gives() -> None:
 
 def test_a_load_argument_that_renames_or_leaves_out_keys() -> None:
     cases = {
-        '{k.removeprefix("module."): v for k, v in sd.items()}': (("module.", ""), ()),
-        '{"model." + k: v for k, v in sd.items()}': (("", "model."), ()),
-        '{k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias")}': (None, ("fc.weight", "fc.bias")),
-        '{k: v for k, v in sd.items() if k not in {"fc.weight"}}': (None, ("fc.weight",)),
+        '{k.removeprefix("module."): v for k, v in sd.items()}': KeyChanges(renames=("module.", "")),
+        '{"model." + k: v for k, v in sd.items()}': KeyChanges(renames=("", "model.")),
+        '{k.replace("module.", ""): v for k, v in sd.items()}': KeyChanges(replaced=("module.", "")),
+        '{k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias")}': KeyChanges(("fc.weight", "fc.bias")),
+        '{k: v for k, v in sd.items() if k not in {"fc.weight"}}': KeyChanges(("fc.weight",)),
         '{k.removeprefix("module."): v for k, v in sd.items() if k not in ["module.fc.bias"]}':
-            (("module.", ""), ("module.fc.bias",)),
-        # Not a list of keys left out: the argument is not understood (nothing is checked).
+            KeyChanges(("module.fc.bias",), renames=("module.", "")),
+        '{k.replace("model.", ""): v for k, v in sd.items() if k.startswith("model.")}':
+            KeyChanges(kept_prefix="model.", replaced=("model.", "")),
+        '{k: v for k, v in sd.items() if k.startswith("backbone.")}': KeyChanges(kept_prefix="backbone."),
+        # Not understood (nothing is checked).
         '{k: v for k, v in sd.items() if not k.startswith("fc.")}': None,
         '{k: v for k, v in sd.items() if k not in HEAD}': None,
         '{k: v for k, v in sd.items()}': None,
+        '{k.replace("module.", "", 1): v for k, v in sd.items()}': None,
+        '{k.replace(old, ""): v for k, v in sd.items()}': None,
+        '{k[7:]: v for k, v in sd.items()}': KeyChanges(cut=7),
+        '{k[len("module."):]: v for k, v in sd.items() if k.startswith("module.")}':
+            KeyChanges(kept_prefix="module.", cut=7),
+        '{k[i:]: v for k, v in sd.items()}': None,
+        '{k[7:-1]: v for k, v in sd.items()}': None,
     }  # fmt: skip
     for argument, expected in cases.items():
-        source = f'import torch\nsd = torch.load("w.pth", weights_only=True)\nnet.load_state_dict({argument})\n'
-        (load,) = analyze(source, "/w/train.py", ("/w",)).loads
-        if expected is None:
-            assert load.drops == () and load.renames is None, argument
-            assert load.source is None or load.source_var is None, argument
-        else:
-            assert (load.renames, load.drops) == expected, argument
-            assert load.source_var == "sd", argument
+        for bound in (False, True):  # inline, or bound to a name first
+            body = (f"state = {argument}\nnet.load_state_dict(state)\n" if bound
+                    else f"net.load_state_dict({argument})\n")
+            source = f'import torch\nsd = torch.load("w.pth", weights_only=True)\n{body}'
+            (load,) = analyze(source, "/w/train.py", ("/w",)).loads
+            if expected is None:
+                assert load.changes == KeyChanges() and not isinstance(load.source, Loaded), argument
+            else:
+                assert load.changes == expected, argument
+                assert isinstance(load.source, Loaded) and load.source_var == ("state" if bound else "sd"), argument
+    changes = KeyChanges(("module.fc.bias",), kept_prefix="module.", replaced=("module.", ""))
+    assert [changes.model_key(k) for k in ("module.fc.bias", "module.a.module.b", "head.w")] == [None, "a.b", None]
 
 
 def test_paths_built_from_the_scripts_own_location() -> None:

@@ -69,6 +69,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(change_models.Net(num_classes=1000).state_dict(), runs / "head1000.pth")
     torch.save({"model": change_models.Net(num_classes=1000).state_dict(), "epoch": 300}, runs / "train.pth")
     torch.save(torch.nn.Linear(16, 10), runs / "head.pt")  # a whole module
+    lightning = {f"model.{k}": v for k, v in change_models.Net().state_dict().items()}
+    torch.save({"state_dict": {**lightning, "loss_fn.weight": torch.ones(10)}, "epoch": 3}, runs / "lightning.ckpt")
     for name, classes in (("ddp.pth", 10), ("ddp1000.pth", 1000)):  # saved from DistributedDataParallel
         torch.save({f"module.{k}": v for k, v in change_models.Net(num_classes=classes).state_dict().items()},
                    runs / name)
@@ -206,6 +208,24 @@ CHECKED = [
     ("original_edited_after", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
                               'state = {k.removeprefix("module."): v for k, v in sd.items()}\ndel sd["module.fc.weight"]\n'
                               'model = Net(num_classes=1000)\nmodel.load_state_dict(state)\n'),
+    # str.replace, every occurrence (the commonest spelling), alone or after a startswith filter
+    ("replaced", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                 'sd = {k.replace("module.", ""): v for k, v in sd.items()}\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    ("replaced_inline", 'sd = torch.load("runs/ddp.pth", weights_only=True)\nmodel = Net()\n'
+                        'model.load_state_dict({k.replace("module.", ""): v for k, v in sd.items()})\n'),
+    ("replaced_mid_key", 'sd = torch.load("runs/net.pth", weights_only=True)\n'
+                         'sd = {k.replace(".weight", ".w"): v for k, v in sd.items()}\nmodel = Net()\n'
+                         'model.load_state_dict(sd)\n'),
+    ("lightning_replace", 'ckpt = torch.load("runs/lightning.ckpt", weights_only=True)\n'
+                          'sd = {k.replace("model.", ""): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}\n'
+                          'model = Net()\nmodel.load_state_dict(sd)\n'),
+    ("cut", 'sd = torch.load("runs/ddp.pth", weights_only=True)\nsd = {k[7:]: v for k, v in sd.items()}\n'
+            'model = Net()\nmodel.load_state_dict(sd)\n'),
+    ("cut_too_far", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                    'sd = {k[len("module.s"):]: v for k, v in sd.items()}\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    ("kept_prefix", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
+                    'stem = {k: v for k, v in sd.items() if k.startswith("stem.")}\n'
+                    'model = Net()\nmodel.load_state_dict(stem, strict=False)\n'),
     ("filtered", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                  'kept = {k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias", "out.weight")}\n'
                  'model = Net()\nmodel.load_state_dict(kept, strict=False)\n'),

@@ -92,6 +92,40 @@ class FlagOp:
         return self.value is not True
 
 
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """What a comprehension over a loaded dict's items does to its keys on the way to
+    `load_state_dict` (flow_values.key_renaming), in the order it does it."""
+
+    # Left out: `if k not in ("fc.weight", …)` and `del sd["fc.weight"]` before (the file's keys).
+    drops: tuple[str, ...] = ()
+    kept_prefix: str | None = None  # `if k.startswith("model.")`: only the keys under it are kept
+    replaced: tuple[str, str] | None = None  # `k.replace("module.", "")`: every occurrence
+    cut: int = 0  # `k[7:]`, `k[len("module."):]`: that many characters off every key
+    # `k.removeprefix("module.")` → ("module.", ""); `"model." + k` → ("", "model.").
+    renames: tuple[str, str] | None = None
+
+    @property
+    def renames_keys(self) -> bool:
+        return self.replaced is not None or self.renames is not None or self.cut > 0
+
+    def renamed(self, key: str) -> str:
+        """The name `load_state_dict` sees for the file's key `key`."""
+        if self.replaced is not None:
+            key = key.replace(*self.replaced)
+        key = key[self.cut:]
+        if self.renames is not None:
+            strip, add = self.renames
+            key = add + key.removeprefix(strip)
+        return key
+
+    def model_key(self, key: str) -> str | None:
+        """`renamed(key)`, or None when the comprehension leaves the key out."""
+        if key in self.drops or (self.kept_prefix is not None and not key.startswith(self.kept_prefix)):
+            return None
+        return self.renamed(key)
+
+
 @dataclass
 class StateDictLoad:
     """`var.load_state_dict(...)`: what was loaded, from where, and where the statement ends."""
@@ -115,14 +149,9 @@ class StateDictLoad:
     arg: Span | None = None
     strict: bool | None = True
     strict_span: Span | None = None
-    # The argument renames the loaded keys: `{k.removeprefix("module."): v for k, v in
-    # sd.items()}` → ("module.", ""); `{"model." + k: v ...}` → ("", "model.").
-    renames: tuple[str, str] | None = None
-    # ... and leaves keys out: `{k: v for k, v in sd.items() if k not in ("fc.weight", …)}`
-    # (the file's keys, before any renaming).
-    drops: tuple[str, ...] = ()
-    # ... and keeps only the keys under the prefix it strips (`... if k.startswith("model.")`).
-    prefixed_only: bool = False
+    # How the argument (a comprehension over the loaded dict, here or bound to a name) and the
+    # literal-key edits before it change the keys.
+    changes: KeyChanges = field(default_factory=lambda: KeyChanges())
 
 
 @dataclass

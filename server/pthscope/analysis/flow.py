@@ -9,7 +9,7 @@ Values (`Value`):
 - `Built(callee, scope, line, stores)`: the object a call made (`net = SmallResNet()`); a model's
   weights come from the `load_state_dict` calls on it; `stores` are the lines of the statements
   that replaced a submodule of it since (`net.fc = nn.Linear(32, 5)`): another model from there;
-- `Renamed(source, renames, drops, prefixed_only)`: a dict comprehension that renames or leaves
+- `Renamed(source, changes)`: a dict comprehension that renames or leaves
   out the keys of a `Loaded` dict, for the `load_state_dict` it reaches;
 - `Param(function, name)`: a parameter of a function of this file, resolved after the walk from
   what the calls in the file pass (`resolve_params`);
@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .facts import KeyChanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,7 @@ class Renamed:
     `load_state_dict` follows it; to everything else it is as unknown as UNCLEAR."""
 
     source: Loaded
-    renames: tuple[str, str] | None  # (prefix stripped, prefix added)
-    drops: tuple[str, ...]  # the file's keys left out, before any renaming
-    prefixed_only: bool  # only the keys under the stripped prefix are kept
+    changes: KeyChanges
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .facts import KeyRef
+from .facts import KeyChanges, KeyRef
 from .flow import UNCLEAR, WRAPPED_AS, Built, Loaded, Param, Renamed, Value, join, same_value
 from .paths import dotted_name, static_path
 
@@ -68,14 +68,14 @@ def _renamed(c: Collector, node: ast.DictComp) -> Value:
     from .flow_stores import edits_for  # flow_stores reads values through this module
 
     renaming = key_renaming(node)
-    base = value_of(c, renaming[2]) if renaming is not None else UNCLEAR
+    base = value_of(c, renaming[1]) if renaming is not None else UNCLEAR
     if renaming is None or not isinstance(base, Loaded):
         return UNCLEAR
-    renames, drops, _, prefixed_only = renaming
+    changes = renaming[0]
     removed = edits_for(c, base)
     if removed is None:
         return UNCLEAR
-    return Renamed(base, renames, (*drops, *(key for key in removed if key not in drops)), prefixed_only)
+    return Renamed(base, replace(changes, drops=(*changes.drops, *(k for k in removed if k not in changes.drops))))
 
 
 def _unwrapped(base: Value, attr: str) -> Value:
@@ -223,11 +223,11 @@ def _string(node: ast.AST) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
-def key_renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...], ast.expr, bool] | None:
-    """`{k.removeprefix("P"): v for k, v in X.items()}` → (("P", ""), (), X, False); `{"P" + k: v …}`
-    → (("", "P"), (), X, False); `{k: v for k, v in X.items() if k not in ("a", "b")}` → (None,
-    ("a", "b"), X, False) (a filter may follow a renaming too); `{k.removeprefix("P"): v … if
-    k.startswith("P")}` → (("P", ""), (), X, True): only the keys under P; None for anything else."""
+def key_renaming(arg: ast.expr) -> tuple[KeyChanges, ast.expr] | None:
+    """A comprehension over `X.items()` that renames or filters the keys → (what it does, X):
+    `{k.removeprefix("P"): v …}`, `{k.replace("a", "b"): v …}`, `{k[7:]: v …}`, `{"P" + k: v …}` and
+    `{k: v …}`, each with at most one filter, `if k not in ("a", "b")` or `if k.startswith("P")`
+    (the plain `{k: v …}` needs one). None for anything else."""
     if not (isinstance(arg, ast.DictComp) and len(arg.generators) == 1):
         return None
     loop = arg.generators[0]
@@ -240,20 +240,52 @@ def key_renaming(arg: ast.expr) -> tuple[tuple[str, str] | None, tuple[str, ...]
             and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
             and not items.args and not items.keywords):  # fmt: skip
         return None
-    made = arg.key
-    prefix = _string_method_of(made, key, "removeprefix")
-    only = bool(loop.ifs) and prefix is not None and _string_method_of(loop.ifs[0], key, "startswith") == prefix
-    drops = () if only or not loop.ifs else _dropped_keys(loop.ifs[0], key)
+    condition = loop.ifs[0] if loop.ifs else None
+    kept = _string_method_of(condition, key, "startswith") if condition is not None else None
+    drops = () if condition is None or kept is not None else _dropped_keys(condition, key)
     if drops is None:
         return None
+    base, made = items.func.value, arg.key
+    prefix = _string_method_of(made, key, "removeprefix")
     if prefix is not None:
-        return (prefix, ""), drops, items.func.value, only
+        return KeyChanges(drops, kept, renames=(prefix, "")), base
+    replaced = _replace_of(made, key)
+    if replaced is not None:
+        return KeyChanges(drops, kept, replaced=replaced), base
+    cut = _cut_of(made, key)
+    if cut is not None:
+        return KeyChanges(drops, kept, cut=cut), base
     if (isinstance(made, ast.BinOp) and isinstance(made.op, ast.Add)
             and isinstance(made.left, ast.Constant) and isinstance(made.left.value, str)
             and isinstance(made.right, ast.Name) and made.right.id == key):  # fmt: skip
-        return ("", made.left.value), drops, items.func.value, False
-    if drops and isinstance(made, ast.Name) and made.id == key:
-        return None, drops, items.func.value, False
+        return KeyChanges(drops, kept, renames=("", made.left.value)), base
+    if (drops or kept is not None) and isinstance(made, ast.Name) and made.id == key:
+        return KeyChanges(drops, kept), base
+    return None
+
+
+def _cut_of(node: ast.expr, key: str) -> int | None:
+    """`k[7:]` or `k[len("module."):]` → 7."""
+    if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == key
+            and isinstance(node.slice, ast.Slice) and node.slice.upper is None and node.slice.step is None):  # fmt: skip
+        return None
+    lower = node.slice.lower
+    if isinstance(lower, ast.Constant) and type(lower.value) is int and lower.value > 0:
+        return lower.value
+    if (isinstance(lower, ast.Call) and isinstance(lower.func, ast.Name) and lower.func.id == "len"
+            and len(lower.args) == 1 and not lower.keywords and isinstance(lower.args[0], ast.Constant)
+            and isinstance(lower.args[0].value, str) and lower.args[0].value):  # fmt: skip
+        return len(lower.args[0].value)
+    return None
+
+
+def _replace_of(node: ast.expr, key: str) -> tuple[str, str] | None:
+    """`k.replace("a", "b")` (no count) → ("a", "b")."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "replace"
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == key and len(node.args) == 2
+            and not node.keywords and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
+            and node.args[0].value):  # type: ignore[attr-defined]  # fmt: skip
+        return node.args[0].value, node.args[1].value  # type: ignore[attr-defined]
     return None
 
 

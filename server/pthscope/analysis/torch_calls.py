@@ -11,7 +11,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, bool_const
-from .facts import CheckpointPath, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
+from .facts import CheckpointPath, KeyChanges, SaveKind, Span, StateDictLoad, TorchLoad, TorchSave
 from .flow import UNCLEAR, Loaded, Renamed, Value
 from .flow_stores import edits_for
 from .flow_values import key_renaming, value_of
@@ -133,18 +133,16 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
     (`target`), and where the statement ends."""
     arg = node.args[0] if node.args else None
     source = value_of(c, arg) if arg is not None else None
-    renames: tuple[str, str] | None = None
-    drops: tuple[str, ...] = ()
-    prefixed_only = False
+    changes = KeyChanges()
     if isinstance(source, Renamed):  # the comprehension, here or where the name was bound
-        renames, drops, prefixed_only, source = source.renames, source.drops, source.prefixed_only, source.source
+        changes, source = source.changes, source.source
         inline = key_renaming(arg) if arg is not None else None
         if inline is not None:
-            arg = inline[2]  # the dict it reads: the fixes name that one
+            arg = inline[1]  # the dict it reads: the fixes name that one
     elif isinstance(source, Loaded):  # a dict edited since it was loaded (flow_stores.py)
         removed = edits_for(c, source)
         source = UNCLEAR if removed is None else source
-        drops = removed or ()
+        changes = KeyChanges(drops=removed or ())
     source_var = source_key = None
     inner = arg
     if isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
@@ -181,9 +179,7 @@ def record_state_dict_load(c: Collector, node: ast.Call, var: str, target: Value
             c.pos.tail_span(node.func, len("load_state_dict")),
             c.pos.span(node.args[0]) if node.args else None,
             *_strict(c, node),
-            renames,
-            drops,
-            prefixed_only,
+            changes,
         )
     )
 

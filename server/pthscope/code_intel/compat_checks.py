@@ -48,7 +48,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..analysis.expected_state import ExpectedStateDict
-from ..analysis.facts import ModuleFacts, StateDictLoad
+from ..analysis.facts import KeyChanges, ModuleFacts, StateDictLoad
 from ..analysis.flow import Built, Loaded
 from ..analysis.model_values import Dim, NameSource
 from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
@@ -145,8 +145,7 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     is kept on the view and used again while the expected state_dict's stamp is the same (an
     edit elsewhere in the file does not compare 30,000 tensors again). `_NOT_YET` when it
     would have to be made and `compute` is False."""
-    slot = (f"compat-result|{load.renames}|{load.drops}|{load.prefixed_only}|{load.strict is not False}|"
-            + "\0".join(keys))
+    slot = f"compat-result|{load.changes}|{load.strict is not False}|" + "\0".join(keys)
     kept = view.memo.get(slot)
     if kept is not None and stamped is not None and kept[0] == stamped:
         cached: Compatibility = kept[1]
@@ -156,13 +155,9 @@ def _compared(view: ModelView, keys: tuple[str, ...], load: StateDictLoad, expec
     mapping = loaded_mapping(view, keys)
     if mapping is None:
         return None
-    if load.drops:
-        dropped = set(load.drops)
-        mapping = {k: v for k, v in mapping.items() if k not in dropped}
-    if load.renames is not None:
-        strip, add = load.renames
-        mapping = {add + (k[len(strip):] if k.startswith(strip) else k): v for k, v in mapping.items()
-                   if not load.prefixed_only or k.startswith(strip)}
+    changes = load.changes
+    if changes != KeyChanges():  # what the comprehension makes of it (a later key wins, as there)
+        mapping = {renamed: v for k, v in mapping.items() if (renamed := changes.model_key(k)) is not None}
     result = compare(expected, mapping, metadata=None, strict=load.strict is not False)
     view.memo[slot] = (stamped, result)
     return result
@@ -299,17 +294,9 @@ def _dropped_on_purpose(check: LoadCheck) -> bool:
     """Whether the keys the argument leaves out are exactly the ones missing, and nothing else
     is wrong (`{k: v for k, v in sd.items() if k not in (...)}` with strict=False)."""
     result, load = check.result, check.load
-    if not load.drops or result.unexpected or result.mismatched or result.not_tensors or result.errors:
+    if not load.changes.drops or result.unexpected or result.mismatched or result.not_tensors or result.errors:
         return False
-    return set(result.missing) == {_model_key(key, load.renames) for key in load.drops}
-
-
-def _model_key(key: str, renames: tuple[str, str] | None) -> str:
-    """The model's name for a file's key that the argument renames."""
-    if renames is None:
-        return key
-    strip, add = renames
-    return add + key.removeprefix(strip)
+    return set(result.missing) == {load.changes.renamed(key) for key in load.changes.drops}
 
 
 def _why(check: LoadCheck) -> str:
@@ -410,8 +397,8 @@ def hover_lines(check: LoadCheck) -> list[str]:
         lines.append("Unexpected: " + _listed([str(k) for k in result.unexpected]))
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
-    if check.load.drops and check.strict is False and _dropped_on_purpose(check):
-        lines.append("Left out on purpose (trained here): " + _listed(list(check.load.drops)))
+    if check.load.changes.drops and check.strict is False and _dropped_on_purpose(check):
+        lines.append("Left out on purpose (trained here): " + _listed(list(check.load.changes.drops)))
     return lines
 
 
@@ -496,13 +483,15 @@ def _layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
         path = explanation.path
         strip = (explanation.prefix or "") if explanation.kind != "add_prefix" else ""
         add = explanation.new_prefix or ""
-    renames = check.load.renames
+    changes = check.load.changes
+    file_keys: dict[str, str] = {}  # the model's name → the file's key, through the comprehension
+    if changes.renames_keys and not path:
+        file_keys = {changes.renamed(k): k for k in loaded_mapping(check.view, check.keys) or ()}
     out = []
     for key in keys:
         rest = key[len(add):] if add and key.startswith(add) else key
         inner = strip + rest
-        if renames is not None and not path and inner.startswith(renames[1]):
-            inner = renames[0] + inner[len(renames[1]):]
+        inner = file_keys.get(inner, inner)
         file_key = ".".join([*check.keys, *path, inner])
         tensor = check.view.by_key.get(file_key)
         stored = tensor is not None and check.view.stores_flags and tensor.grad_state != "not stored"
@@ -528,7 +517,7 @@ def available_fixes(facts: ModuleFacts, check: LoadCheck) -> list[tuple[str, str
     wrapper), "argument" (construct with the checkpoint's value of an argument)."""
     out = []
     view_fix = _view_explanation(check)
-    if view_fix is not None and check.load.renames is None and check.load.arg is not None:
+    if view_fix is not None and not check.load.changes.renames_keys and check.load.arg is not None:
         out.append(("prefix", _prefix_title(view_fix)))
     argument = _argument_fix(facts, check)
     if argument is not None:
@@ -552,7 +541,7 @@ def _fine_tuned_keys(facts: ModuleFacts, check: LoadCheck) -> list[str] | None:
     result, load = check.result, check.load
     if not result.mismatched or result.missing or result.unexpected or result.not_tensors or result.errors:
         return None
-    if result.unknown or result.skipped or load.renames is not None or load.drops or load.arg is None:
+    if result.unknown or result.skipped or load.changes != KeyChanges() or load.arg is None:
         return None
     if load.strict is None or not (load.single_line_stmt and load.stmt == load.call):
         return None

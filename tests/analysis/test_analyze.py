@@ -268,3 +268,25 @@ def test_a_path_passed_by_the_functions_callers() -> None:
     assert [(p.text, p.role) for p in facts.checkpoint_paths()] == [
         ("runs/a.pth", "load"), ("runs/a.pth", "other"), ("runs/a.pth", "other"), ("runs/b.pth", "other")]
     assert facts.torch_loads[0].path is not None and facts.torch_loads[0].path.span.start_line == 2
+
+
+def test_a_loop_that_copies_a_state_dict_under_new_keys() -> None:
+    head = 'import torch\nfrom collections import OrderedDict\nsd = torch.load("w.pth", weights_only=True)\n'
+    cases = {
+        "new = OrderedDict()\nfor k, v in sd.items():\n    name = k[7:]\n    new[name] = v\n": KeyChanges(cut=7),
+        "new = {}\nfor k, v in sd.items():\n    new[k.removeprefix('module.')] = v\n": KeyChanges(renames=("module.", "")),
+        "new = dict()\nfor k, v in sd.items():\n    new[k] = v\n": KeyChanges(),
+        # Not a plain copy: nothing is followed.
+        "new = {}\nfor k, v in sd.items():\n    new[k[7:]] = v\nelse:\n    new['x'] = 1\n": None,
+        "new = {}\nfor k, v in sd.items():\n    print(k)\n    name = k[7:]\n    new[name] = v\n": None,
+        "new = {'a': 1}\nfor k, v in sd.items():\n    new[k[7:]] = v\n": None,
+        "new = {}\nfor k, v in sd.items():\n    new[k[7:]] = v * 2\n": None,
+        "new = {}\nx = 1\nfor k, v in sd.items():\n    new[k[7:]] = v\n": None,
+        "new = {}\nfor k, v in sd.items():\n    k = k[7:]\n    new[k] = v\n": None,
+    }
+    for body, expected in cases.items():
+        (load,) = analyze(head + body + "net.load_state_dict(new)\n", "/w/train.py", ("/w",)).loads
+        if expected is None:
+            assert not isinstance(load.source, Loaded), body
+        else:
+            assert isinstance(load.source, Loaded) and load.changes == expected, body

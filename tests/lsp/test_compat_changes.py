@@ -223,6 +223,16 @@ CHECKED = [
             'model = Net()\nmodel.load_state_dict(sd)\n'),
     ("cut_too_far", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
                     'sd = {k[len("module.s"):]: v for k, v in sd.items()}\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    # the forum-famous loop that copies a state_dict under new keys
+    ("copy_loop", 'from collections import OrderedDict\nsd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                  'new_state_dict = OrderedDict()\nfor k, v in sd.items():\n    name = k[7:]  # remove `module.`\n'
+                  '    new_state_dict[name] = v\nmodel = Net()\nmodel.load_state_dict(new_state_dict)\n'),
+    ("copy_loop_replace", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
+                          'for key, value in sd.items():\n    clean[key.replace("module.", "")] = value\n'
+                          'model = Net()\nmodel.load_state_dict(clean)\n'),
+    ("strip_if", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                 'sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}\n'
+                 'model = Net()\nmodel.load_state_dict(sd)\n'),
     ("kept_prefix", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                     'stem = {k: v for k, v in sd.items() if k.startswith("stem.")}\n'
                     'model = Net()\nmodel.load_state_dict(stem, strict=False)\n'),
@@ -267,6 +277,14 @@ UNCLEAR = [
                        'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
                        'state = {k.removeprefix("module."): v for k, v in sd.items()}\nfix(state)\n'
                        'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
+    # a copy loop that does more than copy
+    ("copy_loop_filtered", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
+                           'for k, v in sd.items():\n    if not k.startswith(("module.fc", "module.out.w")):\n'
+                           '        clean[k[7:]] = v\nmodel = Net()\nmodel.load_state_dict(clean, strict=False)\n'),
+    ("copy_loop_not_empty", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = Net().state_dict()\n'
+                            'for k, v in sd.items():\n    clean[k[7:]] = v\n'
+                            'for k in ["fc.weight", "fc.bias", "out.weight"]:\n    clean.pop(k)\n'
+                            'model = Net()\nmodel.load_state_dict(clean, strict=False)\n'),
     # stores the evaluator cannot replay
     ("not_evaluable", 'model = Net(num_classes=1000)\nmodel.fc = torch.load("runs/head.pt", weights_only=False)\n'
                       'model.out = nn.Linear(10, 2)\nmodel.load_state_dict(torch.load("runs/net.pth", weights_only=True))\n'),

@@ -41,9 +41,9 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
-from .flow import UNCLEAR, Built, Flow, Param, Value
+from .flow import UNCLEAR, Built, Flow, Param, Renamed, Value
 from .flow_stores import DictEdit, record_call, record_stores
-from .flow_values import is_key_access, record_key_ref, value_of
+from .flow_values import copy_loop, is_key_access, record_key_ref, renamed_copy, value_of
 from .flow_walk import (
     parameter_values,
     rebind,
@@ -116,6 +116,7 @@ class Collector:
         # Name → the dotted path its import binds (`DDP` → torch.nn.parallel.DistributedDataParallel).
         self.imports: dict[str, str] = {}
         self.stmt: ast.stmt | None = None
+        self.before: ast.stmt | None = None  # the statement before the one being visited, in its body
         # Loop variables bound by a parameter loop that already became a FlagOp.
         self.loop_bound: set[str] = set()
         self.consumed: set[int] = set()
@@ -135,7 +136,8 @@ class Collector:
     def visit_body(self, body: list[ast.stmt]) -> None:
         outer = self.blocks
         self.blocks = (*outer, id(body))
-        for stmt in body:
+        for index, stmt in enumerate(body):
+            self.before = body[index - 1] if index else None
             self.visit_stmt(stmt)
         self.blocks = outer
 
@@ -293,6 +295,9 @@ class Collector:
             self.constructed[var] = callee
 
     def _visit_for(self, node: ast.For | ast.AsyncFor) -> None:
+        copied = copy_loop(node, self.before)
+        # What the copy holds after the loop: the loaded dict as it is now, renamed (flow.Renamed).
+        copy = renamed_copy(self, copied[1], copied[2]) if copied is not None else UNCLEAR
         self.visit_expr(node.iter)
         names = target_names(node.target)
         for name in names:
@@ -319,6 +324,9 @@ class Collector:
         self.visit_body(node.body)
         self.visit_body(node.orelse)
         rebind(self, self.flow.join_with(before), node.end_lineno or node.lineno)
+        if copied is not None and isinstance(copy, Renamed):
+            self.flow.set(copied[0], copy)
+            rebind(self, {copied[0]: copy}, node.end_lineno or node.lineno)
         self.loop_bound = outer_bound
 
     def _flag_assign(self, target: ast.Attribute, value: ast.expr | None) -> None:

@@ -63,15 +63,19 @@ def value_of(c: Collector, node: ast.AST | None) -> Value:
 
 
 def _renamed(c: Collector, node: ast.DictComp) -> Value:
-    """A comprehension that renames or leaves out a loaded dict's keys, with the literal-key
-    edits made to that dict before it (flow_stores.py): a new dict from here on."""
+    """A comprehension that renames or leaves out a loaded dict's keys: a new dict from here on."""
+    renaming = key_renaming(node)
+    return renamed_copy(c, *renaming) if renaming is not None else UNCLEAR
+
+
+def renamed_copy(c: Collector, changes: KeyChanges, items: ast.expr) -> Value:
+    """A copy of the dict `items` is, its keys changed, with the literal-key edits made to that
+    dict before (flow_stores.py): `Renamed` when it is a loaded dict, else UNCLEAR."""
     from .flow_stores import edits_for  # flow_stores reads values through this module
 
-    renaming = key_renaming(node)
-    base = value_of(c, renaming[1]) if renaming is not None else UNCLEAR
-    if renaming is None or not isinstance(base, Loaded):
+    base = value_of(c, items)
+    if not isinstance(base, Loaded):
         return UNCLEAR
-    changes = renaming[0]
     removed = edits_for(c, base)
     if removed is None:
         return UNCLEAR
@@ -223,6 +227,57 @@ def _string(node: ast.AST) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+def copy_loop(loop: ast.For | ast.AsyncFor, before: ast.stmt | None) -> tuple[str, KeyChanges, ast.expr] | None:
+    """The forum-famous copy of a state_dict under new keys → (D, what it does to the keys, X):
+
+        D = OrderedDict()            # or {}, dict(), collections.OrderedDict()
+        for k, v in X.items():
+            name = k[7:]             # any key expression key_renaming reads, or none
+            D[name] = v
+
+    None for anything else (a filter, another statement, an else branch)."""
+    if not (isinstance(before, ast.Assign) and len(before.targets) == 1 and isinstance(before.targets[0], ast.Name)
+            and _empty_dict(before.value) and isinstance(loop, ast.For) and not loop.orelse):  # fmt: skip
+        return None
+    copy = before.targets[0].id
+    body = loop.body
+    if not (isinstance(loop.target, ast.Tuple) and len(loop.target.elts) == 2
+            and all(isinstance(e, ast.Name) for e in loop.target.elts) and 1 <= len(body) <= 2):  # fmt: skip
+        return None
+    key, value = (e.id for e in loop.target.elts)  # type: ignore[attr-defined]
+    store = body[-1]
+    if not (isinstance(store, ast.Assign) and len(store.targets) == 1 and isinstance(store.targets[0], ast.Subscript)
+            and isinstance(store.targets[0].value, ast.Name) and store.targets[0].value.id == copy
+            and isinstance(store.value, ast.Name) and store.value.id == value):  # fmt: skip
+        return None
+    made: ast.expr = store.targets[0].slice
+    if len(body) == 2:  # `name = <key expression>; D[name] = v`
+        first = body[0]
+        if not (isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name)
+                and isinstance(made, ast.Name) and made.id == first.targets[0].id not in (key, value, copy)):  # fmt: skip
+            return None
+        made = first.value
+    if isinstance(made, ast.Name) and made.id == key:  # a plain copy
+        items = loop.iter
+        return (copy, KeyChanges(), items.func.value) if _items_of(items) else None  # type: ignore[attr-defined]
+    comprehension = ast.DictComp(key=made, value=ast.Name(value), generators=[
+        ast.comprehension(target=loop.target, iter=loop.iter, ifs=[], is_async=0)])
+    renaming = key_renaming(comprehension)
+    return (copy, *renaming) if renaming is not None else None
+
+
+def _empty_dict(node: ast.expr) -> bool:
+    if isinstance(node, ast.Dict):
+        return not node.keys
+    name = dotted_name(node.func) if isinstance(node, ast.Call) and not node.args and not node.keywords else None
+    return name in ("dict", "OrderedDict", "collections.OrderedDict")
+
+
+def _items_of(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "items"
+            and not node.args and not node.keywords)  # fmt: skip
+
+
 def key_renaming(arg: ast.expr) -> tuple[KeyChanges, ast.expr] | None:
     """A comprehension over `X.items()` that renames or filters the keys → (what it does, X):
     `{k.removeprefix("P"): v …}`, `{k.replace("a", "b"): v …}`, `{k[7:]: v …}`, `{"P" + k: v …}` and
@@ -236,17 +291,16 @@ def key_renaming(arg: ast.expr) -> tuple[KeyChanges, ast.expr] | None:
             or not all(isinstance(e, ast.Name) for e in target.elts)):  # fmt: skip
         return None
     key, value = (e.id for e in target.elts)  # type: ignore[attr-defined]
-    if not (isinstance(arg.value, ast.Name) and arg.value.id == value and isinstance(items, ast.Call)
-            and isinstance(items.func, ast.Attribute) and items.func.attr == "items"
-            and not items.args and not items.keywords):  # fmt: skip
+    if not (isinstance(arg.value, ast.Name) and arg.value.id == value and _items_of(items)):
         return None
+    assert isinstance(items, ast.Call) and isinstance(items.func, ast.Attribute)
     condition = loop.ifs[0] if loop.ifs else None
     kept = _string_method_of(condition, key, "startswith") if condition is not None else None
     drops = () if condition is None or kept is not None else _dropped_keys(condition, key)
     if drops is None:
         return None
     base, made = items.func.value, arg.key
-    prefix = _string_method_of(made, key, "removeprefix")
+    prefix = _string_method_of(made, key, "removeprefix") or _prefix_cut(made, key)
     if prefix is not None:
         return KeyChanges(drops, kept, renames=(prefix, "")), base
     replaced = _replace_of(made, key)
@@ -262,6 +316,14 @@ def key_renaming(arg: ast.expr) -> tuple[KeyChanges, ast.expr] | None:
     if (drops or kept is not None) and isinstance(made, ast.Name) and made.id == key:
         return KeyChanges(drops, kept), base
     return None
+
+
+def _prefix_cut(node: ast.expr, key: str) -> str | None:
+    """`k[len("P"):] if k.startswith("P") else k` (or `k[7:]` for a 7-character P): removeprefix."""
+    if not (isinstance(node, ast.IfExp) and isinstance(node.orelse, ast.Name) and node.orelse.id == key):
+        return None
+    prefix = _string_method_of(node.test, key, "startswith")
+    return prefix if prefix and _cut_of(node.body, key) == len(prefix) else None
 
 
 def _cut_of(node: ast.expr, key: str) -> int | None:

@@ -115,8 +115,9 @@ def _fixes_for(
         index = int(data.get("torch_load", -1))
         load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
         linked = linked_verdict(load, checkpoints) if load is not None else None
-        level = linked[1].level if linked is not None else None
-        if level == "classes":
+        verdict = linked[1] if linked is not None else None
+        level = verdict.level if verdict is not None else None
+        if verdict is not None and level == "classes":
             offer(
                 "Switch to the state_dict pattern (re-save the file once)",
                 True,
@@ -129,14 +130,9 @@ def _fixes_for(
                 action="safe_globals",
                 torch_load=index,
             )
-            offer(
-                "Add weights_only=False (only for a file you trust)",
-                action="weights_only",
-                torch_load=index,
-                value=False,
-            )
-        elif level == "refused" and linked is not None:
-            offer(f"Add {_weights_only_false(linked[1].classes)}", not linked[1].classes, action="weights_only",
+            offer(f"Add {_weights_only_false(verdict.classes)}", action="weights_only", torch_load=index, value=False)
+        elif verdict is not None and level == "refused":
+            offer(f"Add {_weights_only_false(verdict.classes)}", not verdict.classes, action="weights_only",
                   torch_load=index, value=False)
         else:
             title = "Add weights_only=True"

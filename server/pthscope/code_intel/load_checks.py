@@ -11,9 +11,10 @@ what it returns: the diagnostics PTH004–PTH007 (diagnostics.py lists them with
   is none), with the closest keys it has (keys.py decides when a key is really missing).
 - PTH007 (hint): tensors saved on a GPU, loaded without `map_location`: the server cannot know
   the user's machine, so this says what happens on one without CUDA.
-- PTH009 (error): `weights_only=True` on a file it refuses: one whose pickle uses opcodes torch's
-  weights_only unpickler cannot run (verdict.py `refused`), or one that imports classes, unless
-  the file mentions safe_globals (which may allow them: not followed here).
+- PTH009: `weights_only=True` on a file it refuses: an error for one whose pickle uses opcodes
+  torch's weights_only unpickler cannot run (verdict.py `refused`); a warning for one that imports
+  classes (code this file imports may allow them), and nothing when this file mentions
+  safe_globals (which may allow them: not followed here).
 
 Messages are plain text: names from a file go through `plain_text.visible`.
 """
@@ -25,7 +26,7 @@ from ..plain_text import visible
 from ..reader.model_view import ModelView
 from .keys import look_up
 from .linking import Checkpoints
-from .types import Diagnostic, Range
+from .types import Diagnostic, Range, Severity
 from .verdict import LOADS_WITH_WEIGHTS_ONLY_FALSE, Verdict, linked_verdict
 
 RUNS_CODE_LOAD = "PTH004"
@@ -63,7 +64,9 @@ def load_checks(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnostic
             span = load.weights_only_span or load.func
             found.append(Diagnostic(Range.of(span), "error", RUNS_CODE_LOAD, message, data))
         if load.weights_only is True and _refuses(facts, verdict):
-            found.append(Diagnostic(Range.of(load.weights_only_span or load.func), "error", REFUSED_LOAD,
+            # Classes may be allowed by add_safe_globals in code this file imports: a warning.
+            severity: Severity = "error" if verdict.level == "refused" else "warning"
+            found.append(Diagnostic(Range.of(load.weights_only_span or load.func), severity, REFUSED_LOAD,
                                     _refused_message(view, verdict), data))
         if verdict.level == "other_loader" and load.path is not None:
             loads_anyway = load.weights_only is False and view.format in LOADS_WITH_WEIGHTS_ONLY_FALSE
@@ -118,8 +121,9 @@ def _refused_message(view: ModelView, verdict: Verdict) -> str:
     count = len(verdict.classes)
     return (f"torch.load(weights_only=True) refuses `{_name(view)}`: it imports {count} class"
             f"{'' if count == 1 else 'es'} outside torch's allow-list ({_listed(verdict.classes)}), and raises "
-            "\"Unsupported global\". Allow them with torch.serialization.safe_globals([...]), save and load a "
-            "state_dict instead, or pass weights_only=False only for a file you trust.")
+            "\"Unsupported global\" unless they are allowed (torch.serialization.add_safe_globals in code run "
+            "before). Allow them with torch.serialization.safe_globals([...]), save and load a state_dict "
+            "instead, or pass weights_only=False only for a file you trust.")
 
 
 def refused_advice(verdict: Verdict) -> str:

@@ -205,6 +205,8 @@ export interface LoaderJson {
   own_types_only: boolean;
   /** Why weights_only=True refuses the file whatever its globals (an opcode its unpickler cannot run); "" when it does not. */
   weights_only_refuses: string;
+  /** Why the loader refuses the file before unpickling anything, whatever it is told (its pickles then run nothing); "" when it does not. */
+  refuses: string;
 }
 
 export interface OpenParams {

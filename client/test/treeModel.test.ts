@@ -92,7 +92,7 @@ describe('fileLook', () => {
     const counts = roles({ tensors: 32, elements: 43_226, bytes: 172_904, ...overrides.parameter });
     return {
       file: '/ws/models/whole_model.pth', format: 'torch-zip', size: 202_361, metadata: {}, models: [], globals: [],
-      loader: { call: 'torch.load', weights_only: true, own_types_only: false, weights_only_refuses: '' }, warnings: [], errors: [],
+      loader: { call: 'torch.load', weights_only: true, own_types_only: false, weights_only_refuses: '', refuses: '' }, warnings: [], errors: [],
       summary: { tensors: 62, modules: 35, roles: counts, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 }, requires_grad_stored: true,
         bytes_by_dtype: {}, tensor_bytes: 0, storage_bytes: 0, locations: {}, kinds: {}, globals_by_risk: {} },
       root: node({ path: [], key: '', name: '', kind: 'module', type: 'demo_models.SmallResNet', counts,

@@ -28,7 +28,7 @@ from .plain_text import visible
 from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
-from .reader.model import Checkpoint, Node, loader_of, unrestricted_load
+from .reader.model import Checkpoint, Node, loader_of
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
@@ -320,10 +320,12 @@ def _plural(n: int, noun: str) -> str:
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
-    load = unrestricted_load(checkpoint.format)
+    load = checkpoint.unrestricted_load()
     loader = loader_of(checkpoint.format)
     if dangerous:
-        out.write(f"\n  !! DANGEROUS: {checkpoint.file}: {load} would run: {', '.join(g.name for g in dangerous)}\n")
+        crafted = f" ({loader['call']} refuses the file first: it is crafted)" if checkpoint.torch_load_refuses else ""
+        out.write(f"\n  !! DANGEROUS: {checkpoint.file}: {load} would run: {', '.join(g.name for g in dangerous)}"
+                  f"{crafted}\n")
         out.writelines(f"     {g.name}: {g.effect}\n" for g in dangerous[:20])
     if unknown and loader["own_types_only"]:
         out.write(f"  !  classes ({loader['call']} accepts only its own, made from the file's code, which it runs; "

@@ -88,7 +88,7 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     await shot('01-torchscript');
   });
 
-  step('a protocol-4 save is never called loadable with weights_only=True', async () => {
+  step('a protocol-4 save is never called loadable with weights_only=True, nor a refused file said to run', async () => {
     const saved = expected.protocol4;
     assert.equal(saved.refused, true); // torch.load(weights_only=True) raised on it, in make_formats.py
     await quickOpen(page, saved.file);
@@ -98,6 +98,11 @@ describe('pthscope on TorchScript, sharded and distributed checkpoints (code-ser
     await webview.locator('#safety summary').click();
     await webview.locator('#safety .refusal', { hasText: 'uses the FRAME opcode at byte 2 (from pickle protocol 4)' }).waitFor({ timeout: 10_000 });
     await shot('05-protocol-4');
+    assert.equal(expected.future.refused, true); // torch.load raised before unpickling, in make_formats.py
+    await quickOpen(page, expected.future.file);
+    const future = await openedPage(page);
+    assert.equal(await future.locator('#safety.dangerous #safety-verdict').innerText(),
+      'Crafted: a Python unpickler would run posix.system (torch.jit.load refuses the file before unpickling it)');
   });
 
   step('a shard names its set; the set opens whole', async () => {

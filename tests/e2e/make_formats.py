@@ -56,11 +56,22 @@ def main(folder: Path) -> None:
         warnings.simplefilter("ignore")  # no process group: dcp.save saves alone
         dcp.save({"model": model.state_dict(), "optim": optimizer.state_dict()}, checkpoint_id=str(folder / "dcp_checkpoint"))
 
+    # A payload in an archive whose format version torch 2.13 does not read: torch.load refuses
+    # the file before unpickling it, so only a Python unpickler would run the payload.
+    with zipfile.ZipFile(folder / "crafted.pt") as source, zipfile.ZipFile(folder / "future.pt", "w") as future:
+        for info in source.infolist():
+            future.writestr(info, b"11\n" if info.filename.endswith("/version") else source.read(info.filename))
+    try:
+        torch.load(folder / "future.pt", weights_only=False)
+        future_refused = False
+    except RuntimeError:  # "Attempted to read a PyTorch file with version 11"
+        future_refused = True
     expected = {
         "torchscript": {"file": "scripted.pt", "tensors": len(model.state_dict()), "modules": len(list(model.modules())),
                         "frozen": sum(p.numel() for p in parameters if not p.requires_grad),
                         "trainable": sum(p.numel() for p in parameters if p.requires_grad)},
         "protocol4": {"file": "protocol4.pt", "refused": protocol4_refused},
+        "future": {"file": "future.pt", "refused": future_refused},
         "sharded": {"shard": shards[1], "shards": len(shards), "tensors": len(state)},
         "dcp": {"folder": "dcp_checkpoint", "tensors": len(model.state_dict()) + sum(
             len(s) for s in optimizer.state_dict()["state"].values()), "first": "model.0.weight"},

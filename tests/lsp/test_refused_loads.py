@@ -144,3 +144,25 @@ async def test_a_file_torch_load_fails_on_is_not_called_unchecked(
     shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(text, '"legacy_uint16.pt"', 2))
                                    or ""))
     assert shown.startswith("⚠ torch.load fails on this file, whatever weights_only says"), shown
+
+
+async def test_a_file_torch_refuses_before_unpickling_is_not_said_to_run_code(
+        python_client: LanguageClient, code_workspace: Path, tmp_path: Path) -> None:
+    from tests.reader.test_weights_only_opcodes import _Marker, _with_member
+
+    marker = tmp_path / "ran"
+    path = code_workspace / "future.pt"
+    torch.save({"w": torch.ones(2), "x": _Marker(marker)}, path)
+    _with_member(path, "/version", b"11\n")
+    with pytest.raises(RuntimeError, match="version 11"):
+        torch.load(path, weights_only=False)
+    assert not marker.exists()
+    text = 'import torch\nsd = torch.load("future.pt", weights_only=False)\n'
+    uri = open_document(python_client, code_workspace / "future_load.py", text)
+    found = await published(python_client, uri, lambda p: any(d.code == "PTH005" for d in p.diagnostics))
+    assert {d.code for d in found.diagnostics} == {"PTH005"}  # no PTH004: weights_only=False runs nothing here
+    (error,) = found.diagnostics
+    assert "cannot be loaded by torch.load: the archive says it is format version 11" in error.message
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(text, '"future.pt"', 2)) or ""))
+    assert shown.startswith("⚠ Crafted: torch.load refuses it before unpickling, but a Python unpickler would run"), shown
+    assert "Run by a Python unpickler (torch.load refuses the file)" in shown

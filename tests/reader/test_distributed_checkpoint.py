@@ -275,7 +275,7 @@ def test_a_payload_inside_real_metadata_is_flagged(single: Path, tmp_path: Path)
     warning = checkpoint.warnings[0].message
     assert warning.startswith("torch.distributed.checkpoint.load would run code from this file: posix.system")
     assert "weights_only" not in warning and warning.endswith("unpickles it without restriction.")
-    assert checkpoint.to_json()["loader"] == {"call": "torch.distributed.checkpoint.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": ""}
+    assert checkpoint.to_json()["loader"] == {"call": "torch.distributed.checkpoint.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": "", "refuses": ""}
     text = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(folder)], capture_output=True, text=True,
                           check=True).stdout
     assert "!! DANGEROUS: " in text and ": torch.distributed.checkpoint.load would run: posix.system" in text

@@ -458,7 +458,7 @@ def test_a_plain_pickle_names_pickle_load_as_its_loader(tmp_path: Path) -> None:
             torch.load(path, weights_only=weights_only)
     checkpoint = read(path)
     assert checkpoint.format == "pickle" and [t.shape for t in checkpoint.tensors] == [[3]]
-    assert checkpoint.to_json()["loader"] == {"call": "pickle.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": ""}
+    assert checkpoint.to_json()["loader"] == {"call": "pickle.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": "", "refuses": ""}
     text = subprocess.run([sys.executable, "-m", "pthscope", "inspect", str(path)], capture_output=True, text=True).stdout
     assert "unknown classes (pickle.load imports them): numpy." in text
 

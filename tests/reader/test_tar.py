@@ -101,7 +101,7 @@ def test_tensors_match_what_torch_loads(tmp_path: Path) -> None:
     assert all(g.risk != "dangerous" for g in checkpoint.globals)
     with pytest.raises(RuntimeError, match="legacy .tar format"):  # weights_only=True refuses it: no restricted load
         torch.load(path, weights_only=True)
-    assert checkpoint.to_json()["loader"] == {"call": "torch.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": ""}
+    assert checkpoint.to_json()["loader"] == {"call": "torch.load", "weights_only": False, "own_types_only": False, "weights_only_refuses": "", "refuses": ""}
 
 
 def test_a_nested_training_dict(tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_the_warning_says_torch_jit_load_runs_code(archives: dict[str, Path]) ->
     assert code and "torch.jit.load" in code[0].message
     assert all(g.risk != "dangerous" for g in checkpoint.globals)
     # What loads it: torch.jit.load, to which torch.load hands it; weights_only=True refuses it.
-    assert checkpoint.to_json()["loader"] == {"call": "torch.jit.load", "weights_only": False, "own_types_only": True, "weights_only_refuses": ""}
+    assert checkpoint.to_json()["loader"] == {"call": "torch.jit.load", "weights_only": False, "own_types_only": True, "weights_only_refuses": "", "refuses": ""}
     with pytest.raises(RuntimeError, match="weights_only"):
         torch.load(archives["scripted"], weights_only=True)
     script_classes = {g.name.rsplit(".", 1)[-1] for g in checkpoint.globals if g.name.startswith("__torch__.")}

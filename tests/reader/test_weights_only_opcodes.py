@@ -5,6 +5,7 @@ torch's weights_only VM (`torch._weights_only_unpickler`) on thousands of pickle
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import random
@@ -194,3 +195,57 @@ def test_a_legacy_file_torch_cannot_load_says_so(tmp_path: Path, dtype: torch.dt
     torch.save({"b": torch.ones(2)}, path, _use_new_zipfile_serialization=False)  # typed storages load
     torch.load(path, weights_only=True)
     assert not read_checkpoint(str(path)).errors
+
+
+class _Marker:
+    """A payload that leaves a file behind when a load runs it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (Path(self.path),))
+
+
+def _with_member(path: Path, suffix: str, data: bytes | None, extra: tuple[str, bytes] | None = None) -> None:
+    """The archive with the member ending in `suffix` replaced (None: removed), and one more."""
+    with zipfile.ZipFile(path) as old:
+        members = [(info, old.read(info)) for info in old.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as new:
+        for info, content in members:
+            if info.filename.endswith(suffix):
+                if data is not None:
+                    new.writestr(info.filename, data)
+            else:
+                new.writestr(info.filename, content)
+        if extra is not None:
+            new.writestr(*extra)
+
+
+@pytest.mark.parametrize(("suffix", "data", "extra", "loads"), [
+    ("/version", b"11\n", None, False), ("/version", b"0\n", None, False), ("/version", b"abc\n", None, False),
+    ("/version", b"0x5\n", None, False), ("/version", b" 10\n", None, True), ("/version", b"3", None, True),
+    ("/version", None, None, False), ("/byteorder", b"middle", None, False),
+    ("/version", b"3\n", ("elsewhere/x", b"1"), False),
+], ids=["v11", "v0", "text", "hex", "v10", "v3", "none", "byteorder", "outside"])
+def test_what_torch_refuses_before_unpickling_runs_nothing(
+        tmp_path: Path, suffix: str, data: bytes | None, extra: tuple[str, bytes] | None, loads: bool) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "archive.pt"
+    torch.save({"w": torch.ones(2), "x": _Marker(marker)}, path)
+    _with_member(path, suffix, data, extra)
+    with pytest.raises(Exception) if not loads else contextlib.nullcontext():  # noqa: B017 -- torch's own kinds
+        torch.load(path, weights_only=False)
+    assert marker.exists() == loads  # torch ran the payload exactly when it did not refuse the file
+    marker.unlink(missing_ok=True)
+    checkpoint = read_checkpoint(str(path))
+    loader = checkpoint.to_json()["loader"]
+    assert bool(loader["refuses"]) == (not loads), loader
+    assert "pathlib:Path.touch" in [g.name for g in checkpoint.globals if g.risk == "dangerous"]
+    headline = checkpoint.warnings[0].message
+    if loads:
+        assert headline.startswith("torch.load(weights_only=False) would run code from this file")
+    else:
+        assert headline.startswith("a Python unpickler (pickle.load of its pickles) would run code from this file")
+        assert "torch.load refuses the file before unpickling anything" in headline and "crafted" in headline
+    assert not marker.exists()

@@ -243,7 +243,8 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
     else:
         lines += _contents(lookup, text)
         if lookup.errors:
-            lines += ["", f"pthscope could not read all of it: {md.text(lookup.errors[0])}"]
+            what = "torch.load fails on it" if verdict.unloadable else "pthscope could not read all of it"
+            lines += ["", f"{what}: {md.text(lookup.errors[0])}"]
     if verdict.level == "other_loader":  # torch.load's weights_only does not apply: just what it names
         if verdict.dangerous:
             lines += ["", "Run by `torch.load(weights_only=False)` of its files:" if verdict.of_files
@@ -255,7 +256,8 @@ def hover_for_checkpoint(lookup: ModelView, text: str) -> str:
     if verdict.level == "refused":
         lines += ["", f"weights_only=True refuses it: {md.text(verdict.problem or '')}."]
     if verdict.dangerous:
-        lines += ["", "Run by `torch.load(weights_only=False)`:", *_global_items(verdict, True)]
+        runs = "a Python unpickler (torch.load refuses the file)" if verdict.unloadable else "`torch.load(weights_only=False)`"
+        lines += ["", f"Run by {runs}:", *_global_items(verdict, True)]
     if verdict.classes and verdict.level == "refused":
         lines += ["", "Classes it imports (`weights_only=False`):", *_global_items(verdict, False)]
     elif verdict.classes:

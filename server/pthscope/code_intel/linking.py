@@ -177,6 +177,7 @@ def sub_view(view: ModelView, key: str) -> ModelView | None:
             tied={position[i]: position[f] for i, f in view.tied.items() if i in position and f in position},
             error_kinds=view.error_kinds, locations=view.locations, entries=view.entries,
             part_formats=view.part_formats, weights_only_refusal=view.weights_only_refusal,
+            torch_load_refuses=view.torch_load_refuses,
         )
     view.memo[memo] = result
     return result

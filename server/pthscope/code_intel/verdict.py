@@ -7,7 +7,8 @@ the `effect` sentence when the reader gives one) and from whether the file could
 - `runs_code`: some global is dangerous; a `weights_only=False` load runs code the file chose.
   Nothing may suggest `weights_only=False` (nor re-saving through it).
 - `unchecked`: the file could not be read, so nothing is known; treated like `runs_code` for
-  fixes (only `weights_only=True`, which refuses what it does not know).
+  fixes (only `weights_only=True`, which refuses what it does not know). `unloadable`: it was
+  read, but torch.load fails on it (before unpickling anything, its globals then run nothing).
 - `refused`: nothing is dangerous, but torch's weights_only unpickler cannot run the pickle's
   opcodes (`torch.save(..., pickle_protocol=4)`'s FRAME, say: reader/pickle_opcodes.py), so
   weights_only=True refuses the file whatever it names, safe_globals or not; weights_only=False
@@ -80,6 +81,9 @@ class Verdict:
             return f"⚠ Not a torch.load checkpoint: {self.what}. Load it with {self.how_to_load}"
         if self.level == "runs_code":
             return f"⚠ Would run code if loaded with weights_only=False: {_names(self.dangerous, name)}"
+        if self.level == "unchecked" and self.unloadable and self.dangerous:
+            return (f"⚠ Crafted: torch.load refuses it before unpickling, but a Python unpickler would run "
+                    f"{_names(self.dangerous, name)}")
         if self.level == "unchecked" and self.unloadable:
             return "⚠ torch.load fails on this file, whatever weights_only says (see below)"
         if self.level == "unchecked":
@@ -101,6 +105,8 @@ def verdict_for(lookup: ModelView) -> Verdict:
     if lookup.part_formats and lookup.format != "torch-distributed":  # torch.load(folder) runs nothing
         what_set, how = _set_loaders(lookup)
         return Verdict("other_loader", dangerous, classes, effects, what=what_set, how_to_load=how, of_files=True)
+    if lookup.torch_load_refuses:  # refused before unpickling: what its pickles name never runs
+        return Verdict("unchecked", dangerous, classes, effects, lookup.torch_load_refuses, unloadable=True)
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
     # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.
     if what is not None and not (dangerous and lookup.format != "torchscript"):

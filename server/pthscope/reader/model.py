@@ -57,13 +57,13 @@ _OWN_TYPES_ONLY = frozenset({"torchscript"})
 _PYTHON_UNPICKLER = "a Python unpickler (pickle.load of its pickles)"
 
 
-def loader_of(format: str, weights_only_refuses: str = "") -> LoaderJson:
+def loader_of(format: str) -> LoaderJson:
     """What loads this format's pickles, whether its `weights_only=True` restricts them to
-    torch's allow-list, whether it accepts only its own types whatever it is told, and why
-    weights_only=True refuses this file whatever its globals (Checkpoint.weights_only_refusal)."""
+    torch's allow-list and whether it accepts only its own types whatever it is told (the
+    refusals of one file are Checkpoint.loader's)."""
     other = _OTHER_LOADERS.get(format)
     return {"call": other or "torch.load", "weights_only": other is None, "own_types_only": format in _OWN_TYPES_ONLY,
-            "weights_only_refuses": weights_only_refuses}
+            "weights_only_refuses": "", "refuses": ""}
 
 
 def unrestricted_load(format: str) -> str:
@@ -376,10 +376,23 @@ class Checkpoint:
     # Why torch.load(weights_only=True) refuses the file before judging any global: an opcode its
     # unpickler does not run (pickle_opcodes.py); "" when it does not.
     weights_only_refusal: str = ""
+    # Why torch.load refuses the file before it unpickles anything, whatever weights_only says (a
+    # version, a byteorder, an archive layout it rejects): its pickles then run nothing.
+    torch_load_refuses: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def unrestricted_load(self) -> str:
+        """What would run what the file's pickles name: a Python unpickler when the loader refuses
+        the file first, else unrestricted_load of its format."""
+        return _PYTHON_UNPICKLER if self.torch_load_refuses else unrestricted_load(self.format)
+
+    def loader(self) -> LoaderJson:
+        """loader_of the format, with why the loader refuses this very file."""
+        return {**loader_of(self.format), "weights_only_refuses": self.weights_only_refusal,
+                "refuses": self.torch_load_refuses}
 
     def tally(self) -> Tally:
         """Counts by role of all the file's tensors (counts.py)."""
@@ -439,7 +452,7 @@ class Checkpoint:
             "tensors": [t.to_json() for t in self.tensors] if long_lists else None,
             "modules": [m.to_json() for m in self.modules],
             "globals": [g.to_json() for g in self.globals],
-            "loader": loader_of(self.format, self.weights_only_refusal),
+            "loader": self.loader(),
             "warnings": [w.to_json() for w in self.warnings],
             "errors": [e.to_json() for e in self.errors],
             "parts": [p.to_json() for p in self.parts],
@@ -487,6 +500,7 @@ class LoaderJson(TypedDict):
     weights_only: bool  # its weights_only=True restricts them to torch's allow-list
     own_types_only: bool  # it refuses every global but its own types (torch.jit.load), whatever it is told
     weights_only_refuses: str  # why weights_only=True refuses the file whatever its globals ("": it does not)
+    refuses: str  # why the loader refuses the file before unpickling anything, whatever it is told ("": it does not)
 
 
 class PartJson(TypedDict):

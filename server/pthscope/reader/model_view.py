@@ -85,6 +85,7 @@ class ModelView:
     # The formats of the files a set (a folder, an index, a DCP .metadata) is made of; [] for one file.
     part_formats: list[str] = field(default_factory=list)
     weights_only_refusal: str = ""  # Checkpoint.weights_only_refusal
+    torch_load_refuses: str = ""  # Checkpoint.torch_load_refuses
     # Built from the fields above:
     by_name: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
     by_key: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
@@ -172,6 +173,7 @@ class ModelView:
             "error_kinds": self.error_kinds, "locations": self.locations,
             "entries": {k: [e.kind, e.type, e.value, e.listed] for k, e in self.entries.items()},
             "part_formats": self.part_formats, "weights_only_refusal": self.weights_only_refusal,
+            "torch_load_refuses": self.torch_load_refuses,
         }
 
     @classmethod
@@ -189,6 +191,7 @@ class ModelView:
             entries={k: Entry(*row) for k, row in data.get("entries", {}).items()},
             part_formats=list(data.get("part_formats", [])),
             weights_only_refusal=data.get("weights_only_refusal", ""),
+            torch_load_refuses=data.get("torch_load_refuses", ""),
         )
 
 
@@ -226,6 +229,7 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
         entries=_entries(checkpoint, set(positions)),
         part_formats=[part.format for part in checkpoint.parts],
         weights_only_refusal=checkpoint.weights_only_refusal,
+        torch_load_refuses=checkpoint.torch_load_refuses,
     )
 
 

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from . import audit
 from .limits import Limits, address_space_limit, memory_budget
-from .model import Checkpoint, GlobalRef, Problem, loader_of, unrestricted_load
+from .model import Checkpoint, GlobalRef, Problem, loader_of
 from .tree import TreeBuilder
 from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
 
@@ -152,6 +152,13 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""
         loader = loader_of(checkpoint.format)
+        if checkpoint.torch_load_refuses:
+            checkpoint.warnings.insert(0, Problem(
+                "dangerous-globals", f"{checkpoint.unrestricted_load()} would run code from this file: {shown}{more}. "
+                f"{loader['call']} refuses the file before unpickling anything ({checkpoint.torch_load_refuses}), so "
+                "the file is crafted: never unpickle its pickles yourself.",
+            ))
+            return checkpoint
         if loader["own_types_only"]:
             advice = f"{loader['call']} refuses such globals, so the file was crafted: never unpickle its members yourself"
         elif loader["weights_only"]:
@@ -160,7 +167,7 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
             advice = f"do not load it: {loader['call']} unpickles it without restriction"
         checkpoint.warnings.insert(0, Problem(
             "dangerous-globals",
-            f"{unrestricted_load(checkpoint.format)} would run code from this file: {shown}{more}. pthscope only listed them; {advice}.",
+            f"{checkpoint.unrestricted_load()} would run code from this file: {shown}{more}. pthscope only listed them; {advice}.",
         ))
     return checkpoint
 

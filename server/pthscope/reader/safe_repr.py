@@ -26,6 +26,11 @@ class _Bounded(reprlib.Repr):
             return f"<int with {x.bit_length():,} bits>"
         return super().repr_int(x, level)
 
+    def repr_bytes(self, x: bytes | bytearray, level: int) -> str:  # reprlib would show the address
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+    repr_bytearray = repr_bytes
+
     def repr_instance(self, x: Any, level: int) -> str:
         try:
             text = object.__repr__(x)  # never a repr the file could influence

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from itertools import repeat
 from typing import Any
 
@@ -79,6 +80,8 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
         checkpoint.metadata["record prefix"] = prefix[:-1].decode("utf-8", "replace")
         _check_archive_rules(directory, prefix, records, checkpoint)
         _read_small_records(f, directory, prefix, size, checkpoint)
+    # Everything refused so far, torch refuses before it unpickles a byte: its pickles run nothing.
+    checkpoint.torch_load_refuses = checkpoint.errors[0].message if checkpoint.errors else ""
     log = UnpickleLog()
     storages: dict[str, StorageRef] = {}
     prefix_text = prefix.decode("utf-8", "surrogateescape")
@@ -189,6 +192,28 @@ def _read_small_records(f: Any, directory: ZipDirectory, prefix: bytes, size: in
             checkpoint.errors.append(Problem(
                 "corrupt", f"the byteorder record says {safe_repr(data[:20])}; torch.load accepts only 'little' or "
                 "'big' and refuses this file", where=member.name))
+    version = directory.get(prefix + b".data/version") or directory.get(prefix + b"version")  # torch's order
+    if version is not None and version.size <= 64 and not version.unreadable_reason():
+        _check_version(read_member(f, version, size), version.name, checkpoint)
+
+
+# torch 2.13's reader (caffe2/serialize/inline_container.cc) parses the record as a signed
+# integer (strtoll: leading whitespace, a sign, digits) and reads format versions 1 to 10.
+_VERSION_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_READ_VERSIONS = range(1, 11)
+
+
+def _check_version(data: bytes, where: str, checkpoint: Checkpoint) -> None:
+    number = _VERSION_NUMBER.match(data)
+    if number is None:
+        checkpoint.errors.append(Problem(
+            "unloadable", f"the archive's version record says {safe_repr(data)}, which torch cannot read as a number: "
+            "torch.load refuses the file before unpickling anything", where=where))
+    elif int(number.group(1)) not in _READ_VERSIONS:
+        checkpoint.errors.append(Problem(
+            "unloadable", f"the archive says it is format version {int(number.group(1)):,}; torch 2.13 reads versions "
+            f"{_READ_VERSIONS[0]} to {_READ_VERSIONS[-1]} and refuses the file before unpickling anything "
+            "(a newer torch may read it)", where=where))
 
 
 def _analyse_other_pickle(f: Any, member: Member, size: int, log: UnpickleLog, limits: Limits,

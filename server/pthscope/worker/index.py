@@ -24,7 +24,7 @@ from typing import Any
 
 from ..reader.counts import Tally, tally_tree
 from ..reader.grouping import grouped_children
-from ..reader.model import Checkpoint, Node, SummaryJson, loader_of
+from ..reader.model import Checkpoint, Node, SummaryJson
 from ..reader.model_view import model_view
 from ..values.stats import tensor_bytes
 from . import InvalidRequest
@@ -136,7 +136,7 @@ class CheckpointIndex:
         return {
             "file": c.file, "format": c.format, "size": c.size, "metadata": c.metadata,
             "summary": self._summary, "models": [m.to_json() for m in c.models],
-            "globals": [g.to_json() for g in c.globals], "loader": loader_of(c.format, c.weights_only_refusal),
+            "globals": [g.to_json() for g in c.globals], "loader": c.loader(),
             "warnings": [w.to_json() for w in c.warnings], "errors": [e.to_json() for e in c.errors], "parts": [p.to_json() for p in c.parts],
             "part_of": c.part_of.to_json() if c.part_of is not None else None,
         }

@@ -344,6 +344,47 @@ async def test_the_modules_come_from_the_models_file_or_its_class(
     assert stale["var"] is None and "changed" in stale["message"]
 
 
+async def test_the_modules_of_a_replaced_head_or_a_wrapper_are_the_models_own(
+    flow_client: LanguageClient, flow_workspace: Path
+) -> None:
+    """After `model.head = nn.Sequential(...)` the choices are the new head's; inside
+    nn.DataParallel they are under `module.` (what `dp.module.head` names); each checked with torch."""
+    text = textwrap.dedent(
+        """
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+                self.head = nn.Linear(8, 2)
+
+
+        model = Net()
+        model.head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+        print(model)
+        dp = nn.DataParallel(Net())
+        print(dp)
+        """
+    ).lstrip()
+    uri = open_document(flow_client, flow_workspace / "replaced_head.py", text)
+    ran: dict[str, Any] = {}
+    exec(compile(text.replace("print(", "id("), "replaced_head.py", "exec"), ran)
+    for var in ("model", "dp"):
+        at = utf16_position(text, f"print({var})").line
+        listed = await _command(flow_client, "pthscope.listModules", {"uri": uri, "line": at})
+        assert listed["var"] == var, listed
+        keys = [m["key"] for m in listed["modules"]]
+        named = {name for name, _ in ran[var].named_modules() if name}
+        assert set(keys) <= named, (var, keys, named)
+        if var == "model":
+            assert {"head.0", "head.2"} <= set(keys), keys
+        else:
+            assert all(k.startswith("module") for k in keys), keys
+
+
 async def test_freezing_code_checks_the_module_and_the_optimizer(
     flow_client: LanguageClient, flow_workspace: Path
 ) -> None:

@@ -287,6 +287,9 @@ class ModuleFacts:
     self_freezing_classes: set[str] = field(default_factory=set)
     # Calls that pass a model variable to a function this file does not define.
     opaque_passes: list[Assignment] = field(default_factory=list)
+    # What a model holds after a store into it (`model.fc = nn.Linear(...)`: a Built with that
+    # store; UNCLEAR for one not modelled), by the store's line (flow_stores.py).
+    stored: list[Assignment] = field(default_factory=list)
     torch_imported: bool = False
     noqa: dict[int, frozenset[str] | None] = field(default_factory=dict)
     _by_name: dict[tuple[str, str], list[Assignment]] | None = field(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, root_name
+from .facts import Assignment
 from .flow import UNCLEAR, Built, Loaded, Renamed
 from .flow_values import value_of
 from .paths import dotted_name
@@ -91,7 +92,9 @@ def _store(c: Collector, target: ast.expr, node: ast.stmt) -> None:
     held = c.flow.get(root) if root else None
     if isinstance(held, Built) and root is not None:
         modelled = attr_chain(target) is not None and isinstance(node, ast.Assign) and len(node.targets) == 1
-        c.flow.set(root, replace(held, stores=(*held.stores, node.lineno - 1)) if modelled else UNCLEAR)
+        now = replace(held, stores=(*held.stores, node.lineno - 1)) if modelled else UNCLEAR
+        c.flow.set(root, now)
+        c.facts.stored.append(Assignment(root, c.scope, node.lineno - 1, None, now))
     elif isinstance(target, ast.Subscript):
         _edit(c, target.value, None)  # `d[k] = v`: what it holds is not known
     elif isinstance(held, Loaded) and root is not None:

@@ -71,9 +71,13 @@ class RequiresGradCode:
 
 
 def value_at(facts: ModuleFacts, var: str, at: Insertion) -> Value | None:
-    """What `var` holds where code goes."""
-    made = latest_assignment(facts, var, at.scope, statement_line(facts, at))
-    return made.value if made is not None else None
+    """What `var` holds where code goes: its last assignment's value, or a store into it since."""
+    line = statement_line(facts, at)
+    made = latest_assignment(facts, var, at.scope, line)
+    if made is None:
+        return None
+    stores = [s for s in facts.stored if s.var == var and s.scope == at.scope and made.line <= s.line < line]
+    return max(stores, key=lambda s: s.line).value if stores else made.value
 
 
 def model_modules(
@@ -106,13 +110,17 @@ def _class_modules(
     facts: ModuleFacts, var: str, built: Built, folders: Sequence[str]
 ) -> ModelModules:
     memo = f"class-modules|{built}"
+    name = built.callee.rsplit(".", 1)[-1]
+    if built.wrappers is None:  # wrapped by something not recognised: its attribute names are not known
+        return ModelModules(var, f"class {name}", known=False)
     if memo not in facts.memo:
         source = "\n".join(facts.lines) + ("\n" if facts.trailing_newline else "")
+        # The model as it is there: its replaced submodules, under its wrappers (`net.module.fc`).
         facts.memo[memo] = expected_state_dict(
-            source, facts.file_path, tuple(folders), built.callee, call_line=built.line
+            source, facts.file_path, tuple(folders), built.callee, call_line=built.line,
+            wrappers=built.wrappers, stores=built.stores,
         )
     expected = facts.memo[memo]
-    name = built.callee.rsplit(".", 1)[-1]
     if expected.error or not expected.modules:
         return ModelModules(var, f"class {name}", known=False)
     found = ModelModules(var, f"class {name}")

@@ -26,6 +26,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from .code_intel import PYTHON_SERVER, hover_text, initialize, open_document, utf16_position
+from .test_compat_diagnostics import torch_error_counts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -99,9 +100,8 @@ def torch_loads(root: Path, path: Path) -> dict[int, dict[str, Any]]:
         try:
             result = original(self, state, strict=strict, **kw)
         except RuntimeError as error:
-            text = str(error)
-            outcomes[line] = {"raises": True, "mismatches": text.count("size mismatch for"),
-                              "missing": _listed(text, "Missing"), "unexpected": _listed(text, "Unexpected")}  # fmt: skip
+            missing, unexpected, mismatches = torch_error_counts(str(error))
+            outcomes[line] = {"raises": True, "mismatches": mismatches, "missing": missing, "unexpected": unexpected}
             return None
         outcomes[line] = {"raises": False, "missing": len(result.missing_keys),
                           "unexpected": len(result.unexpected_keys), "total": len(self.state_dict())}  # fmt: skip
@@ -114,11 +114,6 @@ def torch_loads(root: Path, path: Path) -> dict[int, dict[str, Any]]:
     finally:
         torch.nn.Module.load_state_dict = original  # type: ignore[method-assign]
     return outcomes
-
-
-def _listed(text: str, what: str) -> int:
-    found = re.search(rf"{what} key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", text, re.S)
-    return found.group(1).count('"') // 2 if found else 0
 
 
 async def server_claims(client: LanguageClient, uri: str, text: str) -> dict[int, tuple[str | None, str | None]]:

@@ -139,13 +139,17 @@ def strict_load_counts(model: torch.nn.Module, file: Path) -> tuple[int, int, in
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        text = str(error)
-        missing = re.search(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", text, re.S)
-        unexpected = re.search(r"Unexpected key\(s\) in state_dict: (.*?)\.\s*(?:size|$)", text, re.S)
-        return (missing.group(1).count('"') // 2 if missing else 0,
-                unexpected.group(1).count('"') // 2 if unexpected else 0,
-                text.count("size mismatch for"))  # fmt: skip
+        return torch_error_counts(str(error))
     return 0, 0, 0
+
+
+def torch_error_counts(text: str) -> tuple[int, int, int]:
+    """(missing, unexpected, size mismatches) that torch's load_state_dict error lists."""
+    missing = re.search(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", text, re.S)
+    unexpected = re.search(r"Unexpected key\(s\) in state_dict: (.*?)\.\s*(?:size|$)", text, re.S)
+    return (missing.group(1).count('"') // 2 if missing else 0,
+            unexpected.group(1).count('"') // 2 if unexpected else 0,
+            text.count("size mismatch for"))  # fmt: skip
 
 
 def our_counts(message: str) -> tuple[int, int, int]:

@@ -41,7 +41,14 @@ from .code_intel import (
     text_edits,
     utf16_position,
 )
-from .test_compat_diagnostics import MODELS, _load_models, _settled, load_hover, our_counts
+from .test_compat_diagnostics import (
+    MODELS,
+    _load_models,
+    _settled,
+    load_hover,
+    our_counts,
+    torch_error_counts,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -104,11 +111,7 @@ def torch_says(root: Path, text: str) -> tuple[int, int, int] | None:
     if message is None:
         return None
     assert "Error(s) in loading state_dict" in message, message
-    missing = re.search(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:Unexpected|size|$)", message, re.S)
-    unexpected = re.search(r"Unexpected key\(s\) in state_dict: (.*?)\.\s*(?:size|$)", message, re.S)
-    return (missing.group(1).count('"') // 2 if missing else 0,
-            unexpected.group(1).count('"') // 2 if unexpected else 0,
-            message.count("size mismatch for"))  # fmt: skip
+    return torch_error_counts(message)
 
 
 def _in_process(root: Path, text: str) -> str | None:

@@ -71,10 +71,10 @@ function namesLine(globals, most) {
 export function renderSafety(result) {
   const risky = result.globals.filter((g) => g.risk !== 'safe');
   const safe = result.globals.filter((g) => g.risk === 'safe');
-  const { call, weights_only: restricts, own_types_only: ownTypesOnly, weights_only_refuses: refusal, refuses } = result.loader;
+  const { call, weights_only: restricts, own_types_only: ownTypesOnly, weights_only_refuses: opcodeRefusal, refuses: loaderRefusal } = result.loader;
   // weights_only=True refuses the file's opcodes, whatever it names (reader/pickle_opcodes.py).
-  const refused = restricts && Boolean(refusal);
-  if (result.globals.length === 0 && !refused && !refuses) {
+  const refused = restricts && Boolean(opcodeRefusal);
+  if (result.globals.length === 0 && !refused && !loaderRefusal) {
     return null;
   }
   const dangerous = risky.filter((g) => g.risk === 'dangerous');
@@ -84,7 +84,7 @@ export function renderSafety(result) {
   const unrestricted = `${call} unpickles it without restriction`;
   let level;
   let headline;
-  if (refuses) { // the loader refuses the file before unpickling it: its pickles run nothing (the errors say why)
+  if (loaderRefusal) { // the loader refuses the file before unpickling it: its pickles run nothing (the errors say why)
     level = dangerous.length > 0 ? 'dangerous' : 'unknown';
     headline = dangerous.length > 0
       ? `Crafted: a Python unpickler would run ${namesLine(dangerous, 3)} (${call} refuses the file before unpickling it)`
@@ -115,8 +115,8 @@ export function renderSafety(result) {
   }
   const icon = { dangerous: 'warning', unknown: 'info', safe: 'shield' }[level];
   const details = el('div', { className: 'banner-details' },
-    refuses ? el('p', { className: 'refusal', text: `${call} refuses it: ${refuses}.` })
-      : refused ? el('p', { className: 'refusal', text: `weights_only=True refuses it: ${refusal}.` }) : null,
+    loaderRefusal ? el('p', { className: 'refusal', text: `${call} refuses it: ${loaderRefusal}.` })
+      : refused ? el('p', { className: 'refusal', text: `weights_only=True refuses it: ${opcodeRefusal}.` }) : null,
     el('p', { className: 'muted', text: risky.length > 0
       ? `pthscope imported and called none of them. What ${ownTypesOnly ? 'each is' : `${restricts ? 'torch.load(weights_only=False)' : call} would do with each`}:`
       : restricts && !refused ? 'torch.load(weights_only=True) accepts these:' : 'Each is on torch\'s allow-list:' }),

@@ -151,7 +151,7 @@ class StateDictLoad:
     strict_span: Span | None = None
     # How the argument (a comprehension over the loaded dict, here or bound to a name) and the
     # literal-key edits before it change the keys.
-    changes: KeyChanges = field(default_factory=lambda: KeyChanges())
+    changes: KeyChanges = KeyChanges()
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .safe_globals_fix import safe_globals_load
 from .snippet_text import plain, snippet
 from .text_edits import quote_char
 from .types import SOURCE, CodeAction, Diagnostic, Range, TextEdit
-from .verdict import linked_verdict
+from .verdict import Verdict, linked_verdict
 
 CHOOSE_MODULES = "pthscope.chooseModules"  # the client's quick pick of the model's modules
 QUICKFIX = "quickfix"
@@ -113,9 +113,7 @@ def _fixes_for(
                 )
     elif diagnostic.code == UNSAFE_LOAD:
         index = int(data.get("torch_load", -1))
-        load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
-        linked = linked_verdict(load, checkpoints) if load is not None else None
-        verdict = linked[1] if linked is not None else None
+        verdict = _verdict_of(facts, checkpoints, index)
         level = verdict.level if verdict is not None else None
         if verdict is not None and level == "classes":
             offer(
@@ -143,12 +141,11 @@ def _fixes_for(
         offer("Use weights_only=True", True, action="set_weights_only", torch_load=data.get("torch_load", -1), value=True)
     elif diagnostic.code == REFUSED_LOAD:
         index = int(data.get("torch_load", -1))
-        load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
-        linked = linked_verdict(load, checkpoints) if load is not None else None
-        if linked is not None and linked[1].level == "classes":
+        verdict = _verdict_of(facts, checkpoints, index)
+        if verdict is not None and verdict.level == "classes":
             offer("Allow its classes (safe_globals)", True, action="safe_globals", torch_load=index)
-        if linked is not None and linked[1].allows_weights_only_false:
-            offer(f"Use {_weights_only_false(linked[1].classes)}", not linked[1].classes, action="set_weights_only",
+        if verdict is not None and verdict.allows_weights_only_false:
+            offer(f"Use {_weights_only_false(verdict.classes)}", not verdict.classes, action="set_weights_only",
                   torch_load=index, value=False)
     elif diagnostic.code == MISSING_KEY:
         for n, key in enumerate(data.get("closest", [])):
@@ -175,6 +172,13 @@ def _fixes_for(
         code=diagnostic.code,
     )
     return out
+
+
+def _verdict_of(facts: ModuleFacts, checkpoints: Checkpoints, index: int) -> Verdict | None:
+    """The verdict on the file torch.load call `index` reads, when it is linked."""
+    load = facts.torch_loads[index] if 0 <= index < len(facts.torch_loads) else None
+    linked = linked_verdict(load, checkpoints) if load is not None else None
+    return linked[1] if linked is not None else None
 
 
 def _weights_only_false(classes: tuple[str, ...]) -> str:

@@ -153,13 +153,9 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""
         loader = loader_of(checkpoint.format)
         if checkpoint.torch_load_refuses:
-            checkpoint.warnings.insert(0, Problem(
-                "dangerous-globals", f"{checkpoint.unrestricted_load()} would run code from this file: {shown}{more}. "
-                f"{loader['call']} refuses the file before unpickling anything ({checkpoint.torch_load_refuses}), so "
-                "the file is crafted: never unpickle its pickles yourself.",
-            ))
-            return checkpoint
-        if loader["own_types_only"]:
+            advice = (f"{loader['call']} refuses the file before unpickling anything ({checkpoint.torch_load_refuses}), "
+                      "so the file is crafted: never unpickle its pickles yourself")
+        elif loader["own_types_only"]:
             advice = f"{loader['call']} refuses such globals, so the file was crafted: never unpickle its members yourself"
         elif loader["weights_only"]:
             advice = "do not load this file with weights_only=False"

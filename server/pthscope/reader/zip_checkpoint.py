@@ -182,19 +182,22 @@ def _check_archive_rules(directory: ZipDirectory, prefix: bytes, records: list[b
 
 
 def _read_small_records(f: Any, directory: ZipDirectory, prefix: bytes, size: int, checkpoint: Checkpoint) -> None:
+    versions: dict[str, tuple[bytes, str]] = {}
     for small in _SMALL_MEMBERS:
         member = directory.get(prefix + small.encode())
         if member is None or member.size > 64 or member.unreadable_reason():
             continue
         data = read_member(f, member, size)
         checkpoint.metadata[small.lstrip(".")] = data.decode("utf-8", "replace").strip()
+        if small in ("version", ".data/version"):
+            versions[small] = (data, member.name)
         if small == "byteorder" and data not in (b"little", b"big"):
             checkpoint.errors.append(Problem(
                 "corrupt", f"the byteorder record says {safe_repr(data[:20])}; torch.load accepts only 'little' or "
                 "'big' and refuses this file", where=member.name))
-    version = directory.get(prefix + b".data/version") or directory.get(prefix + b"version")  # torch's order
-    if version is not None and version.size <= 64 and not version.unreadable_reason():
-        _check_version(read_member(f, version, size), version.name, checkpoint)
+    version = versions.get(".data/version") or versions.get("version")  # the one torch reads
+    if version is not None:
+        _check_version(*version, checkpoint)
 
 
 # torch 2.13's reader (caffe2/serialize/inline_container.cc) parses the record as a signed

@@ -228,6 +228,27 @@ CHECKED = [
     ("strip_if", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
                  'sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}\n'
                  'model = Net()\nmodel.load_state_dict(sd)\n'),
+    # the entry the file has, where the code tests for it: `if "k" in x:` and its other forms
+    ("key_test", 'ckpt = torch.load("runs/lightning.ckpt", weights_only=True)\nif "state_dict" in ckpt:\n'
+                 '    ckpt = ckpt["state_dict"]\n'
+                 'sd = {k.removeprefix("model."): v for k, v in ckpt.items() if k.startswith("model.")}\n'
+                 'model = Net()\nmodel.load_state_dict(sd)\n'),
+    ("key_test_absent", 'sd = torch.load("runs/net.pth", weights_only=True)\nif "model" in sd:\n    sd = sd["model"]\n'
+                        'model = Net()\nmodel.load_state_dict(sd)\n'),
+    ("key_test_raises", 'sd = torch.load("runs/train.pth", weights_only=True)\nif "model" in sd.keys():\n'
+                        '    sd = sd["model"]\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    ("key_test_else", 'ckpt = torch.load("runs/train.pth", weights_only=True)\n'
+                      'if isinstance(ckpt, dict) and "state_dict" in ckpt:\n    sd = ckpt["state_dict"]\n'
+                      'else:\n    sd = ckpt["model"]\nmodel = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
+    ("key_test_elif", 'def load(path, model):\n    ckpt = torch.load(path, weights_only=True)\n'
+                      '    if "state_dict" in ckpt:\n        sd = ckpt["state_dict"]\n    elif "model" in ckpt:\n'
+                      '        sd = ckpt["model"]\n    else:\n        sd = ckpt\n    model.load_state_dict(sd)\n\n'
+                      'load("runs/train.pth", Net())\n'),
+    ("conditional_other_entry", 'ckpt = torch.load("runs/train.pth", weights_only=True)\n'
+                                'sd = ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]\n'
+                                'model = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
+    ("get_other_entry", 'ckpt = torch.load("runs/lightning.ckpt", weights_only=True)\n'
+                        'sd = ckpt.get("model", ckpt.get("state_dict", ckpt))\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
     ("kept_prefix", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                     'stem = {k: v for k, v in sd.items() if k.startswith("stem.")}\n'
                     'model = Net()\nmodel.load_state_dict(stem, strict=False)\n'),
@@ -272,6 +293,13 @@ UNCLEAR = [
                        'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
                        'state = {k.removeprefix("module."): v for k, v in sd.items()}\nfix(state)\n'
                        'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
+    # a key test with another condition, or of another dict: which entry is not the file's choice
+    ("key_test_and_more", 'import sys\nckpt = torch.load("runs/train.pth", weights_only=True)\n'
+                          'if "model" in ckpt and len(sys.argv) > 5:\n    sd = ckpt["model"]\nelse:\n    sd = ckpt\n'
+                          'model = Net(num_classes=1000)\nmodel.load_state_dict(sd, strict=False)\n'),
+    ("key_test_other_dict", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nother = {"model": 1}\n'
+                            'sd = ckpt\nif "model" in other:\n    sd = ckpt["model"]\n'
+                            'model = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
     # a copy loop that does more than copy
     ("copy_loop_filtered", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
                            'for k, v in sd.items():\n    if not k.startswith(("module.fc", "module.out.w")):\n'
@@ -330,3 +358,17 @@ async def test_hovers_after_a_replaced_head_show_the_new_one(client: LanguageCli
     assert f"Tensor[{', '.join(map(str, ran['new']))}]" in await shown("weight.shape", 1)
     assert f"| {ran['count']:,} |" in await shown("fc.parameters")
     assert f"| {ran['count']:,} |" in await shown("fc = nn")  # the stored attribute: the new head
+
+
+async def test_a_key_read_under_a_test_for_it_is_not_a_missing_key(client: LanguageClient, workspace: Path) -> None:
+    """`sd["model"]` under `if "model" in sd:` (or in `sd["model"] if "model" in sd else ...`)
+    cannot fail on a file without it; a read of a missing key after the test still can (PTH006)."""
+    body = ('sd = torch.load("runs/net.pth", weights_only=True)\nif "model" in sd:\n    sd = sd["model"]\n'
+            'head = sd["state_dict"] if "state_dict" in sd else sd\nbad = sd["fc.weights"]\n')
+    text = HEAD + body + CONTROL
+    path = workspace / "guarded.py"
+    path.write_text(text)
+    uri = open_document(client, path, text)
+    await server_claims(client, uri, text)
+    missing = [d for d in client.published[uri][-1].diagnostics if d.code == "PTH006"]  # type: ignore[attr-defined]
+    assert [text.splitlines()[d.range.start.line] for d in missing] == ['bad = sd["fc.weights"]'], missing

@@ -41,9 +41,9 @@ from .facts import (
     Statement,
 )
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
-from .flow import UNCLEAR, Built, Flow, Param, Renamed, Value
+from .flow import UNCLEAR, Built, Flow, Loaded, Param, Renamed, Value
 from .flow_stores import DictEdit, record_call, record_stores
-from .flow_values import copy_loop, is_key_access, record_key_ref, renamed_copy, value_of
+from .flow_values import copy_loop, is_key_access, key_test, record_key_ref, renamed_copy, value_of
 from .flow_walk import (
     parameter_values,
     rebind,
@@ -129,6 +129,10 @@ class Collector:
         self.candidates: dict[str, tuple[str, ...]] = {}
         # Edits of loaded dicts so far, and the statement lists being walked (flow_stores.py).
         self.dict_edits: list[DictEdit] = []
+        # The `if "k" in x:` tests around the statement being walked ((x, "k"), None for other
+        # tests) and the `x["k"]` of `x["k"] if "k" in x else ...`: reads a missing key cannot fail.
+        self.key_guards: list[tuple[Loaded, str] | None] = []
+        self.guarded_reads: set[int] = set()
         self.blocks: tuple[int, ...] = ()
 
     # ----------------------------------------------------------------- statements
@@ -375,6 +379,8 @@ class Collector:
                 continue
             elif kind is ast.JoinedStr or kind is ast.Lambda:
                 continue
+            elif kind is ast.IfExp and key_test(self, current.test) is not None:  # type: ignore[attr-defined]
+                self.guarded_reads.add(id(current.body))  # type: ignore[attr-defined]
             push_children(stack, current)
 
     def _record_chain(self, node: ast.Attribute | ast.Subscript) -> bool:

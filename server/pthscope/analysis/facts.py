@@ -213,7 +213,8 @@ class KeyRef:
     key: str
     span: Span
     value: Loaded
-    # Read with `.get`: a missing key is not an error.
+    # Read with `.get`, or where the code tested for the key (`if "k" in x:`): a missing key
+    # is not an error.
     get: bool = False
     # The expression as written: the name it starts from (None: a call, `torch.load(p)[...]`)
     # and how many of `value.keys` it reads itself (`state["x"]` reads one of ("state_dict", "x")).

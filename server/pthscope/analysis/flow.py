@@ -5,7 +5,8 @@ Values (`Value`):
 
 - a `str`: a path (or any string) known statically (`"runs/a.pth"`, `ROOT / "best.pth"`);
 - `Loaded(load, keys)`: what the `load`-th `torch.load` call of the file returned, or the entry
-  `keys` inside it (`ckpt["state_dict"]`); `optional` marks keys `.get(k, ckpt)` may skip;
+  `keys` inside it (`ckpt["state_dict"]`); `optional` marks keys `.get(k, ckpt)` may skip,
+  `fallbacks` the keys tried instead (`if "model" in ckpt: ... elif "state_dict" in ckpt: ...`);
 - `Built(callee, scope, line, stores)`: the object a call made (`net = SmallResNet()`); a model's
   weights come from the `load_state_dict` calls on it; `stores` are the lines of the statements
   that replaced a submodule of it since (`net.fc = nn.Linear(32, 5)`): another model from there;
@@ -40,10 +41,22 @@ class Loaded:
     load: int
     keys: tuple[str, ...] = ()
     optional: frozenset[int] = frozenset()
+    # position → the keys tried in turn where `keys[position]` is missing, before `optional`
+    # skips it (`ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]`).
+    fallbacks: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     def at(self, key: str, optional: bool = False) -> Loaded:
         more = self.optional | {len(self.keys)} if optional else self.optional
-        return Loaded(self.load, (*self.keys, key), more)
+        return Loaded(self.load, (*self.keys, key), more, self.fallbacks)
+
+    def choices(self, position: int) -> tuple[str, ...]:
+        """The keys that may stand at `position`, in the order they are tried."""
+        return (self.keys[position], *dict(self.fallbacks).get(position, ()))
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the file decides which entry this is (a key that may be skipped or replaced)."""
+        return bool(self.optional or self.fallbacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +136,29 @@ def same_value(a: Value, b: Value, same_file: SameFile) -> bool:
     if a == b:
         return True
     if isinstance(a, Loaded) and isinstance(b, Loaded):
-        return a.keys == b.keys and a.optional == b.optional and same_file(a.load, b.load)
+        return (a.keys == b.keys and a.optional == b.optional and a.fallbacks == b.fallbacks
+                and same_file(a.load, b.load))
     return False
+
+
+def key_choice(base: Loaded, key: str, otherwise: Value, same_file: SameFile) -> Loaded | None:
+    """`base[key]` where the file has `key`, else `otherwise`: what a name holds after
+    `if key in base:` took `base[key]` and the other way kept `base` or took another entry of
+    it (itself chosen so: an `elif`); None for anything else."""
+    position = len(base.keys)
+    if same_value(otherwise, base, same_file):
+        return base.at(key, optional=True)
+    if not (isinstance(otherwise, Loaded) and len(otherwise.keys) == position + 1):
+        return None
+    # `otherwise` without its last key, to compare with `base`
+    parent = Loaded(otherwise.load, otherwise.keys[:position], otherwise.optional - {position},
+                    tuple(f for f in otherwise.fallbacks if f[0] != position))
+    if not same_value(parent, base, same_file):
+        return None
+    alternatives = tuple(k for k in otherwise.choices(position) if k != key)
+    optional = base.optional | ({position} if position in otherwise.optional else set())
+    fallbacks = (*base.fallbacks, (position, alternatives)) if alternatives else base.fallbacks
+    return Loaded(base.load, (*base.keys, key), frozenset(optional), fallbacks)
 
 
 def join(a: Value | None, b: Value | None, same_file: SameFile) -> Value | None:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # Dict methods that change the dict (a literal-key `pop` is modelled, the rest is unclear).
 _DICT_EDITS = frozenset({"pop", "update", "clear", "popitem", "setdefault", "__setitem__", "__delitem__"})
+# A dict's methods that read it: what they are handed is not changed (`ckpt.get("model", ckpt)`).
+_DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 # Calls that take a loaded dict without changing it.
 _READS = frozenset({
     "print", "len", "list", "tuple", "sorted", "set", "dict", "isinstance", "str", "repr", "type",
@@ -80,6 +82,8 @@ def record_call(c: Collector, node: ast.Call) -> None:
         return
     if name is None or name in _READS or name.endswith(".load_state_dict"):
         return
+    if isinstance(func, ast.Attribute) and func.attr in _DICT_READS and isinstance(c.flow.get(root_name(func.value) or ""), Loaded):
+        return
     for arg in [*node.args, *(k.value for k in node.keywords)]:
         if isinstance(arg, ast.Name) and isinstance(c.flow.get(arg.id), (Loaded, Renamed)):
             _edit(c, arg, None)  # the callee may change it
@@ -116,7 +120,7 @@ def edits_for(c: Collector, source: Loaded) -> tuple[str, ...] | None:
     removed: list[str] = []
     for edit in c.dict_edits:
         target = edit.target
-        if target.load != source.load or not _related(target.keys, source.keys):
+        if target.load != source.load or not _related(target, source):
             continue
         if edit.removed is None or target != source or c.blocks[: len(edit.blocks)] != edit.blocks:
             return None
@@ -124,9 +128,10 @@ def edits_for(c: Collector, source: Loaded) -> tuple[str, ...] | None:
     return tuple(removed)
 
 
-def _related(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """One entry inside the other (or the same): an edit of one changes the other."""
-    return a[: len(b)] == b or b[: len(a)] == a
+def _related(a: Loaded, b: Loaded) -> bool:
+    """One entry inside the other (or the same), or maybe so (an entry the file chooses): an
+    edit of one changes the other."""
+    return a.chosen or b.chosen or a.keys[: len(b.keys)] == b.keys or b.keys[: len(a.keys)] == a.keys
 
 
 def _is_flag(target: ast.expr) -> bool:

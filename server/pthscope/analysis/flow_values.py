@@ -4,7 +4,8 @@ returned (`KeyRef`s).
 The walk in collect.py asks `value_of` for the right-hand side of every assignment, the
 argument of every `load_state_dict` and the arguments of calls of the file's own functions.
 Understood: static strings (paths.py), names, `x["key"]`, `x.get("key")`, `x.get("key", x)` and
-`x["key"] if "key" in x else x`, `torch.load(...)`, calls that hand back their receiver
+`x["key"] if "key" in x else x` (also with another entry, `x.get("key", x["other"])`; the `if`
+statement's form is flow_walk.py's), `torch.load(...)`, calls that hand back their receiver
 (`model.to(device)`), wrappers of a model (`nn.DataParallel(model)`, `torch.compile(model)`: the
 same `Built` with its wrappers; `wrapper.module` the model again), `copy.deepcopy(model)` (a
 `Built` copied: another model of the same structure; `copy.copy` is UNCLEAR),
@@ -20,7 +21,18 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .facts import KeyChanges, KeyRef
-from .flow import UNCLEAR, WRAPPED_AS, Built, Loaded, Param, Renamed, Value, join, same_value
+from .flow import (
+    UNCLEAR,
+    WRAPPED_AS,
+    Built,
+    Loaded,
+    Param,
+    Renamed,
+    Value,
+    join,
+    key_choice,
+    same_value,
+)
 from .paths import dotted_name, static_path
 
 if TYPE_CHECKING:
@@ -148,32 +160,47 @@ def _get_value(c: Collector, node: ast.Call, receiver: ast.expr) -> Value:
         return UNCLEAR
     if len(node.args) == 1:
         return base.at(key)
-    if len(node.args) == 2 and same_value(value_of(c, node.args[1]), base, c.same_file):
-        return base.at(key, optional=True)
+    if len(node.args) == 2:  # `x.get("k", x)`, `x.get("k", x["m"])`, `x.get("k", x.get("m", x))`
+        chosen = key_choice(base, key, value_of(c, node.args[1]), c.same_file)
+        return chosen if chosen is not None else UNCLEAR
     return UNCLEAR
 
 
 def _conditional(c: Collector, node: ast.IfExp) -> Value:
-    """`x["k"] if "k" in x else x` is `x.get("k", x)`; other conditionals join both sides."""
-    test = node.test
-    if (
-        isinstance(test, ast.Compare)
-        and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.In)
-        and isinstance(node.body, ast.Subscript)
-    ):
-        key = _string(test.left)
-        base = value_of(c, node.orelse)
-        if (
-            key is not None
-            and isinstance(base, Loaded)
-            and _string(node.body.slice) == key
-            and same_value(value_of(c, test.comparators[0]), base, c.same_file)
-            and same_value(value_of(c, node.body.value), base, c.same_file)
-        ):
-            return base.at(key, optional=True)
-    joined = join(value_of(c, node.body), value_of(c, node.orelse), c.same_file)
+    """`x["k"] if "k" in x else y` is `x["k"]` where the file has "k", else `y` (flow.key_choice);
+    other conditionals join both sides."""
+    body, orelse = value_of(c, node.body), value_of(c, node.orelse)
+    guard = key_test(c, node.test)
+    if guard is not None and same_value(body, guard[0].at(guard[1]), c.same_file):
+        chosen = key_choice(*guard, orelse, c.same_file)
+        if chosen is not None:
+            return chosen
+    joined = join(body, orelse, c.same_file)
     return joined if joined is not None else UNCLEAR
+
+
+def key_test(c: Collector, test: ast.expr) -> tuple[Loaded, str] | None:
+    """(x, "k") for a test that holds exactly when loaded dict `x` has key "k": `"k" in x`,
+    `"k" in x.keys()`, either after `isinstance(x, dict) and`."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        found = [key_test(c, part) for part in test.values]
+        tests = [f for f in found if f is not None]
+        others = [p for p, f in zip(test.values, found, strict=True) if f is None]
+        if len(tests) == 1 and all(_is_isinstance(p) for p in others):
+            return tests[0]
+        return None
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.In)):
+        return None
+    key, container = _string(test.left), test.comparators[0]
+    if (isinstance(container, ast.Call) and isinstance(container.func, ast.Attribute)
+            and container.func.attr == "keys" and not container.args):  # fmt: skip
+        container = container.func.value
+    base = value_of(c, container) if key is not None else None
+    return (base, key) if isinstance(base, Loaded) and key is not None else None
+
+
+def _is_isinstance(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
 
 
 def record_key_ref(c: Collector, node: ast.Subscript | ast.Call) -> None:
@@ -192,7 +219,9 @@ def record_key_ref(c: Collector, node: ast.Subscript | ast.Call) -> None:
     span = c.pos.span(literal)
     root, depth = _written(node)
     if isinstance(value, Loaded):
-        c.facts.key_refs.append(KeyRef(key, span, value, get, root, depth))
+        guarded = get or id(node) in c.guarded_reads or any(
+            g is not None and g[1] == key and same_value(g[0].at(key), value, c.same_file) for g in c.key_guards)
+        c.facts.key_refs.append(KeyRef(key, span, value, guarded, root, depth))
         c.consumed.add(id(literal))
         return
     base = value_of(c, base_node)

@@ -10,7 +10,8 @@ import ast
 from typing import TYPE_CHECKING
 
 from .facts import Assignment
-from .flow import UNCLEAR, Loaded, Param, Value, join, resolve_params
+from .flow import UNCLEAR, Loaded, Param, Value, join, key_choice, resolve_params, same_value
+from .flow_values import key_test
 from .paths import static_path
 
 if TYPE_CHECKING:
@@ -26,11 +27,17 @@ def visit_branches(c: Collector, node: ast.If | ast.While | ast.Try | ast.Match)
             c.visit_expr(test)
     before = c.flow.fork()
     ways: list[dict[str, Value]] = []
+    chosen: dict[str, Value] = {}
     if isinstance(node, ast.If):
+        guard = key_test(c, node.test)
+        c.key_guards.append(guard)
         c.visit_body(node.body)
+        c.key_guards.pop()
         ways.append(c.flow.fork())
         c.flow.restore(before)
         c.visit_body(node.orelse)
+        if guard is not None:
+            chosen = _chosen_entries(c, guard, ways[0])
     elif isinstance(node, ast.While):
         c.visit_body(node.body)
         c.visit_body(node.orelse)
@@ -56,9 +63,27 @@ def visit_branches(c: Collector, node: ast.If | ast.While | ast.Try | ast.Match)
     changed: dict[str, Value] = {}
     for way in ways:
         changed.update(c.flow.join_with(way))
+    for name, value in chosen.items():
+        c.flow.set(name, value)
+        changed[name] = value
     if isinstance(node, ast.Try):
         c.visit_body(node.finalbody)
     rebind(c, changed, node.end_lineno or node.lineno)
+
+
+def _chosen_entries(c: Collector, guard: tuple[Loaded, str], taken: dict[str, Value]) -> dict[str, Value]:
+    """After `if "k" in x:`, the names the body set to `x["k"]` whose other way kept `x` or took
+    another entry of it: the entry the file has (flow.key_choice)."""
+    base, key = guard
+    entry = base.at(key)
+    otherwise = c.flow.frames[-1]
+    chosen: dict[str, Value] = {}
+    for name, value in taken.items():
+        if name in otherwise and same_value(value, entry, c.same_file):
+            found = key_choice(base, key, otherwise[name], c.same_file)
+            if found is not None:
+                chosen[name] = found
+    return chosen
 
 
 def rebind(c: Collector, changed: dict[str, Value], line: int) -> None:

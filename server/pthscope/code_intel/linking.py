@@ -67,20 +67,24 @@ def view_of_load(facts: ModuleFacts, index: int, checkpoints: Checkpoints) -> Mo
 def loaded_entry(
     facts: ModuleFacts, value: Loaded, checkpoints: Checkpoints
 ) -> tuple[ModelView, tuple[str, ...]] | None:
-    """The file a loaded value comes from and the keys of the entry it is (optional keys the
-    file does not have left out); None when the file is not linked or that cannot be told."""
+    """The file a loaded value comes from and the keys of the entry it is (of a key's choices,
+    the first the file has; optional keys it has none of left out); None when the file is not
+    linked or that cannot be told."""
     view = view_of_load(facts, value.load, checkpoints)
     if view is None:
         return None
     keys: list[str] = []
     for position, key in enumerate(value.keys):
-        if position in value.optional:
-            here = ".".join([*keys, key])
-            if view.entry(here) is None:
+        choices = value.choices(position)
+        if len(choices) > 1 or position in value.optional:
+            present = next((k for k in choices if view.entry(".".join([*keys, k])) is not None), None)
+            if present is None:
                 parent = view.entries.get(".".join(keys))
                 if parent is None or not parent.listed:
                     return None  # whether the file has it is not known
-                continue
+                if position in value.optional:
+                    continue
+            key = present or key
         keys.append(key)
     return view, tuple(keys)
 

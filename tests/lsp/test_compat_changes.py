@@ -225,6 +225,13 @@ CHECKED = [
     ("copy_loop_replace", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
                           'for key, value in sd.items():\n    clean[key.replace("module.", "")] = value\n'
                           'model = Net()\nmodel.load_state_dict(clean)\n'),
+    # torch's own helper, in place
+    ("consume_prefix", 'from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present\n'
+                       'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
+                       'consume_prefix_in_state_dict_if_present(sd, "module.")\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    ("consume_prefix_wrong_size", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
+                                  'torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(sd, "module.")\n'
+                                  'model = Net()\nmodel.load_state_dict(sd)\n'),
     ("strip_if", 'sd = torch.load("runs/ddp.pth", weights_only=True)\n'
                  'sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}\n'
                  'model = Net()\nmodel.load_state_dict(sd)\n'),
@@ -300,6 +307,11 @@ UNCLEAR = [
     ("key_test_other_dict", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nother = {"model": 1}\n'
                             'sd = ckpt\nif "model" in other:\n    sd = ckpt["model"]\n'
                             'model = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
+    # the dict consume_prefix_in_state_dict_if_present renamed in place, loaded by another name
+    ("consume_prefix_alias", 'from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present\n'
+                             'state = torch.load("runs/ddp.pth", weights_only=True)\nsd = state\n'
+                             'consume_prefix_in_state_dict_if_present(sd, "module.")\nmodel = Net()\n'
+                             'model.load_state_dict(state)\n'),
     # a copy loop that does more than copy
     ("copy_loop_filtered", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
                            'for k, v in sd.items():\n    if not k.startswith(("module.fc", "module.out.w")):\n'

@@ -9,6 +9,8 @@ check is made against what the class or the file alone would give.
   `setattr`/`delattr` → UNCLEAR. Inside an `if` or a loop the join (flow_walk.py) makes it
   UNCLEAR too. A loaded whole model (`Loaded`) cannot be replayed: any attribute store → UNCLEAR.
 - A renamed copy of a loaded dict (`Renamed`): any edit, or passing it to code, → UNCLEAR.
+  `consume_prefix_in_state_dict_if_present(d, "P")` renames `d` in place: `d` is `Renamed`
+  from there, and the edit makes the dict's other names unclear.
 - A loaded dict (`Loaded`): each edit is recorded (`DictEdit`) and decides the loads of that
   object after it (`edits_for`): `del d["k"]` and `d.pop("k"...)` with a literal key leave "k"
   out, when done on that very dict on every way to the load; anything else (a key from a loop
@@ -23,9 +25,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .ast_shapes import attr_chain, root_name
-from .facts import Assignment
+from .facts import Assignment, KeyChanges
 from .flow import UNCLEAR, Built, Loaded, Renamed
-from .flow_values import value_of
+from .flow_values import renamed_copy, value_of
 from .paths import dotted_name
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 # Dict methods that change the dict (a literal-key `pop` is modelled, the rest is unclear).
 _DICT_EDITS = frozenset({"pop", "update", "clear", "popitem", "setdefault", "__setitem__", "__delitem__"})
+_CONSUME_PREFIX = "torch.nn.modules.utils.consume_prefix_in_state_dict_if_present"
 # A dict's methods that read it: what they are handed is not changed (`ckpt.get("model", ckpt)`).
 _DICT_READS = frozenset({"get", "keys", "values", "items", "copy", "__contains__", "__getitem__"})
 # Calls that take a loaded dict without changing it.
@@ -75,6 +78,9 @@ def record_call(c: Collector, node: ast.Call) -> None:
         literal = func.attr == "pop" and 1 <= len(node.args) <= 2 and not node.keywords
         _edit(c, func.value, _key(node.args[0]) if literal else None)
     name = dotted_name(func)
+    if name is not None and c.qualified(name) == _CONSUME_PREFIX:
+        _consume_prefix(c, node)
+        return
     if name in ("setattr", "delattr") and node.args:
         root = root_name(node.args[0])
         if root is not None and isinstance(c.flow.get(root), (Built, Loaded, Renamed)):
@@ -87,6 +93,21 @@ def record_call(c: Collector, node: ast.Call) -> None:
     for arg in [*node.args, *(k.value for k in node.keywords)]:
         if isinstance(arg, ast.Name) and isinstance(c.flow.get(arg.id), (Loaded, Renamed)):
             _edit(c, arg, None)  # the callee may change it
+
+
+def _consume_prefix(c: Collector, node: ast.Call) -> None:
+    """`consume_prefix_in_state_dict_if_present(sd, "module.")` strips the prefix off every key
+    that has it, in place: `sd` holds the renamed dict from here (as the comprehension with
+    `k.removeprefix(P)` makes it); another name for the same dict is no longer followed."""
+    target, prefix = (node.args + [None, None])[:2] if not node.keywords else (None, None)
+    if not (isinstance(target, ast.Name) and isinstance(prefix, ast.Constant) and isinstance(prefix.value, str)):
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            _edit(c, arg, None)
+        return
+    renamed = renamed_copy(c, KeyChanges(renames=(prefix.value, "")), target)
+    _edit(c, target, None)
+    c.flow.set(target.id, renamed)
+    c.facts.assignments.append(Assignment(target.id, c.scope, node.lineno - 1, None, renamed))
 
 
 def _store(c: Collector, target: ast.expr, node: ast.stmt) -> None:

@@ -234,8 +234,16 @@ export interface OpenResult {
   scan?: ScanSummary;
   /** Top-level modules of the file's classes that the server's Python cannot import and no workspace folder holds. */
   unimportable: string[];
+  /** The banner's one-line verdict (server/pthscope/reader/safety.py); null: nothing to say. */
+  safety: SafetyJson | null;
   /** The table's first rows, when `firstTensors` asked for them. */
   first_tensors?: TensorPage;
+}
+
+export interface SafetyJson {
+  /** Red only for `dangerous`. */
+  level: 'dangerous' | 'unknown' | 'safe';
+  headline: string;
 }
 
 export interface ChildrenParams {

@@ -97,7 +97,7 @@ describe('fileLook', () => {
         bytes_by_dtype: {}, tensor_bytes: 0, storage_bytes: 0, locations: {}, kinds: {}, globals_by_risk: {} },
       root: node({ path: [], key: '', name: '', kind: 'module', type: 'demo_models.SmallResNet', counts,
         module: { path: [], key: '', class: 'demo_models.SmallResNet', training: true, parameters: { total: 0, trainable: 0, frozen: 0, unknown: 0 } } }),
-      children: [], parts: [], part_of: null, unimportable: [], ...overrides,
+      children: [], parts: [], part_of: null, unimportable: [], safety: null, ...overrides,
     };
   }
 

@@ -29,6 +29,7 @@ from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node, loader_of
+from .reader.safety import safety_verdict
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
@@ -318,6 +319,10 @@ def _plural(n: int, noun: str) -> str:
 
 
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
+    globals_ = [{"name": g.name, "risk": g.risk} for g in checkpoint.globals]
+    safety = safety_verdict(globals_, checkpoint.loader(), [e.kind for e in checkpoint.errors])
+    if safety is not None:  # the page's banner line (reader/safety.py)
+        out.write(f"  safety      {safety.headline}\n")
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
     unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
     load = checkpoint.unrestricted_load()

@@ -92,3 +92,23 @@ async def test_unreadable_files_are_results_with_errors(
         assert result.errors, file
         assert result.root is None or result.root["child_count"] == 0
         assert result.children == []
+
+
+async def test_the_banner_verdict_is_the_servers(
+    shared_client: LanguageClient, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """`safety` is the one-line verdict the page shows (reader/safety.py), with the server's
+    Python's view of which classes it could import; a file torch.load fails on is not called safe."""
+    import torch
+
+    state = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["state_dict"])})
+    assert state.safety["level"] == "safe" and state.safety["headline"].startswith("Loads with weights_only=True")
+    whole = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["whole_model"])})
+    assert whole.safety["level"] == "unknown" and whole.safety["headline"].startswith("Needs weights_only=False: ")
+    assert "not importable here" not in whole.safety["headline"]  # the server's Python imports `tests`
+    legacy = tmp_path / "legacy_uint16.pt"
+    torch.save({"a": torch.zeros(3, dtype=torch.uint16)}, legacy, _use_new_zipfile_serialization=False)
+    failing = await ask(shared_client, "pthscope/open", {"file": str(legacy)})
+    assert failing.safety == {"level": "unknown", "headline": "torch.load fails on this file, whatever weights_only says"}
+    truncated = await ask(shared_client, "pthscope/open", {"file": str(checkpoints["truncated"])})
+    assert truncated.safety is None or truncated.safety["level"] != "safe", truncated.safety

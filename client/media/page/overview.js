@@ -25,27 +25,6 @@ export function renderProblems(result) {
         p.where ? el('span', { className: 'problem-where', text: p.where }) : null))));
 }
 
-/** "torch.nn.modules.conv.Conv2d" → "torch.nn"; "demo_models.BasicBlock" → "demo_models": what the banner counts by. */
-function packageOf(name) {
-  const parts = name.split(/[.:]/);
-  return parts[0] === 'torch' && parts.length > 2 ? `${parts[0]}.${parts[1]}` : parts[0];
-}
-
-/** "2 classes from demo_models (not importable here) + 6 torch.nn classes" */
-function classesLine(classes, unimportable) {
-  const groups = new Map();
-  for (const g of classes) {
-    const pkg = packageOf(g.name);
-    groups.set(pkg, (groups.get(pkg) || 0) + 1);
-  }
-  const missing = new Set(unimportable);
-  return [...groups].sort((a, b) => Number(missing.has(b[0].split('.')[0])) - Number(missing.has(a[0].split('.')[0])) || b[1] - a[1])
-    .map(([pkg, n]) => (missing.has(pkg.split('.')[0])
-      ? `${countOf(n, 'class', 'classes')} from ${pkg} (not importable here)`
-      : `${formatExact(n)} ${pkg} ${n === 1 ? 'class' : 'classes'}`))
-    .join(' + ');
-}
-
 /** How the pickle uses a global, in counts: "named 2×, 62 objects rebuilt, state set 62×". */
 function usesText(uses) {
   const times = (n) => `${formatExact(n)}×`;
@@ -59,60 +38,19 @@ function usesText(uses) {
   ].filter(Boolean).join(', ');
 }
 
-function namesLine(globals, most) {
-  const shown = globals.slice(0, most).map((g) => g.name).join(', ');
-  return globals.length > most ? `${shown} + ${globals.length - most} more` : shown;
-}
-
 /**
- * One line with the verdict and counts; the globals, what each would do and how the pickle
+ * One line with the server's verdict; the globals, what each would do and how the pickle
  * uses it behind an expander. Red only when a load would run code.
  */
 export function renderSafety(result) {
+  if (!result.safety) {
+    return null;
+  }
+  const { level, headline } = result.safety; // the server's verdict (reader/safety.py)
   const risky = result.globals.filter((g) => g.risk !== 'safe');
   const safe = result.globals.filter((g) => g.risk === 'safe');
   const { call, weights_only: restricts, own_types_only: ownTypesOnly, weights_only_refuses: opcodeRefusal, refuses: loaderRefusal } = result.loader;
-  // weights_only=True refuses the file's opcodes, whatever it names (reader/pickle_opcodes.py).
   const refused = restricts && Boolean(opcodeRefusal);
-  if (result.globals.length === 0 && !refused && !loaderRefusal) {
-    return null;
-  }
-  const dangerous = risky.filter((g) => g.risk === 'dangerous');
-  const classes = risky.filter((g) => g.risk === 'unknown');
-  // torch.load restricts a pickle with weights_only=True; other loaders (dcp.load) do not, and
-  // torch.jit.load takes only its own types whatever it is told (docs/json-contract.md, `loader`).
-  const unrestricted = `${call} unpickles it without restriction`;
-  let level;
-  let headline;
-  if (loaderRefusal) { // the loader refuses the file before unpickling it: its pickles run nothing (the errors say why)
-    level = dangerous.length > 0 ? 'dangerous' : 'unknown';
-    headline = dangerous.length > 0
-      ? `Crafted: a Python unpickler would run ${namesLine(dangerous, 3)} (${call} refuses the file before unpickling it)`
-      : `${call} refuses this file before unpickling it, whatever weights_only says`;
-  } else if (ownTypesOnly) {
-    level = dangerous.length > 0 ? 'dangerous' : classes.length > 0 ? 'unknown' : 'safe';
-    headline = dangerous.length > 0
-      ? `Crafted: a Python unpickler would run ${namesLine(dangerous, 3)} (${call} refuses them)`
-      : classes.length > 0 ? `${call} makes ${classesLine(classes, result.unimportable)} from the file's code, and runs that code`
-        : `The pickle names ${countOf(safe.length, 'global')}, all ${call} accepts`;
-  } else if (dangerous.length > 0) {
-    level = 'dangerous';
-    headline = (restricts ? 'Would run code if loaded with weights_only=False: ' : `Runs code when loaded (${unrestricted}): `)
-      + namesLine(dangerous, 3) + (classes.length > 0 ? ` · also imports ${classesLine(classes, result.unimportable)}` : '');
-  } else if (refused) {
-    level = 'unknown';
-    headline = 'Needs weights_only=False: torch\'s weights_only unpickler cannot read its pickle; ' + (classes.length > 0
-      ? `it imports ${classesLine(classes, result.unimportable)}`
-      : `the ${countOf(safe.length, 'global')} it names ${safe.length === 1 ? 'is' : 'are all'} on torch's allow-list`);
-  } else if (classes.length > 0) {
-    level = 'unknown';
-    headline = restricts ? `Needs weights_only=False: ${classesLine(classes, result.unimportable)}`
-      : `Imports ${classesLine(classes, result.unimportable)} when loaded (${unrestricted})`;
-  } else {
-    level = 'safe';
-    headline = restricts ? `Loads with weights_only=True: the pickle names ${countOf(safe.length, 'global')}, all on torch's allow-list`
-      : `The pickle names ${countOf(safe.length, 'global')}, all on torch's allow-list (${unrestricted})`;
-  }
   const icon = { dangerous: 'warning', unknown: 'info', safe: 'shield' }[level];
   const details = el('div', { className: 'banner-details' },
     loaderRefusal ? el('p', { className: 'refusal', text: `${call} refuses it: ${loaderRefusal}.` })

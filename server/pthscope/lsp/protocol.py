@@ -49,6 +49,7 @@ from ..reader.model import (
     TensorJson,
     TensorKind,
 )
+from ..reader.safety import SafetyJson
 
 OPEN = "pthscope/open"
 CHILDREN = "pthscope/children"
@@ -626,6 +627,7 @@ class OpenResult:
     # Top-level modules of the classes the pickle names that the server's Python cannot import
     # and no workspace folder holds: a weights_only=False load here would fail on them.
     unimportable: list[str]
+    safety: SafetyJson | None  # the banner's one-line verdict (reader/safety.py); None: nothing to say
     scan: ScanSummary | None = None  # the file's last scan, while the file is unchanged
     first_tensors: TensorPage | None = None  # the table's first rows, when the params ask for them
 

@@ -215,13 +215,16 @@ def stop_workers(ls: PthscopeServer, _params: None) -> None:
 
 @server.feature(p.OPEN)
 async def open_checkpoint(ls: PthscopeServer, params: p.OpenParams) -> p.OpenResult:
+    from ..reader.safety import safety_verdict
     from .environment import unimportable_modules
 
     opened = await ls.ask("open", params, limit=p.PAGE_SIZE)
     folders = [folder.uri for folder in ls.workspace.folders.values()]
     # A loader that takes only its own types (torch.jit.load) imports nothing from Python.
     imported = [] if opened["loader"]["own_types_only"] else opened["globals"]
-    result = p.OpenResult(**opened, unimportable=unimportable_modules(imported, map(_uri_path, folders)))
+    unimportable = unimportable_modules(imported, map(_uri_path, folders))
+    safety = safety_verdict(opened["globals"], opened["loader"], [e["kind"] for e in opened["errors"]], unimportable)
+    result = p.OpenResult(**opened, unimportable=unimportable, safety=safety.to_json() if safety else None)
     if result.root is not None:
         # The page offers statistics: have the values worker ready for them, once the page has
         # drawn (starting it at once competed with that for the CPU).

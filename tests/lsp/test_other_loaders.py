@@ -128,3 +128,30 @@ async def test_folders_and_sets_are_not_for_torch_load(python_client: LanguageCl
     for line in range(1, 6):
         titles = [a.title for a in await code_actions(python_client, uri, line)]
         assert not any("weights_only" in t or "safe_globals" in t for t in titles), titles
+
+
+async def test_torch_load_of_a_safetensors_file_depends_on_its_name(python_client: LanguageClient,
+                                                                   code_workspace: Path) -> None:
+    """torch.load reads a `.safetensors` path with the safetensors package (no pickle: no
+    weights_only advice); the same bytes under a torch name it unpickles, and fails: PTH005
+    says so and names the loader, with no weights_only fix."""
+    from safetensors.torch import save_file
+
+    named, renamed = code_workspace / "weights.safetensors", code_workspace / "weights_st.pth"
+    save_file({"w": torch.ones(2)}, named)
+    renamed.write_bytes(named.read_bytes())
+    assert torch.equal(torch.load(named)["w"], torch.ones(2))  # what the diagnostics say, from torch
+    for weights_only in (True, False):
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(renamed, weights_only=weights_only)
+    script = 'import torch\nsd = torch.load("weights.safetensors")\nsd2 = torch.load("weights_st.pth")\nend = 1\n'
+    uri = open_document(python_client, code_workspace / "safetensors_loads.py", script)
+    found = await published(python_client, uri, lambda p: any(d.code == "PTH005" for d in p.diagnostics))
+    assert [(d.range.start.line, d.code, d.severity) for d in found.diagnostics] == [(2, "PTH005", 1)], found.diagnostics
+    (renamed_error,) = found.diagnostics
+    assert "safetensors file under another name" in renamed_error.message
+    assert "`safetensors.torch.load_file(path)`" in renamed_error.message
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(script, '"weights.safetensors"', 2)) or ""))
+    assert shown.startswith("✓ Safe: a safetensors file holds tensors only"), shown
+    titles = [a.title for a in await code_actions(python_client, uri, 2)]
+    assert not any("weights_only" in t or "safe_globals" in t for t in titles), titles

@@ -83,8 +83,8 @@ def _unsafe_loads(facts: ModuleFacts, checkpoints: Checkpoints) -> list[Diagnost
             continue
         linked = linked_verdict(load, checkpoints)
         severity: Severity = "warning"
-        if linked is not None and linked[1].level == "other_loader":
-            continue  # weights_only= cannot make it load: PTH005 says what does (load_checks.py)
+        if linked is not None and (linked[1].level == "other_loader" or linked[1].safetensors):
+            continue  # weights_only= cannot make it load (PTH005 says what does), or has nothing to restrict
         if linked is not None and linked[1].level == "runs_code":
             severity = "error"
             message = (

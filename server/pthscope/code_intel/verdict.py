@@ -16,11 +16,13 @@ the `effect` sentence when the reader gives one) and from whether the file could
 - `classes`: the only globals outside torch's `weights_only` allow-list are classes to import
   and rebuild; `torch.serialization.safe_globals([...])` with those classes loads it with
   `weights_only=True`.
-- `safe`: `weights_only=True` loads it as it is.
+- `safe`: `weights_only=True` loads it as it is (a safetensors file at a `.safetensors` path:
+  torch.load reads it with safetensors, weights_only aside).
 - `other_loader`: torch.load's weights_only does not govern the file (a TorchScript archive,
   which torch.load hands to torch.jit.load and weights_only=True refuses; a torch < 0.4 tar
   checkpoint, which weights_only=True refuses; a plain pickle or a DCP folder, which torch.load
-  cannot read; a set of files, a folder or an index of shards):
+  cannot read; a safetensors file whose name does not end in `.safetensors`, which torch.load
+  unpickles and fails on; a set of files, a folder or an index of shards):
   the verdict says what it is and what loads it, and offers no weights_only or safe_globals fix.
 """
 
@@ -46,6 +48,10 @@ _NOT_FOR_TORCH_LOAD = {
     "torch-distributed": "a torch.distributed.checkpoint (DCP) folder or a file of one, which torch.load "
                          "cannot read as a checkpoint",
 }
+# torch.load (2.13) reads a path ending in `.safetensors` with safetensors.torch.load_file
+# (torch/serialization.py); any other name it unpickles, which fails.
+_SAFETENSORS_UNDER_ANOTHER_NAME = ("a safetensors file under another name, which torch.load cannot read (it hands a "
+                                   "path to safetensors only when the name ends in .safetensors)")
 # Of those, the ones torch.load(weights_only=False) does load.
 LOADS_WITH_WEIGHTS_ONLY_FALSE = frozenset({"torchscript", "torch-tar"})
 _NAMES_IN_HEADLINE = 3
@@ -94,7 +100,8 @@ class Verdict:
         if self.level == "classes":
             return f"Needs weights_only=False or safe_globals: imports {_classes(self.classes)}"
         if self.safetensors:
-            return "✓ Safe: a safetensors file holds tensors only; nothing in it runs"
+            return ("✓ Safe: a safetensors file holds tensors only; nothing in it runs (torch.load reads it with "
+                    "the safetensors package, whatever weights_only says)")
         return "✓ Safe to load with weights_only=True"
 
 
@@ -107,6 +114,9 @@ def verdict_for(lookup: ModelView) -> Verdict:
         return Verdict("other_loader", dangerous, classes, effects, what=what_set, how_to_load=how, of_files=True)
     if lookup.torch_load_refuses:  # refused before unpickling: what its pickles name never runs
         return Verdict("unchecked", dangerous, classes, effects, lookup.torch_load_refuses, unloadable=True)
+    if lookup.format == "safetensors" and not lookup.file.lower().endswith(".safetensors"):
+        # torch.load hands a path to safetensors only by its name; this one it unpickles, and fails
+        return Verdict("other_loader", what=_SAFETENSORS_UNDER_ANOTHER_NAME, how_to_load=HOW_TO_LOAD["safetensors"])
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
     # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.
     if what is not None and not (dangerous and lookup.format != "torchscript"):

@@ -256,6 +256,21 @@ CHECKED = [
                                 'model = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
     ("get_other_entry", 'ckpt = torch.load("runs/lightning.ckpt", weights_only=True)\n'
                         'sd = ckpt.get("model", ckpt.get("state_dict", ckpt))\nmodel = Net()\nmodel.load_state_dict(sd)\n'),
+    # a model a class keeps on self, loaded in a method; a path passed to a method
+    ("trainer", 'class Trainer:\n    def __init__(self, path):\n        self.model = Net(num_classes=1000)\n        self.path = path\n\n'
+                '    def load(self, path):\n        ckpt = torch.load(path, weights_only=True)\n        self.model.load_state_dict(ckpt["model"])\n\n'
+                't = Trainer("x")\nt.load("runs/train.pth")\n'),
+    ("trainer_wrong", 'class Trainer:\n    def __init__(self):\n        self.model = Net()\n\n'
+                '    def resume(self, path):\n        ckpt = torch.load(path, weights_only=True)\n        self.model.load_state_dict(ckpt["model"])\n\n'
+                'Trainer().resume("runs/train.pth")\n'),
+    ("trainer_literal", 'class Trainer:\n    def __init__(self):\n        self.model = Net(num_classes=1000)\n\n'
+                '    def load(self):\n        ckpt = torch.load("runs/train.pth", weights_only=True)\n        self.model.load_state_dict(ckpt["model"])\n\n'
+                't = Trainer()\nt.load()\n'),
+    ("trainer_self_call", 'class Trainer:\n    def __init__(self):\n        self.model = Net(num_classes=1000)\n        self.load("runs/head1000.pth")\n\n'
+                '    def load(self, path):\n        self.model.load_state_dict(torch.load(path, weights_only=True))\n\n'
+                't = Trainer()\n'),
+    ("method_param_path", 'class Trainer:\n    def load(self, path):\n        m = Net(num_classes=1000)\n        ckpt = torch.load(path, weights_only=True)\n        m.load_state_dict(ckpt["model"])\n\n'
+                'Trainer().load("runs/train.pth")\n'),
     ("kept_prefix", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                     'stem = {k: v for k, v in sd.items() if k.startswith("stem.")}\n'
                     'model = Net()\nmodel.load_state_dict(stem, strict=False)\n'),
@@ -312,6 +327,18 @@ UNCLEAR = [
                              'state = torch.load("runs/ddp.pth", weights_only=True)\nsd = state\n'
                              'consume_prefix_in_state_dict_if_present(sd, "module.")\nmodel = Net()\n'
                              'model.load_state_dict(state)\n'),
+    # a model kept on self that something else changes
+    ("trainer_changed", 'class Trainer:\n    def __init__(self):\n        self.model = Net()\n        self.model.fc = nn.Linear(16, 1000)\n        self.model.out = nn.Linear(1000, 2)\n\n'
+                '    def load(self, path):\n        self.model.load_state_dict(torch.load(path, weights_only=True))\n\n'
+                'Trainer().load("runs/head1000.pth")\n'),
+    ("trainer_replaced", 'class Trainer:\n    def __init__(self):\n        self.model = Net()\n\n'
+                '    def grow(self):\n        self.model = Net(num_classes=1000)\n\n'
+                '    def load(self, path):\n        self.model.load_state_dict(torch.load(path, weights_only=True))\n\n'
+                't = Trainer()\nt.grow()\nt.load("runs/head1000.pth")\n'),
+    ("trainer_outside_store", 'class Trainer:\n    def __init__(self):\n        self.model = Net()\n\n'
+                              '    def load(self, path):\n        self.model.load_state_dict(torch.load(path, weights_only=True))\n\n'
+                              't = Trainer()\nt.model.fc = nn.Linear(16, 1000)\nt.model.out = nn.Linear(1000, 2)\n'
+                              't.load("runs/head1000.pth")\n'),
     # a copy loop that does more than copy
     ("copy_loop_filtered", 'sd = torch.load("runs/ddp1000.pth", weights_only=True)\nclean = {}\n'
                            'for k, v in sd.items():\n    if not k.startswith(("module.fc", "module.out.w")):\n'

@@ -20,6 +20,7 @@ from .facts import MODULE_SCOPE, CheckpointPath, ModuleFacts, Scope, Span
 from .load_models import expected_for_loads
 from .module_attributes import module_attributes
 from .name_rules import loop_rule
+from .self_attributes import stored_attributes
 from .source import Chunks, Positions, names_bound, noqa_comments, parse_tolerant, source_lines
 
 __all__ = ["CheckpointPath", "ModuleFacts", "Span", "analyze", "loop_rule"]
@@ -46,7 +47,7 @@ def analyze(
     facts.scopes.append(Scope(MODULE_SCOPE, 0, max(len(lines) - 1, 0)))
     facts.noqa = noqa_comments(lines)
     try:
-        collector = Collector(facts, Positions(lines), tuple(workspace_folders))
+        collector = Collector(facts, Positions(lines), tuple(workspace_folders), stored_attributes(tree))
         collector.visit_body(tree.body)
         collector.finish()
     except RecursionError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 
 from .ast_shapes import (
     COMPOUND,
@@ -52,6 +53,7 @@ from .flow_walk import (
     visit_branches,
 )
 from .paths import candidates, dotted_name, names_checkpoint, static_path
+from .self_attributes import followed_attributes, self_attribute
 from .source import Positions
 from .torch_calls import record_state_dict_load, record_torch_load, record_torch_save
 
@@ -91,9 +93,12 @@ class Collector:
     """Walks one module and fills a `ModuleFacts`."""
 
     def __init__(
-        self, facts: ModuleFacts, positions: Positions, workspace_folders: tuple[str, ...]
+        self, facts: ModuleFacts, positions: Positions, workspace_folders: tuple[str, ...],
+        attribute_stores: Counter[str] | None = None,
     ) -> None:
         self.facts = facts
+        # How many statements of the file store into each attribute name (self_attributes.py).
+        self.attribute_stores: Counter[str] = attribute_stores if attribute_stores is not None else Counter()
         self.pos = positions
         self.workspace_folders = workspace_folders
         self.scope = MODULE_SCOPE
@@ -122,7 +127,12 @@ class Collector:
         self.consumed: set[int] = set()
         self.receivers: set[str] = set()
         self.constructed: dict[str, str] = {}
+        # The file's functions and (undecorated) methods, `Trainer.load`, by their parameters.
         self.local_functions: dict[str, tuple[str, ...]] = {}
+        # The attributes set once in a class's `__init__` that nothing else changes
+        # (self_attributes.py), by class, and what they hold: `(class, X)` → the value.
+        self.followed_attributes: dict[str, set[str]] = {}
+        self.self_attributes: dict[tuple[str, str], Value] = {}
         self.name_args: list[NameArg] = []
         # (var, path, node, value) of every attribute path; spans are made only for those kept.
         self.raw_refs: list[tuple[str, tuple[PathElement, ...], ast.AST, Value | None]] = []
@@ -215,7 +225,7 @@ class Collector:
             self.visit_expr(decorator)
         outer = self.scope
         name = ".".join([*self.classes, node.name]) if self.classes else node.name
-        params = tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args])
+        params = _parameters(node)
         if not self.classes:
             self.local_functions[node.name] = params
         self.facts.scopes.append(Scope(name, node.lineno - 1, (node.end_lineno or 1) - 1, params))
@@ -236,6 +246,11 @@ class Collector:
         if any(b.endswith("Module") or b in self.module_classes for b in bases):
             self.module_classes.add(node.name)
         self.classes.append(node.name)
+        owner = ".".join(self.classes)
+        self.followed_attributes[owner] = followed_attributes(node, self.attribute_stores)
+        for method in node.body:  # known before the walk reaches them: `self.load(p)` in `__init__`
+            if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) and not method.decorator_list:
+                self.local_functions[f"{owner}.{method.name}"] = _parameters(method)
         self.visit_body(node.body)
         self.classes.pop()
 
@@ -263,6 +278,10 @@ class Collector:
         value = node.value
         callee = dotted_name(value.func) if isinstance(value, ast.Call) else None
         held = value_of(self, value) if value is not None else UNCLEAR
+        attribute = self_attribute(node) if isinstance(node, ast.Assign) and self.classes else None
+        owner = ".".join(self.classes)
+        if attribute in self.followed_attributes.get(owner, ()) and self.scope == f"{owner}.__init__":
+            self.self_attributes[(owner, attribute)] = held  # type: ignore[index]
         for target in targets:
             if isinstance(target, ast.Name):
                 self._bind(target.id, callee, node.lineno, held)
@@ -487,12 +506,15 @@ class Collector:
                 record_torch_save(self, node)
         if isinstance(node.func, ast.Attribute):
             self._method_call(node, node.func)
-        if name is None or name in _HARMLESS_CALLS or self.stmt is None:
-            return
         args: list[tuple[int | str, ast.expr]] = list(enumerate(node.args))
         args += [(k.arg, k.value) for k in node.keywords if k.arg]
-        local = name in self.local_functions
-        if local:
+        method = self._method_of(node.func) if isinstance(node.func, ast.Attribute) else None
+        if method is not None:  # `trainer.load(path)`: the instance is the first parameter
+            passed = {(slot + 1 if isinstance(slot, int) else slot): value_of(self, arg) for slot, arg in args}
+            self.local_calls.append((method[0], {0: method[1], **passed}))
+        if name is None or name in _HARMLESS_CALLS or self.stmt is None:
+            return
+        if name in self.local_functions:
             self.local_calls.append((name, {slot: value_of(self, arg) for slot, arg in args}))
         for slot, arg in args:
             if isinstance(arg, ast.Name):
@@ -500,6 +522,17 @@ class Collector:
                 self.name_args.append(
                     NameArg(name, slot, arg.id, self.scope, node.lineno - 1, self.stmt, held)
                 )
+
+    def _method_of(self, func: ast.Attribute) -> tuple[str, Value] | None:
+        """The file's method `receiver.name(...)` calls and its receiver: an object a class of the
+        file made (`Trainer().load`), or `self` inside that class."""
+        if isinstance(func.value, ast.Name) and func.value.id == "self" and self.classes:
+            method = f"{'.'.join(self.classes)}.{func.attr}"
+            return (method, self.flow.get("self") or UNCLEAR) if method in self.local_functions else None
+        receiver = value_of(self, func.value)
+        if isinstance(receiver, Built) and f"{receiver.callee}.{func.attr}" in self.local_functions:
+            return f"{receiver.callee}.{func.attr}", receiver
+        return None
 
     def stmt_span(self) -> Span:
         assert self.stmt is not None
@@ -563,3 +596,8 @@ class Collector:
             for op in facts.flag_ops
             if op.var == "self" and op.scope.endswith(".__init__") and op.may_freeze
         }
+
+
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
+    """The positional parameters (a method's first is the instance)."""
+    return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args])

@@ -9,7 +9,8 @@ statement's form is flow_walk.py's), `torch.load(...)`, calls that hand back the
 (`model.to(device)`), wrappers of a model (`nn.DataParallel(model)`, `torch.compile(model)`: the
 same `Built` with its wrappers; `wrapper.module` the model again), `copy.deepcopy(model)` (a
 `Built` copied: another model of the same structure; `copy.copy` is UNCLEAR),
-`open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`), a comprehension that
+`self.model` in a method, when the class's `__init__` set it once and nothing else changes it
+(self_attributes.py), `open(path)` (so that `with open(p, "rb") as f: torch.load(f)` reads `p`), a comprehension that
 renames a loaded dict's keys (`Renamed`: `key_renaming`'s forms) and any other call (an object it
 built). Everything else is UNCLEAR.
 """
@@ -68,6 +69,10 @@ def value_of(c: Collector, node: ast.AST | None) -> Value:
     if isinstance(node, ast.Call):
         return _call_value(c, node)
     if isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id == "self" and c.classes:
+            held = c.self_attributes.get((".".join(c.classes), node.attr))
+            if held is not None:  # what `__init__` set it to, and nothing changes (self_attributes.py)
+                return held
         return _unwrapped(value_of(c, node.value), node.attr)
     if isinstance(node, ast.DictComp):
         return _renamed(c, node)

@@ -113,26 +113,44 @@ def _changed_before_load(changes: list[tuple[int, ast.AST]], load: StateDictLoad
     name (`model_dp` of `model_dp.module.load_state_dict`) or `names`."""
     same_scope = load.scope == built.scope
     first, last = built.line + 1, load.call.start_line + 1  # 1-based, as ast
-    roots = names | {load.var.partition(".")[0]}
+    # A model a class keeps (`self.model`, analysis/self_attributes.py): changes through that
+    # attribute, not through all of `self`.
+    attribute = load.var if load.var.startswith("self.") else None
+    roots = names | ({load.var.partition(".")[0]} if attribute is None else set())
+
+    def through(node: ast.expr) -> bool:
+        return root_name(node) in roots or (attribute is not None and _under(node, attribute))
+
     if same_scope:  # only the lines after the construction, up to the load
         line_of = itemgetter(0)
         changes = changes[bisect_right(changes, first, key=line_of) : bisect_right(changes, last, key=line_of)]
     for line, node in changes:
         if line - 1 in built.stores:  # a submodule replaced: derived with the model (flow_stores.py)
             continue
+        if attribute is not None and line == first and isinstance(node, ast.Assign):
+            continue  # `self.model = Net(...)` itself
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            if any(root_name(t) in roots and not isinstance(t, ast.Name) for t in targets):
+            if any(through(t) and not isinstance(t, ast.Name) for t in targets):
                 return True
         elif isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and root_name(func.value) in roots and func.attr not in _KEEPING:
+            if isinstance(func, ast.Attribute) and through(func.value) and func.attr not in _KEEPING:
                 return True
             name = ast.unparse(func)
             if name == load.scope:  # a call of the function the load is in: the load is inside it
                 continue
             passed = [*node.args, *(k.value for k in node.keywords)]
             if name not in _HARMLESS and name not in _MAKING and any(
-                    isinstance(a, ast.Name) and a.id in roots for a in passed):  # fmt: skip
+                    (isinstance(a, ast.Name) and a.id in roots) or (attribute is not None and _under(a, attribute))
+                    for a in passed):  # fmt: skip
                 return True
     return False
+
+
+def _under(node: ast.expr, attribute: str) -> bool:
+    """Whether `node` is `attribute` (`self.model`) or reaches into it (`self.model.fc[0]`)."""
+    if not isinstance(node, (ast.Attribute, ast.Subscript)):
+        return False
+    text = ast.unparse(node)
+    return text == attribute or text.startswith((attribute + ".", attribute + "["))

@@ -182,6 +182,8 @@ export interface GlobalJson {
   uses: GlobalUsesJson;
   /** One sentence: what torch.load(weights_only=False) would do with it ("" when nothing to say). */
   effect: string;
+  /** Named only by pickles the loader does not read (a torch zip's extra pickle): a crafted file. */
+  unread: boolean;
 }
 
 export interface SummaryJson {

@@ -323,8 +323,10 @@ def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
     safety = safety_verdict(globals_, checkpoint.loader(), [e.kind for e in checkpoint.errors])
     if safety is not None:  # the page's banner line (reader/safety.py)
         out.write(f"  safety      {safety.headline}\n")
-    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
-    unknown = [g.name for g in checkpoint.globals if g.risk == "unknown"]
+    refused = bool(checkpoint.torch_load_refuses)  # then no pickle is read: all are alike
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and (refused or not g.unread)]
+    unread = [g.name for g in checkpoint.globals if g.risk == "dangerous" and g.unread and not refused]
+    unknown = [g.name for g in checkpoint.globals if g.risk == "unknown" and (refused or not g.unread)]
     load = checkpoint.unrestricted_load()
     loader = loader_of(checkpoint.format)
     if dangerous:
@@ -332,6 +334,9 @@ def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
         out.write(f"\n  !! DANGEROUS: {checkpoint.file}: {load} would run: {', '.join(g.name for g in dangerous)}"
                   f"{crafted}\n")
         out.writelines(f"     {g.name}: {g.effect}\n" for g in dangerous[:20])
+    if unread:
+        out.write(f"\n  !! CRAFTED: {checkpoint.file}: a pickle {loader['call']} does not read names: "
+                  f"{', '.join(unread)} (a Python unpickler run on it would run them)\n")
     if unknown and loader["own_types_only"]:
         out.write(f"  !  classes ({loader['call']} accepts only its own, made from the file's code, which it runs; "
                   f"{load} would import them): {', '.join(unknown)}\n")

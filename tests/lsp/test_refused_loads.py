@@ -166,3 +166,36 @@ async def test_a_file_torch_refuses_before_unpickling_is_not_said_to_run_code(
     shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(text, '"future.pt"', 2)) or ""))
     assert shown.startswith("⚠ Crafted: torch.load refuses it before unpickling, but a Python unpickler would run"), shown
     assert "Run by a Python unpickler (torch.load refuses the file)" in shown
+
+
+async def test_a_payload_torch_does_not_read_is_no_load_that_runs_code(
+        python_client: LanguageClient, code_workspace: Path) -> None:
+    """A torch zip whose data.pkl is a plain state_dict and whose extra.pkl calls os.system:
+    `torch.load(..., weights_only=False)` runs nothing (checked with a canary), so there is no
+    PTH004; the hover says the file is crafted and what its own record loads with."""
+    import io
+    import zipfile
+
+    from ..reader import hostile_files as H
+
+    canary = code_workspace / "canary-extra"
+    clean = io.BytesIO()
+    torch.save(nn.Linear(2, 2).state_dict(), clean)
+    extra = H.Asm().call("os", "system", H.s(H.shell_touch(canary))).stop()
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(clean.getvalue())) as src, zipfile.ZipFile(crafted, "w") as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info))
+        out.writestr(f"{src.namelist()[0].split('/')[0]}/extra.pkl", extra)
+    (code_workspace / "crafted_extra.pt").write_bytes(crafted.getvalue())
+    torch.load(code_workspace / "crafted_extra.pt", weights_only=False)
+    assert not canary.exists()  # torch.load ran nothing
+
+    script = 'import torch\nsd = torch.load("crafted_extra.pt", weights_only=False)\nok = torch.load("crafted_extra.pt")\n'
+    uri = open_document(python_client, code_workspace / "crafted_extra.py", script)
+    found = await published(python_client, uri, lambda p: any(d.code == "PTH002" for d in p.diagnostics))
+    assert not any(d.code == "PTH004" for d in found.diagnostics), found.diagnostics
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(script, '"crafted_extra.pt"', 2)) or ""))
+    assert shown.startswith("⚠ Crafted: a pickle in the file that torch.load does not read names  os.system  "), shown
+    assert "Safe to load with weights_only=True" in shown
+    assert not canary.exists()

@@ -159,3 +159,34 @@ def test_a_pickle_before_a_zip_is_read_as_torch_does(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("canary-*"))
     assert result["format"] != "torch-zip"
     assert any(g["name"] == "os.system" and g["risk"] == "dangerous" for g in result["globals"])
+
+
+def test_a_payload_only_in_a_pickle_torch_does_not_read_is_crafted_not_run(tmp_path: Path) -> None:
+    """A clean data.pkl and a payload in archive/extra.pkl: torch.load(weights_only=False) runs
+    nothing, a hand-made pickle.load of the member would. The verdict says the file is crafted
+    and does not say a load runs code."""
+    from pthscope import inspect
+    from pthscope.reader.safety import safety_verdict
+
+    clean = H.Asm().raw(pickle.EMPTY_DICT).text("which").text("clean").raw(pickle.SETITEM).stop()
+    path = tmp_path / "crafted.pt"
+    path.write_bytes(archive([("archive/data.pkl", clean), ("archive/version", b"3\n"),
+                              ("archive/extra.pkl", payload(tmp_path, "X"))]))
+    assert torch.load(path, weights_only=False) == {"which": "clean"}
+    assert not list(tmp_path.glob("canary-*"))  # torch ran nothing
+    with zipfile.ZipFile(path) as z:
+        pickle.loads(z.read("archive/extra.pkl"))  # what a hand-made unpickle of it does
+    assert [c.name for c in tmp_path.glob("canary-*")] == ["canary-X"]
+    (tmp_path / "canary-X").unlink()
+
+    checkpoint = inspect(path)
+    system = next(g for g in checkpoint.globals if g.name == "os.system")
+    assert system.risk == "dangerous" and system.unread
+    assert not any(w.kind == "dangerous-globals" for w in checkpoint.warnings)  # "would run code" is not said
+    assert any(w.kind == "crafted" and "extra.pkl" in w.message for w in checkpoint.warnings)
+    globals_ = [g.to_json() for g in checkpoint.globals]
+    found = safety_verdict(globals_, checkpoint.loader(), [e.kind for e in checkpoint.errors])
+    assert found is not None and found.level == "dangerous"
+    assert found.headline == ("Crafted: a Python unpickler would run os.system (from a pickle in the file that "
+                              "torch.load does not read)")
+    assert not list(tmp_path.glob("canary-*"))

@@ -29,7 +29,7 @@ the `effect` sentence when the reader gives one) and from whether the file could
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..analysis.facts import TorchLoad
@@ -73,6 +73,9 @@ class Verdict:
     how_to_load: str = ""
     of_files: bool = False  # `other_loader` of a set: its dangerous globals are in files it is made of
     unloadable: bool = False  # `unchecked` of a file pthscope read whole, which torch.load cannot load
+    # Dangerous globals of pickles in the file that torch.load does not read (a crafted archive):
+    # they change no verdict, the headline names them.
+    crafted: tuple[str, ...] = ()
 
     @property
     def allows_weights_only_false(self) -> bool:
@@ -83,6 +86,13 @@ class Verdict:
     def headline(self, name: Callable[[str], str]) -> str:
         """One line saying what a load would do; `name` formats each global's name (hover.py
         passes a Markdown code span)."""
+        verdict = self._headline(name)
+        if not self.crafted:
+            return verdict
+        return (f"⚠ Crafted: a pickle in the file that torch.load does not read names {_names(self.crafted, name)} "
+                f"(a Python unpickler would run them) · {verdict.removeprefix('⚠ ')}")
+
+    def _headline(self, name: Callable[[str], str]) -> str:
         if self.level == "other_loader":
             return f"⚠ Not a torch.load checkpoint: {self.what}. Load it with {self.how_to_load}"
         if self.level == "runs_code":
@@ -106,6 +116,11 @@ class Verdict:
 
 
 def verdict_for(lookup: ModelView) -> Verdict:
+    verdict = _verdict_for(lookup)
+    return replace(verdict, crafted=tuple(lookup.unread_dangerous)) if lookup.unread_dangerous else verdict
+
+
+def _verdict_for(lookup: ModelView) -> Verdict:
     dangerous = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "dangerous"))
     classes = tuple(dict.fromkeys(n for n, risk in lookup.risky_globals if risk == "unknown"))
     effects = dict(lookup.global_effects)

@@ -93,9 +93,10 @@ def merge_global(known: dict[str, GlobalRef], ref: GlobalRef) -> None:
     risk stays."""
     mine = known.get(ref.name)
     if mine is None:
-        known[ref.name] = GlobalRef(ref.name, ref.risk, ref.count, dict(ref.uses), ref.effect)
+        known[ref.name] = GlobalRef(ref.name, ref.risk, ref.count, dict(ref.uses), ref.effect, ref.unread)
         return
     mine.count += ref.count
+    mine.unread = mine.unread and ref.unread  # read by one file's loader: read
     if _RISK_RANK[ref.risk] > _RISK_RANK[mine.risk]:
         mine.risk, mine.effect = ref.risk, ref.effect
     for use, value in ref.uses.items():

@@ -108,11 +108,14 @@ class GlobalRef:
     count: int = 1  # GLOBAL opcodes naming it
     uses: dict[str, Any] = field(default_factory=dict)
     effect: str = ""
+    # Named only by pickles the file's loader does not read (a torch zip's `extra.pkl`): what
+    # they name runs only if someone unpickles them by hand.
+    unread: bool = False
 
     def to_json(self) -> GlobalJson:
         return {"name": self.name, "risk": self.risk, "count": self.count,
                 "uses": self.uses,  # type: ignore[typeddict-item]  # global_risk.uses_json's shape
-                "effect": self.effect}
+                "effect": self.effect, "unread": self.unread}
 
 
 @dataclass(slots=True)
@@ -493,6 +496,7 @@ class GlobalJson(TypedDict):
     count: int
     uses: GlobalUsesJson
     effect: str
+    unread: bool  # named only by pickles the loader does not read
 
 
 class LoaderJson(TypedDict):

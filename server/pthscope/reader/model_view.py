@@ -86,6 +86,9 @@ class ModelView:
     part_formats: list[str] = field(default_factory=list)
     weights_only_refusal: str = ""  # Checkpoint.weights_only_refusal
     torch_load_refuses: str = ""  # Checkpoint.torch_load_refuses
+    # Dangerous globals only pickles torch.load does not read name (GlobalRef.unread; not in
+    # `risky_globals`): the file is crafted, but a load does not run them.
+    unread_dangerous: list[str] = field(default_factory=list)
     # Built from the fields above:
     by_name: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
     by_key: dict[str, ModelTensor] = field(default_factory=dict, repr=False)
@@ -173,7 +176,7 @@ class ModelView:
             "error_kinds": self.error_kinds, "locations": self.locations,
             "entries": {k: [e.kind, e.type, e.value, e.listed] for k, e in self.entries.items()},
             "part_formats": self.part_formats, "weights_only_refusal": self.weights_only_refusal,
-            "torch_load_refuses": self.torch_load_refuses,
+            "torch_load_refuses": self.torch_load_refuses, "unread_dangerous": self.unread_dangerous,
         }
 
     @classmethod
@@ -192,6 +195,7 @@ class ModelView:
             part_formats=list(data.get("part_formats", [])),
             weights_only_refusal=data.get("weights_only_refusal", ""),
             torch_load_refuses=data.get("torch_load_refuses", ""),
+            unread_dangerous=list(data.get("unread_dangerous", [])),
         )
 
 
@@ -220,7 +224,10 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
     return ModelView(
         file=checkpoint.file, format=checkpoint.format, tensor_count=len(checkpoint.tensors),
         counts=checkpoint.tally(), errors=[e.message for e in checkpoint.errors],
-        risky_globals=[(g.name, g.risk) for g in checkpoint.globals if g.risk != "safe"],
+        risky_globals=[(g.name, g.risk) for g in checkpoint.globals
+                       if g.risk != "safe" and (not g.unread or checkpoint.torch_load_refuses)],
+        unread_dangerous=[g.name for g in checkpoint.globals
+                          if g.risk == "dangerous" and g.unread and not checkpoint.torch_load_refuses],
         global_effects={g.name: g.effect for g in checkpoint.globals if g.effect},
         whole_model=any(m.saved_as == "module" and not m.path for m in models),
         stores_flags=any(t.kind == "parameter" for t in tensors),

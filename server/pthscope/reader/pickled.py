@@ -12,13 +12,14 @@ import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import IO, Any
 
 from . import audit
 from .limits import Limits, address_space_limit, memory_budget
 from .model import Checkpoint, GlobalRef, Problem, loader_of
 from .tree import TreeBuilder
-from .unpickler import PersistentLoad, RestrictedUnpickler, UnpickleLog
+from .unpickler import GlobalUse, PersistentLoad, RestrictedUnpickler, UnpickleLog
 
 
 class PickleError(Exception):
@@ -113,7 +114,8 @@ def _no_extension_cache() -> Iterator[None]:
         cache.update(saved)
 
 
-def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits: Limits) -> Checkpoint:
+def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits: Limits,
+                    unread: UnpickleLog | None = None) -> Checkpoint:
     builder = TreeBuilder(limits, checkpoint.warnings)
     checkpoint.root = builder.build(root)
     checkpoint.tensors = builder.tensors
@@ -122,32 +124,41 @@ def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits:
     if log.more_problems:
         checkpoint.warnings.append(Problem("rebuild", f"... and {log.more_problems:,} more tensors that "
                                            "could not be rebuilt"))
-    return report_globals(checkpoint, log)
+    return report_globals(checkpoint, log, unread)
 
 
 _RISK_ORDER = {"dangerous": 0, "unknown": 1, "safe": 2}
 
 
-def global_refs(log: UnpickleLog) -> list[GlobalRef]:
-    """Every global the pickles named, classified by how they used it; dangerous first."""
-    refs = []
-    for use in log.globals.values():
-        risk, effect = use.classify()
-        refs.append(GlobalRef(use.full_name, risk, use.references, use.uses_json(risk), effect))
+def global_refs(log: UnpickleLog, unread: UnpickleLog | None = None) -> list[GlobalRef]:
+    """Every global the pickles named, classified by how they used it; dangerous first. Those of
+    `unread` (pickles the loader does not read) that `log`'s do not name are marked `unread`;
+    a global both name keeps the use the loader's pickle makes of it."""
+    refs = [_ref(use) for use in log.globals.values()]
+    if unread is not None:
+        named = {ref.name for ref in refs}
+        refs += [replace(ref, unread=True) for ref in map(_ref, unread.globals.values()) if ref.name not in named]
     return sorted(refs, key=lambda g: (_RISK_ORDER[g.risk], g.name))
 
 
-def report_globals(checkpoint: Checkpoint, log: UnpickleLog) -> Checkpoint:
+def _ref(use: GlobalUse) -> GlobalRef:
+    risk, effect = use.classify()
+    return GlobalRef(use.full_name, risk, use.references, use.uses_json(risk), effect)
+
+
+def report_globals(checkpoint: Checkpoint, log: UnpickleLog, unread: UnpickleLog | None = None) -> Checkpoint:
     """Every global the pickle named, dangerous first, with a warning naming the dangerous ones
     and what a load would do with each; also when the pickle could not be read to its end
-    (torch.load would have run them by then)."""
-    checkpoint.globals = global_refs(log)
+    (torch.load would have run them by then). `unread`: what pickles the loader does not read name."""
+    checkpoint.globals = global_refs(log, unread)
     return warn_dangerous_globals(checkpoint)
 
 
 def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
-    """The warning naming `checkpoint.globals`' dangerous ones and what a load would do with each."""
-    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous"]
+    """The warning naming `checkpoint.globals`' dangerous ones and what a load would do with each
+    (those of pickles the loader does not read have their own warning: zip_checkpoint.py)."""
+    refused = bool(checkpoint.torch_load_refuses)  # then nothing is read: every pickle is alike
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and (refused or not g.unread)]
     if dangerous:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""

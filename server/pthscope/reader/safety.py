@@ -7,7 +7,8 @@ decided from the reader's JSON fields (`globals`' risks, `loader`, the errors' k
 1. the loader refuses the file before unpickling it (`loader.refuses`): its pickles run nothing;
 2. a loader that takes only its own types (torch.jit.load): what it makes from the file's code;
 3. a dangerous global: a load without weights_only's restriction runs it (even in a file that is
-   cut short: an unpickler runs what comes before the cut);
+   cut short: an unpickler runs what comes before the cut); one only in a pickle the loader does
+   not read (a torch zip's `extra.pkl`, `unread`) runs only if someone unpickles it by hand: crafted;
 4. the file could not be read whole (any error but a file of a set that is not there): what a
    load would run is not known; or torch.load fails on it (`unloadable`);
 5. weights_only=True cannot run the pickle's opcodes (`loader.weights_only_refuses`);
@@ -54,6 +55,10 @@ def safety_verdict(globals_: Sequence[Mapping[str, Any]], loader: Mapping[str, A
     refused = restricts and bool(loader["weights_only_refuses"])
     if not globals_ and not refused and not loader["refuses"]:
         return None
+    if loader["refuses"]:  # the loader reads none of its pickles: they are all alike
+        globals_ = [{**g, "unread": False} for g in globals_]
+    unread = [g["name"] for g in globals_ if g["risk"] == "dangerous" and g.get("unread")]
+    globals_ = [g for g in globals_ if not g.get("unread")]
     dangerous = [g["name"] for g in globals_ if g["risk"] == "dangerous"]
     classes = [g["name"] for g in globals_ if g["risk"] == "unknown"]
     safe = len(globals_) - len(dangerous) - len(classes)
@@ -74,6 +79,9 @@ def safety_verdict(globals_: Sequence[Mapping[str, Any]], loader: Mapping[str, A
         also = f" · also imports {imports}" if classes else ""
         return Safety("dangerous", ("Would run code if loaded with weights_only=False: " if restricts
                                     else f"Runs code when loaded ({unrestricted}): ") + _names(dangerous) + also)
+    if unread:
+        return Safety("dangerous", f"Crafted: a Python unpickler would run {_names(unread)} (from a pickle in the "
+                                   f"file that {call} does not read)")
     errors = [kind for kind in error_kinds if kind not in _ERRORS_THAT_LEAVE_THE_READ_WHOLE]
     if errors and all(kind == "unloadable" for kind in errors):
         return Safety("unknown", f"{call} fails on this file, whatever weights_only says")

@@ -7,8 +7,8 @@ the archive name is the first central-directory entry's name up to its first `/`
 `<archive>/data.pkl`, `<archive>/data/<key>`, `byteorder`, `version` are found by miniz's lookup
 (zip_directory.py). torch refuses an archive with a member outside that folder, without a
 `version` record, or with a byteorder other than little/big; those are errors here too. Every
-other pickle in the archive is read for its globals as well and named as a crafted-archive
-problem, so the verdict covers whatever any loader could run. TorchScript archives (torch's test:
+other pickle in the archive is read for its globals as well (marked `unread`: torch.load runs
+none of them) and named as a crafted-archive problem. TorchScript archives (torch's test:
 a `constants.pkl` record) are read by torchscript.py.
 """
 
@@ -92,14 +92,15 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
 
         loader_for_folder = functools.partial(_storage_loader, directory, prefix_text, storages, checkpoint)
         return read_torchscript(f, directory, prefix, size, checkpoint, log, limits, loader_for_folder)
+    unread = UnpickleLog()  # what the pickles torch.load does not read name
     for member in others:
-        _analyse_other_pickle(f, member, size, log, limits, checkpoint, crafted=True, main=main)
+        _analyse_other_pickle(f, member, size, unread, limits, checkpoint, crafted=True, main=main)
     if main is None:
-        return report_globals(checkpoint, log)
+        return report_globals(checkpoint, log, unread)
     if main.size > limits.max_pickle_bytes:
         refuse(Problem("limit", f"{main.name} is {main.size:,} bytes, over the {limits.max_pickle_bytes:,}-byte "
                        "limit", where=main.name))
-        return report_globals(checkpoint, log)
+        return report_globals(checkpoint, log, unread)
     # Buffered: the C unpickler then parses from the buffer it peeks at, instead of calling
     # read() for every opcode (3x faster on a pickle of 30,000 tensors).
     pickled = read_member(f, main, size)
@@ -108,12 +109,12 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
         root = unpickle(stream, main.name, persistent_load, log, limits)
     except PickleError as exc:
         refuse(Problem(exc.kind, str(exc), where=exc.where))
-        return report_globals(checkpoint, log)
+        return report_globals(checkpoint, log, unread)
     checkpoint.weights_only_refusal = weights_only_refusal(pickled, main.name)
     # The tree needs none of these: let go of the directory, the pickle and the storage records
     # first (for 30,000 members, 15 MiB less at the peak).
     del directory, records, persistent_load, storages, stream, others, pickled
-    return fill_checkpoint(checkpoint, root, log, limits)
+    return fill_checkpoint(checkpoint, root, log, limits, unread)
 
 
 def _record_names(directory: ZipDirectory) -> list[bytes]:
@@ -226,7 +227,8 @@ def _analyse_other_pickle(f: Any, member: Member, size: int, log: UnpickleLog, l
         runs = f"torch.load runs {main.name}" if main else "torch.load finds no main record"
         checkpoint.warnings.append(Problem(
             "crafted", f"the archive holds another pickle, {safe_repr(member.name)}, which torch.load does not run "
-            f"({runs}); another loader might, so its globals are included in the verdict", where=member.name))
+            f"({runs}); its globals are listed as not read by torch.load (a Python unpickler run on it by hand "
+            "would run them)", where=member.name))
     if member.size > limits.max_pickle_bytes or member.unreadable_reason():
         return
     try:

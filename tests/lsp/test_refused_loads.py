@@ -193,7 +193,9 @@ async def test_a_payload_torch_does_not_read_is_no_load_that_runs_code(
 
     script = 'import torch\nsd = torch.load("crafted_extra.pt", weights_only=False)\nok = torch.load("crafted_extra.pt")\n'
     uri = open_document(python_client, code_workspace / "crafted_extra.py", script)
-    found = await published(python_client, uri, lambda p: any(d.code == "PTH002" for d in p.diagnostics))
+    # once the file is linked, PTH002 carries its verdict
+    found = await published(python_client, uri, lambda p: any(d.code == "PTH002" and (d.data or {}).get("verdict")
+                                                              for d in p.diagnostics))
     assert not any(d.code == "PTH004" for d in found.diagnostics), found.diagnostics
     shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(script, '"crafted_extra.pt"', 2)) or ""))
     assert shown.startswith("⚠ Crafted: a pickle in the file that torch.load does not read names  os.system  "), shown

@@ -251,6 +251,14 @@ CHECKED = [
                       '    if "state_dict" in ckpt:\n        sd = ckpt["state_dict"]\n    elif "model" in ckpt:\n'
                       '        sd = ckpt["model"]\n    else:\n        sd = ckpt\n    model.load_state_dict(sd)\n\n'
                       'load("runs/train.pth", Net())\n'),
+    ("key_loop", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nfor key in ("state_dict", "model", "net"):\n'
+                 '    if key in ckpt:\n        ckpt = ckpt[key]\n        break\n'
+                 'model = Net(num_classes=1000)\nmodel.load_state_dict(ckpt)\n'),
+    ("key_loop_nested", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nfor key in ["model", "state_dict"]:\n'
+                        '    if key in ckpt:\n        ckpt = ckpt[key]\nmodel = Net(num_classes=1000)\nmodel.load_state_dict(ckpt)\n'),
+    ("key_loop_other_name", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nsd = ckpt\n'
+                            'for key in ("state_dict", "model"):\n    if key in ckpt:\n        sd = ckpt[key]\n        break\n'
+                            'model = Net()\nmodel.load_state_dict(sd)\n'),
     ("conditional_other_entry", 'ckpt = torch.load("runs/train.pth", weights_only=True)\n'
                                 'sd = ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]\n'
                                 'model = Net(num_classes=1000)\nmodel.load_state_dict(sd)\n'),
@@ -315,6 +323,10 @@ UNCLEAR = [
                        'sd = torch.load("runs/ddp1000.pth", weights_only=True)\n'
                        'state = {k.removeprefix("module."): v for k, v in sd.items()}\nfix(state)\n'
                        'model = Net()\nmodel.load_state_dict(state, strict=False)\n'),
+    # a key loop that does more than look
+    ("key_loop_more", 'ckpt = torch.load("runs/train.pth", weights_only=True)\nfor key in ("state_dict", "model"):\n'
+                      '    print(key)\n    if key in ckpt:\n        ckpt = ckpt[key]\n        break\n'
+                      'model = Net(num_classes=1000)\nmodel.load_state_dict(ckpt)\n'),
     # a key test with another condition, or of another dict: which entry is not the file's choice
     ("key_test_and_more", 'import sys\nckpt = torch.load("runs/train.pth", weights_only=True)\n'
                           'if "model" in ckpt and len(sys.argv) > 5:\n    sd = ckpt["model"]\nelse:\n    sd = ckpt\n'

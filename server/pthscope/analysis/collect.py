@@ -44,7 +44,15 @@ from .facts import (
 from .flag_ops import NameArg, helper_flag_ops, loop_flag_values
 from .flow import UNCLEAR, Built, Flow, Loaded, Param, Renamed, Value
 from .flow_stores import DictEdit, record_call, record_stores
-from .flow_values import copy_loop, is_key_access, key_test, record_key_ref, renamed_copy, value_of
+from .flow_values import (
+    copy_loop,
+    is_key_access,
+    key_loop,
+    key_test,
+    record_key_ref,
+    renamed_copy,
+    value_of,
+)
 from .flow_walk import (
     parameter_values,
     rebind,
@@ -321,6 +329,7 @@ class Collector:
         copied = copy_loop(node, self.before)
         # What the copy holds after the loop: the loaded dict as it is now, renamed (flow.Renamed).
         copy = renamed_copy(self, copied[1], copied[2]) if copied is not None else UNCLEAR
+        chosen = key_loop(self, node)  # `for key in ("state_dict", "model"): if key in ckpt: ...`
         self.visit_expr(node.iter)
         names = target_names(node.target)
         for name in names:
@@ -350,6 +359,9 @@ class Collector:
         if copied is not None and isinstance(copy, Renamed):
             self.flow.set(copied[0], copy)
             rebind(self, {copied[0]: copy}, node.end_lineno or node.lineno)
+        if chosen is not None:
+            self.flow.set(chosen[0], chosen[1])
+            rebind(self, {chosen[0]: chosen[1]}, node.end_lineno or node.lineno)
         self.loop_bound = outer_bound
 
     def _flag_assign(self, target: ast.Attribute, value: ast.expr | None) -> None:

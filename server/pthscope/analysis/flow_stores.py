@@ -88,7 +88,8 @@ def record_call(c: Collector, node: ast.Call) -> None:
         return
     if name is None or name in _READS or name.endswith(".load_state_dict"):
         return
-    if isinstance(func, ast.Attribute) and func.attr in _DICT_READS and isinstance(c.flow.get(root_name(func.value) or ""), Loaded):
+    reader = root_name(func.value) if isinstance(func, ast.Attribute) and func.attr in _DICT_READS else None
+    if reader is not None and isinstance(c.flow.get(reader), Loaded):
         return
     for arg in [*node.args, *(k.value for k in node.keywords)]:
         if isinstance(arg, ast.Name) and isinstance(c.flow.get(arg.id), (Loaded, Renamed)):

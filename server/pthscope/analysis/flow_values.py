@@ -261,6 +261,58 @@ def _string(node: ast.AST) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+def key_loop(c: Collector, loop: ast.For | ast.AsyncFor) -> tuple[str, Value] | None:
+    """The loop that looks for the entry a checkpoint keeps its weights under → (Y, what Y holds
+    after it):
+
+        for key in ("state_dict", "model"):     # a tuple or list of strings
+            if key in X:
+                Y = X[key]                       # Y = X: each entry found is looked in again
+                break                            # with it: the first entry X has
+
+    `X` a loaded dict; without `break` only `X = X[key]`. None for anything else."""
+    keys = _strings(loop.iter)
+    if not (keys and isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and not loop.orelse
+            and len(loop.body) == 1 and isinstance(loop.body[0], ast.If)):  # fmt: skip
+        return None
+    test, variable = loop.body[0], loop.target.id
+    found = test.body[0] if test.body and not test.orelse else None
+    breaks = len(test.body) == 2 and isinstance(test.body[1], ast.Break)
+    if not (isinstance(found, ast.Assign) and len(found.targets) == 1 and isinstance(found.targets[0], ast.Name)
+            and (breaks or len(test.body) == 1) and isinstance(test.test, ast.Compare)
+            and len(test.test.ops) == 1 and isinstance(test.test.ops[0], ast.In)
+            and isinstance(test.test.left, ast.Name) and test.test.left.id == variable
+            and isinstance(test.test.comparators[0], ast.Name)):  # fmt: skip
+        return None
+    tested, held = test.test.comparators[0].id, found.targets[0].id
+    read = found.value
+    if not (isinstance(read, ast.Subscript) and isinstance(read.value, ast.Name) and read.value.id == tested
+            and isinstance(read.slice, ast.Name) and read.slice.id == variable):  # fmt: skip
+        return None
+    base = value_of(c, test.test.comparators[0])
+    if not isinstance(base, Loaded) or variable in (tested, held):
+        return None
+    if not breaks:  # `X = X[key]` each time X has it: entries inside entries
+        if held != tested:
+            return None
+        for key in keys:
+            base = base.at(key, optional=True)
+        return held, base
+    otherwise = c.flow.get(held) if held != tested else base
+    chosen = otherwise
+    for key in reversed(keys):  # the first key found wins
+        chosen = key_choice(base, key, chosen, c.same_file) if chosen is not None else None
+    return (held, chosen) if chosen is not None else None
+
+
+def _strings(node: ast.expr) -> tuple[str, ...]:
+    """The strings of a literal tuple or list of them; () for anything else."""
+    if not isinstance(node, (ast.Tuple, ast.List)):
+        return ()
+    texts = tuple(_string(e) for e in node.elts)
+    return texts if texts and None not in texts else ()  # type: ignore[return-value]
+
+
 def copy_loop(loop: ast.For | ast.AsyncFor, before: ast.stmt | None) -> tuple[str, KeyChanges, ast.expr] | None:
     """The forum-famous copy of a state_dict under new keys → (D, what it does to the keys, X):
 

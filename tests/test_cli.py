@@ -62,6 +62,18 @@ def test_json_is_one_object_per_file(whole_model: Path, tmp_path: Path) -> None:
     assert second["tensors"][0]["key"] == "a"
 
 
+def test_the_safety_line_is_the_same_in_text_and_json(whole_model: Path, tmp_path: Path) -> None:
+    """One verdict (reader/safety.py): the text's `safety` line is the JSON's `safety.headline`."""
+    legacy = tmp_path / "legacy_uint16.pt"
+    torch.save({"a": torch.zeros(3, dtype=torch.uint16)}, legacy, _use_new_zipfile_serialization=False)
+    expected = {whole_model: ("unknown", "Needs weights_only=False: "),
+                legacy: ("unknown", "torch.load fails on this file, whatever weights_only says")}
+    for path, (level, start) in expected.items():
+        shown = json.loads(_run("inspect", "--json", "--no-tree", str(path)).stdout)["safety"]
+        assert shown["level"] == level and shown["headline"].startswith(start), shown
+        assert f"  safety      {shown['headline']}\n" in _run("inspect", str(path)).stdout
+
+
 def test_unreadable_file_exits_1_with_one_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"PK\x03\x04" + b"\0" * 100)

@@ -29,7 +29,6 @@ from .reader import audit, inspect
 from .reader.counts import format_bytes
 from .reader.limits import Limits
 from .reader.model import Checkpoint, Node, loader_of
-from .reader.safety import safety_verdict
 
 # The CLI reads one file per process: cap the address space the unpickler may grow by.
 _CLI_LIMITS = Limits(memory_budget_bytes=4 << 30)
@@ -319,10 +318,9 @@ def _plural(n: int, noun: str) -> str:
 
 
 def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
-    globals_ = [{"name": g.name, "risk": g.risk} for g in checkpoint.globals]
-    safety = safety_verdict(globals_, checkpoint.loader(), [e.kind for e in checkpoint.errors])
+    safety = checkpoint.safety()
     if safety is not None:  # the page's banner line (reader/safety.py)
-        out.write(f"  safety      {safety.headline}\n")
+        out.write(f"  safety      {safety['headline']}\n")
     refused = bool(checkpoint.torch_load_refuses)  # then no pickle is read: all are alike
     dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and (refused or not g.unread)]
     unread = [g.name for g in checkpoint.globals if g.risk == "dangerous" and g.unread and not refused]

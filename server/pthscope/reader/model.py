@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict
 
 from .counts import ParamCountsJson, Role, RoleTableJson, Tally
 from .dtypes import ITEMSIZE, itemsize
+from .safety import SafetyJson, safety_verdict
 
 PathElement = str | int
 # "group": dotted state_dict keys shown as the module tree they spell (roles.group_dotted_keys);
@@ -397,6 +398,12 @@ class Checkpoint:
         return {**loader_of(self.format), "weights_only_refuses": self.weights_only_refusal,
                 "refuses": self.torch_load_refuses}
 
+    def safety(self) -> SafetyJson | None:
+        """The one-line verdict (reader/safety.py) as this Python sees it: the server's page adds
+        which classes the loading Python could not import."""
+        verdict = safety_verdict([g.to_json() for g in self.globals], self.loader(), [e.kind for e in self.errors])
+        return verdict.to_json() if verdict is not None else None
+
     def tally(self) -> Tally:
         """Counts by role of all the file's tensors (counts.py)."""
         tally = Tally()
@@ -460,6 +467,7 @@ class Checkpoint:
             "errors": [e.to_json() for e in self.errors],
             "parts": [p.to_json() for p in self.parts],
             "part_of": self.part_of.to_json() if self.part_of is not None else None,
+            "safety": self.safety(),
         }
         if tree:
             out["tree"] = self.root.to_json() if self.root and long_lists else None

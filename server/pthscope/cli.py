@@ -321,10 +321,9 @@ def print_dangerous_globals(checkpoint: Checkpoint, out: TextIO) -> None:
     safety = checkpoint.safety()
     if safety is not None:  # the page's banner line (reader/safety.py)
         out.write(f"  safety      {safety['headline']}\n")
-    refused = bool(checkpoint.torch_load_refuses)  # then no pickle is read: all are alike
-    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and (refused or not g.unread)]
-    unread = [g.name for g in checkpoint.globals if g.risk == "dangerous" and g.unread and not refused]
-    unknown = [g.name for g in checkpoint.globals if g.risk == "unknown" and (refused or not g.unread)]
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and not g.unread]
+    unread = [g.name for g in checkpoint.globals if g.risk == "dangerous" and g.unread]
+    unknown = [g.name for g in checkpoint.globals if g.risk == "unknown" and not g.unread]
     load = checkpoint.unrestricted_load()
     loader = loader_of(checkpoint.format)
     if dangerous:

@@ -62,7 +62,7 @@ export function renderSafety(result) {
       risky.map((g) => el('li', { className: `global ${g.risk}` },
         el('span', { className: 'risk', text: g.risk === 'unknown' ? 'imports' : g.risk }),
         el('code', { className: 'global-name', text: g.name }),
-        el('span', { className: 'uses muted', text: usesText(g.uses) + (g.unread && !loaderRefusal ? ` · in a pickle ${call} does not read` : '') }),
+        el('span', { className: 'uses muted', text: usesText(g.uses) + (g.unread ? ` · in a pickle ${call} does not read` : '') }),
         g.effect ? el('span', { className: 'effect' }, withCode(g.effect)) : null))) : null,
     safe.length > 0 ? el('p', { className: 'muted safe-names', text: `${risky.length > 0 ? 'Also named, and safe: ' : ''}${safe.map((g) => g.name).join(', ')}` }) : null);
   return el('section', { id: 'safety', className: `banner ${level}`, role: level === 'dangerous' ? 'alert' : 'note', 'aria-label': 'Safety' },

@@ -224,10 +224,8 @@ def model_view(checkpoint: Checkpoint) -> ModelView:
     return ModelView(
         file=checkpoint.file, format=checkpoint.format, tensor_count=len(checkpoint.tensors),
         counts=checkpoint.tally(), errors=[e.message for e in checkpoint.errors],
-        risky_globals=[(g.name, g.risk) for g in checkpoint.globals
-                       if g.risk != "safe" and (not g.unread or checkpoint.torch_load_refuses)],
-        unread_dangerous=[g.name for g in checkpoint.globals
-                          if g.risk == "dangerous" and g.unread and not checkpoint.torch_load_refuses],
+        risky_globals=[(g.name, g.risk) for g in checkpoint.globals if g.risk != "safe" and not g.unread],
+        unread_dangerous=[g.name for g in checkpoint.globals if g.risk == "dangerous" and g.unread],
         global_effects={g.name: g.effect for g in checkpoint.globals if g.effect},
         whole_model=any(m.saved_as == "module" and not m.path for m in models),
         stores_flags=any(t.kind == "parameter" for t in tensors),

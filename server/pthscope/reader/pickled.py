@@ -130,14 +130,15 @@ def fill_checkpoint(checkpoint: Checkpoint, root: Any, log: UnpickleLog, limits:
 _RISK_ORDER = {"dangerous": 0, "unknown": 1, "safe": 2}
 
 
-def global_refs(log: UnpickleLog, unread: UnpickleLog | None = None) -> list[GlobalRef]:
+def global_refs(log: UnpickleLog, unread: UnpickleLog | None = None, mark_unread: bool = True) -> list[GlobalRef]:
     """Every global the pickles named, classified by how they used it; dangerous first. Those of
-    `unread` (pickles the loader does not read) that `log`'s do not name are marked `unread`;
-    a global both name keeps the use the loader's pickle makes of it."""
+    `unread` (pickles the loader does not read) that `log`'s do not name are marked `unread`
+    (if `mark_unread`); a global both name keeps the use the loader's pickle makes of it."""
     refs = [_ref(use) for use in log.globals.values()]
     if unread is not None:
         named = {ref.name for ref in refs}
-        refs += [replace(ref, unread=True) for ref in map(_ref, unread.globals.values()) if ref.name not in named]
+        refs += [replace(ref, unread=mark_unread) for ref in map(_ref, unread.globals.values())
+                 if ref.name not in named]
     return sorted(refs, key=lambda g: (_RISK_ORDER[g.risk], g.name))
 
 
@@ -149,16 +150,16 @@ def _ref(use: GlobalUse) -> GlobalRef:
 def report_globals(checkpoint: Checkpoint, log: UnpickleLog, unread: UnpickleLog | None = None) -> Checkpoint:
     """Every global the pickle named, dangerous first, with a warning naming the dangerous ones
     and what a load would do with each; also when the pickle could not be read to its end
-    (torch.load would have run them by then). `unread`: what pickles the loader does not read name."""
-    checkpoint.globals = global_refs(log, unread)
+    (torch.load would have run them by then). `unread`: what pickles the loader does not read name;
+    in a file the loader refuses before unpickling, no pickle is read: they are all alike."""
+    checkpoint.globals = global_refs(log, unread, mark_unread=not checkpoint.torch_load_refuses)
     return warn_dangerous_globals(checkpoint)
 
 
 def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
     """The warning naming `checkpoint.globals`' dangerous ones and what a load would do with each
     (those of pickles the loader does not read have their own warning: zip_checkpoint.py)."""
-    refused = bool(checkpoint.torch_load_refuses)  # then nothing is read: every pickle is alike
-    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and (refused or not g.unread)]
+    dangerous = [g for g in checkpoint.globals if g.risk == "dangerous" and not g.unread]
     if dangerous:
         shown = "; ".join(f"{g.name} ({g.effect})" for g in dangerous[:5])
         more = f"; and {len(dangerous) - 5} more" if len(dangerous) > 5 else ""

@@ -55,8 +55,6 @@ def safety_verdict(globals_: Sequence[Mapping[str, Any]], loader: Mapping[str, A
     refused = restricts and bool(loader["weights_only_refuses"])
     if not globals_ and not refused and not loader["refuses"]:
         return None
-    if loader["refuses"]:  # the loader reads none of its pickles: they are all alike
-        globals_ = [{**g, "unread": False} for g in globals_]
     unread = [g["name"] for g in globals_ if g["risk"] == "dangerous" and g.get("unread")]
     globals_ = [g for g in globals_ if not g.get("unread")]
     dangerous = [g["name"] for g in globals_ if g["risk"] == "dangerous"]

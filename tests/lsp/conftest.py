@@ -4,7 +4,8 @@
 `server_options` marker, and shuts it down (and so its workers) afterwards; `shared_client`
 does the same once per module. `checkpoints` are written once per session. The server runs its
 workers from tests/lsp/faulty_worker.py: reading `crash-me.pt` segfaults the worker, reading
-`hog-memory.pt` exhausts its memory outside the reader. No other file is affected.
+`hog-memory.pt` exhausts its memory outside the reader, reading `slow-read.pt` takes 3 s. No
+other file is affected.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, LanguageClientProtoco
 from pytest_lsp.client import register_lsp_features
 
 from pthscope.lsp.protocol import response_type
-from tests.lsp.faulty_worker import CRASH_FILE_NAME, MEMORY_HOG_FILE_NAME
+from tests.lsp.faulty_worker import CRASH_FILE_NAME, MEMORY_HOG_FILE_NAME, SLOW_READ_FILE_NAME
 from tests.reader.user_models import SmallNet
 
 BIG_TENSOR_COUNT = 30_000
@@ -84,6 +85,8 @@ def write_checkpoints(folder: Path) -> dict[str, Path]:
     shutil.copy(made["state_dict"], made["crash"])
     made["memory_hog"] = folder / MEMORY_HOG_FILE_NAME
     shutil.copy(made["state_dict"], made["memory_hog"])
+    made["slow_read"] = folder / SLOW_READ_FILE_NAME
+    shutil.copy(made["state_dict"], made["slow_read"])
     return made
 
 

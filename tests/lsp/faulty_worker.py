@@ -3,7 +3,8 @@
 The server under test runs `python -m tests.lsp.faulty_worker` instead of `pthscope.worker`
 (`pthscope lsp --worker-module`). Asked to read a file named `crash-me.pt`, this worker kills
 itself with SIGSEGV; asked to read `hog-memory.pt`, it exhausts its memory limit outside the
-reader. Every other file is read by the real reader. The values worker takes 30 s over the
+reader; `slow-read.pt` it reads after 3 s (a read still under way when a test acts on it, however
+fast the machine). Every other file is read by the real reader. The values worker takes 30 s over the
 statistics of `fc.weight` in `slow-stats.pt` and over each batch of a scan, diff or conversion
 that reads `slow-values.pt`, and, since it must never parse a file (it is told where the bytes
 are), fails if it tries to. Production code has no fault hook.
@@ -23,6 +24,7 @@ from pthscope.worker import process
 
 CRASH_FILE_NAME = "crash-me.pt"
 MEMORY_HOG_FILE_NAME = "hog-memory.pt"
+SLOW_READ_FILE_NAME = "slow-read.pt"
 SLOW_STATS_FILE_NAME = "slow-stats.pt"
 SLOW_VALUES_FILE_NAME = "slow-values.pt"
 _read = process.read_checkpoint
@@ -37,6 +39,8 @@ def read_with_faults(file: str) -> Checkpoint:
     if name == MEMORY_HOG_FILE_NAME:
         hog = [bytearray(1 << 20) for _ in range(1 << 20)]  # 1 TiB, a MiB at a time
         del hog
+    if name == SLOW_READ_FILE_NAME:
+        time.sleep(3)
     return _read(file)
 
 

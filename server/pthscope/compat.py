@@ -131,6 +131,9 @@ class Compatibility:
     # BatchNorm's num_batches_tracked that torch fills in itself (state_dicts without version 2).
     filled: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # other messages torch would raise
+    # In the checkpoint, with a shape that fits only the sizes known here (`[?, 16]`, a size
+    # from `args.num_classes`): whether they load depends on what the code is given.
+    unsized: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # (key, its shape in the file)
     unknown: list[UnknownPart] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # checkpoint keys under unknown parts
     explanations: list[Explanation] = field(default_factory=list)
@@ -141,14 +144,17 @@ class Compatibility:
         return not (self.missing or self.unexpected or self.mismatched or self.not_tensors
                     or self.errors)  # fmt: skip
 
-    def summary(self) -> str:
+    def summary(self, filled: str = "filled in by torch") -> str:
+        """`filled`: what is said of the num_batches_tracked torch fills in."""
         head = f"{self.matched}/{self.expected_total} tensors match"
         problems = [(len(self.missing), "missing"), (len(self.unexpected), "unexpected"),
                     (len(self.mismatched), "shape mismatch" if len(self.mismatched) == 1
                      else "shape mismatches"), (len(self.not_tensors), "not tensors")]  # fmt: skip
         parts = [f"{n} {what}" for n, what in problems if n]
         if self.filled:
-            parts.append(f"{len(self.filled)} num_batches_tracked filled in by torch")
+            parts.append(f"{len(self.filled)} num_batches_tracked {filled}")
+        if self.unsized:
+            parts.append(f"{len(self.unsized)} with sizes not known here")
         if self.unknown:
             parts.append(f"{len(self.unknown)} part{'s' if len(self.unknown) > 1 else ''} not known")
         return head + ("; " + ", ".join(parts) if parts else "")
@@ -188,9 +194,13 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
         meta = value if type(value) is TensorMeta else tensor_meta(value)
         if meta is None:
             result.not_tensors.append(key)
+        elif tensor.lazy:
+            continue  # torch gives it the checkpoint's shape
         elif not _shape_fits(tensor.shape, meta.shape):
             result.mismatched.append(_mismatch(tensor, meta.shape))
-    result.matched = len(keys) - len(result.not_tensors) - len(result.mismatched)
+        elif tensor.shape != meta.shape and not (tensor.shape == () and meta.shape == (1,)):
+            result.unsized.append((key, meta.shape))  # fits only where a size is not known here: no match
+    result.matched = len(keys) - len(result.not_tensors) - len(result.mismatched) - len(result.unsized)
     if len(present) < len(checkpoint):
         parts = expected.unknown
         if not parts and not stale:
@@ -287,7 +297,9 @@ def implied_value(dim: Dim, actual: int) -> tuple[NameSource | None, int | None]
     return link, int(value)
 
 
-def _shape_text(shape: tuple[int | None, ...]) -> str:
+def shape_text(shape: tuple[int | None, ...] | None) -> str:
+    if shape is None:
+        return "[...]"  # not even the rank known
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
@@ -304,8 +316,8 @@ def anchor(tensor: ExpectedTensor) -> str:
 
 def _mismatch_message(tensor: ExpectedTensor, actual: tuple[int, ...], causes: list[DimCause]) -> str:
     where = anchor(tensor)
-    text = f"{where}: the checkpoint's {tensor.key} is {_shape_text(actual)}, " \
-           f"here {_shape_text(tensor.shape or ())}"
+    text = f"{where}: the checkpoint's {tensor.key} is {shape_text(actual)}, " \
+           f"here {shape_text(tensor.shape or ())}"
     names = []
     for cause in causes:
         if cause.name and cause.here is not None:
@@ -560,7 +572,7 @@ def _structural(expected: ExpectedStateDict, result: Compatibility,
             row = rows[0]
             found.append(Explanation(
                 "vocabulary", f"the checkpoint's vocabulary has {row.checkpoint[0]} entries "
-                f"({row.key} is {_shape_text(row.checkpoint)}), here {row.expected[0]}{at}",
+                f"({row.key} is {shape_text(row.checkpoint)}), here {row.expected[0]}{at}",
                 name=name, here=here, implied=value or row.checkpoint[0], keys=keys))
         elif (len(layers) == 1 and causes and all(c.dim == 0 for c in causes)
               and _base(expected, keys[0]).startswith(_HEADS)):  # fmt: skip

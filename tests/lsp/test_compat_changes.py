@@ -41,12 +41,26 @@ class Net(nn.Module):
         self.blocks = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.fc = nn.Linear(hidden, num_classes)
         self.out = nn.Linear(num_classes, 2)
+
+
+class LazyNet(nn.Module):
+    def __init__(self, n=10):
+        super().__init__()
+        self.fc = nn.LazyLinear(n)
+        self.bn = nn.LazyBatchNorm1d()
+
+
+class NormNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.bn = nn.BatchNorm1d(8)
 '''
 
 HEAD = """\
 import torch
 import torch.nn as nn
-from change_models import Net
+from change_models import LazyNet, Net, NormNet
 
 """
 # Loaded last in every script: once its hover answers, the file's checks are made.
@@ -80,6 +94,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(tuned.state_dict(), runs / "tuned.pth")
     tuned.blocks[2] = torch.nn.Linear(16, 4)
     torch.save(tuned.state_dict(), runs / "tuned_block.pth")
+    lazy = change_models.LazyNet()
+    lazy.bn(lazy.fc(torch.zeros(2, 16)))  # its first input gives the lazy layers their shapes
+    torch.save(lazy.state_dict(), runs / "lazy16.pth")
+    norm = change_models.NormNet().state_dict()
+    # A dict comprehension keeps no _metadata: torch fills in the num_batches_tracked it leaves out.
+    torch.save({k: v for k, v in norm.items() if "num_batches_tracked" not in k}, runs / "norm_old.pth")
+    del norm["bn.num_batches_tracked"]  # _metadata kept (BatchNorm version 2): torch reports it missing
+    torch.save(norm, runs / "norm_v2.pth")
     return root
 
 
@@ -282,6 +304,8 @@ CHECKED = [
     ("kept_prefix", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                     'stem = {k: v for k, v in sd.items() if k.startswith("stem.")}\n'
                     'model = Net()\nmodel.load_state_dict(stem, strict=False)\n'),
+    # a lazy layer's tensors take the checkpoint's shapes, whatever the construction says
+    ("lazy", 'model = LazyNet(n=5)\nmodel.load_state_dict(torch.load("runs/lazy16.pth", weights_only=True))\n'),
     ("filtered", 'sd = torch.load("runs/head1000.pth", weights_only=True)\n'
                  'kept = {k: v for k, v in sd.items() if k not in ("fc.weight", "fc.bias", "out.weight")}\n'
                  'model = Net()\nmodel.load_state_dict(kept, strict=False)\n'),
@@ -423,3 +447,51 @@ async def test_a_key_read_under_a_test_for_it_is_not_a_missing_key(client: Langu
     await server_claims(client, uri, text)
     missing = [d for d in client.published[uri][-1].diagnostics if d.code == "PTH006"]  # type: ignore[attr-defined]
     assert [text.splitlines()[d.range.start.line] for d in missing] == ['bad = sd["fc.weights"]'], missing
+
+
+SIZES_NOT_KNOWN = [
+    # argparse: its value is what the command line says
+    ("sizes_argparse", 'import argparse\nparser = argparse.ArgumentParser()\n'
+                       'parser.add_argument("--num-classes", type=int, default=10)\nargs = parser.parse_args([])\n'
+                       'model = Net(num_classes=args.num_classes)\n'
+                       'model.load_state_dict(torch.load("runs/head1000.pth", weights_only=True))\n'),
+    # a function's parameter, whether the call passes what the file needs or not
+    ("sizes_parameter", 'def main(num_classes):\n    model = Net(num_classes=num_classes)\n'
+                        '    model.load_state_dict(torch.load("runs/head1000.pth", weights_only=True))\n\n\n'
+                        'main(10)\n'),
+    ("sizes_parameter_loads", 'def main(num_classes):\n    model = Net(num_classes=num_classes)\n'
+                              '    model.load_state_dict(torch.load("runs/head1000.pth", weights_only=True))\n\n\n'
+                              'main(1000)\n'),
+    # strict=False does not skip a size mismatch
+    ("sizes_not_strict", 'import json\ncfg = json.loads(\'{"num_classes": 10}\')\nmodel = Net(num_classes=cfg["num_classes"])\n'
+                         'model.load_state_dict(torch.load("runs/head1000.pth", weights_only=True), strict=False)\n'),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), SIZES_NOT_KNOWN)
+async def test_a_size_not_known_here_is_no_match(client: LanguageClient, workspace: Path, name: str, body: str) -> None:
+    """`Net(num_classes=args.num_classes)`: the head's tensors fit the file only where the size is
+    not known, so they are not counted as matches, and nothing is claimed either way (torch raises
+    for some of these scripts and loads for others)."""
+    text, _, truth, claims = await _run(client, workspace, name, body)
+    [(line, (message, shown))] = claims.items()
+    assert message is None, message
+    assert shown is not None and "7/10 tensors match; 3 with sizes not known here" in shown, shown
+    assert "Not known here: the size of fc.weight, [?, 16] here and [1000, 16] in the file" in shown, shown
+    assert truth[line]["raises"] == (name != "sizes_parameter_loads")  # the scripts are right
+
+
+@pytest.mark.parametrize(("file", "raises"), [("norm_old.pth", False), ("norm_v2.pth", True)])
+async def test_num_batches_tracked_left_out_is_named(client: LanguageClient, workspace: Path, file: str,
+                                                     raises: bool) -> None:
+    """A state_dict without BatchNorm's num_batches_tracked: torch fills it in only when the dict
+    kept no version metadata, which the server does not see, so the hover names it and no error
+    is claimed."""
+    body = f'model = NormNet()\nmodel.load_state_dict(torch.load("runs/{file}", weights_only=True))\n'
+    text, _, truth, claims = await _run(client, workspace, file.replace(".", "_"), body)
+    [(line, (message, shown))] = claims.items()
+    assert truth[line]["raises"] is raises
+    assert message is None, message
+    assert shown is not None and (
+        "6/7 tensors match; 1 num_batches_tracked missing (torch fills them in if the file kept no state_dict "
+        "version metadata)") in shown, shown

@@ -57,6 +57,9 @@ class ExpectedTensor:
     layer: str  # the module's class: "torch.nn.Linear", "models.Block"
     reason: str | None = None  # why (part of) the shape is not known
     presence: ArgSource | None = None  # the flag argument that makes it exist (bias=True)
+    # A lazy layer's (LazyLinear, LazyConv2d, LazyBatchNorm1d): uninitialized until its first
+    # input, so load_state_dict gives it the checkpoint's shape, whatever that is.
+    lazy: bool = False
 
     @property
     def module(self) -> str:
@@ -388,7 +391,8 @@ def _visit(result: ExpectedStateDict, module: ModuleValue, prefix: str, path: li
                 reason = (reasons[0] if reasons else tensor.reason) or "its shape is not known here"
             result.tensors[key] = ExpectedTensor(key, shape, kind, tensor.dtype, tensor.dims,  # type: ignore[arg-type]
                                                  tensor.origin or module.origin, module.type_name,
-                                                 reason, tensor.presence)  # fmt: skip
+                                                 reason, tensor.presence,
+                                                 module.base.startswith("Lazy") and name != "num_batches_tracked")
     for name, flag in module.absent.items():
         if module.params.get(name, 0) is None or module.buffers.get(name, 0) is None:
             result.absent[prefix + name] = flag

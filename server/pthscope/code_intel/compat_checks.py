@@ -51,7 +51,7 @@ from ..analysis.expected_state import ExpectedStateDict
 from ..analysis.facts import KeyChanges, ModuleFacts, StateDictLoad
 from ..analysis.flow import Built, Loaded
 from ..analysis.model_values import Dim, NameSource
-from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value
+from ..compat import Compatibility, Explanation, TensorMeta, compare, implied_value, shape_text
 from ..gc_pause import gc_paused
 from ..plain_text import visible
 from ..reader.model_view import Entry, ModelView
@@ -323,9 +323,9 @@ def _why(check: LoadCheck) -> str:
 
 
 def _summary(result: Compatibility) -> str:
-    """`Compatibility.summary` without the num_batches_tracked torch may fill in: whether it
-    does depends on the state_dict's `_metadata`, which the view does not keep."""
-    return re.sub(r",? \d+ num_batches_tracked filled in by torch", "", result.summary()).replace(" ;", ";")
+    """`Compatibility.summary`, where BatchNorm's missing num_batches_tracked may be filled in:
+    whether torch does depends on the state_dict's `_metadata`, which the view does not keep."""
+    return result.summary("missing (torch fills them in if the file kept no state_dict version metadata)")
 
 
 def _sentence(text: str) -> str:
@@ -395,6 +395,10 @@ def hover_lines(check: LoadCheck) -> list[str]:
         lines.append("Missing: " + _listed(result.missing))
     if result.unexpected and not result.explanations:
         lines.append("Unexpected: " + _listed([str(k) for k in result.unexpected]))
+    for key, actual in result.unsized[:_LISTED]:
+        tensor = check.expected.tensors[key]
+        lines.append(f"Not known here: the size of {key}, {shape_text(tensor.shape)} here and "
+                     f"{shape_text(actual)} in the file ({tensor.reason or 'its shape is not known here'})")
     for part in result.unknown[:_LISTED]:
         lines.append(f"Not known here: {part.prefix or 'the whole model'} ({part.reason})")
     if check.load.changes.drops and check.strict is False and _dropped_on_purpose(check):
@@ -433,10 +437,17 @@ class LayerTensor:
     file_key: str  # the checkpoint's (after the prefix or wrapper the check found)
     checkpoint: tuple[int, ...] | None  # None: not in the checkpoint
     requires_grad: bool | None  # None: not stored
+    lazy: bool = False  # a lazy layer's: it takes the checkpoint's shape
 
     @property
     def matches(self) -> bool:
-        return self.checkpoint is not None and _fits(self.here, self.checkpoint)
+        """Loads as it is here: the same shape, or a lazy layer's."""
+        return self.checkpoint is not None and (self.lazy or _fits(self.here, self.checkpoint))
+
+    @property
+    def unsized(self) -> bool:
+        """Fits only where a size is not known here (`[?, 16]`): whether it loads is not known."""
+        return self.matches and not self.lazy and self.here != self.checkpoint
 
 
 def layer_checks(facts: ModuleFacts, line: int, checkpoints: Checkpoints,
@@ -499,8 +510,9 @@ def _layer_tensors(check: LoadCheck, keys: list[str]) -> list[LayerTensor]:
         entry = check.view.entries.get(file_key) if tensor is None else None
         if entry is not None and entry.kind == "tensor":  # outside the view's model: an EMA copy
             shape = _entry_meta(entry).shape
-        out.append(LayerTensor(key, check.expected.tensors[key].shape, file_key, shape,
-                               tensor.requires_grad if tensor is not None and stored else None))  # fmt: skip
+        expected = check.expected.tensors[key]
+        out.append(LayerTensor(key, expected.shape, file_key, shape,
+                               tensor.requires_grad if tensor is not None and stored else None, expected.lazy))
     return out
 
 

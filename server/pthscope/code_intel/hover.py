@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from ..analysis.facts import AttrRef, CheckpointPath, FlagOp, KeyRef, ModuleFacts, PathElement, Span
 from ..analysis.name_rules import loop_rule
+from ..compat import shape_text
 from ..reader.counts import ROLES, Tally, format_bytes
 from ..reader.model_view import Entry, ModelTensor, ModelView
 from . import markdown as md
@@ -126,12 +127,14 @@ def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor], here: str = ""
     shape here, requires_grad when the file stores it. `here`: the hovered file (the load's
     script is named when it is another)."""
     differ = sum(1 for t in tensors if not t.matches)
+    unsized = sum(1 for t in tensors if t.unsized)
     flags = any(t.requires_grad is not None for t in tensors)
     load = check.load
     script = f"{_basename(check.script)}, " if check.script and check.script != here else ""
     head = (f"In {_basename(check.view.file)} (loaded by {load.var}.load_state_dict, {script}line "
             f"{load.call.start_line + 1}): {len(tensors)} tensor{'s' if len(tensors) != 1 else ''}"
-            + (f", {differ} not as here" if differ else ", all as here"))  # fmt: skip
+            + (f", {differ} not as here" if differ else "" if unsized else ", all as here")
+            + (f", {unsized} with sizes not known here" if unsized else ""))  # fmt: skip
     rows = [md.text(head), "",
             "| tensor | in the checkpoint | here |" + (" requires_grad |" if flags else ""),
             "|---|---|---|" + ("---|" if flags else "")]  # fmt: skip
@@ -139,20 +142,17 @@ def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor], here: str = ""
         if tensor.checkpoint is None:
             stored = "missing"
         else:
-            stored = _shape(tensor.checkpoint) + ("" if tensor.matches else " (differs)")
+            stored = shape_text(tensor.checkpoint) + ("" if tensor.matches else " (differs)")
+            stored += " (lazy: loads as saved)" if tensor.lazy and tensor.here != tensor.checkpoint else ""
         name = tensor.key if tensor.file_key == tensor.key else f"{tensor.key} ({tensor.file_key})"
         flag = f" {tensor.requires_grad} |" if flags else ""
         if flags and tensor.requires_grad is None:
             flag = " not stored |"
-        here = _shape(tensor.here) if tensor.here is not None else "not known"
+        here = shape_text(tensor.here) if tensor.here is not None else "not known"
         rows.append(f"| {md.text(name)} | {md.text(stored)} | {md.text(here)} |{flag}")
     if len(tensors) > _LAYER_ROWS:
         rows += ["", md.text(f"and {len(tensors) - _LAYER_ROWS} more (the class is used more than once)")]
     return "\n".join(rows)
-
-
-def _shape(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def open_link(lookup: ModelView) -> str:

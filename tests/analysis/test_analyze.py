@@ -290,3 +290,15 @@ def test_a_loop_that_copies_a_state_dict_under_new_keys() -> None:
             assert not isinstance(load.source, Loaded), body
         else:
             assert isinstance(load.source, Loaded) and load.changes == expected, body
+
+
+def test_an_optimizer_or_scheduler_load_is_no_model_check() -> None:
+    """Nothing of an optimizer's or a scheduler's state is known statically: no check (it would
+    say "0/0 tensors match"), while the model's load beside them is checked."""
+    text = ('import torch\nimport torch.nn as nn\nmodel = nn.Linear(4, 4)\nopt = torch.optim.AdamW(model.parameters())\n'
+            'sched = torch.optim.lr_scheduler.StepLR(opt, 10)\nckpt = torch.load("c.pth")\n'
+            'opt.load_state_dict(ckpt["optimizer"])\nsched.load_state_dict(ckpt["scheduler"])\n'
+            'model.load_state_dict(ckpt["model"])\n')
+    facts = analyze(text, "/tmp/train.py")
+    assert [facts.loads[i].var for i in facts.expected] == ["model"]
+    assert len(facts.loads) == 3

@@ -16,6 +16,7 @@ from pytest_lsp import LanguageClient
 from torch import nn
 
 from tests.reader.test_tar import tar_parts, write_tar
+from tests.reader.test_torch_route import CANARY, safetensors_and_pickle
 
 from ..code_intel.hostile_text import rendered_text
 from .code_intel import (
@@ -156,3 +157,24 @@ async def test_torch_load_of_a_safetensors_file_depends_on_its_name(python_clien
     assert shown.startswith("✓ Safe: a safetensors file holds tensors only"), shown
     titles = [a.title for a in await code_actions(python_client, uri, 2)]
     assert not any("weights_only" in t or "safe_globals" in t for t in titles), titles
+
+
+async def test_a_safetensors_file_that_is_a_pickle_too_is_dangerous_to_torch_load(python_client: LanguageClient,
+                                                                                 code_workspace: Path) -> None:
+    """A valid safetensors file built to be a pickle as well, named .pt: torch.load unpickles it,
+    so `weights_only=False` gets PTH004 (it runs the canary: tests/reader/test_torch_route.py),
+    not the renamed-safetensors advice; the same bytes named .safetensors are safe."""
+    polyglot = code_workspace / "polyglot.pt"
+    safetensors_and_pickle(polyglot)
+    (code_workspace / "polyglot.safetensors").write_bytes(polyglot.read_bytes())
+    script = ('import torch\nsd = torch.load("polyglot.pt", weights_only=False)\n'
+              'st = torch.load("polyglot.safetensors")\nend = 1\n')
+    uri = open_document(python_client, code_workspace / "polyglot_loads.py", script)
+    # both files linked: the PTH004, and no PTH002 once the .safetensors one is known
+    found = await published(python_client, uri, lambda p: [d.code for d in p.diagnostics] == ["PTH004"])
+    assert [d.range.start.line for d in found.diagnostics] == [1], found.diagnostics
+    assert f"{CANARY}.fire" in found.diagnostics[0].message
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(script, '"polyglot.pt"', 2)) or ""))
+    assert f"{CANARY}.fire" in shown and not shown.startswith("✓"), shown
+    shown = " ".join(rendered_text(await hover_text(python_client, uri, utf16_position(script, '"polyglot.safetensors"', 2)) or ""))
+    assert shown.startswith("✓ Safe: a safetensors file holds tensors only"), shown

@@ -869,3 +869,22 @@ def test_safetensors_headers_the_library_refuses_are_errors(tmp_path: Path, name
     if library_refuses:
         assert checkpoint.errors, name
         assert all(e.where for e in checkpoint.errors)
+
+
+def test_the_pickles_read_for_their_globals_only_are_bounded_together(tmp_path: Path) -> None:
+    """Deflated pickles beside data.pkl (torch.load runs none of them; pthscope reads them for
+    their globals): each under the pickle limit, together over the limit for such pickles. Those
+    past it are not read, and each says so, instead of reading gigabytes from a few MB."""
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer)
+    filler = pickle.NONE + (pickle.NONE + pickle.POP) * 2000 + pickle.STOP  # 4 KB each
+    path = tmp_path / "many_side_pickles.pt"
+    path.write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as out:
+        for i in range(3):
+            out.writestr(f"archive/side{i}.pkl", filler)
+        out.writestr("archive/last.pkl", pickle.dumps({"x": 1}))
+    checkpoint = read(path, Limits(max_side_pickle_bytes=10_000))
+    skipped = [w.where for w in checkpoint.warnings if w.kind == "limit"]
+    assert skipped == ["archive/side2.pkl", "archive/last.pkl"], checkpoint.warnings
+    assert [t.key for t in checkpoint.tensors] == ["w"] and not checkpoint.errors

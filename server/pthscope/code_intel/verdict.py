@@ -35,6 +35,7 @@ from typing import Literal
 from ..analysis.facts import TorchLoad
 from ..reader.extensions import HOW_TO_LOAD
 from ..reader.model_view import ModelView
+from ..reader.torch_route import torch_hands_to_safetensors
 from .linking import Checkpoints, checkpoint_for_path
 
 Level = Literal["runs_code", "unchecked", "refused", "classes", "safe", "other_loader"]
@@ -129,8 +130,9 @@ def _verdict_for(lookup: ModelView) -> Verdict:
         return Verdict("other_loader", dangerous, classes, effects, what=what_set, how_to_load=how, of_files=True)
     if lookup.torch_load_refuses:  # refused before unpickling: what its pickles name never runs
         return Verdict("unchecked", dangerous, classes, effects, lookup.torch_load_refuses, unloadable=True)
-    if lookup.format == "safetensors" and not lookup.file.lower().endswith(".safetensors"):
+    if lookup.format == "safetensors" and not torch_hands_to_safetensors(lookup.file) and not dangerous:
         # torch.load hands a path to safetensors only by its name; this one it unpickles, and fails
+        # (unless the file was built to be a pickle too: then it runs what that names)
         return Verdict("other_loader", what=_SAFETENSORS_UNDER_ANOTHER_NAME, how_to_load=HOW_TO_LOAD["safetensors"])
     what = _NOT_FOR_TORCH_LOAD.get(lookup.format)
     # torch.jit.load refuses a dangerous global (only a crafted archive has one); the others run it.

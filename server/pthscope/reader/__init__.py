@@ -118,7 +118,7 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
         return read_distcp_file(path, folder, limits)
     for probe, read in _formats():
         if probe(head, path):
-            result = _with_roles(lambda read=read: read(path, limits), checkpoint)  # type: ignore[misc]
+            result = _with_roles(lambda read=read: _read_as_torch_would(read, head, path, limits), checkpoint)  # type: ignore[misc]
             if result is checkpoint:
                 return checkpoint
             result.size = checkpoint.size + sum(part.size for part in result.parts)
@@ -127,7 +127,7 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
                 result.part_of = set_of(path)
             return result
     checkpoint.errors.append(_unknown_format(path, head))
-    return checkpoint
+    return _with_roles(lambda: _read_as_torch_would(lambda _path, _limits: checkpoint, head, path, limits), checkpoint)
 
 
 def read_by_content(path: str, limits: Limits) -> Checkpoint:
@@ -139,7 +139,7 @@ def read_by_content(path: str, limits: Limits) -> Checkpoint:
         head = f.read(_HEAD_BYTES)
     for probe, read in _formats():
         if read.__name__ not in _SET_READERS and probe(head, path):
-            result = read(path, limits)
+            result = _read_as_torch_would(read, head, path, limits)
             result.size = os.path.getsize(path)
             return result
     checkpoint = Checkpoint(file=path, format="unknown")
@@ -148,6 +148,16 @@ def read_by_content(path: str, limits: Limits) -> Checkpoint:
 
 
 _SET_READERS = frozenset({"_read_sharded_set", "read_distributed_checkpoint"})
+
+
+def _read_as_torch_would(read: Reader, head: bytes, path: str, limits: Limits) -> Checkpoint:
+    """`read(path)`, with what torch.load would unpickle from the file when it reads the file
+    as another format than the reader does (torch_route.py)."""
+    from .torch_route import add_torch_route
+
+    result = read(path, limits)
+    add_torch_route(result, head, path, limits)
+    return result
 
 
 def _read_sharded_set(path: str, limits: Limits) -> Checkpoint:

@@ -101,6 +101,8 @@ def read_pickle_file(path: str, limits: Limits) -> Checkpoint:
         except PickleError as exc:
             checkpoint.errors.append(Problem(exc.kind, str(exc), where=exc.where))
             return report_globals(checkpoint, log)
+    if type(root) is int and root == MAGIC_NUMBER:  # the magic number however pickled: torch reads on
+        return read_legacy_checkpoint(path, limits)
     return fill_checkpoint(checkpoint, root, log, limits)
 
 

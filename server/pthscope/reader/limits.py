@@ -10,6 +10,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Limits:
     max_pickle_bytes: int = 1 << 30  # one pickle (data.pkl / legacy main pickle)
+    # All of an archive's pickles read for their globals only (a zip's extra.pkl, TorchScript's
+    # .debug_pkl files), together: a 4 MB file of deflated pickles must not take minutes.
+    max_side_pickle_bytes: int = 256 << 20
     max_nodes: int = 2_000_000  # objects visited when building the tree
     max_depth: int = 256  # nesting of containers/modules
     max_value_chars: int = 200  # shown repr of plain values

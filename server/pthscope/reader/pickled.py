@@ -180,6 +180,12 @@ def warn_dangerous_globals(checkpoint: Checkpoint) -> Checkpoint:
     return checkpoint
 
 
+def side_pickle_limit(name: str, limits: Limits) -> Problem:
+    """A pickle read for its globals only that is left unread: such pickles are over their limit together."""
+    return Problem("limit", f"{name} was not read: an archive's pickles read for their globals only are over "
+                   f"{limits.max_side_pickle_bytes >> 20} MiB together; what it names is not listed", where=name)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]

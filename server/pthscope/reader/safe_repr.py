@@ -32,11 +32,10 @@ class _Bounded(reprlib.Repr):
     repr_bytearray = repr_bytes
 
     def repr_instance(self, x: Any, level: int) -> str:
-        try:
-            text = object.__repr__(x)  # never a repr the file could influence
-        except Exception:
-            text = f"<{type(x).__name__}>"
-        return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
+        # Never a repr the file could run: the class the file named (a stub's), or ours.
+        saved = vars(type(x)).get("qualname")
+        text = f"<{saved if type(saved) is str else type(x).__name__} object>"
+        return text if len(text) <= self.maxother else text[: self.maxother - 4] + "...>"
 
 
 _BOUNDED = _Bounded()

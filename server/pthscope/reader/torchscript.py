@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from .dtypes import UNTYPED
 from .limits import Limits
 from .model import Checkpoint, Problem
-from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
+from .pickled import PickleError, fill_checkpoint, report_globals, side_pickle_limit, unpickle
 from .safe_repr import safe_repr
 from .unpickler import PersistentLoad, StorageRef, Stub, TensorRecord, UnpickleLog
 from .zip_directory import Member, ZipDirectory, ZipError, read_member
@@ -66,8 +66,13 @@ def read_torchscript(f: BinaryIO, directory: ZipDirectory, prefix: bytes, size: 
     main = directory.get(prefix + b"data.pkl")
     constants_member = directory.get(prefix + b"constants.pkl")
     constants = _unpickle_member(f, constants_member, size, storages("constants"), log, limits, checkpoint)
+    left = limits.max_side_pickle_bytes
     for member in directory:
         if member not in (main, constants_member) and member.raw.lower().endswith((b".pkl", b"_pkl")):
+            if member.size > left:
+                checkpoint.warnings.append(side_pickle_limit(member.name, limits))
+                continue
+            left -= member.size
             _unpickle_member(f, member, size, _any_storage, log, limits, checkpoint, quiet=True)
     if main is None:
         checkpoint.errors.append(Problem("corrupt", "the TorchScript archive has no data.pkl (its module); torch.jit.load "

@@ -24,8 +24,9 @@ from .dtypes import UNTYPED
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickle_opcodes import weights_only_refusal
-from .pickled import PickleError, fill_checkpoint, report_globals, unpickle
+from .pickled import PickleError, fill_checkpoint, report_globals, side_pickle_limit, unpickle
 from .safe_repr import key_text, safe_repr
+from .torch_route import torch_reads_as_zip
 from .unpickler import StorageRef, StorageType, UnpickleLog, storage_type_dtype
 from .zip_directory import Member, ZipDirectory, ZipError, file_size_of, read_directory, read_member
 
@@ -35,7 +36,7 @@ _PICKLE_BUFFER = 1 << 16
 
 
 def probe_zip(head: bytes) -> bool:
-    return head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+    return torch_reads_as_zip(head)  # anything else torch.load reads as a tar or as pickles
 
 
 def read_zip_checkpoint(path: str, limits: Limits) -> Checkpoint:
@@ -93,8 +94,10 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
         loader_for_folder = functools.partial(_storage_loader, directory, prefix_text, storages, checkpoint)
         return read_torchscript(f, directory, prefix, size, checkpoint, log, limits, loader_for_folder)
     unread = UnpickleLog()  # what the pickles torch.load does not read name
+    left = limits.max_side_pickle_bytes
     for member in others:
-        _analyse_other_pickle(f, member, size, unread, limits, checkpoint, crafted=True, main=main)
+        _analyse_other_pickle(f, member, size, unread, limits, checkpoint, crafted=True, main=main, left=left)
+        left -= member.size
     if main is None:
         return report_globals(checkpoint, log, unread)
     if main.size > limits.max_pickle_bytes:
@@ -221,15 +224,19 @@ def _check_version(data: bytes, where: str, checkpoint: Checkpoint) -> None:
 
 
 def _analyse_other_pickle(f: Any, member: Member, size: int, log: UnpickleLog, limits: Limits,
-                          checkpoint: Checkpoint, crafted: bool, main: Member | None = None) -> None:
-    """Read another pickle of the archive for its globals only (into the same log)."""
+                          checkpoint: Checkpoint, crafted: bool, main: Member | None = None, left: int = 0) -> None:
+    """Read another pickle of the archive for its globals only (into the same log); `left`: the
+    bytes of such pickles still to be read in this archive."""
     if crafted:
         runs = f"torch.load runs {main.name}" if main else "torch.load finds no main record"
         checkpoint.warnings.append(Problem(
             "crafted", f"the archive holds another pickle, {safe_repr(member.name)}, which torch.load does not run "
             f"({runs}); its globals are listed as not read by torch.load (a Python unpickler run on it by hand "
             "would run them)", where=member.name))
-    if member.size > limits.max_pickle_bytes or member.unreadable_reason():
+    if member.size > left:
+        checkpoint.warnings.append(side_pickle_limit(member.name, limits))
+        return
+    if member.unreadable_reason():
         return
     try:
         stream = io.BytesIO(read_member(f, member, size))

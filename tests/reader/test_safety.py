@@ -127,3 +127,35 @@ def test_counts_are_written_as_numbers_of_things(count: int, text: str) -> None:
     loader = {"call": "torch.load", "weights_only": True, "own_types_only": False, "weights_only_refuses": "", "refuses": ""}
     found = safety_verdict(globals_, loader, [])
     assert found is not None and f"names {text}, all" in found.headline
+
+
+def _rewritten(source: Path, target: Path, change: dict[str, bytes | None]) -> Path:
+    """`source`'s archive with the members whose names end with a key of `change` replaced by its
+    bytes (None: left out)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as new:
+        for name in old.namelist():
+            replaced = next((data for end, data in change.items() if name.endswith(end)), old.read(name))
+            if replaced is not None:
+                new.writestr(name, replaced)
+    return target
+
+
+@pytest.mark.parametrize(("change", "headline"), [
+    ({"/byteorder": b"little" + b" " * 100}, "torch.load refuses this file before unpickling it"),
+    ({"/.storage_alignment": b"sixty-four"}, "torch.load refuses this file before unpickling it"),
+    ({"/data/0": None}, "torch.load fails on this file"),
+    ({"/data/0": b"\0" * 4}, "torch.load fails on this file"),
+    ({"/data/0": b"\0" * 20}, "torch.load fails on this file"),
+], ids=["long byteorder", "alignment not a number", "storage missing", "storage short", "storage long"])
+def test_a_record_torch_cannot_use_is_no_safe_load(tmp_path: Path, change: dict[str, bytes | None],
+                                                  headline: str) -> None:
+    """Records torch.load reads whole before or while unpickling: the file fails, so it is not
+    "Loads with weights_only=True"."""
+    source = tmp_path / "net.pth"
+    torch.save({"w": torch.ones(4)}, source)
+    path = _rewritten(source, tmp_path / "changed.pth", change)
+    found = verdict(path)
+    assert found is not None and found.level == "unknown" and found.headline.startswith(headline), found
+    assert not loads(path, weights_only=True) and not loads(path, weights_only=False)

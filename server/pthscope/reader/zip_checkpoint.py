@@ -20,7 +20,7 @@ import re
 from itertools import repeat
 from typing import Any
 
-from .dtypes import UNTYPED
+from .dtypes import ITEMSIZE, UNTYPED
 from .limits import Limits
 from .model import Checkpoint, Problem
 from .pickle_opcodes import weights_only_refusal
@@ -86,7 +86,7 @@ def _read(f: Any, checkpoint: Checkpoint, limits: Limits) -> Checkpoint:
     log = UnpickleLog()
     storages: dict[str, StorageRef] = {}
     prefix_text = prefix.decode("utf-8", "surrogateescape")
-    persistent_load = _storage_loader(directory, prefix_text, storages, checkpoint)
+    persistent_load = _storage_loader(directory, prefix_text, storages, checkpoint, whole=not torchscript)
     others = _other_pickles(directory, main)
     if torchscript:
         from .torchscript import read_torchscript
@@ -189,7 +189,14 @@ def _read_small_records(f: Any, directory: ZipDirectory, prefix: bytes, size: in
     versions: dict[str, tuple[bytes, str]] = {}
     for small in _SMALL_MEMBERS:
         member = directory.get(prefix + small.encode())
-        if member is None or member.size > 64 or member.unreadable_reason():
+        if member is None or member.unreadable_reason():
+            continue
+        if member.size > 64:  # no record torch.save writes is this long
+            if small in _CHECKED_BEFORE_UNPICKLING:
+                checkpoint.errors.append(Problem(
+                    "unloadable", f"the {small} record is {member.size:,} bytes, which torch.load cannot read as "
+                    f"{_CHECKED_BEFORE_UNPICKLING[small]}: it refuses the file before unpickling anything",
+                    where=member.name))
             continue
         data = read_member(f, member, size)
         checkpoint.metadata[small.lstrip(".")] = data.decode("utf-8", "replace").strip()
@@ -199,9 +206,26 @@ def _read_small_records(f: Any, directory: ZipDirectory, prefix: bytes, size: in
             checkpoint.errors.append(Problem(
                 "corrupt", f"the byteorder record says {safe_repr(data[:20])}; torch.load accepts only 'little' or "
                 "'big' and refuses this file", where=member.name))
+        if small == ".storage_alignment" and not _is_int_text(data):
+            checkpoint.errors.append(Problem(
+                "unloadable", f"the .storage_alignment record says {safe_repr(data[:20])}, not a number: torch.load "
+                "refuses the file before unpickling anything", where=member.name))
     version = versions.get(".data/version") or versions.get("version")  # the one torch reads
     if version is not None:
         _check_version(*version, checkpoint)
+
+
+# The records torch.load reads before unpickling (torch/serialization.py _load), and what it accepts.
+_CHECKED_BEFORE_UNPICKLING = {"byteorder": "'little' or 'big'", ".storage_alignment": "a number"}
+
+
+def _is_int_text(data: bytes) -> bool:
+    """What torch's `int(record)` accepts."""
+    try:
+        int(data)
+    except ValueError:
+        return False
+    return True
 
 
 # torch 2.13's reader (caffe2/serialize/inline_container.cc) parses the record as a signed
@@ -250,9 +274,11 @@ def _any_storage(pid: Any) -> Any:
 
 
 def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, StorageRef],
-                    checkpoint: Checkpoint, folder: str = "data") -> Any:
+                    checkpoint: Checkpoint, folder: str = "data", whole: bool = False) -> Any:
     """Storages named by persistent ids, in `<prefix><folder>/<key>` (a TorchScript archive's
-    constants are in `constants/`; their storage keys say so: `constants/0`)."""
+    constants are in `constants/`; their storage keys say so: `constants/0`). `whole`: torch.load
+    reads each storage's record whole, so a missing one or one of another size than its id
+    says fails the load."""
     data_prefix = f"{prefix}{folder}/"
     key_prefix = "" if folder == "data" else f"{folder}/"
     new_object, set_field = object.__new__, object.__setattr__
@@ -290,11 +316,28 @@ def _storage_loader(directory: ZipDirectory, prefix: str, storages: dict[str, St
         set_field(ref, "fields", (key, dtype, location, numel, None if index is None else sizes[index], 0, None))
         if index is not None:  # where `values` finds its bytes, whatever the record prefix
             checkpoint.storage_offsets[key] = header_offsets[index]
-        else:
+            if (whole and dtype in ITEMSIZE and sizes[index] != numel * ITEMSIZE[dtype]
+                    and len(checkpoint.errors) < _LISTED_STORAGE_ERRORS):
+                checkpoint.errors.append(_record_size_problem(name, sizes[index], numel, dtype))
+        elif not whole:
             checkpoint.warnings.append(Problem("missing", f"storage {key} has no member {name} in the archive", where=name))
+        elif len(checkpoint.errors) < _LISTED_STORAGE_ERRORS:
+            checkpoint.errors.append(Problem(
+                "unloadable", f"storage {key} has no member {name} in the archive: torch.load fails on it "
+                "(\"failed locating file\"), whatever weights_only says", where=name))
         return ref
 
     return persistent_load
+
+
+_LISTED_STORAGE_ERRORS = 20  # the first few name the problem; a crafted file may have a million
+
+
+def _record_size_problem(name: str, size: int, numel: int, dtype: str) -> Problem:
+    return Problem("unloadable", f"{name} is {size:,} bytes, but its persistent id says {numel:,} elements of "
+                   f"{dtype} ({numel * ITEMSIZE[dtype]:,} bytes): torch.load fails on it (\"record size does not "
+                   "match expected size\"), whatever weights_only says; with mmap=True it reads the bytes anyway",
+                   where=name)
 
 
 def _checked_storage(key: str, storage_type: Any, location: Any, numel: Any) -> str:

@@ -198,7 +198,7 @@ def _check(expected: ExpectedStateDict, checkpoint: Mapping[str, Any], metadata:
             continue  # torch gives it the checkpoint's shape
         elif not _shape_fits(tensor.shape, meta.shape):
             result.mismatched.append(_mismatch(tensor, meta.shape))
-        elif tensor.shape != meta.shape and not (tensor.shape == () and meta.shape == (1,)):
+        elif not _same_shape(tensor.shape, meta.shape):
             result.unsized.append((key, meta.shape))  # fits only where a size is not known here: no match
     result.matched = len(keys) - len(result.not_tensors) - len(result.mismatched) - len(result.unsized)
     if len(present) < len(checkpoint):
@@ -226,10 +226,14 @@ def _not_same_shape(expected: ExpectedStateDict, keys: list[str], checkpoint: Ma
     return [k for k in keys if type(value := checkpoint[k]) is not TensorMeta or value[0] != shapes[k]]
 
 
+def _same_shape(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
+    """Loads as torch checks it, with every size known."""
+    return expected == actual or (expected == () and actual == (1,))  # torch's 0.3-era 1-dim → 0-dim rule
+
+
 def _shape_fits(expected: tuple[int | None, ...] | None, actual: tuple[int, ...]) -> bool:
-    if expected is None or expected == actual:
-        return True
-    if len(expected) == 0 and actual == (1,):  # torch's 0.3-era 1-dim → 0-dim rule
+    """Loads for some value of the sizes not known here (None)."""
+    if expected is None or _same_shape(expected, actual):
         return True
     return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 

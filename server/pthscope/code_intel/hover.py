@@ -131,10 +131,11 @@ def hover_for_layer(check: LoadCheck, tensors: list[LayerTensor], here: str = ""
     flags = any(t.requires_grad is not None for t in tensors)
     load = check.load
     script = f"{_basename(check.script)}, " if check.script and check.script != here else ""
+    counts = [text for n, text in ((differ, f"{differ} not as here"),
+                                   (unsized, f"{unsized} with sizes not known here")) if n]
     head = (f"In {_basename(check.view.file)} (loaded by {load.var}.load_state_dict, {script}line "
-            f"{load.call.start_line + 1}): {len(tensors)} tensor{'s' if len(tensors) != 1 else ''}"
-            + (f", {differ} not as here" if differ else "" if unsized else ", all as here")
-            + (f", {unsized} with sizes not known here" if unsized else ""))  # fmt: skip
+            f"{load.call.start_line + 1}): {len(tensors)} tensor{'s' if len(tensors) != 1 else ''}, "
+            + ", ".join(counts or ["all as here"]))  # fmt: skip
     rows = [md.text(head), "",
             "| tensor | in the checkpoint | here |" + (" requires_grad |" if flags else ""),
             "|---|---|---|" + ("---|" if flags else "")]  # fmt: skip

@@ -1,6 +1,8 @@
 """Open any checkpoint, safely and lazily: `inspect(path) -> Checkpoint`.
 
-The format is found by content (magic bytes), never by file extension. Each format module has a
+The format is found by content (magic bytes), never by file extension; what torch.load would
+unpickle from the file, which it decides by the name and the first bytes, is added to any
+format's verdict (torch_route.py). Each format module has a
 cheap probe and a reader; this module only holds their order, and gives every result its roles
 (roles.py) whatever the format. A folder, an index or a `.metadata` opens the checkpoint of
 several files it stands for (checkpoint_sets.py); a file that is one part of such a set says so.
@@ -126,8 +128,12 @@ def inspect(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Ch
             if result.format in PART_FORMATS and result.part_of is None:
                 result.part_of = set_of(path)
             return result
-    checkpoint.errors.append(_unknown_format(path, head))
-    return _with_roles(lambda: _read_as_torch_would(lambda _path, _limits: checkpoint, head, path, limits), checkpoint)
+
+    def unknown(_path: str, _limits: Limits) -> Checkpoint:  # no reader: still what torch.load would unpickle
+        checkpoint.errors.append(_unknown_format(path, head))
+        return checkpoint
+
+    return _with_roles(lambda: _read_as_torch_would(unknown, head, path, limits), checkpoint)
 
 
 def read_by_content(path: str, limits: Limits) -> Checkpoint:

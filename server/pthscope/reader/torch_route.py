@@ -56,7 +56,7 @@ def add_torch_route(checkpoint: Checkpoint, head: bytes, path: str, limits: Limi
     seen = read_tar_checkpoint(path, limits) if as_tar else read_legacy_checkpoint(path, limits)
     if not seen.globals:
         return
-    named = {g.name: g for g in checkpoint.globals}
+    named = {g.name for g in checkpoint.globals}
     checkpoint.globals = [*checkpoint.globals, *(g for g in seen.globals if g.name not in named)]
     checkpoint.globals.sort(key=_dangerous_first)
     how = "a tar of pickles (torch's first format)" if as_tar else "pickles (torch's legacy format)"
